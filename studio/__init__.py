@@ -1,0 +1,1 @@
+"""HGN Studio's desktop app: a PySide6/pyqtgraph/vispy view over ``core``."""
