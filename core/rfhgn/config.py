@@ -1,0 +1,162 @@
+"""Every tunable of an RF-HGN fit, with one default each.
+
+:class:`RFConfig` is a plain dataclass: the studio edits it, the command line
+fills it from flags, a saved model stores it (``to_dict``/``from_dict``), and
+the fit reads it. Unknown keys and bad values raise :class:`HGNError` with a
+message naming the setting.
+
+The network the widths refer to (method.md section 2; details in
+``core/rfhgn/network.py``):
+
+* ``encoding="invariant"`` (default): node encoder on the kinetic term
+  k_i = |p_i|^2 / (2 m_i) (``node_width`` tanh features, plus k_i itself when
+  ``linear_kinetic``); optional static encoder on the mass (``static_width``,
+  0 = masses do not enter messages); edge encoder on the pair distance r_ij
+  (``edge_width``); message phi_M(g_i + g_j, e_ij) (``message_width``).
+  H = theta_T . sum_i h_i + theta_V . sum_edges m_ij + c: separable.
+* ``encoding="frame"`` (the paper's): node encoder on [q_bar_i, p_bar_i, m_i]
+  (``node_width``), edge encoder on [r_ij, (q_bar_i - q_bar_j)^2 per axis]
+  (``edge_width``), message phi_M(h_i + h_j, e_ij) (``message_width``);
+  H = theta . [sum_i h_i, sum_edges m_ij] + c: not separable.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from ..errors import HGNError
+
+ENCODINGS = ("invariant", "frame")
+SAMPLERS = ("swim", "elm", "adaptive")
+ACTIVATIONS = ("tanh",)
+SOLVERS = ("auto", "cholesky", "lstsq")
+
+
+@dataclass
+class RFConfig:
+    """Settings of a random-feature Hamiltonian graph network and its fit."""
+
+    #: "invariant" (distances and kinetic terms; separable, any system size)
+    #: or "frame" (the paper's centre-of-mass frame; not separable)
+    encoding: str = "invariant"
+    #: how hidden weights are drawn: "swim" (uniform pairs of data points),
+    #: "elm" (Gaussian weights on inputs scaled to unit range), "adaptive"
+    #: (SWIM, fit, resample pairs where the fitted function changes most, refit)
+    sampler: str = "swim"
+    #: hidden activation (tanh is the one with the SWIM constant below)
+    activation: str = "tanh"
+    #: node encoder width (kinetic features for "invariant", node features for "frame")
+    node_width: int = 32
+    #: static node encoder width (mass -> g_i, enters messages); 0 = none ("invariant" only)
+    static_width: int = 0
+    #: edge encoder width
+    edge_width: int = 64
+    #: message layer width
+    message_width: int = 128
+    #: add the raw kinetic input k_i as one more (linear) feature ("invariant" only)
+    linear_kinetic: bool = True
+    #: ridge parameter lambda, relative: columns of Z are scaled to unit norm
+    #: before lambda * I is added to Z^T Z
+    regularisation: float = 1e-12
+    #: snapshots per assembly batch (also capped by ``batch_memory_mb``)
+    batch_size: int = 256
+    #: memory budget of one assembly batch in MiB
+    batch_memory_mb: float = 256.0
+    #: seed of every random choice (numpy Generator)
+    seed: int = 0
+    #: SWIM constant s: the neuron's pre-activation is -s at x1 and +s at x2
+    #: (ln(3)/2 makes tanh read -1/2 and +1/2 there)
+    swim_scale: float = 0.5 * math.log(3.0)
+    #: ELM bias range b0 (b ~ U(-b0, b0)) after scaling inputs to [-1, 1]
+    elm_bias: float = 1.0
+    #: at most this many data points per layer are used to sample it
+    sample_points: int = 20000
+    #: resample-and-refit rounds of the adaptive sampler
+    adaptive_rounds: int = 1
+    #: "auto" (Cholesky, least squares when ill-conditioned), "cholesky", "lstsq"
+    solver: str = "auto"
+    #: cutoff systems: use m(r) - m(r_cut) per pair, so the energy is continuous
+    #: when pairs enter or leave the cutoff (as the truncated-shifted truth)
+    cutoff_shift: bool = True
+    #: fast evaluation of separable invariant models through 1-D tables of the
+    #: per-pair function (checked against the exact network when built)
+    fast_tables: bool = True
+
+    # ------------------------------------------------------------------
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`HGNError` naming the first bad setting."""
+        def choice(name, options):
+            v = getattr(self, name)
+            if v not in options:
+                raise HGNError(f"RF-HGN setting {name}={v!r} is not one of {', '.join(options)}")
+
+        def integer(name, lo):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer():
+                raise HGNError(f"RF-HGN setting {name} must be a whole number, got {v!r}")
+            v = int(v)
+            if v < lo:
+                raise HGNError(f"RF-HGN setting {name} must be at least {lo}, got {v}")
+            setattr(self, name, v)
+
+        def number(name, lo, strict):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise HGNError(f"RF-HGN setting {name} must be a number, got {v!r}")
+            v = float(v)
+            if not math.isfinite(v) or (v <= lo if strict else v < lo):
+                raise HGNError(f"RF-HGN setting {name} must be {'>' if strict else '>='} {lo}, got {v}")
+            setattr(self, name, v)
+
+        def flag(name):
+            v = getattr(self, name)
+            if not isinstance(v, bool):
+                raise HGNError(f"RF-HGN setting {name} must be true or false, got {v!r}")
+
+        choice("encoding", ENCODINGS)
+        choice("sampler", SAMPLERS)
+        choice("activation", ACTIVATIONS)
+        choice("solver", SOLVERS)
+        integer("node_width", 1)
+        integer("static_width", 0)
+        integer("edge_width", 1)
+        integer("message_width", 1)
+        integer("batch_size", 1)
+        integer("sample_points", 2)
+        integer("adaptive_rounds", 1)
+        integer("seed", 0)
+        number("regularisation", 0.0, strict=False)
+        number("batch_memory_mb", 0.0, strict=True)
+        number("swim_scale", 0.0, strict=True)
+        number("elm_bias", 0.0, strict=False)
+        flag("linear_kinetic")
+        flag("cutoff_shift")
+        flag("fast_tables")
+        if self.encoding == "frame" and self.static_width:
+            raise HGNError("RF-HGN setting static_width applies to the invariant encoding only "
+                           "(the frame encoding puts the mass into the node input); set it to 0")
+
+    # ------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RFConfig":
+        if not isinstance(d, dict):
+            raise HGNError(f"RF-HGN settings must be a mapping of names to values, got {type(d).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise HGNError(f"unknown RF-HGN setting(s): {', '.join(map(str, unknown))}; "
+                           f"known are: {', '.join(sorted(names))}")
+        return cls(**d)
+
+    def replace(self, **changes) -> "RFConfig":
+        """A validated copy with some settings changed."""
+        d = self.to_dict()
+        d.update(changes)
+        return RFConfig.from_dict(d)
