@@ -1,0 +1,387 @@
+"""Rollouts of a learned Hamiltonian (method.md section 6).
+
+A fitted model (``core.rfhgn.FittedModel``, or anything with the same
+interface such as ``core.rfhgn.TrueHamiltonian``) is integrated with
+Stoermer-Verlet on any system of the kind it was fitted for, of any size: the
+``system`` passed in supplies the graph (its edges, or its cutoff and box).
+
+Two integrators, both symplectic, time-reversible and second order:
+
+* **explicit** Stoermer-Verlet for a separable H = T(p) + V(q)
+  (``model.separable`` true)::
+
+      p_{1/2} = p_n - dt/2 dV/dq(q_n)
+      q_{n+1} = q_n + dt dT/dp(p_{1/2})
+      p_{n+1} = p_{1/2} - dt/2 dV/dq(q_{n+1})
+
+  one potential gradient and one kinetic gradient per step (the potential
+  gradient at the end of a step is reused at the start of the next). With
+  the true Hamiltonian (dT/dp = p/m) this is exactly the ground-truth
+  velocity Verlet of ``core.integrators``.
+
+* the **generalised leapfrog** (Stoermer-Verlet for non-separable H) for
+  everything else::
+
+      p_{1/2} = p_n - dt/2 H_q(q_n, p_{1/2})                       (implicit)
+      q_{n+1} = q_n + dt/2 [H_p(q_n, p_{1/2}) + H_p(q_{n+1}, p_{1/2})]  (implicit)
+      p_{n+1} = p_{1/2} - dt/2 H_q(q_{n+1}, p_{1/2})
+
+  Each implicit stage is solved by fixed-point iteration until the largest
+  change of an iterate is at most ``tol * (1 + max|iterate|)``
+  (``FIXED_POINT_TOL``), with at most ``max_iter`` evaluations
+  (``FIXED_POINT_MAX_ITER``). A stage that does not converge raises
+  :class:`~core.errors.HGNError` naming the step and the remaining change
+  (``on_no_convergence="error"``, the default) or warns once and goes on
+  (``"warn"``; the number of unconverged stages is kept in
+  ``meta["unconverged_stages"]``). Fixed-point iteration converges when
+  dt times the stiffness of H is small; the remedy is a smaller dt. The
+  gradients used inside the iteration are those at the previous iterate, so
+  the symplectic and reversible structure holds to the tolerance.
+
+Cutoff systems: the interacting pairs change as particles move. The rollout
+keeps a Verlet neighbour list with a skin (``core.neighbours.NeighbourList``)
+and hands its candidate pairs to the model (``pairs=`` keyword, for models
+whose methods accept it; pairs farther apart than the cutoff are the model's
+to ignore), so no step does an O(N^2) or even a fresh k-d tree search.
+
+Energies: the returned :class:`~core.trajectory.Trajectory` carries the TRUE
+kinetic and potential energy (``core.forces``) along the predicted path, so
+its energy drift and Herr (``core.metrics``) compare like with like with a
+ground-truth run. The learned H_hat along the path is kept as a list in
+``meta["learned_energy"]`` (one value per saved frame; JSON-able, so it goes
+into files with the trajectory). ``label`` is the model's name.
+
+Periodic boxes: positions are integrated and saved unwrapped, as in the
+ground truth (``core.integrators``).
+
+Job protocol (``core.jobs``): progress stage "rollout", reported at most
+every ``PROGRESS_INTERVAL`` s; ``cancel`` is checked before every step and
+every fixed-point iteration; ``on_frame`` receives a
+:class:`core.integrators.Frame` (with true energies) for every saved frame.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import time
+import warnings
+
+import numpy as np
+
+from .errors import HGNError
+from .forces import DEFAULT_SKIN, ForceField
+from .integrators import Frame, FrameFn, check_run_settings, n_saved_frames
+from .jobs import CancelLike, ProgressFn, check_cancel, report
+from .neighbours import NeighbourList
+from .system import System
+from .trajectory import Trajectory
+
+#: relative tolerance of the fixed-point iterations of the implicit stages
+FIXED_POINT_TOL = 1e-12
+#: evaluations allowed per implicit stage before giving up
+FIXED_POINT_MAX_ITER = 50
+#: seconds between two progress reports
+PROGRESS_INTERVAL = 0.05
+INTEGRATORS = ("auto", "explicit", "implicit")
+
+
+class RolloutConvergenceWarning(RuntimeWarning):
+    """An implicit stage stopped at max_iter before reaching the tolerance."""
+
+
+def model_name(model) -> str:
+    """A short name for labels: ``model.name``, ``model.info["name"]``, or a
+    description built from the model's configuration."""
+    name = getattr(model, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    info = getattr(model, "info", None)
+    if isinstance(info, dict) and isinstance(info.get("name"), str) and info["name"]:
+        return info["name"]
+    cfg = getattr(model, "config", None)
+    if cfg is not None and hasattr(cfg, "sampler") and hasattr(cfg, "encoding"):
+        return f"RF-HGN ({str(cfg.sampler).upper()}, {cfg.encoding})"
+    if type(model).__name__ == "TrueHamiltonian":
+        return "true Hamiltonian"
+    return type(model).__name__
+
+
+def _accepts(fn, name: str) -> bool:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return False
+    return name in sig.parameters or any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+
+
+class ModelGradients:
+    """What the integrators need from a model on one system: dV/dq, dT/dp
+    (separable) or (H_q, H_p), with the neighbour list of cutoff systems.
+
+    Counts the gradient evaluations in ``n_evaluations`` (one per call of
+    :meth:`potential`, :meth:`kinetic` or :meth:`both`).
+    """
+
+    def __init__(self, model, system: System, skin: float = DEFAULT_SKIN):
+        for attr in ("gradients", "energy"):
+            if not callable(getattr(model, attr, None)):
+                raise HGNError(f"cannot roll out {type(model).__name__}: it has no {attr}() method "
+                               "(expected a fitted model)")
+        self.model = model
+        self.system = system
+        self.nlist = NeighbourList(system.cutoff, skin, system.box) if system.cutoff is not None else None
+        pg = getattr(model, "potential_gradient", None)
+        kg = getattr(model, "kinetic_gradient", None)
+        self._pg = pg if callable(pg) else None
+        self._kg = kg if callable(kg) else None
+        self._pg_pairs = self._pg is not None and _accepts(self._pg, "pairs")
+        self._g_pairs = _accepts(model.gradients, "pairs")
+        self._e_pairs = _accepts(model.energy, "pairs")
+        self.n_evaluations = 0
+
+    def _pairs_kw(self, q, accepts: bool) -> dict:
+        if self.nlist is None or not accepts:
+            return {}
+        return {"pairs": self.nlist.pairs(q)}
+
+    def potential(self, q: np.ndarray) -> np.ndarray:
+        """dV/dq of a separable model at q."""
+        self.n_evaluations += 1
+        if self._pg is not None:
+            return np.asarray(self._pg(self.system, q, **self._pairs_kw(q, self._pg_pairs)))
+        return np.asarray(self.model.gradients(self.system, q, np.zeros_like(q),
+                                               **self._pairs_kw(q, self._g_pairs))[0])
+
+    def kinetic(self, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """dT/dp of a separable model at p (q only needed by the fallback)."""
+        self.n_evaluations += 1
+        if self._kg is not None:
+            return np.asarray(self._kg(self.system, p))
+        return np.asarray(self.model.gradients(self.system, q, p, **self._pairs_kw(q, self._g_pairs))[1])
+
+    def both(self, q: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(H_q, H_p) at (q, p)."""
+        self.n_evaluations += 1
+        gq, gp = self.model.gradients(self.system, q, p, **self._pairs_kw(q, self._g_pairs))
+        return np.asarray(gq), np.asarray(gp)
+
+    def energy(self, q: np.ndarray, p: np.ndarray) -> float:
+        """H_hat(q, p) of one state."""
+        return float(np.asarray(self.model.energy(self.system, q, p, **self._pairs_kw(q, self._e_pairs))).reshape(-1)[0])
+
+
+def _finite(x: np.ndarray) -> bool:
+    return bool(np.isfinite(x).all())
+
+
+def _blowup(step: int, dt: float) -> HGNError:
+    return HGNError(f"the rollout blew up at step {step}: the learned gradients became NaN or infinite. "
+                    f"Reduce the time step dt (now {dt:g}) or start closer to the states the model "
+                    "was fitted on")
+
+
+def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: int = 1,
+            progress: ProgressFn | None = None, cancel: CancelLike | None = None,
+            on_frame: FrameFn | None = None, *, integrator: str = "auto",
+            tol: float = FIXED_POINT_TOL, max_iter: int = FIXED_POINT_MAX_ITER,
+            on_no_convergence: str = "error", learned_energy: bool = True,
+            skin: float = DEFAULT_SKIN, label: str | None = None) -> Trajectory:
+    """Integrate the learned Hamiltonian ``model`` on ``system`` from (q0, p0)
+    for ``steps`` steps of ``dt``, saving every ``save_every``-th step (frame 0
+    is the initial state), and return the predicted :class:`Trajectory`.
+
+    ``integrator``: "auto" (explicit when ``model.separable``, else
+    implicit), "explicit" (needs a separable model) or "implicit" (the
+    generalised leapfrog, for any model). ``tol``, ``max_iter`` and
+    ``on_no_convergence`` ("error" or "warn") govern its fixed-point
+    iterations. ``learned_energy`` also evaluates H_hat at every saved frame
+    (``meta["learned_energy"]``). ``label`` defaults to the model's name.
+
+    The trajectory's kinetic and potential energies are the TRUE ones along
+    the predicted path. ``meta`` holds the integrator, the number of gradient
+    evaluations, the wall time per step and the neighbour-list builds.
+    Raises HGNError for bad settings or a blow-up, Cancelled when cancelled.
+    """
+    from .simulate import check_state  # state validation shared with ground truth
+
+    if not isinstance(system, System):
+        raise HGNError(f"rollout needs a System to supply the graph, got {type(system).__name__}")
+    dt, steps, save_every = check_run_settings(dt, steps, save_every)
+    q, p = check_state(system, q0, p0)
+    if integrator not in INTEGRATORS:
+        raise HGNError(f"integrator must be one of {', '.join(INTEGRATORS)}, got {integrator!r}")
+    if on_no_convergence not in ("error", "warn"):
+        raise HGNError(f"on_no_convergence must be 'error' or 'warn', got {on_no_convergence!r}")
+    try:
+        tol = float(tol)
+    except (TypeError, ValueError):
+        raise HGNError(f"fixed-point tolerance must be a number, got {tol!r}") from None
+    if not math.isfinite(tol) or tol <= 0:
+        raise HGNError(f"fixed-point tolerance must be > 0, got {tol}")
+    if isinstance(max_iter, bool) or not float(max_iter).is_integer() or int(max_iter) < 1:
+        raise HGNError(f"max_iter must be a whole number >= 1, got {max_iter!r}")
+    max_iter = int(max_iter)
+    separable = bool(getattr(model, "separable", False))
+    if integrator == "auto":
+        integrator = "explicit" if separable else "implicit"
+    if integrator == "explicit" and not separable:
+        raise HGNError("the explicit Stoermer-Verlet rollout needs a separable model (H = T(p) + V(q)); "
+                       "this model is not separable: use the implicit integrator")
+    grads = ModelGradients(model, system, skin)
+    ff = ForceField(system, skin=skin)
+    masses = system.masses
+    half_inv_m = 0.5 / masses
+
+    n_frames = n_saved_frames(steps, save_every)
+    n, d = q.shape
+    qs = np.empty((n_frames, n, d))
+    ps = np.empty((n_frames, n, d))
+    pot = np.empty(n_frames)
+    kin = np.empty(n_frames)
+    mom = np.empty((n_frames, d))
+    h_learned = np.empty(n_frames) if learned_energy else None
+    state = {"unconverged": 0, "warned": False, "iterations": 0, "stages": 0}
+
+    def save(k: int, step: int) -> None:
+        qs[k] = q
+        ps[k] = p
+        pot[k] = ff.energy(q)
+        kin[k] = float(np.einsum("ij,ij,i->", p, p, half_inv_m))
+        mom[k] = p.sum(axis=0)
+        if h_learned is not None:
+            h_learned[k] = grads.energy(q, p)
+        if not math.isfinite(pot[k] + kin[k]):
+            raise _blowup(step, dt)
+        if on_frame is not None:
+            qv, pv = qs[k].view(), ps[k].view()
+            qv.flags.writeable = False
+            pv.flags.writeable = False
+            on_frame(Frame(k, step, step * dt, qv, pv, float(kin[k]), float(pot[k]), mom[k].copy(), n_frames))
+
+    def not_converged(step: int, stage: str, change: float, scale: float) -> None:
+        state["unconverged"] += 1
+        msg = (f"the implicit Stoermer-Verlet step did not converge at step {step} ({stage}): after "
+               f"{max_iter} fixed-point iterations the iterate still changed by {change:.3g} "
+               f"(tolerance {tol:g} x {scale:.3g}). Reduce the time step dt (now {dt:g}) or raise max_iter")
+        if on_no_convergence == "error":
+            raise HGNError(msg)
+        if not state["warned"]:
+            warnings.warn(msg + " (further non-converged steps are counted in meta['unconverged_stages'])",
+                          RolloutConvergenceWarning, stacklevel=3)
+            state["warned"] = True
+
+    h = 0.5 * dt
+    check_cancel(cancel)
+    save(0, 0)
+    report(progress, "rollout", 0.0)
+    last_report = start = time.perf_counter()
+    k = 1
+    if integrator == "explicit":
+        gv = grads.potential(q)
+        if not _finite(gv):
+            raise _blowup(0, dt)
+        for step in range(1, steps + 1):
+            if cancel is not None and cancel.is_set():
+                check_cancel(cancel)
+            p -= h * gv
+            q += dt * grads.kinetic(p, q)
+            gv = grads.potential(q)
+            if not _finite(gv):
+                raise _blowup(step, dt)
+            p -= h * gv
+            if step % save_every == 0:
+                save(k, step)
+                k += 1
+            if progress is not None and time.perf_counter() - last_report >= PROGRESS_INTERVAL:
+                report(progress, "rollout", step / steps)
+                last_report = time.perf_counter()
+    else:
+        gq, _ = grads.both(q, p)  # first guess of H_q(q_0, p_1/2)
+        if not _finite(gq):
+            raise _blowup(0, dt)
+        for step in range(1, steps + 1):
+            if cancel is not None and cancel.is_set():
+                check_cancel(cancel)
+            # stage 1: p_h = p - h H_q(q, p_h)
+            p_h = p - h * gq
+            for it in range(max_iter):
+                check_cancel(cancel)
+                gq, gp0 = grads.both(q, p_h)
+                p_new = p - h * gq
+                change = float(np.max(np.abs(p_new - p_h), initial=0.0))
+                scale = 1.0 + float(np.max(np.abs(p_new), initial=0.0))
+                p_h = p_new
+                state["iterations"] += 1
+                if not math.isfinite(change):
+                    raise _blowup(step, dt)
+                if change <= tol * scale:
+                    break
+            else:
+                not_converged(step, "momentum half step", change, scale)
+            # stage 2: q1 = q + h (H_p(q, p_h) + H_p(q1, p_h))
+            q1 = q + dt * gp0
+            for it in range(max_iter):
+                check_cancel(cancel)
+                gq, gp1 = grads.both(q1, p_h)
+                q_new = q + h * (gp0 + gp1)
+                change = float(np.max(np.abs(q_new - q1), initial=0.0))
+                scale = 1.0 + float(np.max(np.abs(q_new), initial=0.0))
+                q1 = q_new
+                state["iterations"] += 1
+                if not math.isfinite(change):
+                    raise _blowup(step, dt)
+                if change <= tol * scale:
+                    break
+            else:
+                not_converged(step, "position step", change, scale)
+            state["stages"] += 2
+            # stage 3 (explicit): p1 = p_h - h H_q(q1, p_h), at the converged q1
+            q = q1
+            gq, _ = grads.both(q, p_h)
+            if not _finite(gq):
+                raise _blowup(step, dt)
+            p = p_h - h * gq
+            if step % save_every == 0:
+                save(k, step)
+                k += 1
+            if progress is not None and time.perf_counter() - last_report >= PROGRESS_INTERVAL:
+                report(progress, "rollout", step / steps)
+                last_report = time.perf_counter()
+    elapsed = time.perf_counter() - start
+    report(progress, "rollout", 1.0)
+    t = dt * save_every * np.arange(n_frames)
+    meta = {"integrator": "stoermer-verlet" if integrator == "explicit" else "generalised-leapfrog",
+            "steps": steps, "unwrapped": True, "model": model_name(model),
+            "gradient_evaluations": grads.n_evaluations,
+            "seconds_per_step": elapsed / steps if steps else 0.0,
+            "energies": "true H (core.forces) along the predicted path; learned H in learned_energy"}
+    if integrator == "implicit":
+        meta.update({"fixed_point_tol": tol, "fixed_point_max_iter": max_iter,
+                     "fixed_point_iterations": state["iterations"],
+                     "unconverged_stages": state["unconverged"]})
+    if grads.nlist is not None:
+        meta["neighbour_builds"] = grads.nlist.n_builds
+    if h_learned is not None:
+        meta["learned_energy"] = h_learned.tolist()
+    return Trajectory(system=system, t=t, q=qs, p=ps, kinetic=kin, potential=pot, momentum=mom,
+                      dt=dt, save_every=save_every, label=label or model_name(model), meta=meta)
+
+
+def learned_energy(trajectory: Trajectory) -> np.ndarray | None:
+    """H_hat along a rollout (from ``meta["learned_energy"]``), or None."""
+    v = trajectory.meta.get("learned_energy")
+    return None if v is None else np.asarray(v, dtype=np.float64)
+
+
+def compare(model, system: System, q0, p0, dt: float, steps: int, save_every: int = 1,
+            progress: ProgressFn | None = None, cancel: CancelLike | None = None,
+            **rollout_kw) -> tuple[Trajectory, Trajectory]:
+    """Ground truth and learned rollout from the same start, saved at the
+    same steps: returns ``(truth, prediction)``. Progress stages "simulate"
+    then "rollout"; extra keywords go to :func:`rollout`."""
+    from .simulate import simulate
+
+    truth = simulate(system, q0, p0, dt, steps, save_every, progress=progress, cancel=cancel,
+                     skin=rollout_kw.get("skin", DEFAULT_SKIN))
+    pred = rollout(model, system, q0, p0, dt, steps, save_every, progress=progress, cancel=cancel, **rollout_kw)
+    return truth, pred

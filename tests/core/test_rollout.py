@@ -1,0 +1,249 @@
+"""Learned rollouts (core.rollout): the integrators against ground truth,
+reference solutions and their own symmetries, and zero-shot rollouts of a
+fitted model on a larger lattice."""
+import threading
+
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+
+from core import metrics
+from core.builders import chain, cubic_lattice, molecular
+from core.errors import Cancelled, HGNError
+from core.forces import ForceField, kinetic_energy
+from core.initial import initial_state
+from core.rfhgn import TrueHamiltonian
+from core.rollout import RolloutConvergenceWarning, compare, learned_energy, rollout
+from core.simulate import simulate
+
+
+class SkewHarmonic:
+    """A hand-written NON-separable Hamiltonian on a harmonic spring system:
+
+        H = K(p) (1 + a s(q)) + V(q),  K = sum |p_i|^2 / 2m_i,
+        V = 1/2 k s(q),  s = sum_edges (r_ij - r0)^2,
+
+    with exact gradients from the force field (ds/dq = -2 F / k):
+        H_q = -(1 + 2 a K / k) F,   H_p = (1 + a s) p / m.
+    """
+
+    separable = False
+    name = "skew harmonic"
+
+    def __init__(self, system, a=0.5):
+        self.system, self.a = system, a
+        self.k = system.potential.k
+        self.ff = ForceField(system)
+
+    def _parts(self, q):
+        v, f = self.ff.energy_forces(q)
+        return v, f, 2.0 * v / self.k
+
+    def energy(self, system, q, p):
+        v, _, s = self._parts(q)
+        return np.array(kinetic_energy(p, system.masses) * (1 + self.a * s) + v)
+
+    def gradients(self, system, q, p):
+        _, f, s = self._parts(q)
+        kin = kinetic_energy(p, system.masses)
+        return -(1.0 + 2.0 * self.a * kin / self.k) * f, (1.0 + self.a * s) * p / system.masses[:, None]
+
+    def time_derivatives(self, system, q, p):
+        gq, gp = self.gradients(system, q, p)
+        return gp, -gq
+
+
+class SeparableOnlyViaGradients:
+    """The true Hamiltonian with only the generic interface (no
+    potential_gradient/kinetic_gradient): exercises the fallback."""
+
+    separable = True
+
+    def __init__(self, system):
+        self.t = TrueHamiltonian(system)
+
+    def energy(self, system, q, p):
+        return self.t.energy(system, q, p)
+
+    def gradients(self, system, q, p):
+        return self.t.gradients(system, q, p)
+
+
+@pytest.fixture(scope="module")
+def lattice():
+    s = cubic_lattice(3, 3, 3)
+    q0, p0 = initial_state(s, 0.1, 0.1, seed=3)
+    return s, q0, p0
+
+
+# ---------------------------------------------------------------------------
+# against ground truth
+# ---------------------------------------------------------------------------
+def test_true_hamiltonian_rollout_reproduces_simulate_on_a_lattice(lattice):
+    s, q0, p0 = lattice
+    truth = simulate(s, q0, p0, 0.01, 300, 5)
+    pred = rollout(TrueHamiltonian(s), s, q0, p0, 0.01, 300, 5)
+    assert pred.q.shape == truth.q.shape
+    np.testing.assert_allclose(pred.q, truth.q, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(pred.p, truth.p, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(pred.total, truth.total, rtol=1e-13)
+    np.testing.assert_allclose(pred.t, truth.t)
+    # the learned H of the true Hamiltonian is the true energy
+    np.testing.assert_allclose(learned_energy(pred), truth.total, rtol=1e-13)
+    assert pred.label == "true Hamiltonian"
+    assert pred.meta["integrator"] == "stoermer-verlet"
+
+
+def test_true_hamiltonian_rollout_reproduces_simulate_with_cutoff_pairs():
+    s = molecular(216, density=0.8, dim=3, cutoff=2.5, periodic=True)
+    q0, p0 = initial_state(s, 0.05, 0.3, seed=2)
+    truth, pred = compare(TrueHamiltonian(s), s, q0, p0, 0.005, 200, 10)
+    np.testing.assert_allclose(pred.q, truth.q, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(pred.total, truth.total, rtol=1e-10)
+    # the rollout reused a neighbour list (not a fresh search every step)
+    assert 1 <= pred.meta["neighbour_builds"] < 100
+
+
+def test_fallback_without_split_gradients_matches(lattice):
+    s, q0, p0 = lattice
+    a = rollout(TrueHamiltonian(s), s, q0, p0, 0.01, 50)
+    b = rollout(SeparableOnlyViaGradients(s), s, q0, p0, 0.01, 50)
+    np.testing.assert_allclose(a.q, b.q, rtol=0, atol=1e-14)
+
+
+# ---------------------------------------------------------------------------
+# the generalised leapfrog
+# ---------------------------------------------------------------------------
+def test_implicit_on_a_separable_model_agrees_with_the_explicit_one(lattice):
+    s, q0, p0 = lattice
+    m = TrueHamiltonian(s)
+    tol = 1e-12
+    a = rollout(m, s, q0, p0, 0.01, 200, 10)
+    b = rollout(m, s, q0, p0, 0.01, 200, 10, integrator="implicit", tol=tol)
+    assert b.meta["integrator"] == "generalised-leapfrog"
+    scale = 1 + np.abs(a.q).max()
+    assert np.abs(a.q - b.q).max() <= 10 * tol * scale
+    assert np.abs(a.p - b.p).max() <= 10 * tol * scale
+
+
+def _skew_setup():
+    s = chain(4, dim=2)
+    q0, p0 = initial_state(s, 0.15, 0.3, seed=5)
+    return s, SkewHarmonic(s), q0, p0
+
+
+def test_implicit_integrator_is_time_reversible():
+    s, m, q0, p0 = _skew_setup()
+    fwd = rollout(m, s, q0, p0, 0.02, 250, 250, tol=1e-14)
+    back = rollout(m, s, fwd.q[-1], -fwd.p[-1], 0.02, 250, 250, tol=1e-14)
+    assert np.abs(fwd.q[-1] - q0).max() > 0.05  # it did move
+    np.testing.assert_allclose(back.q[-1], q0, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(-back.p[-1], p0, rtol=0, atol=1e-11)
+
+
+def _reference(m, s, q0, p0, t_end):
+    n, d = q0.shape
+
+    def rhs(_, y):
+        q, p = y[: n * d].reshape(n, d), y[n * d:].reshape(n, d)
+        gq, gp = m.gradients(s, q, p)
+        return np.concatenate([gp.ravel(), -gq.ravel()])
+
+    sol = solve_ivp(rhs, (0, t_end), np.concatenate([q0.ravel(), p0.ravel()]), method="DOP853",
+                    rtol=1e-12, atol=1e-13)
+    return sol.y[: n * d, -1].reshape(n, d)
+
+
+def test_implicit_integrator_is_second_order_against_a_reference_solution():
+    s, m, q0, p0 = _skew_setup()
+    t_end = 2.0
+    ref = _reference(m, s, q0, p0, t_end)
+    errs = []
+    for dt in (0.04, 0.02, 0.01):
+        tr = rollout(m, s, q0, p0, dt, int(round(t_end / dt)), int(round(t_end / dt)), learned_energy=False)
+        errs.append(np.abs(tr.q[-1] - ref).max())
+    ratios = [errs[0] / errs[1], errs[1] / errs[2]]
+    assert all(3.4 < r < 4.6 for r in ratios), (errs, ratios)
+
+
+def test_implicit_integrator_keeps_the_learned_energy_bounded():
+    s, m, q0, p0 = _skew_setup()
+    tr = rollout(m, s, q0, p0, 0.02, 3000, 10)
+    h = learned_energy(tr)
+    drift = metrics.drift_trend(h, tr.t)
+    assert drift["amplitude"] < 2e-3
+    # no trend: the systematic change over the run is well below the oscillation
+    assert abs(drift["trend_over_run"]) < 0.25 * drift["amplitude"]
+    # and the true energy of this non-physical model is NOT what it conserves
+    assert np.ptp(tr.total) > 10 * np.ptp(h)
+
+
+def test_non_convergence_is_an_error_or_a_warning():
+    s, m, q0, p0 = _skew_setup()
+    with pytest.raises(HGNError, match="did not converge at step 1"):
+        rollout(m, s, q0, p0, 0.05, 3, max_iter=2)
+    with pytest.warns(RolloutConvergenceWarning, match="did not converge"):
+        tr = rollout(m, s, q0, p0, 0.05, 3, max_iter=2, on_no_convergence="warn")
+    assert tr.meta["unconverged_stages"] >= 3
+
+
+def test_explicit_integrator_refuses_a_non_separable_model():
+    s, m, q0, p0 = _skew_setup()
+    with pytest.raises(HGNError, match="separable"):
+        rollout(m, s, q0, p0, 0.01, 3, integrator="explicit")
+
+
+# ---------------------------------------------------------------------------
+# job protocol and bad input
+# ---------------------------------------------------------------------------
+def test_progress_cancel_and_frames(lattice):
+    s, q0, p0 = lattice
+    stages, frames = [], []
+    rollout(TrueHamiltonian(s), s, q0, p0, 0.01, 20, 5, progress=lambda st, f: stages.append((st, f)),
+            on_frame=frames.append)
+    assert {st for st, _ in stages} == {"rollout"} and stages[-1][1] == 1.0
+    assert [f.index for f in frames] == [0, 1, 2, 3, 4] and frames[-1].step == 20
+    truth = simulate(s, q0, p0, 0.01, 20, 5)
+    assert frames[2].total == pytest.approx(truth.total[2], rel=1e-12)
+
+    cancel = threading.Event()
+
+    def stop_at_two(frame):
+        if frame.index == 2:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        rollout(TrueHamiltonian(s), s, q0, p0, 0.01, 10_000, 1, cancel=cancel, on_frame=stop_at_two)
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(dt=0.0), "dt"), (dict(steps=-1), "steps"), (dict(save_every=0), "save_every"),
+    (dict(integrator="rk4"), "integrator"), (dict(tol=0.0), "tolerance"), (dict(max_iter=0), "max_iter"),
+    (dict(on_no_convergence="ignore"), "on_no_convergence"),
+])
+def test_bad_settings_are_user_errors(lattice, kw, match):
+    s, q0, p0 = lattice
+    args = dict(dt=0.01, steps=5, save_every=1)
+    args.update(kw)
+    with pytest.raises(HGNError, match=match):
+        rollout(TrueHamiltonian(s), s, q0, p0, **args)
+
+
+def test_state_of_the_wrong_size_and_a_non_model_are_user_errors(lattice):
+    s, q0, p0 = lattice
+    with pytest.raises(HGNError, match="shape"):
+        rollout(TrueHamiltonian(s), s, q0[:5], p0[:5], 0.01, 5)
+    with pytest.raises(HGNError, match="gradients"):
+        rollout(object(), s, q0, p0, 0.01, 5)
+
+
+def test_blow_up_is_reported_with_advice(lattice):
+    s, q0, p0 = lattice
+
+    class Exploding(TrueHamiltonian):
+        def potential_gradient(self, system, q, pairs=None):
+            g = super().potential_gradient(system, q)
+            return g * np.inf if np.abs(q - system.positions).max() > 0.2 else g
+
+    with pytest.raises(HGNError, match="blew up"):
+        rollout(Exploding(s), s, q0, 50 * p0, 0.05, 200)
