@@ -189,30 +189,31 @@ def velocity_verlet(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: n
             pv.flags.writeable = False
             on_frame(Frame(k, step, t0 + step * dt, qv, pv, float(kin[k]), v, mom[k].copy(), n_frames))
 
-    check_cancel(cancel)
-    v, f = evaluate(0)
-    save(0, 0, v, f)
-    report(progress, "simulate", 0.0)
-    last_report = time.perf_counter()
-    k = 1
-    for step in range(1, steps + 1):
-        if cancel is not None and cancel.is_set():
-            check_cancel(cancel)
-        np.multiply(f, half_dt, out=buf)
-        p += buf
-        np.multiply(p, dt_inv_m, out=buf)
-        q += buf
-        v, f = evaluate(step)
-        np.multiply(f, half_dt, out=buf)
-        p += buf
-        if step % save_every == 0:
-            save(k, step, v, f)
-            k += 1
-        if progress is not None:
-            now = time.perf_counter()
-            if now - last_report >= PROGRESS_INTERVAL:
-                report(progress, "simulate", step / steps)
-                last_report = now
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a blow-up raises HGNError below
+        check_cancel(cancel)
+        v, f = evaluate(0)
+        save(0, 0, v, f)
+        report(progress, "simulate", 0.0)
+        last_report = time.perf_counter()
+        k = 1
+        for step in range(1, steps + 1):
+            if cancel is not None and cancel.is_set():
+                check_cancel(cancel)
+            np.multiply(f, half_dt, out=buf)
+            p += buf
+            np.multiply(p, dt_inv_m, out=buf)
+            q += buf
+            v, f = evaluate(step)
+            np.multiply(f, half_dt, out=buf)
+            p += buf
+            if step % save_every == 0:
+                save(k, step, v, f)
+                k += 1
+            if progress is not None:
+                now = time.perf_counter()
+                if now - last_report >= PROGRESS_INTERVAL:
+                    report(progress, "simulate", step / steps)
+                    last_report = now
     if on_frame is None:  # energies and momenta of all frames at once (cheaper than per frame)
         np.einsum("tij,tij,i->t", ps, ps, half_inv_m[:, 0], out=kin)
         ps.sum(axis=1, out=mom)
