@@ -163,6 +163,9 @@ def register(subparsers) -> None:
                      help="chemical symbol written for every particle in extended XYZ files (default: %(default)s)")
     out.add_argument("--forces", action="store_true",
                      help="also write the force on every particle in extended XYZ files")
+    out.add_argument("--wrap", action="store_true",
+                     help="fold positions into the periodic box in extended XYZ files (for viewers such as "
+                          "OVITO); the .npz files always keep the unwrapped, continuous positions")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     p.set_defaults(func=run_simulate)
 
@@ -337,7 +340,7 @@ def run_simulate(args) -> int:
             from .xyz import write_trajectory
 
             for name, tr in zip(xyz_names(args.out, len(trajs)), trajs):
-                written.append(write_trajectory(name, tr, symbol=args.symbol, forces=args.forces))
+                written.append(write_trajectory(name, tr, symbol=args.symbol, forces=args.forces, wrap=args.wrap))
         else:
             written.append(save_trajectories(args.out, trajs))
     if args.dataset_out is not None:

@@ -12,7 +12,9 @@ What :func:`write_trajectory` writes per frame
     comment-line keys ``time``, ``energy`` (potential energy, ASE's meaning),
     ``kinetic_energy``, ``total_energy``, ``total_momentum`` (a vector) and
     ``pbc``; a periodic box is the ``Lattice`` (diagonal).
-    A 2D system is written with z = 0 (and, when periodic, a zero third
+    Positions are written as the trajectory holds them (``core.simulate``
+    keeps them unwrapped in periodic boxes); ``wrap=True`` folds them into the
+    box for viewers. A 2D system is written with z = 0 (and, when periodic, a zero third
     lattice vector with ``pbc="T T F"``, ASE's convention for a 2D cell).
     Frame 0 also carries ``hgn``: the complete system (dimension, reference
     positions, masses, potential, edges or cutoff, edge scales, box, name,
@@ -139,7 +141,7 @@ def _frame_forces(traj: Trajectory, forces: bool):
     return np.stack([ff.forces(q) for q in traj.q])
 
 
-def trajectory_to_atoms(traj: Trajectory, symbol: str = "X", forces: bool = False) -> list:
+def trajectory_to_atoms(traj: Trajectory, symbol: str = "X", forces: bool = False, wrap: bool = False) -> list:
     """One ``ase.Atoms`` per frame, carrying what :func:`write_trajectory` writes."""
     from ase import Atoms
 
@@ -156,6 +158,14 @@ def trajectory_to_atoms(traj: Trajectory, symbol: str = "X", forces: bool = Fals
     except (KeyError, ValueError):
         raise HGNError(f"{symbol!r} is not a chemical symbol (use e.g. X, Ar, H)") from None
     plain_meta, _ = _split_meta(traj.meta, "trajectory meta")
+    q = traj.q
+    if wrap and s.box is not None:
+        from .neighbours import wrap as fold
+
+        q = fold(q, s.box)
+        plain_meta["wrapped"] = True
+        if "unwrapped" in plain_meta:
+            plain_meta["unwrapped"] = False
     record = {"format": FORMAT, "version": VERSION, "system": _system_record(s),
               "trajectory": {"dt": float(traj.dt), "save_every": int(traj.save_every),
                              "label": str(traj.label), "meta": plain_meta}}
@@ -164,7 +174,7 @@ def trajectory_to_atoms(traj: Trajectory, symbol: str = "X", forces: bool = Fals
         pbc = [True] * d + [False] * (3 - d)
     else:
         cell, pbc = np.zeros((3, 3)), [False] * 3
-    q3, p3 = _pad3(traj.q), _pad3(traj.p)
+    q3, p3 = _pad3(q), _pad3(traj.p)
     f = _frame_forces(traj, forces)
     f3 = None if f is None else _pad3(f)
     frames = []
@@ -185,14 +195,17 @@ def trajectory_to_atoms(traj: Trajectory, symbol: str = "X", forces: bool = Fals
     return frames
 
 
-def write_trajectory(path, traj: Trajectory, symbol: str = "X", forces: bool = False) -> Path:
+def write_trajectory(path, traj: Trajectory, symbol: str = "X", forces: bool = False,
+                     wrap: bool = False) -> Path:
     """Write ``traj`` to ``path`` as extended XYZ (atomically: a failed write
     leaves any previous file intact). ``forces=True`` computes and writes the
-    force on every particle at every frame. Returns the path."""
+    force on every particle at every frame; ``wrap=True`` folds positions
+    into a periodic box (for viewers; ``core.simulate`` saves them unwrapped).
+    Returns the path."""
     import ase.io
 
     path = Path(path)
-    frames = trajectory_to_atoms(traj, symbol=symbol, forces=forces)
+    frames = trajectory_to_atoms(traj, symbol=symbol, forces=forces, wrap=wrap)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.exists():
         raise HGNError(f"cannot save {path}: folder {folder} does not exist")

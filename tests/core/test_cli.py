@@ -47,7 +47,7 @@ def test_simulate_help_explains_every_option(capsys):
     options = ["--system", "--kind", "--n", "--m", "--l", "--spacing", "--mass", "--dim", "--potential", "--param",
                "--cutoff", "--density", "--periodic", "--jitter", "--displacement", "--momentum", "--temperature",
                "--seed", "--dt", "--steps", "--save-every", "--trajectories", "--out", "--dataset-out",
-               "--test-fraction", "--symbol", "--forces", "--quiet"]
+               "--test-fraction", "--symbol", "--forces", "--wrap", "--quiet"]
     for opt in options:
         assert opt in out, opt
     parser = cli.build_parser()

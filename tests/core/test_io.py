@@ -586,3 +586,17 @@ def test_generated_dataset_round_trips(tmp_path):
     assert back.meta["spec"] == ds.meta["spec"] and back.meta["split"] == ds.meta["split"]
     for a, b in zip(ds.trajectories, back.trajectories):
         assert_same_traj(a, b)
+
+
+def test_xyz_wrap_folds_positions_into_the_box(tmp_path):
+    s = SYSTEMS["periodic"]()
+    tr = make_traj(s, 3)
+    tr.q = tr.q + np.array([2.5, -1.0, 0.3]) * s.box  # unwrapped positions outside the box
+    tr.meta["unwrapped"] = True
+    back = xyz.read_trajectory(xyz.write_trajectory(tmp_path / "w.xyz", tr, wrap=True))
+    assert np.all(back.q >= 0) and np.all(back.q < s.box)
+    d = back.q - tr.q  # whole box lengths apart, up to the 8 decimals
+    assert np.allclose(d / s.box, np.round(d / s.box), atol=1e-8)
+    assert back.meta["wrapped"] is True and back.meta["unwrapped"] is False
+    plain = xyz.read_trajectory(xyz.write_trajectory(tmp_path / "u.xyz", tr))
+    assert np.max(np.abs(plain.q - tr.q)) <= XYZ_TOL and plain.meta["unwrapped"] is True
