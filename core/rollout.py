@@ -362,7 +362,7 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
     if grads.nlist is not None:
         meta["neighbour_builds"] = grads.nlist.n_builds
     if h_learned is not None:
-        meta["learned_energy"] = h_learned.tolist()
+        meta["learned_energy"] = h_learned
     return Trajectory(system=system, t=t, q=qs, p=ps, kinetic=kin, potential=pot, momentum=mom,
                       dt=dt, save_every=save_every, label=label or model_name(model), meta=meta)
 
