@@ -231,12 +231,13 @@ class TqdmProgress:
     """A ``progress(stage, fraction)`` callback drawing one tqdm bar on stderr
     over ``runs`` consecutive runs of ``steps`` steps each."""
 
-    def __init__(self, runs: int, steps: int, disable: bool | None = None):
+    def __init__(self, runs: int, steps: int, disable: bool | None = None, desc: str = "simulate",
+                 unit: str = "step"):
         from tqdm import tqdm
 
         self.runs, self.steps = runs, max(steps, 1)
         self.run = 0
-        self.bar = tqdm(total=runs * self.steps, unit="step", desc="simulate", disable=disable,
+        self.bar = tqdm(total=runs * self.steps, unit=unit, desc=desc, disable=disable,
                         dynamic_ncols=True, leave=False)
 
     def for_run(self, k: int):
@@ -339,8 +340,14 @@ def run_simulate(args) -> int:
         if is_xyz(args.out):
             from .xyz import write_trajectory
 
-            for name, tr in zip(xyz_names(args.out, len(trajs)), trajs):
-                written.append(write_trajectory(name, tr, symbol=args.symbol, forces=args.forces, wrap=args.wrap))
+            bar = TqdmProgress(len(trajs), trajs[0].n_frames, disable=True if args.quiet else None,
+                               desc="export", unit="frame")
+            try:
+                for k, (name, tr) in enumerate(zip(xyz_names(args.out, len(trajs)), trajs)):
+                    written.append(write_trajectory(name, tr, symbol=args.symbol, forces=args.forces,
+                                                    wrap=args.wrap, progress=bar.for_run(k)))
+            finally:
+                bar.close()
         else:
             written.append(save_trajectories(args.out, trajs))
     if args.dataset_out is not None:

@@ -67,6 +67,7 @@ import numpy as np
 
 from .errors import HGNError
 from .fileformat import FORMAT, VERSION
+from .jobs import CancelLike, ProgressFn, check_cancel, report
 from .system import System
 from .trajectory import Trajectory
 
@@ -143,6 +144,11 @@ def _frame_forces(traj: Trajectory, forces: bool):
 
 def trajectory_to_atoms(traj: Trajectory, symbol: str = "X", forces: bool = False, wrap: bool = False) -> list:
     """One ``ase.Atoms`` per frame, carrying what :func:`write_trajectory` writes."""
+    return list(_iter_atoms(traj, symbol, forces, wrap))
+
+
+def _iter_atoms(traj: Trajectory, symbol: str, forces: bool, wrap: bool):
+    """Checks the trajectory at once, then yields one ``ase.Atoms`` per frame."""
     from ase import Atoms
 
     if not isinstance(traj, Trajectory):
@@ -177,7 +183,13 @@ def trajectory_to_atoms(traj: Trajectory, symbol: str = "X", forces: bool = Fals
     q3, p3 = _pad3(q), _pad3(traj.p)
     f = _frame_forces(traj, forces)
     f3 = None if f is None else _pad3(f)
-    frames = []
+    return _frames(traj, symbols, record, cell, pbc, q3, p3, f3)
+
+
+def _frames(traj, symbols, record, cell, pbc, q3, p3, f3):
+    from ase import Atoms
+
+    s = traj.system
     for k in range(traj.n_frames):
         a = Atoms(symbols, positions=q3[k], cell=cell, pbc=pbc)
         a.set_masses(s.masses)
@@ -191,28 +203,34 @@ def trajectory_to_atoms(traj: Trajectory, symbol: str = "X", forces: bool = Fals
         a.info["total_momentum"] = _pad3(np.asarray(traj.momentum[k], dtype=np.float64)[None, :])[0]
         if k == 0:
             a.info[HGN_KEY] = _encode(record)
-        frames.append(a)
-    return frames
+        yield a
 
 
 def write_trajectory(path, traj: Trajectory, symbol: str = "X", forces: bool = False,
-                     wrap: bool = False) -> Path:
-    """Write ``traj`` to ``path`` as extended XYZ (atomically: a failed write
-    leaves any previous file intact). ``forces=True`` computes and writes the
-    force on every particle at every frame; ``wrap=True`` folds positions
-    into a periodic box (for viewers; ``core.simulate`` saves them unwrapped).
-    Returns the path."""
+                     wrap: bool = False, progress: ProgressFn | None = None,
+                     cancel: CancelLike | None = None) -> Path:
+    """Write ``traj`` to ``path`` as extended XYZ (atomically: a failed or
+    cancelled write leaves any previous file intact). ``forces=True``
+    computes and writes the force on every particle at every frame;
+    ``wrap=True`` folds positions into a periodic box (for viewers;
+    ``core.simulate`` saves them unwrapped). Follows the job protocol
+    (``core.jobs``): ``progress("export", fraction)`` and ``cancel`` are
+    handled frame by frame. Returns the path."""
     import ase.io
 
     path = Path(path)
-    frames = trajectory_to_atoms(traj, symbol=symbol, forces=forces, wrap=wrap)
+    frames = _iter_atoms(traj, symbol, forces, wrap)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.exists():
         raise HGNError(f"cannot save {path}: folder {folder} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "w") as fh:
-            ase.io.write(fh, frames, format="extxyz")
+            report(progress, "export", 0.0)
+            for k, atoms in enumerate(frames):
+                check_cancel(cancel)
+                ase.io.write(fh, atoms, format="extxyz")
+                report(progress, "export", (k + 1) / traj.n_frames)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -600,3 +600,24 @@ def test_xyz_wrap_folds_positions_into_the_box(tmp_path):
     assert back.meta["wrapped"] is True and back.meta["unwrapped"] is False
     plain = xyz.read_trajectory(xyz.write_trajectory(tmp_path / "u.xyz", tr))
     assert np.max(np.abs(plain.q - tr.q)) <= XYZ_TOL and plain.meta["unwrapped"] is True
+
+
+def test_xyz_export_reports_progress_and_can_be_cancelled(tmp_path):
+    from core.errors import Cancelled
+    from core.jobs import CancelToken
+
+    s = SYSTEMS["chain"]()
+    seen = []
+    f = xyz.write_trajectory(tmp_path / "t.xyz", make_traj(s, 8), progress=lambda st, fr: seen.append((st, fr)))
+    assert seen[0] == ("export", 0.0) and seen[-1] == ("export", 1.0) and len(seen) == 9
+    before = f.read_bytes()
+    token = CancelToken()
+
+    def cancel_halfway(stage, fraction):
+        if fraction >= 0.5:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        xyz.write_trajectory(f, make_traj(s, 20, seed=4), progress=cancel_halfway, cancel=token)
+    assert f.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.xyz"]
