@@ -1,16 +1,67 @@
-"""Entry point of the desktop studio (placeholder window until the studio lands)."""
+"""Entry point of the desktop studio: ``python main.py`` (see README.md).
+
+``main(argv)`` returns the process exit code. With no arguments it opens the
+studio window. Sub-commands (for example ``export-video``, added later) are
+dispatched on ``argv[0]`` through :data:`COMMANDS`, a table of
+``name -> "module:function"`` entries whose functions take the remaining
+arguments and return an exit code.
+"""
 from __future__ import annotations
 
+import argparse
 import sys
+
+#: sub-commands: name -> "module:function(argv) -> int" (filled as they land)
+COMMANDS: dict[str, str] = {}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="main.py", description="HGN Studio: draw or generate a particle "
+                                "system, train a random-feature Hamiltonian graph network, and compare "
+                                "its roll-outs with the ground truth.")
+    p.add_argument("--reset-settings", action="store_true",
+                   help="start from the default settings (forget the last used values and layout)")
+    p.add_argument("--screenshot", metavar="PNG", help=argparse.SUPPRESS)
+    return p
+
+
+def run_command(name: str, argv: list[str]) -> int:
+    import importlib
+
+    mod, fn = COMMANDS[name].split(":")
+    return int(getattr(importlib.import_module(mod), fn)(argv) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from PySide6.QtWidgets import QApplication, QLabel
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in COMMANDS:
+        return run_command(argv[0], argv[1:])
+    args = _parser().parse_args(argv)
+
+    from PySide6.QtWidgets import QApplication
+
+    from . import errors
+    from .gl import ensure_backend
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    label = QLabel("HGN Studio: the studio is under construction.\n"
-                   "The engine is ready from the command line: python -m core --help")
-    label.setMargin(40)
-    label.setWindowTitle("HGN Studio")
-    label.show()
-    return app.exec()
+    app.setApplicationName("HGN Studio")
+    app.setOrganizationName("HGN")
+    ensure_backend()
+    from .main_window import MainWindow
+    from .style import apply_style
+
+    apply_style(app)
+    window = MainWindow(restore=not args.reset_settings)
+    if args.reset_settings:
+        window.settings.clear()
+    errors.install(window)
+    window.resize(1500, 920) if not window.settings.contains("window/geometry") else None
+    window.show()
+    try:
+        return app.exec()
+    finally:
+        errors.uninstall()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The fitting methods the Train panel offers, discovered from ``core``.
+
+A :class:`Method` names a core module, its config dataclass and its fit
+function. The method combo lists only the methods whose module exists, so a
+method appears as soon as its core module lands (the gradient-trained
+baselines in ``core.baselines`` come later) without studio changes beyond
+this table. The model settings form is generated from the config
+dataclass's fields, so every default stays in core (one default per number).
+
+Contract expected of a method's core module (what RF-HGN's offers):
+
+* a dataclass config with ``to_dict()`` and ``from_dict(d)`` (HGNError on bad
+  values) -- found by the attribute name given in :attr:`Method.config_name`,
+  or the first dataclass named ``*Config`` in the module;
+* ``fit(dataset, config, progress=None, cancel=None) -> model`` where the
+  model has ``energy/gradients/time_derivatives(system, q, p)``,
+  ``separable`` and an ``info`` dict (``fit_time``; baselines also a loss
+  history under one of :data:`LOSS_KEYS`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from typing import Any
+
+from core.errors import HGNError
+
+#: keys under which a gradient-trained model's info may hold its loss curve
+LOSS_KEYS = ("loss_history", "loss_curve", "losses", "loss")
+
+
+@dataclass(frozen=True)
+class Method:
+    key: str
+    label: str
+    module: str
+    config_name: str | None = None
+    fit_name: str = "fit"
+    #: config fields the form does not show (set by the studio itself)
+    hidden: tuple = ()
+    #: short description for the tooltip of the combo entry
+    tip: str = ""
+
+    # -- discovery ---------------------------------------------------------
+    def available(self) -> bool:
+        try:
+            return importlib.util.find_spec(self.module) is not None
+        except (ImportError, ValueError):
+            return False
+
+    def _mod(self):
+        return importlib.import_module(self.module)
+
+    def config_class(self) -> type:
+        mod = self._mod()
+        if self.config_name and hasattr(mod, self.config_name):
+            return getattr(mod, self.config_name)
+        for name in dir(mod):
+            obj = getattr(mod, name)
+            if name.endswith("Config") and dataclasses.is_dataclass(obj) and isinstance(obj, type):
+                return obj
+        raise HGNError(f"{self.module} has no config dataclass")
+
+    # -- settings ----------------------------------------------------------
+    def fields(self) -> list[dataclasses.Field]:
+        return [f for f in dataclasses.fields(self.config_class())
+                if not f.name.startswith("_") and f.name not in self.hidden]
+
+    def default_settings(self) -> dict[str, Any]:
+        """The config's own defaults (core's single source of truth)."""
+        cfg = self.config_class()()
+        d = cfg.to_dict() if hasattr(cfg, "to_dict") else dataclasses.asdict(cfg)
+        return {k: v for k, v in d.items() if k not in self.hidden}
+
+    def make_config(self, settings: dict[str, Any]):
+        """Config from a settings dict; raises HGNError naming a bad field."""
+        cls = self.config_class()
+        known = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in settings.items() if k in known}
+        if hasattr(cls, "from_dict"):
+            return cls.from_dict(d)
+        try:
+            return cls(**d)
+        except TypeError as exc:
+            raise HGNError(str(exc)) from None
+
+    # -- fit ---------------------------------------------------------------
+    def fit(self, dataset, config, progress=None, cancel=None):
+        fn = getattr(self._mod(), self.fit_name)
+        return fn(dataset, config, progress=progress, cancel=cancel)
+
+    @property
+    def gradient_trained(self) -> bool:
+        return self.key != "rfhgn"
+
+
+#: every method the studio knows, in combo order
+METHODS: list[Method] = [
+    Method("rfhgn", "RF-HGN (random features, one linear solve)", "core.rfhgn", "RFConfig",
+           tip="Random-feature Hamiltonian graph network: dense layers sampled (SWIM or ELM), "
+               "output layer solved by least squares. Fits in well under a second."),
+    Method("baseline", "Gradient-trained HGN (torch optimizer)", "core.baselines", None,
+           tip="The same network with every layer trained by a torch optimizer; slower, "
+               "shows a loss curve."),
+]
+
+
+def available_methods() -> list[Method]:
+    """The methods whose core module is importable now."""
+    return [m for m in METHODS if m.available()]
+
+
+def method_by_key(key: str) -> Method:
+    for m in METHODS:
+        if m.key == key:
+            return m
+    raise HGNError(f"unknown method {key!r}")
+
+
+def loss_curve(model) -> list[float] | None:
+    """The loss history of a gradient-trained model, or None."""
+    info = getattr(model, "info", None) or {}
+    for k in LOSS_KEYS:
+        v = info.get(k)
+        if v is not None and hasattr(v, "__len__") and len(v) > 1:
+            return [float(x) for x in v]
+    return None

@@ -1,0 +1,124 @@
+"""A roll-out that fills while it is computed: ground truth and prediction side
+by side, on one time axis.
+
+:class:`RolloutBuffer` preallocates the full (T, N, d) arrays of both runs and
+grows ``n_truth`` / ``n_prediction`` as chunks (core Trajectory objects) come
+in from the background job; the timeline can show the first
+``n_filled = min(n_truth, n_prediction)`` frames at once. Measures come from
+``core.metrics`` on the filled part. Qt-free: the GUI thread owns a buffer and
+the worker only sends chunks.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from core.errors import HGNError
+from core.system import System
+from core.trajectory import Trajectory
+
+
+class RolloutBuffer:
+    def __init__(self, system: System, dt: float, steps: int, save_every: int,
+                 label: str = "prediction", model_name: str = "", zero_shot: bool = False,
+                 with_prediction: bool = True):
+        if steps < 0 or save_every < 1:
+            raise HGNError("a roll-out needs steps >= 0 and save_every >= 1")
+        self.system = system
+        self.dt = float(dt)
+        self.save_every = int(save_every)
+        self.steps = int(steps)
+        self.label = label
+        self.model_name = model_name
+        self.zero_shot = zero_shot
+        self.with_prediction = with_prediction
+        t_frames = self.steps // self.save_every + 1
+        self.t = np.arange(t_frames) * self.dt * self.save_every
+        n, d = system.n, system.dim
+        self.q = {k: np.zeros((t_frames, n, d)) for k in ("truth", "prediction")}
+        self.p = {k: np.zeros((t_frames, n, d)) for k in ("truth", "prediction")}
+        self.kinetic = {k: np.full(t_frames, np.nan) for k in ("truth", "prediction")}
+        self.potential = {k: np.full(t_frames, np.nan) for k in ("truth", "prediction")}
+        self.count = {"truth": 0, "prediction": 0}
+        self.finished = False
+        self._cache: dict = {}
+
+    # ------------------------------------------------------------------
+    @property
+    def n_frames(self) -> int:
+        """Frames the finished roll-out will have."""
+        return int(self.t.shape[0])
+
+    @property
+    def n_filled(self) -> int:
+        """Frames available in both runs (or in the truth alone without a model)."""
+        if not self.with_prediction:
+            return self.count["truth"]
+        return min(self.count["truth"], self.count["prediction"])
+
+    def add(self, which: str, traj: Trajectory) -> None:
+        """Append a chunk of frames (a Trajectory continuing the run)."""
+        if which not in self.count:
+            raise HGNError(f"unknown run {which!r}")
+        k = self.count[which]
+        m = min(traj.n_frames, self.n_frames - k)
+        if m <= 0:
+            return
+        self.q[which][k:k + m] = traj.q[:m]
+        self.p[which][k:k + m] = traj.p[:m]
+        self.kinetic[which][k:k + m] = traj.kinetic[:m]
+        self.potential[which][k:k + m] = traj.potential[:m]
+        self.count[which] = k + m
+        self._cache.clear()
+
+    def set_initial(self, q0: np.ndarray, p0: np.ndarray, kinetic: float, potential: float) -> None:
+        """Frame 0 is the same start for both runs: show it at once."""
+        for which in ("truth", "prediction"):
+            self.q[which][0] = q0
+            self.p[which][0] = p0
+            self.kinetic[which][0] = kinetic
+            self.potential[which][0] = potential
+            self.count[which] = max(self.count[which], 1)
+        self._cache.clear()
+
+    # ------------------------------------------------------------------
+    def trajectory(self, which: str, n: int | None = None) -> Trajectory:
+        """The filled part (or the first n frames) as a core Trajectory."""
+        n = self.n_filled if n is None else n
+        label = "ground truth" if which == "truth" else (self.label or "prediction")
+        return Trajectory(system=self.system, t=self.t[:n], q=self.q[which][:n], p=self.p[which][:n],
+                          kinetic=self.kinetic[which][:n], potential=self.potential[which][:n],
+                          momentum=np.sum(self.p[which][:n], axis=1), dt=self.dt,
+                          save_every=self.save_every, label=label)
+
+    def total(self, which: str) -> np.ndarray:
+        n = self.n_filled
+        return self.kinetic[which][:n] + self.potential[which][:n]
+
+    def drift(self, which: str) -> np.ndarray:
+        """Relative energy drift (H(t) - H(0)) / |H(0)| of the filled part."""
+        from core.metrics import energy_drift
+
+        key = ("drift", which, self.n_filled)
+        if key not in self._cache:
+            h = self.total(which)
+            self._cache[key] = energy_drift(h) if h.size else h
+        return self._cache[key]
+
+    def position_mse(self) -> np.ndarray:
+        """Roll-out position MSE against ground truth per filled frame."""
+        from core.metrics import position_mse
+
+        n = self.n_filled
+        key = ("mse", n)
+        if key not in self._cache:
+            if n == 0 or not self.with_prediction:
+                self._cache[key] = np.zeros(0)
+            else:
+                self._cache[key] = position_mse(self.q["truth"][:n], self.q["prediction"][:n], self.system.box)
+        return self._cache[key]
+
+    def measures(self) -> dict:
+        """core.metrics.rollout_measures of the filled part (needs >= 1 frame)."""
+        from core.metrics import rollout_measures
+
+        return rollout_measures(self.trajectory("truth"), self.trajectory("prediction"))

@@ -1,0 +1,1 @@
+"""The studio's widgets: thin views over ``studio.session`` and ``studio.timeline``."""

@@ -1,0 +1,279 @@
+"""Forms of typed fields that show their own errors.
+
+:class:`FieldForm` lays out fields described by :class:`FieldSpec` (int, float,
+bool, choice, list of ints, free text) with an error line under each field.
+Numbers are typed into line edits (so 1e-8 and 1e6 both fit) and parsed on
+read; a value that does not parse, or a core HGNError that names the field,
+is shown in red at the field instead of raising.
+
+:func:`specs_from_dataclass` builds the specs of a core config dataclass
+from its fields and defaults (the model settings form), so core keeps the one
+default of every number.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QLabel, QLineEdit, QSpinBox,
+                               QVBoxLayout, QWidget)
+
+from core.errors import HGNError
+
+
+@dataclass
+class FieldSpec:
+    name: str
+    label: str
+    kind: str                  # "int" | "float" | "bool" | "choice" | "ints" | "text" | "optfloat"
+    default: Any
+    choices: tuple = ()
+    tip: str = ""
+    minimum: int = -2**31 + 1
+    maximum: int = 2**31 - 1
+
+
+def _kind_of(value, name: str, choices: dict) -> str:
+    if name in choices:
+        return "choice"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, (tuple, list)):
+        return "ints" if all(isinstance(v, int) and not isinstance(v, bool) for v in value) else "text"
+    if value is None:
+        return "optfloat"
+    return "text"
+
+
+def specs_from_dataclass(cls, defaults: dict | None = None, choices: dict | None = None,
+                         hidden: tuple = ()) -> list[FieldSpec]:
+    """Field specs of a config dataclass: kinds from the default values."""
+    from ..defaults import CHOICES
+
+    choices = {**CHOICES, **(choices or {})}
+    defaults = defaults if defaults is not None else dataclasses.asdict(cls())
+    out = []
+    for f in dataclasses.fields(cls):
+        if f.name.startswith("_") or f.name in hidden or f.name not in defaults:
+            continue
+        v = defaults[f.name]
+        kind = _kind_of(v, f.name, choices)
+        label = f.name.replace("_", " ").capitalize()
+        tip = (f.metadata or {}).get("help", "") if hasattr(f, "metadata") else ""
+        out.append(FieldSpec(f.name, label, kind, v, tuple(choices.get(f.name, ())), tip))
+    return out
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, (tuple, list)):
+        return ", ".join(str(x) for x in v)
+    return "" if v is None else str(v)
+
+
+class FieldForm(QWidget):
+    """A form of typed fields. ``values()`` raises HGNError (and marks the
+    field) when something does not parse; ``show_error`` marks a field."""
+
+    edited = Signal(str)
+    #: (name, old value, new value) after a user edit -- for undo commands
+    valueEdited = Signal(str, object, object)
+
+    def __init__(self, specs: list[FieldSpec], parent: QWidget | None = None, prefix: str = ""):
+        super().__init__(parent)
+        self.specs = {s.name: s for s in specs}
+        self.editors: dict[str, QWidget] = {}
+        self.errors: dict[str, QLabel] = {}
+        self._layout = QFormLayout()
+        self._layout.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setVerticalSpacing(3)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addLayout(self._layout)
+        for s in specs:
+            ed = self._make_editor(s)
+            ed.setObjectName(f"{prefix}{s.name}")
+            if s.tip:
+                ed.setToolTip(s.tip)
+            err = QLabel("")
+            err.setObjectName(f"{prefix}{s.name}Error")
+            err.setStyleSheet("color: #ff6b6b; font-size: 8pt;")
+            err.setWordWrap(True)
+            err.hide()
+            box = QWidget()
+            bl = QVBoxLayout(box)
+            bl.setContentsMargins(0, 0, 0, 0)
+            bl.setSpacing(0)
+            bl.addWidget(ed)
+            bl.addWidget(err)
+            lab = QLabel(s.label)
+            if s.tip:
+                lab.setToolTip(s.tip)
+            self._layout.addRow(lab, box)
+            self.editors[s.name] = ed
+            self.errors[s.name] = err
+        self._last = {n: self._safe(n) for n in self.specs}
+
+    def _make_editor(self, s: FieldSpec) -> QWidget:
+        if s.kind == "int":
+            w = QSpinBox()
+            w.setRange(max(s.minimum, -2**31 + 1), min(s.maximum, 2**31 - 1))
+            w.setValue(int(s.default))
+            w.setKeyboardTracking(False)
+            w.valueChanged.connect(lambda _=None, n=s.name: self._on_edit(n))
+        elif s.kind == "bool":
+            w = QCheckBox()
+            w.setChecked(bool(s.default))
+            w.toggled.connect(lambda _=None, n=s.name: self._on_edit(n))
+        elif s.kind == "choice":
+            w = QComboBox()
+            w.addItems([str(c) for c in s.choices])
+            if str(s.default) in s.choices:
+                w.setCurrentText(str(s.default))
+            w.currentTextChanged.connect(lambda _=None, n=s.name: self._on_edit(n))
+        else:
+            w = QLineEdit(_fmt(s.default))
+            if s.kind == "optfloat":
+                w.setPlaceholderText("none")
+            w.editingFinished.connect(lambda n=s.name: self._on_edit(n))
+        return w
+
+    def _on_edit(self, name: str) -> None:
+        self.clear_error(name)
+        new = self._safe(name)
+        old = self._last.get(name)
+        if new is not None and new != old:
+            self._last[name] = new
+            self.valueEdited.emit(name, old, new)
+        self.edited.emit(name)
+
+    def _safe(self, name: str):
+        try:
+            return self.value(name)
+        except HGNError:
+            return None
+
+    # ------------------------------------------------------------------
+    def value(self, name: str):
+        s, w = self.specs[name], self.editors[name]
+        if s.kind == "int":
+            return int(w.value())
+        if s.kind == "bool":
+            return bool(w.isChecked())
+        if s.kind == "choice":
+            return w.currentText()
+        text = w.text().strip()
+        try:
+            if s.kind == "float":
+                v = float(text)
+                if not math.isfinite(v):
+                    raise ValueError
+                return v
+            if s.kind == "optfloat":
+                return None if text.lower() in ("", "none") else float(text)
+            if s.kind == "ints":
+                parts = [p for p in re.split(r"[,\s]+", text) if p]
+                return tuple(int(p) for p in parts)
+        except ValueError:
+            what = {"float": "a number", "optfloat": "a number or empty",
+                    "ints": "whole numbers separated by commas"}[s.kind]
+            msg = f"{s.label}: {text!r} is not {what}"
+            self.show_error(name, msg)
+            raise HGNError(msg) from None
+        return text
+
+    def values(self) -> dict:
+        """All values; raises HGNError for the first field that does not parse
+        (every bad field is marked)."""
+        out, first = {}, None
+        for name in self.specs:
+            try:
+                out[name] = self.value(name)
+            except HGNError as exc:
+                first = first or exc
+        if first is not None:
+            raise first
+        return out
+
+    def set_value(self, name: str, v) -> None:
+        if name not in self.editors:
+            return
+        s, w = self.specs[name], self.editors[name]
+        w.blockSignals(True)
+        try:
+            if s.kind == "int":
+                w.setValue(int(v))
+            elif s.kind == "bool":
+                w.setChecked(bool(v) if not isinstance(v, str) else v.lower() == "true")
+            elif s.kind == "choice":
+                if str(v) in s.choices:
+                    w.setCurrentText(str(v))
+            else:
+                w.setText(_fmt(v))
+        except (TypeError, ValueError):
+            pass
+        finally:
+            w.blockSignals(False)
+        self._last[name] = self._safe(name)
+        self.clear_error(name)
+
+    def set_values(self, d: dict) -> None:
+        for k, v in d.items():
+            self.set_value(k, v)
+
+    def reset(self) -> None:
+        for s in self.specs.values():
+            self.set_value(s.name, s.default)
+        self.clear_errors()
+
+    # -- errors ----------------------------------------------------------
+    def show_error(self, name: str, message: str) -> None:
+        lab = self.errors.get(name)
+        if lab is not None:
+            lab.setText(message)
+            lab.show()
+            self.editors[name].setStyleSheet("border: 1px solid #ff6b6b;")
+
+    def clear_error(self, name: str) -> None:
+        lab = self.errors.get(name)
+        if lab is not None and lab.isVisible():
+            lab.hide()
+            self.editors[name].setStyleSheet("")
+
+    def clear_errors(self) -> None:
+        for n in self.errors:
+            self.clear_error(n)
+
+    def error_text(self, name: str) -> str:
+        lab = self.errors[name]
+        return lab.text() if not lab.isHidden() else ""
+
+    def field_for_message(self, message: str) -> str | None:
+        """The field an error message is about (its name or label appears in
+        it as a word), preferring the earliest mention."""
+        best, pos = None, None
+        low = message.lower()
+        for name, s in self.specs.items():
+            for key in {name.lower(), s.label.lower(), name.replace("_", " ").lower()}:
+                m = re.search(rf"(?<![\w]){re.escape(key)}(?![\w])", low)
+                if m and (pos is None or m.start() < pos):
+                    best, pos = name, m.start()
+        return best
+
+    def show_message(self, message: str) -> bool:
+        """Put an error message at the field it names; True when one matched."""
+        name = self.field_for_message(message)
+        if name is not None:
+            self.show_error(name, message)
+            return True
+        return False
