@@ -27,8 +27,8 @@ def wrap(q: np.ndarray, box: np.ndarray | None) -> np.ndarray:
     if box is None:
         return q
     w = q - box * np.floor(q / box)
-    # floor can leave a value equal to box through round-off
-    return np.where(w >= box, 0.0, w)
+    # round-off can leave a value equal to box (or a hair below 0): that is 0
+    return np.where((w >= box) | (w < 0.0), 0.0, w)
 
 
 def pairs_within(q: np.ndarray, radius: float, box: np.ndarray | None = None) -> np.ndarray:
