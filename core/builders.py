@@ -24,7 +24,11 @@ def _potential(potential, params) -> PairPotential:
 
 
 def _count(name: str, v, minimum: int = 1) -> int:
-    if isinstance(v, bool) or not float(v).is_integer():
+    try:
+        whole = not isinstance(v, bool) and float(v).is_integer()
+    except (TypeError, ValueError):
+        whole = False
+    if not whole:
         raise HGNError(f"{name} must be a whole number, got {v!r}")
     v = int(v)
     if v < minimum:

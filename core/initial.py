@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from .errors import HGNError
+from .neighbours import wrap
 from .system import System
 
 
@@ -49,7 +50,7 @@ def initial_state(system: System, displacement: float = 0.1, momentum: float = 0
     n, d = system.n, system.dim
     q = system.positions + displacement * rng.standard_normal((n, d))
     if system.box is not None:
-        q = np.mod(q, system.box)
+        q = wrap(q, system.box)  # into [0, box); np.mod can return the box length itself
     m = system.masses
     if temperature is not None:
         p = rng.standard_normal((n, d)) * np.sqrt(m * temperature)[:, None]

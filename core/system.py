@@ -140,7 +140,9 @@ class System:
 
         q = self.positions
         if self.box is not None:
-            tree = cKDTree(np.mod(q, self.box), boxsize=self.box)
+            from .neighbours import wrap  # np.mod can return the box length itself, which cKDTree refuses
+
+            tree = cKDTree(wrap(q, self.box), boxsize=self.box)
         else:
             tree = cKDTree(q)
         pairs = tree.query_pairs(OVERLAP_TOLERANCE, output_type="ndarray")

@@ -97,6 +97,8 @@ def test_copy_is_deep_and_validated():
     (lambda: builders.chain(1), "at least 2"),
     (lambda: builders.chain(-3), "at least 2"),
     (lambda: builders.chain(2.5), "whole number"),
+    (lambda: builders.chain(None), "whole number"),
+    (lambda: builders.square_lattice("three", 3), "whole number"),
     (lambda: builders.square_lattice(0, 3), "at least 1"),
     (lambda: builders.square_lattice(1, 1), "at least two"),
     (lambda: builders.triangular_lattice(3, -2), "at least 1"),
@@ -285,3 +287,20 @@ def test_bad_snapshot_requests_are_refused(small):
 def test_make_system_broadcasts_a_scalar_mass():
     s = make_system(2, [[0, 0], [1, 0], [2, 0]], masses=2.0, edges=[[0, 1], [1, 2]])
     assert s.masses.tolist() == [2.0, 2.0, 2.0]
+
+
+def test_positions_a_hair_below_zero_in_a_periodic_box_are_accepted():
+    # np.mod(-1e-17, 5) == 5.0, which a periodic k-d tree refuses: positions
+    # are folded with core.neighbours.wrap instead
+    s = builders.custom(2, [[-1e-17, 1.0], [2.0, -1e-17]], cutoff=1.0, box=[5.0, 5.0])
+    assert s.n == 2
+    from core.neighbours import wrap
+    w = wrap(np.array([[-1e-17, 5.0], [10.0 - 1e-15, -5.0]]), np.array([5.0, 5.0]))
+    assert np.all((w >= 0) & (w < 5.0))
+
+
+def test_initial_state_of_a_periodic_system_lies_in_the_box():
+    s = builders.molecular(64, density=0.8, dim=3, cutoff=2.0)
+    q, p = initial_state(s, displacement=0.5, momentum=0.1, seed=2)
+    assert np.all((q >= 0) & (q < s.box))
+    assert np.allclose(p.sum(0), 0.0, atol=1e-14)
