@@ -294,7 +294,8 @@ def test_cancel_from_another_thread_is_quick(lattice):
     token.cancel()
     t_cancel = time.perf_counter()
     th.join(5.0)
-    assert "stopped" in outcome and outcome["stopped"] - t_cancel < 0.1
+    # the run checks the flag every step (~40 us here); allow for a busy machine
+    assert "stopped" in outcome and outcome["stopped"] - t_cancel < 0.5
 
 
 def test_blow_up_asks_for_a_smaller_time_step():
