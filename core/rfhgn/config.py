@@ -54,6 +54,8 @@ class RFConfig:
     edge_width: int = 64
     #: message layer width
     message_width: int = 128
+    #: pool the edge encodings too: Phi gets sum_edges e_ij beside sum_edges m_ij
+    pool_edges: bool = True
     #: add the raw kinetic input k_i as one more (linear) feature ("invariant" only)
     linear_kinetic: bool = True
     #: ridge parameter lambda, relative: columns of Z are scaled to unit norm
@@ -134,6 +136,7 @@ class RFConfig:
         number("swim_scale", 0.0, strict=True)
         number("elm_bias", 0.0, strict=False)
         flag("linear_kinetic")
+        flag("pool_edges")
         flag("cutoff_shift")
         flag("fast_tables")
         if self.encoding == "frame" and self.static_width:
