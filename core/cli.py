@@ -27,6 +27,7 @@ PROG = "python -m core"
 #: modules that add subcommands, in the order they appear in --help
 COMMAND_MODULES = [
     "core.cli_simulate",
+    "core.cli_model",
 ]
 
 #: exit code for user errors (bad arguments, bad files, invalid settings)

@@ -180,6 +180,26 @@ def _blowup(step: int, dt: float) -> HGNError:
                     "was fitted on")
 
 
+def check_rollout_settings(integrator: str = "auto", tol: float = FIXED_POINT_TOL,
+                           max_iter: int = FIXED_POINT_MAX_ITER, on_no_convergence: str = "error") -> tuple[float, int]:
+    """Validate the integrator settings (HGNError when wrong); returns the
+    normalised (tol, max_iter)."""
+    if integrator not in INTEGRATORS:
+        raise HGNError(f"integrator must be one of {', '.join(INTEGRATORS)}, got {integrator!r}")
+    if on_no_convergence not in ("error", "warn"):
+        raise HGNError(f"on_no_convergence must be 'error' or 'warn', got {on_no_convergence!r}")
+    try:
+        tol = float(tol)
+    except (TypeError, ValueError):
+        raise HGNError(f"fixed-point tolerance must be a number, got {tol!r}") from None
+    if not math.isfinite(tol) or tol <= 0:
+        raise HGNError(f"fixed-point tolerance must be > 0, got {tol}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(max_iter)) or not float(max_iter).is_integer() or int(max_iter) < 1:
+        raise HGNError(f"max_iter must be a whole number >= 1, got {max_iter!r}")
+    return tol, int(max_iter)
+
+
 def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: int = 1,
             progress: ProgressFn | None = None, cancel: CancelLike | None = None,
             on_frame: FrameFn | None = None, *, integrator: str = "auto",
@@ -208,19 +228,7 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
         raise HGNError(f"rollout needs a System to supply the graph, got {type(system).__name__}")
     dt, steps, save_every = check_run_settings(dt, steps, save_every)
     q, p = check_state(system, q0, p0)
-    if integrator not in INTEGRATORS:
-        raise HGNError(f"integrator must be one of {', '.join(INTEGRATORS)}, got {integrator!r}")
-    if on_no_convergence not in ("error", "warn"):
-        raise HGNError(f"on_no_convergence must be 'error' or 'warn', got {on_no_convergence!r}")
-    try:
-        tol = float(tol)
-    except (TypeError, ValueError):
-        raise HGNError(f"fixed-point tolerance must be a number, got {tol!r}") from None
-    if not math.isfinite(tol) or tol <= 0:
-        raise HGNError(f"fixed-point tolerance must be > 0, got {tol}")
-    if isinstance(max_iter, bool) or not float(max_iter).is_integer() or int(max_iter) < 1:
-        raise HGNError(f"max_iter must be a whole number >= 1, got {max_iter!r}")
-    max_iter = int(max_iter)
+    tol, max_iter = check_rollout_settings(integrator, tol, max_iter, on_no_convergence)
     separable = bool(getattr(model, "separable", False))
     if integrator == "auto":
         integrator = "explicit" if separable else "implicit"
