@@ -27,7 +27,7 @@ BUILDER_DEFAULTS: dict[str, dict] = {
     "square": {"n": 6, "m": 6, "spacing": 1.0, "mass": 1.0},
     "triangular": {"n": 6, "m": 6, "spacing": 1.0, "mass": 1.0},
     "cubic": {"n": 4, "m": 4, "l": 4, "spacing": 1.0, "mass": 1.0},
-    "molecular": {"n": 64, "density": 0.8, "dim": 3, "cutoff": 2.5, "periodic": True,
+    "molecular": {"n": 125, "density": 0.8, "dim": 3, "cutoff": 2.5, "periodic": True,
                   "mass": 1.0, "seed": 0, "jitter": 0.0},
 }
 
@@ -153,7 +153,6 @@ class Choices:
     fields: dict = field(default_factory=lambda: {
         "encoding": ["invariant", "frame"],
         "sampler": ["swim", "elm", "adaptive"],
-        "activation": ["tanh", "relu"],
     })
 
 

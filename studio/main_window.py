@@ -511,7 +511,7 @@ class MainWindow(QMainWindow):
             if not path:
                 return
         try:
-            obj = io.load_any(path)
+            kind, obj = io.load_any(path)
         except HGNError as exc:
             self.show_error(str(exc))
             return

@@ -42,6 +42,18 @@ class Method:
     hidden: tuple = ()
     #: short description for the tooltip of the combo entry
     tip: str = ""
+    #: fields shown at once; the others go under "Advanced settings" (empty: all shown)
+    basic: tuple = ()
+    #: tooltips of config fields
+    tips: tuple = ()
+
+    def advanced(self) -> tuple:
+        if not self.basic:
+            return ()
+        return tuple(f.name for f in self.fields() if f.name not in self.basic)
+
+    def tip_of(self) -> dict:
+        return dict(self.tips)
 
     # -- discovery ---------------------------------------------------------
     def available(self) -> bool:
@@ -67,6 +79,26 @@ class Method:
     def fields(self) -> list[dataclasses.Field]:
         return [f for f in dataclasses.fields(self.config_class())
                 if not f.name.startswith("_") and f.name not in self.hidden]
+
+    def choices(self) -> dict[str, list]:
+        """Choice lists of string fields, from the config module's constants
+        named after the field (``encoding`` -> ENCODINGS, ``optimizer`` ->
+        OPTIMIZERS), in the config's module or the method's module."""
+        import sys
+
+        cls = self.config_class()
+        mods = [sys.modules.get(cls.__module__), self._mod()]
+        out = {}
+        for f in self.fields():
+            key = f.name.upper() + ("ES" if f.name.endswith("s") else "S")
+            for mod in mods:
+                opts = getattr(mod, key, None) if mod is not None else None
+                if isinstance(opts, dict):
+                    opts = list(opts)
+                if isinstance(opts, (list, tuple)) and opts and all(isinstance(o, str) for o in opts):
+                    out[f.name] = list(opts)
+                    break
+        return out
 
     def default_settings(self) -> dict[str, Any]:
         """The config's own defaults (core's single source of truth)."""
@@ -100,10 +132,25 @@ class Method:
 METHODS: list[Method] = [
     Method("rfhgn", "RF-HGN (random features, one linear solve)", "core.rfhgn", "RFConfig",
            tip="Random-feature Hamiltonian graph network: dense layers sampled (SWIM or ELM), "
-               "output layer solved by least squares. Fits in well under a second."),
+               "output layer solved by least squares. Fits in well under a second.",
+           basic=("encoding", "sampler", "node_width", "edge_width", "message_width", "regularisation", "seed"),
+           tips=(("encoding", "invariant: pair distances and kinetic terms (separable, smooth); "
+                              "frame: the paper's centre-of-mass frame (not separable)"),
+                 ("sampler", "swim: weights from pairs of data points; elm: random Gaussian weights; "
+                             "adaptive: SWIM, fit, resample where the fit changes most, refit"),
+                 ("node_width", "width of the node (kinetic) encoder"),
+                 ("edge_width", "width of the edge (pair distance) encoder"),
+                 ("message_width", "width of the message layer"),
+                 ("static_width", "width of the static (mass) encoder; 0 = masses do not enter messages"),
+                 ("regularisation", "ridge parameter lambda of the linear solve (relative)"),
+                 ("seed", "random seed of the sampled layers"),
+                 ("linear_kinetic", "add the raw kinetic energy as one more feature"),
+                 ("fast_tables", "evaluate separable models through 1-D tables (faster roll-outs)"))),
     Method("baseline", "Gradient-trained HGN (torch optimizer)", "core.baselines", None,
            tip="The same network with every layer trained by a torch optimizer; slower, "
-               "shows a loss curve."),
+               "shows a loss curve.",
+           basic=("optimizer", "epochs", "learning_rate", "lr", "encoding", "node_width", "edge_width",
+                  "message_width", "batch_size", "seed")),
 ]
 
 

@@ -109,8 +109,11 @@ def train_job(system: System, sim: dict, method: Method, settings: dict, *,
     check_cancel(cancel)
     report(progress, "evaluate", 0.0)
     test = getattr(dataset, "test", None)
-    idx = test if test is not None and len(test) else None
-    test_mse = float(derivative_mse(model, dataset, indices=idx))
+    if test is not None and len(test):
+        test_mse = float(derivative_mse(model, dataset, indices=test))
+    else:  # everything was used for training: say so rather than fail
+        test_mse = float(derivative_mse(model, dataset, indices=dataset.train))
+        info["mse_on"] = "training snapshots (no test split)"
     report(progress, "evaluate", 1.0)
     return TrainResult(model=model, dataset=dataset, method=method.key, settings=dict(settings),
                        fit_time=fit_time, test_mse=test_mse, data_time=data_time,

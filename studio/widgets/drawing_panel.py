@@ -203,7 +203,11 @@ class DrawingCanvas(QWidget):
                     self._edit("Join with spring", lambda: self.model.add_edge(i, j, self.new_spring))
             elif j is None:
                 xy = self.snapped(w)
-                if np.linalg.norm(xy - self.model.points[i]) > 1e-9:
+                k = self.model.nearest_point(xy, 1e-9)   # snapping may land on a particle
+                if k is not None and k != i:
+                    if not self.model.has_edge(i, k):
+                        self._edit("Join with spring", lambda: self.model.add_edge(i, k, self.new_spring))
+                elif k is None and np.linalg.norm(xy - self.model.points[i]) > 1e-9:
                     def place_and_join():
                         k = self.model.add_point(xy, self.new_mass)
                         self.model.add_edge(i, k, self.new_spring)

@@ -18,9 +18,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QLabel, QLineEdit, QSpinBox,
-                               QVBoxLayout, QWidget)
+                               QToolButton, QVBoxLayout, QWidget)
 
 from core.errors import HGNError
 
@@ -54,7 +54,7 @@ def _kind_of(value, name: str, choices: dict) -> str:
 
 
 def specs_from_dataclass(cls, defaults: dict | None = None, choices: dict | None = None,
-                         hidden: tuple = ()) -> list[FieldSpec]:
+                         hidden: tuple = (), tips: dict | None = None) -> list[FieldSpec]:
     """Field specs of a config dataclass: kinds from the default values."""
     from ..defaults import CHOICES
 
@@ -67,7 +67,7 @@ def specs_from_dataclass(cls, defaults: dict | None = None, choices: dict | None
         v = defaults[f.name]
         kind = _kind_of(v, f.name, choices)
         label = f.name.replace("_", " ").capitalize()
-        tip = (f.metadata or {}).get("help", "") if hasattr(f, "metadata") else ""
+        tip = (tips or {}).get(f.name) or ((f.metadata or {}).get("help", "") if hasattr(f, "metadata") else "")
         out.append(FieldSpec(f.name, label, kind, v, tuple(choices.get(f.name, ())), tip))
     return out
 
@@ -88,7 +88,8 @@ class FieldForm(QWidget):
     #: (name, old value, new value) after a user edit -- for undo commands
     valueEdited = Signal(str, object, object)
 
-    def __init__(self, specs: list[FieldSpec], parent: QWidget | None = None, prefix: str = ""):
+    def __init__(self, specs: list[FieldSpec], parent: QWidget | None = None, prefix: str = "",
+                 advanced: tuple = ()):
         super().__init__(parent)
         self.specs = {s.name: s for s in specs}
         self.editors: dict[str, QWidget] = {}
@@ -100,6 +101,25 @@ class FieldForm(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addLayout(self._layout)
+        self.advancedButton = None
+        adv_layout = None
+        if any(s.name in advanced for s in specs):
+            self.advancedButton = QToolButton()
+            self.advancedButton.setObjectName(f"{prefix}advancedButton")
+            self.advancedButton.setText("Advanced settings")
+            self.advancedButton.setCheckable(True)
+            self.advancedButton.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+            self.advancedButton.setArrowType(Qt.RightArrow)
+            self.advancedButton.setAutoRaise(True)
+            self.advancedBox = QWidget()
+            adv_layout = QFormLayout(self.advancedBox)
+            adv_layout.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+            adv_layout.setContentsMargins(0, 0, 0, 0)
+            adv_layout.setVerticalSpacing(3)
+            self.advancedBox.hide()
+            self.advancedButton.toggled.connect(self._toggle_advanced)
+            outer.addWidget(self.advancedButton)
+            outer.addWidget(self.advancedBox)
         for s in specs:
             ed = self._make_editor(s)
             ed.setObjectName(f"{prefix}{s.name}")
@@ -119,7 +139,7 @@ class FieldForm(QWidget):
             lab = QLabel(s.label)
             if s.tip:
                 lab.setToolTip(s.tip)
-            self._layout.addRow(lab, box)
+            (adv_layout if s.name in advanced and adv_layout is not None else self._layout).addRow(lab, box)
             self.editors[s.name] = ed
             self.errors[s.name] = err
         self._last = {n: self._safe(n) for n in self.specs}
@@ -147,6 +167,10 @@ class FieldForm(QWidget):
                 w.setPlaceholderText("none")
             w.editingFinished.connect(lambda n=s.name: self._on_edit(n))
         return w
+
+    def _toggle_advanced(self, on: bool) -> None:
+        self.advancedBox.setVisible(on)
+        self.advancedButton.setArrowType(Qt.DownArrow if on else Qt.RightArrow)
 
     def _on_edit(self, name: str) -> None:
         self.clear_error(name)
@@ -240,6 +264,9 @@ class FieldForm(QWidget):
     def show_error(self, name: str, message: str) -> None:
         lab = self.errors.get(name)
         if lab is not None:
+            if self.advancedButton is not None and not self.advancedButton.isChecked() \
+                    and self.advancedBox.isAncestorOf(lab):
+                self.advancedButton.setChecked(True)
             lab.setText(message)
             lab.show()
             self.editors[name].setStyleSheet("border: 1px solid #ff6b6b;")

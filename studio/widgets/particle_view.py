@@ -193,7 +193,12 @@ class ParticleView(QWidget):
         self.view.camera.link(other.view.camera)
 
     def render_image(self, size: tuple[int, int] | None = None) -> np.ndarray:
-        """The current picture as an (h, w, 3) uint8 array (offscreen render)."""
+        """The current picture as an (h, w, 3) uint8 array (offscreen render).
+
+        Leave ``size`` at None (the canvas's own size): vispy 0.17 does not
+        rescale scene-scaled markers when ``render(size=...)`` differs from
+        the canvas size, so spheres shrink or vanish at other sizes. For a
+        fixed output size, resize the canvas instead."""
         img = self.canvas.render(size=size, alpha=False)
         return np.asarray(img)[..., :3]
 

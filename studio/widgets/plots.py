@@ -30,9 +30,11 @@ class TimePlot(pg.PlotWidget):
         pi = self.getPlotItem()
         pi.setLabel("left", ylabel)
         pi.setLabel("bottom", xlabel)
+        for ax in ("left", "bottom"):
+            pi.getAxis(ax).enableAutoSIPrefix(False)
         pi.showGrid(x=True, y=True, alpha=0.25)
         pi.setMenuEnabled(True)
-        self.legend = pi.addLegend(offset=(-8, 8), labelTextSize="8pt")
+        self.legend = pi.addLegend(offset=(-8, 8), labelTextSize="8pt", brush=(27, 32, 41, 200))
         self.log_y = log_y
         if log_y:
             pi.setLogMode(y=True)

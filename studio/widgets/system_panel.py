@@ -110,6 +110,8 @@ class SystemPanel(QWidget):
         self.potentialPlot.setLabel("bottom", "r")
         self.potentialPlot.setLabel("left", "V")
         self.potentialPlot.showGrid(x=True, y=True, alpha=0.25)
+        for ax in ("left", "bottom"):
+            self.potentialPlot.getPlotItem().getAxis(ax).enableAutoSIPrefix(False)
         self.potentialPlot.setMinimumHeight(150)
         self.potentialPlot.setMaximumHeight(220)
         self.vCurve = self.potentialPlot.plot([], [], pen=pg.mkPen((120, 200, 120), width=2))

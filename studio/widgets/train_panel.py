@@ -105,11 +105,12 @@ class TrainPanel(QWidget):
             if m.key in self.methods:
                 continue
             try:
-                specs = specs_from_dataclass(m.config_class(), m.default_settings(), hidden=m.hidden)
+                specs = specs_from_dataclass(m.config_class(), m.default_settings(), hidden=m.hidden,
+                                             choices=m.choices(), tips=m.tip_of())
             except Exception as exc:  # a half-written core module must not break the panel
                 self.error.emit(f"{m.label}: not available ({exc})")
                 continue
-            form = FieldForm(specs, prefix=f"{m.key}_")
+            form = FieldForm(specs, prefix=f"{m.key}_", advanced=m.advanced())
             self.methods[m.key] = m
             self.methodForms[m.key] = form
             self.methodStack.addWidget(form)

@@ -1,0 +1,138 @@
+"""Drive the running studio and save screenshots of it in use.
+
+Run under a virtual X server (the views need OpenGL)::
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m studio.screenshots [OUT_DIR]
+
+It opens the real main window with settings in a temporary file, trains the
+default lattice, scrubs the timeline, draws a small system, shows the overlay
+and a zero-shot roll-out, and grabs the window (``QWidget.grab``) into
+``assets/screenshots/*.png`` (or OUT_DIR). Pictures are checked to be neither
+black nor empty before they are written.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _wait(app, cond, timeout=120.0, step=0.02) -> bool:
+    end = time.perf_counter() + timeout
+    while time.perf_counter() < end:
+        app.processEvents()
+        if cond():
+            return True
+        time.sleep(step)
+    return False
+
+
+def _pump(app, seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def _save(window, path: Path) -> None:
+    img = window.grab().toImage()
+    arr = np.asarray(img.constBits()).reshape(img.height(), img.bytesPerLine())[:, :img.width() * 4]
+    rgb = arr.reshape(img.height(), img.width(), 4)[..., :3]
+    if rgb.std() < 3 or rgb.mean() < 5:
+        raise SystemExit(f"{path.name}: the window rendered black or empty")
+    img.save(str(path))
+    print(f"saved {path} ({img.width()}x{img.height()})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    out = Path(argv[0]) if argv else ROOT / "assets" / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="hgn-shots-")
+    os.environ["HGN_STUDIO_SETTINGS"] = str(Path(tmp) / "settings.ini")
+
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    from .gl import ensure_backend
+    from .style import apply_style
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    ensure_backend()
+    apply_style(app)
+    from .main_window import MainWindow
+
+    w = MainWindow()
+    w.resize(1560, 960)
+    w.show()
+    _wait(app, lambda: w.session.system is not None, 30)
+    _pump(app, 0.5)
+
+    # 1. train the default lattice and watch the roll-out
+    w.leftTabs.setCurrentIndex(2)
+    w.train()
+    _wait(app, lambda: w.session.models and w.session.rollout is not None and w.session.rollout.finished, 600)
+    w.views.set_colour_mode("error")
+    w.time.set_frame(int(0.6 * (w.time.filled - 1)))
+    _pump(app, 0.8)
+    _save(w, out / "studio-train-rollout.png")
+
+    # 2. overlay view, coloured by particle energy, later in time
+    w.views.set_layout("overlay")
+    w.views.set_colour_mode("energy")
+    w.time.set_frame(w.time.filled - 1)
+    _pump(app, 0.8)
+    _save(w, out / "studio-overlay-energy.png")
+    w.views.set_layout("side")
+
+    # 3. zero-shot: the same lattice 4x larger per axis, no refit
+    w.modelsPanel.factorSpin.setValue(4)
+    w.modelsPanel.stepsSpin.setValue(600)
+    w.modelsPanel.saveEverySpin.setValue(10)
+    w.zero_shot(w.session.current, 4, 600, 10)
+    _wait(app, lambda: w.session.rollout is not None and w.session.rollout.zero_shot
+          and w.session.rollout.finished, 600)
+    w.views.set_colour_mode("speed")
+    w.time.set_frame(w.time.filled - 1)
+    _pump(app, 0.8)
+    _save(w, out / "studio-zero-shot.png")
+
+    # 4. draw a small system by mouse
+    w.leftTabs.setCurrentIndex(1)
+    _pump(app, 0.3)
+    c = w.drawingPanel.canvas
+    pts = [(0, 0), (1, 0), (2, 0), (0.5, 0.866), (1.5, 0.866), (1, 1.732)]
+    screen = [c.to_screen(np.array(p, float)).toPoint() for p in pts]
+    for s in screen:
+        QTest.mouseClick(c, Qt.LeftButton, Qt.NoModifier, s)
+    for a, b in [(0, 1), (1, 2), (0, 3), (1, 3), (1, 4), (2, 4), (3, 4), (3, 5), (4, 5)]:
+        QTest.mousePress(c, Qt.LeftButton, Qt.NoModifier, screen[a])
+        QTest.mouseMove(c, screen[b])
+        QTest.mouseRelease(c, Qt.LeftButton, Qt.NoModifier, screen[b])
+    w.drawingPanel.set_mode("select")
+    QTest.mouseClick(c, Qt.LeftButton, Qt.NoModifier, screen[5])
+    w.drawingPanel.layersSpin.setValue(3)
+    w.drawingPanel.use()
+    _pump(app, 0.8)
+    _save(w, out / "studio-drawing.png")
+
+    # 5. a molecular Lennard-Jones system and its V(r)
+    w.leftTabs.setCurrentIndex(0)
+    w.systemPanel.set_kind("molecular")
+    w.systemPanel.build()
+    _pump(app, 0.8)
+    _save(w, out / "studio-molecular-lj.png")
+    _ = QPoint
+    w.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

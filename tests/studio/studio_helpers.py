@@ -1,0 +1,65 @@
+"""Helpers shared by the studio's GUI tests (driving the real widgets)."""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+
+#: tiny training settings so one train-and-roll-out takes about a second
+TINY_SIM = {"steps": 40, "n_trajectories": 3, "save_every": 4, "rollout_steps": 100,
+            "rollout_save_every": 5, "dt": 0.01}
+TINY_MODEL = {"node_width": 8, "edge_width": 8, "message_width": 16, "fast_tables": False}
+
+
+def make_window(qtbot):
+    from studio.gl import ensure_backend
+
+    ensure_backend()
+    from studio.main_window import MainWindow
+
+    w = MainWindow()
+    qtbot.addWidget(w, before_close_func=_stop_jobs)
+    w.resize(1280, 820)
+    w.show()
+    qtbot.waitExposed(w)
+    qtbot.waitUntil(lambda: w.session.system is not None, timeout=10000)
+    return w
+
+
+def _stop_jobs(w):
+    w.trainJobs.shutdown()
+    w.rolloutJobs.shutdown()
+
+
+def build_tiny_lattice(qtbot, w, n=3, m=3):
+    """Square n x m lattice through the system panel's widgets."""
+    sp = w.systemPanel
+    sp.kindCombo.setCurrentIndex(sp.kindCombo.findData("square"))
+    form = sp.builderForms["square"]
+    form.editors["n"].setValue(n)
+    form.editors["m"].setValue(m)
+    qtbot.mouseClick(sp.buildButton, Qt.LeftButton)
+    assert w.session.system.n == n * m
+
+
+def set_tiny_training(w, sim=None, model=None):
+    tp = w.trainPanel
+    tp.simForm.set_values({**TINY_SIM, **(sim or {})})
+    tp.methodForms["rfhgn"].set_values({**TINY_MODEL, **(model or {})})
+
+
+def train_and_wait(qtbot, w, timeout=60000):
+    n_before = len(w.session.models)
+    qtbot.mouseClick(w.trainPanel.trainButton, Qt.LeftButton)
+    qtbot.waitUntil(lambda: len(w.session.models) > n_before, timeout=timeout)
+    qtbot.waitUntil(lambda: w.session.rollout is not None and w.session.rollout.finished
+                    and not w.rolloutJobs.is_running(), timeout=timeout)
+    return w.session.models[-1]
+
+
+def non_background_fraction(img: np.ndarray) -> float:
+    """Share of pixels that differ from the most common (background) colour."""
+    flat = img.reshape(-1, img.shape[-1]).astype(np.int32)
+    key = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]
+    vals, counts = np.unique(key, return_counts=True)
+    bg = vals[np.argmax(counts)]
+    return float(np.mean(key != bg))
