@@ -167,6 +167,10 @@ def molecular(n: int, density: float = 0.8, dim: int = 3, potential="lennard-jon
     rc = _positive("cutoff", cutoff)
     if dim not in (2, 3):
         raise HGNError(f"dimension must be 2 or 3, got {dim!r}")
+    try:
+        jitter = float(jitter)
+    except (TypeError, ValueError):
+        raise HGNError(f"jitter must be a number, got {jitter!r}") from None
     if not 0 <= jitter < 0.3:
         raise HGNError(f"jitter must be in [0, 0.3) lattice spacings, got {jitter}")
     pot = _potential(potential, potential_params)
@@ -190,10 +194,13 @@ def molecular(n: int, density: float = 0.8, dim: int = 3, potential="lennard-jon
 def custom(dim: int, positions, edges=None, masses=1.0, potential="harmonic", potential_params=None,
            cutoff: float | None = None, box=None, edge_scale=None, name: str = "custom") -> System:
     """A system from explicit particles and edges (what the drawing tool makes)."""
-    q = np.asarray(positions, dtype=float)
+    try:
+        q = np.asarray(positions, dtype=float)
+        m = np.full(len(q), float(masses)) if np.ndim(masses) == 0 else np.asarray(masses, dtype=float)
+    except (TypeError, ValueError):
+        raise HGNError("positions and masses of a custom system must be numbers") from None
     if q.ndim != 2:
         raise HGNError(f"positions must be a list of {dim}-vectors")
-    m = np.full(len(q), float(masses)) if np.ndim(masses) == 0 else np.asarray(masses, dtype=float)
     if edges is None and cutoff is None:
         edges = np.zeros((0, 2), dtype=np.int64)
     return System(dim=dim, positions=q, masses=m, potential=_potential(potential, potential_params),

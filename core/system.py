@@ -77,8 +77,9 @@ class System:
 
     def validate(self) -> None:
         """Raise :class:`HGNError` naming the first thing that is wrong."""
-        if self.dim not in (2, 3):
+        if isinstance(self.dim, bool) or self.dim not in (2, 3):
             raise HGNError(f"dimension must be 2 or 3, got {self.dim!r}")
+        self.dim = int(self.dim)
         q = self.positions
         if q.ndim != 2 or q.shape[1] != self.dim:
             raise HGNError(f"positions must have shape (N, {self.dim}), got {q.shape}")
