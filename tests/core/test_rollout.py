@@ -247,3 +247,48 @@ def test_blow_up_is_reported_with_advice(lattice):
 
     with pytest.raises(HGNError, match="blew up"):
         rollout(Exploding(s), s, q0, 50 * p0, 0.05, 200)
+
+
+# ---------------------------------------------------------------------------
+# zero-shot: fitted on 2x2x2, rolled out on 6x6x6
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def zero_shot():
+    from core.datagen import random_snapshots
+    from core.rfhgn import RFConfig, fit
+
+    small = cubic_lattice(2, 2, 2)
+    model = fit(random_snapshots(small, 500, 0.1, 0.1, seed=0), RFConfig())
+    big = cubic_lattice(6, 6, 6)
+    q0, p0 = initial_state(big, 0.1, 0.1, seed=1)
+    # the benchmark's headline run (1000 steps of dt 0.01) on a smaller lattice
+    truth, pred = compare(model, big, q0, p0, 0.01, 1000, 10)
+    return model, big, q0, p0, truth, pred
+
+
+def test_zero_shot_rollout_on_a_larger_lattice_stays_close_to_ground_truth(zero_shot):
+    model, big, _, _, truth, pred = zero_shot
+    assert model.separable and pred.meta["integrator"] == "stoermer-verlet"
+    assert pred.q.shape == truth.q.shape == (101, 216, 3)
+    mse = metrics.position_mse(truth, pred)
+    z = metrics.zerr(truth, pred)
+    # positions agree to 1e-3 of the displacement scale (0.1) over the run:
+    # MSE below 1e-6 (the benchmark's target), Zerr below 1e-4
+    assert mse.max() < 1e-6, mse.max()
+    assert z.max() < 1e-4, z.max()
+    # the true energy along the prediction matches the true energy of the truth
+    assert metrics.herr(truth, pred).max() < 1e-4
+    # the true energy along the prediction oscillates no more than 3x the
+    # ground truth's own Verlet oscillation
+    assert np.ptp(pred.total) < 3 * np.ptp(truth.total) + 1e-12
+
+
+def test_energy_along_a_long_learned_rollout_does_not_drift(zero_shot):
+    model, big, q0, p0, _, _ = zero_shot
+    pred = rollout(model, big, q0, p0, 0.01, 8000, 80)  # t = 80
+    for series in (pred.total, learned_energy(pred)):
+        d = metrics.drift_trend(series, pred.t)
+        assert np.max(np.abs(metrics.energy_drift(series))) < 1e-3
+        # bounded oscillation, no trend: the least-squares change over the run
+        # is a small part of the peak-to-peak oscillation
+        assert abs(d["trend_over_run"]) < 0.25 * d["amplitude"], d
