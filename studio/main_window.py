@@ -121,7 +121,7 @@ class MainWindow(QMainWindow):
         self.leftTabs = QTabWidget()
         self.leftTabs.setObjectName("leftTabs")
         self.leftTabs.addTab(_scroll(self.systemPanel), "System")
-        self.leftTabs.addTab(self.drawingPanel, "Draw")
+        self.leftTabs.addTab(_scroll(self.drawingPanel), "Draw")
         self.leftTabs.addTab(_scroll(self.trainPanel), "Train")
         self.leftDock = self._dock("System and training", "leftDock", self.leftTabs, Qt.LeftDockWidgetArea)
         plots = QSplitter(Qt.Horizontal)
@@ -130,7 +130,7 @@ class MainWindow(QMainWindow):
             plots.addWidget(p)
         self.lossPlot.hide()
         self.plotsDock = self._dock("Plots", "plotsDock", plots, Qt.BottomDockWidgetArea)
-        self.modelsDock = self._dock("Models", "modelsDock", self.modelsPanel, Qt.RightDockWidgetArea)
+        self.modelsDock = self._dock("Models", "modelsDock", _scroll(self.modelsPanel), Qt.RightDockWidgetArea)
 
         self.statusLabel = QLabel("")
         self.statusLabel.setObjectName("statusMessage")

@@ -64,7 +64,7 @@ class DrawingCanvas(QWidget):
         self.sel_edges: set[int] = set()
         self._press = None       # dict describing the current drag
         self._cursor_world = None
-        self.setMinimumSize(320, 260)
+        self.setMinimumSize(240, 220)
         self.setFocusPolicy(Qt.StrongFocus)
         self.setMouseTracking(True)
         model.subscribe(self._on_model)

@@ -45,7 +45,7 @@ class TimePlot(pg.PlotWidget):
             self.cursor = pg.InfiniteLine(pos=0.0, angle=90, movable=False,
                                           pen=pg.mkPen((220, 220, 220, 160), width=1))
             pi.addItem(self.cursor, ignoreBounds=True)
-        self.setMinimumHeight(120)
+        self.setMinimumHeight(90)
 
     def add_curve(self, name: str, pen) -> None:
         item = self.plot([], [], pen=pen, name=name)

@@ -44,7 +44,7 @@ class TimelineBar(QWidget):
         self.slider.valueChanged.connect(model.set_frame)
         self.timeLabel = QLabel(self)
         self.timeLabel.setObjectName("timeLabel")
-        self.timeLabel.setMinimumWidth(210)
+        self.timeLabel.setMinimumWidth(150)
         self.loopCombo = QComboBox(self)
         self.loopCombo.setObjectName("loopCombo")
         self.loopCombo.addItems(list(LOOP_MODES))

@@ -38,6 +38,9 @@ class ViewsPanel(QWidget):
         self.colourCombo.setObjectName("colourCombo")
         for k, v in COLOUR_MODES.items():
             self.colourCombo.addItem(v, k)
+        for combo in (self.layoutCombo, self.colourCombo):
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
         self.resetCamera = QPushButton("Reset camera")
         self.resetCamera.setObjectName("resetCameraButton")
         self.resetCamera.clicked.connect(self.truthView.reset_camera)

@@ -10,7 +10,7 @@ TINY_SIM = {"steps": 40, "n_trajectories": 3, "save_every": 4, "rollout_steps": 
 TINY_MODEL = {"node_width": 8, "edge_width": 8, "message_width": 16, "fast_tables": False}
 
 
-def make_window(qtbot):
+def make_window(qtbot, size=(1280, 820)):
     from studio.gl import ensure_backend
 
     ensure_backend()
@@ -18,7 +18,8 @@ def make_window(qtbot):
 
     w = MainWindow()
     qtbot.addWidget(w, before_close_func=_stop_jobs)
-    w.resize(1280, 820)
+    if size is not None:
+        w.resize(*size)
     w.show()
     qtbot.waitExposed(w)
     qtbot.waitUntil(lambda: w.session.system is not None, timeout=10000)
