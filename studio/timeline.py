@@ -108,6 +108,8 @@ class TimeModel(QObject):
             raise ValueError(f"loop mode must be one of {LOOP_MODES}")
         if mode != self.loop:
             self.loop = mode
+            if mode != "bounce":
+                self._direction = 1      # only bounce plays backwards
             self.settingsChanged.emit()
 
     @Slot()

@@ -1,0 +1,198 @@
+"""The studio's Qt-free models: the time model's playback rules, the filling
+roll-out buffer, the chunked roll-out job, forms and method discovery."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from core.builders import build
+from core.errors import HGNError
+from core.simulate import simulate
+from studio import pipeline
+from studio.methods import METHODS, available_methods, method_by_key
+from studio.rollout_buffer import RolloutBuffer
+from studio.timeline import TimeModel
+
+
+# -- time model ---------------------------------------------------------------
+def test_time_model_loop_modes(qtbot):
+    tm = TimeModel()
+    tm.set_times(np.arange(5) * 0.5)
+    seen = []
+    tm.frameChanged.connect(seen.append)
+    tm.set_loop("loop")
+    tm.set_frame(3)
+    tm.advance(3)                 # 3 + 3 = 6 -> wraps to 1 in 5 frames
+    assert tm.frame == 1
+    tm.set_loop("bounce")
+    tm.set_frame(3)
+    tm.advance(3)                 # 3 -> 4 -> back to 2
+    assert tm.frame == 2
+    tm.advance(1)                 # now moving backwards
+    assert tm.frame == 1
+    tm.set_loop("once")
+    tm.play()
+    assert tm.playing
+    tm.set_frame(3)
+    tm.advance(5)                 # stops at the end
+    assert tm.frame == 4 and not tm.playing
+    assert seen[-1] == 4 and tm.time() == 2.0
+    with pytest.raises(ValueError):
+        tm.set_loop("sideways")
+
+
+def test_time_model_waits_for_frames_still_computing(qtbot):
+    tm = TimeModel()
+    tm.set_times(np.arange(10.0), filled=3)
+    tm.set_loop("loop")
+    tm.set_frame(9)               # clamped to what exists
+    assert tm.frame == 2
+    tm.advance(2)                 # does not wrap while the roll-out is filling
+    assert tm.frame == 2
+    tm.set_filled(10)
+    tm.advance(2)
+    assert tm.frame == 4
+
+
+def test_time_model_plays_on_its_timer(qtbot):
+    tm = TimeModel(fps=100)
+    tm.set_times(np.arange(50.0))
+    tm.set_speed(2.0)
+    tm.play()
+    qtbot.waitUntil(lambda: tm.frame >= 10, timeout=3000)
+    tm.pause()
+    f = tm.frame
+    qtbot.wait(60)
+    assert tm.frame == f and f % 2 == 0     # two frames per tick
+
+
+# -- roll-out buffer and the chunked job --------------------------------------
+def _tiny_system():
+    return build("square", n=3, m=3)
+
+
+def test_chunked_rollout_equals_one_uninterrupted_run():
+    from core.rfhgn import TrueHamiltonian
+
+    s = _tiny_system()
+    rng = np.random.default_rng(1)
+    q0 = s.positions + 0.1 * rng.standard_normal(s.positions.shape)
+    p0 = 0.1 * rng.standard_normal(s.positions.shape)
+    buf = RolloutBuffer(s, 0.01, 230, 5, model_name="truth-as-model")
+    chunks = []
+
+    def emit(item):
+        chunks.append(item)
+        buf.add(*item)
+
+    out = pipeline.rollout_job(TrueHamiltonian(s), s, q0, p0, 0.01, 230, 5, emit=emit)
+    assert out["frames"] == 47 and buf.n_filled == 47 == buf.n_frames
+    assert len({id(c) for c in chunks}) > 4          # it really came in pieces
+    ref = simulate(s, q0, p0, 0.01, 230, save_every=5)
+    assert np.allclose(buf.q["truth"], ref.q, atol=1e-12)
+    assert np.allclose(buf.kinetic["truth"], ref.kinetic, atol=1e-12)
+    # the exact Hamiltonian as "model": prediction equals the truth to round-off
+    assert np.allclose(buf.q["prediction"], ref.q, atol=1e-9)
+    assert np.max(buf.position_mse()) < 1e-16
+    m = buf.measures()
+    assert m["final_position_mse"] < 1e-16 and len(m["t"]) == 47
+
+
+def test_rollout_buffer_fills_and_measures():
+    s = _tiny_system()
+    buf = RolloutBuffer(s, 0.02, 20, 2)
+    assert buf.n_frames == 11 and buf.n_filled == 0
+    tr = simulate(s, s.positions + 0.05, np.zeros((9, 2)) + 0.01 * np.arange(18).reshape(9, 2), 0.02, 20, 2)
+    buf.add("truth", tr)
+    assert buf.n_filled == 0              # no prediction yet
+    buf.add("prediction", tr)
+    assert buf.n_filled == 11
+    drift = buf.drift("truth")
+    assert np.allclose(drift, (tr.total - tr.total[0]) / abs(tr.total[0]))
+    with pytest.raises(HGNError):
+        buf.add("nonsense", tr)
+    with pytest.raises(HGNError):
+        RolloutBuffer(s, 0.01, 10, 0)
+
+
+def test_train_job_measures_on_held_out_data():
+    s = _tiny_system()
+    m = method_by_key("rfhgn")
+    sim = dict(dataclasses.asdict(pipeline_defaults()), steps=40, n_trajectories=3, save_every=4)
+    settings = dict(m.default_settings(), node_width=8, edge_width=8, message_width=16, fast_tables=False)
+    stages = []
+    res = pipeline.train_job(s, sim, m, settings, progress=lambda st, f: stages.append((st, f)))
+    assert {"simulate", "sample", "solve"} <= {st for st, _ in stages}
+    assert all(0.0 <= f <= 1.0 for _, f in stages)
+    ds = res.dataset
+    assert len(ds.test) and not set(ds.test) & set(ds.train)
+    assert res.test_mse > 0 and np.isfinite(res.test_mse) and res.fit_time > 0
+
+
+def test_train_job_is_cancelled_by_its_token():
+    from core.errors import Cancelled
+    from core.jobs import CancelToken
+
+    s = _tiny_system()
+    m = method_by_key("rfhgn")
+    tok = CancelToken()
+    tok.cancel()
+    with pytest.raises(Cancelled):
+        pipeline.train_job(s, pipeline_defaults_dict(), m, m.default_settings(), cancel=tok)
+
+
+def test_simulation_settings_are_checked():
+    bad = [({"dt": -0.1}, "dt"), ({"steps": 0}, "steps"), ({"save_every": 500}, "save_every"),
+           ({"test_fraction": 1.5}, "test_fraction"), ({"displacement": -1}, "displacement")]
+    for change, word in bad:
+        with pytest.raises(HGNError, match=word):
+            pipeline.check_simulation({**pipeline_defaults_dict(), **change})
+
+
+def pipeline_defaults():
+    from studio.defaults import SIMULATION
+
+    return SIMULATION
+
+
+def pipeline_defaults_dict():
+    return dataclasses.asdict(pipeline_defaults())
+
+
+# -- methods and forms ----------------------------------------------------------
+def test_methods_come_from_core_with_core_defaults():
+    from core.rfhgn import RFConfig
+
+    keys = [m.key for m in available_methods()]
+    assert "rfhgn" in keys
+    m = method_by_key("rfhgn")
+    assert m.default_settings() == RFConfig().to_dict()
+    assert m.choices()["encoding"] == ["invariant", "frame"]
+    assert "sampler" in m.choices()
+    with pytest.raises(HGNError, match="node_width"):
+        m.make_config({"node_width": 0})
+    # a method whose module is missing is simply not offered
+    import importlib.util
+
+    for meth in METHODS:
+        assert (meth in available_methods()) == (importlib.util.find_spec(meth.module) is not None)
+
+
+def test_form_parses_numbers_and_marks_bad_fields(qtbot):
+    from studio.widgets.forms import FieldForm, FieldSpec
+
+    f = FieldForm([FieldSpec("x", "X value", "float", 1.0), FieldSpec("w", "Widths", "ints", (8, 16)),
+                   FieldSpec("t", "Temperature", "optfloat", None), FieldSpec("n", "Count", "int", 3)])
+    qtbot.addWidget(f)
+    f.editors["x"].setText("1e-8")
+    assert f.values() == {"x": 1e-8, "w": (8, 16), "t": None, "n": 3}
+    f.editors["w"].setText("4, 5 6")
+    assert f.value("w") == (4, 5, 6)
+    f.editors["x"].setText("one")
+    with pytest.raises(HGNError, match="X value"):
+        f.values()
+    assert "not a number" in f.error_text("x")
+    assert f.field_for_message("RF-HGN setting count must be at least 1") == "n"
+    assert f.show_message("temperature must be >= 0, got -1") and f.error_text("t")
