@@ -1,0 +1,184 @@
+"""Training loop of the gradient-trained baselines: it learns, it stops (time
+budget, epochs, early stopping, cancel), every optimizer runs, and the
+settings are validated."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from core import builders
+from core.baselines import OPTIMIZERS, BaselineConfig, fit
+from core.datagen import random_snapshots
+from core.errors import Cancelled, HGNError
+from core.metrics import derivative_mse
+
+SMALL = dict(node_width=8, edge_width=8, message_width=16, time_budget=0, threads=1)
+
+
+@pytest.fixture(scope="module")
+def lattice_data():
+    s = builders.cubic_lattice(2, 2, 2)
+    return random_snapshots(s, 60, seed=0, test_fraction=0.25)
+
+
+def test_adam_reduces_the_loss_and_the_test_error(lattice_data):
+    ds = lattice_data
+    m = fit(ds, BaselineConfig(optimizer="adam", max_epochs=40, batch_size=8, **SMALL), monitor=ds)
+    info = m.info
+    losses = info["loss_history"]
+    assert len(losses) == info["epochs"] == 40
+    assert losses[-1] < 0.05 * losses[0]
+    test = derivative_mse(m, ds)
+    assert test < 0.05 * info["monitor_initial"]
+    # the monitor measured the same thing as derivative_mse (float32 training weights)
+    assert info["monitor_history"][-1] == pytest.approx(test, rel=0.05) or info["restored_best"]
+    assert info["stop_reason"] == "max epochs"
+    assert info["fit_time"] > 0 and info["train_time"] > 0
+    assert info["n_train"] + info["n_validation"] == len(ds.train)
+    assert len(info["time_history"]) == 40 and np.all(np.diff(info["time_history"]) >= 0)
+
+
+def test_restore_best_keeps_the_weights_with_the_lowest_validation_loss(lattice_data):
+    m = fit(lattice_data, BaselineConfig(optimizer="sgd", learning_rate=3.0, max_epochs=12, batch_size=4,
+                                         **SMALL))
+    val = m.info["val_history"]
+    finite = [v for v in val if np.isfinite(v)]
+    assert m.info["best_val_loss"] == pytest.approx(min(finite))
+    assert m.info["best_epoch"] == 1 + int(np.nanargmin(np.where(np.isfinite(val), val, np.nan)))
+
+
+def test_every_optimizer_takes_steps(lattice_data):
+    ds = lattice_data
+    for key, spec in OPTIMIZERS.items():
+        m = fit(ds, BaselineConfig(optimizer=key, max_epochs=2, batch_size=16, patience=0, **SMALL))
+        info = m.info
+        assert info["optimizer"] == key
+        assert info["epochs"] == 2, key
+        assert info["steps"] == (2 if spec.full_batch else 2 * int(np.ceil(info["n_train"] / 16))), key
+        assert info["full_batch"] == spec.full_batch
+        assert all(np.isfinite(info["loss_history"])), key
+        dq, dp = m.time_derivatives(ds.system, ds.q[:2], ds.p[:2])
+        assert np.all(np.isfinite(dq)) and np.all(np.isfinite(dp)), key
+
+
+def test_weights_change_from_their_initial_values(lattice_data):
+    a = fit(lattice_data, BaselineConfig(optimizer="adam", max_epochs=1, **SMALL))
+    b = fit(lattice_data, BaselineConfig(optimizer="adam", max_epochs=3, **SMALL))
+    wa = a.module.raw_arrays()
+    wb = b.module.raw_arrays()
+    assert any(not np.allclose(wa[k], wb[k]) for k in wa)
+    # same seed, same settings: the same weights
+    a2 = fit(lattice_data, BaselineConfig(optimizer="adam", max_epochs=1, **SMALL))
+    w2 = a2.module.raw_arrays()
+    assert all(np.array_equal(wa[k], w2[k]) for k in wa)
+
+
+def test_early_stopping_triggers_on_a_plateau(lattice_data):
+    # a learning rate so small that nothing improves by the relative min_delta
+    m = fit(lattice_data, BaselineConfig(optimizer="sgd", learning_rate=1e-12, max_epochs=500, patience=5,
+                                         min_delta=1e-3, **SMALL))
+    assert m.info["stop_reason"] == "early stopping"
+    assert m.info["epochs"] == 6  # the first epoch sets the best, five more without improvement
+
+
+def test_time_budget_stops_training(lattice_data):
+    t = time.perf_counter()
+    m = fit(lattice_data, BaselineConfig(optimizer="adam", node_width=8, edge_width=8, message_width=16,
+                                         time_budget=0.5, max_epochs=10 ** 6, patience=0, threads=1))
+    wall = time.perf_counter() - t
+    assert m.info["stop_reason"] == "time budget"
+    assert 0.5 <= m.info["train_time"] < 1.5
+    assert wall < 10
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_cancel_stops_training_within_a_second(optimizer):
+    s = builders.cubic_lattice(3, 3, 3)
+    ds = random_snapshots(s, 200, seed=1)
+    cancel = threading.Event()
+    stages = []
+    box = {}
+
+    def run():
+        try:
+            box["model"] = fit(ds, BaselineConfig(optimizer=optimizer, time_budget=60, patience=0, threads=1),
+                               progress=lambda st, f: stages.append((st, f)), cancel=cancel)
+        except Cancelled:
+            box["cancelled"] = time.perf_counter()
+
+    th = threading.Thread(target=run)
+    th.start()
+    deadline = time.perf_counter() + 30
+    while not stages and time.perf_counter() < deadline:  # training has started
+        time.sleep(0.05)
+    time.sleep(0.3)
+    t_set = time.perf_counter()
+    cancel.set()
+    th.join(timeout=10)
+    assert not th.is_alive()
+    assert "cancelled" in box and "model" not in box
+    assert box["cancelled"] - t_set < 1.0
+    assert stages and all(st == "epochs" for st, _ in stages)
+
+
+def test_progress_reports_epochs_from_zero_to_one(lattice_data):
+    seen = []
+    fit(lattice_data, BaselineConfig(optimizer="rprop", max_epochs=30, **SMALL),
+        progress=lambda st, f: seen.append((st, f)))
+    assert {st for st, _ in seen} == {"epochs"}
+    fr = [f for _, f in seen]
+    assert fr[0] == 0.0 and fr[-1] == 1.0
+    assert all(0.0 <= f <= 1.0 for f in fr) and np.all(np.diff(fr) >= 0)
+
+
+def test_the_energy_constant_comes_from_a_known_energy(lattice_data):
+    ds = lattice_data
+    m = fit(ds, BaselineConfig(optimizer="adam", max_epochs=3, **SMALL))
+    t0 = ds.train[0]
+    assert m.info["energy_constant_known"]
+    assert float(m.energy(ds.system, ds.q[t0], ds.p[t0])) == pytest.approx(ds.energy[t0], rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("init", ["swim", "elm"])
+def test_sampled_initialisation_and_frame_encoding_train(lattice_data, init):
+    m = fit(lattice_data, BaselineConfig(optimizer="adam", max_epochs=5, init=init, encoding="frame", **SMALL))
+    assert not m.separable
+    assert m.info["init"] == init
+    assert m.info["loss_history"][-1] < m.info["loss_history"][0]
+
+
+def test_cutoff_system_trains():
+    s = builders.molecular(64, density=0.8, dim=3, cutoff=1.6, jitter=0.05, seed=1)
+    ds = random_snapshots(s, 20, displacement=0.03, temperature=0.5, seed=0, test_fraction=0.2)
+    m = fit(ds, BaselineConfig(optimizer="adam", max_epochs=5, **SMALL))
+    assert np.isfinite(derivative_mse(m, ds))
+    assert m.info["loss_history"][-1] < m.info["loss_history"][0]
+
+
+def test_bad_settings_are_rejected():
+    with pytest.raises(HGNError, match="unknown optimizer"):
+        BaselineConfig(optimizer="adamant")
+    with pytest.raises(HGNError, match="batch_size"):
+        BaselineConfig(batch_size=0)
+    with pytest.raises(HGNError, match="validation_fraction"):
+        BaselineConfig(validation_fraction=1.0)
+    with pytest.raises(HGNError, match="init"):
+        BaselineConfig(init="xavier")
+    with pytest.raises(HGNError, match="unknown baseline setting"):
+        BaselineConfig.from_dict({"optimiser": "adam"})
+    with pytest.raises(HGNError, match="Dataset"):
+        fit("not data", BaselineConfig())
+    assert BaselineConfig(optimizer="SGD with momentum").optimizer == "sgd_momentum"
+    c = BaselineConfig(optimizer="lbfgs")
+    assert BaselineConfig.from_dict(c.to_dict()) == c
+    assert c.lr == OPTIMIZERS["lbfgs"].lr
+
+
+def test_fifteen_optimizers():
+    assert len(OPTIMIZERS) == 15
+    labels = {s.label.split(" (")[0] for s in OPTIMIZERS.values()}
+    for name in ("Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Adagrad", "Adadelta", "Adafactor", "RMSprop",
+                 "Rprop", "SGD", "SGD with momentum", "ASGD", "LBFGS"):
+        assert name in labels
+    assert {k for k, s in OPTIMIZERS.items() if s.full_batch} == {"rprop", "lbfgs"}
