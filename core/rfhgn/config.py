@@ -47,13 +47,13 @@ class RFConfig:
     #: hidden activation (tanh is the one with the SWIM constant below)
     activation: str = "tanh"
     #: node encoder width (kinetic features for "invariant", node features for "frame")
-    node_width: int = 32
+    node_width: int = 16
     #: static node encoder width (mass -> g_i, enters messages); 0 = none ("invariant" only)
     static_width: int = 0
     #: edge encoder width
-    edge_width: int = 64
+    edge_width: int = 32
     #: message layer width
-    message_width: int = 128
+    message_width: int = 16
     #: pool the edge encodings too: Phi gets sum_edges e_ij beside sum_edges m_ij
     pool_edges: bool = True
     #: add the raw kinetic input k_i as one more (linear) feature ("invariant" only)
@@ -67,9 +67,11 @@ class RFConfig:
     batch_memory_mb: float = 256.0
     #: seed of every random choice (numpy Generator)
     seed: int = 0
-    #: SWIM constant s: the neuron's pre-activation is -s at x1 and +s at x2
-    #: (ln(3)/2 makes tanh read -1/2 and +1/2 there)
-    swim_scale: float = 0.5 * math.log(3.0)
+    #: SWIM constant s: the neuron's pre-activation is -s at x1 and +s at x2.
+    #: method.md's ln(3)/2 (tanh reads -1/2 and +1/2 there) gives steep,
+    #: localised neurons; 0.2 (broader neurons) fits the derivatives of
+    #: smooth pair potentials 100-1000x better (measured, see fitting notes)
+    swim_scale: float = 0.2
     #: ELM bias range b0 (b ~ U(-b0, b0)) after scaling inputs to [-1, 1]
     elm_bias: float = 1.0
     #: at most this many data points per layer are used to sample it

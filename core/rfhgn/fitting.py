@@ -219,7 +219,10 @@ def _fit_groups(groups: list[Group], known: tuple[System, np.ndarray, np.ndarray
         constant = float(kH - e[0])
         known_energy = True
         n_ref = ksys.n
-    model = FittedModel(config, network, theta, constant, n_ref, groups[0].system)
+    e_ref = None
+    if known is not None and known[0].edges is not None:
+        e_ref = len(known[0].edges)
+    model = FittedModel(config, network, theta, constant, n_ref, groups[0].system, e_ref=e_ref)
     model.info.update(
         fit_time=time.perf_counter() - t0,
         n_snapshots=int(sum(g.q.shape[0] for g in groups)),

@@ -1,12 +1,16 @@
 """A fitted RF-HGN: evaluation, fast tables, saving and loading.
 
-H_hat(q, p) = theta . Phi(q, p) + c * N / N_ref
+H_hat(q, p) = theta . Phi(q, p) + c * size / size_ref
 
 Phi is extensive (sums over nodes and edges), so a model applies to any
 system of the same kind: the graph comes from the ``system`` argument of each
 call (its edges, or its cutoff and box for dynamic pairs). The constant c was
-fixed with one known energy of a system of N_ref particles; it is scaled per
-particle (c * N / N_ref) so that energies of larger systems stay extensive.
+fixed with one known energy of the training system. Derivatives do not tell
+how much of it belongs to each node and each edge, so the network pins the
+kinetic part (T_hat(p = 0) = 0) and c is taken per edge for fixed graphs
+(size = number of edges; the pair function carries the constant) and per
+particle otherwise (cutoff systems, whose pair features vanish at the cutoff,
+and the frame encoding). Energies of other sizes are then extensive.
 
 Shapes: q and p are (N, d) or (S, N, d); energies are 0-d arrays for one
 state and (S,) for a batch; gradients have the shape of q.
@@ -23,7 +27,8 @@ outside its range, where the exact network is evaluated instead). Pass
 File (``save``/``load``, core.fileformat kind "model"):
 
 * header: ``config`` (RFConfig.to_dict()), ``encoding``, ``dim``,
-  ``constant`` (c, also stored bit-exact as an array), ``n_ref`` (N_ref),
+  ``constant`` (c, also stored bit-exact as an array), ``n_ref`` and
+  ``e_ref`` (particles and edges of the system c was fixed on),
   ``info`` (fit time, snapshots, train MSE, solver details, ...),
   ``train_system`` (the header of the system it was fitted on);
 * arrays: ``theta`` (L,), ``constant`` (1,), the sampled layers as
@@ -110,12 +115,16 @@ class FittedModel:
     """A fitted RF-HGN. See the module notes for shapes and the file format."""
 
     def __init__(self, config: RFConfig, network, theta: np.ndarray, constant: float, n_ref: int,
-                 train_system: System | None = None, info: dict | None = None):
+                 train_system: System | None = None, info: dict | None = None, e_ref: int | None = None):
         self.config = config
         self.network = network
         self.theta = np.asarray(theta, dtype=np.float64)
         self.constant = float(constant)
         self.n_ref = int(n_ref)
+        #: edges of the system the constant was fixed on (None: not a fixed graph)
+        if e_ref is None and train_system is not None and train_system.edges is not None:
+            e_ref = len(train_system.edges)
+        self.e_ref = None if e_ref is None else int(e_ref)
         self.train_system = train_system
         self.info: dict = dict(info or {})
         self._tables: dict = {}
@@ -149,6 +158,8 @@ class FittedModel:
         return x
 
     def _const(self, system: System) -> float:
+        if self.separable and self.e_ref and system.edges is not None:
+            return self.constant * len(system.edges) / self.e_ref
         return self.constant * system.n / max(self.n_ref, 1)
 
     # -- whole H ---------------------------------------------------------
@@ -305,6 +316,7 @@ class FittedModel:
             "dim": int(self.dim),
             "constant": self.constant,
             "n_ref": self.n_ref,
+            "e_ref": self.e_ref,
             "info": _jsonable(self.info),
         }
         arrays = {"theta": self.theta, "constant": np.array([self.constant])}
@@ -332,11 +344,12 @@ class FittedModel:
                 sys_arrays = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("train_system.")}
                 train_system = System.from_header_and_arrays(header["train_system"], sys_arrays)
             n_ref = int(header["n_ref"])
+            e_ref = header.get("e_ref")
         except KeyError as exc:
             raise HGNError(f"{Path(path).name}: model file is missing {exc.args[0]!r}") from None
         if theta.shape != (net.L,):
             raise HGNError(f"{Path(path).name}: output layer has {theta.shape} weights, the network needs {net.L}")
-        return cls(config, net, theta, constant, n_ref, train_system, header.get("info", {}))
+        return cls(config, net, theta, constant, n_ref, train_system, header.get("info", {}), e_ref)
 
     def __repr__(self) -> str:
         return (f"FittedModel({self.network.encoding}, {self.config.sampler}, {self.network.L} features, "

@@ -10,14 +10,18 @@ Invariant network (:class:`InvariantNetwork`, ``encoding="invariant"``)
 Inputs: k_i = |p_i|^2/(2 m_i) per node; r_ij = |q_i - q_j| (minimum image)
 per edge; the mass m_i as a static node attribute.
 
-    h_i  = tanh(W_K k_i + b_K)                       node (kinetic) encoder, width n_K
+    h_i  = tanh(W_K k_i + b_K) - tanh(b_K)           node (kinetic) encoder, width n_K
+                                                     (zero at rest, so T_hat(0) = 0)
     g_i  = tanh(W_S m_i + b_S)                       static encoder, width n_S (may be 0)
     e_ij = tanh(W_E r_ij + b_E)                      edge encoder, width n_E
     m_ij = tanh(W_M [g_i + g_j, e_ij] + b_M)         message, width n_M (symmetric in i, j)
-    Phi  = [ sum_i h_i, (sum_i k_i), sum_(i,j) w_ij (m_ij - m_ij|r=r_c) ]
+    Phi  = [ sum_i h_i, (sum_i k_i), sum_(i,j) w_ij ([e_ij, m_ij] - [e_ij, m_ij]|r=r_c) ]
 
-with w_ij the system's ``edge_scale`` (1 without it), the optional linear
-kinetic feature ``sum_i k_i`` (``linear_kinetic``) and the cutoff shift
+with w_ij the system's ``edge_scale`` (1 without it), the edge encodings
+pooled beside the messages (``pool_edges``, a skip connection: the single
+layer e(r) gives smooth pair functions that the message layer alone
+represents poorly), the optional linear kinetic feature ``sum_i k_i``
+(``linear_kinetic``) and the cutoff shift
 (subtracting the message at r = cutoff, cutoff systems with ``cutoff_shift``
 only). Aggregation a_i = sum_j m_ij and pooling sum_i a_i = 2 sum_edges m_ij
 are folded into the edge sum. H = theta_T . Phi_T(p) + theta_V . Phi_V(q) + c
@@ -35,7 +39,7 @@ axis k] (1 + d, symmetric in i, j).
     h_i  = tanh(W_V x_i + b_V)                       node encoder, width n_V
     e_ij = tanh(W_E x_ij + b_E)                      edge encoder, width n_E
     m_ij = tanh(W_M [h_i + h_j, e_ij] + b_M)         message, width n_M
-    Phi  = [ sum_i h_i, sum_(i,j) w_ij m_ij ]
+    Phi  = [ sum_i h_i, sum_(i,j) w_ij [e_ij, m_ij] ]   (e_ij only with ``pool_edges``)
 
 Not separable (momenta enter the messages through h).
 
@@ -110,6 +114,7 @@ class InvariantNetwork:
         w, b = self.kin.W[:, 0], self.kin.b
         h = np.tanh(k[..., None] * w + b)
         dh = (1.0 - h * h) * w
+        h -= np.tanh(b)  # features vanish at rest: T_hat(p = 0) = 0 for every system
         if self.linear_kinetic:
             h = np.concatenate([h, k[..., None]], axis=-1)
             dh = np.concatenate([dh, np.ones(k.shape + (1,))], axis=-1)
