@@ -38,6 +38,7 @@ class GraphBatch:
     r: np.ndarray  # (P,)
     weight: np.ndarray | None  # (P,) edge_scale per edge, or None
     E_fixed: int | None = None  # edges per snapshot when every snapshot has the same list
+    source_edges: np.ndarray | None = None  # the system's fixed edge array (for caching)
     _inc_i: sp.csc_matrix | None = None
     _inc_j: sp.csc_matrix | None = None
     _inc_s: sp.csr_matrix | None = None
@@ -73,11 +74,7 @@ class GraphBatch:
     def scatter_signed(self, values: np.ndarray) -> np.ndarray:
         """values[e] into gi[e] and -values[e] into gj[e]."""
         if self._inc_s is None:
-            P = self.P
-            rows = np.concatenate([self.gi, self.gj])
-            cols = np.concatenate([np.arange(P), np.arange(P)])
-            data = np.concatenate([np.ones(P), -np.ones(P)])
-            self._inc_s = sp.csr_matrix((data, (rows, cols)), shape=(self.S * self.N, P))
+            self._inc_s = _cached_incidence(self)
         return _spmm(self._inc_s, values)
 
     def pool(self, values: np.ndarray) -> np.ndarray:
@@ -86,6 +83,32 @@ class GraphBatch:
             return values.reshape((self.S, self.E_fixed) + values.shape[1:]).sum(axis=1)
         return _spmm(sp.csc_matrix((np.ones(self.P), self.snap, np.arange(self.P + 1)),
                                    shape=(self.S, self.P)), values)
+
+
+#: signed incidence matrices of recent fixed graphs, keyed by the edge array
+#: (rollouts evaluate the same graph every step); a few entries only
+_INCIDENCE_CACHE: list[tuple] = []
+_INCIDENCE_CACHE_SIZE = 4
+
+
+def _signed_incidence(g: "GraphBatch") -> sp.csr_matrix:
+    P = g.P
+    rows = np.concatenate([g.gi, g.gj])
+    cols = np.concatenate([np.arange(P), np.arange(P)])
+    data = np.concatenate([np.ones(P), -np.ones(P)])
+    return sp.csr_matrix((data, (rows, cols)), shape=(g.S * g.N, P))
+
+
+def _cached_incidence(g: "GraphBatch") -> sp.csr_matrix:
+    if g.source_edges is None:
+        return _signed_incidence(g)
+    for edges, copy, S, N, A in _INCIDENCE_CACHE:
+        if edges is g.source_edges and S == g.S and N == g.N and np.array_equal(copy, g.source_edges):
+            return A
+    A = _signed_incidence(g)
+    _INCIDENCE_CACHE.insert(0, (g.source_edges, g.source_edges.copy(), g.S, g.N, A))
+    del _INCIDENCE_CACHE[_INCIDENCE_CACHE_SIZE:]
+    return A
 
 
 def _spmm(A: sp.spmatrix, values: np.ndarray) -> np.ndarray:
@@ -140,4 +163,5 @@ def batch_graph(system: System, q: np.ndarray, pairs: np.ndarray | None = None) 
         raise HGNError("two particles of a snapshot sit on top of each other (pair distance 0); "
                        "the pair features are undefined there")
     E_fixed = len(system.edges) if system.edges is not None else None
-    return GraphBatch(S, N, d, i.astype(np.int64), j.astype(np.int64), snap, delta, r, w, E_fixed)
+    return GraphBatch(S, N, d, i.astype(np.int64), j.astype(np.int64), snap, delta, r, w, E_fixed,
+                      system.edges)

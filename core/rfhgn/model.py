@@ -163,16 +163,18 @@ class FittedModel:
         return self.constant * system.n / max(self.n_ref, 1)
 
     # -- whole H ---------------------------------------------------------
-    def energy(self, system: System, q, p, exact: bool = False) -> np.ndarray:
-        """H_hat: 0-d array for one state (N, d), (S,) for a batch."""
+    def energy(self, system: System, q, p, pairs=None, exact: bool = False) -> np.ndarray:
+        """H_hat: 0-d array for one state (N, d), (S,) for a batch. ``pairs``:
+        optional candidate pairs of a cutoff system (see potential_gradient)."""
         q = self._check(system, q)
         p = self._check(system, p, "p")
         single = q.ndim == 2
         qb, pb = (q[None], p[None]) if single else (q, p)
         if self.separable:
-            e = self.kinetic_energy(system, pb) + self.potential_energy(system, qb, exact=exact) + self._const(system)
+            e = (self.kinetic_energy(system, pb) + self.potential_energy(system, qb, pairs, exact=exact)
+                 + self._const(system))
         else:
-            e = self.network.features(system, qb, pb) @ self.theta + self._const(system)
+            e = self.network.features(system, qb, pb, batch_graph(system, qb, pairs)) @ self.theta + self._const(system)
         return e[0] if single else e
 
     def gradients(self, system: System, q, p, pairs=None, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
