@@ -72,6 +72,9 @@ class RFConfig:
     #: localised neurons; 0.2 (broader neurons) fits the derivatives of
     #: smooth pair potentials 100-1000x better (measured, see fitting notes)
     swim_scale: float = 0.2
+    #: SWIM/adaptive: sample multi-input layers in per-coordinate standardised
+    #: inputs (mean 0, sd 1), folded back into W and b
+    standardise: bool = True
     #: ELM bias range b0 (b ~ U(-b0, b0)) after scaling inputs to [-1, 1]
     elm_bias: float = 1.0
     #: at most this many data points per layer are used to sample it
@@ -139,6 +142,7 @@ class RFConfig:
         number("elm_bias", 0.0, strict=False)
         flag("linear_kinetic")
         flag("pool_edges")
+        flag("standardise")
         flag("cutoff_shift")
         flag("fast_tables")
         if self.encoding == "frame" and self.static_width:

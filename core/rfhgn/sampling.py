@@ -22,6 +22,12 @@ Samplers:
   spread of the points are redrawn. A layer whose points are all equal (e.g.
   the static encoder when every mass is the same) cannot be SWIM-sampled and
   falls back to ELM (its features are then constant on the training data).
+  With ``standardise`` (default) the pairs and weights of a layer with more
+  than one input are computed in coordinates scaled to mean 0 and standard
+  deviation 1 over the layer's points and folded back into W and b: without
+  it, w = 2 s (x2 - x1)/|x2 - x1|^2 hardly sees coordinates with a small
+  spread (the frame encoding's momenta beside its positions). 1-D layers are
+  unaffected (SWIM is scale-free there).
 * **ELM**: each input coordinate scaled to [-1, 1] by its training range,
   W ~ N(0, 1), b ~ U(-b0, b0) (folded back into W and b for raw inputs).
 * **adaptive**: SWIM with uniform pairs, fit, then for every layer draw
@@ -148,7 +154,17 @@ def elm_layer(X: np.ndarray, width: int, rng: np.random.Generator, b0: float) ->
 def _layer(X, width, config: RFConfig, rng, weights=None) -> Dense:
     if config.sampler == "elm":
         return elm_layer(X, width, rng, config.elm_bias)
-    layer = swim_layer(X, width, rng, config.swim_scale, weights)
+    if config.standardise and X.shape[1] > 1:
+        # SWIM in per-coordinate standardised inputs, folded back into W and b
+        mu = X.mean(axis=0)
+        sd = X.std(axis=0)
+        sd = np.where(sd > 0, sd, 1.0)
+        layer = swim_layer((X - mu) / sd, width, rng, config.swim_scale, weights)
+        if layer is not None:
+            W = layer.W / sd
+            layer = Dense(W, layer.b - W @ mu)
+    else:
+        layer = swim_layer(X, width, rng, config.swim_scale, weights)
     if layer is None:
         layer = elm_layer(X, width, rng, config.elm_bias)
     return layer
