@@ -10,7 +10,9 @@ studio use it exactly like an RF-HGN: ``energy``, ``gradients``,
 Evaluation is always float64 (the weights trained in float32 are widened
 exactly), by torch autograd, in batches of ``EVAL_BATCH`` snapshots. The
 energy is H_hat = theta . Phi + c * N / N_ref, the constant fixed after
-training from one known energy, as in the RF fit.
+training from one known energy, as in the RF fit, and scaled to other sizes
+the same way (per edge for separable models on fixed graphs, E / E_ref;
+per particle otherwise, N / N_ref).
 
 :meth:`TrainedHGN.to_rf_model` gives the same function as a
 ``core.rfhgn.FittedModel`` (its numpy network with the trained weights), for
@@ -59,7 +61,7 @@ class TrainedHGN:
     """A gradient-trained Hamiltonian graph network (see the module notes)."""
 
     def __init__(self, config, module, constant: float, n_ref: int, train_system: System | None = None,
-                 info: dict | None = None):
+                 info: dict | None = None, e_ref: int | None = None):
         import torch
 
         self.config = config
@@ -69,6 +71,10 @@ class TrainedHGN:
             prm.requires_grad_(False)
         self.constant = float(constant)
         self.n_ref = int(n_ref)
+        #: edges of the system the constant was fixed on (None: not a fixed graph)
+        if e_ref is None and train_system is not None and train_system.edges is not None:
+            e_ref = len(train_system.edges)
+        self.e_ref = None if e_ref is None else int(e_ref)
         self.train_system = train_system
         self.info: dict = dict(info or {})
 
@@ -107,6 +113,8 @@ class TrainedHGN:
         return x
 
     def _const(self, system: System) -> float:
+        if self.separable and self.e_ref and system.edges is not None:
+            return self.constant * len(system.edges) / self.e_ref
         return self.constant * system.n / max(self.n_ref, 1)
 
     def _run(self, system: System, q, p, want_grad: bool, pairs=None, part: str = "all"):
@@ -218,7 +226,8 @@ class TrainedHGN:
         net, theta = self.module.to_network()
         info = dict(self.info)
         info["name"] = self.name
-        model = FittedModel(self.config.rf_config(), net, theta, self.constant, self.n_ref, self.train_system, info)
+        model = FittedModel(self.config.rf_config(), net, theta, self.constant, self.n_ref, self.train_system, info,
+                            e_ref=self.e_ref)
         return model
 
     # -- files ------------------------------------------------------------------
@@ -236,6 +245,7 @@ class TrainedHGN:
             "cutoff_shift": bool(self.module.cutoff_shift),
             "constant": self.constant,
             "n_ref": self.n_ref,
+            "e_ref": self.e_ref,
             "info": _jsonable(self.info),
         }
         arrays = {f"state.{k}": v.detach().double().numpy() for k, v in self.module.state_dict().items()}
@@ -265,6 +275,7 @@ class TrainedHGN:
                      for k, v in arrays.items() if k.startswith("state.")}
             constant = float(np.asarray(arrays["constant"]).reshape(-1)[0])
             n_ref = int(header["n_ref"])
+            e_ref = header.get("e_ref")
             train_system = None
             if "train_system" in header:
                 sys_arrays = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("train_system.")}
@@ -275,7 +286,7 @@ class TrainedHGN:
             module.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             raise HGNError(f"{name}: the stored weights do not fit the stored network ({exc})") from None
-        return cls(config, module, constant, n_ref, train_system, header.get("info", {}))
+        return cls(config, module, constant, n_ref, train_system, header.get("info", {}), e_ref)
 
 
 def load_model(path):

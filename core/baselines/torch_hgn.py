@@ -9,7 +9,7 @@ found. With the same weights both give the same H and gradients (checked to
 Invariant encoding (separable)::
 
     k_i  = |p_i|^2 / (2 m_i)
-    h_i  = tanh(W_K k_i + b_K)                  kinetic encoder ("kin")
+    h_i  = tanh(W_K k_i + b_K) - tanh(b_K)      kinetic encoder ("kin"; zero at rest)
     g_i  = tanh(W_S m_i + b_S)                  static encoder ("static", may be empty)
     e_ij = tanh(W_E r_ij + b_E)                 edge encoder ("edge")
     m_ij = tanh(W_M [g_i + g_j, e_ij] + b_M)    message ("msg")
@@ -314,7 +314,8 @@ class TorchHGN(torch.nn.Module):
     def kinetic(self, p, masses):
         """theta_T . Phi_T(p) (S,) of the invariant encoding."""
         k = 0.5 * (p * p).sum(-1) / masses  # (S, N)
-        h = self._dense("kin", k[..., None])  # (S, N, nK)
+        # features vanish at rest (T_hat(p = 0) = 0), as in core.rfhgn
+        h = self._dense("kin", k[..., None]) - self._dense("kin", torch.zeros((1, 1), dtype=k.dtype))
         phi = h.sum(1)
         if self.linear_kinetic:
             phi = torch.cat([phi, k.sum(1, keepdim=True)], dim=1)

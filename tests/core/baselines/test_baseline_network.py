@@ -100,6 +100,11 @@ def test_trained_wrapper_reproduces_a_fitted_rf_model():
     assert np.max(np.abs(e_rf - e_bl)) <= TOL * np.abs(e_rf).max()
     for a, b in zip(rf.time_derivatives(s, q, p, exact=True), model.time_derivatives(s, q, p)):
         assert np.max(np.abs(a - b)) <= TOL * max(1e-3, np.abs(a).max())
+    # the constant scales to other sizes the same way (extensive energies)
+    big = builders.cubic_lattice(3, 4, 2)
+    qb = big.positions + 0.05 * np.random.default_rng(0).standard_normal(big.positions.shape)
+    pb = 0.1 * np.random.default_rng(1).standard_normal(big.positions.shape)
+    assert float(model.energy(big, qb, pb)) == pytest.approx(float(rf.energy(big, qb, pb, exact=True)), rel=1e-10)
     # single states have the single-state shapes
     assert model.energy(s, q[0], p[0]).shape == ()
     assert model.gradients(s, q[0], p[0])[0].shape == (s.n, 3)
