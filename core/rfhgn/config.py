@@ -76,6 +76,9 @@ class RFConfig:
     batch_size: int = 256
     #: memory budget of one assembly batch in MiB
     batch_memory_mb: float = 256.0
+    #: BLAS threads during the fit (0 = leave the library's setting); one is
+    #: fastest for these small products on a shared 2-core machine
+    blas_threads: int = 1
     #: seed of every random choice (numpy Generator)
     seed: int = 0
     #: SWIM constant s: the neuron's pre-activation is -s at x1 and +s at x2.
@@ -147,6 +150,7 @@ class RFConfig:
         integer("sample_points", 2)
         integer("adaptive_rounds", 1)
         integer("seed", 0)
+        integer("blas_threads", 0)
         number("regularisation", 0.0, strict=False)
         number("batch_memory_mb", 0.0, strict=True)
         number("swim_scale", 0.0, strict=True)

@@ -42,6 +42,7 @@ from ..jobs import check_cancel, report
 from ..neighbours import minimum_image
 from ..system import System
 from ..trajectory import Dataset, Trajectory
+from .blas import blas_threads
 from .config import RFConfig
 from .graphs import batch_graph
 from .model import FittedModel
@@ -284,7 +285,8 @@ def fit(dataset: Dataset, config: RFConfig | None = None, progress=None, cancel=
     known = None
     if energy.shape == (S,):
         known = (system, q[0], p[0], float(energy[train[0]]))
-    model = _fit_groups([Group(system, q, p, dqdt, dpdt)], known, config, progress, cancel, t0)
+    with blas_threads(config.blas_threads):
+        model = _fit_groups([Group(system, q, p, dqdt, dpdt)], known, config, progress, cancel, t0)
     model.info["source"] = "derivatives"
     model.info["fit_time"] = time.perf_counter() - t0
     return model
@@ -342,7 +344,8 @@ def fit_time_series(trajectories: list[Trajectory], config: RFConfig | None = No
     if correct:
         def correction(network, theta, ne):
             return _project_correction(network, theta, ne, groups, h, config, cancel)
-    model = _fit_groups(groups, known, config, progress, cancel, t0, correction)
+    with blas_threads(config.blas_threads):
+        model = _fit_groups(groups, known, config, progress, cancel, t0, correction)
     model.info.update(source="time series", spacing=h, corrected=bool(correct))
     model.info["fit_time"] = time.perf_counter() - t0
     return model

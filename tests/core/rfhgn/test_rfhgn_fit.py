@@ -329,3 +329,16 @@ def test_true_hamiltonian_adapter_matches_the_force_field():
     from core.neighbours import pairs_within
     assert np.allclose(th.potential_gradient(s, q, pairs=pairs_within(q, 2.0, s.box)), -tp, rtol=1e-12, atol=1e-12)
     assert th.energy(s, q, p).shape == () and th.energy(None, q[None], p[None]).shape == (1,)
+
+
+def test_blas_threads_are_limited_during_the_block_and_restored():
+    from core.rfhgn.blas import _find, blas_threads
+
+    libs = _find()
+    assert libs, "numpy's OpenBLAS was not found in the process"
+    before = [get() for _, get in libs]
+    with blas_threads(1):
+        assert all(get() == 1 for _, get in libs)
+    assert [get() for _, get in libs] == before
+    with pytest.raises(HGNError):
+        RFConfig(blas_threads=-1)
