@@ -17,6 +17,19 @@ eigen-decomposition with small eigenvalues cut off (a least-squares
 solution) takes over. The energy constant c comes from one known energy:
 H(y_0) = theta . Phi(y_0) + c for the first training snapshot.
 
+The fit runs with ``config.blas_threads`` BLAS threads (default 1, see
+:mod:`core.rfhgn.blas`). Memory is O(L^2) plus one batch of Jacobians
+(``batch_size`` snapshots, capped by ``batch_memory_mb``; one snapshot is the
+smallest batch).
+
+Range: the hidden layers are sampled from the training inputs, so the fitted
+pair function is accurate over the distances seen in training and degrades
+outside (measured, 2x2x2 harmonic lattice at amplitude 0.1, training
+distances 0.5-1.475: force error < 1e-5 inside, 1e-3 at r = 1.5, 2e-2 at
+1.6, 0.2 at 1.8). Fit on data whose amplitude covers the states a rollout
+will visit; a larger system at the same amplitude stays in range (zero-shot
+2x2x2 -> 16x16x16: Zerr 6e-5 after t = 20).
+
 Time series without derivatives (section 5): with states at spacing h, the
 symplectic Euler residual at the known point (q_{n+1}, p_n),
 
