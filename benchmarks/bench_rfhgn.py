@@ -275,7 +275,12 @@ def main(argv=None) -> int:
     ap.add_argument("--sections", default="fit,zero-shot,steps,others",
                     help="comma-separated subset of fit, zero-shot, steps, others (default: all)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="folder for rfhgn.json and rfhgn.md")
+    ap.add_argument("--markdown-from", type=Path, metavar="JSON",
+                    help="only print the Markdown tables of an earlier run's JSON (nothing is measured)")
     args = ap.parse_args(argv)
+    if args.markdown_from is not None:
+        print(markdown(json.loads(args.markdown_from.read_text())))
+        return 0
     sections = {s.strip() for s in args.sections.split(",") if s.strip()}
     unknown = sections - {"fit", "zero-shot", "steps", "others"}
     if unknown:
@@ -321,6 +326,7 @@ def main(argv=None) -> int:
         morse = builders.cubic_lattice(3, 3, 3, potential="morse")
         anh = builders.cubic_lattice(3, 3, 3, potential="anharmonic")
         lj = builders.molecular(125, density=0.8, dim=3, cutoff=2.5, periodic=True)
+        rows = []
         for name, sys_ in (("Morse cubic 3x3x3", morse), ("anharmonic cubic 3x3x3", anh)):
             rows += fit_rows(name, sys_, repeat)
         # Lennard-Jones: snapshots from MD (random displacements of sd 0.1 on
