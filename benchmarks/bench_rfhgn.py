@@ -56,6 +56,7 @@ import platform
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +68,7 @@ from core.datagen import DataSpec, generate, random_snapshots  # noqa: E402
 from core.errors import HGNError  # noqa: E402
 from core.initial import initial_state  # noqa: E402
 from core.rfhgn import RFConfig, fit  # noqa: E402
-from core.rollout import compare, rollout  # noqa: E402
+from core.rollout import RolloutExtrapolationWarning, compare, rollout  # noqa: E402
 from core.simulate import simulate  # noqa: E402
 from core.trajectory import Dataset  # noqa: E402
 
@@ -174,7 +175,9 @@ def zero_shot_row(name, small, big, dt, steps, save_every, config: RFConfig, sd=
     fit_s = time.perf_counter() - t0
     q0, p0 = start if start is not None else initial_state(big, sd, sd, seed=1)
     t0 = time.perf_counter()
-    truth, pred = compare(model, big, q0, p0, dt, steps, save_every)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RolloutExtrapolationWarning)  # recorded in the row instead
+        truth, pred = compare(model, big, q0, p0, dt, steps, save_every)
     both_s = time.perf_counter() - t0
     m = metrics.rollout_measures(truth, pred)
     row = {"system": name, "fitted_on": small.n, "rolled_out_on": big.n, "sampler": config.sampler,
@@ -182,11 +185,19 @@ def zero_shot_row(name, small, big, dt, steps, save_every, config: RFConfig, sd=
            "truth_and_rollout_s": both_s, "rollout_s_per_step": pred.meta["seconds_per_step"],
            **{k: v for k, v in m.items() if not isinstance(v, list)},
            "position_mse_series": m["position_mse"], "zerr_series": m["zerr"], "t": m["t"],
-           "meets_target": m["final_position_mse"] <= TARGET_ZERO_SHOT_MSE}
+           "meets_target": m["final_position_mse"] <= TARGET_ZERO_SHOT_MSE,
+           **{k: pred.meta[k] for k in ("pair_distance_range", "training_pair_distance_range",
+                                         "outside_training_range") if k in pred.meta}}
     print(f"  {name:28s} {config.sampler.upper():5s} {small.n:>5d} -> {big.n:>6d} nodes, {steps} steps: final "
           f"position MSE {m['final_position_mse']:.3e}, Zerr {m['final_zerr']:.3e}, Herr {m['final_herr']:.3e}, "
-          f"max |drift| {m['max_abs_drift_prediction']:.2e} (truth {m['max_abs_drift_truth']:.2e})", flush=True)
+          f"max |drift| {m['max_abs_drift_prediction']:.2e} (truth {m['max_abs_drift_truth']:.2e})"
+          + (f"; LEFT the training distances {_range(row['training_pair_distance_range'])}: reached "
+             f"{_range(row['pair_distance_range'])}" if row.get("outside_training_range") else ""), flush=True)
     return row
+
+
+def _range(r) -> str:
+    return f"[{r[0]:.3g}, {r[1]:.3g}]"
 
 
 def step_rows(model, sizes, steps: int, repeat: int) -> list[dict]:
@@ -233,15 +244,18 @@ def markdown(doc: dict) -> str:
     if doc.get("zero_shot"):
         out += ["## Zero-shot rollouts", "",
                 "| system | method | nodes fitted -> rolled out | steps x dt | final position MSE | target | "
-                "final Zerr | final Herr | max abs drift (pred / truth) | ms per step |",
-                "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                "final Zerr | final Herr | max abs drift (pred / truth) | ms per step | pair distances: rollout (training) |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in doc["zero_shot"]:
             tgt = (f"<= {TARGET_ZERO_SHOT_MSE:.0e} {'(met)' if r['meets_target'] else '(missed)'}"
                    if r["system"].startswith("harmonic") else "-")
             out.append(f"| {r['system']} | {r['sampler'].upper()} {r['encoding']} | {r['fitted_on']} -> "
                        f"{r['rolled_out_on']} | {r['steps']} x {r['dt']:g} | {r['final_position_mse']:.2e} | {tgt} "
                        f"| {r['final_zerr']:.2e} | {r['final_herr']:.2e} | {r['max_abs_drift_prediction']:.1e} / "
-                       f"{r['max_abs_drift_truth']:.1e} | {1e3 * r['rollout_s_per_step']:.2f} |")
+                       f"{r['max_abs_drift_truth']:.1e} | {1e3 * r['rollout_s_per_step']:.2f} | "
+                       + (f"{_range(r['pair_distance_range'])} ({_range(r['training_pair_distance_range'])})"
+                          + (" **outside**" if r["outside_training_range"] else "")
+                          if "pair_distance_range" in r else "-") + " |")
         out.append("")
     if doc.get("steps"):
         out += ["## Learned rollout step time against particle count (harmonic cubic lattices)", "",

@@ -30,7 +30,9 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -367,6 +369,12 @@ def _write_json(path, doc: dict) -> Path:
     return path
 
 
+def _print_warnings(caught) -> None:
+    """Warnings recorded during a job, as one ``warning: ...`` line each on stderr."""
+    for w in caught:
+        print("warning: " + " ".join(str(w.message).split()), file=sys.stderr)
+
+
 def _fmt(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3e}"
 
@@ -464,7 +472,7 @@ def run_rollout(args) -> int:
     from . import metrics
     from .initial import initial_state
     from .io import is_xyz, save_trajectories
-    from .rollout import rollout
+    from .rollout import RolloutExtrapolationWarning, rollout
     from .simulate import simulate
 
     _check_out(args.out)
@@ -484,11 +492,14 @@ def run_rollout(args) -> int:
         truth = None if args.no_truth else simulate(system, q0, p0, args.dt, args.steps, args.save_every,
                                                     progress=bar)
         t0 = time.perf_counter()
-        pred = rollout(model, system, q0, p0, args.dt, args.steps, args.save_every, progress=bar,
-                       integrator=args.integrator, tol=args.tol, max_iter=args.max_iter)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RolloutExtrapolationWarning)
+            pred = rollout(model, system, q0, p0, args.dt, args.steps, args.save_every, progress=bar,
+                           integrator=args.integrator, tol=args.tol, max_iter=args.max_iter)
         wall = time.perf_counter() - t0
     finally:
         bar.close()
+    _print_warnings(caught)
     trajs = [pred] if truth is None else [truth, pred]
     if is_xyz(args.out):
         from .xyz import write_trajectory
@@ -501,7 +512,9 @@ def run_rollout(args) -> int:
     doc = {"model": str(args.model), "system": repr(system), "n_particles": system.n, "dt": args.dt,
            "steps": args.steps, "save_every": args.save_every, "integrator": pred.meta["integrator"],
            "rollout_seconds": wall, "seconds_per_step": pred.meta["seconds_per_step"],
-           "max_abs_drift_prediction": float(np.max(np.abs(metrics.energy_drift(pred))))}
+           "max_abs_drift_prediction": float(np.max(np.abs(metrics.energy_drift(pred)))),
+           **{k: pred.meta[k] for k in ("pair_distance_range", "training_pair_distance_range",
+                                         "outside_training_range") if k in pred.meta}}
     if truth is not None:
         m = metrics.rollout_measures(truth, pred)
         doc.update({k: v for k, v in m.items() if not isinstance(v, list)})
@@ -550,7 +563,9 @@ def evaluate(model, ds, rollouts: int = DEFAULT_EVAL_ROLLOUTS, progress=None, **
             pred = rollout(model, truth.system, truth.q[0], truth.p[0], truth.dt, steps, truth.save_every,
                            progress=progress, learned_energy=False, **rollout_kw)
             m = metrics.rollout_measures(truth, pred)
-            per.append({"trajectory": k, **{a: b for a, b in m.items() if not isinstance(b, list)}})
+            per.append({"trajectory": k, **{a: b for a, b in m.items() if not isinstance(b, list)},
+                        **({"outside_training_range": pred.meta["outside_training_range"]}
+                           if "outside_training_range" in pred.meta else {})})
             zs.append(m["zerr"])
             hs.append(m["herr"])
             mses.append(m["position_mse"])
@@ -569,7 +584,7 @@ def evaluate(model, ds, rollouts: int = DEFAULT_EVAL_ROLLOUTS, progress=None, **
 
 
 def run_evaluate(args) -> int:
-    from .rollout import model_name
+    from .rollout import RolloutExtrapolationWarning, model_name
 
     if args.json:
         _check_out(args.json)
@@ -583,10 +598,13 @@ def run_evaluate(args) -> int:
     _check_model_fits_system(model, ds.system)
     bar = StageBar(args.quiet)
     try:
-        res = evaluate(model, ds, args.rollouts, progress=bar, integrator=args.integrator, tol=args.tol,
-                       max_iter=args.max_iter)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RolloutExtrapolationWarning)
+            res = evaluate(model, ds, args.rollouts, progress=bar, integrator=args.integrator, tol=args.tol,
+                           max_iter=args.max_iter)
     finally:
         bar.close()
+    _print_warnings(caught)
     res = {"model": str(args.model), "model_name": model_name(model), "data": str(args.data),
            "system": repr(ds.system), **res}
     print(f"{ds.system!r}")

@@ -51,6 +51,17 @@ ground-truth run. The learned H_hat along the path is kept as a list in
 ``meta["learned_energy"]`` (one value per saved frame; JSON-able, so it goes
 into files with the trajectory). ``label`` is the model's name.
 
+Extrapolation check: a fitted model is only known on the pair distances
+of its training data. When the model reports the largest one
+(``model.info["train_r_max"]``, and ``"train_r_min"`` if present), the
+rollout measures the pair distances of every saved frame and keeps their
+range in ``meta["pair_distance_range"]``; if it leaves the training range,
+``meta["outside_training_range"]`` is true and a
+:class:`RolloutExtrapolationWarning` says when and how far (once per
+rollout). The rollout goes on: whether the model still holds there is for
+the caller to judge (it often does not: a bond stretched beyond anything seen
+can break).
+
 Periodic boxes: positions are integrated and saved unwrapped, as in the
 ground truth (``core.integrators``).
 
@@ -87,6 +98,24 @@ INTEGRATORS = ("auto", "explicit", "implicit")
 
 class RolloutConvergenceWarning(RuntimeWarning):
     """An implicit stage stopped at max_iter before reaching the tolerance."""
+
+
+class RolloutExtrapolationWarning(RuntimeWarning):
+    """The rollout reached pair distances outside the model's training data."""
+
+
+def training_distance_range(model) -> tuple[float, float] | None:
+    """(smallest, largest) pair distance of the model's training data, from
+    ``model.info`` (``train_r_min`` defaults to 0), or None if unknown."""
+    info = getattr(model, "info", None)
+    if not isinstance(info, dict) or info.get("train_r_max") is None:
+        return None
+    try:
+        hi = float(info["train_r_max"])
+        lo = float(info.get("train_r_min", 0.0) or 0.0)
+    except (TypeError, ValueError):
+        return None
+    return (lo, hi) if hi > 0 else None
 
 
 def model_name(model) -> str:
@@ -249,6 +278,22 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
     mom = np.empty((n_frames, d))
     h_learned = np.empty(n_frames) if learned_energy else None
     state = {"unconverged": 0, "warned": False, "iterations": 0, "stages": 0}
+    r_train = training_distance_range(model)
+    r_seen = [math.inf, -math.inf]
+
+    def check_range(step: int) -> None:
+        r = ff.active_pairs(q)[3]
+        if r.size == 0:
+            return
+        lo, hi = float(r.min()), float(r.max())
+        first = r_seen[0] >= r_train[0] and r_seen[1] <= r_train[1]
+        r_seen[0], r_seen[1] = min(r_seen[0], lo), max(r_seen[1], hi)
+        if first and (lo < r_train[0] or hi > r_train[1]):
+            what = (f"pair distance {hi:.4g} beyond the largest in the training data ({r_train[1]:.4g})"
+                    if hi > r_train[1] else
+                    f"pair distance {lo:.4g} below the smallest in the training data ({r_train[0]:.4g})")
+            warnings.warn(f"the rollout reached a {what} at step {step} (t = {step * dt:.6g}): the model "
+                          "extrapolates there and may be wrong", RolloutExtrapolationWarning, stacklevel=4)
 
     def save(k: int, step: int) -> None:
         qs[k] = q
@@ -258,6 +303,8 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
         mom[k] = p.sum(axis=0)
         if h_learned is not None:
             h_learned[k] = grads.energy(q, p)
+        if r_train is not None:
+            check_range(step)
         if not math.isfinite(pot[k] + kin[k]):
             raise _blowup(step, dt)
         if on_frame is not None:
@@ -369,6 +416,10 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
                      "unconverged_stages": state["unconverged"]})
     if grads.nlist is not None:
         meta["neighbour_builds"] = grads.nlist.n_builds
+    if r_train is not None and math.isfinite(r_seen[0]):
+        meta["pair_distance_range"] = [r_seen[0], r_seen[1]]
+        meta["training_pair_distance_range"] = [r_train[0], r_train[1]]
+        meta["outside_training_range"] = bool(r_seen[0] < r_train[0] or r_seen[1] > r_train[1])
     if h_learned is not None:
         meta["learned_energy"] = h_learned
     return Trajectory(system=system, t=t, q=qs, p=ps, kinetic=kin, potential=pot, momentum=mom,

@@ -171,3 +171,15 @@ def test_help_explains_every_option(command):
     for action in sub._actions:
         for opt in action.option_strings:
             assert opt in text
+
+
+def test_rollout_beyond_the_training_distances_warns_in_one_line(capsys, workdir, trained):
+    out_file, js = workdir / "rw.npz", workdir / "rw.json"
+    code, out, err = _run(capsys, ["rollout", "--model", str(trained), "--steps", "50", "--save-every", "10",
+                                   "--momentum", "1.0", "--out", str(out_file), "--json", str(js), "-q"])
+    assert code == 0, err
+    warn = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert len(warn) == 1 and "beyond the largest in the training data" in warn[0]
+    doc = json.loads(js.read_text())
+    assert doc["outside_training_range"] is True
+    assert doc["pair_distance_range"][1] > doc["training_pair_distance_range"][1]

@@ -13,7 +13,7 @@ from core.errors import Cancelled, HGNError
 from core.forces import ForceField, kinetic_energy
 from core.initial import initial_state
 from core.rfhgn import TrueHamiltonian
-from core.rollout import RolloutConvergenceWarning, compare, learned_energy, rollout
+from core.rollout import RolloutConvergenceWarning, RolloutExtrapolationWarning, compare, learned_energy, rollout
 from core.simulate import simulate
 
 
@@ -292,3 +292,32 @@ def test_energy_along_a_long_learned_rollout_does_not_drift(zero_shot):
         # bounded oscillation, no trend: the least-squares change over the run
         # is a small part of the peak-to-peak oscillation
         assert abs(d["trend_over_run"]) < 0.25 * d["amplitude"], d
+
+
+def test_rollout_records_its_pair_distances_against_the_training_range(zero_shot):
+    model, big, *_, pred = zero_shot
+    lo, hi = pred.meta["pair_distance_range"]
+    r = np.linalg.norm(pred.q[:, big.edges[:, 0]] - pred.q[:, big.edges[:, 1]], axis=-1)
+    assert lo == pytest.approx(r.min()) and hi == pytest.approx(r.max())
+    assert pred.meta["training_pair_distance_range"][1] == model.info["train_r_max"]
+    assert pred.meta["outside_training_range"] == (hi > model.info["train_r_max"])
+
+
+def test_leaving_the_training_distances_is_flagged_and_warned():
+    s = chain(6, dim=2)
+    q0, p0 = initial_state(s, 0.02, 0.02, seed=0)
+
+    class Narrow(TrueHamiltonian):  # "trained" on distances 0.95..1.05 only
+        info = {"train_r_max": 1.05, "train_r_min": 0.95}
+
+    calm = rollout(Narrow(s), s, q0, p0, 0.01, 100, 10)
+    assert calm.meta["outside_training_range"] is False
+    q1, p1 = initial_state(s, 0.02, 0.5, seed=0)  # fast: bonds stretch well past 1.05
+    with pytest.warns(RolloutExtrapolationWarning, match="beyond the largest in the training data"):
+        wild = rollout(Narrow(s), s, q1, p1, 0.01, 100, 10)
+    assert wild.meta["outside_training_range"] is True
+    lo, hi = wild.meta["pair_distance_range"]
+    r = np.linalg.norm(wild.q[:, s.edges[:, 0]] - wild.q[:, s.edges[:, 1]], axis=-1)
+    assert hi == pytest.approx(r.max()) and lo == pytest.approx(r.min())
+    # a model that does not report its training range is not checked
+    assert "outside_training_range" not in rollout(TrueHamiltonian(s), s, q1, p1, 0.01, 10).meta
