@@ -218,15 +218,18 @@ class TrainedHGN:
         return gq[0] if single else gq
 
     # -- conversion ----------------------------------------------------------
-    def to_rf_model(self):
+    def to_rf_model(self, fast_tables: bool = False):
         """The same function as a ``core.rfhgn.FittedModel`` (numpy network
-        with the trained weights): fast exact gradients for long rollouts."""
+        with the trained weights): exact analytic gradients without torch,
+        for long rollouts. ``fast_tables`` off by default: the pair tables are
+        refined until they match the network to 1e-10, which for the sharper
+        functions gradient training can produce takes many knots."""
         from ..rfhgn.model import FittedModel
 
         net, theta = self.module.to_network()
         info = dict(self.info)
         info["name"] = self.name
-        model = FittedModel(self.config.rf_config(), net, theta, self.constant, self.n_ref, self.train_system, info,
+        model = FittedModel(self.config.rf_config().replace(fast_tables=bool(fast_tables)), net, theta, self.constant, self.n_ref, self.train_system, info,
                             e_ref=self.e_ref)
         return model
 
