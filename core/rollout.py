@@ -313,11 +313,19 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
             pv.flags.writeable = False
             on_frame(Frame(k, step, step * dt, qv, pv, float(kin[k]), float(pot[k]), mom[k].copy(), n_frames))
 
-    def not_converged(step: int, stage: str, change: float, scale: float) -> None:
+    def not_converged(step: int, stage: str, first: float, change: float, scale: float) -> None:
         state["unconverged"] += 1
+        rate = (change / first) ** (1.0 / max(max_iter - 1, 1)) if first > 0 else 1.0
         msg = (f"the implicit Stoermer-Verlet step did not converge at step {step} ({stage}): after "
                f"{max_iter} fixed-point iterations the iterate still changed by {change:.3g} "
-               f"(tolerance {tol:g} x {scale:.3g}). Reduce the time step dt (now {dt:g}) or raise max_iter")
+               f"(tolerance {tol:g} x {scale:.3g}). ")
+        if rate > 0.9:
+            msg += (f"The iteration does not contract (change x {rate:.2f} per iteration): the learned "
+                    "gradients jump or vary too fast here (the frame encoding jumps when its reference "
+                    "particle changes). A smaller time step (now {dt:g}) helps against fast variation, not "
+                    "against a jump; the invariant encoding has none".replace("{dt:g}", f"{dt:g}"))
+        else:
+            msg += f"Reduce the time step dt (now {dt:g}) or raise max_iter (now {max_iter})"
         if on_no_convergence == "error":
             raise HGNError(msg)
         if not state["warned"]:
@@ -359,6 +367,7 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
                 check_cancel(cancel)
             # stage 1: p_h = p - h H_q(q, p_h)
             p_h = p - h * gq
+            first = 0.0
             for it in range(max_iter):
                 check_cancel(cancel)
                 gq, gp0 = grads.both(q, p_h)
@@ -367,14 +376,16 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
                 scale = 1.0 + float(np.max(np.abs(p_new), initial=0.0))
                 p_h = p_new
                 state["iterations"] += 1
+                first = first or change
                 if not math.isfinite(change):
                     raise _blowup(step, dt)
                 if change <= tol * scale:
                     break
             else:
-                not_converged(step, "momentum half step", change, scale)
+                not_converged(step, "momentum half step", first, change, scale)
             # stage 2: q1 = q + h (H_p(q, p_h) + H_p(q1, p_h))
             q1 = q + dt * gp0
+            first = 0.0
             for it in range(max_iter):
                 check_cancel(cancel)
                 gq, gp1 = grads.both(q1, p_h)
@@ -383,12 +394,13 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
                 scale = 1.0 + float(np.max(np.abs(q_new), initial=0.0))
                 q1 = q_new
                 state["iterations"] += 1
+                first = first or change
                 if not math.isfinite(change):
                     raise _blowup(step, dt)
                 if change <= tol * scale:
                     break
             else:
-                not_converged(step, "position step", change, scale)
+                not_converged(step, "position step", first, change, scale)
             state["stages"] += 2
             # stage 3 (explicit): p1 = p_h - h H_q(q1, p_h), at the converged q1
             q = q1
