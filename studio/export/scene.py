@@ -167,8 +167,9 @@ class ExportScene:
                                 anchor_x="center", anchor_y="center")
         self.time_text = None
         if s.time_label:
-            self.time_text = vscene.visuals.Text("", parent=root, pos=(pad, top / 2), color=TEXT_RGB,
-                                                 font_size=self._font, anchor_x="left", anchor_y="center")
+            # top left inside the views (vispy anchors count y upwards: "bottom" hangs the text below)
+            self.time_text = vscene.visuals.Text("", parent=root, pos=(pad, top + pad), color=TEXT_RGB,
+                                                 font_size=self._font, anchor_x="left", anchor_y="bottom")
         self._energy = None
         self._range = self._colour_range() if s.colour != "uniform" else None
         if self._range is not None:
