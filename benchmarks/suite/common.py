@@ -135,6 +135,8 @@ def machine() -> dict:
     return {"cpu": _cpu_model(), "cores": cores(), "cpu_count": os.cpu_count(), "memory_gib": _memory_gib(),
             "platform": platform.platform(), "python": platform.python_version(), "numpy": np.__version__,
             "scipy": scipy.__version__, "torch": torch.__version__, "load_average": load,
+            "thread_env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                          "MKL_NUM_THREADS") if os.environ.get(k)},
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
 
 

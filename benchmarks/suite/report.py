@@ -39,6 +39,9 @@ def _roll(r):
 def machine_line(m: dict) -> str:
     load = m.get("load_average")
     load_s = f", load average {load[0]:.1f}" if load else ""
+    env = m.get("thread_env") or {}
+    if env:
+        load_s += ", " + " ".join(f"{k}={v}" for k, v in env.items())
     return (f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores usable, {m.get('memory_gib', '?')} GiB; "
             f"Python {m.get('python')}, NumPy {m.get('numpy')}, SciPy {m.get('scipy')}, torch {m.get('torch')}"
             f"{load_s}")
