@@ -33,7 +33,8 @@ reaches a given test error without the measurement counting as training
 time. It is taken after the first epoch, then whenever the training clock
 has grown by the factor ``monitor_growth`` (at least ``MONITOR_MIN_GAP`` s)
 since the last one, and after the last epoch: about 150 measurements for a
-run of 40 s with the default 1.05.
+run of 40 s with the default 1.05; ``monitor_growth`` 1 measures after every
+epoch.
 
 Times: ``info["fit_time"]`` is the wall time from the call (data in memory)
 to the usable model, less the monitor's time; ``info["time_history"]`` is the
@@ -314,7 +315,7 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
         tp = time.perf_counter()
         history["monitor"].append([ep, t_now, _evaluate(module, mon_data)])
         paused += time.perf_counter() - tp
-        next_monitor = max(t_now * growth, t_now + MONITOR_MIN_GAP)
+        next_monitor = max(t_now * growth, t_now + MONITOR_MIN_GAP) if growth > 1 else t_now
 
     # the initial monitor value (epoch 0), clock stopped
     if mon_data is not None:
