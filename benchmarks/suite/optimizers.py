@@ -40,7 +40,7 @@ TUNED_LR = {"adam": 0.1, "adamw": 0.1, "nadam": 0.1, "adafactor": 0.1, "adamax":
 RF_ROWS = [
     ("rf_swim", "RF-HGN (SWIM)", {}),
     ("rf_elm", "RF-HGN (ELM)", {"sampler": "elm"}),
-    ("rf_swim_frame", "RF-HGN (SWIM, frame encoding)", {"encoding": "frame"}),
+    ("rf_swim_frame", "RF-HGN (SWIM, frame encoding, node width 64)", {"encoding": "frame", "node_width": 64}),
 ]
 LONG = ("adam", "lbfgs")
 
