@@ -65,6 +65,8 @@ def optimizers_md(doc) -> list[str]:
         reach = r.get("time_to_reach_rf")
         reach_s = f"{_t(reach)} s" if reach is not None else f"not reached in {_t(r['time'])} s"
         eq = _x(r["speedup_equal_accuracy"]) if reach is not None else f"> {_x(r['speedup_equal_accuracy_lower_bound'])}"
+        if reach is None and r["stop_reason"] == "early stopping":
+            eq += " (plateaued)"
         out.append(f"| {r['method']} (lr {r['learning_rate']:g}) | {_e(r['test_mse'])} | {_t(r['time'])} | "
                    f"{_x(r['speedup'])} | {reach_s} | {eq} | {r['epochs']} ({r['stop_reason']}) | {z} | {h} | {d} |")
     out.append("")
