@@ -234,7 +234,7 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
             on_frame: FrameFn | None = None, *, integrator: str = "auto",
             tol: float = FIXED_POINT_TOL, max_iter: int = FIXED_POINT_MAX_ITER,
             on_no_convergence: str = "error", learned_energy: bool = True,
-            skin: float = DEFAULT_SKIN, label: str | None = None) -> Trajectory:
+            skin: float = DEFAULT_SKIN, label: str | None = None, t0: float = 0.0) -> Trajectory:
     """Integrate the learned Hamiltonian ``model`` on ``system`` from (q0, p0)
     for ``steps`` steps of ``dt``, saving every ``save_every``-th step (frame 0
     is the initial state), and return the predicted :class:`Trajectory`.
@@ -245,6 +245,7 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
     ``on_no_convergence`` ("error" or "warn") govern its fixed-point
     iterations. ``learned_energy`` also evaluates H_hat at every saved frame
     (``meta["learned_energy"]``). ``label`` defaults to the model's name.
+    ``t0`` is the time of the start (for a rollout continued in chunks).
 
     The trajectory's kinetic and potential energies are the TRUE ones along
     the predicted path. ``meta`` holds the integrator, the number of gradient
@@ -258,6 +259,12 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
     dt, steps, save_every = check_run_settings(dt, steps, save_every)
     q, p = check_state(system, q0, p0)
     tol, max_iter = check_rollout_settings(integrator, tol, max_iter, on_no_convergence)
+    try:
+        t0 = float(t0)
+    except (TypeError, ValueError):
+        raise HGNError(f"start time t0 must be a number, got {t0!r}") from None
+    if not math.isfinite(t0):
+        raise HGNError(f"start time t0 must be finite, got {t0}")
     separable = bool(getattr(model, "separable", False))
     if integrator == "auto":
         integrator = "explicit" if separable else "implicit"
@@ -292,7 +299,7 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
             what = (f"pair distance {hi:.4g} beyond the largest in the training data ({r_train[1]:.4g})"
                     if hi > r_train[1] else
                     f"pair distance {lo:.4g} below the smallest in the training data ({r_train[0]:.4g})")
-            warnings.warn(f"the rollout reached a {what} at step {step} (t = {step * dt:.6g}): the model "
+            warnings.warn(f"the rollout reached a {what} at step {step} (t = {t0 + step * dt:.6g}): the model "
                           "extrapolates there and may be wrong", RolloutExtrapolationWarning, stacklevel=4)
 
     def save(k: int, step: int) -> None:
@@ -311,7 +318,7 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
             qv, pv = qs[k].view(), ps[k].view()
             qv.flags.writeable = False
             pv.flags.writeable = False
-            on_frame(Frame(k, step, step * dt, qv, pv, float(kin[k]), float(pot[k]), mom[k].copy(), n_frames))
+            on_frame(Frame(k, step, t0 + step * dt, qv, pv, float(kin[k]), float(pot[k]), mom[k].copy(), n_frames))
 
     def not_converged(step: int, stage: str, first: float, change: float, scale: float) -> None:
         state["unconverged"] += 1
@@ -416,7 +423,7 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
                 last_report = time.perf_counter()
     elapsed = time.perf_counter() - start
     report(progress, "rollout", 1.0)
-    t = dt * save_every * np.arange(n_frames)
+    t = t0 + dt * save_every * np.arange(n_frames)
     meta = {"integrator": "stoermer-verlet" if integrator == "explicit" else "generalised-leapfrog",
             "steps": steps, "unwrapped": True, "model": model_name(model),
             "gradient_evaluations": grads.n_evaluations,

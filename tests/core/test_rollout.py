@@ -216,10 +216,20 @@ def test_progress_cancel_and_frames(lattice):
         rollout(TrueHamiltonian(s), s, q0, p0, 0.01, 10_000, 1, cancel=cancel, on_frame=stop_at_two)
 
 
+def test_a_rollout_continued_in_chunks_equals_one_run(lattice):
+    s, q0, p0 = lattice
+    m = TrueHamiltonian(s)
+    whole = rollout(m, s, q0, p0, 0.01, 40, 10)
+    a = rollout(m, s, q0, p0, 0.01, 20, 10)
+    b = rollout(m, s, a.q[-1], a.p[-1], 0.01, 20, 10, t0=a.t[-1])
+    np.testing.assert_array_equal(np.concatenate([a.q, b.q[1:]]), whole.q)
+    np.testing.assert_allclose(np.concatenate([a.t, b.t[1:]]), whole.t, rtol=1e-15)
+
+
 @pytest.mark.parametrize("kw, match", [
     (dict(dt=0.0), "dt"), (dict(steps=-1), "steps"), (dict(save_every=0), "save_every"),
     (dict(integrator="rk4"), "integrator"), (dict(tol=0.0), "tolerance"), (dict(max_iter=0), "max_iter"),
-    (dict(on_no_convergence="ignore"), "on_no_convergence"),
+    (dict(on_no_convergence="ignore"), "on_no_convergence"), (dict(t0=float("nan")), "t0"),
 ])
 def test_bad_settings_are_user_errors(lattice, kw, match):
     s, q0, p0 = lattice
