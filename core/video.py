@@ -309,6 +309,10 @@ class BackgroundEncoder:
                 raise HGNError(str(err)) from None
             raise HGNError(f"the video encoder failed: {type(err).__name__}: {err}") from None
 
+    def has_room(self) -> bool:
+        """A frame can be queued without waiting."""
+        return not self._queue.full()
+
     @property
     def done(self) -> bool:
         """The encoder thread has ended (file published, aborted or failed)."""

@@ -1,0 +1,436 @@
+"""Video export in the studio: a dialog with every choice, a progress bar
+and Cancel, and the job that renders and encodes without freezing the window.
+
+Threads (measured, see docs/platform.md and studio.export.scene): a vispy
+canvas renders only on the thread that owns its GL context, which for the
+Qt backend is the GUI thread. :class:`VideoExportJob` therefore renders on
+the GUI thread in short slices driven by a zero-interval QTimer (at most
+:data:`SLICE_SECONDS` of rendering per event-loop turn, so clicks, repaints
+and Cancel stay responsive), into a hidden canvas of the output size, and
+hands the frames to a :class:`core.video.BackgroundEncoder`, whose thread
+encodes them meanwhile (FFmpeg releases the GIL). Cancel stops the timer and
+aborts the encoder, which removes its temporary file: no broken video is
+left, and an older file of the same name is untouched.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
+                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
+                               QSpinBox, QToolButton, QVBoxLayout, QWidget)
+
+from core.errors import Cancelled, HGNError
+from core.video import FORMATS, BackgroundEncoder, VideoWriter, format_for
+
+from .run import QUEUE_FRAMES, ExportResult
+from .settings import COLOURS, LAYOUTS, MAX_HEIGHT, MAX_WIDTH, SIZES, ExportSettings
+
+#: longest stretch of rendering per event-loop turn (seconds)
+SLICE_SECONDS = 0.03
+
+
+def camera_state(camera) -> dict:
+    """The studio view camera's state as a plain dict (for export and projects)."""
+    out = {}
+    for k in ("center", "scale_factor", "elevation", "azimuth", "fov"):
+        v = getattr(camera, k, None)
+        if v is None:
+            continue
+        out[k] = [float(x) for x in v] if k == "center" else float(v)
+    return out
+
+
+class VideoExportJob(QObject):
+    """Render ``settings.frames`` of ``data`` and encode them into ``path``.
+
+    Signals: ``progress(encoded, total)``, then exactly one of
+    ``finished(ExportResult)``, ``failed(message)`` or ``cancelled()``.
+    """
+
+    progress = Signal(int, int)
+    finished = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+
+    def __init__(self, data, settings: ExportSettings, path, camera: dict | None = None,
+                 parent: QObject | None = None):
+        super().__init__(parent)
+        self.data, self.settings, self.path, self.camera = data, settings, Path(path), camera
+        self.frames: list[int] = []
+        self._scene = self._encoder = self._writer = None
+        self._next = 0
+        self._pending = None
+        self._input_closed = False
+        self._running = False
+        self._t0 = 0.0
+        self._render = 0.0
+        self._timer = QTimer(self)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self._tick)
+
+    def is_running(self) -> bool:
+        return self._running
+
+    def start(self) -> bool:
+        """Check the settings and begin; False (after ``failed``) when they are bad."""
+        from .scene import ExportScene
+
+        try:
+            self.settings.check(self.path, self.data.n_filled, self.data.with_prediction)
+            self.frames = self.settings.frames(self.data.n_filled)
+            self._t0 = time.perf_counter()
+            self._scene = ExportScene(self.data, self.settings, camera=self.camera, frames=self.frames)
+            s = self.settings
+            self._writer = VideoWriter(self.path, s.width, s.height, s.fps, crf=s.crf, preset=s.preset)
+            self._encoder = BackgroundEncoder(self._writer, QUEUE_FRAMES)
+        except HGNError as exc:
+            self._cleanup(abort=True)
+            self.failed.emit(str(exc))
+            return False
+        self._running = True
+        self.progress.emit(0, len(self.frames))
+        self._timer.start()
+        return True
+
+    @Slot()
+    def _tick(self) -> None:
+        enc = self._encoder
+        try:
+            end = time.perf_counter() + SLICE_SECONDS
+            while self._next < len(self.frames) and time.perf_counter() < end:
+                if self._pending is None:
+                    r0 = time.perf_counter()
+                    self._pending = self._scene.render(self.frames[self._next])
+                    self._render += time.perf_counter() - r0
+                if not enc.submit(self._pending, block=False):
+                    break                       # the encoder is behind: give the event loop a turn
+                self._pending = None
+                self._next += 1
+            if self._next == len(self.frames) and not self._input_closed and enc.has_room():
+                enc.close_input()
+                self._input_closed = True
+            # render as fast as the encoder takes frames; poll gently while it catches up
+            self._timer.setInterval(0 if self._pending is None and not self._input_closed else 10)
+            self.progress.emit(enc.written, len(self.frames))
+            if self._input_closed and enc.done:
+                path = enc.finish()
+                res = ExportResult(path=path, frames=len(self.frames), seconds=time.perf_counter() - self._t0,
+                                   render_seconds=self._render,
+                                   info={"format": self._writer.format.key,
+                                         "size": (self.settings.width, self.settings.height),
+                                         "fps": self.settings.fps})
+                self._cleanup(abort=False)
+                self.finished.emit(res)
+            elif enc.error is not None:
+                enc.finish(timeout=0)           # raises the encoder's error
+        except Cancelled:
+            self._cleanup(abort=True)
+            self.cancelled.emit()
+        except HGNError as exc:
+            self._cleanup(abort=True)
+            self.failed.emit(str(exc))
+        except Exception as exc:  # a bug: never leave a half-written file behind
+            self._cleanup(abort=True)
+            self.failed.emit(f"internal error while exporting: {type(exc).__name__}: {exc}")
+
+    @Slot()
+    def cancel(self) -> None:
+        """Stop now: no video is written and a previous file is kept."""
+        if not self._running:
+            return
+        self._cleanup(abort=True)
+        self.cancelled.emit()
+
+    def _cleanup(self, abort: bool) -> None:
+        self._timer.stop()
+        self._running = False
+        if abort:
+            if self._encoder is not None:
+                self._encoder.abort()
+            elif self._writer is not None:
+                self._writer.abort()
+        if self._scene is not None:
+            self._scene.close()
+        self._scene = self._encoder = self._writer = None
+        self._pending = None
+
+
+class ExportVideoDialog(QDialog):
+    """Every export choice, a progress bar, Export and Cancel.
+
+    ``data``: the roll-out (RolloutBuffer); ``settings``: the choices to
+    start from (last used, or the studio's layout and colouring);
+    ``camera``: the studio's camera state; ``folder``: where to propose the
+    file. Emits ``exported(path)`` after a successful export.
+    """
+
+    exported = Signal(str)
+
+    def __init__(self, data, settings: ExportSettings | None = None, camera: dict | None = None,
+                 folder: str = "", parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("exportDialog")
+        self.setWindowTitle("Export video")
+        self.data, self.camera = data, camera
+        self.job: VideoExportJob | None = None
+        self.result: ExportResult | None = None
+        s = settings or ExportSettings()
+        n = data.n_filled
+
+        self.pathEdit = QLineEdit(str(Path(folder or ".") / "rollout.mp4"))
+        self.pathEdit.setObjectName("exportPath")
+        browse = QToolButton()
+        browse.setText("…")
+        browse.setToolTip("Choose the file")
+        browse.clicked.connect(self._browse)
+        self.formatCombo = QComboBox()
+        self.formatCombo.setObjectName("exportFormat")
+        for key, f in FORMATS.items():
+            self.formatCombo.addItem(f.label, key)
+        self.sizeCombo = QComboBox()
+        self.sizeCombo.setObjectName("exportSizePreset")
+        for w, h in SIZES:
+            self.sizeCombo.addItem(f"{w} x {h}", (w, h))
+        self.sizeCombo.addItem("Custom", None)
+        self.widthSpin = _spin("exportWidth", 16, MAX_WIDTH, s.width, step=2)
+        self.heightSpin = _spin("exportHeight", 16, MAX_HEIGHT, s.height, step=2)
+        self.fpsSpin = QDoubleSpinBox()
+        self.fpsSpin.setObjectName("exportFps")
+        self.fpsSpin.setRange(1.0, 120.0)
+        self.fpsSpin.setDecimals(1)
+        self.fpsSpin.setValue(float(s.fps))
+        self.startSpin = _spin("exportStart", 0, max(n - 1, 0), min(s.start, max(n - 1, 0)))
+        self.stopSpin = _spin("exportStop", 1, n, n if s.stop is None else max(1, min(s.stop, n)))
+        self.strideSpin = _spin("exportStride", 1, max(n, 1), s.stride)
+        self.layoutCombo = QComboBox()
+        self.layoutCombo.setObjectName("exportLayout")
+        for k, v in LAYOUTS.items():
+            if data.with_prediction or k == "truth":
+                self.layoutCombo.addItem(v, k)
+        self.colourCombo = QComboBox()
+        self.colourCombo.setObjectName("exportColour")
+        for k, v in COLOURS.items():
+            if data.with_prediction or k != "error":
+                self.colourCombo.addItem(v, k)
+        _select(self.layoutCombo, s.layout if data.with_prediction else "truth")
+        _select(self.colourCombo, s.colour)
+        self.timeCheck = QCheckBox("Time label")
+        self.timeCheck.setObjectName("exportTimeLabel")
+        self.timeCheck.setChecked(s.time_label)
+        self.plotCheck = QCheckBox("Energy-drift plot with a moving cursor")
+        self.plotCheck.setObjectName("exportPlot")
+        self.plotCheck.setChecked(s.plot)
+        self.bondsCheck = QCheckBox("Bonds")
+        self.bondsCheck.setObjectName("exportBonds")
+        self.bondsCheck.setChecked(s.draw_bonds(data.system) if s.bonds is None else bool(s.bonds))
+        self.bondsCheck.setToolTip("Draw the springs (off by default for large lattices: they cost "
+                                   "render time and hide behind the spheres)")
+        self.framesLabel = QLabel()
+        self.framesLabel.setObjectName("exportFrameCount")
+        self.progressBar = QProgressBar()
+        self.progressBar.setObjectName("exportProgress")
+        self.progressBar.setRange(0, 1)
+        self.progressBar.setValue(0)
+        self.statusLabel = QLabel("")
+        self.statusLabel.setObjectName("exportStatus")
+        self.statusLabel.setWordWrap(True)
+        self.exportButton = QPushButton("Export")
+        self.exportButton.setObjectName("exportStartButton")
+        self.exportButton.setDefault(True)
+        self.cancelButton = QPushButton("Cancel export")
+        self.cancelButton.setObjectName("exportCancelButton")
+        self.cancelButton.setEnabled(False)
+        buttons = QDialogButtonBox(QDialogButtonBox.Close)
+        buttons.rejected.connect(self.reject)
+        buttons.addButton(self.exportButton, QDialogButtonBox.ActionRole)
+        buttons.addButton(self.cancelButton, QDialogButtonBox.ActionRole)
+
+        file_row = QHBoxLayout()
+        file_row.addWidget(self.pathEdit, 1)
+        file_row.addWidget(browse)
+        size_row = QHBoxLayout()
+        size_row.addWidget(self.sizeCombo)
+        size_row.addWidget(self.widthSpin)
+        size_row.addWidget(QLabel("x"))
+        size_row.addWidget(self.heightSpin)
+        range_row = QHBoxLayout()
+        for label, w in (("from", self.startSpin), ("to", self.stopSpin), ("every", self.strideSpin)):
+            range_row.addWidget(QLabel(label))
+            range_row.addWidget(w)
+        range_row.addWidget(self.framesLabel, 1)
+        form = QFormLayout()
+        form.addRow("File", file_row)
+        form.addRow("Format", self.formatCombo)
+        form.addRow("Size (pixels)", size_row)
+        form.addRow("Frame rate (fps)", self.fpsSpin)
+        form.addRow("Roll-out frames", range_row)
+        form.addRow("Layout", self.layoutCombo)
+        form.addRow("Colour by", self.colourCombo)
+        checks = QHBoxLayout()
+        for c in (self.timeCheck, self.plotCheck, self.bondsCheck):
+            checks.addWidget(c)
+        form.addRow("Show", checks)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(self.progressBar)
+        lay.addWidget(self.statusLabel)
+        lay.addWidget(buttons)
+        self._inputs = [self.pathEdit, browse, self.formatCombo, self.sizeCombo, self.widthSpin, self.heightSpin,
+                        self.fpsSpin, self.startSpin, self.stopSpin, self.strideSpin, self.layoutCombo,
+                        self.colourCombo, self.timeCheck, self.plotCheck, self.bondsCheck, self.exportButton]
+
+        self._sync_format_from_path()
+        self._sync_size_preset()
+        self.pathEdit.editingFinished.connect(self._sync_format_from_path)
+        self.formatCombo.currentIndexChanged.connect(self._on_format)
+        self.sizeCombo.currentIndexChanged.connect(self._on_size_preset)
+        self.widthSpin.valueChanged.connect(self._sync_size_preset)
+        self.heightSpin.valueChanged.connect(self._sync_size_preset)
+        for sp in (self.startSpin, self.stopSpin, self.strideSpin):
+            sp.valueChanged.connect(self._update_count)
+        self.exportButton.clicked.connect(self.start_export)
+        self.cancelButton.clicked.connect(self.cancel_export)
+        self._update_count()
+
+    # -- choices ----------------------------------------------------------------
+    def settings(self) -> ExportSettings:
+        n = self.data.n_filled
+        stop = self.stopSpin.value()
+        return ExportSettings(width=self.widthSpin.value(), height=self.heightSpin.value(),
+                              fps=self.fpsSpin.value(), start=self.startSpin.value(),
+                              stop=None if stop >= n else stop, stride=self.strideSpin.value(),
+                              layout=self.layoutCombo.currentData(), colour=self.colourCombo.currentData(),
+                              time_label=self.timeCheck.isChecked(), plot=self.plotCheck.isChecked(),
+                              bonds=self.bondsCheck.isChecked())
+
+    def path(self) -> Path:
+        return Path(self.pathEdit.text().strip())
+
+    def _browse(self) -> None:
+        key = self.formatCombo.currentData()
+        filt = ";;".join(f"{f.label} (*.{k})" for k, f in FORMATS.items())
+        path, _ = QFileDialog.getSaveFileName(self, "Export video", str(self.path()), filt,
+                                              f"{FORMATS[key].label} (*.{key})")
+        if path:
+            self.pathEdit.setText(path)
+            self._sync_format_from_path()
+
+    def _sync_format_from_path(self) -> None:
+        try:
+            key = format_for(self.path()).key
+        except HGNError:
+            return
+        _select(self.formatCombo, key)
+
+    def _on_format(self) -> None:
+        key = self.formatCombo.currentData()
+        p = self.path()
+        if p.suffix.lower() != f".{key}":
+            self.pathEdit.setText(str(p.with_suffix(f".{key}")))
+
+    def _on_size_preset(self) -> None:
+        wh = self.sizeCombo.currentData()
+        if wh is not None:
+            for spin, v in zip((self.widthSpin, self.heightSpin), wh):
+                spin.blockSignals(True)
+                spin.setValue(v)
+                spin.blockSignals(False)
+
+    def _sync_size_preset(self) -> None:
+        wh = (self.widthSpin.value(), self.heightSpin.value())
+        i = self.sizeCombo.findData(wh)
+        self.sizeCombo.blockSignals(True)
+        self.sizeCombo.setCurrentIndex(i if i >= 0 else self.sizeCombo.count() - 1)
+        self.sizeCombo.blockSignals(False)
+
+    def _update_count(self) -> None:
+        try:
+            n = len(self.settings().frames(self.data.n_filled))
+            fps = self.fpsSpin.value()
+            self.framesLabel.setText(f"{n} frames, {n / fps:.1f} s")
+        except HGNError:
+            self.framesLabel.setText("no frames")
+
+    # -- running ------------------------------------------------------------------
+    @Slot()
+    def start_export(self) -> bool:
+        if self.job is not None and self.job.is_running():
+            return False
+        self.result = None
+        job = VideoExportJob(self.data, self.settings(), self.path(), camera=self.camera, parent=self)
+        job.progress.connect(self._on_progress)
+        job.finished.connect(self._on_finished)
+        job.failed.connect(self._on_failed)
+        job.cancelled.connect(self._on_cancelled)
+        self.job = job
+        self._set_running(True)
+        self.statusLabel.setStyleSheet("")
+        self.statusLabel.setText("preparing the renderer…")
+        self.statusLabel.repaint()      # the first frame compiles shaders (about a second, on this thread)
+        job.progress.connect(lambda d, t: d == 0 or self.statusLabel.setText("rendering and encoding…"))
+        if not job.start():
+            return False
+        return True
+
+    @Slot()
+    def cancel_export(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+
+    def _set_running(self, running: bool) -> None:
+        for w in self._inputs:
+            w.setEnabled(not running)
+        self.cancelButton.setEnabled(running)
+
+    @Slot(int, int)
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progressBar.setRange(0, max(total, 1))
+        self.progressBar.setValue(done)
+
+    @Slot(object)
+    def _on_finished(self, res: ExportResult) -> None:
+        self.result = res
+        self._set_running(False)
+        self.progressBar.setValue(self.progressBar.maximum())
+        self.statusLabel.setText(f"wrote {res.path}: {res.frames} frames in {res.seconds:.1f} s "
+                                 f"({res.ms_per_frame:.0f} ms a frame)")
+        self.exported.emit(str(res.path))
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self._set_running(False)
+        self.progressBar.setValue(0)
+        self.statusLabel.setStyleSheet("color: #ff6b6b;")
+        self.statusLabel.setText(message)
+
+    @Slot()
+    def _on_cancelled(self) -> None:
+        self._set_running(False)
+        self.progressBar.setValue(0)
+        self.statusLabel.setText("export cancelled: no file was written")
+
+    def reject(self) -> None:  # closing the dialog cancels a running export
+        self.cancel_export()
+        super().reject()
+
+    def closeEvent(self, ev):  # noqa: N802
+        self.cancel_export()
+        super().closeEvent(ev)
+
+
+def _spin(name: str, lo: int, hi: int, value: int, step: int = 1) -> QSpinBox:
+    s = QSpinBox()
+    s.setObjectName(name)
+    s.setRange(lo, max(lo, hi))
+    s.setSingleStep(step)
+    s.setValue(int(min(max(value, lo), max(lo, hi))))
+    return s
+
+
+def _select(combo: QComboBox, key) -> None:
+    i = combo.findData(key)
+    if i >= 0:
+        combo.setCurrentIndex(i)
