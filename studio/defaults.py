@@ -88,6 +88,11 @@ class PlaybackDefaults:
     speed: float = 1.0               # saved frames advanced per tick multiplier
     loop: str = "loop"               # "once" | "loop" | "bounce"
     speeds: tuple = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+    #: while playing, plot cursors move at most this often (s); each move
+    #: repaints three plots, which would otherwise halve the frame rate
+    cursor_interval: float = 0.2
+    #: while a roll-out streams in, plots are redrawn at most this often (s)
+    plot_interval: float = 0.25
 
 
 PLAYBACK = PlaybackDefaults()
@@ -104,8 +109,10 @@ class ViewDefaults:
     colour_by: str = "uniform"        # "uniform" | "error" | "speed" | "energy"
     colormap: str = "viridis"
     layout: str = "side"              # "side" (linked cameras) | "overlay"
-    #: above this many bonds the views draw no lines (spheres only)
-    max_bonds: int = 200_000
+    #: above this many bonds the views start with bonds hidden (the "Bonds"
+    #: box shows them): under software rendering 12k lines cost more than
+    #: 4k spheres, and a dense lattice's lines are clutter anyway
+    auto_bond_limit: int = 6000
 
 
 VIEW = ViewDefaults()
@@ -142,6 +149,12 @@ SETTINGS_ENV = "HGN_STUDIO_SETTINGS"
 
 #: how often workers may emit progress (seconds); keeps the GUI thread free
 PROGRESS_INTERVAL = 0.05
+#: Python's GIL switch interval while the studio runs (seconds; Python's
+#: default is 0.005). PySide releases the GIL around every Qt call, so a
+#: paint that makes hundreds of Qt calls waits up to one interval per call
+#: for a busy worker thread to hand the GIL back; 0.5 ms keeps a repaint
+#: during training in the tens of milliseconds instead of hundreds.
+GIL_SWITCH_INTERVAL = 0.0005
 #: frames the background roll-out computes between timeline updates
 ROLLOUT_CHUNK_FRAMES = 10
 

@@ -11,6 +11,7 @@ layout and the last used values persist through QSettings.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 
 import numpy as np
@@ -22,7 +23,7 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QM
 from core.errors import HGNError
 
 from . import pipeline
-from .defaults import SIMULATION
+from .defaults import GIL_SWITCH_INTERVAL, PLAYBACK, SIMULATION
 from .rollout_buffer import RolloutBuffer
 from .session import ModelEntry, Session
 from .settings import load_json, open_settings, save_json
@@ -85,6 +86,7 @@ def _scroll(w: QWidget) -> QScrollArea:
 class MainWindow(QMainWindow):
     def __init__(self, settings=None, restore: bool = True):
         super().__init__()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL)   # see studio.defaults
         self.setObjectName("mainWindow")
         self.setWindowTitle("HGN Studio")
         self.settings = settings if settings is not None else open_settings()
@@ -138,6 +140,11 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._connect()
         self._last_error = ""
+        self._cursor_time = 0.0
+        self._plot_timer = QTimer(self)
+        self._plot_timer.setSingleShot(True)
+        self._plot_timer.setInterval(int(1000 * PLAYBACK.plot_interval))
+        self._plot_timer.timeout.connect(self._update_plots)
 
         if restore:
             self.restore_settings()
@@ -239,6 +246,7 @@ class MainWindow(QMainWindow):
         self.session.currentModelChanged.connect(self._on_current_model)
         self.time.frameChanged.connect(self.views.show_frame)
         self.time.frameChanged.connect(self._on_frame)
+        self.time.playingChanged.connect(self._on_playing)
 
         for jobs in (self.trainJobs, self.rolloutJobs):
             jobs.progress.connect(tp.set_progress)
@@ -449,15 +457,19 @@ class MainWindow(QMainWindow):
     @Slot(int)
     def _on_rollout_extended(self, n: int) -> None:
         self.time.set_filled(n)
-        self._update_plots()
+        # while a roll-out streams in, redraw the plots at most a few times a
+        # second (each redraw of the three plots costs the GUI thread ~30 ms)
+        if not self._plot_timer.isActive():
+            self._plot_timer.start()
         if "first_frame" not in self.timing and "train_pressed" in self.timing and n > 1:
             self.views.show_frame(self.time.frame)
-            self.views.truthView.canvas.native.repaint()
+            self.views.truthView.surface_widget.repaint()
             self.timing["first_frame"] = time.perf_counter()
 
     @Slot(object)
     def _on_rollout_finished(self, buf: RolloutBuffer) -> None:
         self.time.set_filled(buf.n_filled)
+        self._plot_timer.stop()
         self._update_plots()
         if buf.with_prediction and buf.n_filled > 1:
             m = buf.measures()
@@ -498,9 +510,19 @@ class MainWindow(QMainWindow):
 
     @Slot(int)
     def _on_frame(self, f: int) -> None:
+        now = time.perf_counter()
+        if self.time.playing and now - self._cursor_time < PLAYBACK.cursor_interval:
+            return
+        self._cursor_time = now
         t = self.time.time(f)
         for p in self.plots:
             p.set_cursor(t)
+
+    @Slot(bool)
+    def _on_playing(self, playing: bool) -> None:
+        if not playing:
+            self._cursor_time = 0.0
+            self._on_frame(self.time.frame)
 
     # -- files ---------------------------------------------------------------
     def open_file(self, path: str | None = None) -> None:

@@ -1,21 +1,19 @@
 """A vispy 3D view of particles (shaded spheres) and bonds (lines).
 
 :class:`ParticleView` wraps one ``vispy.scene.SceneCanvas`` in a QWidget. It
-draws one system's particles as spherical markers sized in scene units, its
-fixed edges as GL lines (one index buffer, positions re-uploaded per frame),
-a periodic box outline, and optionally a translucent "ghost" set of the same
-particles (the prediction overlaid on the ground truth).
-
-Per-frame updates write straight into the markers' vertex buffer instead of
-``Markers.set_data`` (which rebuilds every attribute): at 4,096 particles this
-is what keeps two views above 30 frames a second under llvmpipe.
+draws one system's particles as shaded spheres sized in scene units
+(:mod:`studio.widgets.spheres`, a lean point-sprite visual: vispy's general
+Markers visual is about three times slower under llvmpipe), its fixed edges
+as GL lines (one index buffer, positions re-uploaded per frame), a periodic
+box outline, and optionally a translucent "ghost" set of the same particles
+(the prediction overlaid on the ground truth).
 """
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QLinearGradient, QPainter
-from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..defaults import VIEW
 from ..gl import ensure_backend
@@ -45,29 +43,41 @@ def bond_length(system) -> float:
 
 
 class _Particles:
-    """One set of spherical markers with a fast position/colour update."""
+    """One set of shaded spheres; colours are uploaded only when they change."""
 
-    def __init__(self, parent, spherical=True):
-        from vispy import scene
+    def __init__(self, parent):
+        from .spheres import Spheres
 
-        self.visual = scene.visuals.Markers(parent=parent, spherical=spherical, scaling="scene",
-                                            light_position=(1.0, -1.0, 1.5), light_ambient=0.35)
-        self.n = 0
+        self.visual = Spheres(parent=parent)
+        self._uniform = None      # the RGBA all particles have, when they share one
+
+    @property
+    def n(self) -> int:
+        return self.visual.n
+
+    @property
+    def positions(self) -> np.ndarray:
+        return self.visual.positions
+
+    @property
+    def colors(self) -> np.ndarray:
+        return self.visual.colors
 
     def set(self, pos3: np.ndarray, size: float, rgba) -> None:
-        self.visual.set_data(pos3, size=size, face_color=rgba, edge_width=0.0, edge_color=(0, 0, 0, 0))
-        self.n = len(pos3)
+        rgba = np.asarray(rgba, np.float32)
+        self.visual.set_data(pos3, rgba, size=size)
+        self._uniform = tuple(rgba[0]) if rgba.ndim == 2 and len(rgba) and np.all(rgba == rgba[0]) else None
 
-    def update(self, pos3: np.ndarray, rgba: np.ndarray | None = None) -> None:
-        v = self.visual
-        data = getattr(v, "_data", None)
-        if data is None or len(data) != len(pos3) or not hasattr(v, "_vbo"):
-            raise RuntimeError("markers not initialised for this particle count")
-        data["a_position"] = pos3
-        if rgba is not None:
-            data["a_bg_color"] = rgba
-        v._vbo.set_data(data)
-        v.update()
+    def update(self, pos3: np.ndarray, rgba: np.ndarray | None = None, uniform=None) -> None:
+        """New positions; per-particle ``rgba`` or one ``uniform`` colour."""
+        if uniform is not None:
+            uniform = tuple(float(c) for c in uniform)
+            if uniform != self._uniform:
+                rgba = np.broadcast_to(np.asarray(uniform, np.float32), (len(pos3), 4))
+                self._uniform = uniform
+        elif rgba is not None:
+            self._uniform = None
+        self.visual.update_positions(pos3, rgba)
 
 
 class ParticleView(QWidget):
@@ -81,11 +91,21 @@ class ParticleView(QWidget):
         ensure_backend()
         from vispy import scene
 
+        from .surfaces import OffscreenSurface, WidgetSurface, make_canvas, surface_mode
+
         self.base_colour = np.array(colour, dtype=np.float32)
         self.ghost_colour = np.array(VIEW.prediction_colour, dtype=np.float32)
-        self.canvas = scene.SceneCanvas(keys=None, bgcolor=background, parent=self, show=False)
-        self.canvas.native.setMinimumSize(160, 120)
-        self.canvas.native.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+        self.mode = surface_mode()
+        self.canvas = make_canvas(self.mode, self, background)
+        if self.mode == "offscreen":
+            self.surface = OffscreenSurface(self.canvas, self)
+            self.surface_widget = self.surface
+            self.surface.rendered.connect(self.rendered)
+        else:
+            self.surface = WidgetSurface(self.canvas)
+            self.surface_widget = self.canvas.native
+            self.canvas.events.draw.connect(lambda ev: self.rendered.emit())
+        self.surface_widget.setObjectName("viewSurface")
         self.view = self.canvas.central_widget.add_view()
         self.view.camera = scene.TurntableCamera(fov=35.0, elevation=25.0, azimuth=30.0)
         self.particles = _Particles(self.view.scene)
@@ -104,13 +124,11 @@ class ParticleView(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)
         lay.addWidget(self.label)
-        lay.addWidget(self.canvas.native, 1)
+        lay.addWidget(self.surface_widget, 1)
         self.system = None
         self.size = 0.4
         self._edges = None
-        self._box = None
-        self._placeholder = False
-        self.canvas.events.draw.connect(lambda ev: self.rendered.emit())
+        self.show_bonds = True
 
     # ------------------------------------------------------------------
     def set_title(self, text: str) -> None:
@@ -126,10 +144,10 @@ class ParticleView(QWidget):
         self.particles.set(pos, self.size, rgba)
         self.ghost.set(pos, self.size, np.tile(self.ghost_colour, (system.n, 1)))
         edges = system.edges
-        if edges is not None and 0 < len(edges) <= VIEW.max_bonds and system.box is None:
+        if edges is not None and len(edges) > 0 and system.box is None:
             self._edges = edges.astype(np.uint32)
             self.bonds.set_data(pos=pos, connect=self._edges)
-            self.bonds.visible = True
+            self.bonds.visible = self.show_bonds
         else:
             self._edges = None
             self.bonds.visible = False
@@ -140,7 +158,13 @@ class ParticleView(QWidget):
             self.box.visible = False
         if reset_camera:
             self.reset_camera()
-        self.canvas.update()
+        self.surface.mark_dirty()
+
+    def set_show_bonds(self, show: bool) -> None:
+        """Draw the springs/bonds as lines (positions follow from the next frame)."""
+        self.show_bonds = bool(show)
+        self.bonds.visible = self.show_bonds and self._edges is not None
+        self.surface.mark_dirty()
 
     def reset_camera(self) -> None:
         if self.system is None:
@@ -172,35 +196,38 @@ class ParticleView(QWidget):
         ghost_q shows a translucent second set (overlay mode)."""
         pos = _pad3(self._wrap(q))
         if colours is None:
-            colours = np.broadcast_to(self.base_colour, (len(pos), 4))
-        self.particles.update(pos, colours)
-        if self._edges is not None:
+            self.particles.update(pos, uniform=self.base_colour)
+        else:
+            self.particles.update(pos, colours)
+        if self._edges is not None and self.show_bonds:
             self.bonds.set_data(pos=pos)
         if ghost_q is not None:
             gpos = _pad3(self._wrap(ghost_q))
             if ghost_colours is None:
                 c = self.ghost_colour.copy()
                 c[3] = VIEW.overlay_alpha
-                ghost_colours = np.broadcast_to(c, (len(gpos), 4))
-            self.ghost.update(gpos, ghost_colours)
+                self.ghost.update(gpos, uniform=c)
+            else:
+                self.ghost.update(gpos, ghost_colours)
             self.ghost.visual.visible = True
         else:
             self.ghost.visual.visible = False
-        self.canvas.update()
+        self.surface.mark_dirty()
 
     def link_camera(self, other: "ParticleView") -> None:
         """Both views share one camera state (rotate one, the other follows)."""
         self.view.camera.link(other.view.camera)
 
-    def render_image(self, size: tuple[int, int] | None = None) -> np.ndarray:
-        """The current picture as an (h, w, 3) uint8 array (offscreen render).
+    @property
+    def frames(self) -> int:
+        """How many times this view has drawn its scene."""
+        return self.surface.frames
 
-        Leave ``size`` at None (the canvas's own size): vispy 0.17 does not
-        rescale scene-scaled markers when ``render(size=...)`` differs from
-        the canvas size, so spheres shrink or vanish at other sizes. For a
-        fixed output size, resize the canvas instead."""
-        img = self.canvas.render(size=size, alpha=False)
-        return np.asarray(img)[..., :3]
+    def render_image(self) -> np.ndarray:
+        """Draw now and return the picture as an (h, w, 3) uint8 array at the
+        view's size. (vispy's ``render(size=...)`` at another size than the
+        canvas's does not rescale point sizes: resize the view instead.)"""
+        return np.asarray(self.surface.render())[..., :3]
 
     def closeEvent(self, ev):  # noqa: N802 (Qt name)
         self.canvas.close()

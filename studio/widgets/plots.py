@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QGraphicsItem, QWidget
 
 TRUTH_PEN = pg.mkPen((77, 158, 250), width=2)
 PRED_PEN = pg.mkPen((250, 140, 51), width=2)
@@ -49,6 +49,9 @@ class TimePlot(pg.PlotWidget):
 
     def add_curve(self, name: str, pen) -> None:
         item = self.plot([], [], pen=pen, name=name)
+        # the cursor moves many times a second during playback: keep each
+        # curve as a cached picture so that moving it does not redraw them
+        item.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
         self.curves[name] = item
         self._data[name] = (np.zeros(0), np.zeros(0))
 

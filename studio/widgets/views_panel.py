@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Slot
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..colouring import (COLOUR_MODES, UNITS, ParticleEnergy, colormap_rgba, particle_error,
                          particle_speed)
@@ -41,6 +41,12 @@ class ViewsPanel(QWidget):
         for combo in (self.layoutCombo, self.colourCombo):
             combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(8)
+        self.bondsCheck = QCheckBox("Bonds")
+        self.bondsCheck.setObjectName("bondsCheck")
+        self.bondsCheck.setChecked(True)
+        self.bondsCheck.setToolTip("Draw springs and bonds as lines (off by default above "
+                                   f"{VIEW.auto_bond_limit} bonds: they cost more than the spheres)")
+        self.bondsCheck.toggled.connect(self._on_bonds)
         self.resetCamera = QPushButton("Reset camera")
         self.resetCamera.setObjectName("resetCameraButton")
         self.resetCamera.clicked.connect(self.truthView.reset_camera)
@@ -52,6 +58,7 @@ class ViewsPanel(QWidget):
         bar.addWidget(self.layoutCombo)
         bar.addWidget(QLabel("Colour by"))
         bar.addWidget(self.colourCombo)
+        bar.addWidget(self.bondsCheck)
         bar.addWidget(self.resetCamera)
         bar.addStretch(1)
         bar.addWidget(self.info)
@@ -103,6 +110,17 @@ class ViewsPanel(QWidget):
         self.truthView.set_title("Ground truth (solid) + prediction (translucent)" if overlay else "Ground truth")
         self.show_frame(self.frame)
 
+    @Slot(bool)
+    def _on_bonds(self, show: bool) -> None:
+        for v in (self.truthView, self.predictionView):
+            v.set_show_bonds(show)
+        self.show_frame(self.frame)
+
+    def _auto_bonds(self, system) -> None:
+        """Bonds on for small graphs, off for big ones (the user may override)."""
+        n_edges = len(system.edges) if system.edges is not None else 0
+        self.bondsCheck.setChecked(n_edges <= VIEW.auto_bond_limit)
+
     @Slot()
     def _on_colour_mode(self) -> None:
         self._range = None
@@ -117,6 +135,7 @@ class ViewsPanel(QWidget):
         self._energy = None
         self._range = None
         self.frame = 0
+        self._auto_bonds(system)
         for v in (self.truthView, self.predictionView):
             v.set_system(system)
         self.predictionView.set_title("Prediction (train a model)")
@@ -131,6 +150,7 @@ class ViewsPanel(QWidget):
         self._range = None
         self.frame = 0
         if not same:
+            self._auto_bonds(buffer.system)
             for v in (self.truthView, self.predictionView):
                 v.set_system(buffer.system)
         title = f"Prediction: {buffer.model_name}" + (" (zero-shot)" if buffer.zero_shot else "")

@@ -72,8 +72,8 @@ def test_generate_train_scrub_and_watch(qtbot, window):
         assert non_background_fraction(a) > 0.01 and non_background_fraction(b) > 0.01
         assert np.mean(np.abs(a.astype(int) - b.astype(int))) > 0.05
     # the truth view shows the truth frame, the prediction view the prediction
-    pos_t = w.views.truthView.particles.visual._data["a_position"][:, :2]
-    pos_p = w.views.predictionView.particles.visual._data["a_position"][:, :2]
+    pos_t = w.views.truthView.particles.positions[:, :2]
+    pos_p = w.views.predictionView.particles.positions[:, :2]
     assert np.allclose(pos_t, buf.q["truth"][20], atol=1e-5)
     assert np.allclose(pos_p, buf.q["prediction"][20], atol=1e-5)
 
@@ -85,7 +85,7 @@ def test_keyboard_plays_and_steps(qtbot, window):
     train_and_wait(qtbot, w)
     with qtbot.waitActive(w, timeout=5000):
         w.activateWindow()
-    w.views.truthView.canvas.native.setFocus()
+    w.views.truthView.surface_widget.setFocus()
     w.time.set_frame(0)
     qtbot.keyClick(w, Qt.Key_Right)
     assert w.time.frame == 1

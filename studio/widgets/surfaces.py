@@ -1,0 +1,244 @@
+"""Where a vispy canvas draws: a Qt OpenGL widget, or an offscreen EGL
+buffer shown as an image.
+
+Two ways to put a ``vispy.scene.SceneCanvas`` into the window:
+
+* ``"widget"`` -- the canvas is vispy's QOpenGLWidget. Simple, and the right
+  choice with a hardware GPU. But once a window holds a QOpenGLWidget, Qt
+  composes the *whole window* through OpenGL on every repaint of any widget
+  in it; under Mesa llvmpipe (software rendering, the studio's reference
+  machine) that costs tens of milliseconds per frame for a full-HD window and
+  halves the playback rate.
+* ``"offscreen"`` (default where vispy's EGL backend works) -- the canvas
+  renders into an EGL pbuffer/framebuffer object (no window), the picture is
+  read back and painted by a plain raster widget (:class:`OffscreenSurface`).
+  The window stays raster, so only the views' own rectangles are flushed.
+  Mouse and wheel events of the surface are forwarded to the canvas, so the
+  camera (rotate, pan, zoom) works as in the widget mode.
+
+``HGN_STUDIO_VIEWS=widget|offscreen`` forces one. The offscreen mode is also
+what headless rendering (video export, screenshots without a window) uses.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QImage, QPainter
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+ENV = "HGN_STUDIO_VIEWS"
+_egl_app = None
+_egl_ok: bool | None = None
+
+
+def egl_available() -> bool:
+    """Whether vispy's EGL backend loads and can render here (probed once
+    with a tiny canvas).
+
+    vispy opens the default EGL display; Mesa would pick the X11 platform
+    from the environment and fail on a 16-bit X server (pytest-xvfb's
+    default). The probe therefore sets ``EGL_PLATFORM=surfaceless`` (unless
+    the user set one) while vispy opens its display, and restores the
+    environment afterwards: the platform only matters when the display is
+    opened, and Qt's own GL (GLX on X11, explicit platforms with EGL) is not
+    affected.
+    """
+    global _egl_ok
+    if _egl_ok is None:
+        prev = os.environ.get("EGL_PLATFORM")
+        if prev is None:
+            os.environ["EGL_PLATFORM"] = "surfaceless"
+        try:
+            from vispy import scene
+            from vispy.app.backends import _egl
+
+            _egl_ok = bool(_egl.available)
+            if _egl_ok:
+                probe = scene.SceneCanvas(app=egl_app(), size=(8, 8), show=False)
+                probe.render()
+                probe.close()
+        except Exception:  # no libEGL, no config, no context: use the widget mode
+            _egl_ok = False
+        finally:
+            if prev is None:
+                os.environ.pop("EGL_PLATFORM", None)
+    return _egl_ok
+
+
+def surface_mode() -> str:
+    mode = os.environ.get(ENV, "").strip().lower()
+    if mode in ("widget", "offscreen"):
+        return mode if mode == "widget" or egl_available() else "widget"
+    return "offscreen" if egl_available() else "widget"
+
+
+def egl_app():
+    global _egl_app
+    if _egl_app is None:
+        import vispy.app
+
+        _egl_app = vispy.app.Application("egl")
+    return _egl_app
+
+
+def make_canvas(mode: str, parent: QWidget, background, size=(400, 300)):
+    """A SceneCanvas for the given mode (its ``native`` is None offscreen)."""
+    from vispy import scene
+
+    if mode == "offscreen":
+        return scene.SceneCanvas(app=egl_app(), keys=None, bgcolor=background, size=size, show=False)
+    # autoswap off: Qt composes a QOpenGLWidget itself; vispy's extra swap
+    # only waits for the software renderer once more per frame
+    return scene.SceneCanvas(keys=None, bgcolor=background, parent=parent, show=False, autoswap=False)
+
+
+_BUTTONS = {Qt.LeftButton: 1, Qt.RightButton: 2, Qt.MiddleButton: 3}
+
+
+def _modifiers(ev):
+    from vispy.util import keys
+
+    m = ev.modifiers()
+    out = []
+    if m & Qt.ShiftModifier:
+        out.append(keys.SHIFT)
+    if m & Qt.ControlModifier:
+        out.append(keys.CONTROL)
+    if m & Qt.AltModifier:
+        out.append(keys.ALT)
+    if m & Qt.MetaModifier:
+        out.append(keys.META)
+    return tuple(out)
+
+
+class OffscreenSurface(QWidget):
+    """Shows what an offscreen canvas renders; forwards mouse input to it.
+
+    Drawing is lazy and coalesced: any change (new positions, camera moved)
+    marks the surface dirty through the canvas's update hook, and the next
+    paint event renders once. ``frames`` counts renders.
+    """
+
+    rendered = Signal()
+
+    def __init__(self, canvas, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.canvas = canvas
+        self.frames = 0
+        self._image: QImage | None = None
+        self._array = None
+        self._fbo = None
+        self._fbo_size = None
+        self._dirty = True
+        self.setAttribute(Qt.WA_OpaquePaintEvent, True)
+        self.setMouseTracking(False)
+        self.setFocusPolicy(Qt.ClickFocus)
+        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+        self.setMinimumSize(160, 120)
+        # every canvas.update() (camera change, visual change) asks us to repaint
+        canvas._backend._vispy_update = self.mark_dirty
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(400, 300)
+
+    def mark_dirty(self) -> None:
+        self._dirty = True
+        self.update()
+
+    # -- rendering -----------------------------------------------------------
+    def render(self) -> np.ndarray:
+        """Draw the scene now; returns the (h, w, 4) RGBA picture."""
+        from vispy import gloo
+
+        c = self.canvas
+        w, h = max(self.width(), 1), max(self.height(), 1)
+        if tuple(c.size) != (w, h):
+            c.size = (w, h)
+            c.events.resize(size=(w, h), physical_size=(w, h))
+        c.set_current()
+        if self._fbo is None or self._fbo_size != (w, h):
+            self._fbo = gloo.FrameBuffer(color=gloo.RenderBuffer((h, w, 4)), depth=gloo.RenderBuffer((h, w)))
+            self._fbo_size = (w, h)
+        c.push_fbo(self._fbo, (0, 0), (w, h))
+        try:
+            c.context.clear(color=c.bgcolor, depth=True)
+            c.draw_visual(c.scene)
+            img = self._fbo.read()
+        finally:
+            c.pop_fbo()
+        self._array = np.ascontiguousarray(img)
+        self._image = QImage(self._array.data, w, h, 4 * w, QImage.Format_RGBA8888)
+        self._dirty = False
+        self.frames += 1
+        self.rendered.emit()
+        return self._array
+
+    def paintEvent(self, ev):  # noqa: N802
+        if self._dirty or self._image is None or self._image.size() != self.size():
+            self.render()
+        p = QPainter(self)
+        p.drawImage(0, 0, self._image)
+        p.end()
+
+    def resizeEvent(self, ev):  # noqa: N802
+        self._dirty = True
+        super().resizeEvent(ev)
+
+    # -- input forwarded to the canvas (camera interaction) --------------------
+    def _pos(self, ev):
+        p = ev.position()
+        return (float(p.x()), float(p.y()))
+
+    def mousePressEvent(self, ev):  # noqa: N802
+        b = _BUTTONS.get(ev.button())
+        if b is not None:
+            self.canvas._backend._vispy_mouse_press(native=ev, pos=self._pos(ev), button=b,
+                                                    modifiers=_modifiers(ev))
+
+    def mouseReleaseEvent(self, ev):  # noqa: N802
+        b = _BUTTONS.get(ev.button())
+        if b is not None:
+            self.canvas._backend._vispy_mouse_release(native=ev, pos=self._pos(ev), button=b,
+                                                      modifiers=_modifiers(ev))
+
+    def mouseMoveEvent(self, ev):  # noqa: N802
+        self.canvas._backend._vispy_mouse_move(native=ev, pos=self._pos(ev), modifiers=_modifiers(ev))
+
+    def mouseDoubleClickEvent(self, ev):  # noqa: N802
+        b = _BUTTONS.get(ev.button())
+        if b is not None:
+            self.canvas._backend._vispy_mouse_double_click(native=ev, pos=self._pos(ev), button=b,
+                                                           modifiers=_modifiers(ev))
+
+    def wheelEvent(self, ev):  # noqa: N802
+        d = ev.angleDelta()
+        self.canvas.events.mouse_wheel(native=ev, delta=(d.x() / 120.0, d.y() / 120.0), pos=self._pos(ev),
+                                       modifiers=_modifiers(ev))
+        ev.accept()
+
+
+class WidgetSurface:
+    """The widget mode's counterpart of OffscreenSurface (same small API)."""
+
+    def __init__(self, canvas):
+        self.canvas = canvas
+        self.widget = canvas.native
+        self.frames = 0
+        self.widget.setMinimumSize(160, 120)
+        self.widget.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+        canvas.events.draw.connect(self._drawn)
+        self.rendered = None
+
+    def _drawn(self, _ev):
+        self.frames += 1
+
+    def mark_dirty(self) -> None:
+        self.canvas.update()
+
+    def render(self) -> np.ndarray:
+        return np.asarray(self.canvas.render(alpha=True))
+
+
+_ = QTimer
