@@ -263,6 +263,19 @@ class MainWindow(QMainWindow):
         self.modelsPanel.zeroShotRequested.connect(self.zero_shot)
         self.modelsPanel.saveRequested.connect(self.save_model)
 
+    def enable_export(self, handler, tooltip: str = "Export the roll-out as a video") -> None:
+        """Wire the Export video button and menu entry to ``handler()`` (called
+        with no arguments). The export module installs itself through this,
+        so the window needs no import of it."""
+        self._export_handler = handler
+        for w in (self.exportVideoButton, self.exportVideoAction):
+            w.setEnabled(True)
+            w.setToolTip(tooltip)
+        if not getattr(self, "_export_wired", False):
+            self.exportVideoButton.clicked.connect(lambda: self._export_handler())
+            self.exportVideoAction.triggered.connect(lambda: self._export_handler())
+            self._export_wired = True
+
     # -- messages ----------------------------------------------------------
     @Slot(str)
     def show_error(self, message: str) -> None:

@@ -191,26 +191,31 @@ class OffscreenSurface(QWidget):
         p = ev.position()
         return (float(p.x()), float(p.y()))
 
+    @staticmethod
+    def _buttons(ev) -> list[int]:
+        held = ev.buttons()
+        return [b for q, b in _BUTTONS.items() if held & q]
+
+    def _kw(self, ev) -> dict:
+        return {"native": ev, "pos": self._pos(ev), "buttons": self._buttons(ev), "modifiers": _modifiers(ev)}
+
     def mousePressEvent(self, ev):  # noqa: N802
         b = _BUTTONS.get(ev.button())
         if b is not None:
-            self.canvas._backend._vispy_mouse_press(native=ev, pos=self._pos(ev), button=b,
-                                                    modifiers=_modifiers(ev))
+            self.canvas._backend._vispy_mouse_press(button=b, **self._kw(ev))
 
     def mouseReleaseEvent(self, ev):  # noqa: N802
         b = _BUTTONS.get(ev.button())
         if b is not None:
-            self.canvas._backend._vispy_mouse_release(native=ev, pos=self._pos(ev), button=b,
-                                                      modifiers=_modifiers(ev))
+            self.canvas._backend._vispy_mouse_release(button=b, **self._kw(ev))
 
     def mouseMoveEvent(self, ev):  # noqa: N802
-        self.canvas._backend._vispy_mouse_move(native=ev, pos=self._pos(ev), modifiers=_modifiers(ev))
+        self.canvas._backend._vispy_mouse_move(**self._kw(ev))
 
     def mouseDoubleClickEvent(self, ev):  # noqa: N802
         b = _BUTTONS.get(ev.button())
         if b is not None:
-            self.canvas._backend._vispy_mouse_double_click(native=ev, pos=self._pos(ev), button=b,
-                                                           modifiers=_modifiers(ev))
+            self.canvas._backend._vispy_mouse_double_click(button=b, **self._kw(ev))
 
     def wheelEvent(self, ev):  # noqa: N802
         d = ev.angleDelta()

@@ -1,0 +1,82 @@
+"""The 3D views themselves: camera interaction by mouse (linked between
+truth and prediction), both rendering modes, and the bonds toggle."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QTest
+
+from studio_helpers import build_tiny_lattice, make_window, non_background_fraction
+
+
+def test_mouse_drag_rotates_both_linked_cameras(qtbot, window):
+    w = window
+    surf = w.views.truthView.surface_widget
+    cam, other = w.views.truthView.view.camera, w.views.predictionView.view.camera
+    az0 = cam.azimuth
+    before = w.views.predictionView.render_image()
+    c = surf.rect().center()
+    QTest.mousePress(surf, Qt.LeftButton, Qt.NoModifier, c)
+    for k in range(1, 6):
+        QTest.mouseMove(surf, c + QPoint(12 * k, 0))
+        qtbot.wait(15)          # vispy drops moves closer than 10 ms
+    QTest.mouseRelease(surf, Qt.LeftButton, Qt.NoModifier, c + QPoint(60, 0))
+    assert cam.azimuth != az0
+    assert other.azimuth == cam.azimuth            # linked
+    after = w.views.predictionView.render_image()
+    assert before.shape == after.shape and np.mean(np.abs(before.astype(int) - after.astype(int))) > 0.1
+    scale = cam.scale_factor
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtCore import QPointF
+
+    ev = QWheelEvent(QPointF(c), QPointF(surf.mapToGlobal(c)), QPoint(0, 0), QPoint(0, 120),
+                     Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase, False)
+    surf.wheelEvent(ev)
+    assert cam.scale_factor < scale                 # wheel up zooms in
+
+
+def test_widget_mode_renders_too(qtbot, monkeypatch):
+    monkeypatch.setenv("HGN_STUDIO_VIEWS", "widget")
+    w = make_window(qtbot)
+    v = w.views.truthView
+    assert v.mode == "widget" and v.surface_widget is v.canvas.native
+    qtbot.wait(100)
+    img = v.render_image()
+    assert non_background_fraction(img) > 0.01
+
+
+def test_offscreen_mode_is_the_default_where_egl_works(window):
+    from studio.widgets.surfaces import egl_available
+
+    assert window.views.truthView.mode == ("offscreen" if egl_available() else "widget")
+
+
+def test_bonds_toggle_and_automatic_choice(qtbot, window):
+    w = window
+    build_tiny_lattice(qtbot, w, 4, 4)
+    v = w.views.truthView
+    assert w.views.bondsCheck.isChecked() and v.bonds.visible
+    with_bonds = v.render_image()
+    w.views.bondsCheck.setChecked(False)
+    assert not v.bonds.visible
+    without = v.render_image()
+    assert non_background_fraction(with_bonds) > non_background_fraction(without)
+    # a big lattice starts without bonds (they cost more than the spheres)
+    sp = w.systemPanel
+    sp.set_kind("cubic")
+    for k in ("n", "m", "l"):
+        sp.builderForms["cubic"].editors[k].setValue(14)
+    qtbot.mouseClick(sp.buildButton, Qt.LeftButton)
+    assert len(w.session.system.edges) > 6000
+    assert not w.views.bondsCheck.isChecked() and not v.bonds.visible
+
+
+def test_export_hook_enables_the_button(qtbot, window):
+    calls = []
+    assert not window.exportVideoButton.isEnabled()
+    window.enable_export(lambda: calls.append(1), "Export a video")
+    assert window.exportVideoButton.isEnabled() and window.exportVideoButton.toolTip() == "Export a video"
+    qtbot.mouseClick(window.exportVideoButton, Qt.LeftButton)
+    window.exportVideoAction.trigger()
+    assert calls == [1, 1]
