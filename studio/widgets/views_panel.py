@@ -135,9 +135,9 @@ class ViewsPanel(QWidget):
         self._energy = None
         self._range = None
         self.frame = 0
-        self._auto_bonds(system)
         for v in (self.truthView, self.predictionView):
             v.set_system(system)
+        self._auto_bonds(system)
         self.predictionView.set_title("Prediction (train a model)")
         self.info.setText(f"{system.n} particles")
         self.show_frame(0)
@@ -150,9 +150,9 @@ class ViewsPanel(QWidget):
         self._range = None
         self.frame = 0
         if not same:
-            self._auto_bonds(buffer.system)
             for v in (self.truthView, self.predictionView):
                 v.set_system(buffer.system)
+            self._auto_bonds(buffer.system)
         title = f"Prediction: {buffer.model_name}" + (" (zero-shot)" if buffer.zero_shot else "")
         self.predictionView.set_title(title if buffer.with_prediction else "Prediction (none)")
         self.info.setText(f"{buffer.system.n} particles")

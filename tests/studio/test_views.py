@@ -80,3 +80,22 @@ def test_export_hook_enables_the_button(qtbot, window):
     qtbot.mouseClick(window.exportVideoButton, Qt.LeftButton)
     window.exportVideoAction.trigger()
     assert calls == [1, 1]
+
+
+def test_a_rollout_of_a_bigger_system_replaces_the_views_system(qtbot, window):
+    """set_rollout with another system (zero-shot, opened file): the views take
+    the new system before anything is drawn (bonds switch off on the way)."""
+    from core.builders import build
+    from core.simulate import simulate
+    from studio.rollout_buffer import RolloutBuffer
+
+    w = window
+    big = build("cubic", n=14, m=14, l=14)
+    tr = simulate(big, big.positions, np.zeros_like(big.positions), 0.01, 4, 2)
+    buf = RolloutBuffer(big, 0.01, 4, 2, with_prediction=False)
+    buf.add("truth", tr)
+    w.session.start_rollout(buf)
+    w.session.finish_rollout()
+    assert w.views.truthView.particles.n == big.n and not w.views.bondsCheck.isChecked()
+    w.time.set_frame(2)
+    assert np.allclose(w.views.truthView.particles.positions, tr.q[2], atol=1e-5)
