@@ -3,7 +3,6 @@
 * :mod:`.settings` -- :class:`ExportSettings` (size, frame rate, frame range
   and stride, layout, colouring, time label, drift plot) with validation and
   the defaults of every choice;
-* :mod:`.spheres` -- a fast sphere-impostor visual;
 * :mod:`.scene` -- :class:`ExportScene`, the off-screen picture of one frame;
 * :mod:`.run` -- the render-and-encode loop (Qt-free, used headless);
 * :mod:`.gui` -- the export dialog and the GUI job (render slices on the GUI

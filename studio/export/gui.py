@@ -76,13 +76,14 @@ class VideoExportJob(QObject):
 
     def start(self) -> bool:
         """Check the settings and begin; False (after ``failed``) when they are bad."""
-        from .scene import ExportScene
+        from .scene import ExportScene, studio_app
 
         try:
             self.settings.check(self.path, self.data.n_filled, self.data.with_prediction)
             self.frames = self.settings.frames(self.data.n_filled)
             self._t0 = time.perf_counter()
-            self._scene = ExportScene(self.data, self.settings, camera=self.camera, frames=self.frames)
+            self._scene = ExportScene(self.data, self.settings, app=studio_app(), camera=self.camera,
+                                      frames=self.frames)
             s = self.settings
             self._writer = VideoWriter(self.path, s.width, s.height, s.fps, crf=s.crf, preset=s.preset)
             self._encoder = BackgroundEncoder(self._writer, QUEUE_FRAMES)

@@ -26,14 +26,16 @@ from core.video import write_bytes_atomic, write_png
 from .settings import ExportSettings
 
 
-def frame_png(data, settings: ExportSettings, frame: int, path, camera: dict | None = None) -> Path:
-    """Render ``frame`` of ``data`` (a RolloutBuffer) at the settings' size."""
-    from .scene import ExportScene
+def frame_png(data, settings: ExportSettings, frame: int, path, camera: dict | None = None, app=None) -> Path:
+    """Render ``frame`` of ``data`` (a RolloutBuffer) at the settings' size
+    (``app``: the vispy backend; None: the studio views' own)."""
+    from .scene import ExportScene, studio_app
 
     settings.check(None, data.n_filled, data.with_prediction)
     if not 0 <= frame < data.n_filled:
         raise HGNError(f"frame {frame} does not exist (the roll-out has {data.n_filled} frames)")
-    scene = ExportScene(data, settings, camera=camera, frames=[frame])
+    scene = ExportScene(data, settings, app=app if app is not None else studio_app(), camera=camera,
+                        frames=[frame])
     try:
         img = scene.render(frame)
     finally:

@@ -13,16 +13,15 @@ Where it comes from. Sizes, colours and camera framing follow the studio's
 views (``studio.widgets.particle_view``: sphere diameter from the bond
 length, bonds drawn only for fixed graphs without a box, the box outline,
 ``reset_camera``); per-particle values and the colour map are
-``studio.colouring``'s. Particles are drawn with the lean sphere impostors
-of :mod:`studio.export.spheres` (same look as the views' spherical markers,
-about three times faster), so a 4,096-particle side-by-side frame stays
-within the export's time budget.
+``studio.colouring``'s; particles are the views' own sphere impostors
+(:mod:`studio.widgets.spheres`), so the video looks like the studio.
 
 GL threads. A canvas renders on the thread that made it. In the studio the
-canvas uses the Qt backend and stays hidden (it is never shown; it renders
-into its own framebuffer object), so rendering happens on the GUI thread in
-small slices (``studio.export.gui``); on the command line it uses vispy's
-EGL backend without any window (``studio.export.cli``). The canvas is made
+canvas uses the views' own backend (:func:`studio_app`: EGL off-screen, or a
+hidden Qt canvas that is never shown and draws into its own framebuffer
+object), and rendering happens on the GUI thread in small slices
+(``studio.export.gui``); on the command line it uses vispy's EGL backend
+without any window (``studio.export.cli``). The canvas is made
 with the output size itself, because vispy sizes scene-scaled points from
 the canvas size, not from the size of the framebuffer drawn into.
 """
@@ -72,18 +71,34 @@ def _camera_from(state: dict | None, system, size: float) -> dict:
             "elevation": 90.0 if flat else 25.0, "azimuth": 0.0 if flat else 30.0, "fov": 35.0}
 
 
+def studio_app():
+    """The vispy application the studio's own views render with: EGL
+    off-screen where it works (``studio.widgets.surfaces``), else None (the
+    Qt backend). Exports inside the studio draw with the same one."""
+    try:
+        from ..widgets.surfaces import egl_app, surface_mode
+    except ImportError:  # pragma: no cover - older views without surfaces
+        return None
+    return egl_app() if surface_mode() == "offscreen" else None
+
+
 class _View:
     """One 3D view: spheres (+ translucent ghost), bonds, box."""
 
     def __init__(self, scene_mod, parent, rect, camera: dict, system, size: float, ghost: bool, bonds: bool):
         from ..widgets.particle_view import _box_segments, _pad3
-        from .spheres import Spheres
+        from ..widgets.spheres import Spheres
 
         x, y, w, h = rect
         self.box = scene_mod.widgets.ViewBox(parent=parent, pos=(x, y), size=(w, h))
         self.box.camera = scene_mod.TurntableCamera(interactive=False, **camera)
-        self.spheres = Spheres(parent=self.box.scene, size=size)
-        self.ghost = Spheres(parent=self.box.scene, size=size, translucent=True) if ghost else None
+        pos0 = _pad3(system.positions)
+        self.spheres = Spheres(parent=self.box.scene)
+        self.spheres.set_data(pos0, np.array(VIEW.truth_colour, np.float32), size=size)
+        self.ghost = None
+        if ghost:
+            self.ghost = Spheres(parent=self.box.scene)
+            self.ghost.set_data(pos0, np.array(VIEW.prediction_colour, np.float32), size=size)
         self.bonds = None
         if bonds:
             self.bonds = scene_mod.visuals.Line(parent=self.box.scene, pos=_pad3(system.positions),
@@ -94,11 +109,12 @@ class _View:
                                    color=(0.6, 0.6, 0.65, 0.6), width=1.0, method="gl")
 
     def show(self, pos3, colours, ghost_pos3=None, ghost_colours=None):
-        self.spheres.set_data(pos3, colours)
+        """Move the particles; ``colours`` (N, 4), one RGBA, or None (keep)."""
+        self.spheres.update_positions(pos3, colours)
         if self.bonds is not None:
             self.bonds.set_data(pos=pos3)
         if self.ghost is not None and ghost_pos3 is not None:
-            self.ghost.set_data(ghost_pos3, ghost_colours)
+            self.ghost.update_positions(ghost_pos3, ghost_colours)
 
 
 class ExportScene:

@@ -24,10 +24,6 @@ LAYOUTS = {
 COLOURS = COLOUR_MODES
 #: the largest frame the export offers
 MAX_WIDTH, MAX_HEIGHT = 1920, 1080
-#: with ``bonds=None`` (auto) bonds are drawn up to this many: software GL
-#: (llvmpipe) spends about 2-3 ms per 1,000 lines, and in a large lattice they
-#: hide behind the spheres anyway
-AUTO_BONDS = 5000
 #: sizes offered by the dialog
 SIZES = [(640, 360), (854, 480), (1280, 720), (1600, 900), (1920, 1080)]
 
@@ -46,7 +42,7 @@ class ExportSettings:
     colour: str = "uniform"
     time_label: bool = True
     plot: bool = False               # energy-drift plot with a moving cursor below the views
-    bonds: bool | None = None        # draw bonds; None: when the system has at most AUTO_BONDS
+    bonds: bool | None = None        # draw bonds; None: as the views do (up to VIEW.auto_bond_limit)
     crf: int | None = None           # quality (lower is better); None: the format's default
     preset: str | None = None        # H.264 speed preset; None: veryfast
 
@@ -96,14 +92,16 @@ class ExportSettings:
         return self
 
     def draw_bonds(self, system) -> bool:
-        """Whether bonds are drawn for ``system`` (a fixed graph without a box,
-        as in the studio views, and the ``bonds`` choice)."""
+        """Whether bonds are drawn for ``system``: fixed graphs without a box,
+        as in the studio views; with ``bonds=None`` only up to the views' own
+        limit (``VIEW.auto_bond_limit``: under software GL a line costs more
+        than a sphere, and a dense lattice's bonds hide behind its spheres)."""
         from ..defaults import VIEW
 
         e = system.edges
-        if e is None or not 0 < len(e) <= VIEW.max_bonds or system.box is not None:
+        if e is None or len(e) == 0 or system.box is not None:
             return False
-        return bool(self.bonds) if self.bonds is not None else len(e) <= AUTO_BONDS
+        return bool(self.bonds) if self.bonds is not None else len(e) <= VIEW.auto_bond_limit
 
     def frames(self, n_frames: int) -> list[int]:
         """Indices of the roll-out frames to export (HGNError if none)."""
