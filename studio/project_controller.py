@@ -366,20 +366,24 @@ class ProjectController(QObject):
 
     @Slot()
     def autosave(self, force: bool = False, wait: bool = False) -> bool:
-        """Write the autosave in the background (when something changed)."""
+        """Write the autosave (when something changed): in a background
+        thread, or on this thread with ``wait=True``."""
         if not (self.dirty or force) or self.saveJobs.is_running() or self.window.session.system is None:
             return False
         folder = self.autosave_folder()
         try:
             folder.mkdir(parents=True, exist_ok=True)
             project = self.project()
+            if wait:
+                path = _write_project(self.autosave_path(), project, False)
+                self.autosaved.emit(str(path))
+                return True
         except (OSError, HGNError) as exc:
             self.window.show_error(f"autosave failed: {exc}")
             return False
-        ok = self.saveJobs.start("autosave", _write_project, self.autosave_path(), project, False)
-        if ok and wait:
-            self.saveJobs.wait(30000)
-        return ok
+        # the project holds references to arrays that are never written again
+        # (a new roll-out or system makes new ones), so the thread may read them
+        return self.saveJobs.start("autosave", _write_project, self.autosave_path(), project, False)
 
     def recovery_candidates(self) -> list[Path]:
         """Autosaves of studios that are no longer running, newest first."""
