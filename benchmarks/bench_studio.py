@@ -46,7 +46,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results" / "studio.json"
 SCREEN = "1600x1000x24"
-WINDOW = (1560, 960)
 
 
 def _machine() -> dict:
@@ -138,12 +137,12 @@ def bench_window(repeat: int) -> dict:
     apply_style(app)
     from studio.main_window import MainWindow
 
-    w = MainWindow(restore=False)
-    w.resize(*WINDOW)
+    w = MainWindow(restore=False)           # first-run layout (studio.defaults.VIEW)
     w.show()
     _wait(app, lambda: w.session.system is not None)
     _pump(app, 0.5)
-    out = {"system": w.session.system.name, "particles": w.session.system.n}
+    out = {"system": w.session.system.name, "particles": w.session.system.n,
+           "window": [w.width(), w.height()]}
 
     # -- Train -> first roll-out frame on screen -------------------------------
     first, parts = [], []
@@ -202,12 +201,14 @@ def bench_window(repeat: int) -> dict:
     out["cancel_latency_s"] = {"best": min(lat), "median": statistics.median(lat), "all": lat, "target": 1.0}
 
     # -- playback of two views ----------------------------------------------------------
-    out["playback"] = [bench_playback(app, w, k, repeat) for k in (16, 22)]
+    out["playback"] = [bench_playback(app, w, 16, repeat), bench_playback(app, w, 16, repeat, bonds=True),
+                       bench_playback(app, w, 22, repeat)]
     w.close()
     return out
 
 
-def bench_playback(app, w, side: int, repeat: int, frames: int = 120, seconds: float = 4.0) -> dict:
+def bench_playback(app, w, side: int, repeat: int, frames: int = 120, seconds: float = 4.0,
+                   bonds: bool | None = None) -> dict:
     """Two views of side^3 particles with bonds, playing a roll-out.
 
     * ``fps_playing``: frames actually drawn per second by both views while
@@ -233,6 +234,8 @@ def bench_playback(app, w, side: int, repeat: int, frames: int = 120, seconds: f
     w.session.finish_rollout()
     w.views.set_layout("side")
     w.views.set_colour_mode("uniform")
+    if bonds is not None:                       # None: the studio's automatic choice
+        w.views.bondsCheck.setChecked(bonds)
     _pump(app, 0.5)
     tv, pv = w.views.truthView, w.views.predictionView
     playing, capacity = [], []
@@ -274,7 +277,7 @@ def main(argv=None) -> int:
                "--repeat", str(args.repeat)]
         return subprocess.call(cmd)
     os.environ.setdefault("HGN_STUDIO_SETTINGS", str(Path(tempfile.mkdtemp()) / "bench.ini"))
-    res = {"machine": _machine(), "window": list(WINDOW), **bench_window(args.repeat)}
+    res = {"machine": _machine(), **bench_window(args.repeat)}
     res["machine"]["load_average_after"] = os.getloadavg()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(res, indent=2))

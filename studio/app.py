@@ -55,7 +55,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.reset_settings:
         window.settings.clear()
     errors.install(window)
-    window.resize(1500, 920) if not window.settings.contains("window/geometry") else None
     window.show()
     try:
         return app.exec()

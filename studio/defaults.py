@@ -109,6 +109,10 @@ class ViewDefaults:
     colour_by: str = "uniform"        # "uniform" | "error" | "speed" | "energy"
     colormap: str = "viridis"
     layout: str = "side"              # "side" (linked cameras) | "overlay"
+    #: first-run window size and dock sizes (later runs restore the user's)
+    window_size: tuple = (1500, 940)
+    side_dock_widths: tuple = (370, 330)   # left (system/draw/train), right (models)
+    plots_height: int = 220
     #: above this many bonds the views start with bonds hidden (the "Bonds"
     #: box shows them): under software rendering 12k lines cost more than
     #: 4k spheres, and a dense lattice's lines are clutter anyway

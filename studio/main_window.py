@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QM
 from core.errors import HGNError
 
 from . import pipeline
-from .defaults import GIL_SWITCH_INTERVAL, PLAYBACK, SIMULATION
+from .defaults import GIL_SWITCH_INTERVAL, PLAYBACK, SIMULATION, VIEW
 from .rollout_buffer import RolloutBuffer
 from .session import ModelEntry, Session
 from .settings import load_json, open_settings, save_json
@@ -146,6 +146,9 @@ class MainWindow(QMainWindow):
         self._plot_timer.setInterval(int(1000 * PLAYBACK.plot_interval))
         self._plot_timer.timeout.connect(self._update_plots)
 
+        self.resize(*VIEW.window_size)
+        self.resizeDocks([self.leftDock, self.modelsDock], list(VIEW.side_dock_widths), Qt.Horizontal)
+        self.resizeDocks([self.plotsDock], [VIEW.plots_height], Qt.Vertical)
         if restore:
             self.restore_settings()
         QTimer.singleShot(0, self._initial_system)
@@ -282,6 +285,14 @@ class MainWindow(QMainWindow):
         self._last_error = message
         self.statusLabel.setStyleSheet("color: #ff6b6b;")
         self.statusLabel.setText(message)
+
+    def show_warning(self, message: str) -> None:
+        """A note the user should see but that stopped nothing (amber)."""
+        self.statusLabel.setStyleSheet("color: #f0b35a;")
+        self.statusLabel.setText(f"warning: {message}")
+        self.statusLabel.setToolTip(message)
+        if self.session.rollout is not None:
+            self.session.rollout.warnings.append(message)
 
     def show_status(self, message: str) -> None:
         self.statusLabel.setStyleSheet("")
@@ -464,8 +475,11 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_chunk(self, item) -> None:
-        which, traj = item
-        self.session.add_rollout_chunk(which, traj)
+        which, payload = item
+        if which == "warning":
+            self.show_warning(payload)
+            return
+        self.session.add_rollout_chunk(which, payload)
 
     @Slot(int)
     def _on_rollout_extended(self, n: int) -> None:
@@ -484,7 +498,7 @@ class MainWindow(QMainWindow):
         self.time.set_filled(buf.n_filled)
         self._plot_timer.stop()
         self._update_plots()
-        if buf.with_prediction and buf.n_filled > 1:
+        if buf.with_prediction and buf.n_filled > 1 and not buf.warnings:
             m = buf.measures()
             self.show_status(f"roll-out of {buf.model_name}{' (zero-shot)' if buf.zero_shot else ''}: "
                              f"{buf.system.n} particles, final position MSE {m['final_position_mse']:.3g}, "

@@ -155,8 +155,13 @@ def rollout_job(model, system: System, q0: np.ndarray, p0: np.ndarray, dt: float
     Every chunk continues from the last saved state of its run, so the result
     equals one uninterrupted Verlet run (the integrator's state is (q, p)).
     ``emit(("truth" | "prediction", Trajectory))`` receives each chunk;
-    the first chunk of each run includes frame 0. Returns timing figures.
+    the first chunk of each run includes frame 0. Warnings of the learned
+    roll-out (e.g. core.rollout's extrapolation warning, which every chunk
+    would repeat) are collected and emitted once per kind as
+    ``("warning", message)``. Returns timing figures and the warnings.
     """
+    import warnings
+
     from core.rollout import rollout
     from core.simulate import simulate
 
@@ -170,6 +175,7 @@ def rollout_job(model, system: System, q0: np.ndarray, p0: np.ndarray, dt: float
     t0 = time.perf_counter()
     first_chunk_time = None
     first = True
+    seen_warnings: dict[str, str] = {}
     while done < total_frames or first:
         check_cancel(cancel)
         k = min(chunk, total_frames - done)
@@ -182,7 +188,16 @@ def rollout_job(model, system: System, q0: np.ndarray, p0: np.ndarray, dt: float
             if emit:
                 emit(("truth", tr))
         if model is not None:
-            pr = rollout(model, system, q_p, p_p, dt, n_steps, save_every=save_every, cancel=cancel)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                pr = rollout(model, system, q_p, p_p, dt, n_steps, save_every=save_every, cancel=cancel,
+                             t0=done * save_every * dt)
+            for wmsg in caught:
+                kind = type(wmsg.message).__name__
+                if kind not in seen_warnings:
+                    seen_warnings[kind] = str(wmsg.message)
+                    if emit:
+                        emit(("warning", seen_warnings[kind]))
             q_p, p_p = pr.q[-1].copy(), pr.p[-1].copy()
             if not first:
                 pr = _strip_start(pr, k)
@@ -197,4 +212,4 @@ def rollout_job(model, system: System, q0: np.ndarray, p0: np.ndarray, dt: float
         if total_frames == 0:
             break
     return {"frames": total_frames + 1, "time": time.perf_counter() - t0,
-            "first_chunk_time": first_chunk_time}
+            "first_chunk_time": first_chunk_time, "warnings": list(seen_warnings.values())}

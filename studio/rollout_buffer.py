@@ -40,6 +40,8 @@ class RolloutBuffer:
         self.potential = {k: np.full(t_frames, np.nan) for k in ("truth", "prediction")}
         self.count = {"truth": 0, "prediction": 0}
         self.finished = False
+        #: warnings the learned roll-out raised (shown in the status bar)
+        self.warnings: list[str] = []
         self._cache: dict = {}
 
     # ------------------------------------------------------------------

@@ -69,8 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     apply_style(app)
     from .main_window import MainWindow
 
-    w = MainWindow()
-    w.resize(1560, 960)
+    w = MainWindow()          # first-run layout: settings live in a temporary file
     w.show()
     _wait(app, lambda: w.session.system is not None, 30)
     _pump(app, 0.5)
@@ -108,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     w.leftTabs.setCurrentIndex(1)
     _pump(app, 0.3)
     c = w.drawingPanel.canvas
+    w.drawingPanel.snapCheck.setChecked(False)        # a triangle is off the square grid
     pts = [(0, 0), (1, 0), (2, 0), (0.5, 0.866), (1.5, 0.866), (1, 1.732)]
     screen = [c.to_screen(np.array(p, float)).toPoint() for p in pts]
     for s in screen:
@@ -118,8 +118,13 @@ def main(argv: list[str] | None = None) -> int:
         QTest.mouseRelease(c, Qt.LeftButton, Qt.NoModifier, screen[b])
     w.drawingPanel.set_mode("select")
     QTest.mouseClick(c, Qt.LeftButton, Qt.NoModifier, screen[5])
+    w.drawingPanel.massSpin.setValue(3.0)
+    w.drawingPanel.apply_mass()
     w.drawingPanel.layersSpin.setValue(3)
+    w.drawingPanel.layerSpacing.setValue(0.9)
     w.drawingPanel.use()
+    w.views.truthView.view.camera.elevation = 30.0
+    w.views.truthView.view.camera.azimuth = 40.0
     _pump(app, 0.8)
     _save(w, out / "studio-drawing.png")
 

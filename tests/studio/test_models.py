@@ -196,3 +196,17 @@ def test_form_parses_numbers_and_marks_bad_fields(qtbot):
     assert "not a number" in f.error_text("x")
     assert f.field_for_message("RF-HGN setting count must be at least 1") == "n"
     assert f.show_message("temperature must be >= 0, got -1") and f.error_text("t")
+
+
+def test_rollout_warnings_are_reported_once_not_per_chunk():
+    from core.rfhgn import TrueHamiltonian
+
+    s = _tiny_system()
+    model = TrueHamiltonian(s)
+    model.info = {"train_r_max": 0.5}       # every spring is longer: the roll-out extrapolates
+    items = []
+    out = pipeline.rollout_job(model, s, s.positions, np.zeros((9, 2)), 0.01, 200, 5, emit=items.append)
+    warnings = [payload for kind, payload in items if kind == "warning"]
+    assert len(warnings) == 1 and "training data" in warnings[0]
+    assert out["warnings"] == warnings
+    assert sum(1 for kind, _ in items if kind == "prediction") > 3     # several chunks, one warning
