@@ -7,7 +7,8 @@ seeds) with displacements and momenta of standard deviation 0.1.
 
 Rows: RF-HGN with the default settings (SWIM, invariant encoding: the
 reference of the speed-up columns), with ELM, and with the paper's frame
-encoding; then every optimizer of ``core.baselines.OPTIMIZERS`` training the
+encoding; the plain random-feature HNN on the flattened state (no graph,
+``core.baselines.rf_hnn``); then every optimizer of ``core.baselines.OPTIMIZERS`` training the
 same network (invariant encoding, every layer) on the same snapshots.
 
 Columns: test derivative MSE, fit/train time, speed-up of RF-HGN (time
@@ -87,6 +88,15 @@ def run(mode, log) -> dict:
         rows.append(row)
         if ref is None:
             ref = row
+    from core.baselines.rf_hnn import RFHNNConfig, fit_hnn
+
+    hcfg = RFHNNConfig()
+    model, best, times = best_of(lambda: fit_hnn(train, hcfg), mode.repeats)
+    mse = derivative_mse(model, test)
+    log(f"optimizers: {model.name}: test MSE {mse:.3e}, fit {best:.3f} s")
+    rows.append({"key": "rf_hnn", "method": f"{model.name}, width {hcfg.width}", "kind": "rf", "test_mse": mse,
+                 "time": best, "times": times, "settings": hcfg.to_dict(),
+                 "rollout": rollout_summary(model, system, starts, mode.rollout_dt, mode.rollout_steps)})
     ref_time, ref_mse = ref["time"], ref["test_mse"]
     curves = {}
     for key, spec in OPTIMIZERS.items():

@@ -293,14 +293,19 @@ class TrainedHGN:
 
 
 def load_model(path):
-    """Open a model file of either kind: an RF-HGN (``"model"``) or a
-    gradient-trained baseline (``"baseline_model"``)."""
+    """Open a model file of any kind: an RF-HGN (``"model"``), a
+    gradient-trained baseline (``"baseline_model"``) or an RF-HNN
+    (``"rf_hnn_model"``)."""
     from ..fileformat import load_npz
 
     header, _ = load_npz(path)
     kind = header.get("kind")
     if kind == FILE_KIND:
         return TrainedHGN.load(path)
+    if kind == "rf_hnn_model":
+        from .rf_hnn import RFHNNModel
+
+        return RFHNNModel.load(path)
     if kind == "model":
         from ..rfhgn.model import FittedModel
 
