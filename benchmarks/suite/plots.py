@@ -23,7 +23,9 @@ def optimizers_png(doc, path: Path) -> Path:
         if not mon:
             continue
         t = [max(c["setup"] + row[1], 1e-3) for row in mon]
-        ax.plot(t, [row[2] for row in mon], color=cmap(n % 20), lw=1.3, label=c["label"])
+        bold = key in ("adam", "lbfgs")
+        ax.plot(t, [row[2] for row in mon], color=("C0" if key == "adam" else "C3") if bold else cmap(n % 20),
+                lw=2.4 if bold else 1.0, alpha=1.0 if bold else 0.8, label=c["label"], zorder=4 if bold else 2)
     for r in doc["rows"]:
         if r["kind"] == "rf" and r["test_mse"] is not None:
             ax.scatter([r["time"]], [r["test_mse"]], s=70, marker="*", zorder=5, label=r["method"])
