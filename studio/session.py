@@ -41,13 +41,14 @@ class ModelEntry:
     def row(self) -> dict:
         """The values shown in the results table."""
         s = self.settings
-        width = s.get("width") or s.get("widths") or s.get("hidden") or ""
+        widths = [s[k] for k in ("node_width", "edge_width", "message_width") if k in s]
+        width = "/".join(str(x) for x in widths) if widths else (s.get("width") or s.get("hidden") or "")
         return {
             "Model": self.name,
             "Method": self.method + (f" ({s['sampler']})" if "sampler" in s else "")
                       + (f" ({s['optimizer']})" if "optimizer" in s else ""),
             "Encoding": s.get("encoding", ""),
-            "Width": str(width),
+            "Widths": str(width),
             "Particles": self.system.n,
             "Fit time [s]": self.fit_time,
             "Test MSE": self.test_mse,

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QGroupBox, QHBoxL
 from ..defaults import ZERO_SHOT
 from ..session import Session
 
-COLUMNS = ["Model", "Method", "Encoding", "Width", "Particles", "Fit time [s]", "Test MSE",
+COLUMNS = ["Model", "Method", "Encoding", "Widths", "Particles", "Fit time [s]", "Test MSE",
            "Roll-out MSE (end)", "Max |drift|"]
 
 

@@ -66,6 +66,7 @@ class TimePlot(pg.PlotWidget):
     def clear_curves(self) -> None:
         for name in self.curves:
             self.set_curve(name, np.zeros(0), np.zeros(0))
+        self.getPlotItem().enableAutoRange()
 
     def curve_data(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """The data last given to a curve (unchanged by the log scale)."""

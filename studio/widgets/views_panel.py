@@ -8,7 +8,7 @@ session's roll-out. Without a roll-out it shows the current system at rest.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Slot
+from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..colouring import (COLOUR_MODES, UNITS, ParticleEnergy, colormap_rgba, particle_error,
@@ -17,7 +17,9 @@ from ..defaults import VIEW
 from ..rollout_buffer import RolloutBuffer
 from .particle_view import ColourBar, ParticleView
 
-LAYOUTS = {"side": "Side by side (linked cameras)", "overlay": "Overlay (prediction translucent)"}
+LAYOUTS = {"side": "Side by side", "overlay": "Overlay"}
+LAYOUT_TIPS = {"side": "ground truth and prediction side by side, cameras linked",
+               "overlay": "one view: ground truth solid, prediction translucent on top"}
 
 
 class ViewsPanel(QWidget):
@@ -34,6 +36,7 @@ class ViewsPanel(QWidget):
         self.layoutCombo.setObjectName("layoutCombo")
         for k, v in LAYOUTS.items():
             self.layoutCombo.addItem(v, k)
+            self.layoutCombo.setItemData(self.layoutCombo.count() - 1, LAYOUT_TIPS[k], Qt.ToolTipRole)
         self.colourCombo = QComboBox()
         self.colourCombo.setObjectName("colourCombo")
         for k, v in COLOUR_MODES.items():
@@ -124,8 +127,12 @@ class ViewsPanel(QWidget):
     @Slot()
     def _on_colour_mode(self) -> None:
         self._range = None
-        self.colourBar.setVisible(self.colour_mode != "uniform")
+        self._update_colour_bar()
         self.show_frame(self.frame)
+
+    def _update_colour_bar(self) -> None:
+        """The bar shows only when particles are coloured by a quantity."""
+        self.colourBar.setVisible(self.colour_mode != "uniform" and self.buffer is not None)
 
     # -- data -------------------------------------------------------------------
     def set_system(self, system) -> None:
@@ -140,6 +147,7 @@ class ViewsPanel(QWidget):
         self._auto_bonds(system)
         self.predictionView.set_title("Prediction (train a model)")
         self.info.setText(f"{system.n} particles")
+        self._update_colour_bar()
         self.show_frame(0)
 
     def set_rollout(self, buffer: RolloutBuffer) -> None:
@@ -156,6 +164,7 @@ class ViewsPanel(QWidget):
         title = f"Prediction: {buffer.model_name}" + (" (zero-shot)" if buffer.zero_shot else "")
         self.predictionView.set_title(title if buffer.with_prediction else "Prediction (none)")
         self.info.setText(f"{buffer.system.n} particles")
+        self._update_colour_bar()
         self.show_frame(0)
 
     # -- per frame -----------------------------------------------------------------
