@@ -21,7 +21,9 @@ def _parser() -> argparse.ArgumentParser:
                                 "its roll-outs with the ground truth.")
     p.add_argument("--reset-settings", action="store_true",
                    help="start from the default settings (forget the last used values and layout)")
-    p.add_argument("--screenshot", metavar="PNG", help=argparse.SUPPRESS)
+    p.add_argument("--screenshot", metavar="PNG",
+                   help="start, wait until the first system is shown, save a picture of the window "
+                        "to PNG and quit (a check that the studio starts and draws)")
     return p
 
 
@@ -56,6 +58,18 @@ def main(argv: list[str] | None = None) -> int:
         window.settings.clear()
     errors.install(window)
     window.show()
+    if args.screenshot:
+        from PySide6.QtCore import QTimer
+
+        def shoot():
+            if window.session.system is None:
+                QTimer.singleShot(200, shoot)
+                return
+            ok = window.grab().save(args.screenshot)
+            print(f"saved {args.screenshot}" if ok else f"error: could not write {args.screenshot}")
+            app.exit(0 if ok else 1)
+
+        QTimer.singleShot(1500, shoot)
     try:
         return app.exec()
     finally:
