@@ -24,6 +24,8 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=float, default=None, help="seconds of training per baseline")
     ap.add_argument("--repeats", type=int, default=None, help="timed repeats of every RF-HGN fit")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    ap.add_argument("--replot", action="store_true",
+                    help="only redraw the figures and the report from the JSON files in the output folder")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
 
@@ -35,6 +37,18 @@ def main(argv=None) -> int:
     out = args.out or (RESULTS / "short" if args.short else RESULTS)
     out.mkdir(parents=True, exist_ok=True)
     log = Log(args.quiet)
+    if args.replot:
+        import json
+
+        from . import plots, report
+
+        for name in names:
+            path = out / f"suite_{name}.json"
+            if path.exists():
+                plots.plot(name, json.loads(path.read_text()), out)
+        (out / "suite.md").write_text(report.build(out))
+        log(f"redrawn from {out}")
+        return 0
     log(f"benchmark suite ({'short' if mode.short else 'full'} mode): {', '.join(names)} -> {out}")
 
     from . import molecular, optimizers, potentials, report, scaling, zero_shot

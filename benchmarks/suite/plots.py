@@ -13,6 +13,16 @@ def _plt():
     return plt
 
 
+def _log_axes(ax):
+    """Log-log axes with labels on the decades only."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def optimizers_png(doc, path: Path) -> Path:
     """Test MSE against time: every optimizer's curve, RF-HGN as points."""
     plt = _plt()
@@ -94,8 +104,7 @@ def scaling_png(doc, path: Path) -> Path:
                            (axes[2], "width", "features", "features (width)")):
         rows = doc[key]
         ax.plot([r[x] for r in rows], [r["time"] for r in rows], "o-")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        _log_axes(ax)
         ax.set_xlabel(xl)
         ax.set_ylabel("fit time (s)")
         ax.grid(True, which="both", alpha=0.3)
@@ -103,8 +112,7 @@ def scaling_png(doc, path: Path) -> Path:
     axes[3].plot([r["particles"] for r in rows], [r["seconds_per_step"] for r in rows], "o-", label="RF-HGN")
     axes[3].plot([r["particles"] for r in rows], [r["truth_seconds_per_step"] for r in rows], "s--",
                  label="ground truth")
-    axes[3].set_xscale("log")
-    axes[3].set_yscale("log")
+    _log_axes(axes[3])
     axes[3].set_xlabel("particles")
     axes[3].set_ylabel("seconds per rollout step")
     axes[3].legend()

@@ -31,8 +31,11 @@ from dataclasses import dataclass
 from ..errors import HGNError
 from .optimizers import OPTIMIZERS, get_spec
 
+#: choice lists of the string settings (the studio builds its combo boxes from
+#: constants named after the fields: optimizer -> OPTIMIZERS, init -> INITS, ...)
 INITS = ("torch", "swim", "elm")
 DTYPES = ("float32", "float64")
+ENCODINGS = ("invariant", "frame")
 
 
 def _rf_default(name):
@@ -129,7 +132,7 @@ class BaselineConfig:
         choice("dtype", DTYPES)
         integer("threads", 1)
         integer("seed", 0)
-        choice("encoding", ("invariant", "frame"))
+        choice("encoding", ENCODINGS)
         integer("node_width", 1)
         integer("static_width", 0)
         integer("edge_width", 1)
