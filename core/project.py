@@ -34,7 +34,7 @@ Models are embedded through their own file format: any model object with a
 ``save(path)`` method that writes a :mod:`core.fileformat` container is
 stored with that container's header and arrays, and read back by the loader
 registered for its kind (:func:`register_model_loader`; RF-HGN's ``model``
-kind is built in). A model without ``save`` keeps its row in the results
+and the baselines' ``baseline_model`` and ``rf_hnn_model`` are built in). A model without ``save`` keeps its row in the results
 table and is read back as ``model=None`` (``ModelRecord.note`` says why).
 
 Loading validates everything and raises :class:`~core.errors.HGNError` with
@@ -145,8 +145,15 @@ def _load_rfhgn(path):
     return FittedModel.load(path)
 
 
+def _load_baseline(path):
+    from .baselines.model import load_model   # imports torch only when such a model is read
+
+    return load_model(path)
+
+
 #: model file kind -> function(path) -> model
-MODEL_LOADERS: dict[str, Callable[[Path], Any]] = {"model": _load_rfhgn}
+MODEL_LOADERS: dict[str, Callable[[Path], Any]] = {"model": _load_rfhgn, "baseline_model": _load_baseline,
+                                                   "rf_hnn_model": _load_baseline}
 
 
 def register_model_loader(kind: str, loader: Callable[[Path], Any]) -> None:

@@ -318,3 +318,22 @@ def test_dataset_from_trajectories_bad_input(fitted):
         project.dataset_from_trajectories([tr], stride=0)
     with pytest.raises(HGNError, match="at least 2"):
         project.dataset_from_trajectories([tr], stride=10)
+
+
+def test_gradient_trained_baseline_round_trip(tmp_path, fitted):
+    """Models of other kinds travel through their own file format too."""
+    from core.baselines import BaselineConfig, fit as fit_baseline
+
+    system, ds, _ = fitted
+    model = fit_baseline(ds, BaselineConfig(max_epochs=3, node_width=8, edge_width=8, message_width=8,
+                                            time_budget=5))
+    loss = np.asarray(model.info["loss_history"], dtype=float)
+    rec = ModelRecord(name="baseline-1", method="baseline", settings={"optimizer": "adam"}, system=system,
+                      model=model, loss=loss, fit_time=float(model.info["fit_time"]), test_mse=1.0)
+    back = load_project(save_project(tmp_path / "b.hgnproj", Project(system=system, models=[rec])))
+    m = back.models[0]
+    assert type(m.model).__name__ == "TrainedHGN" and np.array_equal(m.loss, loss)
+    q, p = ds.q[:3], ds.p[:3]
+    assert np.array_equal(m.model.energy(system, q, p), model.energy(system, q, p))
+    a, b = m.model.time_derivatives(system, q, p), model.time_derivatives(system, q, p)
+    assert np.array_equal(a[1], b[1])
