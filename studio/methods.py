@@ -53,7 +53,9 @@ class Method:
         return tuple(f.name for f in self.fields() if f.name not in self.basic)
 
     def tip_of(self) -> dict:
-        return dict(self.tips)
+        """Tooltips: the ``#:`` comments above the config's fields in core,
+        overridden by this table's own ``tips``."""
+        return {**field_docs(self.config_class()), **dict(self.tips)}
 
     # -- discovery ---------------------------------------------------------
     def available(self) -> bool:
@@ -128,6 +130,30 @@ class Method:
         return self.key != "rfhgn"
 
 
+def field_docs(cls) -> dict[str, str]:
+    """The ``#: ...`` comment lines written above each field of a dataclass
+    (the convention of core's config classes), joined per field."""
+    import inspect
+    import re
+
+    try:
+        src = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    out, pending = {}, []
+    for line in src.splitlines():
+        s = line.strip()
+        if s.startswith("#:"):
+            pending.append(s[2:].strip())
+            continue
+        m = re.match(r"([A-Za-z_]\w*)\s*:", s)
+        if m and pending:
+            out[m.group(1)] = " ".join(pending)
+        if not s.startswith("#"):
+            pending = []
+    return out
+
+
 #: every method the studio knows, in combo order
 METHODS: list[Method] = [
     Method("rfhgn", "RF-HGN (random features, one linear solve)", "core.rfhgn", "RFConfig",
@@ -149,8 +175,8 @@ METHODS: list[Method] = [
     Method("baseline", "Gradient-trained HGN (torch optimizer)", "core.baselines", None,
            tip="The same network with every layer trained by a torch optimizer; slower, "
                "shows a loss curve.",
-           basic=("optimizer", "epochs", "learning_rate", "lr", "encoding", "node_width", "edge_width",
-                  "message_width", "batch_size", "seed")),
+           basic=("optimizer", "learning_rate", "max_epochs", "time_budget", "batch_size", "encoding",
+                  "node_width", "edge_width", "message_width", "seed")),
 ]
 
 
