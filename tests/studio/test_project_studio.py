@@ -129,6 +129,29 @@ def test_bad_files_change_nothing(qtbot, trained, tmp_path, content):
     assert w.time.frame == frame and c.path == good
 
 
+def test_failed_save_keeps_the_previous_file(qtbot, trained, tmp_path, monkeypatch):
+    import errno
+
+    from core import fileformat
+
+    w = trained
+    c = controller(w)
+    path = tmp_path / "keep.hgnproj"
+    assert c.save_to(path)
+    before = path.read_bytes()
+    build_tiny_lattice(qtbot, w, 4, 4)
+    assert c.dirty
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fileformat.os, "replace", full)
+    assert not c.save()
+    assert "No space left on device" in w.statusLabel.text() and "unchanged" in w.statusLabel.text()
+    assert path.read_bytes() == before and c.dirty
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.hgnproj"]
+
+
 def test_recent_projects_menu(qtbot, trained, tmp_path):
     w = trained
     c = controller(w)
