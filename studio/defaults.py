@@ -81,6 +81,20 @@ class SimulationDefaults:
 
 SIMULATION = SimulationDefaults()
 
+#: simulation settings that differ per system kind. Switching the kind moves
+#: a setting to the new kind's value only if the user left it at the old
+#: kind's value. Lennard-Jones pairs blow up from random displacements at
+#: liquid density, so molecular systems start from the lattice with thermal
+#: (Maxwell-Boltzmann) momenta and a smaller step.
+KIND_SIMULATION: dict[str, dict] = {
+    "molecular": {"dt": 0.005, "displacement": 0.0, "temperature": 1.0},
+}
+
+
+def simulation_default(kind: str, name: str):
+    """The default of one simulation setting for a system kind."""
+    return KIND_SIMULATION.get(kind, {}).get(name, getattr(SIMULATION, name))
+
 
 @dataclass(frozen=True)
 class PlaybackDefaults:

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QM
 from core.errors import HGNError
 
 from . import pipeline
-from .defaults import GIL_SWITCH_INTERVAL, PLAYBACK, SIMULATION, VIEW
+from .defaults import GIL_SWITCH_INTERVAL, KIND_SIMULATION, PLAYBACK, SIMULATION, VIEW, simulation_default
 from .rollout_buffer import RolloutBuffer
 from .session import ModelEntry, Session
 from .settings import load_json, open_settings, save_json
@@ -232,6 +232,7 @@ class MainWindow(QMainWindow):
         sp, tp = self.systemPanel, self.trainPanel
         sp.built.connect(self._on_built)
         sp.error.connect(self.show_error)
+        sp.kindChanged.connect(self._on_kind_changed)
         self.drawingPanel.built.connect(self._on_built)
         self.drawingPanel.error.connect(self.show_error)
         tp.trainRequested.connect(self.train)
@@ -306,6 +307,31 @@ class MainWindow(QMainWindow):
         box.setDetailedText(details)
         box.setModal(False)
         box.show()
+
+    @Slot(str, str)
+    def _on_kind_changed(self, old: str, new: str) -> None:
+        """Carry kind-specific simulation defaults (studio.defaults.KIND_SIMULATION)
+        into the forms where the user kept the old kind's value."""
+        if getattr(self, "_restoring", False):
+            return
+        names = set(KIND_SIMULATION.get(old, {})) | set(KIND_SIMULATION.get(new, {}))
+        changed = []
+        for name in sorted(names):
+            form = self.systemPanel.startForm if name in self.systemPanel.startForm.specs \
+                else self.trainPanel.simForm
+            if name not in form.specs:
+                continue
+            try:
+                current = form.value(name)
+            except HGNError:
+                continue
+            if current == simulation_default(old, name):
+                value = simulation_default(new, name)
+                if value != current:
+                    form.set_value(name, value)
+                    changed.append(f"{name} {value:g}")
+        if changed:
+            self.show_status(f"settings for a {new} system: " + ", ".join(changed))
 
     # -- system ------------------------------------------------------------
     def _initial_system(self) -> None:
@@ -646,8 +672,12 @@ class MainWindow(QMainWindow):
         s = st.value("window/state")
         if isinstance(s, QByteArray):
             self.restoreState(s, SETTINGS_VERSION)
-        self.systemPanel.restore(load_json(st, "system", {}) or {})
-        self.trainPanel.restore(load_json(st, "train", {}) or {})
+        self._restoring = True
+        try:
+            self.systemPanel.restore(load_json(st, "system", {}) or {})
+            self.trainPanel.restore(load_json(st, "train", {}) or {})
+        finally:
+            self._restoring = False
         v = load_json(st, "view", {}) or {}
         if v.get("layout"):
             self.views.set_layout(v["layout"])

@@ -75,6 +75,8 @@ class SystemPanel(QWidget):
     built = Signal(object, dict)
     error = Signal(str)
     changed = Signal()
+    #: (previous kind, new kind) when the generator changes
+    kindChanged = Signal(str, str)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -183,6 +185,10 @@ class SystemPanel(QWidget):
     @Slot()
     def _on_kind(self) -> None:
         k = self.kind
+        prev = getattr(self, "_kind", k)
+        self._kind = k
+        if prev != k:
+            self.kindChanged.emit(prev, k)
         self.builderStack.setCurrentWidget(self.builderForms[k])
         self.set_potential_kind(DEFAULT_POTENTIAL.get(k, "harmonic"))
         self._update_curve()

@@ -142,3 +142,17 @@ def test_settings_file_comes_from_the_environment(isolated_settings):
     from studio.settings import open_settings
 
     assert open_settings().fileName() == str(isolated_settings)
+
+
+def test_kind_specific_simulation_defaults_follow_the_generator(qtbot, window):
+    w = window
+    sp, sim = w.systemPanel, w.trainPanel.simForm
+    assert sim.value("dt") == 0.01 and sp.startForm.value("temperature") == 0.0
+    sp.set_kind("molecular")
+    assert sim.value("dt") == 0.005
+    assert sp.startForm.value("temperature") == 1.0 and sp.startForm.value("displacement") == 0.0
+    assert "molecular" in w.statusLabel.text()
+    sim.set_value("dt", 0.002)               # the user's own choice survives switching back
+    sp.set_kind("square")
+    assert sim.value("dt") == 0.002
+    assert sp.startForm.value("temperature") == 0.0 and sp.startForm.value("displacement") == 0.1
