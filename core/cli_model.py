@@ -58,44 +58,10 @@ _RF_OPTIONS = ("encoding", "sampler", "node_width", "edge_width", "message_width
 # shared option groups
 # ----------------------------------------------------------------------
 def _add_system_options(parser, what: str) -> None:
-    """The system options of ``python -m core simulate`` (same names, so
-    :func:`core.cli_simulate.system_from_args` reads them)."""
-    from . import builders
-    from .cli_simulate import DEFAULT_KIND, DEFAULT_SIZES, _builder_default, _potential_help
-    from .potentials import POTENTIALS
+    """The system options of ``python -m core simulate``, under a title saying what the system is for."""
+    from .cli_simulate import add_system_options
 
-    g = parser.add_argument_group(f"system {what} (build one, or load one with --system)")
-    g.add_argument("--system", metavar="FILE",
-                   help="take the system from FILE (a system, trajectory or dataset .npz); the build options "
-                        "below are then not allowed")
-    g.add_argument("--kind", choices=sorted(builders.BUILDERS), default=None,
-                   help=f"chain, square/triangular lattice (2D), cubic lattice (3D) or molecular "
-                        f"(cutoff pairs) (default: {DEFAULT_KIND})")
-    g.add_argument("--n", type=int, default=None,
-                   help="particles of a chain or molecular system; rows of a lattice (default: "
-                        + ", ".join(f"{k} {v}" for k, v in DEFAULT_SIZES.items()) + ")")
-    g.add_argument("--m", type=int, default=None, help="columns of a lattice (default: = n)")
-    g.add_argument("--l", type=int, default=None, help="layers of a cubic lattice (default: = n)")
-    g.add_argument("--spacing", type=float, default=None,
-                   help=f"lattice spacing, length units (default: {_builder_default('chain', 'spacing')})")
-    g.add_argument("--mass", type=float, default=None,
-                   help=f"mass of every particle (default: {_builder_default('chain', 'mass')})")
-    g.add_argument("--dim", type=int, choices=(2, 3), default=None,
-                   help="dimension of a chain or molecular system (default: chain 2, molecular 3)")
-    g.add_argument("--potential", default=None,
-                   help=f"pair potential, one of {', '.join(sorted(POTENTIALS))} (default: lattices harmonic, "
-                        "molecular lennard-jones)")
-    g.add_argument("-P", "--param", action="append", default=None, metavar="NAME=VALUE",
-                   help="a parameter of the potential, repeat for several: " + _potential_help())
-    g.add_argument("--cutoff", type=float, default=None,
-                   help=f"molecular only: interaction cutoff, length units "
-                        f"(default: {_builder_default('molecular', 'cutoff')})")
-    g.add_argument("--density", type=float, default=None,
-                   help=f"molecular only: number density (default: {_builder_default('molecular', 'density')})")
-    g.add_argument("--periodic", action=argparse.BooleanOptionalAction, default=None,
-                   help="molecular only: periodic box or a free block (default: periodic)")
-    g.add_argument("--jitter", type=float, default=None,
-                   help="molecular only: random displacement of the lattice sites in spacings, < 0.3 (default: 0)")
+    add_system_options(parser, f"system {what} (build one, or load one with --system)")
 
 
 def _add_state_options(parser, what: str) -> None:
@@ -289,9 +255,9 @@ def _whole(name: str, v: int, lo: int) -> int:
 
 
 def _given_system_options(args) -> list[str]:
-    from .cli_simulate import _BUILD_OPTIONS
+    from .cli_simulate import given_system_options
 
-    return [o for o in _BUILD_OPTIONS if getattr(args, o, None) is not None]
+    return given_system_options(args)
 
 
 def _system(args):

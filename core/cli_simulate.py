@@ -87,46 +87,7 @@ def register(subparsers) -> None:
                "  python -m core simulate --kind molecular --n 125 --density 0.8 --temperature 0.5 "
                "--dt 0.005 --out lj.npz --dataset-out lj-data.npz\n"
                "  python -m core simulate --system my-system.npz --trajectories 10 --dataset-out data.npz")
-    sysg = p.add_argument_group("system (build one, or load one with --system)")
-    sysg.add_argument("--system", metavar="FILE",
-                      help="take the system from FILE (a system, trajectory or dataset .npz, or an .xyz written "
-                           "by HGN Studio) instead of building one; the build options below are then not allowed")
-    sysg.add_argument("--kind", choices=sorted(builders.BUILDERS), default=None,
-                      help=f"what to build: a chain (2D or 3D), a square or triangular lattice (2D), a cubic "
-                           f"lattice (3D), or a molecular system whose pairs interact within a cutoff "
-                           f"(default: {DEFAULT_KIND})")
-    sysg.add_argument("--n", type=int, default=None,
-                      help="particles in a chain or a molecular system; rows of a lattice (default: "
-                           + ", ".join(f"{k} {v}" for k, v in DEFAULT_SIZES.items()) + ")")
-    sysg.add_argument("--m", type=int, default=None, help="columns of a square, triangular or cubic lattice (default: = n)")
-    sysg.add_argument("--l", type=int, default=None, help="layers of a cubic lattice (default: = n)")
-    sysg.add_argument("--spacing", type=float, default=None,
-                      help=f"lattice spacing, length units (default: {_builder_default('chain', 'spacing')})")
-    sysg.add_argument("--mass", type=float, default=None,
-                      help=f"mass of every particle, mass units (default: {_builder_default('chain', 'mass')})")
-    sysg.add_argument("--dim", type=int, choices=(2, 3), default=None,
-                      help=f"dimension of a chain or molecular system (default: chain "
-                           f"{_builder_default('chain', 'dim')}, molecular {_builder_default('molecular', 'dim')}; "
-                           f"square and triangular lattices are 2D, cubic 3D)")
-    sysg.add_argument("--potential", default=None,
-                      help=f"pair potential V(r), one of {', '.join(sorted(POTENTIALS))} (default: lattices "
-                           f"{_builder_default('chain', 'potential')}, molecular "
-                           f"{_builder_default('molecular', 'potential')})")
-    sysg.add_argument("-P", "--param", action="append", default=None, metavar="NAME=VALUE",
-                      help="a parameter of the potential, repeat for several; parameters and their defaults: "
-                           + _potential_help())
-    sysg.add_argument("--cutoff", type=float, default=None,
-                      help=f"molecular only: pairs closer than this interact (V truncated and shifted), length "
-                           f"units (default: {_builder_default('molecular', 'cutoff')})")
-    sysg.add_argument("--density", type=float, default=None,
-                      help=f"molecular only: particles per unit volume (area in 2D) "
-                           f"(default: {_builder_default('molecular', 'density')})")
-    sysg.add_argument("--periodic", action=argparse.BooleanOptionalAction, default=None,
-                      help=f"molecular only: periodic box (minimum image) or a free block of particles "
-                           f"(default: {'periodic' if _builder_default('molecular', 'periodic') else 'free'})")
-    sysg.add_argument("--jitter", type=float, default=None,
-                      help=f"molecular only: random displacement of the starting lattice sites, in lattice "
-                           f"spacings, < 0.3, drawn with --seed (default: {_builder_default('molecular', 'jitter')})")
+    add_system_options(p)
 
     ini = p.add_argument_group("initial conditions (random, seeded)")
     ini.add_argument("--displacement", type=float, default=spec.displacement,
@@ -171,6 +132,57 @@ def register(subparsers) -> None:
 
 
 # ----------------------------------------------------------------------
+
+def add_system_options(parser, title: str = "system (build one, or load one with --system)") -> None:
+    """The options that describe a system (built, or loaded with --system);
+    shared by every command that takes one, read back by :func:`system_from_args`."""
+    sysg = parser.add_argument_group(title)
+    sysg.add_argument("--system", metavar="FILE",
+                      help="take the system from FILE (a system, trajectory or dataset .npz, or an .xyz written "
+                           "by HGN Studio) instead of building one; the build options below are then not allowed")
+    sysg.add_argument("--kind", choices=sorted(builders.BUILDERS), default=None,
+                      help=f"what to build: a chain (2D or 3D), a square or triangular lattice (2D), a cubic "
+                           f"lattice (3D), or a molecular system whose pairs interact within a cutoff "
+                           f"(default: {DEFAULT_KIND})")
+    sysg.add_argument("--n", type=int, default=None,
+                      help="particles in a chain or a molecular system; rows of a lattice (default: "
+                           + ", ".join(f"{k} {v}" for k, v in DEFAULT_SIZES.items()) + ")")
+    sysg.add_argument("--m", type=int, default=None, help="columns of a square, triangular or cubic lattice (default: = n)")
+    sysg.add_argument("--l", type=int, default=None, help="layers of a cubic lattice (default: = n)")
+    sysg.add_argument("--spacing", type=float, default=None,
+                      help=f"lattice spacing, length units (default: {_builder_default('chain', 'spacing')})")
+    sysg.add_argument("--mass", type=float, default=None,
+                      help=f"mass of every particle, mass units (default: {_builder_default('chain', 'mass')})")
+    sysg.add_argument("--dim", type=int, choices=(2, 3), default=None,
+                      help=f"dimension of a chain or molecular system (default: chain "
+                           f"{_builder_default('chain', 'dim')}, molecular {_builder_default('molecular', 'dim')}; "
+                           f"square and triangular lattices are 2D, cubic 3D)")
+    sysg.add_argument("--potential", default=None,
+                      help=f"pair potential V(r), one of {', '.join(sorted(POTENTIALS))} (default: lattices "
+                           f"{_builder_default('chain', 'potential')}, molecular "
+                           f"{_builder_default('molecular', 'potential')})")
+    sysg.add_argument("-P", "--param", action="append", default=None, metavar="NAME=VALUE",
+                      help="a parameter of the potential, repeat for several; parameters and their defaults: "
+                           + _potential_help())
+    sysg.add_argument("--cutoff", type=float, default=None,
+                      help=f"molecular only: pairs closer than this interact (V truncated and shifted), length "
+                           f"units (default: {_builder_default('molecular', 'cutoff')})")
+    sysg.add_argument("--density", type=float, default=None,
+                      help=f"molecular only: particles per unit volume (area in 2D) "
+                           f"(default: {_builder_default('molecular', 'density')})")
+    sysg.add_argument("--periodic", action=argparse.BooleanOptionalAction, default=None,
+                      help=f"molecular only: periodic box (minimum image) or a free block of particles "
+                           f"(default: {'periodic' if _builder_default('molecular', 'periodic') else 'free'})")
+    sysg.add_argument("--jitter", type=float, default=None,
+                      help=f"molecular only: random displacement of the starting lattice sites, in lattice "
+                           f"spacings, < 0.3, drawn with --seed (default: {_builder_default('molecular', 'jitter')})")
+
+
+def given_system_options(args) -> list[str]:
+    """Names of the build options the user gave on the command line."""
+    return [o for o in _BUILD_OPTIONS if getattr(args, o, None) is not None]
+
+
 def _parse_params(items) -> dict[str, float]:
     params = {}
     for item in items or []:
@@ -187,7 +199,7 @@ def _parse_params(items) -> dict[str, float]:
 
 def system_from_args(args):
     """The System the arguments describe (built, or loaded with --system)."""
-    given = [o for o in _BUILD_OPTIONS if getattr(args, o, None) is not None]
+    given = given_system_options(args)
     if args.system is not None:
         if given:
             raise HGNError(f"--system takes the whole system from the file; drop "
