@@ -593,13 +593,15 @@ class MainWindow(QMainWindow):
         from core.system import System
         from core.trajectory import Trajectory
 
+        trajs = obj if isinstance(obj, (list, tuple)) else [obj]
         if isinstance(obj, System):
             self._on_built(obj, {"kind": "file", "path": str(path)})
-        elif isinstance(obj, (list, tuple)) and obj and isinstance(obj[0], Trajectory) or isinstance(obj, Trajectory):
-            traj = obj[0] if isinstance(obj, (list, tuple)) else obj
-            self.show_trajectory(traj)
+        elif trajs and all(isinstance(t, Trajectory) for t in trajs):
+            self.show_trajectory(trajs[0])
+            more = f" (showing the first of {len(trajs)})" if len(trajs) > 1 else ""
+            self.show_status(f"opened {path}: {kind}{more}")
         else:
-            self.show_status(f"opened {path}: {type(obj).__name__}")
+            self.show_status(f"opened {path}: {kind}")
 
     def show_trajectory(self, traj) -> None:
         """Show a ground-truth trajectory alone (no prediction) on the timeline."""

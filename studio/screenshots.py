@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = tempfile.mkdtemp(prefix="hgn-shots-")
     os.environ["HGN_STUDIO_SETTINGS"] = str(Path(tmp) / "settings.ini")
 
-    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
@@ -134,7 +134,6 @@ def main(argv: list[str] | None = None) -> int:
     w.systemPanel.build()
     _pump(app, 0.8)
     _save(w, out / "studio-molecular-lj.png")
-    _ = QPoint
     w.close()
     return 0
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -246,4 +246,3 @@ class WidgetSurface:
         return np.asarray(self.canvas.render(alpha=True))
 
 
-_ = QTimer
