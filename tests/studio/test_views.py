@@ -3,7 +3,6 @@ truth and prediction), both rendering modes, and the bonds toggle."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
