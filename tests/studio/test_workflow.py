@@ -154,3 +154,20 @@ def test_cancel_stops_training_and_gui_keeps_running(qtbot, window):
     assert "cancelled" in w.statusLabel.text()
     assert len(w.session.models) == 0
     assert w.trainPanel.trainButton.isEnabled() and not w.trainPanel.cancelButton.isEnabled()
+
+
+def test_long_rollout_fills_the_timeline_while_it_runs(qtbot, window):
+    w = window
+    build_tiny_lattice(qtbot, w, 3, 3)
+    set_tiny_training(w)
+    train_and_wait(qtbot, w)
+    seen = []
+    w.time.rangeChanged.connect(lambda filled, total: seen.append((filled, total)))
+    w.zero_shot(w.session.current, 3, 4000, 5)
+    assert w.rolloutJobs.is_running()
+    qtbot.waitUntil(lambda: w.session.rollout.finished and not w.rolloutJobs.is_running(), timeout=60000)
+    filled = [f for f, t in seen if t == 801]
+    assert filled[-1] == 801
+    partial = sorted({f for f in filled if f < 801})
+    assert len(partial) >= 3                       # the timeline grew in several steps
+    assert partial == sorted(partial) and partial[0] < 100
