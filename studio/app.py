@@ -12,13 +12,17 @@ import argparse
 import sys
 
 #: sub-commands: name -> "module:function(argv) -> int" (filled as they land)
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "export-video": "studio.export.cli:main",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="main.py", description="HGN Studio: draw or generate a particle "
                                 "system, train a random-feature Hamiltonian graph network, and compare "
-                                "its roll-outs with the ground truth.")
+                                "its roll-outs with the ground truth.",
+                                epilog="commands: " + ", ".join(f"{c} (python main.py {c} --help)"
+                                                                for c in COMMANDS))
     p.add_argument("--reset-settings", action="store_true",
                    help="start from the default settings (forget the last used values and layout)")
     p.add_argument("--screenshot", metavar="PNG",

@@ -64,3 +64,8 @@ def non_background_fraction(img: np.ndarray) -> float:
     vals, counts = np.unique(key, return_counts=True)
     bg = vals[np.argmax(counts)]
     return float(np.mean(key != bg))
+
+
+def fake_command(argv):
+    """A stand-in sub-command for the dispatch test of studio.app.main."""
+    return 7 if argv == ["x"] else 3
