@@ -62,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         window.settings.clear()
     errors.install(window)
     window.show()
+    if getattr(window, "projects", None) is not None and not args.screenshot:
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(0, window.projects.offer_recovery)   # after a crash: restore the autosave?
     if args.screenshot:
         from PySide6.QtCore import QTimer
 

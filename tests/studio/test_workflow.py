@@ -18,7 +18,10 @@ def test_main_controls_have_stable_object_names(window):
                  "energyPlot", "errorPlot"):
         assert window.findChild(QWidget, name) is not None, name
     export = window.findChild(QWidget, "exportVideoButton")
-    assert not export.isEnabled() and "not available" in export.toolTip()
+    assert window.projects is not None             # studio.project_controller is attached
+    assert export.isEnabled() and "video" in export.toolTip()
+    export.click()                                 # nothing rolled out yet: a message, no dialog
+    assert "nothing to export" in window.statusLabel.text()
 
 
 def test_generate_train_scrub_and_watch(qtbot, window):
