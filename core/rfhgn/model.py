@@ -54,7 +54,9 @@ from .network import FrameNetwork, InvariantNetwork
 #: tables are refined until the midpoint error is below this times max |f'|
 TABLE_TOLERANCE = 1e-10
 TABLE_MIN_KNOTS = 2048
-TABLE_MAX_KNOTS = 1 << 21
+#: beyond this many knots (a function too sharp to tabulate) the exact network is used:
+#: bounds the memory and time of building a table (2**21 knots once took 17 GB)
+TABLE_MAX_KNOTS = 1 << 16
 #: fixed-edge systems: tables cover [0, TABLE_RANGE_FACTOR * largest training distance]
 TABLE_RANGE_FACTOR = 2.0
 #: systems with more distinct mass pairs than this are evaluated exactly
