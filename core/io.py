@@ -394,6 +394,18 @@ LOADERS: dict[str, Callable[[Path], object]] = {
 }
 
 
+def _load_model(path: Path):
+    # imported on demand: the model modules pull in more (torch for baselines)
+    from .baselines.model import load_model
+
+    return load_model(path)
+
+
+#: model files of every kind open through one loader (RF-HGN, baseline, RF-HNN)
+for _kind in ("model", "baseline_model", "rf_hnn_model"):
+    LOADERS[_kind] = _load_model
+
+
 def register_loader(kind: str, loader: Callable[[Path], object]) -> None:
     """Let :func:`load_any` open files of another kind (e.g. ``model``)."""
     LOADERS[kind] = loader

@@ -621,3 +621,19 @@ def test_xyz_export_reports_progress_and_can_be_cancelled(tmp_path):
         xyz.write_trajectory(f, make_traj(s, 20, seed=4), progress=cancel_halfway, cancel=token)
     assert f.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.xyz"]
+
+
+def test_load_any_opens_a_fitted_model_with_identical_predictions(tmp_path):
+    from core import builders
+    from core.datagen import random_snapshots
+    from core.io import load_any
+    from core.rfhgn import RFConfig, fit
+
+    s = builders.square_lattice(2, 2)
+    ds = random_snapshots(s, 40, 0.1, 0.1, seed=3)
+    model = fit(ds, RFConfig(node_width=4, edge_width=8, message_width=4))
+    path = model.save(tmp_path / "m.npz")
+    kind, loaded = load_any(path)
+    assert kind == "model"
+    assert type(loaded).__name__ == "FittedModel"
+    assert np.array_equal(loaded.energy(s, ds.q, ds.p), model.energy(s, ds.q, ds.p))
