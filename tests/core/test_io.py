@@ -156,12 +156,12 @@ def test_load_any_dispatches_on_the_kind(tmp_path):
 
 
 def test_load_any_names_kinds_it_cannot_open_and_accepts_new_loaders(tmp_path, monkeypatch):
-    save_npz(tmp_path / "m.npz", "model", {"width": 10}, {"theta": np.ones(10)})
-    with pytest.raises(HGNError, match="holds a 'model'"):
+    save_npz(tmp_path / "m.npz", "widget", {"width": 10}, {"theta": np.ones(10)})
+    with pytest.raises(HGNError, match="holds a 'widget'"):
         io.load_any(tmp_path / "m.npz")
-    monkeypatch.setitem(io.LOADERS, "model", lambda p: load_npz(p, "model")[1]["theta"])
+    monkeypatch.setitem(io.LOADERS, "widget", lambda p: load_npz(p, "widget")[1]["theta"])
     kind, value = io.load_any(tmp_path / "m.npz")
-    assert kind == "model" and np.array_equal(value, np.ones(10))
+    assert kind == "widget" and np.array_equal(value, np.ones(10))
 
 
 def test_describe_reports_what_a_file_holds(tmp_path):
