@@ -116,8 +116,8 @@ class ProjectController(QObject):
 
     def _make_actions(self) -> None:
         a = self._action
-        self.openProjectAction = a("Open &project…", "openProjectAction", self.open_dialog,
-                                   tip="Open a project, system or trajectory file")
+        self.openProjectAction = a("&Open…", "openProjectAction", self.open_dialog, QKeySequence.Open,
+                                   tip="Open a project, system or trajectory file (.hgnproj, .npz, .xyz)")
         self.saveProjectAction = a("&Save project", "saveProjectAction", self.save, QKeySequence.Save,
                                    "Save the system, settings, models, roll-out and view in one file")
         self.saveProjectAsAction = a("Save project &as…", "saveProjectAsAction", self.save_as,

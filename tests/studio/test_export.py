@@ -227,7 +227,7 @@ def _headless_env():
 
 
 def _cli(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "studio.export.cli", *map(str, args)],
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), "export-video", *map(str, args)],
                           capture_output=True, text=True, env=_headless_env(), cwd=ROOT, timeout=timeout)
 
 
