@@ -194,8 +194,8 @@ class ExportVideoDialog(QDialog):
         self.sizeCombo = QComboBox()
         self.sizeCombo.setObjectName("exportSizePreset")
         for w, h in SIZES:
-            self.sizeCombo.addItem(f"{w} x {h}", (w, h))
-        self.sizeCombo.addItem("Custom", None)
+            self.sizeCombo.addItem(f"{w} x {h}", f"{w}x{h}")
+        self.sizeCombo.addItem("Custom", "")
         self.widthSpin = _spin("exportWidth", 16, MAX_WIDTH, s.width, step=2)
         self.heightSpin = _spin("exportHeight", 16, MAX_HEIGHT, s.height, step=2)
         self.fpsSpin = QDoubleSpinBox()
@@ -203,8 +203,10 @@ class ExportVideoDialog(QDialog):
         self.fpsSpin.setRange(1.0, 120.0)
         self.fpsSpin.setDecimals(1)
         self.fpsSpin.setValue(float(s.fps))
-        self.startSpin = _spin("exportStart", 0, max(n - 1, 0), min(s.start, max(n - 1, 0)))
-        self.stopSpin = _spin("exportStop", 1, n, n if s.stop is None else max(1, min(s.stop, n)))
+        last = max(n - 1, 0)
+        self.startSpin = _spin("exportStart", 0, last, min(s.start, last))
+        # "to" is the last frame included (ExportSettings.stop is one past it)
+        self.stopSpin = _spin("exportStop", 0, last, last if s.stop is None else max(0, min(s.stop - 1, last)))
         self.strideSpin = _spin("exportStride", 1, max(n, 1), s.stride)
         self.layoutCombo = QComboBox()
         self.layoutCombo.setObjectName("exportLayout")
@@ -299,7 +301,7 @@ class ExportVideoDialog(QDialog):
     # -- choices ----------------------------------------------------------------
     def settings(self) -> ExportSettings:
         n = self.data.n_filled
-        stop = self.stopSpin.value()
+        stop = self.stopSpin.value() + 1
         return ExportSettings(width=self.widthSpin.value(), height=self.heightSpin.value(),
                               fps=self.fpsSpin.value(), start=self.startSpin.value(),
                               stop=None if stop >= n else stop, stride=self.strideSpin.value(),
@@ -333,16 +335,15 @@ class ExportVideoDialog(QDialog):
             self.pathEdit.setText(str(p.with_suffix(f".{key}")))
 
     def _on_size_preset(self) -> None:
-        wh = self.sizeCombo.currentData()
-        if wh is not None:
-            for spin, v in zip((self.widthSpin, self.heightSpin), wh):
+        key = self.sizeCombo.currentData()
+        if key:
+            for spin, v in zip((self.widthSpin, self.heightSpin), (int(x) for x in key.split("x"))):
                 spin.blockSignals(True)
                 spin.setValue(v)
                 spin.blockSignals(False)
 
     def _sync_size_preset(self) -> None:
-        wh = (self.widthSpin.value(), self.heightSpin.value())
-        i = self.sizeCombo.findData(wh)
+        i = self.sizeCombo.findData(f"{self.widthSpin.value()}x{self.heightSpin.value()}")
         self.sizeCombo.blockSignals(True)
         self.sizeCombo.setCurrentIndex(i if i >= 0 else self.sizeCombo.count() - 1)
         self.sizeCombo.blockSignals(False)

@@ -37,6 +37,19 @@ def test_dialog_exports_with_progress_and_a_responsive_window(qtbot, dialog, tmp
     dialog.pathEdit.setText(str(out))
     dialog._sync_format_from_path()
     assert dialog.formatCombo.currentData() == "webm"
+    assert dialog.sizeCombo.currentText() == "320 x 180" or dialog.sizeCombo.currentData() == ""
+    dialog.sizeCombo.setCurrentIndex(dialog.sizeCombo.findData("640x360"))
+    assert (dialog.widthSpin.value(), dialog.heightSpin.value()) == (640, 360)
+    dialog.widthSpin.setValue(320)
+    dialog.heightSpin.setValue(180)
+    assert dialog.sizeCombo.currentData() == ""                  # "Custom"
+    assert dialog.stopSpin.value() == 39                         # the last frame, included
+    dialog.startSpin.setValue(5)
+    dialog.stopSpin.setValue(14)
+    dialog.strideSpin.setValue(3)
+    assert dialog.settings().frames(40) == [5, 8, 11, 14] and dialog.framesLabel.text().startswith("4 frames")
+    dialog.startSpin.setValue(0)
+    dialog.stopSpin.setValue(39)
     dialog.strideSpin.setValue(2)
     dialog.layoutCombo.setCurrentIndex(dialog.layoutCombo.findData("side"))
     dialog.plotCheck.setChecked(True)
