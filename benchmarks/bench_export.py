@@ -31,8 +31,6 @@ from pathlib import Path
 os.environ.setdefault("EGL_PLATFORM", "surfaceless")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-
 RESULTS = Path(__file__).resolve().parent / "results" / "export.json"
 TARGET_MS = 60.0
 

@@ -34,8 +34,9 @@ Models are embedded through their own file format: any model object with a
 ``save(path)`` method that writes a :mod:`core.fileformat` container is
 stored with that container's header and arrays, and read back by the loader
 registered for its kind (:func:`register_model_loader`; RF-HGN's ``model``
-and the baselines' ``baseline_model`` and ``rf_hnn_model`` are built in). A model without ``save`` keeps its row in the results
-table and is read back as ``model=None`` (``ModelRecord.note`` says why).
+and the baselines' ``baseline_model`` and ``rf_hnn_model`` are built in). A
+model without ``save`` keeps its row in the results table and is read back
+as ``model=None`` (``ModelRecord.note`` says why).
 
 Loading validates everything and raises :class:`~core.errors.HGNError` with
 a message naming the file and the problem; it changes nothing else, so a

@@ -453,7 +453,8 @@ def write_bytes_atomic(path, data: bytes) -> Path:
         os.replace(tmp, path)
     except OSError as exc:
         _silent_remove(tmp)
-        raise HGNError(f"could not save {path}: {exc.strerror or exc}; the previous file (if any) is unchanged") from None
+        raise HGNError(f"could not save {path}: {exc.strerror or exc}; "
+                       "the previous file (if any) is unchanged") from None
     return path
 
 

@@ -502,8 +502,6 @@ class ProjectController(QObject):
     @Slot()
     def fit_imported(self) -> bool:
         """Train the chosen method on the imported trajectories (background job)."""
-        from .pipeline import TrainResult  # noqa: F401 - the job returns one
-
         w = self.window
         if not self.ground_truth:
             w.show_error("import a trajectory first (File > Import trajectory)")
@@ -528,7 +526,8 @@ class ProjectController(QObject):
         w.timing = {"train_pressed": time.perf_counter()}
         w.trainJobs.start("train", fit_imported_job, trajs, sim, method, settings)
         w.trainPanel.set_running(True, "fitting imported data…")
-        w.show_status(f"training {method.label} on {len(trajs)} imported trajector{'ies' if len(trajs) > 1 else 'y'}…")
+        n = len(trajs)
+        w.show_status(f"training {method.label} on {n} imported trajector{'ies' if n > 1 else 'y'}…")
         return True
 
     @Slot()
