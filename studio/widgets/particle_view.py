@@ -113,6 +113,7 @@ class ParticleView(QWidget):
         self.ghost.visual.visible = False
         self.bonds = scene.visuals.Line(parent=self.view.scene, color=VIEW.bond_colour, width=1.0,
                                         connect="segments", method="gl", antialias=False)
+        self.bonds.set_gl_state("opaque", depth_test=True)
         self.bonds.visible = False
         self.box = scene.visuals.Line(parent=self.view.scene, color=(0.6, 0.6, 0.65, 0.6), width=1.0,
                                       connect="segments", method="gl")
