@@ -287,7 +287,8 @@ def main(argv=None) -> int:
           f"PySide6 {m['pyside6']}, vispy {m['vispy']}, Mesa llvmpipe under Xvfb; load {m['load_average'][0]:.1f})")
     t = res["train_to_first_frame_s"]
     print(f"{'measure':46s} {'best':>10s} {'median':>10s} {'target':>10s}")
-    print(f"{'Train -> first roll-out frame (' + res['system'] + ')':46s} {t['best']:9.2f}s {t['median']:9.2f}s {'<= 2 s':>10s}")
+    label = f"Train -> first roll-out frame ({res['system']})"
+    print(f"{label:46s} {t['best']:9.2f}s {t['median']:9.2f}s {'<= 2 s':>10s}")
     g = res["gui_during_training"]
     print(f"{'longest frame gap while training':46s} {g['best_max_frame_gap_ms']:8.0f}ms "
           f"{g['median_max_frame_gap_ms']:8.0f}ms {'<= 100 ms':>10s}")
