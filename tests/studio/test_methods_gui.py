@@ -63,3 +63,17 @@ def test_open_a_trajectory_and_a_system_file(qtbot, window, tmp_path):
     bad.write_text("not a file of ours")
     window.open_file(str(bad))
     assert window.session.system.n == 6 and window.statusLabel.text()
+
+
+def test_example_systems_open(qtbot, window):
+    from pathlib import Path
+
+    from core import io
+
+    folder = Path(__file__).resolve().parents[2] / "assets" / "examples"
+    files = sorted(folder.glob("*.npz"))
+    assert len(files) >= 3
+    for path in files:
+        window.open_file(str(path))
+        assert window.session.system.n == io.load_system(path).n, path.name
+        assert window.views.truthView.particles.n == window.session.system.n
