@@ -104,6 +104,7 @@ class _View:
             self.bonds = scene_mod.visuals.Line(parent=self.box.scene, pos=_pad3(system.positions),
                                                 connect=system.edges.astype(np.uint32), color=VIEW.bond_colour,
                                                 width=1.0, method="gl", antialias=False)
+            self.bonds.set_gl_state("opaque", depth_test=True)      # as the views: cheaper, same look
         if system.box is not None:
             scene_mod.visuals.Line(parent=self.box.scene, pos=_box_segments(system.box), connect="segments",
                                    color=(0.6, 0.6, 0.65, 0.6), width=1.0, method="gl")
