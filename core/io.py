@@ -62,14 +62,14 @@ DATASET_KIND = "dataset"
 #: the optional arrays of a system, in the order they are stored
 _SYSTEM_OPTIONAL = ("edges", "edge_scale", "box")
 _TRAJ_ARRAYS = ("t", "q", "p", "kinetic", "potential", "momentum")
-_DATASET_ARRAYS = ("q", "p", "dqdt", "dpdt", "energy", "train", "test")
+DATASET_ARRAYS = ("q", "p", "dqdt", "dpdt", "energy", "train", "test")
 XYZ_SUFFIXES = (".xyz", ".extxyz")
 
 
 # ----------------------------------------------------------------------
 # JSON-safe meta dictionaries
 # ----------------------------------------------------------------------
-def _jsonable(value, where: str):
+def jsonable(value, where: str):
     """A copy of ``value`` made of plain JSON types, or HGNError naming where."""
     if value is None or isinstance(value, (bool, str)):
         return value
@@ -82,16 +82,16 @@ def _jsonable(value, where: str):
         for k, v in value.items():
             if not isinstance(k, str):
                 raise HGNError(f"{where}: keys must be strings, got {k!r}")
-            out[k] = _jsonable(v, f"{where}.{k}")
+            out[k] = jsonable(v, f"{where}.{k}")
         return out
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, np.ndarray) and value.dtype != object:
         return value.tolist()
     raise HGNError(f"{where} holds a {type(value).__name__}, which cannot be saved (use numbers, strings, lists or dicts)")
 
 
-def _split_meta(meta: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
+def split_meta(meta: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
     """Split a meta dict into its JSON part and its top-level numpy arrays."""
     if meta is None:
         return {}, {}
@@ -106,36 +106,40 @@ def _split_meta(meta: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
                 raise HGNError(f"{where}: array name {k!r} may not contain '/'")
             arrays[k] = v
         else:
-            plain[k] = _jsonable(v, f"{where}.{k}")
+            plain[k] = jsonable(v, f"{where}.{k}")
     return plain, arrays
 
 
 # ----------------------------------------------------------------------
 # systems inside a file
 # ----------------------------------------------------------------------
-def _system_header(system: System) -> dict:
+def system_header(system: System) -> dict:
+    """The JSON header of ``system`` (type-checked; meta made JSON-safe)."""
     if not isinstance(system, System):
         raise HGNError(f"expected a System, got {type(system).__name__}")
     h = system.to_header()
-    h["meta"] = _jsonable(h.get("meta") or {}, "system meta")
+    h["meta"] = jsonable(h.get("meta") or {}, "system meta")
     return h
 
 
-def _system_arrays(system: System, prefix: str) -> dict[str, np.ndarray]:
+def system_arrays(system: System, prefix: str) -> dict[str, np.ndarray]:
+    """The arrays of ``system`` with names prefixed by ``prefix`` (e.g. ``"system0."``)."""
     return {prefix + k: v for k, v in system.to_arrays().items()}
 
 
-def _same_system(a: System, b: System) -> bool:
+def same_system(a: System, b: System) -> bool:
+    """True when ``a`` and ``b`` would be written identically (header and arrays bit for bit)."""
     if a is b:
         return True
-    if _system_header(a) != _system_header(b):
+    if system_header(a) != system_header(b):
         return False
     aa, bb = a.to_arrays(), b.to_arrays()
     return aa.keys() == bb.keys() and all(
         aa[k].dtype == bb[k].dtype and np.array_equal(aa[k], bb[k]) for k in aa)
 
 
-def _system_from(header: dict, arrays: dict, prefix: str, fname: str, what: str = "system") -> System:
+def system_from(header: dict, arrays: dict, prefix: str, fname: str, what: str = "system") -> System:
+    """The System described by ``header`` and the ``prefix``-named arrays; HGNError naming ``fname``."""
     if not isinstance(header, dict):
         raise HGNError(f"{fname}: the {what} description is not a JSON object")
     sub = {}
@@ -168,31 +172,31 @@ def _system_from(header: dict, arrays: dict, prefix: str, fname: str, what: str 
 # ----------------------------------------------------------------------
 def save_system(path, system: System) -> Path:
     """Write one system to ``path`` (kind ``system``)."""
-    return save_npz(path, SYSTEM_KIND, {"system": _system_header(system)}, _system_arrays(system, ""))
+    return save_npz(path, SYSTEM_KIND, {"system": system_header(system)}, system_arrays(system, ""))
 
 
 def load_system(path) -> System:
     """Read a system file; HGNError if it is not one or is invalid."""
     header, arrays = load_npz(path, SYSTEM_KIND)
-    return _system_from(header.get("system"), arrays, "", Path(path).name)
+    return system_from(header.get("system"), arrays, "", Path(path).name)
 
 
 # ----------------------------------------------------------------------
 # trajectories
 # ----------------------------------------------------------------------
-def _pack_trajectories(trajs: list[Trajectory], systems: list[System]) -> tuple[list[dict], dict]:
+def pack_trajectories(trajs: list[Trajectory], systems: list[System]) -> tuple[list[dict], dict]:
     """Headers and arrays of trajectories; appends new systems to ``systems``."""
     entries, arrays = [], {}
     for k, tr in enumerate(trajs):
         if not isinstance(tr, Trajectory):
             raise HGNError(f"trajectory {k} is a {type(tr).__name__}, not a Trajectory")
-        j = next((i for i, s in enumerate(systems) if _same_system(s, tr.system)), None)
+        j = next((i for i, s in enumerate(systems) if same_system(s, tr.system)), None)
         if j is None:
-            _system_header(tr.system)  # type check with a clear message
+            system_header(tr.system)  # type check with a clear message
             systems.append(tr.system)
             j = len(systems) - 1
-        _check_trajectory_shapes(tr, f"trajectory {k}")
-        plain, marr = _split_meta(tr.meta, f"trajectory {k} meta")
+        check_trajectory_shapes(tr, f"trajectory {k}")
+        plain, marr = split_meta(tr.meta, f"trajectory {k} meta")
         entries.append({"system": j, "n_frames": tr.n_frames, "dt": float(tr.dt),
                         "save_every": int(tr.save_every), "label": str(tr.label),
                         "meta": plain, "meta_arrays": sorted(marr)})
@@ -204,7 +208,8 @@ def _pack_trajectories(trajs: list[Trajectory], systems: list[System]) -> tuple[
     return entries, arrays
 
 
-def _check_trajectory_shapes(tr: Trajectory, where: str) -> None:
+def check_trajectory_shapes(tr: Trajectory, where: str) -> None:
+    """HGNError (starting with ``where``) unless ``tr``'s arrays fit its system and each other."""
     s = tr.system
     n, d = s.n, s.dim
     q = np.asarray(tr.q)
@@ -228,7 +233,8 @@ def _check_trajectory_shapes(tr: Trajectory, where: str) -> None:
         raise HGNError(f"{where}: save_every must be a whole number >= 1, got {tr.save_every!r}")
 
 
-def _unpack_trajectories(header: dict, arrays: dict, systems: list[System], fname: str) -> list[Trajectory]:
+def unpack_trajectories(header: dict, arrays: dict, systems: list[System], fname: str) -> list[Trajectory]:
+    """The trajectories listed in ``header`` (inverse of :func:`pack_trajectories`), checked."""
     entries = header.get("trajectories", [])
     if not isinstance(entries, list):
         raise HGNError(f"{fname}: 'trajectories' in the header is not a list")
@@ -254,7 +260,7 @@ def _unpack_trajectories(header: dict, arrays: dict, systems: list[System], fnam
                             dt=e["dt"], save_every=e["save_every"], label=e.get("label", ""), meta=meta)
         except KeyError as exc:
             raise HGNError(f"{where}: description is missing {exc.args[0]!r}") from None
-        _check_trajectory_shapes(tr, where)
+        check_trajectory_shapes(tr, where)
         if "n_frames" in e and e["n_frames"] != tr.n_frames:
             raise HGNError(f"{where}: header says {e['n_frames']} frames, arrays hold {tr.n_frames}")
         tr.save_every = int(tr.save_every)
@@ -262,11 +268,12 @@ def _unpack_trajectories(header: dict, arrays: dict, systems: list[System], fnam
     return out
 
 
-def _unpack_systems(header: dict, arrays: dict, fname: str) -> list[System]:
+def unpack_systems(header: dict, arrays: dict, fname: str) -> list[System]:
+    """The systems listed in ``header["systems"]`` (``systemJ.*`` arrays)."""
     hs = header.get("systems")
     if not isinstance(hs, list) or not hs:
         raise HGNError(f"{fname}: the header lists no systems (file damaged or written by another program)")
-    return [_system_from(h, arrays, f"system{j}.", fname, f"system {j}") for j, h in enumerate(hs)]
+    return [system_from(h, arrays, f"system{j}.", fname, f"system {j}") for j, h in enumerate(hs)]
 
 
 def save_trajectories(path, trajectories: Trajectory | Iterable[Trajectory]) -> Path:
@@ -279,10 +286,10 @@ def save_trajectories(path, trajectories: Trajectory | Iterable[Trajectory]) -> 
     if not trajs:
         raise HGNError("nothing to save: the list of trajectories is empty")
     systems: list[System] = []
-    entries, arrays = _pack_trajectories(trajs, systems)
+    entries, arrays = pack_trajectories(trajs, systems)
     for j, s in enumerate(systems):
-        arrays.update(_system_arrays(s, f"system{j}."))
-    header = {"systems": [_system_header(s) for s in systems], "trajectories": entries}
+        arrays.update(system_arrays(s, f"system{j}."))
+    header = {"systems": [system_header(s) for s in systems], "trajectories": entries}
     return save_npz(path, TRAJECTORY_KIND, header, arrays)
 
 
@@ -295,8 +302,8 @@ def load_trajectories(path) -> list[Trajectory]:
     """Read every trajectory of a trajectory file (a list, in saved order)."""
     fname = Path(path).name
     header, arrays = load_npz(path, TRAJECTORY_KIND)
-    systems = _unpack_systems(header, arrays, fname)
-    trajs = _unpack_trajectories(header, arrays, systems, fname)
+    systems = unpack_systems(header, arrays, fname)
+    trajs = unpack_trajectories(header, arrays, systems, fname)
     if not trajs:
         raise HGNError(f"{fname} holds no trajectories")
     return trajs
@@ -313,7 +320,8 @@ def load_trajectory(path, index: int = 0) -> Trajectory:
 # ----------------------------------------------------------------------
 # datasets
 # ----------------------------------------------------------------------
-def _check_dataset(ds: Dataset, where: str) -> None:
+def check_dataset(ds: Dataset, where: str) -> None:
+    """HGNError (starting with ``where``) unless the dataset's arrays and split fit its system."""
     s = ds.system
     n, d = s.n, s.dim
     q = np.asarray(ds.q)
@@ -339,21 +347,21 @@ def save_dataset(path, dataset: Dataset) -> Path:
     time series) to ``path`` (kind ``dataset``)."""
     if not isinstance(dataset, Dataset):
         raise HGNError(f"expected a Dataset, got {type(dataset).__name__}")
-    _check_dataset(dataset, "dataset")
+    check_dataset(dataset, "dataset")
     systems = [dataset.system]
-    _system_header(dataset.system)
-    entries, arrays = _pack_trajectories(list(dataset.trajectories), systems)
+    system_header(dataset.system)
+    entries, arrays = pack_trajectories(list(dataset.trajectories), systems)
     for j, s in enumerate(systems):
-        arrays.update(_system_arrays(s, f"system{j}."))
-    plain, marr = _split_meta(dataset.meta, "dataset meta")
-    for name in _DATASET_ARRAYS:
+        arrays.update(system_arrays(s, f"system{j}."))
+    plain, marr = split_meta(dataset.meta, "dataset meta")
+    for name in DATASET_ARRAYS:
         a = np.asarray(getattr(dataset, name))
         if name in ("train", "test") and a.size == 0:
             a = a.astype(np.int64)
         arrays[name] = a
     for name, a in marr.items():
         arrays["meta." + name] = a
-    header = {"systems": [_system_header(s) for s in systems],
+    header = {"systems": [system_header(s) for s in systems],
               "dataset": {"system": 0, "n_snapshots": dataset.n_snapshots, "meta": plain,
                           "meta_arrays": sorted(marr)},
               "trajectories": entries}
@@ -364,11 +372,11 @@ def load_dataset(path) -> Dataset:
     """Read a dataset file; HGNError if it is not one or is inconsistent."""
     fname = Path(path).name
     header, arrays = load_npz(path, DATASET_KIND)
-    systems = _unpack_systems(header, arrays, fname)
+    systems = unpack_systems(header, arrays, fname)
     info = header.get("dataset")
     if not isinstance(info, dict):
         raise HGNError(f"{fname}: the header has no dataset description")
-    missing = [n for n in _DATASET_ARRAYS if n not in arrays]
+    missing = [n for n in DATASET_ARRAYS if n not in arrays]
     if missing:
         raise HGNError(f"{fname} is missing dataset array(s) {', '.join(missing)} (file damaged?)")
     meta = dict(info.get("meta") or {})
@@ -376,9 +384,9 @@ def load_dataset(path) -> Dataset:
         if "meta." + name not in arrays:
             raise HGNError(f"{fname} is missing array meta.{name}")
         meta[name] = arrays["meta." + name]
-    trajs = _unpack_trajectories(header, arrays, systems, fname)
-    ds = Dataset(system=systems[0], **{n: arrays[n] for n in _DATASET_ARRAYS}, trajectories=trajs, meta=meta)
-    _check_dataset(ds, fname)
+    trajs = unpack_trajectories(header, arrays, systems, fname)
+    ds = Dataset(system=systems[0], **{n: arrays[n] for n in DATASET_ARRAYS}, trajectories=trajs, meta=meta)
+    check_dataset(ds, fname)
     if "n_snapshots" in info and info["n_snapshots"] != ds.n_snapshots:
         raise HGNError(f"{fname}: header says {info['n_snapshots']} snapshots, arrays hold {ds.n_snapshots}")
     return ds
@@ -498,10 +506,14 @@ def describe(path) -> str:
 def _short(d, limit: int = 300) -> str:
     import json
 
-    text = json.dumps(_jsonable({k: v for k, v in d.items() if not isinstance(v, np.ndarray)}, "meta"))
+    text = json.dumps(jsonable({k: v for k, v in d.items() if not isinstance(v, np.ndarray)}, "meta"))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 __all__ = ["save_system", "load_system", "save_trajectories", "save_trajectory", "load_trajectories",
            "load_trajectory", "save_dataset", "load_dataset", "load_any", "register_loader", "describe",
-           "is_xyz", "LOADERS"]
+           "is_xyz", "LOADERS",
+           # building blocks shared with core.project and core.xyz (same layout inside other containers)
+           "DATASET_ARRAYS", "jsonable", "split_meta", "system_header", "system_arrays", "same_system",
+           "system_from", "pack_trajectories", "check_trajectory_shapes", "unpack_trajectories",
+           "unpack_systems", "check_dataset"]

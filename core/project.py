@@ -60,8 +60,8 @@ import numpy as np
 
 from .errors import HGNError
 from .fileformat import FORMAT, load_npz, save_npz
-from .io import (_DATASET_ARRAYS, _check_dataset, _jsonable, _pack_trajectories, _same_system,
-                 _split_meta, _system_arrays, _system_header, _unpack_systems, _unpack_trajectories,
+from .io import (DATASET_ARRAYS, check_dataset, jsonable, pack_trajectories, same_system,
+                 split_meta, system_arrays, system_header, unpack_systems, unpack_trajectories,
                  register_loader)
 from .system import System
 from .trajectory import Dataset, Trajectory
@@ -192,9 +192,9 @@ def _optional_float(x, where: str):
 
 def _system_index(system: System, systems: list[System]) -> int:
     for j, s in enumerate(systems):
-        if _same_system(s, system):
+        if same_system(s, system):
             return j
-    _system_header(system)  # type check with a clear message
+    system_header(system)  # type check with a clear message
     systems.append(system)
     return len(systems) - 1
 
@@ -249,10 +249,10 @@ def _pack_dataset(ds: Dataset, prefix: str, systems: list[System], trajs: list[T
                   where: str) -> tuple[dict, dict]:
     if not isinstance(ds, Dataset):
         raise HGNError(f"{where}: expected a Dataset, got {type(ds).__name__}")
-    _check_dataset(ds, where)
-    plain, marr = _split_meta(ds.meta, f"{where} meta")
+    check_dataset(ds, where)
+    plain, marr = split_meta(ds.meta, f"{where} meta")
     arrays = {}
-    for name in _DATASET_ARRAYS:
+    for name in DATASET_ARRAYS:
         a = np.asarray(getattr(ds, name))
         if name in ("train", "test") and a.size == 0:
             a = a.astype(np.int64)
@@ -280,7 +280,7 @@ def _check_rollout(r: RolloutRecord) -> None:
         if p.n_frames != t.n_frames or not np.allclose(p.t, t.t):
             raise HGNError(f"the roll-out's prediction ({p.n_frames} frames) and ground truth "
                            f"({t.n_frames} frames) must share one time axis")
-        if not _same_system(p.system, t.system):
+        if not same_system(p.system, t.system):
             raise HGNError("the roll-out's prediction and ground truth must be on the same system")
 
 
@@ -307,7 +307,7 @@ def save_project(path, project: Project, datasets: bool = True) -> Path:
         arrays.update(marr)
         entry = {
             "name": str(m.name), "method": str(m.method),
-            "settings": _jsonable(m.settings or {}, f"{where} settings"),
+            "settings": jsonable(m.settings or {}, f"{where} settings"),
             "system": _system_index(m.system, systems),
             "fit_time": float(m.fit_time), "test_mse": float(m.test_mse), "data_time": float(m.data_time),
             "final_position_mse": _optional_float(m.final_position_mse, f"{where} final_position_mse"),
@@ -342,28 +342,28 @@ def save_project(path, project: Project, datasets: bool = True) -> Path:
         trajs.append(tr)
         ground.append(len(trajs) - 1)
 
-    entries, tarr = _pack_trajectories(trajs, systems)
+    entries, tarr = pack_trajectories(trajs, systems)
     arrays.update(tarr)
     for j, s in enumerate(systems):
-        arrays.update(_system_arrays(s, f"system{j}."))
+        arrays.update(system_arrays(s, f"system{j}."))
     n_models = len(project.models)
     cur = int(project.current_model)
     header = {
         "project": {"version": PROJECT_VERSION, "name": str(project.name or Path(path).stem),
                     "saved": _dt.datetime.now().isoformat(timespec="seconds"), "program": "HGN Studio"},
-        "systems": [_system_header(s) for s in systems],
+        "systems": [system_header(s) for s in systems],
         "trajectories": entries,
         "system": current,
-        "system_source": _jsonable(project.system_source or {}, "system source"),
-        "simulation": _jsonable(project.simulation or {}, "simulation settings"),
+        "system_source": jsonable(project.system_source or {}, "system source"),
+        "simulation": jsonable(project.simulation or {}, "simulation settings"),
         "method": str(project.method),
-        "model_settings": _jsonable(project.model_settings or {}, "model settings"),
+        "model_settings": jsonable(project.model_settings or {}, "model settings"),
         "models": models,
         "current_model": cur if -1 <= cur < n_models else (n_models - 1),
         "rollout": rollout,
         "ground_truth": ground,
-        "view": _jsonable(project.view or {}, "view state"),
-        "ui": _jsonable(project.ui or {}, "ui state"),
+        "view": jsonable(project.view or {}, "view state"),
+        "ui": jsonable(project.ui or {}, "ui state"),
     }
     return save_npz(path, PROJECT_KIND, header, arrays)
 
@@ -392,7 +392,7 @@ def _unpack_dataset(desc: dict, arrays: dict, prefix: str, systems, trajs, where
     if not isinstance(desc, dict):
         raise HGNError(f"{where}: the dataset description is damaged")
     sys_ = systems[_index(desc.get("system"), len(systems), "system", where)]
-    missing = [n for n in _DATASET_ARRAYS if prefix + n not in arrays]
+    missing = [n for n in DATASET_ARRAYS if prefix + n not in arrays]
     if missing:
         raise HGNError(f"{where} is missing array(s) {', '.join(prefix + m for m in missing)} (file damaged?)")
     meta = dict(desc.get("meta") or {})
@@ -401,8 +401,8 @@ def _unpack_dataset(desc: dict, arrays: dict, prefix: str, systems, trajs, where
             raise HGNError(f"{where} is missing array {prefix}meta.{name}")
         meta[name] = arrays[prefix + "meta." + name]
     series = [trajs[_index(k, len(trajs), "trajectory", where)] for k in desc.get("trajectories", [])]
-    ds = Dataset(system=sys_, **{n: arrays[prefix + n] for n in _DATASET_ARRAYS}, trajectories=series, meta=meta)
-    _check_dataset(ds, where)
+    ds = Dataset(system=sys_, **{n: arrays[prefix + n] for n in DATASET_ARRAYS}, trajectories=series, meta=meta)
+    check_dataset(ds, where)
     return ds
 
 
@@ -448,10 +448,10 @@ def load_project(path) -> Project:
 
 
 def _load(header: dict, arrays: dict, fname: str, info: dict) -> Project:
-    systems = _unpack_systems(header, arrays, fname) if header.get("systems") else []
+    systems = unpack_systems(header, arrays, fname) if header.get("systems") else []
     if header.get("trajectories") and not systems:
         raise HGNError(f"{fname}: trajectories without systems (file damaged?)")
-    trajs = _unpack_trajectories(header, arrays, systems, fname) if systems else []
+    trajs = unpack_trajectories(header, arrays, systems, fname) if systems else []
     where = fname
     cur = header.get("system")
     system = None if cur is None else systems[_index(cur, len(systems), "system", f"{where}: project system")]
@@ -572,7 +572,7 @@ def dataset_from_trajectories(trajectories, test_fraction: float = 0.25, seed: i
         if not isinstance(tr, Trajectory):
             raise HGNError(f"item {k} is a {type(tr).__name__}, not a Trajectory")
     system = trajs[0].system
-    if any(not _same_system(tr.system, system) for tr in trajs[1:]):
+    if any(not same_system(tr.system, system) for tr in trajs[1:]):
         raise HGNError("the trajectories belong to different systems; fit on one system at a time")
     try:
         stride = int(stride)

@@ -97,15 +97,15 @@ def _decode(text: str, fname: str) -> dict:
 
 
 def _system_record(system: System) -> dict:
-    from .io import _system_header
+    from .io import system_header
 
-    rec = _system_header(system)
+    rec = system_header(system)
     rec["arrays"] = {k: v.tolist() for k, v in system.to_arrays().items()}
     return rec
 
 
 def _system_from_record(rec: dict, fname: str) -> System:
-    from .io import _system_from
+    from .io import system_from
 
     if not isinstance(rec, dict) or not isinstance(rec.get("arrays"), dict):
         raise HGNError(f"{fname}: the '{HGN_KEY}' record holds no system")
@@ -115,7 +115,7 @@ def _system_from_record(rec: dict, fname: str) -> System:
         if k == "edges" and arrays[k].size == 0:
             arrays[k] = arrays[k].reshape(0, 2)
     head = {k: v for k, v in rec.items() if k != "arrays"}
-    return _system_from(head, arrays, "", fname, "system in the xyz file")
+    return system_from(head, arrays, "", fname, "system in the xyz file")
 
 
 # ----------------------------------------------------------------------
@@ -153,9 +153,9 @@ def _iter_atoms(traj: Trajectory, symbol: str, forces: bool, wrap: bool):
 
     if not isinstance(traj, Trajectory):
         raise HGNError(f"expected a Trajectory, got {type(traj).__name__}")
-    from .io import _check_trajectory_shapes, _split_meta
+    from .io import check_trajectory_shapes, split_meta
 
-    _check_trajectory_shapes(traj, "trajectory")
+    check_trajectory_shapes(traj, "trajectory")
     s = traj.system
     n, d = s.n, s.dim
     try:
@@ -163,7 +163,7 @@ def _iter_atoms(traj: Trajectory, symbol: str, forces: bool, wrap: bool):
         Atoms(symbols[:1])
     except (KeyError, ValueError):
         raise HGNError(f"{symbol!r} is not a chemical symbol (use e.g. X, Ar, H)") from None
-    plain_meta, _ = _split_meta(traj.meta, "trajectory meta")
+    plain_meta, _ = split_meta(traj.meta, "trajectory meta")
     q = traj.q
     if wrap and s.box is not None:
         from .neighbours import wrap as fold

@@ -77,7 +77,7 @@ def load_source(path) -> tuple:
         return buffer_from_record(value.rollout), dict(value.view or {})
     if kind == "trajectory":
         trajs = value
-        if len(trajs) >= 2 and trajs[1].n_frames == trajs[0].n_frames and io._same_system(trajs[0].system,
+        if len(trajs) >= 2 and trajs[1].n_frames == trajs[0].n_frames and io.same_system(trajs[0].system,
                                                                                         trajs[1].system):
             return buffer_from_rollout(trajs[0], trajs[1], label=trajs[1].label), {}
         return buffer_from_rollout(trajs[0]), {}

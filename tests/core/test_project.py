@@ -75,7 +75,7 @@ def test_round_trip_keeps_everything(tmp_path, fitted):
     back = load_project(path)
 
     # system and settings
-    assert io._same_system(back.system, pr.system)
+    assert io.same_system(back.system, pr.system)
     assert back.system_source == pr.system_source and back.simulation == pr.simulation
     assert back.method == "rfhgn" and back.model_settings == pr.model_settings
     assert back.view == pr.view and back.ui == pr.ui and back.name == "demo"
@@ -88,7 +88,7 @@ def test_round_trip_keeps_everything(tmp_path, fitted):
     assert (m0.final_position_mse, m0.max_abs_drift) == (1e-4, 2e-3)
     assert np.array_equal(m0.loss, [1.0, 0.5, 0.25])
     assert m0.info["solve"] == {"lambda": 1e-8} and m0.info["odd"].startswith("<object")
-    assert io._same_system(m0.system, pr.system)
+    assert io.same_system(m0.system, pr.system)
 
     # the model itself: same weights, same predictions
     system, ds, model = fitted
