@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HGNError
+from ..learned import LearnedHamiltonian, plain_info
 from ..system import System
 
 #: snapshots evaluated at once
@@ -41,24 +42,10 @@ EVAL_BATCH = 256
 FILE_KIND = "baseline_model"
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, (np.bool_, bool)):
-        return bool(x)
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.floating, float)):
-        return float(x)
-    return x
-
-
-class TrainedHGN:
+class TrainedHGN(LearnedHamiltonian):
     """A gradient-trained Hamiltonian graph network (see the module notes)."""
+
+    made = "trained"
 
     def __init__(self, config, module, constant: float, n_ref: int, train_system: System | None = None,
                  info: dict | None = None, e_ref: int | None = None):
@@ -69,14 +56,7 @@ class TrainedHGN:
         self.module.eval()
         for prm in self.module.parameters():
             prm.requires_grad_(False)
-        self.constant = float(constant)
-        self.n_ref = int(n_ref)
-        #: edges of the system the constant was fixed on (None: not a fixed graph)
-        if e_ref is None and train_system is not None and train_system.edges is not None:
-            e_ref = len(train_system.edges)
-        self.e_ref = None if e_ref is None else int(e_ref)
-        self.train_system = train_system
-        self.info: dict = dict(info or {})
+        self._set_reference(constant, n_ref, train_system, info, e_ref)
 
     # ------------------------------------------------------------------
     @property
@@ -101,22 +81,6 @@ class TrainedHGN:
                 f"separable={self.separable})")
 
     # ------------------------------------------------------------------
-    def _check(self, system: System, x, name="q") -> np.ndarray:
-        if not isinstance(system, System):
-            raise HGNError(f"a model needs the System to evaluate on, got {type(system).__name__}")
-        if self.train_system is not None and system.dim != self.train_system.dim:
-            raise HGNError(f"this model was trained on a {self.train_system.dim}D system and cannot "
-                           f"evaluate a {system.dim}D one")
-        x = np.asarray(x, dtype=np.float64)
-        if x.ndim not in (2, 3) or x.shape[-2:] != (system.n, system.dim):
-            raise HGNError(f"{name} must have shape (N, d) = ({system.n}, {system.dim}) or (S, N, d), got {x.shape}")
-        return x
-
-    def _const(self, system: System) -> float:
-        if self.separable and self.e_ref and system.edges is not None:
-            return self.constant * len(system.edges) / self.e_ref
-        return self.constant * system.n / max(self.n_ref, 1)
-
     def _run(self, system: System, q, p, want_grad: bool, pairs=None, part: str = "all"):
         """(H (S,), dH/dq, dH/dp) in numpy for q, p (S, N, d); ``part`` "all",
         "kinetic" or "potential" (separable models) evaluates one part only."""
@@ -178,16 +142,7 @@ class TrainedHGN:
         _, gq, gp = self._run(system, qb, pb, True, pairs)
         return (gq[0], gp[0]) if single else (gq, gp)
 
-    def time_derivatives(self, system: System, q, p, pairs=None):
-        """(dq/dt, dp/dt) = (dH/dp, -dH/dq)."""
-        gq, gp = self.gradients(system, q, p, pairs)
-        return gp, -gq
-
     # -- separable parts ---------------------------------------------------
-    def _need_separable(self, what):
-        if not self.separable:
-            raise HGNError(f"{what} exists only for separable models (the invariant encoding); "
-                           "this one uses the frame encoding: use gradients()")
 
     def kinetic_energy(self, system: System, p) -> np.ndarray:
         self._need_separable("kinetic_energy")
@@ -249,7 +204,7 @@ class TrainedHGN:
             "constant": self.constant,
             "n_ref": self.n_ref,
             "e_ref": self.e_ref,
-            "info": _jsonable(self.info),
+            "info": plain_info(self.info),
         }
         arrays = {f"state.{k}": v.detach().double().numpy() for k, v in self.module.state_dict().items()}
         arrays["constant"] = np.array([self.constant])

@@ -148,9 +148,9 @@ class RFHNNModel:
 
     def save(self, path) -> Path:
         from ..fileformat import save_npz
-        from .model import _jsonable
+        from ..learned import plain_info
 
-        header = {"config": self.config.to_dict(), "constant": self.constant, "info": _jsonable(self.info),
+        header = {"config": self.config.to_dict(), "constant": self.constant, "info": plain_info(self.info),
                   "train_system": self.train_system.to_header()}
         arrays = {"W": self.W, "b": self.b, "theta": self.theta, "constant": np.array([self.constant])}
         for k, v in self.train_system.to_arrays().items():

@@ -38,16 +38,15 @@ File (``save``/``load``, core.fileformat kind "model"):
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import HGNError
 from ..fileformat import load_npz, save_npz
+from ..learned import LearnedHamiltonian, plain_info
 from ..system import System
 from .config import RFConfig
-from .encoding import kinetic_inputs
 from .graphs import batch_graph
 from .network import FrameNetwork, InvariantNetwork
 
@@ -113,7 +112,7 @@ class PairTable:
         return (r >= self.lo) & (r <= self.hi)
 
 
-class FittedModel:
+class FittedModel(LearnedHamiltonian):
     """A fitted RF-HGN. See the module notes for shapes and the file format."""
 
     def __init__(self, config: RFConfig, network, theta: np.ndarray, constant: float, n_ref: int,
@@ -121,14 +120,7 @@ class FittedModel:
         self.config = config
         self.network = network
         self.theta = np.asarray(theta, dtype=np.float64)
-        self.constant = float(constant)
-        self.n_ref = int(n_ref)
-        #: edges of the system the constant was fixed on (None: not a fixed graph)
-        if e_ref is None and train_system is not None and train_system.edges is not None:
-            e_ref = len(train_system.edges)
-        self.e_ref = None if e_ref is None else int(e_ref)
-        self.train_system = train_system
-        self.info: dict = dict(info or {})
+        self._set_reference(constant, n_ref, train_system, info, e_ref)
         self._tables: dict = {}
 
     # ------------------------------------------------------------------
@@ -147,22 +139,6 @@ class FittedModel:
     def raw_energy(network, theta, system, q, p):
         """theta . Phi for q, p (S, N, d), without the constant."""
         return network.features(system, q, p) @ theta
-
-    def _check(self, system: System, q, name="q"):
-        if not isinstance(system, System):
-            raise HGNError(f"a model needs the System to evaluate on, got {type(system).__name__}")
-        if self.train_system is not None and system.dim != self.train_system.dim:
-            raise HGNError(f"this model was fitted on a {self.train_system.dim}D system and cannot "
-                           f"evaluate a {system.dim}D one")
-        x = np.asarray(q, dtype=np.float64)
-        if x.ndim not in (2, 3) or x.shape[-2:] != (system.n, system.dim):
-            raise HGNError(f"{name} must have shape (N, d) = ({system.n}, {system.dim}) or (S, N, d), got {x.shape}")
-        return x
-
-    def _const(self, system: System) -> float:
-        if self.separable and self.e_ref and system.edges is not None:
-            return self.constant * len(system.edges) / self.e_ref
-        return self.constant * system.n / max(self.n_ref, 1)
 
     # -- whole H ---------------------------------------------------------
     def energy(self, system: System, q, p, pairs=None, exact: bool = False) -> np.ndarray:
@@ -191,16 +167,7 @@ class FittedModel:
         _, gq, gp = self.network.evaluate(system, qb, pb, self.theta, g, energy=False)
         return (gq[0], gp[0]) if single else (gq, gp)
 
-    def time_derivatives(self, system: System, q, p, pairs=None, exact: bool = False):
-        """(dq/dt, dp/dt) = (dH/dp, -dH/dq)."""
-        gq, gp = self.gradients(system, q, p, pairs, exact)
-        return gp, -gq
-
     # -- separable parts ---------------------------------------------------
-    def _need_separable(self, what):
-        if not self.separable:
-            raise HGNError(f"{what} exists only for separable models (the invariant encoding); "
-                           "this one uses the frame encoding: use gradients()")
 
     def kinetic_energy(self, system: System, p) -> np.ndarray:
         """T_hat(p) (without the constant): 0-d for one state, (S,) for a batch."""
@@ -321,7 +288,7 @@ class FittedModel:
             "constant": self.constant,
             "n_ref": self.n_ref,
             "e_ref": self.e_ref,
-            "info": _jsonable(self.info),
+            "info": plain_info(self.info),
         }
         arrays = {"theta": self.theta, "constant": np.array([self.constant])}
         arrays.update(self.network.to_arrays())
@@ -358,19 +325,3 @@ class FittedModel:
     def __repr__(self) -> str:
         return (f"FittedModel({self.network.encoding}, {self.config.sampler}, {self.network.L} features, "
                 f"separable={self.separable})")
-
-
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return float(x)
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    return x
