@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import HGNError
+from .jobs import available_cores
 
 #: training snapshots drawn when train gets a system instead of a dataset
 DEFAULT_TRAIN_SNAPSHOTS = 500
@@ -315,13 +316,6 @@ def _load_dataset(path):
     return load_dataset(path)
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def _write_json(path, doc: dict) -> Path:
     """Write ``doc`` as JSON atomically (temp file, then rename)."""
     path = Path(path)
@@ -400,7 +394,7 @@ def run_train(args) -> int:
     print(f"{ds.system!r}")
     print(f"model: {config.encoding} encoding, {config.sampler.upper()} sampling "
           f"({'time series' if args.time_series else f'{len(ds.train)} training snapshots'})")
-    print(f"fit time: {fit_time:.4f} s ({_cores()} cores)")
+    print(f"fit time: {fit_time:.4f} s ({available_cores()} cores)")
     print(f"train derivative MSE: {_fmt(train_mse)}")
     if test_mse is None:
         print("test derivative MSE: n/a (the data hold no test snapshots)")

@@ -38,3 +38,13 @@ def check_cancel(cancel: Optional[CancelLike]) -> None:
 def report(progress: Optional[ProgressFn], stage: str, fraction: float) -> None:
     if progress is not None:
         progress(stage, min(1.0, max(0.0, float(fraction))))
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity set where the OS tells)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1

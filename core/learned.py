@@ -85,3 +85,32 @@ def plain_info(x):
     if isinstance(x, (np.floating, float)):
         return float(x)
     return x
+
+
+def training_arrays(dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(train, q, p, dqdt, dpdt)`` of a Dataset's training snapshots:
+    ``train`` the int64 indices, the others float64 (n_train, N, d) copies;
+    HGNError when it is not a Dataset, has no (or out-of-range) training
+    indices, or its arrays have the wrong shape or hold NaN/inf."""
+    from .trajectory import Dataset
+
+    if not isinstance(dataset, Dataset):
+        raise HGNError(f"fit needs a Dataset, got {type(dataset).__name__}")
+    train = np.asarray(dataset.train, dtype=np.int64).reshape(-1)
+    if train.size == 0:
+        raise HGNError("the dataset has no training snapshots")
+    S = dataset.n_snapshots
+    if train.min() < 0 or train.max() >= S:
+        raise HGNError(f"training indices must lie in 0..{S - 1}")
+    shape = (S, dataset.system.n, dataset.system.dim)
+    return (train,) + tuple(_checked(getattr(dataset, name), shape, name)[train]
+                            for name in ("q", "p", "dqdt", "dpdt"))
+
+
+def _checked(x, shape, name):
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape != shape:
+        raise HGNError(f"dataset {name} has shape {x.shape}, expected {shape}")
+    if not np.all(np.isfinite(x)):
+        raise HGNError(f"dataset {name} contains NaN or inf")
+    return x

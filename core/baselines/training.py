@@ -44,13 +44,13 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import time
 
 import numpy as np
 
 from ..errors import HGNError
-from ..jobs import check_cancel, report
+from ..jobs import available_cores, check_cancel, report
+from ..learned import training_arrays
 from ..trajectory import Dataset
 from .config import BaselineConfig
 from .model import TrainedHGN
@@ -60,22 +60,6 @@ from .optimizers import get_spec, make_optimizer
 PROGRESS_STEP = 0.005
 #: smallest training time (s) between two monitor measurements
 MONITOR_MIN_GAP = 0.02
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        return os.cpu_count() or 1
-
-
-def _check_array(x, shape, name):
-    x = np.asarray(x, dtype=np.float64)
-    if x.shape != shape:
-        raise HGNError(f"dataset {name} has shape {x.shape}, expected {shape}")
-    if not np.all(np.isfinite(x)):
-        raise HGNError(f"dataset {name} contains NaN or inf")
-    return x
 
 
 def _spread(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -210,27 +194,15 @@ def fit(dataset: Dataset, config: BaselineConfig | None = None, progress=None, c
     if not isinstance(config, BaselineConfig):
         raise HGNError(f"config must be a BaselineConfig, got {type(config).__name__}")
     config.validate()
-    if not isinstance(dataset, Dataset):
-        raise HGNError(f"fit needs a Dataset, got {type(dataset).__name__}")
-    train = np.asarray(dataset.train, dtype=np.int64).reshape(-1)
-    if train.size == 0:
-        raise HGNError("the dataset has no training snapshots")
-    S = dataset.n_snapshots
-    if train.min() < 0 or train.max() >= S:
-        raise HGNError(f"training indices must lie in 0..{S - 1}")
+    train, q, p, dqdt, dpdt = training_arrays(dataset)
     system = dataset.system
     if config.encoding == "frame" and system.box is not None:
         raise HGNError("the frame encoding needs a non-periodic system; use the invariant encoding")
-    shape = (S, system.n, system.dim)
-    q = _check_array(dataset.q, shape, "q")[train]
-    p = _check_array(dataset.p, shape, "p")[train]
-    dqdt = _check_array(dataset.dqdt, shape, "dqdt")[train]
-    dpdt = _check_array(dataset.dpdt, shape, "dpdt")[train]
     mon = _monitor_arrays(monitor, system)
     spec = get_spec(config.optimizer)
 
     prev_threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(config.threads, _cores())))
+    torch.set_num_threads(max(1, min(config.threads, available_cores())))
     try:
         return _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cancel, t0,
                       float(monitor_growth))
@@ -431,7 +403,7 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
         init=config.init,
         dtype=config.dtype,
         threads=int(torch.get_num_threads()),
-        cores=_cores(),
+        cores=available_cores(),
         n_parameters=module.n_parameters(),
         n_features=module.n_features,
         n_snapshots=int(len(q)),

@@ -51,7 +51,8 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..errors import HGNError
-from ..jobs import check_cancel, report
+from ..jobs import available_cores, check_cancel, report
+from ..learned import training_arrays
 from ..neighbours import minimum_image
 from ..system import System
 from ..trajectory import Dataset, Trajectory
@@ -248,27 +249,10 @@ def _fit_groups(groups: list[Group], known: tuple[System, np.ndarray, np.ndarray
         energy_constant_known=known_energy,
         train_r_max=float(max((s.graph.r.max() if s.graph.P else 0.0) for s in sets)),
         train_k_max=float(max(np.max(0.5 * np.sum(g.p ** 2, axis=-1) / g.system.masses) for g in groups)),
-        cores=_cores(),
+        cores=available_cores(),
     )
     report(progress, "solve", 1.0)
     return model
-
-
-def _cores() -> int:
-    import os
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        return os.cpu_count() or 1
-
-
-def _check_array(x, shape, name):
-    x = np.asarray(x, dtype=np.float64)
-    if x.shape != shape:
-        raise HGNError(f"dataset {name} has shape {x.shape}, expected {shape}")
-    if not np.all(np.isfinite(x)):
-        raise HGNError(f"dataset {name} contains NaN or inf")
-    return x
 
 
 def fit(dataset: Dataset, config: RFConfig | None = None, progress=None, cancel=None) -> FittedModel:
@@ -280,20 +264,9 @@ def fit(dataset: Dataset, config: RFConfig | None = None, progress=None, cancel=
     if not isinstance(config, RFConfig):
         raise HGNError(f"config must be an RFConfig, got {type(config).__name__}")
     config.validate()
-    if not isinstance(dataset, Dataset):
-        raise HGNError(f"fit needs a Dataset, got {type(dataset).__name__}")
-    train = np.asarray(dataset.train, dtype=np.int64).reshape(-1)
-    if train.size == 0:
-        raise HGNError("the dataset has no training snapshots")
+    train, q, p, dqdt, dpdt = training_arrays(dataset)
     S = dataset.n_snapshots
-    if train.min() < 0 or train.max() >= S:
-        raise HGNError(f"training indices must lie in 0..{S - 1}")
     system = dataset.system
-    shape = (S, system.n, system.dim)
-    q = _check_array(dataset.q, shape, "q")[train]
-    p = _check_array(dataset.p, shape, "p")[train]
-    dqdt = _check_array(dataset.dqdt, shape, "dqdt")[train]
-    dpdt = _check_array(dataset.dpdt, shape, "dpdt")[train]
     energy = np.asarray(dataset.energy, dtype=np.float64).reshape(-1)
     known = None
     if energy.shape == (S,):
