@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 import warnings
@@ -38,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import HGNError
+from .fileformat import atomic_write
 from .jobs import available_cores
 
 #: training snapshots drawn when train gets a system instead of a dataset
@@ -320,12 +320,8 @@ def _write_json(path, doc: dict) -> Path:
     """Write ``doc`` as JSON atomically (temp file, then rename)."""
     path = Path(path)
     _check_out(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(doc, indent=2, allow_nan=True))
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise HGNError(f"could not write {path}: {exc.strerror or exc}") from None
+    with atomic_write(path, "w") as fh:
+        fh.write(json.dumps(doc, indent=2, allow_nan=True))
     return path
 
 

@@ -17,6 +17,7 @@ permission, a crash) leaves any previous file intact.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -47,23 +48,42 @@ def save_npz(path, kind: str, header: dict, arrays: dict[str, np.ndarray], compr
     if any(a.dtype == object for a in payload.values()):
         raise HGNError("object arrays cannot be stored (they would need pickle)")
     payload[HEADER_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    with atomic_write(path) as fh:
+        (np.savez_compressed if compress else np.savez)(fh, **payload)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode: str = "wb"):
+    """Open a temporary file next to ``path`` for writing (``mode`` "wb" or
+    "w"); when the ``with`` block ends normally it is fsync'ed and renamed over
+    ``path``, so readers see the old file or the whole new one, never a part.
+
+    A missing folder raises HGNError before anything is written; an OSError
+    (disk full, no permission) becomes HGNError and leaves any previous file
+    unchanged; any other exception (e.g. Cancelled) removes the temporary file
+    and propagates as it is.
+    """
+    path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    if not folder.exists():
+    if not folder.is_dir():
         raise HGNError(f"cannot save {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            (np.savez_compressed if compress else np.savez)(fh, **payload)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise HGNError(f"could not save {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        _silent_remove(tmp)
+        remove_quietly(tmp)
         raise HGNError(f"could not save {path}: {exc.strerror or exc}; the previous file (if any) is unchanged") from None
     except BaseException:
-        _silent_remove(tmp)
+        remove_quietly(tmp)
         raise
-    return path
 
 
 def load_npz(path, kind: str | tuple[str, ...] | None = None) -> tuple[dict, dict[str, np.ndarray]]:
@@ -98,7 +118,8 @@ def load_npz(path, kind: str | tuple[str, ...] | None = None) -> tuple[dict, dic
     return header, arrays
 
 
-def _silent_remove(p) -> None:
+def remove_quietly(p) -> None:
+    """Remove file ``p`` if it is there; errors are ignored."""
     try:
         os.remove(p)
     except OSError:

@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import Cancelled, HGNError
+from .fileformat import atomic_write, remove_quietly
 
 #: the largest frame a writer accepts (the export dialog stops at 1920x1080)
 MAX_SIZE = (4096, 4096)
@@ -114,13 +115,6 @@ def check_fps(fps) -> float:
     if not (0 < f <= MAX_FPS) or f != f:
         raise HGNError(f"frame rate must lie in (0, {MAX_FPS:g}] frames a second, got {fps!r}")
     return f
-
-
-def _silent_remove(p) -> None:
-    try:
-        os.remove(p)
-    except OSError:
-        pass
 
 
 class VideoWriter:
@@ -233,7 +227,7 @@ class VideoWriter:
             except Exception:
                 pass
             self._container = None
-        _silent_remove(self.tmp)
+        remove_quietly(self.tmp)
 
     def __enter__(self) -> "VideoWriter":
         return self
@@ -438,23 +432,8 @@ def write_png(path, rgb: np.ndarray) -> Path:
 def write_bytes_atomic(path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder."""
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise HGNError(f"cannot save {path}: folder {folder} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise HGNError(f"could not save {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        _silent_remove(tmp)
-        raise HGNError(f"could not save {path}: {exc.strerror or exc}; "
-                       "the previous file (if any) is unchanged") from None
+    with atomic_write(path) as fh:
+        fh.write(data)
     return path
 
 

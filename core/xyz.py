@@ -59,14 +59,13 @@ from __future__ import annotations
 import base64
 import json
 import os
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from .errors import HGNError
-from .fileformat import FORMAT, VERSION
+from .fileformat import FORMAT, VERSION, atomic_write
 from .jobs import CancelLike, ProgressFn, check_cancel, report
 from .system import System
 from .trajectory import Trajectory
@@ -220,34 +219,13 @@ def write_trajectory(path, traj: Trajectory, symbol: str = "X", forces: bool = F
 
     path = Path(path)
     frames = _iter_atoms(traj, symbol, forces, wrap)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.exists():
-        raise HGNError(f"cannot save {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            report(progress, "export", 0.0)
-            for k, atoms in enumerate(frames):
-                check_cancel(cancel)
-                ase.io.write(fh, atoms, format="extxyz")
-                report(progress, "export", (k + 1) / traj.n_frames)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        _silent_remove(tmp)
-        raise HGNError(f"could not save {path}: {exc.strerror or exc}; the previous file (if any) is unchanged") from None
-    except BaseException:
-        _silent_remove(tmp)
-        raise
+    with atomic_write(path, "w") as fh:
+        report(progress, "export", 0.0)
+        for k, atoms in enumerate(frames):
+            check_cancel(cancel)
+            ase.io.write(fh, atoms, format="extxyz")
+            report(progress, "export", (k + 1) / traj.n_frames)
     return path
-
-
-def _silent_remove(p) -> None:
-    try:
-        os.remove(p)
-    except OSError:
-        pass
 
 
 # ----------------------------------------------------------------------
