@@ -204,16 +204,9 @@ def system_from_args(args):
         if given:
             raise HGNError(f"--system takes the whole system from the file; drop "
                            f"{', '.join('--' + o for o in given)}")
-        from .io import load_any
+        from .io import system_in
 
-        kind, value = load_any(args.system)
-        if kind == "system":
-            return value
-        if kind == "trajectory":
-            return value[0].system
-        if kind == "dataset":
-            return value.system
-        raise HGNError(f"{args.system} holds a {kind}, not a system")
+        return system_in(args.system)
     kind = args.kind or DEFAULT_KIND
     wrong = [o for o in given if o != "kind" and o not in _KIND_OPTIONS[kind]]
     if wrong:

@@ -443,6 +443,19 @@ def load_any(path) -> tuple[str, object]:
     return kind, LOADERS[kind](path)
 
 
+def system_in(path) -> System:
+    """The System a system, trajectory (its first trajectory's) or dataset file
+    holds; HGNError for files of other kinds."""
+    kind, value = load_any(path)
+    if kind == "system":
+        return value
+    if kind == "trajectory":
+        return value[0].system
+    if kind == "dataset":
+        return value.system
+    raise HGNError(f"{Path(path).name} holds a {kind}, not a system")
+
+
 def _describe_system(s: System) -> str:
     graph = f"{len(s.edges)} fixed edges" if s.edges is not None else f"cutoff {s.cutoff:g} (dynamic edges)"
     pot = ", ".join(f"{k}={v:g}" for k, v in s.potential.params().items())
@@ -512,7 +525,7 @@ def _short(d, limit: int = 300) -> str:
 
 __all__ = ["save_system", "load_system", "save_trajectories", "save_trajectory", "load_trajectories",
            "load_trajectory", "save_dataset", "load_dataset", "load_any", "register_loader", "describe",
-           "is_xyz", "LOADERS",
+           "is_xyz", "LOADERS", "system_in",
            # building blocks shared with core.project and core.xyz (same layout inside other containers)
            "DATASET_ARRAYS", "jsonable", "split_meta", "system_header", "system_arrays", "same_system",
            "system_from", "pack_trajectories", "check_trajectory_shapes", "unpack_trajectories",

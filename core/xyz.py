@@ -292,16 +292,9 @@ def _resolve_system(system, fname: str) -> System:
     if isinstance(system, System):
         return system
     if isinstance(system, (str, os.PathLike)):
-        from .io import load_any
+        from .io import system_in
 
-        kind, value = load_any(system)
-        if kind == "system":
-            return value
-        if kind == "trajectory":
-            return value[0].system
-        if kind == "dataset":
-            return value.system
-        raise HGNError(f"{Path(system).name} holds a {kind}, not a system")
+        return system_in(system)
     raise HGNError(f"system must be a System or a file name, got {type(system).__name__}")
 
 

@@ -119,6 +119,20 @@ def test_several_trajectories_round_trip_sharing_their_system(tmp_path):
         io.load_trajectory(f, 3)
 
 
+def test_system_in_reads_the_system_of_system_trajectory_and_dataset_files(tmp_path, monkeypatch):
+    s1, s2, s3 = SYSTEMS["chain"](), SYSTEMS["periodic"](), SYSTEMS["edge_scale"]()
+    fs = io.save_system(tmp_path / "s.npz", s1)
+    ft = io.save_trajectories(tmp_path / "t.npz", [make_traj(s2), make_traj(s1, seed=1)])
+    fd = io.save_dataset(tmp_path / "d.npz", make_dataset(s3, with_series=False))
+    assert_same_system(io.system_in(fs), s1)
+    assert_same_system(io.system_in(ft), s2)  # the first trajectory's
+    assert_same_system(io.system_in(fd), s3)
+    monkeypatch.setitem(io.LOADERS, "note", lambda path: "a note")
+    save_npz(tmp_path / "x.npz", "note", {}, {})
+    with pytest.raises(HGNError, match="x.npz holds a note, not a system"):
+        io.system_in(tmp_path / "x.npz")
+
+
 @pytest.mark.parametrize("series", [True, False])
 def test_dataset_round_trip(tmp_path, series):
     ds = make_dataset(SYSTEMS["edge_scale"](), with_series=series)
