@@ -337,8 +337,30 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
             raise HGNError(msg)
         if not state["warned"]:
             warnings.warn(msg + " (further non-converged steps are counted in meta['unconverged_stages'])",
-                          RolloutConvergenceWarning, stacklevel=3)
+                          RolloutConvergenceWarning, stacklevel=4)
             state["warned"] = True
+
+    def fixed_point(x, update, step: int, stage: str):
+        """Iterate ``x <- update(x)[0]`` until the largest change is at most
+        ``tol * (1 + max |x|)`` (or ``max_iter`` iterations, then
+        :func:`not_converged`); returns the last ``x`` and the second value
+        of the last ``update``."""
+        first = 0.0
+        for _ in range(max_iter):
+            check_cancel(cancel)
+            x_new, extra = update(x)
+            change = float(np.max(np.abs(x_new - x), initial=0.0))
+            scale = 1.0 + float(np.max(np.abs(x_new), initial=0.0))
+            x = x_new
+            state["iterations"] += 1
+            first = first or change
+            if not math.isfinite(change):
+                raise _blowup(step, dt)
+            if change <= tol * scale:
+                break
+        else:
+            not_converged(step, stage, first, change, scale)
+        return x, extra
 
     h = 0.5 * dt
     check_cancel(cancel)
@@ -366,48 +388,24 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
                 report(progress, "rollout", step / steps)
                 last_report = time.perf_counter()
     else:
+        def half_kick(p_h):  # p_h = p - h H_q(q, p_h); also H_p(q, p_h)
+            gq, gp = grads.both(q, p_h)
+            return p - h * gq, gp
+
+        def drift(q1):  # q1 = q + h (H_p(q, p_h) + H_p(q1, p_h))
+            _, gp1 = grads.both(q1, p_h)
+            return q + h * (gp0 + gp1), None
+
         gq, _ = grads.both(q, p)  # first guess of H_q(q_0, p_1/2)
         if not _finite(gq):
             raise _blowup(0, dt)
         for step in range(1, steps + 1):
             if cancel is not None and cancel.is_set():
                 check_cancel(cancel)
-            # stage 1: p_h = p - h H_q(q, p_h)
-            p_h = p - h * gq
-            first = 0.0
-            for it in range(max_iter):
-                check_cancel(cancel)
-                gq, gp0 = grads.both(q, p_h)
-                p_new = p - h * gq
-                change = float(np.max(np.abs(p_new - p_h), initial=0.0))
-                scale = 1.0 + float(np.max(np.abs(p_new), initial=0.0))
-                p_h = p_new
-                state["iterations"] += 1
-                first = first or change
-                if not math.isfinite(change):
-                    raise _blowup(step, dt)
-                if change <= tol * scale:
-                    break
-            else:
-                not_converged(step, "momentum half step", first, change, scale)
+            # stage 1: p_h = p - h H_q(q, p_h), from the guess H_q at the last (q, p_h)
+            p_h, gp0 = fixed_point(p - h * gq, half_kick, step, "momentum half step")
             # stage 2: q1 = q + h (H_p(q, p_h) + H_p(q1, p_h))
-            q1 = q + dt * gp0
-            first = 0.0
-            for it in range(max_iter):
-                check_cancel(cancel)
-                gq, gp1 = grads.both(q1, p_h)
-                q_new = q + h * (gp0 + gp1)
-                change = float(np.max(np.abs(q_new - q1), initial=0.0))
-                scale = 1.0 + float(np.max(np.abs(q_new), initial=0.0))
-                q1 = q_new
-                state["iterations"] += 1
-                first = first or change
-                if not math.isfinite(change):
-                    raise _blowup(step, dt)
-                if change <= tol * scale:
-                    break
-            else:
-                not_converged(step, "position step", first, change, scale)
+            q1, _ = fixed_point(q + dt * gp0, drift, step, "position step")
             state["stages"] += 2
             # stage 3 (explicit): p1 = p_h - h H_q(q1, p_h), at the converged q1
             q = q1
