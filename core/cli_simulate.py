@@ -278,32 +278,12 @@ def xyz_names(out: Path, count: int) -> list[Path]:
 def dataset_from_runs(system, runs, trajs, test_fraction: float, seed: int, spec: dict):
     """Every saved frame of every run as a snapshot (exact derivatives from the
     runs' saved forces), split by trajectory when there are several."""
-    from .datagen import split_indices
-    from .trajectory import Dataset
+    from .datagen import dataset_from_parts
 
-    n_traj = len(runs)
-    frames = runs[0].q.shape[0]
-    q = np.concatenate([r.q for r in runs])
-    p = np.concatenate([r.p for r in runs])
-    dpdt = np.concatenate([r.forces for r in runs])
-    energy = np.concatenate([r.kinetic + r.potential for r in runs])
-    traj_of = np.repeat(np.arange(n_traj, dtype=np.int64), frames)
-    frame_of = np.tile(np.arange(frames, dtype=np.int64), n_traj)
+    parts = [(r.q, r.p, r.forces, r.kinetic + r.potential, np.arange(r.q.shape[0])) for r in runs]
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
-    if n_traj >= 2:
-        train_t, test_t = split_indices(n_traj, test_fraction, rng)
-        train = np.flatnonzero(np.isin(traj_of, train_t)).astype(np.int64)
-        test = np.flatnonzero(np.isin(traj_of, test_t)).astype(np.int64)
-        split = "trajectory" if len(test_t) else "none"
-    else:
-        train, test = split_indices(len(q), test_fraction, rng)
-        train_t, test_t = np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        split = "snapshot" if len(test) else "none"
-    meta = {"source": "python -m core simulate", "spec": spec, "split": split,
-            "train_trajectories": train_t.tolist(), "test_trajectories": test_t.tolist(),
-            "trajectory_of_snapshot": traj_of, "frame_of_snapshot": frame_of}
-    return Dataset(system=system, q=q, p=p, dqdt=p / system.masses[:, None], dpdt=dpdt, energy=energy,
-                   train=train, test=test, trajectories=list(trajs), meta=meta)
+    return dataset_from_parts(system, parts, test_fraction, rng, trajs,
+                              {"source": "python -m core simulate", "spec": spec})
 
 
 def run_simulate(args) -> int:

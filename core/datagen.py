@@ -146,6 +146,45 @@ def split_indices(n: int, fraction: float, rng: np.random.Generator) -> tuple[np
     return np.sort(perm[n_test:]).astype(np.int64), np.sort(perm[:n_test]).astype(np.int64)
 
 
+def dataset_from_parts(system: System, parts, test_fraction: float, rng: np.random.Generator,
+                       trajectories, meta: dict, split_lists: bool = True) -> Dataset:
+    """The snapshots of several time series of ``system`` as one Dataset.
+
+    ``parts``: one ``(q, p, dpdt, energy, frames)`` per trajectory, the
+    arrays of its chosen frames ((F, N, d), (F, N, d), (F, N, d), (F,)) and
+    their frame numbers ``frames`` (F,); dq/dt is p/m. With several
+    trajectories the test snapshots are whole trajectories (a seeded random
+    ``test_fraction`` of them, drawn from ``rng``); with one, a random
+    ``test_fraction`` of its snapshots. ``meta`` gets ``split`` ("trajectory",
+    "snapshot" or "none"), ``train_trajectories``/``test_trajectories``
+    (when ``split_lists``), ``trajectory_of_snapshot`` and
+    ``frame_of_snapshot``. Used by :func:`generate`, the command line's
+    ``simulate --dataset-out`` and :func:`core.project.dataset_from_trajectories`.
+    """
+    n_traj = len(parts)
+    q = np.concatenate([part[0] for part in parts])
+    p = np.concatenate([part[1] for part in parts])
+    dpdt = np.concatenate([part[2] for part in parts])
+    energy = np.concatenate([part[3] for part in parts])
+    traj_of = np.concatenate([np.full(len(part[4]), k, dtype=np.int64) for k, part in enumerate(parts)])
+    frame_of = np.concatenate([np.asarray(part[4], dtype=np.int64) for part in parts])
+    if n_traj >= 2:
+        train_t, test_t = split_indices(n_traj, test_fraction, rng)
+        train = np.flatnonzero(np.isin(traj_of, train_t)).astype(np.int64)
+        test = np.flatnonzero(np.isin(traj_of, test_t)).astype(np.int64)
+        split = "trajectory" if len(test_t) else "none"
+    else:
+        train, test = split_indices(len(q), test_fraction, rng)
+        train_t, test_t = np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        split = "snapshot" if len(test) else "none"
+    meta = dict(meta, split=split)
+    if split_lists:
+        meta.update(train_trajectories=train_t.tolist(), test_trajectories=test_t.tolist())
+    meta.update(trajectory_of_snapshot=traj_of, frame_of_snapshot=frame_of)
+    return Dataset(system=system, q=q, p=p, dqdt=p / system.masses[:, None], dpdt=dpdt, energy=energy,
+                   train=train, test=test, trajectories=list(trajectories), meta=meta)
+
+
 # -- generation --------------------------------------------------------------
 def generate(system: System, spec: DataSpec | None = None, progress: ProgressFn | None = None,
              cancel: CancelLike | None = None) -> Dataset:
@@ -172,30 +211,9 @@ def generate(system: System, spec: DataSpec | None = None, progress: ProgressFn 
         trajs.append(to_trajectory(system, run, ff))
     report(progress, "simulate", 1.0)
 
-    t_frames = runs[0].q.shape[0]
-    q = np.concatenate([r.q for r in runs])
-    p = np.concatenate([r.p for r in runs])
-    dpdt = np.concatenate([r.forces for r in runs])
-    dqdt = p / system.masses[:, None]
-    energy = np.concatenate([r.total for r in runs])
-    traj_of = np.repeat(np.arange(n_traj, dtype=np.int64), t_frames)
-    frame_of = np.tile(np.arange(t_frames, dtype=np.int64), n_traj)
-
-    split_rng = np.random.default_rng(seeds[n_traj])
-    if n_traj >= 2:
-        train_t, test_t = split_indices(n_traj, spec.test_fraction, split_rng)
-        train = np.flatnonzero(np.isin(traj_of, train_t)).astype(np.int64)
-        test = np.flatnonzero(np.isin(traj_of, test_t)).astype(np.int64)
-        split = "trajectory" if len(test_t) else "none"
-    else:
-        train, test = split_indices(len(q), spec.test_fraction, split_rng)
-        train_t, test_t = np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        split = "snapshot" if len(test) else "none"
-    meta = {"source": "generate", "spec": spec.to_dict(), "split": split,
-            "train_trajectories": train_t.tolist(), "test_trajectories": test_t.tolist(),
-            "trajectory_of_snapshot": traj_of, "frame_of_snapshot": frame_of}
-    return Dataset(system=system, q=q, p=p, dqdt=dqdt, dpdt=dpdt, energy=energy,
-                   train=train, test=test, trajectories=trajs, meta=meta)
+    parts = [(r.q, r.p, r.forces, r.total, np.arange(r.q.shape[0])) for r in runs]
+    return dataset_from_parts(system, parts, spec.test_fraction, np.random.default_rng(seeds[n_traj]), trajs,
+                              {"source": "generate", "spec": spec.to_dict()})
 
 
 def random_snapshots(system: System, n: int, displacement: float = DEFAULT_DISPLACEMENT,

@@ -562,7 +562,7 @@ def dataset_from_trajectories(trajectories, test_fraction: float = 0.25, seed: i
     several trajectories the test snapshots are whole trajectories the fit
     never sees; with one, a seeded random ``test_fraction`` of its frames.
     """
-    from .datagen import split_indices
+    from .datagen import dataset_from_parts
     from .forces import ForceField
 
     trajs = [trajectories] if isinstance(trajectories, Trajectory) else list(trajectories)
@@ -583,40 +583,24 @@ def dataset_from_trajectories(trajectories, test_fraction: float = 0.25, seed: i
         raise HGNError(f"stride must be >= 1, got {stride}")
     if not 0.0 <= frac < 1.0:
         raise HGNError(f"test_fraction must lie in [0, 1), got {test_fraction}")
-    m = system.masses[:, None]
     use_file = all(isinstance(tr.meta.get("forces"), np.ndarray) and tr.meta["forces"].shape == tr.q.shape
                    for tr in trajs)
-    q, p, dpdt, energy, traj_of, frame_of = [], [], [], [], [], []
-    for k, tr in enumerate(trajs):
+    parts = []
+    for tr in trajs:
         idx = np.arange(0, tr.n_frames, stride)
-        q.append(tr.q[idx])
-        p.append(tr.p[idx])
         if use_file:
-            dpdt.append(np.asarray(tr.meta["forces"], dtype=np.float64)[idx])
+            dpdt = np.asarray(tr.meta["forces"], dtype=np.float64)[idx]
         else:
             ff = ForceField(system)
-            dpdt.append(np.stack([ff.forces(x) for x in tr.q[idx]]))
-        energy.append((tr.kinetic + tr.potential)[idx])
-        traj_of.append(np.full(len(idx), k, dtype=np.int64))
-        frame_of.append(idx.astype(np.int64))
-    q, p, dpdt = np.concatenate(q), np.concatenate(p), np.concatenate(dpdt)
-    traj_of, frame_of = np.concatenate(traj_of), np.concatenate(frame_of)
-    if len(q) < 2:
-        raise HGNError(f"only {len(q)} snapshot(s): a fit needs at least 2 (import more frames or lower the stride)")
-    rng = np.random.default_rng(int(seed))
-    if len(trajs) >= 2:
-        train_t, test_t = split_indices(len(trajs), frac, rng)
-        train = np.flatnonzero(np.isin(traj_of, train_t)).astype(np.int64)
-        test = np.flatnonzero(np.isin(traj_of, test_t)).astype(np.int64)
-        split = "trajectory" if len(test_t) else "none"
-    else:
-        train, test = split_indices(len(q), frac, rng)
-        split = "snapshot" if len(test) else "none"
-    meta = {"source": "imported", "labels": [tr.label for tr in trajs], "split": split, "stride": stride,
-            "forces": "file" if use_file else "computed", "trajectory_of_snapshot": traj_of,
-            "frame_of_snapshot": frame_of}
-    return Dataset(system=system, q=q, p=p, dqdt=p / m, dpdt=dpdt, energy=np.concatenate(energy),
-                   train=train, test=test, trajectories=trajs, meta=meta)
+            dpdt = np.stack([ff.forces(x) for x in tr.q[idx]])
+        parts.append((tr.q[idx], tr.p[idx], dpdt, (tr.kinetic + tr.potential)[idx], idx))
+    n_snapshots = sum(len(part[4]) for part in parts)
+    if n_snapshots < 2:
+        raise HGNError(f"only {n_snapshots} snapshot(s): a fit needs at least 2 (import more frames or lower the stride)")
+    meta = {"source": "imported", "labels": [tr.label for tr in trajs], "stride": stride,
+            "forces": "file" if use_file else "computed"}
+    return dataset_from_parts(system, parts, frac, np.random.default_rng(int(seed)), trajs, meta,
+                              split_lists=False)
 
 
 __all__ = ["Project", "ModelRecord", "RolloutRecord", "save_project", "load_project", "read_header",
