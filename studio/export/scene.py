@@ -46,9 +46,9 @@ DPI = 96.0
 
 
 def _camera_from(state: dict | None, system, size: float) -> dict:
-    """Turntable camera parameters: the studio's current ones, else framing
-    like ``ParticleView.reset_camera``."""
-    from ..widgets.particle_view import _pad3
+    """Turntable camera parameters: the studio's current ones, else the
+    views' own framing (``particle_view.default_camera``)."""
+    from ..widgets.particle_view import default_camera
 
     if state:
         out = {k: state[k] for k in ("center", "scale_factor", "elevation", "azimuth", "fov") if k in state}
@@ -58,17 +58,7 @@ def _camera_from(state: dict | None, system, size: float) -> dict:
             out.setdefault("elevation", 25.0)
             out.setdefault("azimuth", 30.0)
             return out
-    q = _pad3(system.positions)
-    if system.box is not None:
-        lo, hi = np.zeros(3), _pad3(system.box[None])[0]
-    else:
-        lo, hi = q.min(0), q.max(0)
-    # the bounding sphere fits in the view from any direction (the studio's own
-    # reset frames the box edge-on and can clip a 3D lattice seen at an angle)
-    radius = 0.5 * float(np.linalg.norm(hi - lo)) + size
-    flat = system.dim == 2
-    return {"center": tuple(float(x) for x in 0.5 * (lo + hi)), "scale_factor": max(2.1 * radius, 1.0),
-            "elevation": 90.0 if flat else 25.0, "azimuth": 0.0 if flat else 30.0, "fov": 35.0}
+    return default_camera(system, size)
 
 
 def studio_app():

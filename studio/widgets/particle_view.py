@@ -42,6 +42,23 @@ def bond_length(system) -> float:
         return 1.0
 
 
+def default_camera(system, size: float) -> dict:
+    """Turntable camera parameters (center, scale_factor, elevation, azimuth,
+    fov) that frame ``system`` by its bounding sphere (of the periodic box or
+    of the particles, plus one sphere radius ``size``), so that it fits in
+    the view from any direction; 2D systems are seen from above. Used by
+    :meth:`ParticleView.reset_camera` and by the video export."""
+    q = _pad3(system.positions)
+    if system.box is not None:
+        lo, hi = np.zeros(3), _pad3(system.box[None])[0]
+    else:
+        lo, hi = q.min(0), q.max(0)
+    radius = 0.5 * float(np.linalg.norm(hi - lo)) + size
+    flat = system.dim == 2
+    return {"center": tuple(float(x) for x in 0.5 * (lo + hi)), "scale_factor": max(2.1 * radius, 1.0),
+            "elevation": 90.0 if flat else 25.0, "azimuth": 0.0 if flat else 30.0, "fov": 35.0}
+
+
 class _Particles:
     """One set of shaded spheres; colours are uploaded only when they change."""
 
@@ -170,19 +187,9 @@ class ParticleView(QWidget):
     def reset_camera(self) -> None:
         if self.system is None:
             return
-        q = _pad3(self.system.positions)
-        if self.system.box is not None:
-            lo, hi = np.zeros(3), _pad3(self.system.box[None])[0]
-        else:
-            lo, hi = q.min(0), q.max(0)
         cam = self.view.camera
-        cam.center = tuple(0.5 * (lo + hi))
-        ext = float(np.max(hi - lo)) + 2 * self.size
-        cam.scale_factor = max(ext * 1.25, 1.0)
-        if self.system.dim == 2:
-            cam.elevation, cam.azimuth = 90.0, 0.0
-        else:
-            cam.elevation, cam.azimuth = 25.0, 30.0
+        for key, value in default_camera(self.system, self.size).items():
+            setattr(cam, key, value)
 
     def _wrap(self, q: np.ndarray) -> np.ndarray:
         if self.system is not None and self.system.box is not None:
