@@ -23,7 +23,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 from core.errors import Cancelled, HGNError
 from core.jobs import CancelToken
@@ -107,8 +107,11 @@ class JobRunner(QObject):
         worker.finished.connect(self.finished)
         worker.failed.connect(self.failed)
         worker.cancelled.connect(self.cancelled)
+        # quit the thread's loop from the worker's own thread (QThread.quit is
+        # thread-safe): queued, the call would wait for the GUI thread, and a
+        # wait() there could never see the thread end
         for sig in (worker.finished, worker.failed, worker.cancelled):
-            sig.connect(thread.quit)
+            sig.connect(thread.quit, Qt.DirectConnection)
         thread.started.connect(worker.run)
         thread.finished.connect(self._cleanup)
         self._thread, self._worker = thread, worker
@@ -133,10 +136,18 @@ class JobRunner(QObject):
         self.done.emit()
 
     def wait(self, timeout_ms: int = 5000) -> bool:
-        """Block until the thread ends (for shutdown and tests)."""
+        """Block until the job's thread ends (for shutdown and tests); False
+        on timeout. Called from the thread the runner lives in (the GUI
+        thread), it then delivers the job's pending signals (``finished`` /
+        ``failed`` / ``cancelled``, ``done``), so ``is_running()`` is False
+        when it returns True."""
         if self._thread is None:
             return True
-        return self._thread.wait(timeout_ms)
+        if not self._thread.wait(timeout_ms):
+            return False
+        if QThread.currentThread() is self.thread():
+            QCoreApplication.sendPostedEvents(self, 0)
+        return True
 
     def shutdown(self, timeout_ms: int = 3000) -> None:
         """Cancel and join the running job (window closing)."""
