@@ -147,7 +147,7 @@ def split_indices(n: int, fraction: float, rng: np.random.Generator) -> tuple[np
 
 
 def dataset_from_parts(system: System, parts, test_fraction: float, rng: np.random.Generator,
-                       trajectories, meta: dict, split_lists: bool = True) -> Dataset:
+                       trajectories, meta: dict) -> Dataset:
     """The snapshots of several time series of ``system`` as one Dataset.
 
     ``parts``: one ``(q, p, dpdt, energy, frames)`` per trajectory, the
@@ -156,8 +156,8 @@ def dataset_from_parts(system: System, parts, test_fraction: float, rng: np.rand
     trajectories the test snapshots are whole trajectories (a seeded random
     ``test_fraction`` of them, drawn from ``rng``); with one, a random
     ``test_fraction`` of its snapshots. ``meta`` gets ``split`` ("trajectory",
-    "snapshot" or "none"), ``train_trajectories``/``test_trajectories``
-    (when ``split_lists``), ``trajectory_of_snapshot`` and
+    "snapshot" or "none"), ``train_trajectories``/``test_trajectories``,
+    ``trajectory_of_snapshot`` and
     ``frame_of_snapshot``. Used by :func:`generate`, the command line's
     ``simulate --dataset-out`` and :func:`core.project.dataset_from_trajectories`.
     """
@@ -177,9 +177,7 @@ def dataset_from_parts(system: System, parts, test_fraction: float, rng: np.rand
         train, test = split_indices(len(q), test_fraction, rng)
         train_t, test_t = np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
         split = "snapshot" if len(test) else "none"
-    meta = dict(meta, split=split)
-    if split_lists:
-        meta.update(train_trajectories=train_t.tolist(), test_trajectories=test_t.tolist())
+    meta = dict(meta, split=split, train_trajectories=train_t.tolist(), test_trajectories=test_t.tolist())
     meta.update(trajectory_of_snapshot=traj_of, frame_of_snapshot=frame_of)
     return Dataset(system=system, q=q, p=p, dqdt=p / system.masses[:, None], dpdt=dpdt, energy=energy,
                    train=train, test=test, trajectories=list(trajectories), meta=meta)

@@ -599,8 +599,8 @@ def dataset_from_trajectories(trajectories, test_fraction: float = 0.25, seed: i
         raise HGNError(f"only {n_snapshots} snapshot(s): a fit needs at least 2 (import more frames or lower the stride)")
     meta = {"source": "imported", "labels": [tr.label for tr in trajs], "stride": stride,
             "forces": "file" if use_file else "computed"}
-    return dataset_from_parts(system, parts, frac, np.random.default_rng(int(seed)), trajs, meta,
-                              split_lists=False)
+    # the split lists let a time-series fit keep the test trajectories out
+    return dataset_from_parts(system, parts, frac, np.random.default_rng(int(seed)), trajs, meta)
 
 
 __all__ = ["Project", "ModelRecord", "RolloutRecord", "save_project", "load_project", "read_header",

@@ -303,6 +303,9 @@ def test_dataset_from_trajectories_prefers_file_forces_and_splits_by_run(fitted)
     of = ds.meta["trajectory_of_snapshot"]
     assert np.array_equal(ds.dpdt[:, 0, 0], of.astype(float))      # each run's own forces
     assert len(set(of[ds.test])) == 1 and not set(of[ds.test]) & set(of[ds.train])
+    # the split is recorded per run, so a time-series fit keeps the test runs out
+    assert sorted(ds.meta["test_trajectories"]) == sorted(set(of[ds.test].tolist()))
+    assert sorted(ds.meta["train_trajectories"]) == sorted(set(of[ds.train].tolist()))
 
 
 def test_dataset_from_trajectories_bad_input(fitted):
