@@ -75,6 +75,31 @@ class FieldCommand(QUndoCommand):
         self.form.edited.emit(self.name)
 
 
+class ChoiceCommand(QUndoCommand):
+    """Undoable change of a combo that swaps what the panels show: the
+    generator kind (with the potential it brings and the simulation fields
+    it adjusts), the pair potential, or the fitting method.
+
+    ``old`` and ``new`` are states for :meth:`MainWindow._apply_choice`:
+    dicts with any of ``kind``, ``potential``, ``method`` and ``fields`` (a
+    list of (form, field name, value) the change set alongside).
+    """
+
+    def __init__(self, window: "MainWindow", old: dict, new: dict, text: str):
+        super().__init__(text)
+        self.window, self.old, self.new = window, old, new
+        self._first = True
+
+    def redo(self):
+        if self._first:      # the change already happened in the widgets
+            self._first = False
+            return
+        self.window._apply_choice(self.new)
+
+    def undo(self):
+        self.window._apply_choice(self.old)
+
+
 def _scroll(w: QWidget) -> QScrollArea:
     s = QScrollArea()
     s.setWidget(w)
@@ -97,6 +122,10 @@ class MainWindow(QMainWindow):
         self.rolloutJobs = JobRunner(self)
         self._pending_rollout = None
         self._current_sim = dataclasses.asdict(SIMULATION)
+        #: set while an undo/redo puts combos back (their changes push nothing)
+        self._applying_choice = False
+        #: (form, name, old, new) of the fields the running generator change set
+        self._kind_fields: list = []
         #: timestamps of the last Train press and of its first roll-out frame on screen
         self.timing: dict[str, float] = {}
 
@@ -234,6 +263,9 @@ class MainWindow(QMainWindow):
         sp.built.connect(self._on_built)
         sp.error.connect(self.show_error)
         sp.kindChanged.connect(self._on_kind_changed)
+        sp.kindEdited.connect(self._on_kind_edited)
+        sp.potentialEdited.connect(self._on_potential_edited)
+        tp.methodChanged.connect(self._on_method_edited)
         self.drawingPanel.built.connect(self._on_built)
         self.drawingPanel.error.connect(self.show_error)
         tp.trainRequested.connect(self.train)
@@ -329,7 +361,8 @@ class MainWindow(QMainWindow):
     def _on_kind_changed(self, old: str, new: str) -> None:
         """Carry kind-specific simulation defaults (studio.defaults.KIND_SIMULATION)
         into the forms where the user kept the old kind's value."""
-        if getattr(self, "_restoring", False):
+        self._kind_fields = []
+        if getattr(self, "_restoring", False) or self._applying_choice:
             return
         names = set(KIND_SIMULATION.get(old, {})) | set(KIND_SIMULATION.get(new, {}))
         changed = []
@@ -346,9 +379,53 @@ class MainWindow(QMainWindow):
                 value = simulation_default(new, name)
                 if value != current:
                     form.set_value(name, value)
+                    self._kind_fields.append((form, name, current, value))
                     changed.append(f"{name} {value:g}")
         if changed:
             self.show_status(f"settings for a {new} system: " + ", ".join(changed))
+
+    # -- undo of combo changes ------------------------------------------------
+    def _recording_choices(self) -> bool:
+        return not (getattr(self, "_restoring", False) or self._applying_choice)
+
+    @Slot(str, str, str, str)
+    def _on_kind_edited(self, old: str, new: str, old_pot: str, new_pot: str) -> None:
+        fields, self._kind_fields = self._kind_fields, []
+        if not self._recording_choices():
+            return
+        label = self.systemPanel.kindCombo.itemText(self.systemPanel.kindCombo.findData(new))
+        before = {"kind": old, "potential": old_pot, "fields": [(f, n, o) for f, n, o, _ in fields]}
+        after = {"kind": new, "potential": new_pot, "fields": [(f, n, v) for f, n, _, v in fields]}
+        self.undo.push(ChoiceCommand(self, before, after, f"Generator {label}"))
+
+    @Slot(str, str)
+    def _on_potential_edited(self, old: str, new: str) -> None:
+        if self._recording_choices():
+            label = self.systemPanel.potentialCombo.currentText()
+            self.undo.push(ChoiceCommand(self, {"potential": old}, {"potential": new}, f"Potential {label}"))
+
+    @Slot(str, str)
+    def _on_method_edited(self, old: str, new: str) -> None:
+        if self._recording_choices():
+            label = self.trainPanel.methodCombo.currentText()
+            self.undo.push(ChoiceCommand(self, {"method": old}, {"method": new}, f"Method {label}"))
+
+    def _apply_choice(self, state: dict) -> None:
+        """Put the combos (and the fields they changed) to ``state`` without
+        pushing commands or applying kind-specific defaults again."""
+        self._applying_choice = True
+        try:
+            if state.get("kind"):
+                self.systemPanel.set_kind(state["kind"])
+            if state.get("potential"):
+                self.systemPanel.set_potential_kind(state["potential"])
+            if state.get("method"):
+                self.trainPanel.set_method(state["method"])
+            for form, name, value in state.get("fields", ()):
+                form.set_value(name, value)
+                form.edited.emit(name)
+        finally:
+            self._applying_choice = False
 
     # -- system ------------------------------------------------------------
     def _initial_system(self) -> None:

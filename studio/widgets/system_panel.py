@@ -75,8 +75,15 @@ class SystemPanel(QWidget):
     built = Signal(object, dict)
     error = Signal(str)
     changed = Signal()
-    #: (previous kind, new kind) when the generator changes
+    #: (previous kind, new kind) when the generator changes, before the
+    #: potential combo follows it (listeners may adjust dependent fields)
     kindChanged = Signal(str, str)
+    #: (old kind, new kind, old potential, new potential) once a generator
+    #: change is complete, potential included -- for one undo command
+    kindEdited = Signal(str, str, str, str)
+    #: (old potential, new potential) when the potential combo changes on its
+    #: own (not as the consequence of a generator change) -- for undo
+    potentialEdited = Signal(str, str)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -157,6 +164,7 @@ class SystemPanel(QWidget):
         lay.addWidget(self.summary)
         lay.addStretch(1)
 
+        self._switching_kind = False
         self.kindCombo.currentIndexChanged.connect(self._on_kind)
         self.potentialCombo.currentIndexChanged.connect(self._on_potential_kind)
         self.set_kind(DEFAULT_KIND)
@@ -187,15 +195,27 @@ class SystemPanel(QWidget):
         k = self.kind
         prev = getattr(self, "_kind", k)
         self._kind = k
+        old_pot = self.potential_kind
         if prev != k:
             self.kindChanged.emit(prev, k)
         self.builderStack.setCurrentWidget(self.builderForms[k])
-        self.set_potential_kind(DEFAULT_POTENTIAL.get(k, "harmonic"))
+        self._switching_kind = True
+        try:
+            self.set_potential_kind(DEFAULT_POTENTIAL.get(k, "harmonic"))
+        finally:
+            self._switching_kind = False
         self._update_curve()
+        if prev != k:
+            self.kindEdited.emit(prev, k, old_pot or "", self.potential_kind or "")
         self.changed.emit()
 
     @Slot()
     def _on_potential_kind(self) -> None:
+        k = self.potential_kind
+        prev = getattr(self, "_potential", k)
+        self._potential = k
+        if prev != k and not self._switching_kind:
+            self.potentialEdited.emit(prev, k)
         self.potentialStack.setCurrentWidget(self.potentialForms[self.potential_kind])
         self._update_curve()
         self.changed.emit()

@@ -46,6 +46,8 @@ class TrainPanel(QWidget):
     trainRequested = Signal()
     cancelRequested = Signal()
     error = Signal(str)
+    #: (old method key, new method key) when the method combo changes -- for undo
+    methodChanged = Signal(str, str)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -136,8 +138,12 @@ class TrainPanel(QWidget):
     @Slot()
     def _on_method(self) -> None:
         key = self.method_key
+        prev = getattr(self, "_method", None)
+        self._method = key
         if key in self.methodForms:
             self.methodStack.setCurrentWidget(self.methodForms[key])
+        if prev is not None and key is not None and prev != key:
+            self.methodChanged.emit(prev, key)
 
     # -- values ----------------------------------------------------------------
     def request(self) -> tuple[dict, Method, dict]:
