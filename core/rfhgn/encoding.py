@@ -13,7 +13,8 @@ Two encodings:
 
 The frame rule, deterministic (ties go to the lower particle index):
 
-1. x_i = q_i - c; order particles by (|x_i|, i).
+1. x_i = q_i - c; order particles by (-|x_i|, i) (rule ``"farthest"``, the
+   default) or by (|x_i|, i) (rule ``"nearest"``, the paper's).
 2. a = the first particle in that order with |x_i| > 1e-12 * max(1, max |x|);
    e_1 = x_a / |x_a|. (If every particle sits at the centre, e_1 is the first
    axis and the frame does not depend on q.)
@@ -23,6 +24,15 @@ The frame rule, deterministic (ties go to the lower particle index):
    e_2 = u / |u|, e_3 = e_1 x e_2. If no particle qualifies (all collinear),
    x_b is replaced by the coordinate axis least aligned with e_1 (lowest
    index on ties), which then does not depend on q.
+
+Why "farthest" is the default: in a lattice whose centre holds a particle
+(3x3x3, odd n x n), the nearest particle sits within a displacement of c, so
+e_1 = x_a / |x_a| turns through any angle as the particles move by 0.1, and
+every frame coordinate q_bar becomes a wildly varying function of q that the
+random features must fit. The farthest particle is at the lattice's radius,
+so e_1 (and e_2) turn by about displacement / radius. Measured on the 3x3x3
+harmonic benchmark (SWIM, 500 training snapshots): test dq/dt MSE 4.2e-3 ->
+2.5e-3 at node width 16 and 4.6e-4 -> 4.7e-5 at node width 64.
 
 The frame jumps where the order changes (that is the paper's method); between
 jumps it is smooth and :func:`frame_adjoint` gives the exact gradient through
@@ -46,6 +56,10 @@ from ..errors import HGNError
 CENTRE_TOLERANCE = 1e-12
 #: the orthogonal part of x_b must exceed this times |x_b| to define e_2 (3D)
 COLLINEAR_TOLERANCE = 1e-6
+#: orderings of the particles that pick the frame (see the module notes)
+FRAME_RULES = ("farthest", "nearest")
+#: the rule a frame network uses unless told otherwise; "nearest" is the paper's
+DEFAULT_FRAME_RULE = "farthest"
 
 
 def kinetic_inputs(p: np.ndarray, masses: np.ndarray) -> np.ndarray:
@@ -66,13 +80,16 @@ class Frame:
     norm_u: np.ndarray  # (S,) |u| in 3D (1 in 2D)
 
 
-def build_frame(q: np.ndarray) -> Frame:
-    """Frame of each snapshot of q (S, N, d); see the module notes for the rule."""
+def build_frame(q: np.ndarray, rule: str = DEFAULT_FRAME_RULE) -> Frame:
+    """Frame of each snapshot of q (S, N, d); ``rule`` is one of
+    :data:`FRAME_RULES` (see the module notes)."""
+    if rule not in FRAME_RULES:
+        raise HGNError(f"frame rule {rule!r} is not one of {', '.join(FRAME_RULES)}")
     q = np.asarray(q, dtype=np.float64)
     S, N, d = q.shape
     x = q - q.mean(axis=1, keepdims=True)
     norms = np.sqrt(np.einsum("sik,sik->si", x, x))
-    order = np.argsort(norms, axis=1, kind="stable")
+    order = np.argsort(norms if rule == "nearest" else -norms, axis=1, kind="stable")
     B = np.zeros((S, d, d))
     a = np.full(S, -1, dtype=np.int64)
     b = np.full(S, -1, dtype=np.int64)

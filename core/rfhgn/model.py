@@ -302,14 +302,17 @@ class FittedModel(LearnedHamiltonian):
     def load(cls, path) -> "FittedModel":
         header, arrays = load_npz(path, "model")
         try:
-            config = RFConfig.from_dict(header["config"])
+            stored = dict(header["config"])
+            # files written before frame_rule existed used the paper's rule
+            stored.setdefault("frame_rule", "nearest")
+            config = RFConfig.from_dict(stored)
             dim = int(header["dim"])
             theta = np.asarray(arrays["theta"], dtype=np.float64)
             constant = float(np.asarray(arrays["constant"]).reshape(-1)[0])
             if config.encoding == "invariant":
                 net = InvariantNetwork.from_arrays(arrays, config.linear_kinetic, config.cutoff_shift, config.pool_edges)
             else:
-                net = FrameNetwork.from_arrays(arrays, dim, config.pool_edges)
+                net = FrameNetwork.from_arrays(arrays, dim, config.pool_edges, config.frame_rule)
             train_system = None
             if "train_system" in header:
                 sys_arrays = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("train_system.")}

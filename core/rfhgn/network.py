@@ -32,7 +32,8 @@ f, f' and f'' exactly.
 
 Frame network (:class:`FrameNetwork`, ``encoding="frame"``, the paper's)
 ------------------------------------------------------------------------
-Inputs in the frame of :mod:`core.rfhgn.encoding`: node x_i = [q_bar_i,
+Inputs in the frame of :mod:`core.rfhgn.encoding` (its ``rule``, stored as
+``FrameNetwork.rule`` and ``RFConfig.frame_rule``): node x_i = [q_bar_i,
 p_bar_i, m_i] (2d + 1), edge x_ij = [r_ij, (q_bar_i - q_bar_j)_k^2 for each
 axis k] (1 + d, symmetric in i, j).
 
@@ -59,7 +60,8 @@ import numpy as np
 
 from ..errors import HGNError
 from ..system import System
-from .encoding import build_frame, check_frame_system, encode, frame_adjoint, kinetic_inputs
+from .encoding import (DEFAULT_FRAME_RULE, FRAME_RULES, build_frame, check_frame_system, encode, frame_adjoint,
+                       kinetic_inputs)
 from .graphs import GraphBatch, batch_graph
 
 
@@ -271,7 +273,11 @@ class FrameNetwork:
     encoding = "frame"
     separable = False
 
-    def __init__(self, node: Dense, edge: Dense, msg: Dense, dim: int, pool_edges: bool = True):
+    def __init__(self, node: Dense, edge: Dense, msg: Dense, dim: int, pool_edges: bool = True,
+                 rule: str = DEFAULT_FRAME_RULE):
+        if rule not in FRAME_RULES:
+            raise HGNError(f"frame rule {rule!r} is not one of {', '.join(FRAME_RULES)}")
+        self.rule = rule
         self.node, self.edge, self.msg = node, edge, msg
         self.dim = int(dim)
         self.pool_edges = bool(pool_edges)
@@ -293,7 +299,7 @@ class FrameNetwork:
         check_frame_system(system)
         S, N, d = q.shape
         g = graph if graph is not None else batch_graph(system, q)
-        fr = build_frame(q)
+        fr = build_frame(q, self.rule)
         qb, pb = encode(fr, p)
         xn = np.concatenate([qb, pb, np.broadcast_to(system.masses[None, :, None], (S, N, 1))], axis=2).reshape(S * N, 2 * d + 1)
         db = np.einsum("pk,pkl->pl", g.delta, fr.B[g.snap])
@@ -398,7 +404,7 @@ class FrameNetwork:
         return out
 
     @classmethod
-    def from_arrays(cls, arrays: dict, dim: int, pool_edges: bool) -> "FrameNetwork":
+    def from_arrays(cls, arrays: dict, dim: int, pool_edges: bool, rule: str = DEFAULT_FRAME_RULE) -> "FrameNetwork":
         layers = [Dense(np.asarray(arrays[f"{n}_W"], dtype=np.float64), np.asarray(arrays[f"{n}_b"], dtype=np.float64))
                   for n in ("node", "edge", "msg")]
-        return cls(*layers, dim=dim, pool_edges=pool_edges)
+        return cls(*layers, dim=dim, pool_edges=pool_edges, rule=rule)

@@ -215,7 +215,7 @@ def sample_network(config: RFConfig, sets: list[SampleSet], rng: np.random.Gener
     for s in sets:
         check_frame_system(s.system)
         S, N, d = s.q.shape
-        fr = build_frame(s.q)
+        fr = build_frame(s.q, config.frame_rule)
         qb, pb = encode(fr, s.p)
         xn = np.concatenate([qb, pb, np.broadcast_to(s.system.masses[None, :, None], (S, N, 1))], axis=2).reshape(S * N, -1)
         g = s.graph
@@ -239,7 +239,7 @@ def sample_network(config: RFConfig, sets: list[SampleSet], rng: np.random.Gener
         zs.append(np.concatenate([hs, edge(xe)], axis=1))
     msg = _layer(np.concatenate(zs), config.message_width, config, rng, tgt("msg"))
     report(progress, "sample", 1.0)
-    return FrameNetwork(node, edge, msg, dim, config.pool_edges)
+    return FrameNetwork(node, edge, msg, dim, config.pool_edges, config.frame_rule)
 
 
 def local_energies(network, theta: np.ndarray, sets: list[SampleSet]) -> list[dict]:

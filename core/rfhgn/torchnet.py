@@ -94,7 +94,7 @@ def torch_features(network, system: System, q, p, params: dict | None = None):
         return torch.cat([phi_t, pool(feats)], dim=1)
 
     assert isinstance(network, FrameNetwork)
-    fr = build_frame(qn)
+    fr = build_frame(qn, network.rule)
     x = q - q.mean(1, keepdim=True)
     rows = torch.arange(S)
     e1 = torch.zeros((S, d), dtype=torch.float64)

@@ -238,6 +238,32 @@ def test_save_and_load_give_identical_predictions(tmp_path, encoding):
     assert np.array_equal(back.time_derivatives(big, qb, pb)[1], model.time_derivatives(big, qb, pb)[1])
 
 
+def test_frame_rule_is_saved_and_old_files_keep_the_papers_rule(tmp_path):
+    from core.fileformat import load_npz, save_npz
+
+    s = builders.square_lattice(3, 3)
+    data = random_snapshots(s, 30, seed=1)
+    q, p = data.q[:3], data.p[:3]
+    model = fit(data, RFConfig(encoding="frame", frame_rule="nearest", **SMALL))
+    back = FittedModel.load(model.save(tmp_path / "m.hgn"))
+    assert back.network.rule == "nearest"
+    assert np.array_equal(back.energy(s, q, p), model.energy(s, q, p))
+    # a file written before frame_rule existed (no key) was fitted with the paper's rule
+    header, arrays = load_npz(tmp_path / "m.hgn", "model")
+    del header["config"]["frame_rule"]
+    for k in ("format", "version", "kind"):
+        header.pop(k, None)
+    save_npz(tmp_path / "old.hgn", "model", header, arrays)
+    old = FittedModel.load(tmp_path / "old.hgn")
+    assert old.config.frame_rule == "nearest" and old.network.rule == "nearest"
+    assert np.array_equal(old.energy(s, q, p), model.energy(s, q, p))
+    # the rule matters: the same weights in the other frame give another energy
+    other = FittedModel(model.config.replace(frame_rule="farthest"),
+                        type(model.network).from_arrays(model.network.to_arrays(), 2, model.config.pool_edges, "farthest"),
+                        model.theta, model.constant, model.n_ref, s)
+    assert not np.allclose(other.energy(s, q, p), model.energy(s, q, p))
+
+
 def test_loading_a_wrong_file_kind_is_an_error(tmp_path):
     from core.fileformat import save_npz
 
@@ -280,7 +306,7 @@ def test_progress_stages_and_cancel(lattice):
     {"encoding": "polar"}, {"sampler": "sgd"}, {"activation": "relu"}, {"node_width": 0},
     {"edge_width": 2.5}, {"regularisation": -1.0}, {"regularisation": float("nan")},
     {"batch_size": 0}, {"seed": -1}, {"linear_kinetic": "yes"}, {"solver": "qr"},
-    {"encoding": "frame", "static_width": 2}, {"swim_scale": 0.0},
+    {"encoding": "frame", "static_width": 2}, {"swim_scale": 0.0}, {"frame_rule": "middle"},
 ])
 def test_bad_settings_raise(bad):
     with pytest.raises(HGNError):

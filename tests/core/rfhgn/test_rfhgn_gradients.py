@@ -62,12 +62,18 @@ def _autograd_jacobians(net, system, q, p):
 # the frame encoding is undefined in a periodic box (see test_frame_rejects_periodic)
 PAIRS = [(enc, case) for enc in ("invariant", "frame") for case in sorted(CASES)
          if not (enc == "frame" and "periodic" in case)]
+# the paper's frame rule too (the default is "farthest")
+PAIRS += [("frame-nearest", "fixed-3d"), ("frame-nearest", "cutoff-2d-free")]
 
 
 @pytest.mark.parametrize("encoding,case", PAIRS)
 def test_feature_jacobians_match_autograd(encoding, case):
     system = CASES[case]()
-    net = _network(system, encoding)
+    if encoding == "frame-nearest":
+        net = _network(system, "frame", frame_rule="nearest")
+        assert net.rule == "nearest"
+    else:
+        net = _network(system, encoding)
     q, p = _states(system)
     phi, Jq, Jp = net.jacobians(system, q, p)
     phi_t, jq_t, jp_t = _autograd_jacobians(net, system, q, p)
@@ -90,8 +96,9 @@ def test_feature_jacobians_match_autograd(encoding, case):
     assert np.abs(gp - ap.numpy()).max() < 1e-11 * gscale
 
 
+@pytest.mark.parametrize("rule", ["nearest", "farthest"])
 @pytest.mark.parametrize("dim", [2, 3])
-def test_frame_adjoint_matches_autograd_for_a_random_function(dim):
+def test_frame_adjoint_matches_autograd_for_a_random_function(dim, rule):
     # Phi = sum of a random smooth function of (q_bar, p_bar): checks the
     # centre and frame terms of the adjoint on their own
     rng = np.random.default_rng(dim)
@@ -104,7 +111,7 @@ def test_frame_adjoint_matches_autograd_for_a_random_function(dim):
         x = np.concatenate([qb, pb], -1)
         return np.tanh(x @ A)  # (S, N, 3)
 
-    fr = build_frame(q)
+    fr = build_frame(q, rule)
     qb, pb = encode(fr, p)
     x = np.concatenate([qb, pb], -1)
     dt = 1 - np.tanh(x @ A) ** 2  # (S, N, 3)
@@ -136,13 +143,21 @@ def test_frame_adjoint_matches_autograd_for_a_random_function(dim):
 def test_frame_rule_is_deterministic_and_orthonormal():
     rng = np.random.default_rng(0)
     q = rng.standard_normal((5, 9, 3))
-    fr = build_frame(q)
-    for s in range(5):
-        B = fr.B[s]
-        assert np.allclose(B.T @ B, np.eye(3), atol=1e-14)
-        assert np.isclose(np.linalg.det(B), 1.0)
-        x = q[s] - q[s].mean(0)
-        assert fr.a[s] == np.argmin(np.linalg.norm(x, axis=1))
+    for rule, pick in (("nearest", np.argmin), ("farthest", np.argmax)):
+        fr = build_frame(q, rule)
+        for s in range(5):
+            B = fr.B[s]
+            assert np.allclose(B.T @ B, np.eye(3), atol=1e-14)
+            assert np.isclose(np.linalg.det(B), 1.0)
+            x = q[s] - q[s].mean(0)
+            norms = np.linalg.norm(x, axis=1)
+            assert fr.a[s] == pick(norms)
+            # b: the next particle in the rule's order (none here is collinear with a)
+            rest = [i for i in range(9) if i != fr.a[s]]
+            assert fr.b[s] == rest[pick(norms[rest])]
+    assert (build_frame(q).a == build_frame(q, "farthest").a).all()  # the default
+    with pytest.raises(HGNError, match="frame rule"):
+        build_frame(q, "middle")
     # a collinear system (a chain along x): e_2 from the fixed axis, still orthonormal
     chain = np.zeros((1, 5, 3))
     chain[0, :, 0] = np.arange(5.0) + 0.1
