@@ -76,19 +76,22 @@ class _View:
     """One 3D view: spheres (+ translucent ghost), bonds, box."""
 
     def __init__(self, scene_mod, parent, rect, camera: dict, system, size: float, ghost: bool, bonds: bool):
-        from ..widgets.particle_view import _box_segments, _pad3
+        from ..widgets.particle_view import _box_segments, _pad3, mass_scales
         from ..widgets.spheres import Spheres
 
         x, y, w, h = rect
         self.box = scene_mod.widgets.ViewBox(parent=parent, pos=(x, y), size=(w, h))
         self.box.camera = scene_mod.TurntableCamera(interactive=False, **camera)
         pos0 = _pad3(system.positions)
+        scales = mass_scales(system.masses)          # heavier particles wider, as in the views
         self.spheres = Spheres(parent=self.box.scene)
-        self.spheres.set_data(pos0, np.array(VIEW.truth_colour, np.float32), size=size)
+        self.spheres.set_data(pos0, np.array(VIEW.truth_colour, np.float32), size=size,
+                              scales=scales)
         self.ghost = None
         if ghost:
             self.ghost = Spheres(parent=self.box.scene)
-            self.ghost.set_data(pos0, np.array(VIEW.prediction_colour, np.float32), size=size)
+            self.ghost.set_data(pos0, np.array(VIEW.prediction_colour, np.float32), size=size,
+                                scales=scales)
         self.bonds = None
         if bonds:
             self.bonds = scene_mod.visuals.Line(parent=self.box.scene, pos=_pad3(system.positions),

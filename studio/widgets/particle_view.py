@@ -1,7 +1,8 @@
 """A vispy 3D view of particles (shaded spheres) and bonds (lines).
 
 :class:`ParticleView` wraps one ``vispy.scene.SceneCanvas`` in a QWidget. It
-draws one system's particles as shaded spheres sized in scene units
+draws one system's particles as shaded spheres sized in scene units (wider
+for heavier particles, :func:`mass_scales`)
 (:mod:`studio.widgets.spheres`, a lean point-sprite visual: vispy's general
 Markers visual is about three times slower under llvmpipe), its fixed edges
 as GL lines (one index buffer, positions re-uploaded per frame), a periodic
@@ -42,6 +43,26 @@ def bond_length(system) -> float:
         return 1.0
 
 
+#: sphere size factors are kept within these bounds (a particle 1000 times
+#: heavier than the rest must not fill the view)
+MASS_SCALE_RANGE = (0.4, 2.5)
+
+
+def mass_scales(masses) -> np.ndarray:
+    """Size factor of each particle's sphere from its mass: the radius grows
+    as (m / m_ref)^(1/3) (a sphere of one density), m_ref being the median
+    mass, so uniform masses keep factor 1 (today's look) and, in a drawing
+    of mass-1 particles, one of mass 3 is drawn 3^(1/3) = 1.44 times wider.
+    Clipped to :data:`MASS_SCALE_RANGE`."""
+    m = np.asarray(masses, float).ravel()
+    if m.size == 0:
+        return np.ones(0, np.float32)
+    ref = float(np.median(m))
+    if not (np.all(np.isfinite(m)) and ref > 0 and np.all(m > 0)):
+        return np.ones(m.size, np.float32)
+    return np.clip(np.cbrt(m / ref), *MASS_SCALE_RANGE).astype(np.float32)
+
+
 def default_camera(system, size: float) -> dict:
     """Turntable camera parameters (center, scale_factor, elevation, azimuth,
     fov) that frame ``system`` by its bounding sphere (of the periodic box or
@@ -80,9 +101,13 @@ class _Particles:
     def colors(self) -> np.ndarray:
         return self.visual.colors
 
-    def set(self, pos3: np.ndarray, size: float, rgba) -> None:
+    @property
+    def scales(self) -> np.ndarray:
+        return self.visual.scales
+
+    def set(self, pos3: np.ndarray, size: float, rgba, scales=None) -> None:
         rgba = np.asarray(rgba, np.float32)
-        self.visual.set_data(pos3, rgba, size=size)
+        self.visual.set_data(pos3, rgba, size=size, scales=scales)
         self._uniform = tuple(rgba[0]) if rgba.ndim == 2 and len(rgba) and np.all(rgba == rgba[0]) else None
 
     def update(self, pos3: np.ndarray, rgba: np.ndarray | None = None, uniform=None) -> None:
@@ -145,6 +170,8 @@ class ParticleView(QWidget):
         lay.addWidget(self.surface_widget, 1)
         self.system = None
         self.size = 0.4
+        #: the largest sphere's size factor (mass_scales) of the current system
+        self.max_scale = 1.0
         self._edges = None
         self.show_bonds = True
 
@@ -158,9 +185,11 @@ class ParticleView(QWidget):
         q = system.positions if q is None else q
         pos = _pad3(self._wrap(q))
         self.size = VIEW.particle_size * bond_length(system)
+        scales = mass_scales(system.masses)
+        self.max_scale = float(scales.max()) if len(scales) else 1.0
         rgba = np.tile(self.base_colour, (system.n, 1))
-        self.particles.set(pos, self.size, rgba)
-        self.ghost.set(pos, self.size, np.tile(self.ghost_colour, (system.n, 1)))
+        self.particles.set(pos, self.size, rgba, scales)
+        self.ghost.set(pos, self.size, np.tile(self.ghost_colour, (system.n, 1)), scales)
         edges = system.edges
         if edges is not None and len(edges) > 0 and system.box is None:
             self._edges = edges.astype(np.uint32)
@@ -188,7 +217,7 @@ class ParticleView(QWidget):
         if self.system is None:
             return
         cam = self.view.camera
-        for key, value in default_camera(self.system, self.size).items():
+        for key, value in default_camera(self.system, self.size * self.max_scale).items():
             setattr(cam, key, value)
 
     def _wrap(self, q: np.ndarray) -> np.ndarray:

@@ -10,8 +10,12 @@ lit sphere (Lambert + a specular highlight) from ``gl_PointCoord`` -- no
 symbol switch, no edge, no ``gl_FragDepth`` (depth is the centre's, which
 is exact enough for particles that do not interpenetrate).
 
-Data live in one interleaved vertex buffer (position, colour); per-frame
-updates upload positions (and colours when they change) only.
+Each particle carries a size factor (``a_scale``, 1 by default) that
+multiplies the common diameter, so particles of different mass can be drawn
+at different sizes (:func:`studio.widgets.particle_view.mass_scales`).
+
+Data live in one interleaved vertex buffer (position, colour, size factor);
+per-frame updates upload positions (and colours when they change) only.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ uniform float u_size;            // sphere diameter in scene units
 uniform float u_max_px;          // largest point size
 attribute vec3 a_position;
 attribute vec4 a_color;
+attribute float a_scale;         // this particle's diameter / u_size
 varying vec4 v_color;
 varying float v_px;
 
@@ -34,7 +39,7 @@ void main() {
     // with scaling="scene"), one diameter long, projected back to pixels
     vec4 pos = $framebuffer_to_visual(fb);
     vec4 x = $framebuffer_to_visual(fb + vec4(1e10, 0.0, 0.0, 0.0)) - pos;
-    vec4 edge = $visual_to_framebuffer(pos + normalize(x) * u_size);
+    vec4 edge = $visual_to_framebuffer(pos + normalize(x) * u_size * a_scale);
     float px = abs(edge.x / edge.w - fb.x / fb.w);
     v_px = clamp(px, 1.0, u_max_px);
     v_color = a_color;
@@ -62,11 +67,12 @@ void main() {
 }
 """
 
-_DTYPE = [("a_position", np.float32, 3), ("a_color", np.float32, 4)]
+_DTYPE = [("a_position", np.float32, 3), ("a_color", np.float32, 4), ("a_scale", np.float32)]
 
 
 class SpheresVisual(Visual):
-    """Shaded spheres of one diameter (scene units), one colour each."""
+    """Shaded spheres of one diameter (scene units) times a size factor of
+    each sphere, one colour each."""
 
     def __init__(self, size: float = 0.4, max_px: float = 256.0, light=(-0.35, 0.45, 0.82)):
         Visual.__init__(self, vcode=_VERT, fcode=_FRAG)
@@ -94,12 +100,19 @@ class SpheresVisual(Visual):
     def colors(self) -> np.ndarray:
         return self._data["a_color"]
 
-    def set_data(self, pos: np.ndarray, colors=None, size: float | None = None) -> None:
-        """Replace all particles: pos (N, 3), colors (N, 4) or one RGBA."""
+    @property
+    def scales(self) -> np.ndarray:
+        """Size factor of each sphere (its diameter over the common one)."""
+        return self._data["a_scale"]
+
+    def set_data(self, pos: np.ndarray, colors=None, size: float | None = None, scales=None) -> None:
+        """Replace all particles: pos (N, 3), colors (N, 4) or one RGBA,
+        scales (N,) size factors or None for all 1."""
         pos = np.asarray(pos, np.float32)
         data = np.zeros(len(pos), dtype=_DTYPE)
         data["a_position"] = pos
         data["a_color"] = (1.0, 1.0, 1.0, 1.0) if colors is None else colors
+        data["a_scale"] = 1.0 if scales is None else np.asarray(scales, np.float32)
         self._data = data
         self._vbo.set_data(data)
         self.shared_program.bind(self._vbo)     # attribute views carry their length
