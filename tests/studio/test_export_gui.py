@@ -71,9 +71,12 @@ def test_dialog_exports_with_progress_and_a_responsive_window(qtbot, dialog, tmp
     assert "wrote" in dialog.statusLabel.text()
     # once the renderer is set up (shaders compile once, on the GUI thread), the
     # event loop keeps running while the frames are rendered and encoded
+    # (a blocking export would leave one gap as long as the whole export; a busy
+    # machine stretches every slice, so the bound is relative to the span too)
     after = np.array([t for t in ticks if t >= first[0]])
     gaps = np.diff(after)
-    assert len(after) > 10 and gaps.max() < 0.5, gaps.max()
+    span = after[-1] - after[0]
+    assert len(after) > 10 and gaps.max() < max(0.5, 0.5 * span), (gaps.max(), span)
 
     info = probe(out)
     assert (info.width, info.height, info.frames, info.codec) == (320, 180, 20, "vp9")
