@@ -53,6 +53,22 @@ def test_harmonic_cubic_lattice_derivatives_on_held_out_snapshots(lattice, latti
     assert np.max(np.abs(e - test.energy)) < 1e-3 * np.max(np.abs(test.energy))
 
 
+def test_recommended_frame_settings_fit_the_lattice(lattice):
+    # the frame encoding with its recommended settings (near-linear node
+    # neurons, node width 96) against the plain defaults on the same data
+    s, train, test = lattice
+    rec = RFConfig.recommended("frame")
+    assert rec.encoding == "frame" and rec.node_width == 96 and rec.swim_scale == 0.02
+    assert RFConfig.recommended() == RFConfig()  # the invariant defaults are the defaults
+    assert RFConfig.recommended("frame", seed=3).seed == 3
+    good = _mse(fit(train, rec), s, test)
+    plain = _mse(fit(train, RFConfig(encoding="frame")), s, test)
+    assert good < 1e-5 * _variance(test), (good, _variance(test))
+    assert good < 1e-2 * plain, (good, plain)
+    with pytest.raises(HGNError, match="encoding"):
+        RFConfig.recommended("polar")
+
+
 @pytest.mark.parametrize("encoding", ["invariant", "frame"])
 def test_recovers_a_hamiltonian_of_its_own_family(encoding):
     # random theta on the features the fit samples: the fit must find it again
