@@ -17,8 +17,9 @@
    same start: position MSE at the last step (target <= 1e-6), Zerr, Herr and
    the energy drift of the true energy along the prediction. Invariant
    encoding only: the frame encoding is neither separable nor defined
-   independently of the particle count (its frame comes from the particle
-   closest to the centre, and node inputs are absolute frame coordinates), so
+   independently of the particle count (its frame comes from particles
+   chosen by their distance to the centre, and node inputs are absolute
+   frame coordinates), so
    it has no zero-shot claim here.
 3. **step time**: seconds per learned rollout step (explicit Stoermer-Verlet,
    invariant SWIM model from 2) on cubic lattices up to about 100,000
