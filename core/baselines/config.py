@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass
 
 from ..errors import HGNError
+from ..settings import SettingsMixin
 from .optimizers import OPTIMIZERS, get_spec
 
 #: choice lists of the string settings (the studio builds its combo boxes from
@@ -45,8 +46,10 @@ def _rf_default(name):
 
 
 @dataclass
-class BaselineConfig:
+class BaselineConfig(SettingsMixin):
     """Settings of a gradient-trained Hamiltonian graph network."""
+
+    label = "baseline setting"  # names one setting in error messages (SettingsMixin)
 
     #: torch.optim method (see core.baselines.optimizers.OPTIMIZERS)
     optimizer: str = "adam"
@@ -167,21 +170,4 @@ class BaselineConfig:
         return cls(**d)
 
     # ------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "BaselineConfig":
-        if not isinstance(d, dict):
-            raise HGNError(f"baseline settings must be a mapping of names to values, got {type(d).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise HGNError(f"unknown baseline setting(s): {', '.join(map(str, unknown))}; "
-                           f"known are: {', '.join(sorted(names))}")
-        return cls(**d)
-
-    def replace(self, **changes) -> "BaselineConfig":
-        d = self.to_dict()
-        d.update(changes)
-        return BaselineConfig.from_dict(d)

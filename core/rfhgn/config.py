@@ -41,11 +41,11 @@ paper's constant is still one setting away).
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
 from ..errors import HGNError
+from ..settings import SettingsMixin
 from .encoding import FRAME_RULES
 
 ENCODINGS = ("invariant", "frame")
@@ -60,8 +60,10 @@ SOLVERS = ("auto", "cholesky", "lstsq")
 
 
 @dataclass
-class RFConfig:
+class RFConfig(SettingsMixin):
     """Settings of a random-feature Hamiltonian graph network and its fit."""
+
+    label = "RF-HGN setting"  # names one setting in error messages (SettingsMixin)
 
     #: "invariant" (distances and kinetic terms; separable, any system size)
     #: or "frame" (the paper's centre-of-mass frame; not separable)
@@ -186,19 +188,6 @@ class RFConfig:
                            "(the frame encoding puts the mass into the node input); set it to 0")
 
     # ------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "RFConfig":
-        if not isinstance(d, dict):
-            raise HGNError(f"RF-HGN settings must be a mapping of names to values, got {type(d).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise HGNError(f"unknown RF-HGN setting(s): {', '.join(map(str, unknown))}; "
-                           f"known are: {', '.join(sorted(names))}")
-        return cls(**d)
 
     @classmethod
     def recommended(cls, encoding: str = "invariant", **changes) -> "RFConfig":
@@ -208,8 +197,3 @@ class RFConfig:
             raise HGNError(f"RF-HGN setting encoding={encoding!r} is not one of {', '.join(ENCODINGS)}")
         return cls.from_dict({"encoding": encoding, **RECOMMENDED[encoding], **changes})
 
-    def replace(self, **changes) -> "RFConfig":
-        """A validated copy with some settings changed."""
-        d = self.to_dict()
-        d.update(changes)
-        return RFConfig.from_dict(d)
