@@ -36,9 +36,9 @@ TARGET_MS = 60.0
 
 
 def make_rollout(side: int, frames: int):
-    from core import builders
-    from core.initial import initial_state
-    from core.simulate import simulate
+    from core.physics import builders
+    from core.physics.initial import initial_state
+    from core.physics.simulate import simulate
     from studio.export.run import buffer_from_rollout
 
     system = builders.cubic_lattice(side, side, side)
@@ -50,7 +50,7 @@ def make_rollout(side: int, frames: int):
 
 
 def one_run(data, settings, path) -> dict:
-    from core.video import BackgroundEncoder, VideoWriter, probe
+    from core.files.video import BackgroundEncoder, VideoWriter, probe
     from studio.export.run import QUEUE_FRAMES
     from studio.export.scene import ExportScene
 

@@ -31,9 +31,9 @@ import scipy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core import builders  # noqa: E402
-from core.initial import initial_state  # noqa: E402
-from core.simulate import simulate  # noqa: E402
+from core.physics import builders  # noqa: E402
+from core.physics.initial import initial_state  # noqa: E402
+from core.physics.simulate import simulate  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ground_truth.json"
 

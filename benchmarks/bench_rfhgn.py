@@ -2,12 +2,12 @@
 
 1. **fit**: a 3D simple cubic lattice 3x3x3 with harmonic springs (k = 1,
    r0 = 1, m = 1); 500 training and 200 test snapshots drawn independently
-   (``core.datagen.random_snapshots``) with displacements and momenta of
+   (``core.physics.datagen.random_snapshots``) with displacements and momenta of
    standard deviation 0.1 (train seed 0, test seed 1). For SWIM and ELM with
    each encoding (invariant, frame): fit time (wall clock of
-   ``core.rfhgn.fit``, data in memory to fitted model; best and median of
+   ``core.learning.rfhgn.fit``, data in memory to fitted model; best and median of
    ``--repeat`` runs, after one untimed warm-up fit of the process) and the
-   test derivative MSE (``core.metrics``). The time
+   test derivative MSE (``core.learning.metrics``). The time
    of the first evaluation afterwards is reported apart ("first eval"): it
    includes building the model's lazy interpolation tables, if it has any.
    Targets: fit <= 0.1 s, test MSE <= 1e-6.
@@ -65,14 +65,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core import builders, metrics  # noqa: E402
-from core.datagen import DataSpec, generate, random_snapshots  # noqa: E402
+from core.physics import builders
+
+from core.learning import metrics  # noqa: E402
+from core.physics.datagen import DataSpec, generate, random_snapshots  # noqa: E402
 from core.errors import HGNError  # noqa: E402
-from core.initial import initial_state  # noqa: E402
-from core.rfhgn import RFConfig, fit  # noqa: E402
-from core.rollout import RolloutExtrapolationWarning, compare, rollout  # noqa: E402
-from core.simulate import simulate  # noqa: E402
-from core.trajectory import Dataset  # noqa: E402
+from core.physics.initial import initial_state  # noqa: E402
+from core.learning.rfhgn import RFConfig, fit  # noqa: E402
+from core.learning.rollout import RolloutExtrapolationWarning, compare, rollout  # noqa: E402
+from core.physics.simulate import simulate  # noqa: E402
+from core.physics.trajectory import Dataset  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

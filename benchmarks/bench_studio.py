@@ -218,8 +218,8 @@ def bench_playback(app, w, side: int, repeat: int, frames: int = 120, seconds: f
       the views could reach if nothing else ran (how far above the 30 fps
       playback rate they are).
     """
-    from core.builders import build
-    from core.rfhgn import TrueHamiltonian
+    from core.physics.builders import build
+    from core.learning.rfhgn import TrueHamiltonian
     from studio import pipeline
     from studio.rollout_buffer import RolloutBuffer
 

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core import builders
-from core.datagen import random_snapshots
+from core.physics import builders
+from core.physics.datagen import random_snapshots
 from core.errors import HGNError
-from core.initial import initial_state
-from core.rfhgn import RFConfig, fit
-from core.rollout import compare
+from core.physics.initial import initial_state
+from core.learning.rfhgn import RFConfig, fit
+from core.learning.rollout import compare
 
 
 def main() -> None:

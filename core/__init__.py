@@ -5,7 +5,7 @@ and the benchmarks all call into this package. Importing ``core`` is cheap;
 torch is only imported by the modules that need it.
 """
 from .errors import Cancelled, HGNError
-from .potentials import POTENTIALS, PairPotential, make_potential
-from .system import System
+from core.physics.potentials import POTENTIALS, PairPotential, make_potential
+from core.physics.system import System
 
 __all__ = ["HGNError", "Cancelled", "System", "PairPotential", "POTENTIALS", "make_potential"]

@@ -1,6 +1,6 @@
-"""``python -m core``: the command line (see :mod:`core.cli`)."""
+"""``python -m core``: the command line (see :mod:`core.cli.app`)."""
 import sys
 
-from .cli import main
+from core.cli import main
 
 sys.exit(main())

@@ -1,17 +1,17 @@
 """Per-particle quantities the 3D views colour by, and the colour map.
 
 * ``error``: |q_hat_i - q_i| of the prediction against the ground truth
-  (minimum image in a periodic box, via core.metrics);
+  (minimum image in a periodic box, via core.learning.metrics);
 * ``speed``: |p_i| / m_i;
 * ``energy``: kinetic energy of particle i plus half of each pair energy it
   takes part in (so the per-particle energies sum to H), using the system's
-  potential and graph through core.forces.ForceField.
+  potential and graph through core.physics.forces.ForceField.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from core.system import System
+from core.physics.system import System
 
 COLOUR_MODES = {"uniform": "Uniform", "error": "Position error", "speed": "Speed",
                 "energy": "Particle energy"}
@@ -19,7 +19,7 @@ UNITS = {"error": "|Δq|", "speed": "|v|", "energy": "E_i"}
 
 
 def particle_error(system: System, q_true: np.ndarray, q_pred: np.ndarray) -> np.ndarray:
-    from core.metrics import position_difference
+    from core.learning.metrics import position_difference
 
     d = position_difference(q_true[None], q_pred[None], system.box)[0]
     return np.sqrt(np.sum(d * d, axis=1))
@@ -33,7 +33,7 @@ class ParticleEnergy:
     """Per-particle energy with a cached force field (one per system)."""
 
     def __init__(self, system: System):
-        from core.forces import ForceField
+        from core.physics.forces import ForceField
 
         self.system = system
         self.ff = ForceField(system)

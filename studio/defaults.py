@@ -4,7 +4,7 @@ Widgets read their initial values (and the "Reset to defaults" values) from
 here; the session model starts from here; tests build tiny variants with
 ``dataclasses.replace``. Model-method defaults (RF-HGN widths, samplers, ...)
 are *not* repeated here: they come from the core config dataclasses
-(``core.rfhgn.RFConfig``) so there is one default per number project-wide.
+(``core.learning.rfhgn.RFConfig``) so there is one default per number project-wide.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ SYSTEM_KINDS: dict[str, str] = {
 }
 
 #: the builder parameters each kind shows, with their defaults. The names are
-#: the keyword arguments of the core.builders function of the same kind.
+#: the keyword arguments of the core.physics.builders function of the same kind.
 BUILDER_DEFAULTS: dict[str, dict] = {
     "chain": {"n": 8, "spacing": 1.0, "dim": 2, "mass": 1.0},
     "square": {"n": 6, "m": 6, "spacing": 1.0, "mass": 1.0},
@@ -63,7 +63,7 @@ PARAM_TIPS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class SimulationDefaults:
-    """Ground truth and training data (maps to core.datagen.DataSpec), and the
+    """Ground truth and training data (maps to core.physics.datagen.DataSpec), and the
     roll-out shown after training."""
 
     dt: float = 0.01

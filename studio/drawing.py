@@ -5,7 +5,7 @@ factors (``System.edge_scale``). Every edit goes through a method that
 returns nothing and notifies listeners; undo/redo works on whole-state
 snapshots (:meth:`snapshot` / :meth:`restore`), which is simple and exact for
 drawings of a few hundred particles. :meth:`to_system` turns the drawing into
-a core System through ``core.builders.custom`` -- flat (2D), or extruded into
+a core System through ``core.physics.builders.custom`` -- flat (2D), or extruded into
 ``layers`` copies stacked along z and joined layer to layer (3D).
 """
 from __future__ import annotations
@@ -148,10 +148,10 @@ class DrawingModel:
 
     # -- to a core System ------------------------------------------------------
     def to_system(self, potential, layers: int = 1, layer_spacing: float = 1.0, name: str = "drawn"):
-        """core.builders.custom of the drawing; with layers > 1 the drawing is
+        """core.physics.builders.custom of the drawing; with layers > 1 the drawing is
         stacked along z (3D) and each particle is joined to its copy in the
         next layer by a spring of strength 1."""
-        from core.builders import custom
+        from core.physics.builders import custom
 
         if self.n == 0:
             raise HGNError("the drawing is empty: click on the canvas to place particles")

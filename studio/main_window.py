@@ -200,11 +200,11 @@ class MainWindow(QMainWindow):
         self.openAction.setObjectName("openAction")
         self.saveSystemAction = QAction("Save &system…", self, triggered=self.save_system)
         self.saveSystemAction.setObjectName("saveSystemAction")
-        have_io = _has_module("core.io")
+        have_io = _has_module("core.files.io")
         for a in (self.openAction, self.saveSystemAction):
             a.setEnabled(have_io)
             if not have_io:
-                a.setToolTip("needs core.io (file formats), not available yet")
+                a.setToolTip("needs core.files.io (file formats), not available yet")
         fm.addAction(self.openAction)
         fm.addAction(self.saveSystemAction)
         fm.addSeparator()
@@ -550,7 +550,7 @@ class MainWindow(QMainWindow):
     @Slot(int, int, int, int)
     def zero_shot(self, index: int, factor: int, steps: int, save_every: int) -> None:
         """Apply a model without refitting to its lattice scaled up ``factor`` times."""
-        from core.builders import rebuild_scaled
+        from core.physics.builders import rebuild_scaled
 
         s = self.session
         if not 0 <= index < len(s.models):
@@ -574,7 +574,7 @@ class MainWindow(QMainWindow):
             return
         try:
             q0, p0 = pipeline.rollout_start(system, sim)
-            from core.forces import ForceField, kinetic_energy
+            from core.physics.forces import ForceField, kinetic_energy
 
             ke = float(kinetic_energy(p0, system.masses))
             pe = float(ForceField(system).energy(q0))
@@ -676,8 +676,7 @@ class MainWindow(QMainWindow):
 
     # -- files ---------------------------------------------------------------
     def open_file(self, path: str | None = None) -> None:
-        from core import io
-
+        from core.files import io
         if not path:
             path, _ = QFileDialog.getOpenFileName(self, "Open", "", "HGN files (*.npz);;All files (*)")
             if not path:
@@ -687,8 +686,8 @@ class MainWindow(QMainWindow):
         except HGNError as exc:
             self.show_error(str(exc))
             return
-        from core.system import System
-        from core.trajectory import Trajectory
+        from core.physics.system import System
+        from core.physics.trajectory import Trajectory
 
         trajs = obj if isinstance(obj, (list, tuple)) else [obj]
         if isinstance(obj, System):
@@ -709,8 +708,7 @@ class MainWindow(QMainWindow):
         self.session.finish_rollout()
 
     def save_system(self) -> None:
-        from core import io
-
+        from core.files import io
         if self.session.system is None:
             return
         path, _ = QFileDialog.getSaveFileName(self, "Save system", "system.npz", "HGN files (*.npz)")

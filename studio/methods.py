@@ -3,7 +3,7 @@
 A :class:`Method` names a core module, its config dataclass and its fit
 function. The method combo lists only the methods whose module exists, so a
 method appears as soon as its core module lands (the gradient-trained
-baselines in ``core.baselines`` come later) without studio changes beyond
+baselines in ``core.learning.baselines`` come later) without studio changes beyond
 this table. The model settings form is generated from the config
 dataclass's fields, so every default stays in core (one default per number).
 
@@ -156,7 +156,7 @@ def field_docs(cls) -> dict[str, str]:
 
 #: every method the studio knows, in combo order
 METHODS: list[Method] = [
-    Method("rfhgn", "RF-HGN (random features, one linear solve)", "core.rfhgn", "RFConfig",
+    Method("rfhgn", "RF-HGN (random features, one linear solve)", "core.learning.rfhgn", "RFConfig",
            tip="Random-feature Hamiltonian graph network: dense layers sampled (SWIM or ELM), "
                "output layer solved by least squares. Fits in well under a second.",
            basic=("encoding", "sampler", "node_width", "edge_width", "message_width", "regularisation", "seed"),
@@ -172,7 +172,7 @@ METHODS: list[Method] = [
                  ("seed", "random seed of the sampled layers"),
                  ("linear_kinetic", "add the raw kinetic energy as one more feature"),
                  ("fast_tables", "evaluate separable models through 1-D tables (faster roll-outs)"))),
-    Method("baseline", "Gradient-trained HGN (torch optimizer)", "core.baselines", None,
+    Method("baseline", "Gradient-trained HGN (torch optimizer)", "core.learning.baselines", None,
            tip="The same network with every layer trained by a torch optimizer; slower, "
                "shows a loss curve.",
            basic=("optimizer", "learning_rate", "max_epochs", "time_budget", "batch_size", "encoding",

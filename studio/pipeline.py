@@ -4,11 +4,11 @@ These are the jobs the GUI runs in the background (``studio.workers``); they
 take core's ``progress`` / ``cancel`` protocol and an ``emit`` callable for
 partial results, and hold no Qt. Tests and benchmarks call them directly.
 
-* :func:`train_job` -- simulate training data (core.datagen), fit the chosen
-  method (core.rfhgn or another entry of ``studio.methods``), measure the
-  test derivative MSE (core.metrics).
-* :func:`rollout_job` -- ground truth (core.simulate) and the learned
-  prediction (core.rollout) from the same start, computed in chunks that grow
+* :func:`train_job` -- simulate training data (core.physics.datagen), fit the chosen
+  method (core.learning.rfhgn or another entry of ``studio.methods``), measure the
+  test derivative MSE (core.learning.metrics).
+* :func:`rollout_job` -- ground truth (core.physics.simulate) and the learned
+  prediction (core.learning.rollout) from the same start, computed in chunks that grow
   geometrically; each chunk is emitted as ``("truth"|"prediction", Trajectory)``
   so the timeline fills while the roll-out runs, and the first frames reach
   the screen within a fraction of a second.
@@ -23,7 +23,7 @@ import numpy as np
 
 from core.errors import HGNError
 from core.jobs import check_cancel, report
-from core.system import System
+from core.physics.system import System
 
 from .defaults import ROLLOUT_CHUNK_FRAMES
 from .methods import Method, loss_curve
@@ -33,8 +33,8 @@ from .methods import Method, loss_curve
 # settings
 # ---------------------------------------------------------------------------
 def data_spec(sim: dict):
-    """core.datagen.DataSpec from the simulation settings of the Train panel."""
-    from core.datagen import DataSpec
+    """core.physics.datagen.DataSpec from the simulation settings of the Train panel."""
+    from core.physics.datagen import DataSpec
 
     import dataclasses
 
@@ -92,8 +92,8 @@ class TrainResult:
 def train_job(system: System, sim: dict, method: Method, settings: dict, *,
               progress=None, cancel=None, emit=None) -> TrainResult:
     """Simulate training data, fit, and measure on held-out snapshots."""
-    from core.datagen import generate
-    from core.metrics import derivative_mse
+    from core.physics.datagen import generate
+    from core.learning.metrics import derivative_mse
 
     check_simulation(sim)
     config = method.make_config(settings)
@@ -126,7 +126,7 @@ def train_job(system: System, sim: dict, method: Method, settings: dict, *,
 def rollout_start(system: System, sim: dict, seed_offset: int = 1_000_003):
     """A start (q0, p0) for the comparison roll-out: the training
     distribution's perturbation, with a seed no training trajectory used."""
-    from core.initial import initial_state
+    from core.physics.initial import initial_state
 
     temp = sim.get("temperature") or None
     return initial_state(system, displacement=sim.get("displacement", 0.1),
@@ -136,7 +136,7 @@ def rollout_start(system: System, sim: dict, seed_offset: int = 1_000_003):
 
 def _strip_start(traj, expected_frames: int):
     """Chunks after the first repeat their start frame; drop it."""
-    from core.trajectory import Trajectory
+    from core.physics.trajectory import Trajectory
 
     if traj.n_frames == expected_frames + 1:
         sl = slice(1, None)
@@ -156,14 +156,14 @@ def rollout_job(model, system: System, q0: np.ndarray, p0: np.ndarray, dt: float
     equals one uninterrupted Verlet run (the integrator's state is (q, p)).
     ``emit(("truth" | "prediction", Trajectory))`` receives each chunk;
     the first chunk of each run includes frame 0. Warnings of the learned
-    roll-out (e.g. core.rollout's extrapolation warning, which every chunk
+    roll-out (e.g. core.learning.rollout's extrapolation warning, which every chunk
     would repeat) are collected and emitted once per kind as
     ``("warning", message)``. Returns timing figures and the warnings.
     """
     import warnings
 
-    from core.rollout import rollout
-    from core.simulate import simulate
+    from core.learning.rollout import rollout
+    from core.physics.simulate import simulate
 
     if steps < 0 or save_every < 1 or dt <= 0:
         raise HGNError("roll-out needs dt > 0, steps >= 0 and save_every >= 1")

@@ -32,7 +32,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
 
 from core.errors import HGNError
-from core.project import PROJECT_SUFFIX
+from core.files.project import PROJECT_SUFFIX
 
 from .workers import JobRunner
 
@@ -49,7 +49,7 @@ OPEN_FILTER = (f"HGN Studio files (*{PROJECT_SUFFIX} *.npz *.xyz *.extxyz);;{PRO
 
 
 def _write_project(path, project, datasets, *, progress=None, cancel=None, emit=None):
-    from core.project import save_project
+    from core.files.project import save_project
 
     return save_project(path, project, datasets=datasets)
 
@@ -211,7 +211,7 @@ class ProjectController(QObject):
         return self.save_to(path)
 
     def save_to(self, path) -> bool:
-        from core.project import save_project
+        from core.files.project import save_project
 
         path = Path(path)
         try:
@@ -234,9 +234,9 @@ class ProjectController(QObject):
     def open_path(self, path) -> bool:
         """Open a project, system or trajectory file; False (and a message,
         nothing changed) when it cannot be read."""
-        from core import io
-        from core.fileformat import load_npz
-        from core.project import PROJECT_KIND, load_project
+        from core.files import io
+        from core.files.fileformat import load_npz
+        from core.files.project import PROJECT_KIND, load_project
 
         path = Path(path)
         try:
@@ -256,7 +256,7 @@ class ProjectController(QObject):
             self.path, self.dirty = path, False
             self._update_title()
             self.add_recent(path)
-            from core.project import describe_project
+            from core.files.project import describe_project
 
             self.window.show_status(f"opened project {path.name}: {describe_project(project)}")
             self.projectOpened.emit(str(path))
@@ -412,7 +412,7 @@ class ProjectController(QObject):
         if self.ask("Restore autosaved project?",
                     f"HGN Studio did not close properly last time. An autosave from {when} was found.\n\n"
                     "Restore it?"):
-            from core.project import load_project
+            from core.files.project import load_project
 
             try:
                 project = load_project(newest)
@@ -457,8 +457,7 @@ class ProjectController(QObject):
         """A trajectory from extended XYZ or an HGN Studio file. A foreign XYZ
         file without a graph is read with the current system's graph and
         potential when its particle counts match."""
-        from core import io, xyz
-
+        from core.files import io, xyz
         path = Path(path)
         if io.is_xyz(path):
             try:
@@ -534,7 +533,7 @@ class ProjectController(QObject):
     def compare_imported(self) -> bool:
         """The current model rolled out from the imported trajectory's start,
         next to the imported trajectory itself."""
-        from core.rollout import rollout
+        from core.learning.rollout import rollout
 
         from .export.run import buffer_from_rollout
 
@@ -673,9 +672,9 @@ class ProjectController(QObject):
 
     @Slot()
     def export_system_xyz(self, path=None) -> bool:
-        from core import xyz
-        from core.forces import ForceField
-        from core.trajectory import Trajectory
+        from core.files import xyz
+        from core.physics.forces import ForceField
+        from core.physics.trajectory import Trajectory
         import numpy as np
 
         w = self.window
@@ -701,8 +700,7 @@ class ProjectController(QObject):
     @Slot()
     def export_rollout_xyz(self, path=None) -> list:
         """``NAME_truth.xyz`` and ``NAME_prediction.xyz`` from the roll-out."""
-        from core import xyz
-
+        from core.files import xyz
         from .project_io import buffer_to_record
 
         w = self.window
@@ -735,8 +733,8 @@ def fit_imported_job(trajectories, sim: dict, method, settings: dict, *, progres
     """Fit ``method`` on imported trajectories (the Train job's counterpart
     for data from another MD code); returns a pipeline.TrainResult."""
     from core.jobs import check_cancel, report
-    from core.metrics import derivative_mse
-    from core.project import dataset_from_trajectories
+    from core.learning.metrics import derivative_mse
+    from core.files.project import dataset_from_trajectories
 
     from .pipeline import TrainResult
 

@@ -1,7 +1,7 @@
-"""Between the studio's live state and a saved :class:`core.project.Project`.
+"""Between the studio's live state and a saved :class:`core.files.project.Project`.
 
 * :func:`entry_to_record` / :func:`record_to_entry`: one row of the results
-  table (``studio.session.ModelEntry``) <-> ``core.project.ModelRecord``;
+  table (``studio.session.ModelEntry``) <-> ``core.files.project.ModelRecord``;
 * :func:`buffer_to_record` / :func:`record_to_buffer`: the roll-out on the
   timeline (``RolloutBuffer``, its filled frames) <-> ``RolloutRecord``;
 * :func:`window_to_project`: everything the main window shows -- system and
@@ -20,7 +20,7 @@ import re
 
 import numpy as np
 
-from core.project import ModelRecord, Project, RolloutRecord
+from core.files.project import ModelRecord, Project, RolloutRecord
 
 from .rollout_buffer import RolloutBuffer
 

@@ -5,7 +5,7 @@ by side, on one time axis.
 grows ``n_truth`` / ``n_prediction`` as chunks (core Trajectory objects) come
 in from the background job; the timeline can show the first
 ``n_filled = min(n_truth, n_prediction)`` frames at once. Measures come from
-``core.metrics`` on the filled part. Qt-free: the GUI thread owns a buffer and
+``core.learning.metrics`` on the filled part. Qt-free: the GUI thread owns a buffer and
 the worker only sends chunks.
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from core.errors import HGNError
-from core.system import System
-from core.trajectory import Trajectory
+from core.physics.system import System
+from core.physics.trajectory import Trajectory
 
 
 class RolloutBuffer:
@@ -98,7 +98,7 @@ class RolloutBuffer:
 
     def drift(self, which: str) -> np.ndarray:
         """Relative energy drift (H(t) - H(0)) / |H(0)| of the filled part."""
-        from core.metrics import energy_drift
+        from core.learning.metrics import energy_drift
 
         key = ("drift", which, self.n_filled)
         if key not in self._cache:
@@ -108,7 +108,7 @@ class RolloutBuffer:
 
     def position_mse(self) -> np.ndarray:
         """Roll-out position MSE against ground truth per filled frame."""
-        from core.metrics import position_mse
+        from core.learning.metrics import position_mse
 
         n = self.n_filled
         key = ("mse", n)
@@ -120,7 +120,7 @@ class RolloutBuffer:
         return self._cache[key]
 
     def measures(self) -> dict:
-        """core.metrics.rollout_measures of the filled part (needs >= 1 frame)."""
-        from core.metrics import rollout_measures
+        """core.learning.metrics.rollout_measures of the filled part (needs >= 1 frame)."""
+        from core.learning.metrics import rollout_measures
 
         return rollout_measures(self.trajectory("truth"), self.trajectory("prediction"))

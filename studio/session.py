@@ -14,7 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from core.system import System
+from core.physics.system import System
 
 from .defaults import SIMULATION
 from .rollout_buffer import RolloutBuffer

@@ -18,9 +18,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from core import builders, io  # noqa: E402
+from core.physics import builders
 
-
+from core.files import io  # noqa: E402
 def main() -> None:
     ring = [(math.cos(k * math.pi / 3), math.sin(k * math.pi / 3)) for k in range(6)]
     positions = [(0.0, 0.0)] + ring

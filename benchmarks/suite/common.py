@@ -9,7 +9,7 @@ Timing rules (the same for every method, in one process on one machine):
 * a gradient-trained baseline is trained once (its run *is* the time budget);
   its time is the wall time from data in memory to the trained model
   (``info["fit_time"]``), with the monitor measurements of the test error
-  excluded (``core.baselines.training``);
+  excluded (``core.learning.baselines.training``);
 * torch uses ``mode.threads`` threads (at most 2 on the reference machine);
   NumPy's BLAS uses its default (all cores of the machine).
 """
@@ -170,7 +170,7 @@ def max_rss_mib() -> float:
 
 def test_set(system, n: int, seed: int):
     """``n`` held-out snapshots (all of them the test set), drawn with another seed."""
-    from core.datagen import random_snapshots
+    from core.physics.datagen import random_snapshots
 
     ds = random_snapshots(system, n, seed=seed)
     ds.test = np.arange(n)
@@ -196,8 +196,8 @@ def rollout_summary(model, system, starts, dt: float, steps: int, save_every: in
     summarise: geometric mean over rollouts of the final Zerr and Herr, the
     largest |energy drift| of the predictions and of the truth, and the
     model's seconds per step."""
-    from core.metrics import geometric_mean, rollout_measures
-    from core.rollout import compare
+    from core.learning.metrics import geometric_mean, rollout_measures
+    from core.learning.rollout import compare
 
     save_every = max(1, min(save_every, steps))
     zs, hs, dp, dtr, sps, zmax = [], [], [], [], [], []

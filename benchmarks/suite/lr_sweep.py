@@ -1,5 +1,5 @@
 """Learning-rate sweep of the 15 optimizers on table 1's lattice task (how
-the defaults in core.baselines.optimizers and TUNED_LR in
+the defaults in core.learning.baselines.optimizers and TUNED_LR in
 benchmarks/suite/optimizers.py were chosen).
 
     .venv/bin/python -m benchmarks.suite.lr_sweep [--epochs 150] [--only adam,lbfgs] [--out FILE]
@@ -28,8 +28,8 @@ GRID = {"adam": [3e-3, 1e-2, 3e-2, 1e-1], "adamw": [3e-3, 1e-2, 3e-2, 1e-1], "ad
 
 
 def main(argv=None) -> int:
-    from core.baselines import OPTIMIZERS, BaselineConfig, fit
-    from core.metrics import derivative_mse
+    from core.learning.baselines import OPTIMIZERS, BaselineConfig, fit
+    from core.learning.metrics import derivative_mse
 
     from .optimizers import lattice_task
 

@@ -2,7 +2,7 @@
 
 A Lennard-Jones fluid (125 particles, density 0.8, cutoff 2.5, periodic box;
 edges = the pairs closer than the cutoff, recomputed as particles move).
-Training data: ``core.datagen.generate`` runs from the lattice at k_B T = 1
+Training data: ``core.physics.datagen.generate`` runs from the lattice at k_B T = 1
 (velocity Verlet, dt 0.005), split by trajectory into training and test
 snapshots. RF-HGN (SWIM, invariant encoding: its pair features are shifted
 to vanish at the cutoff) against the best gradient optimizer of table 1
@@ -36,12 +36,12 @@ def best_optimizer(out_dir) -> tuple[str, str]:
 
 
 def run(mode, log, out_dir) -> dict:
-    from core import builders
-    from core.baselines import OPTIMIZERS, BaselineConfig, fit
-    from core.datagen import DataSpec, generate
-    from core.metrics import derivative_mse
-    from core.rfhgn import RFConfig
-    from core.rfhgn import fit as rf_fit
+    from core.physics import builders
+    from core.learning.baselines import OPTIMIZERS, BaselineConfig, fit
+    from core.physics.datagen import DataSpec, generate
+    from core.learning.metrics import derivative_mse
+    from core.learning.rfhgn import RFConfig
+    from core.learning.rfhgn import fit as rf_fit
 
     system = builders.molecular(mode.md_particles, density=0.8, dim=3, cutoff=2.5, periodic=True)
     spec = DataSpec(n_trajectories=mode.md_trajectories, steps=mode.md_steps, dt=0.005,

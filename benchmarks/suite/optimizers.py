@@ -8,7 +8,7 @@ seeds) with displacements and momenta of standard deviation 0.1.
 Rows: RF-HGN with the default settings (SWIM, invariant encoding: the
 reference of the speed-up columns), with ELM, and with the paper's frame
 encoding; the plain random-feature HNN on the flattened state (no graph,
-``core.baselines.rf_hnn``); then every optimizer of ``core.baselines.OPTIMIZERS`` training the
+``core.learning.baselines.rf_hnn``); then every optimizer of ``core.learning.baselines.OPTIMIZERS`` training the
 same network (invariant encoding, every layer) on the same snapshots.
 
 Columns: test derivative MSE, fit/train time, speed-up of RF-HGN (time
@@ -34,7 +34,7 @@ from .common import best_of, rollout_summary, starts_from, test_set
 
 #: learning rates tuned on this task (benchmarks/suite/lr_sweep.py, 150 epochs,
 #: best test MSE of each optimizer's grid; measured 2026-11-24 on the 2-core
-#: development machine); the others use core.baselines' defaults
+#: development machine); the others use core.learning.baselines' defaults
 TUNED_LR = {"adam": 0.1, "adamw": 0.1, "nadam": 0.1, "adafactor": 0.1, "adamax": 0.1, "rmsprop": 0.03,
             "radam": 0.01, "adagrad": 0.03, "adadelta": 1.0, "sgd": 0.01, "sgd_momentum": 0.01,
             "asgd": 0.01, "rprop": 0.01, "lbfgs": 1.0, "muon": 1e-3}
@@ -48,8 +48,8 @@ LONG = ("adam", "lbfgs")
 
 
 def lattice_task(mode):
-    from core import builders
-    from core.datagen import random_snapshots
+    from core.physics import builders
+    from core.physics.datagen import random_snapshots
 
     system = builders.cubic_lattice(3, 3, 3, potential="harmonic", potential_params={"k": 1.0, "r0": 1.0})
     train = random_snapshots(system, mode.n_train, displacement=0.1, momentum=0.1, seed=mode.seed)
@@ -68,10 +68,10 @@ def time_to_reach(info: dict, target: float):
 
 
 def run(mode, log) -> dict:
-    from core.baselines import OPTIMIZERS, BaselineConfig, fit
-    from core.metrics import derivative_mse
-    from core.rfhgn import RFConfig
-    from core.rfhgn import fit as rf_fit
+    from core.learning.baselines import OPTIMIZERS, BaselineConfig, fit
+    from core.learning.metrics import derivative_mse
+    from core.learning.rfhgn import RFConfig
+    from core.learning.rfhgn import fit as rf_fit
 
     system, train, test = lattice_task(mode)
     starts = starts_from(test, mode.n_rollouts)
@@ -88,7 +88,7 @@ def run(mode, log) -> dict:
         rows.append(row)
         if ref is None:
             ref = row
-    from core.baselines.rf_hnn import RFHNNConfig, fit_hnn
+    from core.learning.baselines.rf_hnn import RFHNNConfig, fit_hnn
 
     hcfg = RFHNNConfig()
     model, best, times = best_of(lambda: fit_hnn(train, hcfg), mode.repeats)

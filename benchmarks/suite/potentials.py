@@ -15,12 +15,12 @@ POTENTIALS = [("harmonic", "harmonic (spring)", {"k": 1.0, "r0": 1.0}),
 
 
 def run(mode, log) -> dict:
-    from core import builders
-    from core.baselines import BaselineConfig, fit
-    from core.datagen import random_snapshots
-    from core.metrics import derivative_mse
-    from core.rfhgn import RFConfig
-    from core.rfhgn import fit as rf_fit
+    from core.physics import builders
+    from core.learning.baselines import BaselineConfig, fit
+    from core.physics.datagen import random_snapshots
+    from core.learning.metrics import derivative_mse
+    from core.learning.rfhgn import RFConfig
+    from core.learning.rfhgn import fit as rf_fit
 
     rows = []
     for pot, label, params in POTENTIALS:

@@ -5,7 +5,7 @@
   fewer) and the network width (every hidden width times a factor);
 * rollout step time against the particle count, up to about 100,000
   particles (46^3 = 97,336), for the fitted model and for the ground truth
-  (velocity Verlet in core.simulate);
+  (velocity Verlet in core.physics.simulate);
 * peak memory: tracemalloc's peak of the allocations during a fit and
   during a rollout (measured in separate, untimed runs, because tracing
   slows NumPy down), and the process's maximum resident set size at the end.
@@ -20,17 +20,17 @@ from .common import best_of, max_rss_mib, peak_memory
 
 
 def _data(system, n, seed):
-    from core.datagen import random_snapshots
+    from core.physics.datagen import random_snapshots
 
     return random_snapshots(system, n, seed=seed)
 
 
 def run(mode, log) -> dict:
-    from core import builders
-    from core.initial import initial_state
-    from core.rfhgn import RFConfig, fit
-    from core.rollout import rollout
-    from core.simulate import simulate
+    from core.physics import builders
+    from core.physics.initial import initial_state
+    from core.learning.rfhgn import RFConfig, fit
+    from core.learning.rollout import rollout
+    from core.physics.simulate import simulate
 
     out = {"table": "scaling", "snapshots": [], "particles": [], "width": [], "rollout": []}
     lat = builders.cubic_lattice(3, 3, 3)

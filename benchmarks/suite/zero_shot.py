@@ -1,7 +1,7 @@
 """Table 3: zero-shot generalisation to larger systems.
 
 An RF-HGN fitted once on a small lattice is rolled out, unchanged, on larger
-lattices of the same kind (``core.builders.rebuild_scaled`` geometry), beside
+lattices of the same kind (``core.physics.builders.rebuild_scaled`` geometry), beside
 the ground truth from the same start:
 
 * 3D: fitted on 2x2x2 (8 particles), rolled out on n x n x n up to 16^3 = 4096;
@@ -24,15 +24,15 @@ from .common import rollout_summary
 
 
 def _fit(system, mode, **over):
-    from core.datagen import random_snapshots
-    from core.rfhgn import RFConfig, fit
+    from core.physics.datagen import random_snapshots
+    from core.learning.rfhgn import RFConfig, fit
 
     ds = random_snapshots(system, mode.n_train, seed=mode.seed)
     return fit(ds, RFConfig(**over))
 
 
 def _start(system, seed):
-    from core.initial import initial_state
+    from core.physics.initial import initial_state
 
     return initial_state(system, displacement=0.1, momentum=0.1, seed=seed)
 
@@ -54,15 +54,14 @@ def _series(name, model, make, sizes, mode, log, steps=None):
 
 
 def run(mode, log) -> dict:
-    from core import builders
-
+    from core.physics import builders
     series = []
     m3 = _fit(builders.cubic_lattice(2, 2, 2), mode)
     series.append({"name": "3D, fitted on 2x2x2", "encoding": "invariant", "fitted_on": "cubic 2x2x2",
                    "fit_time": m3.info["fit_time"],
                    "rows": _series("3D", m3, lambda n: builders.cubic_lattice(n, n, n), mode.zero_shot_3d, mode, log)})
-    from core.baselines.rf_hnn import fit_hnn
-    from core.datagen import random_snapshots
+    from core.learning.baselines.rf_hnn import fit_hnn
+    from core.physics.datagen import random_snapshots
 
     hnn = fit_hnn(random_snapshots(builders.cubic_lattice(2, 2, 2), mode.n_train, seed=mode.seed))
     series.append({"name": "3D, fitted on 2x2x2, RF-HNN (no graph)", "encoding": "flattened state",

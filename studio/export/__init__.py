@@ -11,5 +11,5 @@
   without a window (vispy's EGL backend);
 * :mod:`.images` -- the current frame as PNG, plots as PNG and CSV.
 
-Encoding itself is :mod:`core.video` (PyAV).
+Encoding itself is :mod:`core.files.video` (PyAV).
 """

@@ -3,7 +3,7 @@ the studio's video export without a window.
 
 Rendering uses vispy's EGL backend with ``EGL_PLATFORM=surfaceless`` (set
 here before vispy is imported), so it needs neither an X server nor Qt's GL;
-encoding is :mod:`core.video`. PROJECT is a project file (``.hgnproj``) with
+encoding is :mod:`core.files.video`. PROJECT is a project file (``.hgnproj``) with
 a roll-out, or a trajectory file (``.npz`` from ``python -m core simulate``;
 with two trajectories on one system the second is drawn as the prediction;
 ``.xyz``/``.extxyz``: ground truth only). Layout, colouring and camera
@@ -59,15 +59,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def load_source(path) -> tuple:
     """(RolloutBuffer, view dict) from a project or trajectory file."""
-    from core import io
-    from core import project as projects
-
+    from core.files import io
+    from core.files import project as projects
     from .run import buffer_from_record, buffer_from_rollout
 
     path = Path(path)
     if io.is_xyz(path):
-        from core import xyz
-
+        from core.files import xyz
         return buffer_from_rollout(xyz.read_trajectory(path)), {}
     kind, value = io.load_any(path)
     if kind == projects.PROJECT_KIND:
@@ -145,7 +143,7 @@ def run(argv: list[str]) -> int:
 
 
 def _one_frame(data, settings: ExportSettings, camera, frame: int, out: Path, quiet: bool) -> int:
-    from core.video import write_png
+    from core.files.video import write_png
 
     if out.suffix.lower() != ".png":
         raise HGNError(f"--frame writes a PNG image: name the output .png, not {out.name!r}")

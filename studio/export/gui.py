@@ -7,7 +7,7 @@ Qt backend is the GUI thread. :class:`VideoExportJob` therefore renders on
 the GUI thread in short slices driven by a zero-interval QTimer (at most
 :data:`SLICE_SECONDS` of rendering per event-loop turn, so clicks, repaints
 and Cancel stay responsive), into a hidden canvas of the output size, and
-hands the frames to a :class:`core.video.BackgroundEncoder`, whose thread
+hands the frames to a :class:`core.files.video.BackgroundEncoder`, whose thread
 encodes them meanwhile (FFmpeg releases the GIL). Cancel stops the timer and
 aborts the encoder, which removes its temporary file: no broken video is
 left, and an older file of the same name is untouched.
@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from core.errors import Cancelled, HGNError
-from core.video import FORMATS, BackgroundEncoder, VideoWriter, format_for
+from core.files.video import FORMATS, BackgroundEncoder, VideoWriter, format_for
 
 from .run import QUEUE_FRAMES, ExportResult
 from .settings import COLOURS, LAYOUTS, MAX_HEIGHT, MAX_WIDTH, SIZES, ExportSettings

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import HGNError
-from core.video import write_bytes_atomic, write_png
+from core.files.video import write_bytes_atomic, write_png
 
 from .settings import ExportSettings
 
@@ -45,7 +45,7 @@ def frame_png(data, settings: ExportSettings, frame: int, path, camera: dict | N
 
 def static_buffer(system):
     """A one-frame roll-out of the system at rest (for a picture without a run)."""
-    from core.trajectory import Trajectory
+    from core.physics.trajectory import Trajectory
 
     from .run import buffer_from_rollout
 

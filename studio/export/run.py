@@ -3,7 +3,7 @@
 :func:`export_video` renders the chosen frames of a roll-out with an
 :class:`~studio.export.scene.ExportScene` on the calling thread (the one that
 owns the GL context) and hands each picture to a
-:class:`core.video.BackgroundEncoder`, whose thread encodes while the next
+:class:`core.files.video.BackgroundEncoder`, whose thread encodes while the next
 frame renders. It follows core's job protocol (``progress("export",
 fraction)``, ``cancel.is_set()`` checked every frame); a cancel or an error
 removes the temporary file, so no broken video is left behind and an older
@@ -11,7 +11,7 @@ file of the same name survives. The command line and the benchmark call it;
 the studio drives the same pieces from a QTimer (``studio.export.gui``).
 
 :func:`buffer_from_rollout` turns a project's saved roll-out
-(:class:`core.project.RolloutRecord`) or a list of trajectories into the
+(:class:`core.files.project.RolloutRecord`) or a list of trajectories into the
 :class:`~studio.rollout_buffer.RolloutBuffer` the scene draws.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from core.errors import HGNError
 from core.jobs import check_cancel, report
-from core.video import BackgroundEncoder, VideoWriter
+from core.files.video import BackgroundEncoder, VideoWriter
 
 from ..rollout_buffer import RolloutBuffer
 from .settings import ExportSettings
@@ -63,7 +63,7 @@ def buffer_from_rollout(truth, prediction=None, model_name: str = "", label: str
 
 
 def buffer_from_record(record) -> RolloutBuffer:
-    """The buffer of a :class:`core.project.RolloutRecord`."""
+    """The buffer of a :class:`core.files.project.RolloutRecord`."""
     return buffer_from_rollout(record.truth, record.prediction, record.model_name, record.label, record.zero_shot)
 
 

@@ -315,7 +315,7 @@ class ExportScene:
     # ------------------------------------------------------------------
     def update(self, f: int) -> None:
         """Put frame ``f`` of the roll-out into the scene (no drawing)."""
-        from core.neighbours import wrap
+        from core.physics.neighbours import wrap
 
         from ..widgets.particle_view import _pad3
 

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 
 from core.errors import HGNError
-from core.video import check_fps, check_size, format_for
+from core.files.video import check_fps, check_size, format_for
 
 from ..colouring import COLOUR_MODES
 

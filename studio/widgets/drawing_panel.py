@@ -446,7 +446,7 @@ class DrawingPanel(QWidget):
             self.canvas._edit("Clear drawing", self.model.clear)
 
     def use(self):
-        """Build the drawn system (core.builders.custom); None after an error."""
+        """Build the drawn system (core.physics.builders.custom); None after an error."""
         try:
             pot = self._potential_fn()
             system = self.model.to_system(pot, self.layersSpin.value(), self.layerSpacing.value())

@@ -4,7 +4,7 @@ A table of every model in the session (method, settings, fit time, test
 derivative MSE, roll-out error) -- select a row to make it current; *Roll
 out* shows its comparison roll-out again; *Zero-shot* applies it without
 refitting to the same lattice scaled up ``factor`` times along every axis
-(core.builders.rebuild_scaled).
+(core.physics.builders.rebuild_scaled).
 """
 from __future__ import annotations
 

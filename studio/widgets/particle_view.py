@@ -222,7 +222,7 @@ class ParticleView(QWidget):
 
     def _wrap(self, q: np.ndarray) -> np.ndarray:
         if self.system is not None and self.system.box is not None:
-            from core.neighbours import wrap
+            from core.physics.neighbours import wrap
 
             return wrap(q, self.system.box)
         return q

@@ -1,8 +1,8 @@
 """The system panel: generators with their parameters, the pair potential with
 its curve V(r), the start state, and the Build button.
 
-Every system comes from ``core.builders.build(kind, ...)``; every potential
-from ``core.potentials.make_potential``. Errors that core raises (HGNError)
+Every system comes from ``core.physics.builders.build(kind, ...)``; every potential
+from ``core.physics.potentials.make_potential``. Errors that core raises (HGNError)
 are shown at the field they name and sent to the status bar through
 ``error``; nothing here raises into Qt.
 """
@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, Q
                                QStackedWidget, QVBoxLayout, QWidget)
 
 from core.errors import HGNError
-from core.potentials import POTENTIALS, make_potential
+from core.physics.potentials import POTENTIALS, make_potential
 
 from ..defaults import (BUILDER_DEFAULTS, DEFAULT_KIND, DEFAULT_POTENTIAL, PARAM_LABELS, PARAM_TIPS,
                         SIMULATION, SYSTEM_KINDS)
@@ -315,7 +315,7 @@ class SystemPanel(QWidget):
     @Slot()
     def build(self):
         """Build the system; returns it, or None after showing the error."""
-        from core.builders import build
+        from core.physics.builders import build
 
         form = self.builderForms[self.kind]
         form.clear_errors()

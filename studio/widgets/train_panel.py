@@ -123,7 +123,7 @@ class TrainPanel(QWidget):
         has = bool(self.methods)
         self.trainButton.setEnabled(has)
         if not has:
-            self.trainButton.setToolTip("No fitting method in core yet (core.rfhgn is missing)")
+            self.trainButton.setToolTip("No fitting method in core yet (core.learning.rfhgn is missing)")
         self._on_method()
 
     @property

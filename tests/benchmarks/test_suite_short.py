@@ -47,7 +47,7 @@ def test_every_output_exists_and_is_well_formed(short_run):
 
 
 def test_optimizer_table_has_rf_rows_and_all_fifteen_optimizers(short_run):
-    from core.baselines import OPTIMIZERS
+    from core.learning.baselines import OPTIMIZERS
 
     doc = short_run[1]["optimizers"]
     rows = doc["rows"]

@@ -3,9 +3,7 @@ potential, and helpers that check derivatives by finite differences."""
 import numpy as np
 import pytest
 
-from core import builders
-
-
+from core.physics import builders
 def _edge_scaled_custom():
     # a ring of 5 particles plus a diagonal, each spring with its own strength
     ang = np.linspace(0, 2 * np.pi, 5, endpoint=False)

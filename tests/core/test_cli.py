@@ -1,6 +1,6 @@
-"""The command line (core.cli): help, ``simulate`` against direct calls of
+"""The command line (core.cli.app): help, ``simulate`` against direct calls of
 core, ``info``, and one-line errors with exit code 2. Commands run in-process
-through ``core.cli.main(argv)``; one subprocess checks ``python -m core``."""
+through ``core.cli.app.main(argv)``; one subprocess checks ``python -m core``."""
 from __future__ import annotations
 
 import subprocess
@@ -11,11 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import builders, cli, io, xyz
-from core.cli_simulate import TqdmProgress
-from core.forces import ForceField
-from core.initial import initial_state
-from core.simulate import simulate
+from core.physics import builders
+
+from core.cli import app as cli
+
+from core.files import io, xyz
+from core.cli.simulate import TqdmProgress
+from core.physics.forces import ForceField
+from core.physics.initial import initial_state
+from core.physics.simulate import simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -256,7 +260,7 @@ def test_blow_up_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_a_new_command_module_is_one_line(monkeypatch, capsys):
-    """What core.cli_model will do: a module with register(subparsers)."""
+    """What core.cli.model will do: a module with register(subparsers)."""
     seen = {}
 
     def register(sub):

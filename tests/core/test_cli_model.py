@@ -6,13 +6,13 @@ import re
 import numpy as np
 import pytest
 
-from core import metrics
-from core.cli import build_parser, main
-from core.initial import initial_state
-from core.io import load_dataset, load_trajectories
-from core.rfhgn import FittedModel
-from core.rollout import learned_energy, rollout
-from core.simulate import simulate
+from core.learning import metrics
+from core.cli.app import build_parser, main
+from core.physics.initial import initial_state
+from core.files.io import load_dataset, load_trajectories
+from core.learning.rfhgn import FittedModel
+from core.learning.rollout import learned_energy, rollout
+from core.physics.simulate import simulate
 
 #: small networks, evaluated exactly (no interpolation tables: their build is
 #: the model's business and tested with it), so the tests stay fast
@@ -52,8 +52,8 @@ def test_train_prints_fit_time_and_test_mse_of_the_saved_model(capsys, workdir):
     assert fit_time == pytest.approx(m.info["fit_time"], abs=1e-4)
     printed = float(re.search(r"test derivative MSE: ([0-9.e+-]+) on 40 held-out", out).group(1))
     # the same snapshots drawn directly give the same test error
-    from core.builders import cubic_lattice
-    from core.datagen import random_snapshots
+    from core.physics.builders import cubic_lattice
+    from core.physics.datagen import random_snapshots
 
     ds = random_snapshots(cubic_lattice(2, 2, 2), 160, 0.1, 0.1, seed=4, test_fraction=40 / 160)
     assert len(ds.test) == 40

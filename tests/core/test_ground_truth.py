@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from core import builders
-from core.datagen import DataSpec, generate, random_snapshots
+from core.physics import builders
+from core.physics.datagen import DataSpec, generate, random_snapshots
 from core.errors import Cancelled, HGNError
-from core.forces import ForceField, derivatives, hamiltonian
-from core.initial import initial_state
-from core.integrators import Frame, velocity_verlet
+from core.physics.forces import ForceField, derivatives, hamiltonian
+from core.physics.initial import initial_state
+from core.physics.integrators import Frame, velocity_verlet
 from core.jobs import CancelToken
-from core.simulate import simulate
+from core.physics.simulate import simulate
 
 
 @pytest.fixture(scope="module")

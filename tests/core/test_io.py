@@ -1,5 +1,5 @@
-"""Files: systems, trajectories and datasets in the npz container (core.io),
-and extended XYZ through ASE (core.xyz): round trips, damaged and foreign
+"""Files: systems, trajectories and datasets in the npz container (core.files.io),
+and extended XYZ through ASE (core.files.xyz): round trips, damaged and foreign
 files, atomic saves, and the import policy for files from other programs."""
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import zipfile
 import numpy as np
 import pytest
 
-from core import builders, io, xyz
+from core.physics import builders
+
+from core.files import io, xyz
 from core.errors import HGNError
-from core.fileformat import load_npz, save_npz
-from core.forces import ForceField, kinetic_energy
-from core.system import System
-from core.trajectory import Dataset, Trajectory
+from core.files.fileformat import load_npz, save_npz
+from core.physics.forces import ForceField, kinetic_energy
+from core.physics.system import System
+from core.physics.trajectory import Dataset, Trajectory
 
 
 # ----------------------------------------------------------------------
@@ -589,8 +591,8 @@ def test_xyz_describe(tmp_path):
 
 
 def test_generated_dataset_round_trips(tmp_path):
-    """A dataset from core.datagen (meta with int arrays and settings) reads back bit for bit."""
-    from core.datagen import DataSpec, generate
+    """A dataset from core.physics.datagen (meta with int arrays and settings) reads back bit for bit."""
+    from core.physics.datagen import DataSpec, generate
 
     ds = generate(builders.chain(4), DataSpec(n_trajectories=3, steps=20, save_every=5, seed=2))
     back = io.load_dataset(io.save_dataset(tmp_path / "gen.npz", ds))
@@ -638,10 +640,10 @@ def test_xyz_export_reports_progress_and_can_be_cancelled(tmp_path):
 
 
 def test_load_any_opens_a_fitted_model_with_identical_predictions(tmp_path):
-    from core import builders
-    from core.datagen import random_snapshots
-    from core.io import load_any
-    from core.rfhgn import RFConfig, fit
+    from core.physics import builders
+    from core.physics.datagen import random_snapshots
+    from core.files.io import load_any
+    from core.learning.rfhgn import RFConfig, fit
 
     s = builders.square_lattice(2, 2)
     ds = random_snapshots(s, 40, 0.1, 0.1, seed=3)

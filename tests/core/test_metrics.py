@@ -4,10 +4,10 @@ import math
 import numpy as np
 import pytest
 
-from core import metrics
-from core.builders import chain, molecular
+from core.learning import metrics
+from core.physics.builders import chain, molecular
 from core.errors import HGNError
-from core.trajectory import Dataset, Trajectory
+from core.physics.trajectory import Dataset, Trajectory
 
 
 def _traj(system, q, energies=None, t=None):

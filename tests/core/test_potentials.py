@@ -4,9 +4,9 @@ truncation and shift of cutoff systems."""
 import numpy as np
 import pytest
 
-from core import builders
-from core.forces import ForceField, derivatives, hamiltonian, kinetic_energy, potential_energy
-from core.potentials import POTENTIALS, Anharmonic, Harmonic, LennardJones, Morse, make_potential
+from core.physics import builders
+from core.physics.forces import ForceField, derivatives, hamiltonian, kinetic_energy, potential_energy
+from core.physics.potentials import POTENTIALS, Anharmonic, Harmonic, LennardJones, Morse, make_potential
 
 POTENTIAL_CASES = [
     (Harmonic(k=2.5, r0=1.2), np.linspace(0.3, 3.0, 41)),

@@ -1,4 +1,4 @@
-"""core.project: a whole project in one file. Round trips keep every array
+"""core.files.project: a whole project in one file. Round trips keep every array
 bit for bit and every setting equal; the restored model predicts exactly what
 the saved one did; corrupt, truncated, foreign and newer files are refused
 with a clear message; a failed save leaves the previous file intact; imported
@@ -13,15 +13,17 @@ import zipfile
 import numpy as np
 import pytest
 
-from core import builders, fileformat, io, project
-from core.datagen import DataSpec, generate
+from core.physics import builders
+
+from core.files import fileformat, io, project
+from core.physics.datagen import DataSpec, generate
 from core.errors import HGNError
-from core.forces import ForceField
-from core.project import ModelRecord, Project, RolloutRecord, load_project, save_project
-from core.rfhgn import RFConfig, fit
-from core.rollout import rollout
-from core.simulate import simulate
-from core.trajectory import Trajectory
+from core.physics.forces import ForceField
+from core.files.project import ModelRecord, Project, RolloutRecord, load_project, save_project
+from core.learning.rfhgn import RFConfig, fit
+from core.learning.rollout import rollout
+from core.physics.simulate import simulate
+from core.physics.trajectory import Trajectory
 
 
 @pytest.fixture(scope="module")
@@ -325,7 +327,7 @@ def test_dataset_from_trajectories_bad_input(fitted):
 
 def test_gradient_trained_baseline_round_trip(tmp_path, fitted):
     """Models of other kinds travel through their own file format too."""
-    from core.baselines import BaselineConfig, fit as fit_baseline
+    from core.learning.baselines import BaselineConfig, fit as fit_baseline
 
     system, ds, _ = fitted
     model = fit_baseline(ds, BaselineConfig(max_epochs=3, node_width=8, edge_width=8, message_width=8,

@@ -1,4 +1,4 @@
-"""Learned rollouts (core.rollout): the integrators against ground truth,
+"""Learned rollouts (core.learning.rollout): the integrators against ground truth,
 reference solutions and their own symmetries, and zero-shot rollouts of a
 fitted model on a larger lattice."""
 import threading
@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from core import metrics
-from core.builders import chain, cubic_lattice, molecular
+from core.learning import metrics
+from core.physics.builders import chain, cubic_lattice, molecular
 from core.errors import Cancelled, HGNError
-from core.forces import ForceField, kinetic_energy
-from core.initial import initial_state
-from core.rfhgn import TrueHamiltonian
-from core.rollout import RolloutConvergenceWarning, RolloutExtrapolationWarning, compare, learned_energy, rollout
-from core.simulate import simulate
+from core.physics.forces import ForceField, kinetic_energy
+from core.physics.initial import initial_state
+from core.learning.rfhgn import TrueHamiltonian
+from core.learning.rollout import RolloutConvergenceWarning, RolloutExtrapolationWarning, compare, learned_energy, rollout
+from core.physics.simulate import simulate
 
 
 class SkewHarmonic:
@@ -264,8 +264,8 @@ def test_blow_up_is_reported_with_advice(lattice):
 # ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def zero_shot():
-    from core.datagen import random_snapshots
-    from core.rfhgn import RFConfig, fit
+    from core.physics.datagen import random_snapshots
+    from core.learning.rfhgn import RFConfig, fit
 
     small = cubic_lattice(2, 2, 2)
     model = fit(random_snapshots(small, 500, 0.1, 0.1, seed=0), RFConfig())

@@ -5,13 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from core import builders
-from core.datagen import DataSpec, generate, random_snapshots
+from core.physics import builders
+from core.physics.datagen import DataSpec, generate, random_snapshots
 from core.errors import HGNError
-from core.initial import initial_state
-from core.potentials import Harmonic, make_potential
-from core.simulate import simulate
-from core.system import System, make_system
+from core.physics.initial import initial_state
+from core.physics.potentials import Harmonic, make_potential
+from core.physics.simulate import simulate
+from core.physics.system import System, make_system
 
 
 # -- what the builders make --------------------------------------------------
@@ -45,7 +45,7 @@ def test_triangular_lattice_has_six_neighbours_inside():
     idx = np.arange(s.n).reshape(5, 6)
     assert np.all(deg[idx[1:-1, 1:-1].ravel()] == 6)
     # every pair closer than 1.01 spacings is bonded and no bond is longer
-    from core.neighbours import pairs_within
+    from core.physics.neighbours import pairs_within
     assert pairs_within(s.positions, 1.3 * 1.01).tolist() == s.edges.tolist()
 
 
@@ -291,10 +291,10 @@ def test_make_system_broadcasts_a_scalar_mass():
 
 def test_positions_a_hair_below_zero_in_a_periodic_box_are_accepted():
     # np.mod(-1e-17, 5) == 5.0, which a periodic k-d tree refuses: positions
-    # are folded with core.neighbours.wrap instead
+    # are folded with core.physics.neighbours.wrap instead
     s = builders.custom(2, [[-1e-17, 1.0], [2.0, -1e-17]], cutoff=1.0, box=[5.0, 5.0])
     assert s.n == 2
-    from core.neighbours import wrap
+    from core.physics.neighbours import wrap
     w = wrap(np.array([[-1e-17, 5.0], [10.0 - 1e-15, -5.0]]), np.array([5.0, 5.0]))
     assert np.all((w >= 0) & (w < 5.0))
 

@@ -1,4 +1,4 @@
-"""core.video: videos decode back with the size, frame count and codec asked
+"""core.files.video: videos decode back with the size, frame count and codec asked
 for, frames survive the round trip, and a cancelled or failed export leaves
 neither a broken file nor a temporary one (a previous file stays intact)."""
 from __future__ import annotations
@@ -9,9 +9,9 @@ import os
 import numpy as np
 import pytest
 
-from core import video
+from core.files import video
 from core.errors import Cancelled, HGNError
-from core.video import BackgroundEncoder, VideoWriter, probe, read_frames
+from core.files.video import BackgroundEncoder, VideoWriter, probe, read_frames
 
 W, H = 96, 64
 

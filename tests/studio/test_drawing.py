@@ -77,7 +77,7 @@ def test_draw_by_mouse_with_undo_and_redo(qtbot, drawing):
     qtbot.mouseClick(panel.applySpring, Qt.LeftButton)
     assert model.scales[0] == 2.5
 
-    # use it: the session's system is the drawing, through core.builders.custom
+    # use it: the session's system is the drawing, through core.physics.builders.custom
     qtbot.mouseClick(panel.useButton, Qt.LeftButton)
     s = w.session.system
     assert s.n == 4 and s.dim == 2 and len(s.edges) == 4
@@ -110,7 +110,7 @@ def test_delete_mode_and_delete_key(qtbot, drawing):
 
 
 def test_extrude_into_layers():
-    from core.potentials import make_potential
+    from core.physics.potentials import make_potential
 
     m = DrawingModel()
     for p in [(0, 0), (1, 0), (0, 1)]:
@@ -126,7 +126,7 @@ def test_extrude_into_layers():
 
 
 def test_bad_drawings_raise_hgn_errors():
-    from core.potentials import make_potential
+    from core.physics.potentials import make_potential
 
     m = DrawingModel()
     with pytest.raises(HGNError, match="empty"):

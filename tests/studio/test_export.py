@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import builders
+from core.physics import builders
 from core.errors import Cancelled, HGNError
-from core.initial import initial_state
-from core.project import Project, RolloutRecord, save_project
-from core.simulate import simulate
-from core.video import probe, read_frames
+from core.physics.initial import initial_state
+from core.files.project import Project, RolloutRecord, save_project
+from core.physics.simulate import simulate
+from core.files.video import probe, read_frames
 from studio.export.run import buffer_from_rollout, export_video
 from studio.export.settings import ExportSettings, parse_size
 from studio_helpers import non_background_fraction

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt, QTimer
 
-from core.video import probe, read_frames
+from core.files.video import probe, read_frames
 from studio.export.run import buffer_from_rollout
 from studio_helpers import non_background_fraction
 from test_export import runs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core import builders
+from core.physics import builders
 from studio.widgets.particle_view import MASS_SCALE_RANGE, ParticleView, mass_scales
 
 

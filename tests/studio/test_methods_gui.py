@@ -1,5 +1,5 @@
 """Several methods side by side: RF-HGN and a gradient-trained baseline in one
-project's table, with the baseline's loss curve; file opening through core.io."""
+project's table, with the baseline's loss curve; file opening through core.files.io."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +10,7 @@ from studio_helpers import build_tiny_lattice, set_tiny_training, train_and_wait
 def test_rfhgn_and_a_baseline_compared_in_the_table(qtbot, window):
     w = window
     tp = w.trainPanel
-    assert "baseline" in tp.methods                      # core.baselines exists, so it is offered
+    assert "baseline" in tp.methods                      # core.learning.baselines exists, so it is offered
     build_tiny_lattice(qtbot, w, 2, 2)
     set_tiny_training(w)
     rf = train_and_wait(qtbot, w)
@@ -39,9 +39,9 @@ def test_rfhgn_and_a_baseline_compared_in_the_table(qtbot, window):
 
 
 def test_open_a_trajectory_and_a_system_file(qtbot, window, tmp_path):
-    from core import io
-    from core.builders import build
-    from core.simulate import simulate
+    from core.files import io
+    from core.physics.builders import build
+    from core.physics.simulate import simulate
 
     s = build("chain", n=5)
     tr = simulate(s, s.positions + 0.05, np.zeros_like(s.positions), 0.01, 40, 4)
@@ -68,8 +68,7 @@ def test_open_a_trajectory_and_a_system_file(qtbot, window, tmp_path):
 def test_example_systems_open(qtbot, window):
     from pathlib import Path
 
-    from core import io
-
+    from core.files import io
     folder = Path(__file__).resolve().parents[2] / "assets" / "examples"
     files = sorted(folder.glob("*.npz"))
     assert len(files) >= 3

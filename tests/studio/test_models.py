@@ -7,9 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from core.builders import build
+from core.physics.builders import build
 from core.errors import HGNError
-from core.simulate import simulate
+from core.physics.simulate import simulate
 from studio import pipeline
 from studio.methods import METHODS, available_methods, method_by_key
 from studio.rollout_buffer import RolloutBuffer
@@ -74,7 +74,7 @@ def _tiny_system():
 
 
 def test_chunked_rollout_equals_one_uninterrupted_run():
-    from core.rfhgn import TrueHamiltonian
+    from core.learning.rfhgn import TrueHamiltonian
 
     s = _tiny_system()
     rng = np.random.default_rng(1)
@@ -163,7 +163,7 @@ def pipeline_defaults_dict():
 
 # -- methods and forms ----------------------------------------------------------
 def test_methods_come_from_core_with_core_defaults():
-    from core.rfhgn import RFConfig
+    from core.learning.rfhgn import RFConfig
 
     keys = [m.key for m in available_methods()]
     assert "rfhgn" in keys
@@ -199,7 +199,7 @@ def test_form_parses_numbers_and_marks_bad_fields(qtbot):
 
 
 def test_rollout_warnings_are_reported_once_not_per_chunk():
-    from core.rfhgn import TrueHamiltonian
+    from core.learning.rfhgn import TrueHamiltonian
 
     s = _tiny_system()
     model = TrueHamiltonian(s)

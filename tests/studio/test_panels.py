@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt
 
-from core.potentials import make_potential
+from core.physics.potentials import make_potential
 from studio_helpers import make_window
 
 

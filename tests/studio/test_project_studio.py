@@ -18,10 +18,12 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
-from core import builders, io, xyz
-from core.initial import initial_state
-from core.simulate import simulate
-from core.video import probe
+from core.physics import builders
+
+from core.files import io, xyz
+from core.physics.initial import initial_state
+from core.physics.simulate import simulate
+from core.files.video import probe
 from studio_helpers import build_tiny_lattice, non_background_fraction, set_tiny_training, train_and_wait
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,8 +99,7 @@ def test_save_and_open_restores_what_the_user_saw(qtbot, trained, tmp_path):
 
 @pytest.mark.parametrize("content", ["truncated", "text", "foreign-npz", "newer"])
 def test_bad_files_change_nothing(qtbot, trained, tmp_path, content):
-    from core import fileformat
-
+    from core.files import fileformat
     w = trained
     c = controller(w)
     good = tmp_path / "good.hgnproj"
@@ -132,8 +133,7 @@ def test_bad_files_change_nothing(qtbot, trained, tmp_path, content):
 def test_failed_save_keeps_the_previous_file(qtbot, trained, tmp_path, monkeypatch):
     import errno
 
-    from core import fileformat
-
+    from core.files import fileformat
     w = trained
     c = controller(w)
     path = tmp_path / "keep.hgnproj"
@@ -212,7 +212,7 @@ def test_drag_and_drop_of_trajectories_systems_and_projects(qtbot, window, tmp_p
 
 
 def test_autosave_in_the_background_and_clean_exit_removes_it(qtbot, window):
-    from core.project import load_project
+    from core.files.project import load_project
 
     c = controller(window)
     assert not c.autosave()                      # nothing changed: nothing written
@@ -242,7 +242,7 @@ _CRASHING_STUDIO = textwrap.dedent("""
         if w.session.system is not None:
             break
     c = getattr(w, "projects", None) or ProjectController(w)
-    from core import builders
+    from core.physics import builders
     w._on_built(builders.triangular_lattice(3, 5), {{"kind": "triangular"}})
     w.views.set_layout("overlay")
     c.dirty = True

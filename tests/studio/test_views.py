@@ -84,8 +84,8 @@ def test_export_hook_enables_the_button(qtbot, window):
 def test_a_rollout_of_a_bigger_system_replaces_the_views_system(qtbot, window):
     """set_rollout with another system (zero-shot, opened file): the views take
     the new system before anything is drawn (bonds switch off on the way)."""
-    from core.builders import build
-    from core.simulate import simulate
+    from core.physics.builders import build
+    from core.physics.simulate import simulate
     from studio.rollout_buffer import RolloutBuffer
 
     w = window
@@ -101,9 +101,9 @@ def test_a_rollout_of_a_bigger_system_replaces_the_views_system(qtbot, window):
 
 
 def test_periodic_molecular_run_shows_wrapped_with_box_and_energy_colours(qtbot, window):
-    from core.builders import build
-    from core.initial import initial_state
-    from core.simulate import simulate
+    from core.physics.builders import build
+    from core.physics.initial import initial_state
+    from core.physics.simulate import simulate
 
     s = build("molecular", n=27, density=0.1, cutoff=2.5)
     q0, p0 = initial_state(s, displacement=0.0, temperature=1.0, seed=3)
@@ -127,7 +127,7 @@ def test_reset_camera_fits_a_3d_lattice_in_tall_and_wide_views(qtbot):
     """Framing by the bounding sphere: no particle touches the picture's edge,
     whatever the view's aspect (an edge-on framing clipped a cube seen at an
     angle), and the views frame as the video export does."""
-    from core import builders
+    from core.physics import builders
     from studio.export.scene import _camera_from
     from studio.widgets.particle_view import ParticleView
 

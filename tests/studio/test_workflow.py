@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt
 
-from core.forces import hamiltonian
+from core.physics.forces import hamiltonian
 from studio_helpers import (build_tiny_lattice, non_background_fraction, set_tiny_training,
                             train_and_wait)
 

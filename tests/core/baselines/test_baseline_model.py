@@ -1,14 +1,14 @@
-"""A trained baseline behaves like an RF-HGN FittedModel for core.rollout and
-core.metrics, and survives a save/load round trip bit for bit."""
+"""A trained baseline behaves like an RF-HGN FittedModel for core.learning.rollout and
+core.learning.metrics, and survives a save/load round trip bit for bit."""
 import numpy as np
 import pytest
 
-from core import builders
-from core.baselines import BaselineConfig, TrainedHGN, fit, load_model
-from core.datagen import random_snapshots
+from core.physics import builders
+from core.learning.baselines import BaselineConfig, TrainedHGN, fit, load_model
+from core.physics.datagen import random_snapshots
 from core.errors import HGNError
-from core.metrics import derivative_mse, rollout_measures
-from core.rollout import compare
+from core.learning.metrics import derivative_mse, rollout_measures
+from core.learning.rollout import compare
 
 SMALL = dict(node_width=8, edge_width=8, message_width=16, time_budget=0, threads=1, max_epochs=30,
              batch_size=8)
@@ -44,15 +44,15 @@ def test_save_load_round_trip(trained, tmp_path):
 
 
 def test_load_model_opens_rf_models_too(trained, tmp_path):
-    from core.rfhgn import RFConfig
-    from core.rfhgn import fit as rf_fit
-    from core.rfhgn.model import FittedModel
+    from core.learning.rfhgn import RFConfig
+    from core.learning.rfhgn import fit as rf_fit
+    from core.learning.rfhgn.model import FittedModel
 
     ds, _ = trained
     rf = rf_fit(ds, RFConfig(node_width=8, edge_width=8, message_width=16))
     path = rf.save(tmp_path / "rf.npz")
     assert isinstance(load_model(path), FittedModel)
-    from core.io import save_system
+    from core.files.io import save_system
 
     other = save_system(tmp_path / "sys.npz", ds.system)
     with pytest.raises(HGNError, match="not a model"):

@@ -1,15 +1,15 @@
 """The torch network of the baselines is the RF-HGN network: with the same
-weights it gives the same H and the same gradients as core.rfhgn's numpy
+weights it gives the same H and the same gradients as core.learning.rfhgn's numpy
 network (exact analytic chain rule there, autograd here), in float64."""
 import numpy as np
 import pytest
 import torch
 
-from core import builders
-from core.baselines.torch_hgn import TorchGraph, TorchHGN
-from core.datagen import random_snapshots
-from core.rfhgn import RFConfig, fit
-from core.rfhgn.sampling import choose_points, sample_network
+from core.physics import builders
+from core.learning.baselines.torch_hgn import TorchGraph, TorchHGN
+from core.physics.datagen import random_snapshots
+from core.learning.rfhgn import RFConfig, fit
+from core.learning.rfhgn.sampling import choose_points, sample_network
 
 TOL = 1e-10
 
@@ -87,8 +87,8 @@ def test_without_edge_pooling_and_without_normalisation():
 def test_trained_wrapper_reproduces_a_fitted_rf_model():
     """A TrainedHGN holding an RF fit's weights is the same model: energies
     (constant included) and time derivatives agree with FittedModel."""
-    from core.baselines import BaselineConfig
-    from core.baselines.model import TrainedHGN
+    from core.learning.baselines import BaselineConfig
+    from core.learning.baselines.model import TrainedHGN
 
     s = builders.cubic_lattice(2, 2, 2)
     ds = random_snapshots(s, 40, seed=0, test_fraction=0.25)
@@ -114,8 +114,8 @@ def test_trained_wrapper_reproduces_a_fitted_rf_model():
 
 
 def test_separable_parts_add_up_to_the_whole():
-    from core.baselines import BaselineConfig
-    from core.baselines.model import TrainedHGN
+    from core.learning.baselines import BaselineConfig
+    from core.learning.baselines.model import TrainedHGN
 
     s = builders.square_lattice(3, 3, potential="morse")
     ds, net, theta = _sampled(s, "invariant")
@@ -129,8 +129,8 @@ def test_separable_parts_add_up_to_the_whole():
 
 
 def test_wrapper_rejects_wrong_shapes_and_dimensions():
-    from core.baselines import BaselineConfig
-    from core.baselines.model import TrainedHGN
+    from core.learning.baselines import BaselineConfig
+    from core.learning.baselines.model import TrainedHGN
     from core.errors import HGNError
 
     s = builders.square_lattice(2, 3)

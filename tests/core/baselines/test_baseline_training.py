@@ -7,11 +7,11 @@ import time
 import numpy as np
 import pytest
 
-from core import builders
-from core.baselines import OPTIMIZERS, BaselineConfig, fit
-from core.datagen import random_snapshots
+from core.physics import builders
+from core.learning.baselines import OPTIMIZERS, BaselineConfig, fit
+from core.physics.datagen import random_snapshots
 from core.errors import Cancelled, HGNError
-from core.metrics import derivative_mse
+from core.learning.metrics import derivative_mse
 
 SMALL = dict(node_width=8, edge_width=8, message_width=16, time_budget=0, threads=1)
 

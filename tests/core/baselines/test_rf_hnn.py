@@ -4,11 +4,11 @@ differences, and it refuses systems of another size."""
 import numpy as np
 import pytest
 
-from core import builders
-from core.baselines.rf_hnn import RFHNNConfig, RFHNNModel, _flat, fit_hnn
-from core.datagen import random_snapshots
+from core.physics import builders
+from core.learning.baselines.rf_hnn import RFHNNConfig, RFHNNModel, _flat, fit_hnn
+from core.physics.datagen import random_snapshots
 from core.errors import HGNError
-from core.metrics import derivative_mse
+from core.learning.metrics import derivative_mse
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_refuses_another_particle_count_and_round_trips(chain_fit, tmp_path):
         m.gradients(bigger, bigger.positions, np.zeros_like(bigger.positions))
     back = RFHNNModel.load(m.save(tmp_path / "hnn.npz"))
     assert np.array_equal(back.energy(ds.system, ds.q[:4], ds.p[:4]), m.energy(ds.system, ds.q[:4], ds.p[:4]))
-    from core.baselines import load_model
+    from core.learning.baselines import load_model
 
     assert isinstance(load_model(tmp_path / "hnn.npz"), RFHNNModel)
     with pytest.raises(HGNError):

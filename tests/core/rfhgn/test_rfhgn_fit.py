@@ -6,14 +6,14 @@ import threading
 import numpy as np
 import pytest
 
-from core import builders
-from core.datagen import random_snapshots
+from core.physics import builders
+from core.physics.datagen import random_snapshots
 from core.errors import Cancelled, HGNError
-from core.forces import derivatives
-from core.initial import initial_state
-from core.rfhgn import FittedModel, RFConfig, TrueHamiltonian, fit, fit_time_series
-from core.simulate import simulate
-from core.trajectory import Dataset
+from core.physics.forces import derivatives
+from core.physics.initial import initial_state
+from core.learning.rfhgn import FittedModel, RFConfig, TrueHamiltonian, fit, fit_time_series
+from core.physics.simulate import simulate
+from core.physics.trajectory import Dataset
 
 SMALL = dict(node_width=8, edge_width=12, message_width=8)
 
@@ -201,7 +201,7 @@ def test_fast_tables_agree_with_the_exact_network(lattice_model):
 
 
 def test_cutoff_model_accepts_candidate_pairs():
-    from core.neighbours import pairs_within
+    from core.physics.neighbours import pairs_within
 
     s = builders.molecular(64, density=0.8, dim=3, cutoff=1.6, jitter=0.1)
     model = fit(random_snapshots(s, 30, displacement=0.05, seed=1), RFConfig(**SMALL))
@@ -255,7 +255,7 @@ def test_save_and_load_give_identical_predictions(tmp_path, encoding):
 
 
 def test_frame_rule_is_saved_and_old_files_keep_the_papers_rule(tmp_path):
-    from core.fileformat import load_npz, save_npz
+    from core.files.fileformat import load_npz, save_npz
 
     s = builders.square_lattice(3, 3)
     data = random_snapshots(s, 30, seed=1)
@@ -281,7 +281,7 @@ def test_frame_rule_is_saved_and_old_files_keep_the_papers_rule(tmp_path):
 
 
 def test_loading_a_wrong_file_kind_is_an_error(tmp_path):
-    from core.fileformat import save_npz
+    from core.files.fileformat import save_npz
 
     save_npz(tmp_path / "x.npz", "dataset", {}, {"a": np.zeros(2)})
     with pytest.raises(HGNError, match="model"):
@@ -368,13 +368,13 @@ def test_true_hamiltonian_adapter_matches_the_force_field():
     dq, dp = th.time_derivatives(s, q, p)
     tq, tp = derivatives(s, q, p)
     assert np.allclose(dq, tq, rtol=0, atol=1e-14) and np.allclose(dp, tp, rtol=1e-12, atol=1e-12)
-    from core.neighbours import pairs_within
+    from core.physics.neighbours import pairs_within
     assert np.allclose(th.potential_gradient(s, q, pairs=pairs_within(q, 2.0, s.box)), -tp, rtol=1e-12, atol=1e-12)
     assert th.energy(s, q, p).shape == () and th.energy(None, q[None], p[None]).shape == (1,)
 
 
 def test_blas_threads_are_limited_during_the_block_and_restored():
-    from core.rfhgn.blas import _find, blas_threads
+    from core.learning.rfhgn.blas import _find, blas_threads
 
     libs = _find()
     assert libs, "numpy's OpenBLAS was not found in the process"

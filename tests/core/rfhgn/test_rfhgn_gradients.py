@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from core import builders
+from core.physics import builders
 from core.errors import HGNError
-from core.rfhgn import RFConfig
-from core.rfhgn.encoding import build_frame, encode, frame_adjoint
-from core.rfhgn.sampling import choose_points, sample_network
-from core.rfhgn.torchnet import correction_gradients, torch_energy, torch_features
+from core.learning.rfhgn import RFConfig
+from core.learning.rfhgn.encoding import build_frame, encode, frame_adjoint
+from core.learning.rfhgn.sampling import choose_points, sample_network
+from core.learning.rfhgn.torchnet import correction_gradients, torch_energy, torch_features
 
 
 def _ring_masses():

@@ -1,0 +1,353 @@
+"""``python -m core simulate``: build (or load) a system, draw initial
+conditions, integrate ground truth and write the trajectories and, on request,
+a dataset for fitting.
+
+Reproducibility: trajectory ``k`` (from 0) starts from
+``core.physics.initial.initial_state(system, displacement, momentum, temperature,
+seed=seed + k)`` and is integrated by ``core.physics.simulate`` (velocity Verlet), so
+``--seed S --trajectories 1`` gives bit for bit what ``core.physics.simulate.simulate``
+gives for that start. With ``--dataset-out`` every saved frame of every run
+becomes a snapshot with exact derivatives (dq/dt = p/m, dp/dt = the
+integrator's forces) and energy, split by trajectory when there are several
+(by snapshot otherwise) with ``core.physics.datagen.split_indices``.
+
+Defaults come from where they live in core: run and data settings from
+:class:`core.physics.datagen.DataSpec`, builder settings from the builders'
+signatures; only the system sizes (:data:`DEFAULT_SIZES`) are the command
+line's own.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import math
+from pathlib import Path
+
+import numpy as np
+
+from core.physics import builders
+from core.errors import HGNError
+from core.physics.potentials import POTENTIALS
+
+#: system size per kind when --n/--m/--l are not given (m and l default to n)
+DEFAULT_SIZES = {"chain": 8, "square": 4, "triangular": 4, "cubic": 3, "molecular": 125}
+DEFAULT_KIND = "chain"
+DEFAULT_TRAJECTORIES = 1
+DEFAULT_XYZ_SYMBOL = "X"
+
+#: which build options each kind takes (the rest are refused, not ignored)
+_KIND_OPTIONS = {
+    "chain": {"n", "spacing", "dim", "mass", "potential", "param"},
+    "square": {"n", "m", "spacing", "mass", "potential", "param"},
+    "triangular": {"n", "m", "spacing", "mass", "potential", "param"},
+    "cubic": {"n", "m", "l", "spacing", "mass", "potential", "param"},
+    "molecular": {"n", "density", "dim", "mass", "potential", "param", "cutoff", "periodic", "jitter"},
+}
+_BUILD_OPTIONS = ("kind", "n", "m", "l", "spacing", "mass", "potential", "param", "cutoff", "density",
+                  "periodic", "dim", "jitter")
+
+
+def _builder_default(kind: str, name: str):
+    return inspect.signature(builders.BUILDERS[kind]).parameters[name].default
+
+
+def _spec_defaults():
+    from core.physics.datagen import DataSpec
+
+    return DataSpec()
+
+
+def _potential_help() -> str:
+    parts = []
+    for name, cls in sorted(POTENTIALS.items()):
+        inst = cls()
+        params = ", ".join(f"{k}={v:g}" for k, v in inst.params().items())
+        parts.append(f"{name} ({params})")
+    return "; ".join(parts)
+
+
+def register(subparsers) -> None:
+    """Add the ``simulate`` subcommand."""
+    from core.cli.app import HelpFormatter
+
+    spec = _spec_defaults()
+    p = subparsers.add_parser(
+        "simulate", help="simulate a particle system and write its trajectory (and a dataset)",
+        formatter_class=HelpFormatter,
+        description="Build a system (or load one with --system), draw random initial conditions, integrate "
+                    "Hamilton's equations with velocity Verlet in float64, and write the trajectories "
+                    "(.npz: HGN Studio format, lossless; .xyz/.extxyz: extended XYZ for OVITO, ASE, ...) "
+                    "and optionally a dataset of snapshots with exact derivatives for fitting.\n\n"
+                    "All quantities are in reduced units: lengths in units of the spacing or sigma, "
+                    "masses in mass units, energies in units of the potential's k, D or epsilon, "
+                    "time in units of sqrt(mass length^2 / energy).",
+        epilog="examples:\n"
+               "  python -m core simulate --kind chain --n 16 --steps 2000 --out chain.npz\n"
+               "  python -m core simulate --kind square --n 5 --m 5 --potential morse -P D=2 -P a=1.5 --out sq.xyz\n"
+               "  python -m core simulate --kind molecular --n 125 --density 0.8 --temperature 0.5 "
+               "--dt 0.005 --out lj.npz --dataset-out lj-data.npz\n"
+               "  python -m core simulate --system my-system.npz --trajectories 10 --dataset-out data.npz")
+    add_system_options(p)
+
+    ini = p.add_argument_group("initial conditions (random, seeded)")
+    ini.add_argument("--displacement", type=float, default=spec.displacement,
+                     help="standard deviation of the random displacement of every coordinate from the "
+                          "reference positions, length units (default: %(default)s)")
+    ini.add_argument("--momentum", type=float, default=spec.momentum,
+                     help="standard deviation of every random momentum component, momentum units "
+                          "(default: %(default)s)")
+    ini.add_argument("--temperature", type=float, default=spec.temperature,
+                     help="draw Maxwell-Boltzmann momenta at this k_B T (energy units) instead of --momentum "
+                          "(default: not used)")
+    ini.add_argument("--seed", type=int, default=spec.seed,
+                     help="random seed; trajectory k starts from seed + k (default: %(default)s)")
+
+    run = p.add_argument_group("integration (velocity Verlet)")
+    run.add_argument("--dt", type=float, default=spec.dt, help="time step, time units (default: %(default)s)")
+    run.add_argument("--steps", type=int, default=spec.steps, help="number of time steps (default: %(default)s)")
+    run.add_argument("--save-every", type=int, default=spec.save_every,
+                     help="keep every this many steps as a frame (frame 0 is the start) (default: %(default)s)")
+    run.add_argument("--trajectories", type=int, default=DEFAULT_TRAJECTORIES,
+                     help="number of independent runs from different random starts (default: %(default)s)")
+
+    out = p.add_argument_group("output")
+    out.add_argument("--out", metavar="FILE",
+                     help="write the trajectories here: .xyz or .extxyz for extended XYZ (one file per trajectory, "
+                          "numbered when there are several), anything else the HGN Studio .npz format")
+    out.add_argument("--dataset-out", metavar="FILE",
+                     help="also write a dataset for fitting: every saved frame as a snapshot with exact "
+                          "derivatives and energy, and the runs as time series (.npz)")
+    out.add_argument("--test-fraction", type=float, default=spec.test_fraction,
+                     help="share of the dataset held out for testing: whole trajectories when there are "
+                          "several, snapshots otherwise (default: %(default)s)")
+    out.add_argument("--symbol", default=DEFAULT_XYZ_SYMBOL,
+                     help="chemical symbol written for every particle in extended XYZ files (default: %(default)s)")
+    out.add_argument("--forces", action="store_true",
+                     help="also write the force on every particle in extended XYZ files")
+    out.add_argument("--wrap", action="store_true",
+                     help="fold positions into the periodic box in extended XYZ files (for viewers such as "
+                          "OVITO); the .npz files always keep the unwrapped, continuous positions")
+    out.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
+    p.set_defaults(func=run_simulate)
+
+
+# ----------------------------------------------------------------------
+
+def add_system_options(parser, title: str = "system (build one, or load one with --system)") -> None:
+    """The options that describe a system (built, or loaded with --system);
+    shared by every command that takes one, read back by :func:`system_from_args`."""
+    sysg = parser.add_argument_group(title)
+    sysg.add_argument("--system", metavar="FILE",
+                      help="take the system from FILE (a system, trajectory or dataset .npz, or an .xyz written "
+                           "by HGN Studio) instead of building one; the build options below are then not allowed")
+    sysg.add_argument("--kind", choices=sorted(builders.BUILDERS), default=None,
+                      help=f"what to build: a chain (2D or 3D), a square or triangular lattice (2D), a cubic "
+                           f"lattice (3D), or a molecular system whose pairs interact within a cutoff "
+                           f"(default: {DEFAULT_KIND})")
+    sysg.add_argument("--n", type=int, default=None,
+                      help="particles in a chain or a molecular system; rows of a lattice (default: "
+                           + ", ".join(f"{k} {v}" for k, v in DEFAULT_SIZES.items()) + ")")
+    sysg.add_argument("--m", type=int, default=None, help="columns of a square, triangular or cubic lattice (default: = n)")
+    sysg.add_argument("--l", type=int, default=None, help="layers of a cubic lattice (default: = n)")
+    sysg.add_argument("--spacing", type=float, default=None,
+                      help=f"lattice spacing, length units (default: {_builder_default('chain', 'spacing')})")
+    sysg.add_argument("--mass", type=float, default=None,
+                      help=f"mass of every particle, mass units (default: {_builder_default('chain', 'mass')})")
+    sysg.add_argument("--dim", type=int, choices=(2, 3), default=None,
+                      help=f"dimension of a chain or molecular system (default: chain "
+                           f"{_builder_default('chain', 'dim')}, molecular {_builder_default('molecular', 'dim')}; "
+                           f"square and triangular lattices are 2D, cubic 3D)")
+    sysg.add_argument("--potential", default=None,
+                      help=f"pair potential V(r), one of {', '.join(sorted(POTENTIALS))} (default: lattices "
+                           f"{_builder_default('chain', 'potential')}, molecular "
+                           f"{_builder_default('molecular', 'potential')})")
+    sysg.add_argument("-P", "--param", action="append", default=None, metavar="NAME=VALUE",
+                      help="a parameter of the potential, repeat for several; parameters and their defaults: "
+                           + _potential_help())
+    sysg.add_argument("--cutoff", type=float, default=None,
+                      help=f"molecular only: pairs closer than this interact (V truncated and shifted), length "
+                           f"units (default: {_builder_default('molecular', 'cutoff')})")
+    sysg.add_argument("--density", type=float, default=None,
+                      help=f"molecular only: particles per unit volume (area in 2D) "
+                           f"(default: {_builder_default('molecular', 'density')})")
+    sysg.add_argument("--periodic", action=argparse.BooleanOptionalAction, default=None,
+                      help=f"molecular only: periodic box (minimum image) or a free block of particles "
+                           f"(default: {'periodic' if _builder_default('molecular', 'periodic') else 'free'})")
+    sysg.add_argument("--jitter", type=float, default=None,
+                      help=f"molecular only: random displacement of the starting lattice sites, in lattice "
+                           f"spacings, < 0.3, drawn with --seed (default: {_builder_default('molecular', 'jitter')})")
+
+
+def given_system_options(args) -> list[str]:
+    """Names of the build options the user gave on the command line."""
+    return [o for o in _BUILD_OPTIONS if getattr(args, o, None) is not None]
+
+
+def _parse_params(items) -> dict[str, float]:
+    params = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise HGNError(f"--param expects NAME=VALUE, got {item!r}")
+        try:
+            params[name] = float(value)
+        except ValueError:
+            raise HGNError(f"--param {name}: {value!r} is not a number") from None
+    return params
+
+
+def system_from_args(args):
+    """The System the arguments describe (built, or loaded with --system)."""
+    given = given_system_options(args)
+    if args.system is not None:
+        if given:
+            raise HGNError(f"--system takes the whole system from the file; drop "
+                           f"{', '.join('--' + o for o in given)}")
+        from core.files.io import system_in
+
+        return system_in(args.system)
+    kind = args.kind or DEFAULT_KIND
+    wrong = [o for o in given if o != "kind" and o not in _KIND_OPTIONS[kind]]
+    if wrong:
+        takes = ", ".join(k for k, opts in _KIND_OPTIONS.items() if wrong[0] in opts)
+        raise HGNError(f"--{wrong[0]} does not apply to --kind {kind} (only to {takes})")
+    n = args.n if args.n is not None else DEFAULT_SIZES[kind]
+    m = args.m if args.m is not None else n
+    l_ = args.l if args.l is not None else n
+    kw = {}
+    for name in ("spacing", "mass", "dim", "potential", "cutoff", "density", "periodic", "jitter"):
+        v = getattr(args, name)
+        if v is not None:
+            kw[name] = v
+    params = _parse_params(args.param)
+    if params:
+        kw["potential_params"] = params
+    if kind == "molecular":
+        kw["seed"] = args.seed
+    sizes = {"chain": (n,), "square": (n, m), "triangular": (n, m), "cubic": (n, m, l_), "molecular": (n,)}[kind]
+    try:
+        return builders.BUILDERS[kind](*sizes, **kw)
+    except TypeError as exc:  # an unexpected keyword: a bug in _KIND_OPTIONS, said plainly
+        raise HGNError(f"{kind}: {exc}") from None
+
+
+class TqdmProgress:
+    """A ``progress(stage, fraction)`` callback drawing one tqdm bar on stderr
+    over ``runs`` consecutive runs of ``steps`` steps each."""
+
+    def __init__(self, runs: int, steps: int, disable: bool | None = None, desc: str = "simulate",
+                 unit: str = "step"):
+        from tqdm import tqdm
+
+        self.runs, self.steps = runs, max(steps, 1)
+        self.run = 0
+        self.bar = tqdm(total=runs * self.steps, unit=unit, desc=desc, disable=disable,
+                        dynamic_ncols=True, leave=False)
+
+    def for_run(self, k: int):
+        self.run = k
+        return self
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        pos = int(round((self.run + fraction) * self.steps))
+        if pos > self.bar.n:
+            self.bar.update(pos - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _check_folder(path) -> None:
+    if path is None:
+        return
+    folder = Path(path).parent
+    if str(folder) and not folder.exists():
+        raise HGNError(f"cannot write {path}: folder {folder} does not exist")
+
+
+def xyz_names(out: Path, count: int) -> list[Path]:
+    """File names for ``count`` trajectories written as extended XYZ."""
+    out = Path(out)
+    if count == 1:
+        return [out]
+    width = len(str(count - 1))
+    return [out.with_name(f"{out.stem}_{k:0{width}d}{out.suffix}") for k in range(count)]
+
+
+def dataset_from_runs(system, runs, trajs, test_fraction: float, seed: int, spec: dict):
+    """Every saved frame of every run as a snapshot (exact derivatives from the
+    runs' saved forces), split by trajectory when there are several."""
+    from core.physics.datagen import dataset_from_parts
+
+    parts = [(r.q, r.p, r.forces, r.kinetic + r.potential, np.arange(r.q.shape[0])) for r in runs]
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+    return dataset_from_parts(system, parts, test_fraction, rng, trajs,
+                              {"source": "python -m core simulate", "spec": spec})
+
+
+def run_simulate(args) -> int:
+    from core.physics.initial import initial_state
+    from core.files.io import is_xyz, save_dataset, save_trajectories
+    from core.physics.simulate import run_system, to_trajectory
+
+    if args.out is None and args.dataset_out is None:
+        raise HGNError("say where to write the result: --out FILE and/or --dataset-out FILE")
+    if args.dataset_out is not None and is_xyz(args.dataset_out):
+        raise HGNError("--dataset-out writes the HGN Studio .npz format; give a .npz name")
+    if args.trajectories < 1:
+        raise HGNError(f"--trajectories must be at least 1, got {args.trajectories}")
+    if not (0.0 <= args.test_fraction < 1.0) or math.isnan(args.test_fraction):
+        raise HGNError(f"--test-fraction must be in [0, 1), got {args.test_fraction}")
+    if args.seed < 0:
+        raise HGNError(f"--seed must be >= 0, got {args.seed}")
+    _check_folder(args.out)
+    _check_folder(args.dataset_out)
+    system = system_from_args(args)
+
+    from core.physics.integrators import check_run_settings
+
+    check_run_settings(args.dt, args.steps, args.save_every)  # fail before drawing states
+    bar = TqdmProgress(args.trajectories, args.steps, disable=True if args.quiet else None)
+    runs, trajs = [], []
+    try:
+        for k in range(args.trajectories):
+            q0, p0 = initial_state(system, args.displacement, args.momentum, args.temperature, seed=args.seed + k)
+            run, ff = run_system(system, q0, p0, args.dt, args.steps, args.save_every,
+                                 progress=bar.for_run(k), save_forces=args.dataset_out is not None)
+            runs.append(run)
+            trajs.append(to_trajectory(system, run, ff))
+    finally:
+        bar.close()
+
+    written = []
+    if args.out is not None:
+        if is_xyz(args.out):
+            from core.files.xyz import write_trajectory
+
+            bar = TqdmProgress(len(trajs), trajs[0].n_frames, disable=True if args.quiet else None,
+                               desc="export", unit="frame")
+            try:
+                for k, (name, tr) in enumerate(zip(xyz_names(args.out, len(trajs)), trajs)):
+                    written.append(write_trajectory(name, tr, symbol=args.symbol, forces=args.forces,
+                                                    wrap=args.wrap, progress=bar.for_run(k)))
+            finally:
+                bar.close()
+        else:
+            written.append(save_trajectories(args.out, trajs))
+    if args.dataset_out is not None:
+        spec = {"n_trajectories": args.trajectories, "steps": args.steps, "dt": args.dt,
+                "save_every": args.save_every, "displacement": args.displacement, "momentum": args.momentum,
+                "temperature": args.temperature, "seed": args.seed, "test_fraction": args.test_fraction}
+        ds = dataset_from_runs(system, runs, trajs, args.test_fraction, args.seed, spec)
+        written.append(save_dataset(args.dataset_out, ds))
+    if not args.quiet:
+        drift = max(float(np.max(np.abs(tr.energy_drift()))) for tr in trajs)
+        tr = trajs[0]
+        print(f"{system!r}")
+        what = "1 trajectory" if len(trajs) == 1 else f"{len(trajs)} trajectories"
+        print(f"{what} of {tr.n_frames} frames, t = {tr.t[0]:g}..{tr.t[-1]:g} "
+              f"(dt {tr.dt:g}, every {tr.save_every} steps); max |relative energy drift| {drift:.3g}")
+        for w in written:
+            print(f"wrote {w}")
+    return 0

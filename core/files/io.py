@@ -1,0 +1,530 @@
+"""Saving and loading systems, trajectories and datasets.
+
+Every file is one :mod:`core.files.fileformat` container: an uncompressed ``.npz``
+with named float64/int64 arrays plus a JSON header (``format``, ``version``,
+``kind`` and the fields below). Arrays read back bit for bit; headers read
+back equal (JSON numbers are written with ``repr``, so floats are exact).
+Loading validates the contents and raises :class:`~core.errors.HGNError` with
+a message naming the file and what is wrong.
+
+Layout per kind (``N`` particles, ``d`` dimensions, ``T`` frames, ``S``
+snapshots, ``E`` edges; ``K``/``J`` count trajectories/systems from 0):
+
+``system`` (one :class:`~core.physics.system.System`)
+    header ``system``: ``{dim, n, potential: {kind, params...}, cutoff, name, meta}``
+    arrays ``positions`` (N, d), ``masses`` (N,), optional ``edges`` (E, 2)
+    int64, ``edge_scale`` (E,), ``box`` (d,).
+
+``trajectory`` (one or several :class:`~core.physics.trajectory.Trajectory`)
+    header ``systems``: list of system headers as above (trajectories on the
+    same system share one entry); header ``trajectories``: list of
+    ``{system: J, n_frames: T, dt, save_every, label, meta, meta_arrays}``.
+    arrays ``systemJ.positions``, ``systemJ.masses``, ``systemJ.edges``, ...
+    and per trajectory ``trajK.t`` (T,), ``trajK.q`` (T, N, d), ``trajK.p``
+    (T, N, d), ``trajK.kinetic`` (T,), ``trajK.potential`` (T,),
+    ``trajK.momentum`` (T, d), and ``trajK.meta.<name>`` for every numpy
+    array held in the trajectory's ``meta`` (e.g. ``forces`` of an imported
+    extxyz file); their names are listed in ``meta_arrays``.
+
+``dataset`` (one :class:`~core.physics.trajectory.Dataset`)
+    header ``systems`` as above (entry 0 is the dataset's system), ``dataset``:
+    ``{system: 0, n_snapshots: S, meta, meta_arrays}`` and ``trajectories`` for
+    the optional time series (as in a trajectory file).
+    arrays ``q``, ``p``, ``dqdt``, ``dpdt`` (S, N, d), ``energy`` (S,),
+    ``train`` and ``test`` (int64 indices into the snapshots), ``meta.<name>``,
+    and ``systemJ.*`` / ``trajK.*`` as in a trajectory file.
+
+``meta`` dictionaries must hold JSON values (numbers, strings, lists, dicts,
+None) or, at the top level, numpy arrays; numpy scalars are stored as plain
+numbers and tuples as lists.
+
+:func:`load_any` reads any of these (and ``.xyz``/``.extxyz`` through
+:mod:`core.files.xyz`) by the header's kind; other modules add kinds with
+:func:`register_loader`. :func:`describe` says in a few lines what a file holds.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from core.errors import HGNError
+from .fileformat import load_npz, save_npz
+from core.physics.system import System
+from core.physics.trajectory import Dataset, Trajectory
+
+SYSTEM_KIND = "system"
+TRAJECTORY_KIND = "trajectory"
+DATASET_KIND = "dataset"
+
+#: the optional arrays of a system, in the order they are stored
+_SYSTEM_OPTIONAL = ("edges", "edge_scale", "box")
+_TRAJ_ARRAYS = ("t", "q", "p", "kinetic", "potential", "momentum")
+DATASET_ARRAYS = ("q", "p", "dqdt", "dpdt", "energy", "train", "test")
+XYZ_SUFFIXES = (".xyz", ".extxyz")
+
+
+# ----------------------------------------------------------------------
+# JSON-safe meta dictionaries
+# ----------------------------------------------------------------------
+def jsonable(value, where: str):
+    """A copy of ``value`` made of plain JSON types, or HGNError naming where."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise HGNError(f"{where}: keys must be strings, got {k!r}")
+            out[k] = jsonable(v, f"{where}.{k}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        return value.tolist()
+    raise HGNError(f"{where} holds a {type(value).__name__}, which cannot be saved (use numbers, strings, lists or dicts)")
+
+
+def split_meta(meta: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """Split a meta dict into its JSON part and its top-level numpy arrays."""
+    if meta is None:
+        return {}, {}
+    if not isinstance(meta, dict):
+        raise HGNError(f"{where} must be a dict, got {type(meta).__name__}")
+    plain, arrays = {}, {}
+    for k, v in meta.items():
+        if not isinstance(k, str):
+            raise HGNError(f"{where}: keys must be strings, got {k!r}")
+        if isinstance(v, np.ndarray) and v.dtype != object:
+            if "/" in k:
+                raise HGNError(f"{where}: array name {k!r} may not contain '/'")
+            arrays[k] = v
+        else:
+            plain[k] = jsonable(v, f"{where}.{k}")
+    return plain, arrays
+
+
+# ----------------------------------------------------------------------
+# systems inside a file
+# ----------------------------------------------------------------------
+def system_header(system: System) -> dict:
+    """The JSON header of ``system`` (type-checked; meta made JSON-safe)."""
+    if not isinstance(system, System):
+        raise HGNError(f"expected a System, got {type(system).__name__}")
+    h = system.to_header()
+    h["meta"] = jsonable(h.get("meta") or {}, "system meta")
+    return h
+
+
+def system_arrays(system: System, prefix: str) -> dict[str, np.ndarray]:
+    """The arrays of ``system`` with names prefixed by ``prefix`` (e.g. ``"system0."``)."""
+    return {prefix + k: v for k, v in system.to_arrays().items()}
+
+
+def same_system(a: System, b: System) -> bool:
+    """True when ``a`` and ``b`` would be written identically (header and arrays bit for bit)."""
+    if a is b:
+        return True
+    if system_header(a) != system_header(b):
+        return False
+    aa, bb = a.to_arrays(), b.to_arrays()
+    return aa.keys() == bb.keys() and all(
+        aa[k].dtype == bb[k].dtype and np.array_equal(aa[k], bb[k]) for k in aa)
+
+
+def system_from(header: dict, arrays: dict, prefix: str, fname: str, what: str = "system") -> System:
+    """The System described by ``header`` and the ``prefix``-named arrays; HGNError naming ``fname``."""
+    if not isinstance(header, dict):
+        raise HGNError(f"{fname}: the {what} description is not a JSON object")
+    sub = {}
+    for k in ("positions", "masses") + _SYSTEM_OPTIONAL:
+        if prefix + k in arrays:
+            sub[k] = arrays[prefix + k]
+    for k in ("positions", "masses"):
+        if k not in sub:
+            raise HGNError(f"{fname}: the {what} has no {k!r} array (file damaged or written by another program)")
+    try:
+        dim = int(header["dim"])
+    except KeyError:
+        raise HGNError(f"{fname}: the {what} description is missing 'dim'") from None
+    except (TypeError, ValueError):
+        raise HGNError(f"{fname}: the {what} has an invalid dimension {header.get('dim')!r}") from None
+    if sub["positions"].ndim != 2 or sub["positions"].shape[1:] != (dim,):
+        raise HGNError(f"{fname}: {what} positions have shape {sub['positions'].shape}, expected (N, {dim})")
+    if "n" in header and int(header["n"]) != sub["positions"].shape[0]:
+        raise HGNError(f"{fname}: the {what} header says {header['n']} particles but the positions hold {sub['positions'].shape[0]}")
+    if not isinstance(header.get("potential"), dict):
+        raise HGNError(f"{fname}: the {what} description is missing its potential")
+    try:
+        return System.from_header_and_arrays(header, sub)
+    except HGNError as exc:
+        raise HGNError(f"{fname}: invalid {what}: {exc}") from None
+
+
+# ----------------------------------------------------------------------
+# System files
+# ----------------------------------------------------------------------
+def save_system(path, system: System) -> Path:
+    """Write one system to ``path`` (kind ``system``)."""
+    return save_npz(path, SYSTEM_KIND, {"system": system_header(system)}, system_arrays(system, ""))
+
+
+def load_system(path) -> System:
+    """Read a system file; HGNError if it is not one or is invalid."""
+    header, arrays = load_npz(path, SYSTEM_KIND)
+    return system_from(header.get("system"), arrays, "", Path(path).name)
+
+
+# ----------------------------------------------------------------------
+# trajectories
+# ----------------------------------------------------------------------
+def pack_trajectories(trajs: list[Trajectory], systems: list[System]) -> tuple[list[dict], dict]:
+    """Headers and arrays of trajectories; appends new systems to ``systems``."""
+    entries, arrays = [], {}
+    for k, tr in enumerate(trajs):
+        if not isinstance(tr, Trajectory):
+            raise HGNError(f"trajectory {k} is a {type(tr).__name__}, not a Trajectory")
+        j = next((i for i, s in enumerate(systems) if same_system(s, tr.system)), None)
+        if j is None:
+            system_header(tr.system)  # type check with a clear message
+            systems.append(tr.system)
+            j = len(systems) - 1
+        check_trajectory_shapes(tr, f"trajectory {k}")
+        plain, marr = split_meta(tr.meta, f"trajectory {k} meta")
+        entries.append({"system": j, "n_frames": tr.n_frames, "dt": float(tr.dt),
+                        "save_every": int(tr.save_every), "label": str(tr.label),
+                        "meta": plain, "meta_arrays": sorted(marr)})
+        pre = f"traj{k}."
+        for name in _TRAJ_ARRAYS:
+            arrays[pre + name] = np.asarray(getattr(tr, name))
+        for name, a in marr.items():
+            arrays[pre + "meta." + name] = a
+    return entries, arrays
+
+
+def check_trajectory_shapes(tr: Trajectory, where: str) -> None:
+    """HGNError (starting with ``where``) unless ``tr``'s arrays fit its system and each other."""
+    s = tr.system
+    n, d = s.n, s.dim
+    q = np.asarray(tr.q)
+    if q.ndim != 3 or q.shape[1:] != (n, d):
+        raise HGNError(f"{where}: q has shape {q.shape}, expected (frames, {n}, {d}) for its system of {n} particles in {d}D")
+    t_n = q.shape[0]
+    if t_n < 1:
+        raise HGNError(f"{where} has no frames")
+    expected = {"t": (t_n,), "p": (t_n, n, d), "kinetic": (t_n,), "potential": (t_n,), "momentum": (t_n, d)}
+    for name, shape in expected.items():
+        a = np.asarray(getattr(tr, name))
+        if a.shape != shape:
+            raise HGNError(f"{where}: {name} has shape {a.shape}, expected {shape} ({t_n} frames)")
+    for name in _TRAJ_ARRAYS:
+        a = np.asarray(getattr(tr, name))
+        if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+            raise HGNError(f"{where}: {name} must hold real numbers, got dtype {a.dtype}")
+    if not (isinstance(tr.dt, (int, float, np.number)) and math.isfinite(float(tr.dt)) and float(tr.dt) > 0):
+        raise HGNError(f"{where}: time step dt must be a number > 0, got {tr.dt!r}")
+    if isinstance(tr.save_every, bool) or not float(tr.save_every).is_integer() or int(tr.save_every) < 1:
+        raise HGNError(f"{where}: save_every must be a whole number >= 1, got {tr.save_every!r}")
+
+
+def unpack_trajectories(header: dict, arrays: dict, systems: list[System], fname: str) -> list[Trajectory]:
+    """The trajectories listed in ``header`` (inverse of :func:`pack_trajectories`), checked."""
+    entries = header.get("trajectories", [])
+    if not isinstance(entries, list):
+        raise HGNError(f"{fname}: 'trajectories' in the header is not a list")
+    out = []
+    for k, e in enumerate(entries):
+        where = f"{fname}: trajectory {k}"
+        if not isinstance(e, dict):
+            raise HGNError(f"{where}: description is not a JSON object")
+        j = e.get("system", 0)
+        if isinstance(j, bool) or not isinstance(j, int) or not 0 <= j < len(systems):
+            raise HGNError(f"{where} refers to system {j!r}, but the file holds {len(systems)}")
+        pre = f"traj{k}."
+        missing = [name for name in _TRAJ_ARRAYS if pre + name not in arrays]
+        if missing:
+            raise HGNError(f"{where} is missing array(s) {', '.join(pre + m for m in missing)} (file damaged?)")
+        meta = dict(e.get("meta") or {})
+        for name in e.get("meta_arrays", []):
+            if pre + "meta." + name not in arrays:
+                raise HGNError(f"{where} is missing array {pre}meta.{name}")
+            meta[name] = arrays[pre + "meta." + name]
+        try:
+            tr = Trajectory(system=systems[j], **{name: arrays[pre + name] for name in _TRAJ_ARRAYS},
+                            dt=e["dt"], save_every=e["save_every"], label=e.get("label", ""), meta=meta)
+        except KeyError as exc:
+            raise HGNError(f"{where}: description is missing {exc.args[0]!r}") from None
+        check_trajectory_shapes(tr, where)
+        if "n_frames" in e and e["n_frames"] != tr.n_frames:
+            raise HGNError(f"{where}: header says {e['n_frames']} frames, arrays hold {tr.n_frames}")
+        tr.save_every = int(tr.save_every)
+        out.append(tr)
+    return out
+
+
+def unpack_systems(header: dict, arrays: dict, fname: str) -> list[System]:
+    """The systems listed in ``header["systems"]`` (``systemJ.*`` arrays)."""
+    hs = header.get("systems")
+    if not isinstance(hs, list) or not hs:
+        raise HGNError(f"{fname}: the header lists no systems (file damaged or written by another program)")
+    return [system_from(h, arrays, f"system{j}.", fname, f"system {j}") for j, h in enumerate(hs)]
+
+
+def save_trajectories(path, trajectories: Trajectory | Iterable[Trajectory]) -> Path:
+    """Write one trajectory or a list of them to ``path`` (kind ``trajectory``).
+
+    Trajectories on equal systems (e.g. ground truth and a rollout) share one
+    stored system, and read back sharing one System object.
+    """
+    trajs = [trajectories] if isinstance(trajectories, Trajectory) else list(trajectories)
+    if not trajs:
+        raise HGNError("nothing to save: the list of trajectories is empty")
+    systems: list[System] = []
+    entries, arrays = pack_trajectories(trajs, systems)
+    for j, s in enumerate(systems):
+        arrays.update(system_arrays(s, f"system{j}."))
+    header = {"systems": [system_header(s) for s in systems], "trajectories": entries}
+    return save_npz(path, TRAJECTORY_KIND, header, arrays)
+
+
+def save_trajectory(path, trajectory: Trajectory) -> Path:
+    """Same as :func:`save_trajectories` with one trajectory."""
+    return save_trajectories(path, [trajectory])
+
+
+def load_trajectories(path) -> list[Trajectory]:
+    """Read every trajectory of a trajectory file (a list, in saved order)."""
+    fname = Path(path).name
+    header, arrays = load_npz(path, TRAJECTORY_KIND)
+    systems = unpack_systems(header, arrays, fname)
+    trajs = unpack_trajectories(header, arrays, systems, fname)
+    if not trajs:
+        raise HGNError(f"{fname} holds no trajectories")
+    return trajs
+
+
+def load_trajectory(path, index: int = 0) -> Trajectory:
+    """Read trajectory number ``index`` of a trajectory file."""
+    trajs = load_trajectories(path)
+    if not -len(trajs) <= index < len(trajs):
+        raise HGNError(f"{Path(path).name} holds {len(trajs)} trajectories; there is no number {index}")
+    return trajs[index]
+
+
+# ----------------------------------------------------------------------
+# datasets
+# ----------------------------------------------------------------------
+def check_dataset(ds: Dataset, where: str) -> None:
+    """HGNError (starting with ``where``) unless the dataset's arrays and split fit its system."""
+    s = ds.system
+    n, d = s.n, s.dim
+    q = np.asarray(ds.q)
+    if q.ndim != 3 or q.shape[1:] != (n, d):
+        raise HGNError(f"{where}: q has shape {q.shape}, expected (snapshots, {n}, {d}) for its system of {n} particles in {d}D")
+    n_s = q.shape[0]
+    for name in ("p", "dqdt", "dpdt"):
+        a = np.asarray(getattr(ds, name))
+        if a.shape != q.shape:
+            raise HGNError(f"{where}: {name} has shape {a.shape}, expected {q.shape} like q")
+    if np.asarray(ds.energy).shape != (n_s,):
+        raise HGNError(f"{where}: energy has shape {np.asarray(ds.energy).shape}, expected ({n_s},)")
+    for name in ("train", "test"):
+        a = np.asarray(getattr(ds, name))
+        if a.ndim != 1 or (a.size and not np.issubdtype(a.dtype, np.integer)):
+            raise HGNError(f"{where}: {name} must be a list of whole snapshot indices, got shape {a.shape} dtype {a.dtype}")
+        if a.size and (a.min() < 0 or a.max() >= n_s):
+            raise HGNError(f"{where}: {name} indices must lie in 0..{n_s - 1}, found {int(a.min())}..{int(a.max())}")
+
+
+def save_dataset(path, dataset: Dataset) -> Path:
+    """Write a dataset (snapshots, derivatives, energies, split and optional
+    time series) to ``path`` (kind ``dataset``)."""
+    if not isinstance(dataset, Dataset):
+        raise HGNError(f"expected a Dataset, got {type(dataset).__name__}")
+    check_dataset(dataset, "dataset")
+    systems = [dataset.system]
+    system_header(dataset.system)
+    entries, arrays = pack_trajectories(list(dataset.trajectories), systems)
+    for j, s in enumerate(systems):
+        arrays.update(system_arrays(s, f"system{j}."))
+    plain, marr = split_meta(dataset.meta, "dataset meta")
+    for name in DATASET_ARRAYS:
+        a = np.asarray(getattr(dataset, name))
+        if name in ("train", "test") and a.size == 0:
+            a = a.astype(np.int64)
+        arrays[name] = a
+    for name, a in marr.items():
+        arrays["meta." + name] = a
+    header = {"systems": [system_header(s) for s in systems],
+              "dataset": {"system": 0, "n_snapshots": dataset.n_snapshots, "meta": plain,
+                          "meta_arrays": sorted(marr)},
+              "trajectories": entries}
+    return save_npz(path, DATASET_KIND, header, arrays)
+
+
+def load_dataset(path) -> Dataset:
+    """Read a dataset file; HGNError if it is not one or is inconsistent."""
+    fname = Path(path).name
+    header, arrays = load_npz(path, DATASET_KIND)
+    systems = unpack_systems(header, arrays, fname)
+    info = header.get("dataset")
+    if not isinstance(info, dict):
+        raise HGNError(f"{fname}: the header has no dataset description")
+    missing = [n for n in DATASET_ARRAYS if n not in arrays]
+    if missing:
+        raise HGNError(f"{fname} is missing dataset array(s) {', '.join(missing)} (file damaged?)")
+    meta = dict(info.get("meta") or {})
+    for name in info.get("meta_arrays", []):
+        if "meta." + name not in arrays:
+            raise HGNError(f"{fname} is missing array meta.{name}")
+        meta[name] = arrays["meta." + name]
+    trajs = unpack_trajectories(header, arrays, systems, fname)
+    ds = Dataset(system=systems[0], **{n: arrays[n] for n in DATASET_ARRAYS}, trajectories=trajs, meta=meta)
+    check_dataset(ds, fname)
+    if "n_snapshots" in info and info["n_snapshots"] != ds.n_snapshots:
+        raise HGNError(f"{fname}: header says {info['n_snapshots']} snapshots, arrays hold {ds.n_snapshots}")
+    return ds
+
+
+# ----------------------------------------------------------------------
+# any file
+# ----------------------------------------------------------------------
+LOADERS: dict[str, Callable[[Path], object]] = {
+    SYSTEM_KIND: load_system,
+    TRAJECTORY_KIND: load_trajectories,
+    DATASET_KIND: load_dataset,
+}
+
+
+def _load_model(path: Path):
+    # imported on demand: the model modules pull in more (torch for baselines)
+    from core.learning.baselines.model import load_model
+
+    return load_model(path)
+
+
+#: model files of every kind open through one loader (RF-HGN, baseline, RF-HNN)
+for _kind in ("model", "baseline_model", "rf_hnn_model"):
+    LOADERS[_kind] = _load_model
+
+
+def register_loader(kind: str, loader: Callable[[Path], object]) -> None:
+    """Let :func:`load_any` open files of another kind (e.g. ``model``)."""
+    LOADERS[kind] = loader
+
+
+def is_xyz(path) -> bool:
+    return Path(path).suffix.lower() in XYZ_SUFFIXES
+
+
+def load_any(path) -> tuple[str, object]:
+    """Open any file core can read; returns ``(kind, value)``.
+
+    ``value`` is a System (``system``), a list of Trajectory (``trajectory``,
+    also for ``.xyz``/``.extxyz`` files that carry their system), a Dataset
+    (``dataset``), or whatever a registered loader returns.
+    """
+    path = Path(path)
+    if is_xyz(path):
+        from core.files import xyz  # ase is only imported when an xyz file is opened
+        return TRAJECTORY_KIND, [xyz.read_trajectory(path)]
+    header, _ = load_npz(path)
+    kind = header.get("kind")
+    if kind not in LOADERS:
+        raise HGNError(f"{path.name} holds a {kind!r}, which this program cannot open here "
+                       f"(it opens: {', '.join(sorted(LOADERS))})")
+    return kind, LOADERS[kind](path)
+
+
+def system_in(path) -> System:
+    """The System a system, trajectory (its first trajectory's) or dataset file
+    holds; HGNError for files of other kinds."""
+    kind, value = load_any(path)
+    if kind == "system":
+        return value
+    if kind == "trajectory":
+        return value[0].system
+    if kind == "dataset":
+        return value.system
+    raise HGNError(f"{Path(path).name} holds a {kind}, not a system")
+
+
+def _describe_system(s: System) -> str:
+    graph = f"{len(s.edges)} fixed edges" if s.edges is not None else f"cutoff {s.cutoff:g} (dynamic edges)"
+    pot = ", ".join(f"{k}={v:g}" for k, v in s.potential.params().items())
+    box = f", periodic box {' x '.join(f'{b:g}' for b in s.box)}" if s.box is not None else ""
+    scale = ", per-edge scale" if s.edge_scale is not None else ""
+    m = s.masses
+    mass = f"mass {m[0]:g}" if np.all(m == m[0]) else f"masses {m.min():g}..{m.max():g}"
+    return (f"{s.name or 'unnamed'}: {s.n} particles in {s.dim}D, {mass}, {s.potential.kind} ({pot}), "
+            f"{graph}{scale}{box}")
+
+
+def _describe_trajectory(tr: Trajectory) -> str:
+    t = tr.t
+    drift = float(np.max(np.abs(tr.energy_drift()))) if tr.n_frames else 0.0
+    return (f"'{tr.label}': {tr.n_frames} frames, t = {t[0]:g}..{t[-1]:g}, dt = {tr.dt:g}, "
+            f"saved every {tr.save_every} steps, H(0) = {tr.total[0]:.6g}, max |relative energy drift| = {drift:.3g}")
+
+
+def describe(path) -> str:
+    """A few human-readable lines saying what a file holds (for ``python -m core info``)."""
+    path = Path(path)
+    lines = [f"{path}"]
+    if is_xyz(path):
+        from core.files import xyz
+        lines.append(xyz.describe(path))
+        return "\n".join(lines)
+    header, arrays = load_npz(path)
+    kind = header.get("kind")
+    lines.append(f"  kind: {kind} (HGN Studio file, version {header.get('version')})")
+    if kind in (SYSTEM_KIND, TRAJECTORY_KIND, DATASET_KIND):
+        _, value = load_any(path)
+        if kind == SYSTEM_KIND:
+            lines.append("  system: " + _describe_system(value))
+        elif kind == TRAJECTORY_KIND:
+            systems = []
+            for tr in value:
+                if not any(s is tr.system for s in systems):
+                    systems.append(tr.system)
+            for s in systems:
+                lines.append("  system: " + _describe_system(s))
+            for k, tr in enumerate(value):
+                lines.append(f"  trajectory {k}: " + _describe_trajectory(tr))
+        else:
+            ds = value
+            lines.append("  system: " + _describe_system(ds.system))
+            lines.append(f"  snapshots: {ds.n_snapshots} ({len(ds.train)} train, {len(ds.test)} test)")
+            lines.append(f"  time series: {len(ds.trajectories)}")
+            if ds.meta:
+                lines.append(f"  generated with: {_short(ds.meta)}")
+    else:
+        extra = {k: v for k, v in header.items() if k not in ("format", "version", "kind")}
+        if extra:
+            lines.append(f"  header: {_short(extra)}")
+    listed = [f"{k} {tuple(a.shape)} {a.dtype}" for k, a in arrays.items()]
+    more = f", ... ({len(listed) - 12} more)" if len(listed) > 12 else ""
+    lines.append("  arrays: " + ", ".join(listed[:12]) + more)
+    return "\n".join(lines)
+
+
+def _short(d, limit: int = 300) -> str:
+    import json
+
+    text = json.dumps(jsonable({k: v for k, v in d.items() if not isinstance(v, np.ndarray)}, "meta"))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+__all__ = ["save_system", "load_system", "save_trajectories", "save_trajectory", "load_trajectories",
+           "load_trajectory", "save_dataset", "load_dataset", "load_any", "register_loader", "describe",
+           "is_xyz", "LOADERS", "system_in",
+           # building blocks shared with core.files.project and core.files.xyz (same layout inside other containers)
+           "DATASET_ARRAYS", "jsonable", "split_meta", "system_header", "system_arrays", "same_system",
+           "system_from", "pack_trajectories", "check_trajectory_shapes", "unpack_trajectories",
+           "unpack_systems", "check_dataset"]

@@ -1,0 +1,4 @@
+"""Learning: the RF-HGN network and fit (``rfhgn``), the gradient-trained
+baselines (``baselines``), learned roll-outs and the measures that compare a
+learned model with ground truth. Imports ``core.physics``, never ``core.files``
+or ``core.cli``."""

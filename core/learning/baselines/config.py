@@ -1,0 +1,173 @@
+"""Every tunable of a gradient-trained baseline, with one default each.
+
+:class:`BaselineConfig` holds the network (the same settings and defaults as
+:class:`core.learning.rfhgn.RFConfig`: encoding, widths, pooling, seed), how it is
+initialised, and how it is trained (optimizer, learning rate, minibatch
+size, time budget, epochs, early stopping). The studio builds its form from
+these fields; ``to_dict``/``from_dict`` round-trip it; bad values raise
+:class:`~core.errors.HGNError` naming the setting.
+
+Initialisation (``init``):
+
+* ``"torch"`` (default): PyTorch's standard ``nn.Linear`` initialisation,
+  every weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), applied to
+  inputs that are first standardised with the training data's mean and
+  spread (folded into the first layer's weights, so the network is still
+  exactly the RF-HGN architecture on raw inputs). This is what a user of a
+  deep-learning library gets.
+* ``"swim"`` / ``"elm"``: the hidden layers start from the same sampling an
+  RF-HGN fit uses (:mod:`core.learning.rfhgn.sampling`, same seed), then train.
+
+In every case the output layer theta starts from the torch default
+U(-1/sqrt(L), 1/sqrt(L)) (never from a least-squares solve) and the constant
+c is set after training from one known energy, as in the RF fit.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from core.errors import HGNError
+from core.settings import SettingsMixin
+from .optimizers import OPTIMIZERS, get_spec
+
+#: choice lists of the string settings (the studio builds its combo boxes from
+#: constants named after the fields: optimizer -> OPTIMIZERS, init -> INITS, ...)
+INITS = ("torch", "swim", "elm")
+DTYPES = ("float32", "float64")
+ENCODINGS = ("invariant", "frame")
+
+
+def _rf_default(name):
+    from ..rfhgn.config import RFConfig
+
+    return getattr(RFConfig(), name)
+
+
+@dataclass
+class BaselineConfig(SettingsMixin):
+    """Settings of a gradient-trained Hamiltonian graph network."""
+
+    label = "baseline setting"  # names one setting in error messages (SettingsMixin)
+
+    #: torch.optim method (see core.learning.baselines.optimizers.OPTIMIZERS)
+    optimizer: str = "adam"
+    #: learning rate; 0 = the optimizer's default in OPTIMIZERS
+    learning_rate: float = 0.0
+    #: snapshots per minibatch (full-batch methods, Rprop and LBFGS, use all)
+    batch_size: int = 32
+    #: stop after this many seconds of training (0 = no time limit)
+    time_budget: float = 30.0
+    #: stop after this many epochs (passes over the training snapshots)
+    max_epochs: int = 100000
+    #: share of the training snapshots held out to decide early stopping
+    validation_fraction: float = 0.1
+    #: stop when the validation loss has not improved for this many epochs (0 = never)
+    patience: int = 200
+    #: an improvement must lower the best validation loss by this relative amount
+    min_delta: float = 1e-4
+    #: put back the weights with the best validation loss at the end
+    restore_best: bool = True
+    #: initial hidden weights: "torch" (standard init), "swim" or "elm" (sampled as RF-HGN)
+    init: str = "torch"
+    #: arithmetic of training (evaluation of the trained model is always float64)
+    dtype: str = "float32"
+    #: torch threads while training (at most 2 on the reference machine)
+    threads: int = 2
+    #: seed of the initial weights, the validation split and the minibatch order
+    seed: int = 0
+    # -- the network: the same settings as core.learning.rfhgn.RFConfig ------------
+    #: "invariant" (distances and kinetic terms; separable) or "frame" (the paper's)
+    encoding: str = dataclasses.field(default_factory=lambda: _rf_default("encoding"))
+    node_width: int = dataclasses.field(default_factory=lambda: _rf_default("node_width"))
+    static_width: int = dataclasses.field(default_factory=lambda: _rf_default("static_width"))
+    edge_width: int = dataclasses.field(default_factory=lambda: _rf_default("edge_width"))
+    message_width: int = dataclasses.field(default_factory=lambda: _rf_default("message_width"))
+    linear_kinetic: bool = dataclasses.field(default_factory=lambda: _rf_default("linear_kinetic"))
+    pool_edges: bool = dataclasses.field(default_factory=lambda: _rf_default("pool_edges"))
+    cutoff_shift: bool = dataclasses.field(default_factory=lambda: _rf_default("cutoff_shift"))
+
+    def __post_init__(self):
+        self.validate()
+
+    # ------------------------------------------------------------------
+    def validate(self) -> None:
+        def number(name, lo, strict=False, hi=None):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise HGNError(f"baseline setting {name} must be a number, got {v!r}")
+            v = float(v)
+            if not math.isfinite(v) or (v <= lo if strict else v < lo) or (hi is not None and v >= hi):
+                rng = f"{'>' if strict else '>='} {lo}" + (f" and < {hi}" if hi is not None else "")
+                raise HGNError(f"baseline setting {name} must be {rng}, got {v}")
+            setattr(self, name, v)
+
+        def integer(name, lo):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer():
+                raise HGNError(f"baseline setting {name} must be a whole number, got {v!r}")
+            if int(v) < lo:
+                raise HGNError(f"baseline setting {name} must be at least {lo}, got {int(v)}")
+            setattr(self, name, int(v))
+
+        def flag(name):
+            if not isinstance(getattr(self, name), bool):
+                raise HGNError(f"baseline setting {name} must be true or false, got {getattr(self, name)!r}")
+
+        def choice(name, options):
+            v = getattr(self, name)
+            if v not in options:
+                raise HGNError(f"baseline setting {name}={v!r} is not one of {', '.join(options)}")
+
+        if not isinstance(self.optimizer, str):
+            raise HGNError(f"baseline setting optimizer must be a name, got {self.optimizer!r}")
+        self.optimizer = get_spec(self.optimizer).key
+        number("learning_rate", 0.0)
+        integer("batch_size", 1)
+        number("time_budget", 0.0)
+        integer("max_epochs", 1)
+        number("validation_fraction", 0.0, hi=1.0)
+        integer("patience", 0)
+        number("min_delta", 0.0)
+        flag("restore_best")
+        choice("init", INITS)
+        choice("dtype", DTYPES)
+        integer("threads", 1)
+        integer("seed", 0)
+        choice("encoding", ENCODINGS)
+        integer("node_width", 1)
+        integer("static_width", 0)
+        integer("edge_width", 1)
+        integer("message_width", 1)
+        flag("linear_kinetic")
+        flag("pool_edges")
+        flag("cutoff_shift")
+        if self.encoding == "frame" and self.static_width:
+            raise HGNError("baseline setting static_width applies to the invariant encoding only; set it to 0")
+
+    @property
+    def lr(self) -> float:
+        """The learning rate in use (the optimizer's default when 0)."""
+        return self.learning_rate if self.learning_rate > 0 else OPTIMIZERS[self.optimizer].lr
+
+    def rf_config(self, sampler: str = "swim"):
+        """The RFConfig of the same network (for sampling the initial layers
+        and for converting a trained model into an RF-HGN FittedModel)."""
+        from ..rfhgn.config import RFConfig
+
+        return RFConfig(encoding=self.encoding, sampler=sampler, node_width=self.node_width,
+                        static_width=self.static_width, edge_width=self.edge_width,
+                        message_width=self.message_width, linear_kinetic=self.linear_kinetic,
+                        pool_edges=self.pool_edges, cutoff_shift=self.cutoff_shift, seed=self.seed)
+
+    @classmethod
+    def from_rf(cls, rf, **changes) -> "BaselineConfig":
+        """The baseline of the same network as an RFConfig, with ``changes``."""
+        d = {k: getattr(rf, k) for k in ("encoding", "node_width", "static_width", "edge_width",
+                                         "message_width", "linear_kinetic", "pool_edges", "cutoff_shift", "seed")}
+        d.update(changes)
+        return cls(**d)
+
+    # ------------------------------------------------------------------
+

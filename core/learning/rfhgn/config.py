@@ -1,0 +1,199 @@
+"""Every tunable of an RF-HGN fit, with one default each.
+
+:class:`RFConfig` is a plain dataclass: the studio edits it, the command line
+fills it from flags, a saved model stores it (``to_dict``/``from_dict``), and
+the fit reads it. Unknown keys and bad values raise :class:`HGNError` with a
+message naming the setting.
+
+The network the widths refer to (method.md section 2; details in
+``core/learning/rfhgn/network.py``):
+
+* ``encoding="invariant"`` (default): node encoder on the kinetic term
+  k_i = |p_i|^2 / (2 m_i) (``node_width`` tanh features, zero at rest, plus
+  k_i itself when ``linear_kinetic``); optional static encoder on the mass
+  (``static_width``, 0 = masses do not enter messages); edge encoder on the
+  pair distance r_ij (``edge_width``); message phi_M(g_i + g_j, e_ij)
+  (``message_width``). H = theta_T . sum_i h_i + theta_V . sum_edges
+  [e_ij, m_ij] + c (e_ij pooled with ``pool_edges``): separable.
+* ``encoding="frame"`` (the paper's): node encoder on [q_bar_i, p_bar_i, m_i]
+  (``node_width``), edge encoder on [r_ij, (q_bar_i - q_bar_j)^2 per axis]
+  (``edge_width``), message phi_M(h_i + h_j, e_ij) (``message_width``);
+  H = theta . [sum_i h_i, sum_edges [e_ij, m_ij]] + c: not separable. It
+  needs a wider node layer than the default (measured on the 3x3x3 lattice,
+  SWIM, test derivative MSE: node_width 16 gives 2.2e-3, 64 gives 0.9-1.3e-4
+  over seeds 0-2, 128 gives 1.6e-5; with the paper's frame_rule "nearest"
+  4.2e-3 and 4.6e-4 at 16 and 64). ``frame_rule`` picks the particles that
+  define the frame (default "farthest" from the centre). The frame encoding's
+  recommended settings (:data:`FRAME_SETTINGS`, ``RFConfig.recommended("frame")``):
+  node_width 96 and swim_scale 0.02 (near-linear node neurons, whose span is
+  close to a low-degree polynomial in the frame coordinates) give 5e-9 to
+  4e-8 over seeds 0-2 in ~0.33 s, and implicit rollouts converging in ~5
+  evaluations a step (see core/learning/rfhgn/encoding.py). The plain defaults stay
+  those of the invariant encoding.
+
+Defaults and why (measured on the 3x3x3 harmonic lattice, 500 training
+snapshots, single-threaded BLAS; see the C1 report): widths 16/32/16 keep the
+fit at ~70 ms with test MSE ~5e-11; ``swim_scale`` 0.2 instead of method.md's
+ln(3)/2: the paper's constant makes neurons steep (a close pair of points
+gives a near step) and the fitted derivatives 100-1000x worse (max over 8
+seeds 8.9e-7 against 3.5e-10), at the price of a worse-conditioned Z (the
+paper's constant is still one setting away).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from core.errors import HGNError
+from core.settings import SettingsMixin
+from .encoding import FRAME_RULES
+
+ENCODINGS = ("invariant", "frame")
+#: settings that :meth:`RFConfig.recommended` puts over the defaults, per
+#: encoding (measured on the 3x3x3 harmonic benchmark, see the module notes;
+#: node_width 64 / swim_scale 0.2 gives ~1e-4, 80 / 0.02 ~3e-7, 128 / 0.02 ~5e-9)
+RECOMMENDED = {"invariant": {}, "frame": {"node_width": 96, "swim_scale": 0.02}}
+FRAME_SETTINGS = RECOMMENDED["frame"]
+SAMPLERS = ("swim", "elm", "adaptive")
+ACTIVATIONS = ("tanh",)
+SOLVERS = ("auto", "cholesky", "lstsq")
+
+
+@dataclass
+class RFConfig(SettingsMixin):
+    """Settings of a random-feature Hamiltonian graph network and its fit."""
+
+    label = "RF-HGN setting"  # names one setting in error messages (SettingsMixin)
+
+    #: "invariant" (distances and kinetic terms; separable, any system size)
+    #: or "frame" (the paper's centre-of-mass frame; not separable)
+    encoding: str = "invariant"
+    #: how hidden weights are drawn: "swim" (uniform pairs of data points),
+    #: "elm" (Gaussian weights on inputs scaled to unit range), "adaptive"
+    #: (SWIM, fit, resample pairs where the fitted function changes most, refit)
+    sampler: str = "swim"
+    #: hidden activation (tanh is the one with the SWIM constant below)
+    activation: str = "tanh"
+    #: frame encoding only: which particles define the frame, "farthest" from
+    #: the centre (default; a stable frame) or "nearest" (the paper's rule,
+    #: whose frame turns wildly when a particle sits near the centre); see
+    #: core/learning/rfhgn/encoding.py
+    frame_rule: str = "farthest"
+    #: node encoder width (kinetic features for "invariant", node features for "frame")
+    node_width: int = 16
+    #: static node encoder width (mass -> g_i, enters messages); 0 = none ("invariant" only)
+    static_width: int = 0
+    #: edge encoder width
+    edge_width: int = 32
+    #: message layer width
+    message_width: int = 16
+    #: pool the edge encodings too: Phi gets sum_edges e_ij beside sum_edges m_ij
+    pool_edges: bool = True
+    #: add the raw kinetic input k_i as one more (linear) feature ("invariant" only)
+    linear_kinetic: bool = True
+    #: ridge parameter lambda, relative: columns of Z are scaled to unit norm
+    #: before lambda * I is added to Z^T Z
+    regularisation: float = 1e-12
+    #: snapshots per assembly batch (also capped by ``batch_memory_mb``)
+    batch_size: int = 256
+    #: memory budget of one assembly batch in MiB
+    batch_memory_mb: float = 256.0
+    #: BLAS threads during the fit (0 = leave the library's setting); one is
+    #: fastest for these small products on a shared 2-core machine
+    blas_threads: int = 1
+    #: seed of every random choice (numpy Generator)
+    seed: int = 0
+    #: SWIM constant s: the neuron's pre-activation is -s at x1 and +s at x2.
+    #: method.md's ln(3)/2 (tanh reads -1/2 and +1/2 there) gives steep,
+    #: localised neurons; 0.2 (broader neurons) fits the derivatives of
+    #: smooth pair potentials 100-1000x better (measured, see fitting notes)
+    swim_scale: float = 0.2
+    #: SWIM/adaptive: sample multi-input layers in per-coordinate standardised
+    #: inputs (mean 0, sd 1), folded back into W and b
+    standardise: bool = True
+    #: ELM bias range b0 (b ~ U(-b0, b0)) after scaling inputs to [-1, 1]
+    elm_bias: float = 1.0
+    #: at most this many data points per layer are used to sample it
+    sample_points: int = 20000
+    #: resample-and-refit rounds of the adaptive sampler
+    adaptive_rounds: int = 1
+    #: "auto" (Cholesky, least squares when ill-conditioned), "cholesky", "lstsq"
+    solver: str = "auto"
+    #: cutoff systems: use m(r) - m(r_cut) per pair, so the energy is continuous
+    #: when pairs enter or leave the cutoff (as the truncated-shifted truth)
+    cutoff_shift: bool = True
+    #: fast evaluation of separable invariant models through 1-D tables of the
+    #: per-pair function (checked against the exact network when built)
+    fast_tables: bool = True
+
+    # ------------------------------------------------------------------
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`HGNError` naming the first bad setting."""
+        def choice(name, options):
+            v = getattr(self, name)
+            if v not in options:
+                raise HGNError(f"RF-HGN setting {name}={v!r} is not one of {', '.join(options)}")
+
+        def integer(name, lo):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer():
+                raise HGNError(f"RF-HGN setting {name} must be a whole number, got {v!r}")
+            v = int(v)
+            if v < lo:
+                raise HGNError(f"RF-HGN setting {name} must be at least {lo}, got {v}")
+            setattr(self, name, v)
+
+        def number(name, lo, strict):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise HGNError(f"RF-HGN setting {name} must be a number, got {v!r}")
+            v = float(v)
+            if not math.isfinite(v) or (v <= lo if strict else v < lo):
+                raise HGNError(f"RF-HGN setting {name} must be {'>' if strict else '>='} {lo}, got {v}")
+            setattr(self, name, v)
+
+        def flag(name):
+            v = getattr(self, name)
+            if not isinstance(v, bool):
+                raise HGNError(f"RF-HGN setting {name} must be true or false, got {v!r}")
+
+        choice("encoding", ENCODINGS)
+        choice("sampler", SAMPLERS)
+        choice("activation", ACTIVATIONS)
+        choice("solver", SOLVERS)
+        choice("frame_rule", FRAME_RULES)
+        integer("node_width", 1)
+        integer("static_width", 0)
+        integer("edge_width", 1)
+        integer("message_width", 1)
+        integer("batch_size", 1)
+        integer("sample_points", 2)
+        integer("adaptive_rounds", 1)
+        integer("seed", 0)
+        integer("blas_threads", 0)
+        number("regularisation", 0.0, strict=False)
+        number("batch_memory_mb", 0.0, strict=True)
+        number("swim_scale", 0.0, strict=True)
+        number("elm_bias", 0.0, strict=False)
+        flag("linear_kinetic")
+        flag("pool_edges")
+        flag("standardise")
+        flag("cutoff_shift")
+        flag("fast_tables")
+        if self.encoding == "frame" and self.static_width:
+            raise HGNError("RF-HGN setting static_width applies to the invariant encoding only "
+                           "(the frame encoding puts the mass into the node input); set it to 0")
+
+    # ------------------------------------------------------------------
+
+    @classmethod
+    def recommended(cls, encoding: str = "invariant", **changes) -> "RFConfig":
+        """The defaults with the measured best settings of ``encoding``
+        (:data:`RECOMMENDED`) over them, then ``changes``."""
+        if encoding not in ENCODINGS:
+            raise HGNError(f"RF-HGN setting encoding={encoding!r} is not one of {', '.join(ENCODINGS)}")
+        return cls.from_dict({"encoding": encoding, **RECOMMENDED[encoding], **changes})
+

@@ -1,0 +1,371 @@
+"""The linear solve (method.md sections 4 and 5).
+
+For every snapshot s, particle i and axis k, Hamilton's equations give two
+rows linear in theta:
+
+    dPhi/dp_ik (y_s) . theta =  dq_ik/dt (s)
+   -dPhi/dq_ik (y_s) . theta =  dp_ik/dt (s)
+
+The normal equations Z^T Z theta = Z^T u are assembled batch by batch of
+snapshots in float64 (memory O(L^2 + batch), whatever the number of
+snapshots). For separable (invariant) models Z^T Z is block-diagonal: the
+kinetic block only sees the dq/dt rows and the potential block only the
+dp/dt rows, and each is solved on its own. The solve scales the columns of Z
+to unit norm, adds ``regularisation`` * I, and uses a Cholesky factorisation;
+when that fails or leaves a large residual (ill-conditioned), a symmetric
+eigen-decomposition with small eigenvalues cut off (a least-squares
+solution) takes over. The energy constant c comes from one known energy:
+H(y_0) = theta . Phi(y_0) + c for the first training snapshot.
+
+The fit runs with ``config.blas_threads`` BLAS threads (default 1, see
+:mod:`core.learning.rfhgn.blas`). Memory is O(L^2) plus one batch of Jacobians
+(``batch_size`` snapshots, capped by ``batch_memory_mb``; one snapshot is the
+smallest batch).
+
+Range: the hidden layers are sampled from the training inputs, so the fitted
+pair function is accurate over the distances seen in training and degrades
+outside (measured, 2x2x2 harmonic lattice at amplitude 0.1, training
+distances 0.5-1.475: force error < 1e-5 inside, 1e-3 at r = 1.5, 2e-2 at
+1.6, 0.2 at 1.8). Fit on data whose amplitude covers the states a rollout
+will visit. A larger system at the same amplitude samples the tails of the
+bond-length distribution further (a 16x16x16 lattice at sd 0.1 reaches
+r = 1.59 where 500 snapshots of 2x2x2 reach 1.49): harmless for harmonic
+springs (zero-shot 2x2x2 -> 16x16x16: Zerr 6e-5 after t = 20), fatal for
+Morse unless the training amplitude is raised
+(benchmarks/bench_training_range.py).
+
+Time series without derivatives (section 5): with states at spacing h, the
+symplectic Euler residual at the known point (q_{n+1}, p_n),
+
+    (q_{n+1} - q_n)/h =  dH/dp (q_{n+1}, p_n)
+    (p_{n+1} - p_n)/h = -dH/dq (q_{n+1}, p_n)
+
+is linear in theta; the fitted function is the method's modified Hamiltonian,
+and the first-order correction H ~ H_hat + (h/2) dH_hat/dq . dH_hat/dp is
+projected back onto the same features (a second right-hand side with the
+already factored normal matrix; its gradient needs Hessian-vector products of
+the network, which come from torch autograd in float64).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+
+from core.errors import HGNError
+from core.jobs import available_cores, check_cancel, report
+from ..learned import training_arrays
+from core.physics.neighbours import minimum_image
+from core.physics.system import System
+from core.physics.trajectory import Dataset, Trajectory
+from .blas import blas_threads
+from .config import RFConfig
+from .graphs import batch_graph
+from .model import FittedModel
+from .sampling import choose_points, local_energies, sample_network
+
+#: the Cholesky solution is accepted when the scaled normal equations are
+#: solved to this relative residual
+CHOLESKY_RESIDUAL = 1e-6
+
+
+@dataclass
+class Group:
+    """Training rows of one system: states where the gradient is taken and
+    the right-hand sides (dq/dt, dp/dt) there."""
+
+    system: System
+    q: np.ndarray  # (S, N, d)
+    p: np.ndarray
+    dqdt: np.ndarray
+    dpdt: np.ndarray
+
+
+# ======================================================================
+class NormalEquations:
+    """Z^T Z, Z^T u and u^T u, accumulated over batches (blocks for
+    separable networks)."""
+
+    def __init__(self, network):
+        self.network = network
+        if network.separable:
+            nT, nV = network.n_T, network.n_V
+            self.blocks = {"p": [np.zeros((nT, nT)), np.zeros(nT), 0.0, 0],
+                           "q": [np.zeros((nV, nV)), np.zeros(nV), 0.0, 0]}
+        else:
+            L = network.L
+            self.blocks = {"all": [np.zeros((L, L)), np.zeros(L), 0.0, 0]}
+
+    def add(self, Jq: np.ndarray, Jp: np.ndarray, dqdt: np.ndarray, dpdt: np.ndarray) -> None:
+        Zp = Jp.reshape(-1, Jp.shape[-1])
+        Zq = Jq.reshape(-1, Jq.shape[-1])
+        up = dqdt.reshape(-1)
+        uq = dpdt.reshape(-1)
+        if self.network.separable:
+            bp, bq = self.blocks["p"], self.blocks["q"]
+            bp[0] += Zp.T @ Zp
+            bp[1] += Zp.T @ up
+            bp[2] += float(up @ up)
+            bp[3] += up.size
+            bq[0] += Zq.T @ Zq
+            bq[1] -= Zq.T @ uq
+            bq[2] += float(uq @ uq)
+            bq[3] += uq.size
+        else:
+            b = self.blocks["all"]
+            b[0] += Zp.T @ Zp
+            b[0] += Zq.T @ Zq
+            b[1] += Zp.T @ up - Zq.T @ uq
+            b[2] += float(up @ up + uq @ uq)
+            b[3] += up.size + uq.size
+
+
+def _batches(group: Group, network, config: RFConfig):
+    """Snapshot index ranges of at most batch_size snapshots within the memory budget."""
+    S, N, d = group.q.shape
+    # Jq + Jp + temporaries, in doubles, per snapshot
+    per_snap = 8.0 * N * d * (network.L * 4 + 8)
+    if group.system.edges is not None:
+        per_snap += 8.0 * len(group.system.edges) * (network.L * (2 if network.separable else 4 * d) + 16)
+    cap = max(1, int(config.batch_memory_mb * 2 ** 20 / per_snap))
+    step = max(1, min(config.batch_size, cap))
+    return [(a, min(a + step, S)) for a in range(0, S, step)]
+
+
+def assemble(network, groups: list[Group], config: RFConfig, progress=None, cancel=None,
+             stage_from: float = 0.0, stage_to: float = 1.0) -> NormalEquations:
+    ne = NormalEquations(network)
+    plan = [(g, a, b) for g in groups for a, b in _batches(g, network, config)]
+    for n, (g, a, b) in enumerate(plan):
+        check_cancel(cancel)
+        _, Jq, Jp = network.jacobians(g.system, g.q[a:b], g.p[a:b])
+        ne.add(Jq, Jp, g.dqdt[a:b], g.dpdt[a:b])
+        report(progress, "assemble", stage_from + (stage_to - stage_from) * (n + 1) / len(plan))
+    return ne
+
+
+# ======================================================================
+def solve_block(G: np.ndarray, b: np.ndarray, lam: float, solver: str) -> tuple[np.ndarray, dict]:
+    """min |Z x - u|^2 + lam |D x|^2 from G = Z^T Z, b = Z^T u, with D the
+    column norms of Z (so lam is relative)."""
+    n = len(b)
+    if n == 0:
+        return np.zeros(0), {"method": "empty"}
+    dg = np.sqrt(np.clip(np.diag(G), 0.0, None))
+    dg = np.where(dg > 0, dg, 1.0)
+    A = G / dg[:, None] / dg[None, :]
+    rhs = b / dg
+    A[np.diag_indices(n)] += lam
+    info: dict = {}
+    x = None
+    if solver in ("auto", "cholesky"):
+        try:
+            cf = sla.cho_factor(A, lower=False, check_finite=True)
+            x = sla.cho_solve(cf, rhs)
+            res = np.linalg.norm(A @ x - rhs) / max(np.linalg.norm(rhs), 1e-300)
+            diagc = np.abs(np.diag(cf[0]))
+            info.update(method="cholesky", residual=float(res),
+                        condition_estimate=float((diagc.max() / diagc.min()) ** 2) if diagc.min() > 0 else float("inf"))
+            if not np.all(np.isfinite(x)) or res > CHOLESKY_RESIDUAL:
+                if solver == "cholesky":
+                    raise HGNError(f"the Cholesky solve is inaccurate (relative residual {res:.2e}); "
+                                   "raise the regularisation or use solver='auto'")
+                x = None
+        except np.linalg.LinAlgError:
+            if solver == "cholesky":
+                raise HGNError("the normal matrix is not positive definite; raise the regularisation "
+                               "or use solver='auto'") from None
+            x = None
+    if x is None:
+        w, V = np.linalg.eigh(A)
+        wmax = max(float(w.max()), 1e-300)
+        keep = w > n * np.finfo(float).eps * wmax
+        x = V[:, keep] @ ((V[:, keep].T @ rhs) / w[keep])
+        info.update(method="lstsq (eigh)", rank=int(keep.sum()),
+                    condition_estimate=float(wmax / w[keep].min()) if keep.any() else float("inf"))
+    return x / dg, info
+
+
+def solve(ne: NormalEquations, config: RFConfig):
+    """theta (L,) and a dict of solve information."""
+    net = ne.network
+    theta = np.zeros(net.L)
+    info = {}
+    rows, sse = 0, 0.0
+    for name, (G, b, uu, k) in ne.blocks.items():
+        x, inf = solve_block(G, b, config.regularisation, config.solver)
+        cols = {"p": net.p_cols, "q": net.q_cols, "all": slice(0, net.L)}[name]
+        theta[cols] = x
+        r = float(x @ G @ x - 2.0 * x @ b + uu)  # |Z x - u|^2 from the sums
+        inf["train_mse"] = max(r, 0.0) / max(k, 1)
+        info[name] = inf
+        rows += k
+        sse += max(r, 0.0)
+    info["train_mse"] = sse / max(rows, 1)
+    info["rows"] = rows
+    return theta, info
+
+
+# ======================================================================
+def _fit_groups(groups: list[Group], known: tuple[System, np.ndarray, np.ndarray, float] | None,
+                config: RFConfig, progress, cancel, t0: float, correction=None) -> FittedModel:
+    rng = np.random.default_rng(config.seed)
+    report(progress, "sample", 0.0)
+    sets = choose_points([(g.system, g.q, g.p) for g in groups], config, rng)
+    network = sample_network(config, sets, rng, None, progress, cancel)
+    rounds = config.adaptive_rounds if config.sampler == "adaptive" else 0
+    span = 1.0 / (rounds + 1)
+    ne = assemble(network, groups, config, progress, cancel, 0.0, span)
+    report(progress, "solve", 0.0)
+    theta, sinfo = solve(ne, config)
+    for r in range(rounds):
+        check_cancel(cancel)
+        targets = local_energies(network, theta, sets)
+        network = sample_network(config, sets, rng, targets, None, cancel)
+        ne = assemble(network, groups, config, progress, cancel, span * (r + 1), span * (r + 2))
+        theta, sinfo = solve(ne, config)
+    if correction is not None:
+        check_cancel(cancel)
+        theta, sinfo["correction"] = correction(network, theta, ne)
+    report(progress, "solve", 0.9)
+    constant, known_energy = 0.0, False
+    n_ref = groups[0].system.n
+    if known is not None and np.isfinite(known[3]):
+        ksys, kq, kp, kH = known
+        e = FittedModel.raw_energy(network, theta, ksys, kq[None], kp[None])
+        constant = float(kH - e[0])
+        known_energy = True
+        n_ref = ksys.n
+    e_ref = None
+    if known is not None and known[0].edges is not None:
+        e_ref = len(known[0].edges)
+    model = FittedModel(config, network, theta, constant, n_ref, groups[0].system, e_ref=e_ref)
+    model.info.update(
+        fit_time=time.perf_counter() - t0,
+        n_snapshots=int(sum(g.q.shape[0] for g in groups)),
+        n_particles=int(groups[0].system.n),
+        n_features=int(network.L),
+        n_rows=int(sinfo["rows"]),
+        train_mse=float(sinfo["train_mse"]),
+        solve={k: v for k, v in sinfo.items() if isinstance(v, dict)},
+        energy_constant_known=known_energy,
+        train_r_max=float(max((s.graph.r.max() if s.graph.P else 0.0) for s in sets)),
+        train_k_max=float(max(np.max(0.5 * np.sum(g.p ** 2, axis=-1) / g.system.masses) for g in groups)),
+        cores=available_cores(),
+    )
+    report(progress, "solve", 1.0)
+    return model
+
+
+def fit(dataset: Dataset, config: RFConfig | None = None, progress=None, cancel=None) -> FittedModel:
+    """Fit an RF-HGN to the training snapshots of ``dataset`` (with exact
+    derivatives). ``info["fit_time"]`` is the wall time from the call (data in
+    memory) to the usable model, in seconds."""
+    t0 = time.perf_counter()
+    config = RFConfig() if config is None else config
+    if not isinstance(config, RFConfig):
+        raise HGNError(f"config must be an RFConfig, got {type(config).__name__}")
+    config.validate()
+    train, q, p, dqdt, dpdt = training_arrays(dataset)
+    S = dataset.n_snapshots
+    system = dataset.system
+    energy = np.asarray(dataset.energy, dtype=np.float64).reshape(-1)
+    known = None
+    if energy.shape == (S,):
+        known = (system, q[0], p[0], float(energy[train[0]]))
+    with blas_threads(config.blas_threads):
+        model = _fit_groups([Group(system, q, p, dqdt, dpdt)], known, config, progress, cancel, t0)
+    model.info["source"] = "derivatives"
+    model.info["fit_time"] = time.perf_counter() - t0
+    return model
+
+
+# ======================================================================
+def time_series_rows(traj: Trajectory) -> tuple[Group, float]:
+    """The symplectic-Euler rows of one trajectory: states (q_{n+1}, p_n) and
+    finite differences; returns the group and the spacing h."""
+    if not isinstance(traj, Trajectory):
+        raise HGNError(f"time series must be Trajectory objects, got {type(traj).__name__}")
+    q, p, t = np.asarray(traj.q, float), np.asarray(traj.p, float), np.asarray(traj.t, float)
+    if q.shape[0] < 2:
+        raise HGNError("a time series needs at least two saved frames")
+    if not (np.all(np.isfinite(q)) and np.all(np.isfinite(p))):
+        raise HGNError("the time series contains NaN or inf")
+    dt = np.diff(t)
+    h = float(dt[0]) if len(t) > 1 else float(traj.dt * traj.save_every)
+    if not np.isfinite(h) or h <= 0 or np.max(np.abs(dt - h)) > 1e-9 * max(1.0, abs(h)):
+        raise HGNError("the frames of a time series must be equally spaced in time")
+    sysm = traj.system
+    dq = minimum_image(q[1:] - q[:-1], sysm.box) / h
+    dp = (p[1:] - p[:-1]) / h
+    return Group(sysm, q[1:].copy(), p[:-1].copy(), dq, dp), h
+
+
+def fit_time_series(trajectories: list[Trajectory], config: RFConfig | None = None, progress=None,
+                    cancel=None, correct: bool = True) -> FittedModel:
+    """Fit from plain time series (no derivatives), method.md section 5.
+
+    ``correct``: apply the first-order modified-Hamiltonian correction
+    H ~ H_hat + (h/2) dH_hat/dq . dH_hat/dp, projected onto the features.
+    The energy constant comes from the first frame's energy (kinetic +
+    potential recorded in the trajectory) when it is finite.
+    """
+    t0 = time.perf_counter()
+    config = RFConfig() if config is None else config
+    config.validate()
+    if isinstance(trajectories, Trajectory):
+        trajectories = [trajectories]
+    if not trajectories:
+        raise HGNError("fit_time_series needs at least one trajectory")
+    groups, hs = [], []
+    for tr in trajectories:
+        g, h = time_series_rows(tr)
+        groups.append(g)
+        hs.append(h)
+    if max(hs) - min(hs) > 1e-9 * max(hs):
+        raise HGNError("all time series of one fit must have the same frame spacing")
+    h = hs[0]
+    tr0 = trajectories[0]
+    H0 = float(np.asarray(tr0.kinetic)[0] + np.asarray(tr0.potential)[0]) if len(tr0.kinetic) else float("nan")
+    known = (tr0.system, np.asarray(tr0.q[0], float), np.asarray(tr0.p[0], float), H0)
+    correction = None
+    if correct:
+        def correction(network, theta, ne):
+            return _project_correction(network, theta, ne, groups, h, config, cancel)
+    with blas_threads(config.blas_threads):
+        model = _fit_groups(groups, known, config, progress, cancel, t0, correction)
+    model.info.update(source="time series", spacing=h, corrected=bool(correct))
+    model.info["fit_time"] = time.perf_counter() - t0
+    return model
+
+
+def _project_correction(network, theta, ne: NormalEquations, groups, h, config, cancel):
+    """theta of the projection of H_hat + (h/2) H_q . H_p onto the features."""
+    from .torchnet import correction_gradients
+
+    rhs = {name: np.zeros_like(blk[1]) for name, blk in ne.blocks.items()}
+    for g in groups:
+        for a, b in _batches(g, network, config):
+            check_cancel(cancel)
+            _, Jq, Jp = network.jacobians(g.system, g.q[a:b], g.p[a:b])
+            cq, cp = correction_gradients(network, theta, g.system, g.q[a:b], g.p[a:b])
+            cq *= 0.5 * h
+            cp *= 0.5 * h
+            # rows: Jp . delta = dC/dp (dq/dt rows), -Jq . delta = -dC/dq (dp/dt rows)
+            Zp = Jp.reshape(-1, Jp.shape[-1])
+            Zq = Jq.reshape(-1, Jq.shape[-1])
+            if network.separable:
+                rhs["p"] += Zp.T @ cp.reshape(-1)
+                rhs["q"] += Zq.T @ cq.reshape(-1)
+            else:
+                rhs["all"] += Zp.T @ cp.reshape(-1) + Zq.T @ cq.reshape(-1)
+    theta = theta.copy()
+    info = {}
+    for name, (G, _, _, _) in ne.blocks.items():
+        delta, inf = solve_block(G, rhs[name], config.regularisation, config.solver)
+        cols = {"p": network.p_cols, "q": network.q_cols, "all": slice(0, network.L)}[name]
+        theta[cols] += delta
+        info[name] = float(np.linalg.norm(delta) / max(np.linalg.norm(theta[cols]), 1e-300))
+    return theta, {"relative_change": info}

@@ -1,0 +1,279 @@
+"""Sampling the hidden layers (method.md section 3).
+
+Layers are sampled one after the other, each from the inputs it sees in the
+training data: for the invariant network the kinetic encoder from the k_i of
+the training nodes, the static encoder from the masses, the edge encoder from
+the pair distances of the training edges, and the message layer from
+[g_i + g_j, e_ij] of those edges computed with the layers already sampled;
+for the frame network the node encoder from [q_bar_i, p_bar_i, m_i], the edge
+encoder from [r_ij, (q_bar_i - q_bar_j)^2] and the message layer from
+[h_i + h_j, e_ij].
+
+At most ``config.sample_points`` points per layer are used: a random subset
+of the training snapshots (all of them when small enough), then a random
+subset of its edges. Every random choice comes from one
+``numpy.random.Generator(config.seed)``, so a fit is reproducible.
+
+Samplers:
+
+* **SWIM** (uniform pairs): pick pairs of distinct points (x1, x2) and set
+  w = 2 s (x2 - x1)/|x2 - x1|^2, b = -<w, x1> - s with s = ln(3)/2, so that
+  tanh reads -1/2 at x1 and +1/2 at x2. Pairs closer than 1e-12 times the
+  spread of the points are redrawn. A layer whose points are all equal (e.g.
+  the static encoder when every mass is the same) cannot be SWIM-sampled and
+  falls back to ELM (its features are then constant on the training data).
+  With ``standardise`` (default) the pairs and weights of a layer with more
+  than one input are computed in coordinates scaled to mean 0 and standard
+  deviation 1 over the layer's points and folded back into W and b: without
+  it, w = 2 s (x2 - x1)/|x2 - x1|^2 hardly sees coordinates with a small
+  spread (the frame encoding's momenta beside its positions). 1-D layers are
+  unaffected (SWIM is scale-free there).
+* **ELM**: each input coordinate scaled to [-1, 1] by its training range,
+  W ~ N(0, 1), b ~ U(-b0, b0) (folded back into W and b for raw inputs).
+* **adaptive**: SWIM with uniform pairs, fit, then for every layer draw
+  ``ADAPTIVE_CANDIDATES`` x width candidate pairs uniformly and keep width of
+  them with probability proportional to |t(x2) - t(x1)| / |x2 - x1|, where
+  t is the fitted local energy of the point (see
+  :func:`local_energies`); refit. This is SWIM's gradient-weighted rule with
+  the first fit's local energies as layer targets.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.errors import HGNError
+from core.jobs import check_cancel, report
+from core.physics.system import System
+from .config import RFConfig
+from .encoding import build_frame, check_frame_system, encode, kinetic_inputs
+from .graphs import GraphBatch, batch_graph
+from .network import Dense, FrameNetwork, InvariantNetwork
+
+#: candidate pairs per neuron drawn by the adaptive sampler
+ADAPTIVE_CANDIDATES = 10
+#: a share of the uniform distribution mixed into the adaptive probabilities
+ADAPTIVE_FLOOR = 0.05
+
+
+@dataclass
+class SampleSet:
+    """The training points the layers are sampled from, for one system."""
+
+    system: System
+    q: np.ndarray  # (S', N, d) chosen snapshots
+    p: np.ndarray
+    graph: GraphBatch  # edges of those snapshots
+    edges: np.ndarray  # indices into the graph's edges that are used as points
+
+
+def choose_points(groups: list[tuple[System, np.ndarray, np.ndarray]], config: RFConfig,
+                  rng: np.random.Generator) -> list[SampleSet]:
+    """Pick the snapshots and edges that the layers are sampled from.
+
+    ``groups``: (system, q (S, N, d), p (S, N, d)) of the training data (one
+    group per system; usually one)."""
+    budget = max(2, config.sample_points // max(1, len(groups)))
+    out = []
+    for system, q, p in groups:
+        S, N = q.shape[0], q.shape[1]
+        n_snap = min(S, max(1, math.ceil(budget / max(N, 1))))
+        idx = np.sort(rng.permutation(S)[:n_snap]) if n_snap < S else np.arange(S)
+        g = batch_graph(system, q[idx])
+        edges = np.arange(g.P)
+        if g.P > budget:
+            edges = np.sort(rng.choice(g.P, size=budget, replace=False))
+        out.append(SampleSet(system, q[idx], p[idx], g, edges))
+    return out
+
+
+# ----------------------------------------------------------------------
+def swim_layer(X: np.ndarray, width: int, rng: np.random.Generator, s: float,
+               weights: np.ndarray | None = None) -> Dense:
+    """SWIM with uniform pairs (``weights`` None) or pairs drawn with
+    probability proportional to ``weights`` over ``ADAPTIVE_CANDIDATES*width``
+    uniform candidates (``weights`` is then a function of the pair indices)."""
+    X = np.asarray(X, dtype=np.float64)
+    n = X.shape[0]
+    if width == 0:
+        return Dense(np.zeros((0, X.shape[1])), np.zeros(0))
+    spread = float(np.max(X.max(axis=0) - X.min(axis=0))) if n else 0.0
+    if n < 2 or spread == 0.0:
+        return None  # caller falls back to ELM
+    tiny = (1e-12 * spread) ** 2
+
+    def draw(k):
+        i1 = rng.integers(0, n, size=k)
+        i2 = rng.integers(0, n, size=k)
+        for _ in range(100):
+            dist2 = np.einsum("ij,ij->i", X[i2] - X[i1], X[i2] - X[i1])
+            bad = dist2 <= tiny
+            if not bad.any():
+                break
+            i1[bad] = rng.integers(0, n, size=int(bad.sum()))
+            i2[bad] = rng.integers(0, n, size=int(bad.sum()))
+        else:
+            raise HGNError("could not find distinct pairs of training points to sample a layer from "
+                           "(the training data hardly vary); use more varied data or the ELM sampler")
+        return i1, i2
+
+    if weights is None:
+        i1, i2 = draw(width)
+    else:
+        c1, c2 = draw(ADAPTIVE_CANDIDATES * width)
+        score = np.abs(weights[c2] - weights[c1]) / np.sqrt(np.einsum("ij,ij->i", X[c2] - X[c1], X[c2] - X[c1]))
+        total = score.sum()
+        prob = np.full(len(score), 1.0 / len(score))
+        if np.isfinite(total) and total > 0:
+            prob = (1.0 - ADAPTIVE_FLOOR) * score / total + ADAPTIVE_FLOOR / len(score)
+        pick = rng.choice(len(score), size=width, replace=False, p=prob)
+        i1, i2 = c1[pick], c2[pick]
+    x1, x2 = X[i1], X[i2]
+    diff = x2 - x1
+    W = 2.0 * s * diff / np.einsum("ij,ij->i", diff, diff)[:, None]
+    b = -np.einsum("ij,ij->i", W, x1) - s
+    return Dense(W, b)
+
+
+def elm_layer(X: np.ndarray, width: int, rng: np.random.Generator, b0: float) -> Dense:
+    """ELM: inputs scaled to [-1, 1] per coordinate, W ~ N(0, 1), b ~ U(-b0, b0)."""
+    X = np.asarray(X, dtype=np.float64)
+    n_in = X.shape[1]
+    lo, hi = (X.min(axis=0), X.max(axis=0)) if len(X) else (np.zeros(n_in), np.zeros(n_in))
+    half = 0.5 * (hi - lo)
+    mid = 0.5 * (hi + lo)
+    half = np.where(half > 0, half, np.maximum(np.abs(mid), 1.0))
+    W0 = rng.standard_normal((width, n_in))
+    bias = rng.uniform(-b0, b0, size=width) if b0 > 0 else np.zeros(width)
+    W = W0 / half
+    return Dense(W, bias - W @ mid)
+
+
+def _layer(X, width, config: RFConfig, rng, weights=None) -> Dense:
+    if config.sampler == "elm":
+        return elm_layer(X, width, rng, config.elm_bias)
+    if config.standardise and X.shape[1] > 1:
+        # SWIM in per-coordinate standardised inputs, folded back into W and b
+        mu = X.mean(axis=0)
+        sd = X.std(axis=0)
+        sd = np.where(sd > 0, sd, 1.0)
+        layer = swim_layer((X - mu) / sd, width, rng, config.swim_scale, weights)
+        if layer is not None:
+            W = layer.W / sd
+            layer = Dense(W, layer.b - W @ mu)
+    else:
+        layer = swim_layer(X, width, rng, config.swim_scale, weights)
+    if layer is None:
+        layer = elm_layer(X, width, rng, config.elm_bias)
+    return layer
+
+
+# ----------------------------------------------------------------------
+def sample_network(config: RFConfig, sets: list[SampleSet], rng: np.random.Generator,
+                   targets: list[dict] | None = None, progress=None, cancel=None):
+    """Sample every hidden layer of the configured network from the points.
+
+    ``targets``: per sample set, a dict layer name -> local energy per point
+    (from :func:`local_energies`) for the adaptive rule; None = uniform pairs.
+    """
+    dim = sets[0].system.dim
+    if any(s.system.dim != dim for s in sets):
+        raise HGNError("all training systems of one fit must have the same dimension")
+
+    def tgt(name):
+        if targets is None:
+            return None
+        return np.concatenate([t[name] for t in targets])
+
+    if config.encoding == "invariant":
+        k = np.concatenate([kinetic_inputs(s.p, s.system.masses).reshape(-1) for s in sets])[:, None]
+        kin = _layer(k, config.node_width, config, rng, tgt("kin"))
+        report(progress, "sample", 0.25)
+        check_cancel(cancel)
+        masses = np.concatenate([s.system.masses for s in sets])[:, None]
+        static = _layer(masses, config.static_width, config, rng, None) if config.static_width else \
+            Dense(np.zeros((0, 1)), np.zeros(0))
+        r = np.concatenate([s.graph.r[s.edges] for s in sets])[:, None]
+        edge = _layer(r, config.edge_width, config, rng, tgt("edge"))
+        report(progress, "sample", 0.5)
+        check_cancel(cancel)
+        e = edge(r)
+        if static.n_out:
+            gs = np.concatenate([static(s.system.masses[s.graph.i[s.edges], None]) +
+                                 static(s.system.masses[s.graph.j[s.edges], None]) for s in sets])
+            z = np.concatenate([gs, e], axis=1)
+        else:
+            z = e
+        msg = _layer(z, config.message_width, config, rng, tgt("msg"))
+        report(progress, "sample", 1.0)
+        return InvariantNetwork(kin, static, edge, msg, config.linear_kinetic, config.cutoff_shift, config.pool_edges)
+
+    # frame encoding
+    xn_all, xe_all, fr_list = [], [], []
+    for s in sets:
+        check_frame_system(s.system)
+        S, N, d = s.q.shape
+        fr = build_frame(s.q, config.frame_rule)
+        qb, pb = encode(fr, s.p)
+        xn = np.concatenate([qb, pb, np.broadcast_to(s.system.masses[None, :, None], (S, N, 1))], axis=2).reshape(S * N, -1)
+        g = s.graph
+        db = np.einsum("pk,pkl->pl", g.delta[s.edges], fr.B[g.snap[s.edges]])
+        xe = np.concatenate([g.r[s.edges, None], db * db], axis=1)
+        xn_all.append(xn)
+        xe_all.append(xe)
+    XN = np.concatenate(xn_all)
+    node = _layer(XN, config.node_width, config, rng, tgt("node"))
+    report(progress, "sample", 0.33)
+    check_cancel(cancel)
+    XE = np.concatenate(xe_all)
+    edge = _layer(XE, config.edge_width, config, rng, tgt("edge"))
+    report(progress, "sample", 0.66)
+    check_cancel(cancel)
+    zs = []
+    for s, xn, xe in zip(sets, xn_all, xe_all):
+        h = node(xn)
+        g = s.graph
+        hs = h[g.gi[s.edges]] + h[g.gj[s.edges]]
+        zs.append(np.concatenate([hs, edge(xe)], axis=1))
+    msg = _layer(np.concatenate(zs), config.message_width, config, rng, tgt("msg"))
+    report(progress, "sample", 1.0)
+    return FrameNetwork(node, edge, msg, dim, config.pool_edges, config.frame_rule)
+
+
+def local_energies(network, theta: np.ndarray, sets: list[SampleSet]) -> list[dict]:
+    """The fitted local energy of every sample point, per layer: the adaptive
+    sampler's layer targets.
+
+    Invariant: kinetic point -> theta_T . h(k); edge and message points ->
+    theta_V . m(r) of that edge. Frame: node point -> theta_h . h_i plus half
+    of theta_m . m_ij over its edges; edge and message points -> theta_m . m_ij.
+    """
+    out = []
+    for s in sets:
+        g = s.graph
+        if isinstance(network, InvariantNetwork):
+            k = kinetic_inputs(s.p, s.system.masses).reshape(-1)
+            f, _ = network.kinetic(k)
+            tk = f @ theta[network.p_cols]
+            gsum, _ = network._graph_parts(s.system, g)
+            gs = gsum[s.edges] if gsum.shape[0] > 1 else gsum
+            m = network.pair(g.r[s.edges], gs, 0)[0]
+            te = m @ theta[network.q_cols]
+            out.append({"kin": tk, "edge": te, "msg": te})
+        else:
+            S, N, d = s.q.shape
+            fr, xn, xe, _, db = network.inputs(s.system, s.q, s.p, g)
+            h = network.node(xn)
+            e = network.edge(xe)
+            hs = h[g.gi] + h[g.gj]
+            m = np.tanh(hs @ network.msg.W[:, :network.n_h].T + e @ network.msg.W[:, network.n_h:].T + network.msg.b)
+            if network.pool_edges:
+                tm = np.concatenate([e, m], axis=1) @ theta[network.n_h:]
+            else:
+                tm = m @ theta[network.n_h:]
+            tn = h @ theta[:network.n_h] + 0.5 * (np.bincount(g.gi, tm, minlength=S * N) +
+                                                  np.bincount(g.gj, tm, minlength=S * N))
+            out.append({"node": tn, "edge": tm[s.edges], "msg": tm[s.edges]})
+    return out

@@ -1,0 +1,95 @@
+"""The true Hamiltonian of a system behind the same interface as a fitted model.
+
+Rollout, metric and benchmark code can then treat ground truth and a learned
+model alike (``energy``, ``gradients``, ``time_derivatives``, and for
+separable Hamiltonians ``potential_gradient``/``kinetic_gradient``).
+
+Shapes (the same as :class:`core.learning.rfhgn.model.FittedModel`): q and p are
+(N, d) for one state or (S, N, d) for a batch; ``energy`` returns a 0-d array
+for one state and (S,) for a batch; gradients have the shape of q.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from core.errors import HGNError
+from core.physics.forces import ForceField, kinetic_energy
+from core.physics.neighbours import minimum_image
+from core.physics.system import System
+
+
+class TrueHamiltonian:
+    """H(q, p) = sum |p_i|^2/(2 m_i) + sum_pairs V(r_ij) of ``system``.
+
+    Every method takes the system first (like a fitted model); ``None`` means
+    the system given to the constructor. A different system of the same kind
+    (another size) is evaluated with its own graph and potential.
+    """
+
+    separable = True
+
+    def __init__(self, system: System):
+        if not isinstance(system, System):
+            raise HGNError(f"TrueHamiltonian needs a System, got {type(system).__name__}")
+        self.system = system
+
+    # ------------------------------------------------------------------
+    def _sys(self, system):
+        return self.system if system is None else system
+
+    @staticmethod
+    def _check(system: System, x: np.ndarray, name: str) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim not in (2, 3) or x.shape[-2:] != (system.n, system.dim):
+            raise HGNError(f"{name} must have shape (N, d) = ({system.n}, {system.dim}) or (S, N, d), got {x.shape}")
+        return x
+
+    def potential_energy(self, system: System | None, q) -> np.ndarray:
+        s = self._sys(system)
+        q = self._check(s, q, "q")
+        if q.ndim == 2:
+            return np.array(ForceField(s).energy(q))
+        return np.array([ForceField(s).energy(qs) for qs in q])
+
+    def energy(self, system: System | None, q, p) -> np.ndarray:
+        s = self._sys(system)
+        p = self._check(s, p, "p")
+        return kinetic_energy(p, s.masses) + self.potential_energy(s, q)
+
+    def potential_gradient(self, system: System | None, q, pairs=None) -> np.ndarray:
+        """dV/dq (= minus the forces). ``pairs`` (optional, cutoff systems):
+        candidate pairs (P, 2), e.g. from a neighbour list; pairs farther
+        apart than the cutoff are ignored."""
+        s = self._sys(system)
+        q = self._check(s, q, "q")
+        if q.ndim == 3:
+            return np.stack([self.potential_gradient(s, qs, pairs) for qs in q])
+        if pairs is None or s.edges is not None:
+            return -ForceField(s).forces(q)
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        i, j = pairs[:, 0], pairs[:, 1]
+        dq = minimum_image(q[i] - q[j], s.box)
+        r = np.sqrt(np.einsum("ij,ij->i", dq, dq))
+        keep = r < s.cutoff
+        i, j, dq, r = i[keep], j[keep], dq[keep], r[keep]
+        g = s.potential.dvdr(r)
+        fvec = (g / r)[:, None] * dq  # dV/dq_i of pair (i, j)
+        out = np.empty_like(q)
+        for k in range(s.dim):
+            out[:, k] = np.bincount(i, fvec[:, k], minlength=s.n) - np.bincount(j, fvec[:, k], minlength=s.n)
+        return out
+
+    def kinetic_gradient(self, system: System | None, p) -> np.ndarray:
+        """dT/dp = p / m."""
+        s = self._sys(system)
+        p = self._check(s, p, "p")
+        return p / s.masses[:, None]
+
+    def gradients(self, system: System | None, q, p) -> tuple[np.ndarray, np.ndarray]:
+        """(dH/dq, dH/dp), each the shape of q."""
+        return self.potential_gradient(system, q), self.kinetic_gradient(system, p)
+
+    def time_derivatives(self, system: System | None, q, p) -> tuple[np.ndarray, np.ndarray]:
+        """(dq/dt, dp/dt) = (dH/dp, -dH/dq)."""
+        dq, dp = self.gradients(system, q, p)
+        return dp, -dq

@@ -1,0 +1,463 @@
+"""Rollouts of a learned Hamiltonian (method.md section 6).
+
+A fitted model (``core.learning.rfhgn.FittedModel``, or anything with the same
+interface such as ``core.learning.rfhgn.TrueHamiltonian``) is integrated with
+Stoermer-Verlet on any system of the kind it was fitted for, of any size: the
+``system`` passed in supplies the graph (its edges, or its cutoff and box).
+
+Two integrators, both symplectic, time-reversible and second order:
+
+* **explicit** Stoermer-Verlet for a separable H = T(p) + V(q)
+  (``model.separable`` true)::
+
+      p_{1/2} = p_n - dt/2 dV/dq(q_n)
+      q_{n+1} = q_n + dt dT/dp(p_{1/2})
+      p_{n+1} = p_{1/2} - dt/2 dV/dq(q_{n+1})
+
+  one potential gradient and one kinetic gradient per step (the potential
+  gradient at the end of a step is reused at the start of the next). With
+  the true Hamiltonian (dT/dp = p/m) this is exactly the ground-truth
+  velocity Verlet of ``core.physics.integrators``.
+
+* the **generalised leapfrog** (Stoermer-Verlet for non-separable H) for
+  everything else::
+
+      p_{1/2} = p_n - dt/2 H_q(q_n, p_{1/2})                       (implicit)
+      q_{n+1} = q_n + dt/2 [H_p(q_n, p_{1/2}) + H_p(q_{n+1}, p_{1/2})]  (implicit)
+      p_{n+1} = p_{1/2} - dt/2 H_q(q_{n+1}, p_{1/2})
+
+  Each implicit stage is solved by fixed-point iteration until the largest
+  change of an iterate is at most ``tol * (1 + max|iterate|)``
+  (``FIXED_POINT_TOL``), with at most ``max_iter`` evaluations
+  (``FIXED_POINT_MAX_ITER``). A stage that does not converge raises
+  :class:`~core.errors.HGNError` naming the step and the remaining change
+  (``on_no_convergence="error"``, the default) or warns once and goes on
+  (``"warn"``; the number of unconverged stages is kept in
+  ``meta["unconverged_stages"]``). Fixed-point iteration converges when
+  dt times the stiffness of H is small; the remedy is a smaller dt. The
+  gradients used inside the iteration are those at the previous iterate, so
+  the symplectic and reversible structure holds to the tolerance.
+
+Cutoff systems: the interacting pairs change as particles move. The rollout
+keeps a Verlet neighbour list with a skin (``core.physics.neighbours.NeighbourList``)
+and hands its candidate pairs to the model (``pairs=`` keyword, for models
+whose methods accept it; pairs farther apart than the cutoff are the model's
+to ignore), so no step does an O(N^2) or even a fresh k-d tree search.
+
+Energies: the returned :class:`~core.physics.trajectory.Trajectory` carries the TRUE
+kinetic and potential energy (``core.physics.forces``) along the predicted path, so
+its energy drift and Herr (``core.learning.metrics``) compare like with like with a
+ground-truth run. The learned H_hat along the path is kept as a list in
+``meta["learned_energy"]`` (one value per saved frame; JSON-able, so it goes
+into files with the trajectory). ``label`` is the model's name.
+
+Extrapolation check: a fitted model is only known on the pair distances
+of its training data. When the model reports the largest one
+(``model.info["train_r_max"]``, and ``"train_r_min"`` if present), the
+rollout measures the pair distances of every saved frame and keeps their
+range in ``meta["pair_distance_range"]``; if it leaves the training range,
+``meta["outside_training_range"]`` is true and a
+:class:`RolloutExtrapolationWarning` says when and how far (once per
+rollout). The rollout goes on: whether the model still holds there is for
+the caller to judge (it often does not: a bond stretched beyond anything seen
+can break).
+
+Periodic boxes: positions are integrated and saved unwrapped, as in the
+ground truth (``core.physics.integrators``).
+
+Job protocol (``core.jobs``): progress stage "rollout", reported at most
+every ``PROGRESS_INTERVAL`` s; ``cancel`` is checked before every step and
+every fixed-point iteration; ``on_frame`` receives a
+:class:`core.physics.integrators.Frame` (with true energies) for every saved frame.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import time
+import warnings
+
+import numpy as np
+
+from core.errors import HGNError
+from core.physics.forces import DEFAULT_SKIN, ForceField
+from core.physics.integrators import Frame, FrameFn, check_run_settings, n_saved_frames
+from core.jobs import CancelLike, ProgressFn, check_cancel, report
+from core.physics.neighbours import NeighbourList
+from core.physics.system import System
+from core.physics.trajectory import Trajectory
+
+#: relative tolerance of the fixed-point iterations of the implicit stages
+FIXED_POINT_TOL = 1e-12
+#: evaluations allowed per implicit stage before giving up
+FIXED_POINT_MAX_ITER = 50
+#: seconds between two progress reports
+PROGRESS_INTERVAL = 0.05
+INTEGRATORS = ("auto", "explicit", "implicit")
+
+
+class RolloutConvergenceWarning(RuntimeWarning):
+    """An implicit stage stopped at max_iter before reaching the tolerance."""
+
+
+class RolloutExtrapolationWarning(RuntimeWarning):
+    """The rollout reached pair distances outside the model's training data."""
+
+
+def training_distance_range(model) -> tuple[float, float] | None:
+    """(smallest, largest) pair distance of the model's training data, from
+    ``model.info`` (``train_r_min`` defaults to 0), or None if unknown."""
+    info = getattr(model, "info", None)
+    if not isinstance(info, dict) or info.get("train_r_max") is None:
+        return None
+    try:
+        hi = float(info["train_r_max"])
+        lo = float(info.get("train_r_min", 0.0) or 0.0)
+    except (TypeError, ValueError):
+        return None
+    return (lo, hi) if hi > 0 else None
+
+
+def model_name(model) -> str:
+    """A short name for labels: ``model.name``, ``model.info["name"]``, or a
+    description built from the model's configuration."""
+    name = getattr(model, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    info = getattr(model, "info", None)
+    if isinstance(info, dict) and isinstance(info.get("name"), str) and info["name"]:
+        return info["name"]
+    cfg = getattr(model, "config", None)
+    if cfg is not None and hasattr(cfg, "sampler") and hasattr(cfg, "encoding"):
+        return f"RF-HGN ({str(cfg.sampler).upper()}, {cfg.encoding})"
+    if type(model).__name__ == "TrueHamiltonian":
+        return "true Hamiltonian"
+    return type(model).__name__
+
+
+def _accepts(fn, name: str) -> bool:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return False
+    return name in sig.parameters or any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+
+
+class ModelGradients:
+    """What the integrators need from a model on one system: dV/dq, dT/dp
+    (separable) or (H_q, H_p), with the neighbour list of cutoff systems.
+
+    Counts the gradient evaluations in ``n_evaluations`` (one per call of
+    :meth:`potential`, :meth:`kinetic` or :meth:`both`).
+    """
+
+    def __init__(self, model, system: System, skin: float = DEFAULT_SKIN):
+        for attr in ("gradients", "energy"):
+            if not callable(getattr(model, attr, None)):
+                raise HGNError(f"cannot roll out {type(model).__name__}: it has no {attr}() method "
+                               "(expected a fitted model)")
+        self.model = model
+        self.system = system
+        self.nlist = NeighbourList(system.cutoff, skin, system.box) if system.cutoff is not None else None
+        pg = getattr(model, "potential_gradient", None)
+        kg = getattr(model, "kinetic_gradient", None)
+        self._pg = pg if callable(pg) else None
+        self._kg = kg if callable(kg) else None
+        self._pg_pairs = self._pg is not None and _accepts(self._pg, "pairs")
+        self._g_pairs = _accepts(model.gradients, "pairs")
+        self._e_pairs = _accepts(model.energy, "pairs")
+        self.n_evaluations = 0
+
+    def _pairs_kw(self, q, accepts: bool) -> dict:
+        if self.nlist is None or not accepts:
+            return {}
+        return {"pairs": self.nlist.pairs(q)}
+
+    def potential(self, q: np.ndarray) -> np.ndarray:
+        """dV/dq of a separable model at q."""
+        self.n_evaluations += 1
+        if self._pg is not None:
+            return np.asarray(self._pg(self.system, q, **self._pairs_kw(q, self._pg_pairs)))
+        return np.asarray(self.model.gradients(self.system, q, np.zeros_like(q),
+                                               **self._pairs_kw(q, self._g_pairs))[0])
+
+    def kinetic(self, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """dT/dp of a separable model at p (q only needed by the fallback)."""
+        self.n_evaluations += 1
+        if self._kg is not None:
+            return np.asarray(self._kg(self.system, p))
+        return np.asarray(self.model.gradients(self.system, q, p, **self._pairs_kw(q, self._g_pairs))[1])
+
+    def both(self, q: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(H_q, H_p) at (q, p)."""
+        self.n_evaluations += 1
+        gq, gp = self.model.gradients(self.system, q, p, **self._pairs_kw(q, self._g_pairs))
+        return np.asarray(gq), np.asarray(gp)
+
+    def energy(self, q: np.ndarray, p: np.ndarray) -> float:
+        """H_hat(q, p) of one state."""
+        return float(np.asarray(self.model.energy(self.system, q, p, **self._pairs_kw(q, self._e_pairs))).reshape(-1)[0])
+
+
+def _finite(x: np.ndarray) -> bool:
+    return bool(np.isfinite(x).all())
+
+
+def _blowup(step: int, dt: float) -> HGNError:
+    return HGNError(f"the rollout blew up at step {step}: the learned gradients became NaN or infinite. "
+                    f"Reduce the time step dt (now {dt:g}) or start closer to the states the model "
+                    "was fitted on")
+
+
+def check_rollout_settings(integrator: str = "auto", tol: float = FIXED_POINT_TOL,
+                           max_iter: int = FIXED_POINT_MAX_ITER, on_no_convergence: str = "error") -> tuple[float, int]:
+    """Validate the integrator settings (HGNError when wrong); returns the
+    normalised (tol, max_iter)."""
+    if integrator not in INTEGRATORS:
+        raise HGNError(f"integrator must be one of {', '.join(INTEGRATORS)}, got {integrator!r}")
+    if on_no_convergence not in ("error", "warn"):
+        raise HGNError(f"on_no_convergence must be 'error' or 'warn', got {on_no_convergence!r}")
+    try:
+        tol = float(tol)
+    except (TypeError, ValueError):
+        raise HGNError(f"fixed-point tolerance must be a number, got {tol!r}") from None
+    if not math.isfinite(tol) or tol <= 0:
+        raise HGNError(f"fixed-point tolerance must be > 0, got {tol}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(max_iter)) or not float(max_iter).is_integer() or int(max_iter) < 1:
+        raise HGNError(f"max_iter must be a whole number >= 1, got {max_iter!r}")
+    return tol, int(max_iter)
+
+
+def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: int = 1,
+            progress: ProgressFn | None = None, cancel: CancelLike | None = None,
+            on_frame: FrameFn | None = None, *, integrator: str = "auto",
+            tol: float = FIXED_POINT_TOL, max_iter: int = FIXED_POINT_MAX_ITER,
+            on_no_convergence: str = "error", learned_energy: bool = True,
+            skin: float = DEFAULT_SKIN, label: str | None = None, t0: float = 0.0) -> Trajectory:
+    """Integrate the learned Hamiltonian ``model`` on ``system`` from (q0, p0)
+    for ``steps`` steps of ``dt``, saving every ``save_every``-th step (frame 0
+    is the initial state), and return the predicted :class:`Trajectory`.
+
+    ``integrator``: "auto" (explicit when ``model.separable``, else
+    implicit), "explicit" (needs a separable model) or "implicit" (the
+    generalised leapfrog, for any model). ``tol``, ``max_iter`` and
+    ``on_no_convergence`` ("error" or "warn") govern its fixed-point
+    iterations. ``learned_energy`` also evaluates H_hat at every saved frame
+    (``meta["learned_energy"]``). ``label`` defaults to the model's name.
+    ``t0`` is the time of the start (for a rollout continued in chunks).
+
+    The trajectory's kinetic and potential energies are the TRUE ones along
+    the predicted path. ``meta`` holds the integrator, the number of gradient
+    evaluations, the wall time per step and the neighbour-list builds.
+    Raises HGNError for bad settings or a blow-up, Cancelled when cancelled.
+    """
+    from core.physics.simulate import check_state  # state validation shared with ground truth
+
+    if not isinstance(system, System):
+        raise HGNError(f"rollout needs a System to supply the graph, got {type(system).__name__}")
+    dt, steps, save_every = check_run_settings(dt, steps, save_every)
+    q, p = check_state(system, q0, p0)
+    tol, max_iter = check_rollout_settings(integrator, tol, max_iter, on_no_convergence)
+    try:
+        t0 = float(t0)
+    except (TypeError, ValueError):
+        raise HGNError(f"start time t0 must be a number, got {t0!r}") from None
+    if not math.isfinite(t0):
+        raise HGNError(f"start time t0 must be finite, got {t0}")
+    separable = bool(getattr(model, "separable", False))
+    if integrator == "auto":
+        integrator = "explicit" if separable else "implicit"
+    if integrator == "explicit" and not separable:
+        raise HGNError("the explicit Stoermer-Verlet rollout needs a separable model (H = T(p) + V(q)); "
+                       "this model is not separable: use the implicit integrator")
+    grads = ModelGradients(model, system, skin)
+    ff = ForceField(system, skin=skin)
+    masses = system.masses
+    half_inv_m = 0.5 / masses
+
+    n_frames = n_saved_frames(steps, save_every)
+    n, d = q.shape
+    qs = np.empty((n_frames, n, d))
+    ps = np.empty((n_frames, n, d))
+    pot = np.empty(n_frames)
+    kin = np.empty(n_frames)
+    mom = np.empty((n_frames, d))
+    h_learned = np.empty(n_frames) if learned_energy else None
+    state = {"unconverged": 0, "warned": False, "iterations": 0, "stages": 0}
+    r_train = training_distance_range(model)
+    r_seen = [math.inf, -math.inf]
+
+    def check_range(step: int) -> None:
+        r = ff.active_pairs(q)[3]
+        if r.size == 0:
+            return
+        lo, hi = float(r.min()), float(r.max())
+        first = r_seen[0] >= r_train[0] and r_seen[1] <= r_train[1]
+        r_seen[0], r_seen[1] = min(r_seen[0], lo), max(r_seen[1], hi)
+        if first and (lo < r_train[0] or hi > r_train[1]):
+            what = (f"pair distance {hi:.4g} beyond the largest in the training data ({r_train[1]:.4g})"
+                    if hi > r_train[1] else
+                    f"pair distance {lo:.4g} below the smallest in the training data ({r_train[0]:.4g})")
+            warnings.warn(f"the rollout reached a {what} at step {step} (t = {t0 + step * dt:.6g}): the model "
+                          "extrapolates there and may be wrong", RolloutExtrapolationWarning, stacklevel=4)
+
+    def save(k: int, step: int) -> None:
+        qs[k] = q
+        ps[k] = p
+        pot[k] = ff.energy(q)
+        kin[k] = float(np.einsum("ij,ij,i->", p, p, half_inv_m))
+        mom[k] = p.sum(axis=0)
+        if h_learned is not None:
+            h_learned[k] = grads.energy(q, p)
+        if r_train is not None:
+            check_range(step)
+        if not math.isfinite(pot[k] + kin[k]):
+            raise _blowup(step, dt)
+        if on_frame is not None:
+            qv, pv = qs[k].view(), ps[k].view()
+            qv.flags.writeable = False
+            pv.flags.writeable = False
+            on_frame(Frame(k, step, t0 + step * dt, qv, pv, float(kin[k]), float(pot[k]), mom[k].copy(), n_frames))
+
+    def not_converged(step: int, stage: str, first: float, change: float, scale: float) -> None:
+        state["unconverged"] += 1
+        rate = (change / first) ** (1.0 / max(max_iter - 1, 1)) if first > 0 else 1.0
+        msg = (f"the implicit Stoermer-Verlet step did not converge at step {step} ({stage}): after "
+               f"{max_iter} fixed-point iterations the iterate still changed by {change:.3g} "
+               f"(tolerance {tol:g} x {scale:.3g}). ")
+        if rate > 0.9:
+            msg += (f"The iteration does not contract (change x {rate:.2f} per iteration): the learned "
+                    "gradients jump or vary too fast here (the frame encoding jumps when its reference "
+                    "particle changes). A smaller time step (now {dt:g}) helps against fast variation, not "
+                    "against a jump; the invariant encoding has none".replace("{dt:g}", f"{dt:g}"))
+        else:
+            msg += f"Reduce the time step dt (now {dt:g}) or raise max_iter (now {max_iter})"
+        if on_no_convergence == "error":
+            raise HGNError(msg)
+        if not state["warned"]:
+            warnings.warn(msg + " (further non-converged steps are counted in meta['unconverged_stages'])",
+                          RolloutConvergenceWarning, stacklevel=4)
+            state["warned"] = True
+
+    def fixed_point(x, update, step: int, stage: str):
+        """Iterate ``x <- update(x)[0]`` until the largest change is at most
+        ``tol * (1 + max |x|)`` (or ``max_iter`` iterations, then
+        :func:`not_converged`); returns the last ``x`` and the second value
+        of the last ``update``."""
+        first = 0.0
+        for _ in range(max_iter):
+            check_cancel(cancel)
+            x_new, extra = update(x)
+            change = float(np.max(np.abs(x_new - x), initial=0.0))
+            scale = 1.0 + float(np.max(np.abs(x_new), initial=0.0))
+            x = x_new
+            state["iterations"] += 1
+            first = first or change
+            if not math.isfinite(change):
+                raise _blowup(step, dt)
+            if change <= tol * scale:
+                break
+        else:
+            not_converged(step, stage, first, change, scale)
+        return x, extra
+
+    h = 0.5 * dt
+    check_cancel(cancel)
+    save(0, 0)
+    report(progress, "rollout", 0.0)
+    last_report = start = time.perf_counter()
+    k = 1
+    if integrator == "explicit":
+        gv = grads.potential(q)
+        if not _finite(gv):
+            raise _blowup(0, dt)
+        for step in range(1, steps + 1):
+            if cancel is not None and cancel.is_set():
+                check_cancel(cancel)
+            p -= h * gv
+            q += dt * grads.kinetic(p, q)
+            gv = grads.potential(q)
+            if not _finite(gv):
+                raise _blowup(step, dt)
+            p -= h * gv
+            if step % save_every == 0:
+                save(k, step)
+                k += 1
+            if progress is not None and time.perf_counter() - last_report >= PROGRESS_INTERVAL:
+                report(progress, "rollout", step / steps)
+                last_report = time.perf_counter()
+    else:
+        def half_kick(p_h):  # p_h = p - h H_q(q, p_h); also H_p(q, p_h)
+            gq, gp = grads.both(q, p_h)
+            return p - h * gq, gp
+
+        def drift(q1):  # q1 = q + h (H_p(q, p_h) + H_p(q1, p_h))
+            _, gp1 = grads.both(q1, p_h)
+            return q + h * (gp0 + gp1), None
+
+        gq, _ = grads.both(q, p)  # first guess of H_q(q_0, p_1/2)
+        if not _finite(gq):
+            raise _blowup(0, dt)
+        for step in range(1, steps + 1):
+            if cancel is not None and cancel.is_set():
+                check_cancel(cancel)
+            # stage 1: p_h = p - h H_q(q, p_h), from the guess H_q at the last (q, p_h)
+            p_h, gp0 = fixed_point(p - h * gq, half_kick, step, "momentum half step")
+            # stage 2: q1 = q + h (H_p(q, p_h) + H_p(q1, p_h))
+            q1, _ = fixed_point(q + dt * gp0, drift, step, "position step")
+            state["stages"] += 2
+            # stage 3 (explicit): p1 = p_h - h H_q(q1, p_h), at the converged q1
+            q = q1
+            gq, _ = grads.both(q, p_h)
+            if not _finite(gq):
+                raise _blowup(step, dt)
+            p = p_h - h * gq
+            if step % save_every == 0:
+                save(k, step)
+                k += 1
+            if progress is not None and time.perf_counter() - last_report >= PROGRESS_INTERVAL:
+                report(progress, "rollout", step / steps)
+                last_report = time.perf_counter()
+    elapsed = time.perf_counter() - start
+    report(progress, "rollout", 1.0)
+    t = t0 + dt * save_every * np.arange(n_frames)
+    meta = {"integrator": "stoermer-verlet" if integrator == "explicit" else "generalised-leapfrog",
+            "steps": steps, "unwrapped": True, "model": model_name(model),
+            "gradient_evaluations": grads.n_evaluations,
+            "seconds_per_step": elapsed / steps if steps else 0.0,
+            "energies": "true H (core.physics.forces) along the predicted path; learned H in learned_energy"}
+    if integrator == "implicit":
+        meta.update({"fixed_point_tol": tol, "fixed_point_max_iter": max_iter,
+                     "fixed_point_iterations": state["iterations"],
+                     "unconverged_stages": state["unconverged"]})
+    if grads.nlist is not None:
+        meta["neighbour_builds"] = grads.nlist.n_builds
+    if r_train is not None and math.isfinite(r_seen[0]):
+        meta["pair_distance_range"] = [r_seen[0], r_seen[1]]
+        meta["training_pair_distance_range"] = [r_train[0], r_train[1]]
+        meta["outside_training_range"] = bool(r_seen[0] < r_train[0] or r_seen[1] > r_train[1])
+    if h_learned is not None:
+        meta["learned_energy"] = h_learned
+    return Trajectory(system=system, t=t, q=qs, p=ps, kinetic=kin, potential=pot, momentum=mom,
+                      dt=dt, save_every=save_every, label=label or model_name(model), meta=meta)
+
+
+def learned_energy(trajectory: Trajectory) -> np.ndarray | None:
+    """H_hat along a rollout (from ``meta["learned_energy"]``), or None."""
+    v = trajectory.meta.get("learned_energy")
+    return None if v is None else np.asarray(v, dtype=np.float64)
+
+
+def compare(model, system: System, q0, p0, dt: float, steps: int, save_every: int = 1,
+            progress: ProgressFn | None = None, cancel: CancelLike | None = None,
+            **rollout_kw) -> tuple[Trajectory, Trajectory]:
+    """Ground truth and learned rollout from the same start, saved at the
+    same steps: returns ``(truth, prediction)``. Progress stages "simulate"
+    then "rollout"; extra keywords go to :func:`rollout`."""
+    from core.physics.simulate import simulate
+
+    truth = simulate(system, q0, p0, dt, steps, save_every, progress=progress, cancel=cancel,
+                     skin=rollout_kw.get("skin", DEFAULT_SKIN))
+    pred = rollout(model, system, q0, p0, dt, steps, save_every, progress=progress, cancel=cancel, **rollout_kw)
+    return truth, pred

@@ -1,0 +1,241 @@
+"""Builders for the studio's systems: chains, lattices, molecular systems and
+custom (drawn) systems. Each returns a validated :class:`~core.physics.system.System`
+whose ``meta`` records the builder and its arguments, so a system can be
+rebuilt (and scaled up for zero-shot tests) from its description.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from core.errors import HGNError
+from .potentials import PairPotential, make_potential
+from .system import System
+
+
+def _potential(potential, params) -> PairPotential:
+    if isinstance(potential, PairPotential):
+        if params:
+            raise HGNError("give potential parameters either in the potential object or as potential_params, not both")
+        return potential
+    return make_potential(potential, **(params or {}))
+
+
+def _count(name: str, v, minimum: int = 1) -> int:
+    try:
+        whole = not isinstance(v, bool) and float(v).is_integer()
+    except (TypeError, ValueError):
+        whole = False
+    if not whole:
+        raise HGNError(f"{name} must be a whole number, got {v!r}")
+    v = int(v)
+    if v < minimum:
+        raise HGNError(f"{name} must be at least {minimum}, got {v}")
+    return v
+
+
+def _positive(name: str, v) -> float:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        raise HGNError(f"{name} must be a number, got {v!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise HGNError(f"{name} must be > 0, got {v}")
+    return v
+
+
+def _grid(shape: tuple[int, ...]) -> np.ndarray:
+    """Integer coordinates of a regular grid in C order (last index fastest)."""
+    return np.array(list(itertools.product(*[range(s) for s in shape])), dtype=np.int64).reshape(-1, len(shape))
+
+
+def _grid_edges(shape: tuple[int, ...], offsets: list[tuple[int, ...]], periodic: bool = False) -> np.ndarray:
+    idx = np.arange(int(np.prod(shape))).reshape(shape)
+    coords = _grid(shape)
+    edges = []
+    for off in offsets:
+        tgt = coords + np.array(off)
+        if periodic:
+            tgt = np.mod(tgt, shape)
+            ok = np.ones(len(coords), dtype=bool)
+        else:
+            ok = np.all((tgt >= 0) & (tgt < np.array(shape)), axis=1)
+        src = idx[tuple(coords[ok].T)]
+        dst = idx[tuple(tgt[ok].T)]
+        edges.append(np.stack([src, dst], 1))
+    e = np.concatenate(edges) if edges else np.zeros((0, 2), dtype=np.int64)
+    e = np.sort(e, axis=1)
+    e = e[e[:, 0] != e[:, 1]]
+    return np.unique(e, axis=0)
+
+
+def _lattice_system(name, dim, positions, edges, mass, potential, params, meta) -> System:
+    pot = _potential(potential, params)
+    n = len(positions)
+    mass = _positive("mass", mass)
+    return System(dim=dim, positions=positions, masses=np.full(n, mass), potential=pot,
+                  edges=edges, name=name, meta=meta)
+
+
+def chain(n: int, spacing: float = 1.0, dim: int = 2, mass: float = 1.0,
+          potential="harmonic", potential_params=None) -> System:
+    """n particles on a straight line along x, joined neighbour to neighbour."""
+    n = _count("chain length n", n, 2)
+    a = _positive("spacing", spacing)
+    if dim not in (2, 3):
+        raise HGNError(f"dimension must be 2 or 3, got {dim!r}")
+    q = np.zeros((n, dim))
+    q[:, 0] = a * np.arange(n)
+    e = np.stack([np.arange(n - 1), np.arange(1, n)], 1)
+    meta = {"builder": "chain", "n": n, "spacing": a, "dim": dim, "mass": mass}
+    return _lattice_system(f"chain {n}", dim, q, e, mass, potential, potential_params, meta)
+
+
+def square_lattice(n: int, m: int, spacing: float = 1.0, mass: float = 1.0,
+                   potential="harmonic", potential_params=None) -> System:
+    """n x m square lattice in 2D with nearest-neighbour springs."""
+    n, m = _count("n", n), _count("m", m)
+    if n * m < 2:
+        raise HGNError("a lattice needs at least two particles")
+    a = _positive("spacing", spacing)
+    g = _grid((n, m))
+    e = _grid_edges((n, m), [(1, 0), (0, 1)])
+    meta = {"builder": "square", "n": n, "m": m, "spacing": a, "mass": mass}
+    return _lattice_system(f"square {n}x{m}", 2, a * g.astype(float), e, mass, potential, potential_params, meta)
+
+
+def triangular_lattice(n: int, m: int, spacing: float = 1.0, mass: float = 1.0,
+                       potential="harmonic", potential_params=None) -> System:
+    """n rows of m particles on a triangular lattice in 2D (six neighbours inside)."""
+    n, m = _count("n", n), _count("m", m)
+    if n * m < 2:
+        raise HGNError("a lattice needs at least two particles")
+    a = _positive("spacing", spacing)
+    g = _grid((n, m)).astype(float)  # (row, col)
+    row, col = g[:, 0], g[:, 1]
+    x = a * (col + 0.5 * (row % 2))
+    y = a * math.sqrt(3) / 2 * row
+    q = np.stack([x, y], 1)
+    # neighbours: same row, and the two in the next row (offset depends on parity)
+    idx = np.arange(n * m).reshape(n, m)
+    edges = []
+    for r in range(n):
+        for c in range(m):
+            i = idx[r, c]
+            if c + 1 < m:
+                edges.append((i, idx[r, c + 1]))
+            if r + 1 < n:
+                shift = 0 if r % 2 == 0 else 1
+                for dc in (shift - 1, shift):
+                    cc = c + dc
+                    if 0 <= cc < m:
+                        edges.append((i, idx[r + 1, cc]))
+    e = np.unique(np.sort(np.array(edges, dtype=np.int64).reshape(-1, 2), axis=1), axis=0)
+    meta = {"builder": "triangular", "n": n, "m": m, "spacing": a, "mass": mass}
+    return _lattice_system(f"triangular {n}x{m}", 2, q, e, mass, potential, potential_params, meta)
+
+
+def cubic_lattice(n: int, m: int, l: int, spacing: float = 1.0, mass: float = 1.0,
+                  potential="harmonic", potential_params=None) -> System:
+    """n x m x l simple cubic lattice in 3D with nearest-neighbour springs."""
+    n, m, l = _count("n", n), _count("m", m), _count("l", l)
+    if n * m * l < 2:
+        raise HGNError("a lattice needs at least two particles")
+    a = _positive("spacing", spacing)
+    g = _grid((n, m, l))
+    e = _grid_edges((n, m, l), [(1, 0, 0), (0, 1, 0), (0, 0, 1)])
+    meta = {"builder": "cubic", "n": n, "m": m, "l": l, "spacing": a, "mass": mass}
+    return _lattice_system(f"cubic {n}x{m}x{l}", 3, a * g.astype(float), e, mass, potential, potential_params, meta)
+
+
+def molecular(n: int, density: float = 0.8, dim: int = 3, potential="lennard-jones",
+              potential_params=None, cutoff: float = 2.5, periodic: bool = True,
+              mass: float = 1.0, seed: int = 0, jitter: float = 0.0) -> System:
+    """n particles interacting by all pairs closer than ``cutoff``.
+
+    Particles start on a simple cubic (square in 2D) lattice filling a box of
+    the requested number density, so no two are closer than the lattice
+    spacing. With ``periodic`` the box is periodic; otherwise the same block of
+    particles floats free. ``jitter`` (in units of the spacing, < 0.3) displaces
+    the lattice sites randomly with ``seed``. Temperature is an initial
+    condition (``core.physics.initial``), not part of the system.
+    """
+    n = _count("particle count n", n, 2)
+    rho = _positive("density", density)
+    rc = _positive("cutoff", cutoff)
+    if dim not in (2, 3):
+        raise HGNError(f"dimension must be 2 or 3, got {dim!r}")
+    try:
+        jitter = float(jitter)
+    except (TypeError, ValueError):
+        raise HGNError(f"jitter must be a number, got {jitter!r}") from None
+    if not 0 <= jitter < 0.3:
+        raise HGNError(f"jitter must be in [0, 0.3) lattice spacings, got {jitter}")
+    pot = _potential(potential, potential_params)
+    side = (n / rho) ** (1.0 / dim)
+    k = math.ceil(n ** (1.0 / dim) - 1e-9)
+    a = side / k
+    g = _grid((k,) * dim)[:n].astype(float)
+    q = a * (g + 0.5)
+    if jitter:
+        q += a * jitter * np.random.default_rng(seed).uniform(-1, 1, q.shape)
+    box = np.full(dim, side) if periodic else None
+    if periodic and rc >= side / 2:
+        raise HGNError(f"cutoff {rc} is not below half the box length {side / 2:.4g}: use more particles, a higher density or a smaller cutoff")
+    meta = {"builder": "molecular", "n": n, "density": rho, "dim": dim, "cutoff": rc,
+            "periodic": bool(periodic), "mass": mass, "seed": seed, "jitter": jitter}
+    name = f"{pot.kind} {n} particles, density {rho:g}"
+    return System(dim=dim, positions=q, masses=np.full(n, _positive("mass", mass)), potential=pot,
+                  cutoff=rc, box=box, name=name, meta=meta)
+
+
+def custom(dim: int, positions, edges=None, masses=1.0, potential="harmonic", potential_params=None,
+           cutoff: float | None = None, box=None, edge_scale=None, name: str = "custom") -> System:
+    """A system from explicit particles and edges (what the drawing tool makes)."""
+    try:
+        q = np.asarray(positions, dtype=float)
+        m = np.full(len(q), float(masses)) if np.ndim(masses) == 0 else np.asarray(masses, dtype=float)
+    except (TypeError, ValueError):
+        raise HGNError("positions and masses of a custom system must be numbers") from None
+    if q.ndim != 2:
+        raise HGNError(f"positions must be a list of {dim}-vectors")
+    if edges is None and cutoff is None:
+        edges = np.zeros((0, 2), dtype=np.int64)
+    return System(dim=dim, positions=q, masses=m, potential=_potential(potential, potential_params),
+                  edges=None if edges is None else np.asarray(edges), cutoff=cutoff, box=box,
+                  edge_scale=edge_scale, name=name, meta={"builder": "custom"})
+
+
+BUILDERS = {"chain": chain, "square": square_lattice, "triangular": triangular_lattice,
+            "cubic": cubic_lattice, "molecular": molecular}
+
+
+def build(kind: str, **kwargs) -> System:
+    """Build a system by builder name (as the CLI, files and studio do)."""
+    if kind not in BUILDERS:
+        raise HGNError(f"unknown system kind {kind!r}; known kinds: {', '.join(BUILDERS)}")
+    try:
+        return BUILDERS[kind](**kwargs)
+    except TypeError as exc:
+        raise HGNError(f"{kind}: {exc}") from None
+
+
+def rebuild_scaled(system: System, factor: int) -> System:
+    """The same lattice ``factor`` times larger along every axis (for zero-shot
+    roll-outs). Only for systems made by a lattice builder."""
+    meta = dict(system.meta)
+    kind = meta.pop("builder", None)
+    factor = _count("scale factor", factor)
+    pot = system.potential
+    if kind == "chain":
+        return chain(meta["n"] * factor, meta["spacing"], meta["dim"], meta["mass"], pot)
+    if kind in ("square", "triangular"):
+        return BUILDERS[kind](meta["n"] * factor, meta["m"] * factor, meta["spacing"], meta["mass"], pot)
+    if kind == "cubic":
+        return cubic_lattice(meta["n"] * factor, meta["m"] * factor, meta["l"] * factor, meta["spacing"], meta["mass"], pot)
+    if kind == "molecular":
+        return molecular(meta["n"] * factor ** meta["dim"], meta["density"], meta["dim"], pot, None,
+                         meta["cutoff"], meta["periodic"], meta["mass"], meta["seed"], meta["jitter"])
+    raise HGNError("only systems made by a builder (chain, lattice, molecular) can be scaled up")
