@@ -75,7 +75,7 @@ def _register_info(subparsers) -> None:
 
 
 def _run_info(args) -> int:
-    from core.files.io import describe
+    from core.files.kinds import describe
 
     for k, f in enumerate(args.files):
         if k:

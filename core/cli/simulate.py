@@ -204,7 +204,7 @@ def system_from_args(args):
         if given:
             raise HGNError(f"--system takes the whole system from the file; drop "
                            f"{', '.join('--' + o for o in given)}")
-        from core.files.io import system_in
+        from core.files.kinds import system_in
 
         return system_in(args.system)
     kind = args.kind or DEFAULT_KIND

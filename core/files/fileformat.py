@@ -118,6 +118,28 @@ def load_npz(path, kind: str | tuple[str, ...] | None = None) -> tuple[dict, dic
     return header, arrays
 
 
+def jsonable(value, where: str):
+    """A copy of ``value`` made of plain JSON types, or HGNError naming where."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise HGNError(f"{where}: keys must be strings, got {k!r}")
+            out[k] = jsonable(v, f"{where}.{k}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        return value.tolist()
+    raise HGNError(f"{where} holds a {type(value).__name__}, which cannot be saved (use numbers, strings, lists or dicts)")
+
+
 def remove_quietly(p) -> None:
     """Remove file ``p`` if it is there; errors are ignored."""
     try:

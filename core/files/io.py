@@ -38,20 +38,24 @@ snapshots, ``E`` edges; ``K``/``J`` count trajectories/systems from 0):
 None) or, at the top level, numpy arrays; numpy scalars are stored as plain
 numbers and tuples as lists.
 
-:func:`load_any` reads any of these (and ``.xyz``/``.extxyz`` through
-:mod:`core.files.xyz`) by the header's kind; other modules add kinds with
-:func:`register_loader`. :func:`describe` says in a few lines what a file holds.
+:func:`load_any` reads any of these (and ``.xyz``/``.extxyz``, models and
+projects) by the header's kind, looked up in the registry of file kinds
+(:mod:`core.files.kinds`, where this module registers its three kinds);
+:func:`describe` says in a few lines what a file holds. Both are the
+registry's, as is :func:`system_in`.
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 
 from core.errors import HGNError
-from .fileformat import load_npz, save_npz
+from . import kinds
+from .fileformat import jsonable, load_npz, save_npz
+from .kinds import describe, load_any, system_in  # the registry's entry points, also reachable from here
 from core.physics.system import System
 from core.physics.trajectory import Dataset, Trajectory
 
@@ -67,30 +71,8 @@ XYZ_SUFFIXES = (".xyz", ".extxyz")
 
 
 # ----------------------------------------------------------------------
-# JSON-safe meta dictionaries
+# meta dictionaries: JSON part and arrays
 # ----------------------------------------------------------------------
-def jsonable(value, where: str):
-    """A copy of ``value`` made of plain JSON types, or HGNError naming where."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (int, float)):
-        return value
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise HGNError(f"{where}: keys must be strings, got {k!r}")
-            out[k] = jsonable(v, f"{where}.{k}")
-        return out
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, np.ndarray) and value.dtype != object:
-        return value.tolist()
-    raise HGNError(f"{where} holds a {type(value).__name__}, which cannot be saved (use numbers, strings, lists or dicts)")
-
-
 def split_meta(meta: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
     """Split a meta dict into its JSON part and its top-level numpy arrays."""
     if meta is None:
@@ -393,69 +375,15 @@ def load_dataset(path) -> Dataset:
 
 
 # ----------------------------------------------------------------------
-# any file
+# descriptions, and the three kinds in the registry
 # ----------------------------------------------------------------------
-LOADERS: dict[str, Callable[[Path], object]] = {
-    SYSTEM_KIND: load_system,
-    TRAJECTORY_KIND: load_trajectories,
-    DATASET_KIND: load_dataset,
-}
-
-
-def _load_model(path: Path):
-    # imported on demand: the model modules pull in more (torch for baselines)
-    from core.learning.baselines.model import load_model
-
-    return load_model(path)
-
-
-#: model files of every kind open through one loader (RF-HGN, baseline, RF-HNN)
-for _kind in ("model", "baseline_model", "rf_hnn_model"):
-    LOADERS[_kind] = _load_model
-
-
-def register_loader(kind: str, loader: Callable[[Path], object]) -> None:
-    """Let :func:`load_any` open files of another kind (e.g. ``model``)."""
-    LOADERS[kind] = loader
-
-
 def is_xyz(path) -> bool:
+    """True for the suffixes of extended XYZ files (read through :mod:`core.files.xyz`)."""
     return Path(path).suffix.lower() in XYZ_SUFFIXES
 
 
-def load_any(path) -> tuple[str, object]:
-    """Open any file core can read; returns ``(kind, value)``.
-
-    ``value`` is a System (``system``), a list of Trajectory (``trajectory``,
-    also for ``.xyz``/``.extxyz`` files that carry their system), a Dataset
-    (``dataset``), or whatever a registered loader returns.
-    """
-    path = Path(path)
-    if is_xyz(path):
-        from core.files import xyz  # ase is only imported when an xyz file is opened
-        return TRAJECTORY_KIND, [xyz.read_trajectory(path)]
-    header, _ = load_npz(path)
-    kind = header.get("kind")
-    if kind not in LOADERS:
-        raise HGNError(f"{path.name} holds a {kind!r}, which this program cannot open here "
-                       f"(it opens: {', '.join(sorted(LOADERS))})")
-    return kind, LOADERS[kind](path)
-
-
-def system_in(path) -> System:
-    """The System a system, trajectory (its first trajectory's) or dataset file
-    holds; HGNError for files of other kinds."""
-    kind, value = load_any(path)
-    if kind == "system":
-        return value
-    if kind == "trajectory":
-        return value[0].system
-    if kind == "dataset":
-        return value.system
-    raise HGNError(f"{Path(path).name} holds a {kind}, not a system")
-
-
-def _describe_system(s: System) -> str:
+def describe_system(s: System) -> str:
+    """One line on a system: particles, masses, potential, graph, box."""
     graph = f"{len(s.edges)} fixed edges" if s.edges is not None else f"cutoff {s.cutoff:g} (dynamic edges)"
     pot = ", ".join(f"{k}={v:g}" for k, v in s.potential.params().items())
     box = f", periodic box {' x '.join(f'{b:g}' for b in s.box)}" if s.box is not None else ""
@@ -466,65 +394,49 @@ def _describe_system(s: System) -> str:
             f"{graph}{scale}{box}")
 
 
-def _describe_trajectory(tr: Trajectory) -> str:
+def describe_trajectory(tr: Trajectory) -> str:
+    """One line on a trajectory: frames, times, H(0) and the largest energy drift."""
     t = tr.t
     drift = float(np.max(np.abs(tr.energy_drift()))) if tr.n_frames else 0.0
     return (f"'{tr.label}': {tr.n_frames} frames, t = {t[0]:g}..{t[-1]:g}, dt = {tr.dt:g}, "
             f"saved every {tr.save_every} steps, H(0) = {tr.total[0]:.6g}, max |relative energy drift| = {drift:.3g}")
 
 
-def describe(path) -> str:
-    """A few human-readable lines saying what a file holds (for ``python -m core info``)."""
-    path = Path(path)
-    lines = [f"{path}"]
-    if is_xyz(path):
-        from core.files import xyz
-        lines.append(xyz.describe(path))
-        return "\n".join(lines)
-    header, arrays = load_npz(path)
-    kind = header.get("kind")
-    lines.append(f"  kind: {kind} (HGN Studio file, version {header.get('version')})")
-    if kind in (SYSTEM_KIND, TRAJECTORY_KIND, DATASET_KIND):
-        _, value = load_any(path)
-        if kind == SYSTEM_KIND:
-            lines.append("  system: " + _describe_system(value))
-        elif kind == TRAJECTORY_KIND:
-            systems = []
-            for tr in value:
-                if not any(s is tr.system for s in systems):
-                    systems.append(tr.system)
-            for s in systems:
-                lines.append("  system: " + _describe_system(s))
-            for k, tr in enumerate(value):
-                lines.append(f"  trajectory {k}: " + _describe_trajectory(tr))
-        else:
-            ds = value
-            lines.append("  system: " + _describe_system(ds.system))
-            lines.append(f"  snapshots: {ds.n_snapshots} ({len(ds.train)} train, {len(ds.test)} test)")
-            lines.append(f"  time series: {len(ds.trajectories)}")
-            if ds.meta:
-                lines.append(f"  generated with: {_short(ds.meta)}")
-    else:
-        extra = {k: v for k, v in header.items() if k not in ("format", "version", "kind")}
-        if extra:
-            lines.append(f"  header: {_short(extra)}")
-    listed = [f"{k} {tuple(a.shape)} {a.dtype}" for k, a in arrays.items()]
-    more = f", ... ({len(listed) - 12} more)" if len(listed) > 12 else ""
-    lines.append("  arrays: " + ", ".join(listed[:12]) + more)
-    return "\n".join(lines)
+def _system_lines(path) -> list[str]:
+    return ["  system: " + describe_system(load_system(path))]
 
 
-def _short(d, limit: int = 300) -> str:
-    import json
+def _trajectory_lines(path) -> list[str]:
+    trajs = load_trajectories(path)
+    systems: list[System] = []
+    for tr in trajs:
+        if not any(s is tr.system for s in systems):
+            systems.append(tr.system)
+    return (["  system: " + describe_system(s) for s in systems]
+            + [f"  trajectory {k}: " + describe_trajectory(tr) for k, tr in enumerate(trajs)])
 
-    text = json.dumps(jsonable({k: v for k, v in d.items() if not isinstance(v, np.ndarray)}, "meta"))
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+def _dataset_lines(path) -> list[str]:
+    ds = load_dataset(path)
+    lines = ["  system: " + describe_system(ds.system),
+             f"  snapshots: {ds.n_snapshots} ({len(ds.train)} train, {len(ds.test)} test)",
+             f"  time series: {len(ds.trajectories)}"]
+    if ds.meta:
+        lines.append(f"  generated with: {kinds.short_json(ds.meta)}")
+    return lines
+
+
+kinds.register(kinds.FileKind(SYSTEM_KIND, load_system, "a system", describe=_system_lines,
+                              system_of=lambda system: system))
+kinds.register(kinds.FileKind(TRAJECTORY_KIND, load_trajectories, "a trajectory", describe=_trajectory_lines,
+                              system_of=lambda trajs: trajs[0].system))
+kinds.register(kinds.FileKind(DATASET_KIND, load_dataset, "a dataset", describe=_dataset_lines,
+                              system_of=lambda ds: ds.system))
 
 
 __all__ = ["save_system", "load_system", "save_trajectories", "save_trajectory", "load_trajectories",
-           "load_trajectory", "save_dataset", "load_dataset", "load_any", "register_loader", "describe",
-           "is_xyz", "LOADERS", "system_in",
+           "load_trajectory", "save_dataset", "load_dataset", "load_any", "describe", "system_in", "is_xyz", "describe_system", "describe_trajectory",
            # building blocks shared with core.files.project and core.files.xyz (same layout inside other containers)
-           "DATASET_ARRAYS", "jsonable", "split_meta", "system_header", "system_arrays", "same_system",
+           "DATASET_ARRAYS", "split_meta", "system_header", "system_arrays", "same_system",
            "system_from", "pack_trajectories", "check_trajectory_shapes", "unpack_trajectories",
            "unpack_systems", "check_dataset"]

@@ -33,8 +33,9 @@ arrays
 Models are embedded through their own file format: any model object with a
 ``save(path)`` method that writes a :mod:`core.files.fileformat` container is
 stored with that container's header and arrays, and read back by the loader
-registered for its kind (:func:`register_model_loader`; RF-HGN's ``model``
-and the baselines' ``baseline_model`` and ``rf_hnn_model`` are built in). A
+of its kind in the registry of file kinds (:mod:`core.files.kinds`, model
+kinds: RF-HGN's ``model`` and the baselines' ``baseline_model`` and
+``rf_hnn_model``, registered by :mod:`core.files.models`). A
 model without ``save`` keeps its row in the results table and is read back
 as ``model=None`` (``ModelRecord.note`` says why).
 
@@ -54,15 +55,15 @@ import datetime as _dt
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from core.errors import HGNError
-from .fileformat import FORMAT, load_npz, save_npz
-from .io import (DATASET_ARRAYS, check_dataset, jsonable, pack_trajectories, same_system,
-                 split_meta, system_arrays, system_header, unpack_systems, unpack_trajectories,
-                 register_loader)
+from . import kinds
+from .fileformat import FORMAT, jsonable, load_npz, save_npz
+from .io import (DATASET_ARRAYS, check_dataset, pack_trajectories, same_system, split_meta, system_arrays,
+                 system_header, unpack_systems, unpack_trajectories)
 from core.physics.system import System
 from core.physics.trajectory import Dataset, Trajectory
 
@@ -138,31 +139,6 @@ class Project:
 
 
 # ----------------------------------------------------------------------
-# model loaders
-# ----------------------------------------------------------------------
-def _load_rfhgn(path):
-    from core.learning.rfhgn.model import FittedModel
-
-    return FittedModel.load(path)
-
-
-def _load_baseline(path):
-    from core.learning.baselines.model import load_model   # imports torch only when such a model is read
-
-    return load_model(path)
-
-
-#: model file kind -> function(path) -> model
-MODEL_LOADERS: dict[str, Callable[[Path], Any]] = {"model": _load_rfhgn, "baseline_model": _load_baseline,
-                                                   "rf_hnn_model": _load_baseline}
-
-
-def register_model_loader(kind: str, loader: Callable[[Path], Any]) -> None:
-    """Let projects embed models whose ``save`` writes files of ``kind``."""
-    MODEL_LOADERS[str(kind)] = loader
-
-
-# ----------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------
 def _plain(value):
@@ -220,10 +196,10 @@ def _restore_model(desc: dict, arrays: dict, prefix: str, where: str):
     if not isinstance(desc, dict) or not isinstance(desc.get("header"), dict):
         raise HGNError(f"{where}: the embedded model description is damaged")
     kind = desc.get("kind")
-    loader = MODEL_LOADERS.get(kind)
-    if loader is None:
+    model_kind = kinds.get(kind)
+    if model_kind is None or not model_kind.model:
         return None, (f"models of kind {kind!r} cannot be read by this version "
-                      f"(it reads: {', '.join(sorted(MODEL_LOADERS))})")
+                      f"(it reads: {', '.join(kinds.model_kinds())})")
     names = desc.get("arrays")
     if not isinstance(names, list):
         raise HGNError(f"{where}: the embedded model lists no arrays")
@@ -235,7 +211,7 @@ def _restore_model(desc: dict, arrays: dict, prefix: str, where: str):
         path = Path(d) / "model.npz"
         save_npz(path, kind, desc["header"], sub)
         try:
-            return loader(path), ""
+            return model_kind.load(path), ""
         except HGNError as exc:
             raise HGNError(f"{where}: {str(exc).replace('model.npz: ', '')}") from None
         except (KeyError, ValueError, TypeError, IndexError) as exc:
@@ -424,9 +400,7 @@ def load_project(path) -> Project:
     header, arrays = load_npz(path)
     kind = header.get("kind")
     if kind != PROJECT_KIND:
-        what = {"system": "a system", "trajectory": "a trajectory", "dataset": "a dataset",
-                "model": "a fitted model"}.get(kind, f"a {kind!r}")
-        raise HGNError(f"{fname} holds {what}, not a project (open it with File > Open to import it)")
+        raise HGNError(f"{fname} holds {kinds.label_of(kind)}, not a project (open it with File > Open to import it)")
     info = header.get("project")
     if not isinstance(info, dict):
         raise HGNError(f"{fname}: the project description is missing (file damaged?)")
@@ -544,7 +518,7 @@ def describe_project(project: Project) -> str:
     return ", ".join(parts)
 
 
-register_loader(PROJECT_KIND, load_project)
+kinds.register(kinds.FileKind(PROJECT_KIND, load_project, "a project"))
 
 
 # ----------------------------------------------------------------------
@@ -604,5 +578,5 @@ def dataset_from_trajectories(trajectories, test_fraction: float = 0.25, seed: i
 
 
 __all__ = ["Project", "ModelRecord", "RolloutRecord", "save_project", "load_project", "read_header",
-           "is_project_file", "describe_project", "register_model_loader", "dataset_from_trajectories",
-           "PROJECT_KIND", "PROJECT_VERSION", "PROJECT_SUFFIX", "MODEL_LOADERS"]
+           "is_project_file", "describe_project", "dataset_from_trajectories",
+           "PROJECT_KIND", "PROJECT_VERSION", "PROJECT_SUFFIX"]

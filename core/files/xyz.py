@@ -65,7 +65,10 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import HGNError
+from . import kinds
 from .fileformat import FORMAT, VERSION, atomic_write
+from .io import (XYZ_SUFFIXES, check_trajectory_shapes, describe_system, describe_trajectory, split_meta,
+                 system_from, system_header)
 from core.jobs import CancelLike, ProgressFn, check_cancel, report
 from core.physics.system import System
 from core.physics.trajectory import Trajectory
@@ -96,16 +99,12 @@ def _decode(text: str, fname: str) -> dict:
 
 
 def _system_record(system: System) -> dict:
-    from .io import system_header
-
     rec = system_header(system)
     rec["arrays"] = {k: v.tolist() for k, v in system.to_arrays().items()}
     return rec
 
 
 def _system_from_record(rec: dict, fname: str) -> System:
-    from .io import system_from
-
     if not isinstance(rec, dict) or not isinstance(rec.get("arrays"), dict):
         raise HGNError(f"{fname}: the '{HGN_KEY}' record holds no system")
     arrays = {}
@@ -152,8 +151,6 @@ def _iter_atoms(traj: Trajectory, symbol: str, forces: bool, wrap: bool):
 
     if not isinstance(traj, Trajectory):
         raise HGNError(f"expected a Trajectory, got {type(traj).__name__}")
-    from .io import check_trajectory_shapes, split_meta
-
     check_trajectory_shapes(traj, "trajectory")
     s = traj.system
     n, d = s.n, s.dim
@@ -292,9 +289,7 @@ def _resolve_system(system, fname: str) -> System:
     if isinstance(system, System):
         return system
     if isinstance(system, (str, os.PathLike)):
-        from .io import system_in
-
-        return system_in(system)
+        return kinds.system_in(system)
     raise HGNError(f"system must be a System or a file name, got {type(system).__name__}")
 
 
@@ -488,14 +483,17 @@ def describe(path) -> str:
              f"  comment-line keys: {', '.join(keys) if keys else '(none)'}",
              f"  pbc: {np.asarray(a0.pbc).tolist()}"]
     if isinstance(a0.info.get(HGN_KEY), str):
-        from .io import _describe_system, _describe_trajectory
-
         tr = read_trajectory(path)
-        lines.append("  system: " + _describe_system(tr.system))
-        lines.append("  trajectory: " + _describe_trajectory(tr))
+        lines.append("  system: " + describe_system(tr.system))
+        lines.append("  trajectory: " + describe_trajectory(tr))
     else:
         lines.append("  no HGN system record: importing needs a system file, or a potential with a cutoff or edges")
     return "\n".join(lines)
+
+
+kinds.register(kinds.FileKind("xyz", lambda path: [read_trajectory(path)], "an extended XYZ trajectory",
+                              describe=lambda path: [describe(path)], suffixes=XYZ_SUFFIXES,
+                              opens_as="trajectory"))
 
 
 __all__ = ["write_trajectory", "read_trajectory", "read_frames", "trajectory_to_atoms", "describe"]

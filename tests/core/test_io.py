@@ -12,7 +12,7 @@ import pytest
 
 from core.physics import builders
 
-from core.files import io, xyz
+from core.files import io, kinds, xyz
 from core.errors import HGNError
 from core.files.fileformat import load_npz, save_npz
 from core.physics.forces import ForceField, kinetic_energy
@@ -129,7 +129,7 @@ def test_system_in_reads_the_system_of_system_trajectory_and_dataset_files(tmp_p
     assert_same_system(io.system_in(fs), s1)
     assert_same_system(io.system_in(ft), s2)  # the first trajectory's
     assert_same_system(io.system_in(fd), s3)
-    monkeypatch.setitem(io.LOADERS, "note", lambda path: "a note")
+    monkeypatch.setitem(kinds.KINDS, "note", kinds.FileKind("note", lambda path: "a note", "a note"))
     save_npz(tmp_path / "x.npz", "note", {}, {})
     with pytest.raises(HGNError, match="x.npz holds a note, not a system"):
         io.system_in(tmp_path / "x.npz")
@@ -175,9 +175,20 @@ def test_load_any_names_kinds_it_cannot_open_and_accepts_new_loaders(tmp_path, m
     save_npz(tmp_path / "m.npz", "widget", {"width": 10}, {"theta": np.ones(10)})
     with pytest.raises(HGNError, match="holds a 'widget'"):
         io.load_any(tmp_path / "m.npz")
-    monkeypatch.setitem(io.LOADERS, "widget", lambda p: load_npz(p, "widget")[1]["theta"])
+    monkeypatch.setitem(kinds.KINDS, "widget", kinds.FileKind("widget", lambda p: load_npz(p, "widget")[1]["theta"],
+                                                              "a widget"))
     kind, value = io.load_any(tmp_path / "m.npz")
     assert kind == "widget" and np.array_equal(value, np.ones(10))
+
+
+def test_one_registry_lists_every_kind_of_file():
+    """Importing any module of core.files fills the registry completely; load_any, describe,
+    system_in and projects look kinds up there (io re-exports the registry's entry points)."""
+    assert set(kinds.KINDS) == {"system", "trajectory", "dataset", "xyz", "model", "baseline_model",
+                                "rf_hnn_model", "project"}
+    assert kinds.model_kinds() == ["baseline_model", "model", "rf_hnn_model"]
+    assert kinds.by_suffix("a/run.EXTXYZ") is kinds.KINDS["xyz"] and kinds.by_suffix("run.npz") is None
+    assert io.load_any is kinds.load_any and io.describe is kinds.describe and io.system_in is kinds.system_in
 
 
 def test_describe_reports_what_a_file_holds(tmp_path):

@@ -1,0 +1,155 @@
+"""The one registry of file kinds: what core can open, how, and how it is described.
+
+Every HGN Studio container names its kind in its header (``{"kind": ...}``,
+see :mod:`core.files.fileformat`); extended XYZ files are recognised by their
+suffix. Each kind is registered once, by the module that defines its layout:
+
+==========================================  ======================  =====================================
+kind                                        registered by           opens as
+==========================================  ======================  =====================================
+``system``, ``trajectory``, ``dataset``     :mod:`core.files.io`    System, list of Trajectory, Dataset
+``xyz`` (suffix ``.xyz``/``.extxyz``)       :mod:`core.files.xyz`   list of one Trajectory (reported as
+                                                                    ``trajectory``)
+``model``, ``baseline_model``,              :mod:`core.files.models` a fitted model (RF-HGN, baseline HGN,
+``rf_hnn_model``                                                    RF-HNN); projects embed these
+``project``                                 :mod:`core.files.project` Project
+==========================================  ======================  =====================================
+
+The package ``core.files`` imports all of these modules, so the registry is
+complete whichever module of the package is imported first. This module
+imports none of them: they import it and call :func:`register`.
+
+Everything that opens a file by its kind looks it up here: :func:`load_any`,
+:func:`describe` (``python -m core info``), :func:`system_in` (the CLI's
+``--system``, the xyz reader's ``system=``) and the models embedded in a
+project (:func:`model_kinds`).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from core.errors import HGNError
+from .fileformat import jsonable, load_npz
+
+
+@dataclass(frozen=True)
+class FileKind:
+    """One kind of file core can open."""
+
+    #: the kind's name: the ``kind`` of its container header
+    name: str
+    #: ``load(path) -> value``
+    load: Callable[[Path], Any]
+    #: how a message names a file of this kind ("a system", "a fitted model")
+    label: str
+    #: ``describe(path) -> lines`` (indented) for ``python -m core info``; None: the header is shown
+    describe: Callable[[Path], list[str]] | None = None
+    #: ``system_of(value) -> System`` for kinds that carry a system (:func:`system_in`)
+    system_of: Callable[[Any], Any] | None = None
+    #: file name suffixes that mark this kind (files that are not containers); empty for containers
+    suffixes: tuple[str, ...] = ()
+    #: the kind :func:`load_any` reports for this kind's value (default: ``name``)
+    opens_as: str | None = None
+    #: a fitted model: a project embeds it through its own file and reads it back with ``load``
+    model: bool = False
+
+
+#: kind name -> FileKind (filled by the modules listed in the module docstring)
+KINDS: dict[str, FileKind] = {}
+
+
+def register(kind: FileKind) -> FileKind:
+    """Add ``kind`` to the registry (replacing one of the same name); returns it."""
+    KINDS[kind.name] = kind
+    return kind
+
+
+def get(name) -> FileKind | None:
+    """The registered kind called ``name``, or None."""
+    return KINDS.get(name)
+
+
+def model_kinds() -> list[str]:
+    """Names of the registered kinds of fitted-model files, sorted."""
+    return sorted(k.name for k in KINDS.values() if k.model)
+
+
+def label_of(name) -> str:
+    """How messages name a file of kind ``name`` ("a system"; "a 'widget'" for unknown kinds)."""
+    kind = KINDS.get(name)
+    return kind.label if kind is not None else f"a {name!r}"
+
+
+def by_suffix(path) -> FileKind | None:
+    """The kind recognised by the suffix of ``path`` (extended XYZ), or None for containers."""
+    suffix = Path(path).suffix.lower()
+    return next((k for k in KINDS.values() if suffix in k.suffixes), None)
+
+
+def load_any(path) -> tuple[str, object]:
+    """Open any file core can read; returns ``(kind, value)``.
+
+    ``value`` is a System (``system``), a list of Trajectory (``trajectory``,
+    also for ``.xyz``/``.extxyz`` files), a Dataset (``dataset``), a fitted
+    model (``model``, ``baseline_model``, ``rf_hnn_model``), a Project
+    (``project``), or whatever the loader of another registered kind returns.
+    """
+    path = Path(path)
+    kind = by_suffix(path)
+    if kind is None:
+        header, _ = load_npz(path)
+        name = header.get("kind")
+        kind = KINDS.get(name)
+        if kind is None or kind.suffixes:
+            opens = sorted(k.name for k in KINDS.values() if not k.suffixes)
+            raise HGNError(f"{path.name} holds a {name!r}, which this program cannot open here "
+                           f"(it opens: {', '.join(opens)})")
+    return kind.opens_as or kind.name, kind.load(path)
+
+
+def system_in(path):
+    """The System a file holds: a system file's, the first trajectory's of a
+    trajectory or xyz file, a dataset's; HGNError for files of other kinds."""
+    name, value = load_any(path)
+    kind = KINDS.get(name)
+    if kind is None or kind.system_of is None:
+        raise HGNError(f"{Path(path).name} holds a {name}, not a system")
+    return kind.system_of(value)
+
+
+def describe(path) -> str:
+    """A few human-readable lines saying what a file holds (for ``python -m core info``)."""
+    path = Path(path)
+    lines = [f"{path}"]
+    kind = by_suffix(path)
+    if kind is not None:
+        return "\n".join(lines + list(kind.describe(path)))
+    header, arrays = load_npz(path)
+    name = header.get("kind")
+    lines.append(f"  kind: {name} (HGN Studio file, version {header.get('version')})")
+    kind = KINDS.get(name)
+    if kind is not None and kind.describe is not None:
+        lines += kind.describe(path)
+    else:
+        extra = {k: v for k, v in header.items() if k not in ("format", "version", "kind")}
+        if extra:
+            lines.append(f"  header: {short_json(extra)}")
+    listed = [f"{k} {tuple(a.shape)} {a.dtype}" for k, a in arrays.items()]
+    more = f", ... ({len(listed) - 12} more)" if len(listed) > 12 else ""
+    lines.append("  arrays: " + ", ".join(listed[:12]) + more)
+    return "\n".join(lines)
+
+
+def short_json(d: dict, limit: int = 300) -> str:
+    """``d`` (without numpy arrays) as JSON, cut to ``limit`` characters."""
+    text = json.dumps(jsonable({k: v for k, v in d.items() if not isinstance(v, np.ndarray)}, "meta"))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+__all__ = ["FileKind", "KINDS", "register", "get", "model_kinds", "label_of", "by_suffix", "load_any",
+           "system_in", "describe", "short_json"]
