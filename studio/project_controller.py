@@ -235,7 +235,7 @@ class ProjectController(QObject):
         """Open a project, system or trajectory file; False (and a message,
         nothing changed) when it cannot be read."""
         from core.files import io
-        from core.files.fileformat import load_npz
+        from core.container import load_npz
         from core.files.project import PROJECT_KIND, load_project
 
         path = Path(path)

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import HGNError
-from core.files.fileformat import atomic_write
+from core.container import atomic_write
 from core.jobs import available_cores
 
 #: training snapshots drawn when train gets a system instead of a dataset

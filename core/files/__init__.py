@@ -1,4 +1,4 @@
-"""Files: the one container format, systems/trajectories/datasets/models,
+"""Files (on the container of :mod:`core.container`): systems/trajectories/datasets/models,
 extended XYZ, studio projects and video encoding. Layouts are documented in
 ``FORMATS.md`` and ``PROJECT_FORMAT.md`` beside this file.
 

@@ -1,6 +1,6 @@
 """Saving and loading systems, trajectories and datasets.
 
-Every file is one :mod:`core.files.fileformat` container: an uncompressed ``.npz``
+Every file is one :mod:`core.container` container: an uncompressed ``.npz``
 with named float64/int64 arrays plus a JSON header (``format``, ``version``,
 ``kind`` and the fields below). Arrays read back bit for bit; headers read
 back equal (JSON numbers are written with ``repr``, so floats are exact).
@@ -54,7 +54,7 @@ import numpy as np
 
 from core.errors import HGNError
 from . import kinds
-from .fileformat import jsonable, load_npz, save_npz
+from core.container import jsonable, load_npz, save_npz
 from .kinds import describe, load_any, system_in  # the registry's entry points, also reachable from here
 from core.physics.system import System
 from core.physics.trajectory import Dataset, Trajectory

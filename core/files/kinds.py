@@ -1,7 +1,7 @@
 """The one registry of file kinds: what core can open, how, and how it is described.
 
 Every HGN Studio container names its kind in its header (``{"kind": ...}``,
-see :mod:`core.files.fileformat`); extended XYZ files are recognised by their
+see :mod:`core.container`); extended XYZ files are recognised by their
 suffix. Each kind is registered once, by the module that defines its layout:
 
 ==========================================  ======================  =====================================
@@ -34,7 +34,7 @@ from typing import Any, Callable
 import numpy as np
 
 from core.errors import HGNError
-from .fileformat import jsonable, load_npz
+from core.container import jsonable, load_npz
 
 
 @dataclass(frozen=True)

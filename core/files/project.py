@@ -6,7 +6,7 @@ user was looking at.
 session to and from it (``studio/project_io.py``), and the command line
 (``python main.py export-video PROJECT``) reads it without a window.
 :func:`save_project` / :func:`load_project` store it as one
-:mod:`core.files.fileformat` container of kind ``"project"`` (suffix
+:mod:`core.container` container of kind ``"project"`` (suffix
 ``.hgnproj``; any name works). The layout is documented in
 ``core/files/PROJECT_FORMAT.md``; in short:
 
@@ -31,7 +31,7 @@ arrays
     train, test, ``meta.<name>``).
 
 Models are embedded through their own file format: any model object with a
-``save(path)`` method that writes a :mod:`core.files.fileformat` container is
+``save(path)`` method that writes a :mod:`core.container` container is
 stored with that container's header and arrays, and read back by the loader
 of its kind in the registry of file kinds (:mod:`core.files.kinds`, model
 kinds: RF-HGN's ``model`` and the baselines' ``baseline_model`` and
@@ -61,7 +61,7 @@ import numpy as np
 
 from core.errors import HGNError
 from . import kinds
-from .fileformat import FORMAT, jsonable, load_npz, save_npz
+from core.container import FORMAT, jsonable, load_npz, save_npz
 from .io import (DATASET_ARRAYS, check_dataset, pack_trajectories, same_system, split_meta, system_arrays,
                  system_header, unpack_systems, unpack_trajectories)
 from core.physics.system import System

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import Cancelled, HGNError
-from .fileformat import atomic_write, remove_quietly
+from core.container import atomic_write, remove_quietly
 
 #: the largest frame a writer accepts (the export dialog stops at 1920x1080)
 MAX_SIZE = (4096, 4096)

@@ -66,7 +66,7 @@ import numpy as np
 
 from core.errors import HGNError
 from . import kinds
-from .fileformat import FORMAT, VERSION, atomic_write
+from core.container import FORMAT, VERSION, atomic_write
 from .io import (XYZ_SUFFIXES, check_trajectory_shapes, describe_system, describe_trajectory, split_meta,
                  system_from, system_header)
 from core.jobs import CancelLike, ProgressFn, check_cancel, report

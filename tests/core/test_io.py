@@ -14,7 +14,7 @@ from core.physics import builders
 
 from core.files import io, kinds, xyz
 from core.errors import HGNError
-from core.files.fileformat import load_npz, save_npz
+from core.container import load_npz, save_npz
 from core.physics.forces import ForceField, kinetic_energy
 from core.physics.system import System
 from core.physics.trajectory import Dataset, Trajectory

@@ -15,7 +15,8 @@ import pytest
 
 from core.physics import builders
 
-from core.files import fileformat, io, project
+from core import container
+from core.files import io, project
 from core.physics.datagen import DataSpec, generate
 from core.errors import HGNError
 from core.physics.forces import ForceField
@@ -171,14 +172,14 @@ def test_other_kinds_say_what_they_are(tmp_path, fitted):
 
 
 def _rewrite(path, out, edit_header=None, drop=()):
-    header, arrays = fileformat.load_npz(path)
+    header, arrays = container.load_npz(path)
     kind = header.pop("kind")
     for k in ("format", "version"):
         header.pop(k)
     if edit_header:
         edit_header(header)
     arrays = {k: v for k, v in arrays.items() if k not in drop}
-    return fileformat.save_npz(out, kind, header, arrays)
+    return container.save_npz(out, kind, header, arrays)
 
 
 def test_newer_version_refused(tmp_path, fitted):
@@ -246,7 +247,7 @@ def test_failed_save_keeps_previous_file(tmp_path, fitted, monkeypatch):
     def full(src, dst):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(fileformat.os, "replace", full)
+    monkeypatch.setattr(container.os, "replace", full)
     with pytest.raises(HGNError, match="No space left on device"):
         save_project(path, make_project(fitted))
     assert path.read_bytes() == before

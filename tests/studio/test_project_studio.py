@@ -99,7 +99,7 @@ def test_save_and_open_restores_what_the_user_saw(qtbot, trained, tmp_path):
 
 @pytest.mark.parametrize("content", ["truncated", "text", "foreign-npz", "newer"])
 def test_bad_files_change_nothing(qtbot, trained, tmp_path, content):
-    from core.files import fileformat
+    from core import container as fileformat
     w = trained
     c = controller(w)
     good = tmp_path / "good.hgnproj"
@@ -133,7 +133,7 @@ def test_bad_files_change_nothing(qtbot, trained, tmp_path, content):
 def test_failed_save_keeps_the_previous_file(qtbot, trained, tmp_path, monkeypatch):
     import errno
 
-    from core.files import fileformat
+    from core import container as fileformat
     w = trained
     c = controller(w)
     path = tmp_path / "keep.hgnproj"

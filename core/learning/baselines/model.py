@@ -18,7 +18,7 @@ per particle otherwise, N / N_ref).
 ``core.learning.rfhgn.FittedModel`` (its numpy network with the trained weights), for
 fast rollouts on large systems.
 
-File (``save``/``load``, core.files.fileformat kind ``"baseline_model"``):
+File (``save``/``load``, core.container kind ``"baseline_model"``):
 
 * header: ``config`` (BaselineConfig.to_dict()), ``encoding``, ``dim``,
   ``widths``, ``constant``, ``n_ref``, ``info`` (losses, times, optimizer...),
@@ -191,7 +191,7 @@ class TrainedHGN(LearnedHamiltonian):
     # -- files ------------------------------------------------------------------
     def save(self, path) -> Path:
         """Write the model (kind "baseline_model"); see the module notes."""
-        from core.files.fileformat import save_npz
+        from core.container import save_npz
 
         header = {
             "config": self.config.to_dict(),
@@ -218,7 +218,7 @@ class TrainedHGN(LearnedHamiltonian):
     def load(cls, path) -> "TrainedHGN":
         import torch
 
-        from core.files.fileformat import load_npz
+        from core.container import load_npz
         from .config import BaselineConfig
         from .torch_hgn import TorchHGN
 
@@ -251,7 +251,7 @@ def load_model(path):
     """Open a model file of any kind: an RF-HGN (``"model"``), a
     gradient-trained baseline (``"baseline_model"``) or an RF-HNN
     (``"rf_hnn_model"``)."""
-    from core.files.fileformat import load_npz
+    from core.container import load_npz
 
     header, _ = load_npz(path)
     kind = header.get("kind")

@@ -147,7 +147,7 @@ class RFHNNModel:
         return gp, -gq
 
     def save(self, path) -> Path:
-        from core.files.fileformat import save_npz
+        from core.container import save_npz
         from ..learned import plain_info
 
         header = {"config": self.config.to_dict(), "constant": self.constant, "info": plain_info(self.info),
@@ -159,7 +159,7 @@ class RFHNNModel:
 
     @classmethod
     def load(cls, path) -> "RFHNNModel":
-        from core.files.fileformat import load_npz
+        from core.container import load_npz
 
         header, arrays = load_npz(path, FILE_KIND)
         try:

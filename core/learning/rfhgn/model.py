@@ -24,7 +24,7 @@ relative error of 1e-10 of max |f'|, refined until it is, and never used
 outside its range, where the exact network is evaluated instead). Pass
 ``exact=True`` to bypass the tables.
 
-File (``save``/``load``, core.files.fileformat kind "model"):
+File (``save``/``load``, core.container kind "model"):
 
 * header: ``config`` (RFConfig.to_dict()), ``encoding``, ``dim``,
   ``constant`` (c, also stored bit-exact as an array), ``n_ref`` and
@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import HGNError
-from core.files.fileformat import load_npz, save_npz
+from core.container import load_npz, save_npz
 from ..learned import LearnedHamiltonian, plain_info
 from core.physics.system import System
 from .config import RFConfig

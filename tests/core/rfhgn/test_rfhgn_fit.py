@@ -255,7 +255,7 @@ def test_save_and_load_give_identical_predictions(tmp_path, encoding):
 
 
 def test_frame_rule_is_saved_and_old_files_keep_the_papers_rule(tmp_path):
-    from core.files.fileformat import load_npz, save_npz
+    from core.container import load_npz, save_npz
 
     s = builders.square_lattice(3, 3)
     data = random_snapshots(s, 30, seed=1)
@@ -281,7 +281,7 @@ def test_frame_rule_is_saved_and_old_files_keep_the_papers_rule(tmp_path):
 
 
 def test_loading_a_wrong_file_kind_is_an_error(tmp_path):
-    from core.files.fileformat import save_npz
+    from core.container import save_npz
 
     save_npz(tmp_path / "x.npz", "dataset", {}, {"a": np.zeros(2)})
     with pytest.raises(HGNError, match="model"):

@@ -14,6 +14,11 @@ with a clear message for corrupt, truncated or foreign files.
 Writes are atomic: the data go to a temporary file in the same folder, which
 is fsync'ed and then renamed over the target, so a failed save (disk full, no
 permission, a crash) leaves any previous file intact.
+
+This module sits in core's base layer (beside ``errors``, ``jobs`` and
+``settings``): the learned models in :mod:`core.learning` save and load
+themselves through it, and :mod:`core.files` (the layer above learning)
+builds every file layout on it.
 """
 from __future__ import annotations
 
