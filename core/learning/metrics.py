@@ -1,4 +1,4 @@
-"""The measures of method.md section 8: how good a learned Hamiltonian is.
+"""The measures of docs/method.md section 8: how good a learned Hamiltonian is.
 
 * :func:`derivative_mse` -- the paper's "test MSE": mean squared error of the
   predicted time derivatives (dq/dt, dp/dt) against the exact ones on held-out

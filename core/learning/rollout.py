@@ -1,4 +1,4 @@
-"""Rollouts of a learned Hamiltonian (method.md section 6).
+"""Rollouts of a learned Hamiltonian (docs/method.md section 6).
 
 A fitted model (``core.learning.rfhgn.FittedModel``, or anything with the same
 interface such as ``core.learning.rfhgn.TrueHamiltonian``) is integrated with

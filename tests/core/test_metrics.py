@@ -1,4 +1,4 @@
-"""The measures of method.md section 8 against values worked out by hand."""
+"""The measures of docs/method.md section 8 against values worked out by hand."""
 import math
 
 import numpy as np

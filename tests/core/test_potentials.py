@@ -37,7 +37,7 @@ def test_minimum_is_at_r_min(pot, r):
 
 
 def test_potential_formulas_at_chosen_points():
-    # values worked out by hand from the formulas of method.md section 1
+    # values worked out by hand from the formulas of docs/method.md section 1
     assert Harmonic(k=2.0, r0=1.0).energy(np.array(1.5)) == pytest.approx(0.25)
     assert Anharmonic(k=2.0, r0=1.0, beta=4.0).energy(np.array(1.5)) == pytest.approx(0.25 + 0.0625)
     assert Morse(D=2.0, a=1.0, r0=1.0).energy(np.array(1.0 + np.log(2))) == pytest.approx(0.5)

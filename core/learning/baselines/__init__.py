@@ -1,4 +1,4 @@
-"""Gradient-trained baselines (method.md section 7): the RF-HGN network with
+"""Gradient-trained baselines (docs/method.md section 7): the RF-HGN network with
 every layer trainable, trained by any of 15 torch optimizers on the same loss
 and snapshots, so that RF-HGN's speed and accuracy can be checked against
 gradient descent on one machine in one run.

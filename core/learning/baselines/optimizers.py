@@ -1,4 +1,4 @@
-"""The 15 torch optimizers of the gradient-trained baselines (method.md section 7).
+"""The 15 torch optimizers of the gradient-trained baselines (docs/method.md section 7).
 
 Each entry of :data:`OPTIMIZERS` names a ``torch.optim`` class, its default
 learning rate here, the keyword arguments it gets, and whether it is a

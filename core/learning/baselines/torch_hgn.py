@@ -1,4 +1,4 @@
-"""The RF-HGN network in torch with every layer trainable (method.md section 7).
+"""The RF-HGN network in torch with every layer trainable (docs/method.md section 7).
 
 :class:`TorchHGN` is layer for layer the network of :mod:`core.learning.rfhgn.network`
 (same inputs, widths, tanh activations, pooling and linear output), so that a

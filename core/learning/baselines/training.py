@@ -1,5 +1,5 @@
 """Training a baseline: the same network, loss and snapshots as an RF-HGN fit,
-with every layer trained by a torch optimizer (method.md section 7).
+with every layer trained by a torch optimizer (docs/method.md section 7).
 
 Loss: the mean squared error of Hamilton's equations on the training
 snapshots, over both halves and every particle and coordinate,

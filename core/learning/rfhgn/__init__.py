@@ -1,5 +1,5 @@
 """Random-feature Hamiltonian graph networks (RF-HGN): the network, the
-sampling of its hidden layers, and the linear-solve fit (method.md 2-5).
+sampling of its hidden layers, and the linear-solve fit (docs/method.md sections 2-5).
 
 Public API::
 

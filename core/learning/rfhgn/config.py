@@ -5,7 +5,7 @@ fills it from flags, a saved model stores it (``to_dict``/``from_dict``), and
 the fit reads it. Unknown keys and bad values raise :class:`HGNError` with a
 message naming the setting.
 
-The network the widths refer to (method.md section 2; details in
+The network the widths refer to (docs/method.md section 2; details in
 ``core/learning/rfhgn/network.py``):
 
 * ``encoding="invariant"`` (default): node encoder on the kinetic term
@@ -32,8 +32,8 @@ The network the widths refer to (method.md section 2; details in
   those of the invariant encoding.
 
 Defaults and why (measured on the 3x3x3 harmonic lattice, 500 training
-snapshots, single-threaded BLAS; see the C1 report): widths 16/32/16 keep the
-fit at ~70 ms with test MSE ~5e-11; ``swim_scale`` 0.2 instead of method.md's
+snapshots, single-threaded BLAS; see docs/method.md section 10): widths 16/32/16 keep the
+fit at ~70 ms with test MSE ~5e-11; ``swim_scale`` 0.2 instead of the paper's
 ln(3)/2: the paper's constant makes neurons steep (a close pair of points
 gives a near step) and the fitted derivatives 100-1000x worse (max over 8
 seeds 8.9e-7 against 3.5e-10), at the price of a worse-conditioned Z (the
@@ -104,9 +104,9 @@ class RFConfig(SettingsMixin):
     #: seed of every random choice (numpy Generator)
     seed: int = 0
     #: SWIM constant s: the neuron's pre-activation is -s at x1 and +s at x2.
-    #: method.md's ln(3)/2 (tanh reads -1/2 and +1/2 there) gives steep,
+    #: the paper's ln(3)/2 (tanh reads -1/2 and +1/2 there) gives steep,
     #: localised neurons; 0.2 (broader neurons) fits the derivatives of
-    #: smooth pair potentials 100-1000x better (measured, see fitting notes)
+    #: smooth pair potentials 100-1000x better (measured, docs/method.md section 10.2)
     swim_scale: float = 0.2
     #: SWIM/adaptive: sample multi-input layers in per-coordinate standardised
     #: inputs (mean 0, sd 1), folded back into W and b

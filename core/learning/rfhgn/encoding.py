@@ -1,4 +1,4 @@
-"""Invariance encodings (method.md section 2.1).
+"""Invariance encodings (docs/method.md section 2.1).
 
 Two encodings:
 
@@ -31,8 +31,9 @@ e_1 = x_a / |x_a| turns through any angle as the particles move by 0.1, and
 every frame coordinate q_bar becomes a wildly varying function of q that the
 random features must fit. The farthest particle is at the lattice's radius,
 so e_1 (and e_2) turn by about displacement / radius. Measured on the 3x3x3
-harmonic benchmark (SWIM, 500 training snapshots): test dq/dt MSE 4.2e-3 ->
-2.5e-3 at node width 16 and 4.6e-4 -> 4.7e-5 at node width 64.
+harmonic benchmark (SWIM, 500 training snapshots): test derivative MSE
+4.2e-3 -> 2.1e-3 at node width 16 and 4.6e-4 -> 1.0e-4 at node width 64
+(medians over fit seeds 0-2; docs/method.md section 10.1).
 
 The frame jumps where the order changes (that is the paper's method); between
 jumps it is smooth and :func:`frame_adjoint` gives the exact gradient through

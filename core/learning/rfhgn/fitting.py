@@ -1,4 +1,4 @@
-"""The linear solve (method.md sections 4 and 5).
+"""The linear solve (docs/method.md sections 4 and 5).
 
 For every snapshot s, particle i and axis k, Hamilton's equations give two
 rows linear in theta:
@@ -305,7 +305,7 @@ def time_series_rows(traj: Trajectory) -> tuple[Group, float]:
 
 def fit_time_series(trajectories: list[Trajectory], config: RFConfig | None = None, progress=None,
                     cancel=None, correct: bool = True) -> FittedModel:
-    """Fit from plain time series (no derivatives), method.md section 5.
+    """Fit from plain time series (no derivatives), docs/method.md section 5.
 
     ``correct``: apply the first-order modified-Hamiltonian correction
     H ~ H_hat + (h/2) dH_hat/dq . dH_hat/dp, projected onto the features.

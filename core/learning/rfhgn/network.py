@@ -1,4 +1,4 @@
-"""The RF-HGN network (method.md section 2) and its exact feature gradients.
+"""The RF-HGN network (docs/method.md section 2) and its exact feature gradients.
 
 Every hidden layer is dense, tanh, and sampled (never trained); only the
 output layer theta (and the constant c) is solved for. One message-passing

@@ -1,4 +1,4 @@
-"""Sampling the hidden layers (method.md section 3).
+"""Sampling the hidden layers (docs/method.md section 3).
 
 Layers are sampled one after the other, each from the inputs it sees in the
 training data: for the invariant network the kinetic encoder from the k_i of
@@ -17,8 +17,9 @@ subset of its edges. Every random choice comes from one
 Samplers:
 
 * **SWIM** (uniform pairs): pick pairs of distinct points (x1, x2) and set
-  w = 2 s (x2 - x1)/|x2 - x1|^2, b = -<w, x1> - s with s = ln(3)/2, so that
-  tanh reads -1/2 at x1 and +1/2 at x2. Pairs closer than 1e-12 times the
+  w = 2 s (x2 - x1)/|x2 - x1|^2, b = -<w, x1> - s with s = ``swim_scale``
+  (default 0.2; the paper's ln(3)/2 makes tanh read -1/2 at x1 and +1/2 at
+  x2, see docs/method.md section 10.2). Pairs closer than 1e-12 times the
   spread of the points are redrawn. A layer whose points are all equal (e.g.
   the static encoder when every mass is the same) cannot be SWIM-sampled and
   falls back to ELM (its features are then constant on the training data).

@@ -7,7 +7,7 @@ Uses:
   against torch autograd through this implementation;
 * the time-series correction (``fitting._project_correction``) needs
   Hessian-vector products of H_hat, taken here by double backward;
-* gradient-trained baselines (method.md section 7) can train the same
+* gradient-trained baselines (docs/method.md section 7) can train the same
   architecture: pass ``params`` (a dict of torch tensors with
   ``requires_grad``, e.g. from :func:`params_from_network`) and every layer
   becomes trainable.
