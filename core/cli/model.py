@@ -195,7 +195,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "evaluate", help="measure a fitted model on a dataset (derivative error, rollout errors)",
         formatter_class=HelpFormatter,
-        description="Measure a model on a dataset (method.md section 8): the mean squared error of the "
+        description="Measure a model on a dataset (docs/method.md section 8): the mean squared error of the "
                     "predicted time derivatives on the held-out (and on the training) snapshots, and, when the "
                     "dataset carries time series, rollouts from the start of its held-out trajectories "
                     "compared with those trajectories: position MSE, Zerr(t) = |q_hat - q| / (|q_hat| + |q|) "
