@@ -10,7 +10,9 @@
   the norm running over all particles and coordinates, shape (T,).
 * :func:`herr` -- the same relative form for the TRUE energy along the
   predicted rollout against the true energy along the ground truth.
-* :func:`energy_drift` -- (H(t) - H(0)) / |H(0)| of one rollout.
+* :func:`energy_drift` -- (H(t) - H(0)) / |H(0)| of one rollout (the one
+  implementation, :func:`core.physics.trajectory.energy_drift`, with its rule
+  for H(0) = 0).
 * :func:`geometric_mean` -- combine Zerr(t) (or Herr(t)) of several rollouts
   (the paper averages relative errors geometrically over rollouts).
 * :func:`drift_trend` -- a least-squares slope of the energy drift, to tell a
@@ -34,7 +36,7 @@ import numpy as np
 
 from core.errors import HGNError
 from core.physics.neighbours import minimum_image
-from core.physics.trajectory import Dataset, Trajectory
+from core.physics.trajectory import Dataset, Trajectory, energy_drift  # noqa: F401  (one drift rule, re-exported)
 
 #: smallest error entering a geometric mean (keeps log(0) out)
 GEOMETRIC_FLOOR = 1e-300
@@ -157,19 +159,6 @@ def herr(truth, prediction) -> np.ndarray:
     if h.shape != hh.shape:
         raise HGNError(f"energy series differ in length ({h.shape} vs {hh.shape})")
     return relative_error(hh, h)
-
-
-def energy_drift(energy) -> np.ndarray:
-    """(H(t) - H(0)) / |H(0)| for a Trajectory (its true total energy) or a
-    (T,) energy series. When H(0) = 0 the drift is taken relative to the mean
-    |H| of the series (or left absolute if that is zero too)."""
-    if isinstance(energy, Trajectory):
-        return energy.energy_drift()
-    h = np.asarray(energy, dtype=np.float64)
-    if h.ndim != 1 or h.size == 0:
-        raise HGNError("an energy series must be a non-empty 1-D array")
-    ref = abs(h[0]) if h[0] != 0 else float(np.mean(np.abs(h)))
-    return (h - h[0]) / (ref if ref > 0 else 1.0)
 
 
 def drift_trend(energy, t=None) -> dict:

@@ -15,7 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.errors import HGNError
 from .system import System
+
+#: |H(0)| at or below this fraction of the run's energy scale counts as H(0) = 0 (see :func:`energy_drift`)
+ZERO_ENERGY_RTOL = 1e-10
 
 
 @dataclass(eq=False)
@@ -41,11 +45,50 @@ class Trajectory:
         return int(self.q.shape[0])
 
     def energy_drift(self) -> np.ndarray:
-        """(H(t) - H(0)) / |H(0)| per saved frame (relative to |H(0)|, or to
-        the mean kinetic energy when H(0) is zero)."""
-        h = self.total
-        ref = abs(h[0]) if h[0] != 0 else max(float(np.mean(np.abs(self.kinetic))), 1e-300)
-        return (h - h[0]) / ref
+        """Relative energy drift per saved frame: :func:`energy_drift` of this run."""
+        return energy_drift(self)
+
+
+def energy_drift(energy, kinetic=None) -> np.ndarray:
+    """Relative energy drift (H(t) - H(0)) / E_ref of a run, per frame.
+
+    ``energy`` is a :class:`Trajectory` (its total energy K + V, and its
+    kinetic energies) or a (T,) series of total energies; ``kinetic``
+    optionally gives the (T,) kinetic energies of such a series.
+
+    The one rule for E_ref, used by every drift core reports (trajectories,
+    ``core.learning.metrics``, the CLI, the studio's roll-outs):
+
+    * E_ref = |H(0)| when |H(0)| exceeds ``ZERO_ENERGY_RTOL`` times the run's
+      energy scale, which is the mean |K(t)| when kinetic energies are known
+      and the mean |H(t)| otherwise;
+    * otherwise H(0) counts as zero and a drift relative to it would only
+      amplify rounding, so E_ref = the energy scale: the drift is relative to
+      the typical kinetic energy (or |H|) of the run;
+    * when that scale is zero too (particles at rest), E_ref = 1: the drift
+      is absolute.
+    """
+    if isinstance(energy, Trajectory):
+        h = np.asarray(energy.total, dtype=np.float64)
+        if kinetic is None:
+            kinetic = energy.kinetic
+    else:
+        h = np.asarray(energy, dtype=np.float64)
+    if h.ndim != 1 or h.size == 0:
+        raise HGNError("an energy series must be a non-empty 1-D array")
+    if kinetic is not None:
+        k = np.asarray(kinetic, dtype=np.float64)
+        if k.shape != h.shape:
+            raise HGNError(f"kinetic energies have shape {k.shape}, expected {h.shape} like the total energies")
+        scale = float(np.mean(np.abs(k)))
+    else:
+        scale = float(np.mean(np.abs(h)))
+    h0 = h[0]
+    if abs(h0) > ZERO_ENERGY_RTOL * scale:
+        ref = abs(h0)
+    else:
+        ref = scale if scale > 0 else 1.0
+    return (h - h0) / ref
 
 
 @dataclass(eq=False)

@@ -98,6 +98,54 @@ def test_herr_and_drift_by_hand():
     np.testing.assert_allclose(metrics.energy_drift(np.array([-4.0, -2.0])), [0.0, 0.5])
 
 
+def _energies(system, kinetic, potential):
+    T = len(kinetic)
+    q = np.zeros((T, system.n, system.dim))
+    return Trajectory(system=system, t=np.arange(T, dtype=float), q=q, p=np.zeros_like(q),
+                      kinetic=np.asarray(kinetic, float), potential=np.asarray(potential, float),
+                      momentum=np.zeros((T, system.dim)), dt=1.0, save_every=1)
+
+
+def test_energy_drift_when_h0_is_zero_is_relative_to_the_kinetic_scale():
+    """H(0) = 0 (kinetic and potential cancel): the drift is taken relative to the
+    mean kinetic energy, the same by every route (Trajectory method, metrics, physics)."""
+    from core.physics.trajectory import energy_drift
+
+    s = chain(2, dim=2)
+    tr = _energies(s, kinetic=[1.0, 1.5, 0.5], potential=[-1.0, -1.49, -0.52])  # H = 0, 0.01, -0.02
+    expected = [0.0, 0.01, -0.02]                                                 # mean K = 1
+    np.testing.assert_allclose(tr.energy_drift(), expected, atol=1e-15)
+    np.testing.assert_allclose(metrics.energy_drift(tr), expected, atol=1e-15)
+    np.testing.assert_allclose(energy_drift(tr.total, tr.kinetic), expected, atol=1e-15)
+    assert metrics.energy_drift is energy_drift
+    # with twice the kinetic scale, half the drift
+    np.testing.assert_allclose(energy_drift(tr.total, 2 * tr.kinetic), [0.0, 0.005, -0.01], atol=1e-15)
+
+
+def test_energy_drift_counts_a_rounding_sized_h0_as_zero():
+    """|H(0)| of 1e-14 against kinetic energies of order 1 would turn a drift of 0.01 into 1e12."""
+    s = chain(2, dim=2)
+    tr = _energies(s, kinetic=[1.0, 1.0], potential=[-1.0 + 1e-14, -0.99])
+    d = tr.energy_drift()
+    assert d[1] == pytest.approx(0.01, rel=1e-9)
+    # just above the threshold, H(0) is an energy like any other: relative to |H(0)|
+    tr = _energies(s, kinetic=[1.0, 1.0], potential=[-1.0 + 1e-6, -0.99])
+    assert tr.energy_drift()[1] == pytest.approx((0.01 - 1e-6) / 1e-6, rel=1e-6)
+
+
+def test_energy_drift_of_a_series_without_kinetic_energies_and_at_rest():
+    # a bare series with H(0) = 0: relative to the mean |H| (here 4/3)
+    np.testing.assert_allclose(metrics.energy_drift(np.array([0.0, 2.0, -2.0])), [0.0, 1.5, -1.5])
+    # everything zero (particles at rest, no potential energy): absolute drift, finite
+    s = chain(2, dim=2)
+    d = _energies(s, kinetic=[0.0, 0.0, 0.0], potential=[0.0, 0.0, 1e-3]).energy_drift()
+    np.testing.assert_allclose(d, [0.0, 0.0, 1e-3])
+    with pytest.raises(HGNError, match="non-empty 1-D"):
+        metrics.energy_drift(np.zeros(0))
+    with pytest.raises(HGNError, match="kinetic energies have shape"):
+        metrics.energy_drift(np.zeros(3), np.zeros(2))
+
+
 def test_geometric_mean_by_hand():
     g = metrics.geometric_mean([[1e-2, 1.0], [1e-4, 4.0]])
     np.testing.assert_allclose(g, [1e-3, 2.0])
