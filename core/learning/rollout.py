@@ -196,7 +196,8 @@ class ModelGradients:
 
     def energy(self, q: np.ndarray, p: np.ndarray) -> float:
         """H_hat(q, p) of one state."""
-        return float(np.asarray(self.model.energy(self.system, q, p, **self._pairs_kw(q, self._e_pairs))).reshape(-1)[0])
+        e = self.model.energy(self.system, q, p, **self._pairs_kw(q, self._e_pairs))
+        return float(np.asarray(e).reshape(-1)[0])
 
 
 def _finite(x: np.ndarray) -> bool:
@@ -229,6 +230,190 @@ def check_rollout_settings(integrator: str = "auto", tol: float = FIXED_POINT_TO
     return tol, int(max_iter)
 
 
+class RangeMonitor:
+    """Pair distances of the saved frames against the model's training range.
+
+    :meth:`check` measures the pair distances of one frame, widens the range
+    seen so far and, the first time it leaves the training range, warns with
+    :class:`RolloutExtrapolationWarning` (once per roll-out); :meth:`meta`
+    gives the ranges for the trajectory's meta.
+    """
+
+    #: frames between the caller of rollout() and warnings.warn: rollout -> Recorder.save -> check
+    STACKLEVEL = 4
+
+    def __init__(self, ff: ForceField, train_range: tuple[float, float], dt: float, t0: float):
+        self.ff, self.train, self.dt, self.t0 = ff, train_range, dt, t0
+        self.seen = [math.inf, -math.inf]
+
+    def check(self, q: np.ndarray, step: int) -> None:
+        r = self.ff.active_pairs(q)[3]
+        if r.size == 0:
+            return
+        r_train, r_seen = self.train, self.seen
+        lo, hi = float(r.min()), float(r.max())
+        first = r_seen[0] >= r_train[0] and r_seen[1] <= r_train[1]
+        r_seen[0], r_seen[1] = min(r_seen[0], lo), max(r_seen[1], hi)
+        if first and (lo < r_train[0] or hi > r_train[1]):
+            what = (f"pair distance {hi:.4g} beyond the largest in the training data ({r_train[1]:.4g})"
+                    if hi > r_train[1] else
+                    f"pair distance {lo:.4g} below the smallest in the training data ({r_train[0]:.4g})")
+            warnings.warn(f"the rollout reached a {what} at step {step} (t = {self.t0 + step * self.dt:.6g}): the "
+                          "model extrapolates there and may be wrong", RolloutExtrapolationWarning,
+                          stacklevel=self.STACKLEVEL)
+
+    def meta(self) -> dict:
+        r_train, r_seen = self.train, self.seen
+        if not math.isfinite(r_seen[0]):
+            return {}
+        return {"pair_distance_range": [r_seen[0], r_seen[1]],
+                "training_pair_distance_range": [r_train[0], r_train[1]],
+                "outside_training_range": bool(r_seen[0] < r_train[0] or r_seen[1] > r_train[1])}
+
+
+class Recorder:
+    """The saved frames of a roll-out: states, TRUE kinetic and potential
+    energies along the predicted path, total momentum, the learned H_hat
+    (optional), the range monitor and the ``on_frame`` callback."""
+
+    def __init__(self, system: System, ff: ForceField, grads: ModelGradients, n_frames: int, dt: float,
+                 t0: float, learned_energy: bool, monitor: RangeMonitor | None, on_frame: FrameFn | None):
+        n, d = system.n, system.dim
+        self.ff, self.grads, self.monitor, self.on_frame = ff, grads, monitor, on_frame
+        self.dt, self.t0, self.n_frames = dt, t0, n_frames
+        self.half_inv_m = 0.5 / system.masses
+        self.q = np.empty((n_frames, n, d))
+        self.p = np.empty((n_frames, n, d))
+        self.potential = np.empty(n_frames)
+        self.kinetic = np.empty(n_frames)
+        self.momentum = np.empty((n_frames, d))
+        self.learned = np.empty(n_frames) if learned_energy else None
+
+    def save(self, k: int, step: int, q: np.ndarray, p: np.ndarray) -> None:
+        """Store (q, p) of ``step`` as frame ``k``; HGNError when its energy is not finite."""
+        self.q[k] = q
+        self.p[k] = p
+        self.potential[k] = self.ff.energy(q)
+        self.kinetic[k] = float(np.einsum("ij,ij,i->", p, p, self.half_inv_m))
+        self.momentum[k] = p.sum(axis=0)
+        if self.learned is not None:
+            self.learned[k] = self.grads.energy(q, p)
+        if self.monitor is not None:
+            self.monitor.check(q, step)
+        if not math.isfinite(self.potential[k] + self.kinetic[k]):
+            raise _blowup(step, self.dt)
+        if self.on_frame is not None:
+            qv, pv = self.q[k].view(), self.p[k].view()
+            qv.flags.writeable = False
+            pv.flags.writeable = False
+            self.on_frame(Frame(k, step, self.t0 + step * self.dt, qv, pv, float(self.kinetic[k]),
+                                float(self.potential[k]), self.momentum[k].copy(), self.n_frames))
+
+
+class FixedPointSolver:
+    """Fixed-point iteration of the implicit stages of the generalised
+    leapfrog, with the tolerance, the iteration limit and what to do when a
+    stage does not converge (``"error"`` or ``"warn"``); counts iterations
+    and unconverged stages for the trajectory's meta."""
+
+    #: frames between the caller of rollout() and warnings.warn:
+    #: rollout -> implicit_step -> solve -> _not_converged
+    STACKLEVEL = 5
+
+    def __init__(self, tol: float, max_iter: int, on_no_convergence: str, dt: float,
+                 cancel: CancelLike | None = None):
+        self.tol, self.max_iter, self.on_no_convergence = tol, max_iter, on_no_convergence
+        self.dt, self.cancel = dt, cancel
+        self.iterations = 0
+        self.unconverged = 0
+        self.warned = False
+
+    def solve(self, x, update, step: int, stage: str):
+        """Iterate ``x <- update(x)[0]`` until the largest change is at most
+        ``tol * (1 + max |x|)`` (or ``max_iter`` iterations, then the
+        convergence policy); returns the last ``x`` and the second value of
+        the last ``update``."""
+        first = 0.0
+        for _ in range(self.max_iter):
+            check_cancel(self.cancel)
+            x_new, extra = update(x)
+            change = float(np.max(np.abs(x_new - x), initial=0.0))
+            scale = 1.0 + float(np.max(np.abs(x_new), initial=0.0))
+            x = x_new
+            self.iterations += 1
+            first = first or change
+            if not math.isfinite(change):
+                raise _blowup(step, self.dt)
+            if change <= self.tol * scale:
+                break
+        else:
+            self._not_converged(step, stage, first, change, scale)
+        return x, extra
+
+    def _not_converged(self, step: int, stage: str, first: float, change: float, scale: float) -> None:
+        max_iter, dt = self.max_iter, self.dt
+        self.unconverged += 1
+        rate = (change / first) ** (1.0 / max(max_iter - 1, 1)) if first > 0 else 1.0
+        msg = (f"the implicit Stoermer-Verlet step did not converge at step {step} ({stage}): after "
+               f"{max_iter} fixed-point iterations the iterate still changed by {change:.3g} "
+               f"(tolerance {self.tol:g} x {scale:.3g}). ")
+        if rate > 0.9:
+            msg += (f"The iteration does not contract (change x {rate:.2f} per iteration): the learned "
+                    "gradients jump or vary too fast here (the frame encoding jumps when its reference "
+                    f"particle changes). A smaller time step (now {dt:g}) helps against fast variation, not "
+                    "against a jump; the invariant encoding has none")
+        else:
+            msg += f"Reduce the time step dt (now {dt:g}) or raise max_iter (now {max_iter})"
+        if self.on_no_convergence == "error":
+            raise HGNError(msg)
+        if not self.warned:
+            warnings.warn(msg + " (further non-converged steps are counted in meta['unconverged_stages'])",
+                          RolloutConvergenceWarning, stacklevel=self.STACKLEVEL)
+            self.warned = True
+
+    def meta(self) -> dict:
+        return {"fixed_point_tol": self.tol, "fixed_point_max_iter": self.max_iter,
+                "fixed_point_iterations": self.iterations, "unconverged_stages": self.unconverged}
+
+
+def explicit_step(grads: ModelGradients, q: np.ndarray, p: np.ndarray, gv: np.ndarray, dt: float, step: int):
+    """One explicit Stoermer-Verlet step of a separable model, updating q and
+    p in place; ``gv`` is dV/dq at q. Returns (q, p, dV/dq at the new q)."""
+    h = 0.5 * dt
+    p -= h * gv
+    q += dt * grads.kinetic(p, q)
+    gv = grads.potential(q)
+    if not _finite(gv):
+        raise _blowup(step, dt)
+    p -= h * gv
+    return q, p, gv
+
+
+def implicit_step(grads: ModelGradients, solver: FixedPointSolver, q: np.ndarray, p: np.ndarray,
+                  gq: np.ndarray, dt: float, step: int):
+    """One step of the generalised leapfrog; ``gq`` is the guess of
+    H_q(q, p_1/2) (H_q at the last (q, p_1/2)). Returns (q, p, H_q(q1, p_1/2))."""
+    h = 0.5 * dt
+
+    def half_kick(p_h):  # p_h = p - h H_q(q, p_h); also H_p(q, p_h)
+        gq, gp = grads.both(q, p_h)
+        return p - h * gq, gp
+
+    def drift(q1):  # q1 = q + h (H_p(q, p_h) + H_p(q1, p_h))
+        _, gp1 = grads.both(q1, p_h)
+        return q + h * (gp0 + gp1), None
+
+    # stage 1: p_h = p - h H_q(q, p_h), from the guess H_q at the last (q, p_h)
+    p_h, gp0 = solver.solve(p - h * gq, half_kick, step, "momentum half step")
+    # stage 2: q1 = q + h (H_p(q, p_h) + H_p(q1, p_h))
+    q1, _ = solver.solve(q + dt * gp0, drift, step, "position step")
+    # stage 3 (explicit): p1 = p_h - h H_q(q1, p_h), at the converged q1
+    gq, _ = grads.both(q1, p_h)
+    if not _finite(gq):
+        raise _blowup(step, dt)
+    return q1, p_h - h * gq, gq
+
+
 def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: int = 1,
             progress: ProgressFn | None = None, cancel: CancelLike | None = None,
             on_frame: FrameFn | None = None, *, integrator: str = "auto",
@@ -251,6 +436,11 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
     the predicted path. ``meta`` holds the integrator, the number of gradient
     evaluations, the wall time per step and the neighbour-list builds.
     Raises HGNError for bad settings or a blow-up, Cancelled when cancelled.
+
+    The parts: :func:`explicit_step` and :func:`implicit_step` (one step of
+    each integrator), :class:`FixedPointSolver` (the implicit stages),
+    :class:`Recorder` (the saved frames) and :class:`RangeMonitor` (the
+    training-range check).
     """
     from core.physics.simulate import check_state  # state validation shared with ground truth
 
@@ -273,173 +463,56 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
                        "this model is not separable: use the implicit integrator")
     grads = ModelGradients(model, system, skin)
     ff = ForceField(system, skin=skin)
-    masses = system.masses
-    half_inv_m = 0.5 / masses
-
     n_frames = n_saved_frames(steps, save_every)
-    n, d = q.shape
-    qs = np.empty((n_frames, n, d))
-    ps = np.empty((n_frames, n, d))
-    pot = np.empty(n_frames)
-    kin = np.empty(n_frames)
-    mom = np.empty((n_frames, d))
-    h_learned = np.empty(n_frames) if learned_energy else None
-    state = {"unconverged": 0, "warned": False, "iterations": 0, "stages": 0}
     r_train = training_distance_range(model)
-    r_seen = [math.inf, -math.inf]
+    monitor = RangeMonitor(ff, r_train, dt, t0) if r_train is not None else None
+    recorder = Recorder(system, ff, grads, n_frames, dt, t0, learned_energy, monitor, on_frame)
+    solver = FixedPointSolver(tol, max_iter, on_no_convergence, dt, cancel)
+    explicit = integrator == "explicit"
 
-    def check_range(step: int) -> None:
-        r = ff.active_pairs(q)[3]
-        if r.size == 0:
-            return
-        lo, hi = float(r.min()), float(r.max())
-        first = r_seen[0] >= r_train[0] and r_seen[1] <= r_train[1]
-        r_seen[0], r_seen[1] = min(r_seen[0], lo), max(r_seen[1], hi)
-        if first and (lo < r_train[0] or hi > r_train[1]):
-            what = (f"pair distance {hi:.4g} beyond the largest in the training data ({r_train[1]:.4g})"
-                    if hi > r_train[1] else
-                    f"pair distance {lo:.4g} below the smallest in the training data ({r_train[0]:.4g})")
-            warnings.warn(f"the rollout reached a {what} at step {step} (t = {t0 + step * dt:.6g}): the model "
-                          "extrapolates there and may be wrong", RolloutExtrapolationWarning, stacklevel=4)
-
-    def save(k: int, step: int) -> None:
-        qs[k] = q
-        ps[k] = p
-        pot[k] = ff.energy(q)
-        kin[k] = float(np.einsum("ij,ij,i->", p, p, half_inv_m))
-        mom[k] = p.sum(axis=0)
-        if h_learned is not None:
-            h_learned[k] = grads.energy(q, p)
-        if r_train is not None:
-            check_range(step)
-        if not math.isfinite(pot[k] + kin[k]):
-            raise _blowup(step, dt)
-        if on_frame is not None:
-            qv, pv = qs[k].view(), ps[k].view()
-            qv.flags.writeable = False
-            pv.flags.writeable = False
-            on_frame(Frame(k, step, t0 + step * dt, qv, pv, float(kin[k]), float(pot[k]), mom[k].copy(), n_frames))
-
-    def not_converged(step: int, stage: str, first: float, change: float, scale: float) -> None:
-        state["unconverged"] += 1
-        rate = (change / first) ** (1.0 / max(max_iter - 1, 1)) if first > 0 else 1.0
-        msg = (f"the implicit Stoermer-Verlet step did not converge at step {step} ({stage}): after "
-               f"{max_iter} fixed-point iterations the iterate still changed by {change:.3g} "
-               f"(tolerance {tol:g} x {scale:.3g}). ")
-        if rate > 0.9:
-            msg += (f"The iteration does not contract (change x {rate:.2f} per iteration): the learned "
-                    "gradients jump or vary too fast here (the frame encoding jumps when its reference "
-                    "particle changes). A smaller time step (now {dt:g}) helps against fast variation, not "
-                    "against a jump; the invariant encoding has none".replace("{dt:g}", f"{dt:g}"))
-        else:
-            msg += f"Reduce the time step dt (now {dt:g}) or raise max_iter (now {max_iter})"
-        if on_no_convergence == "error":
-            raise HGNError(msg)
-        if not state["warned"]:
-            warnings.warn(msg + " (further non-converged steps are counted in meta['unconverged_stages'])",
-                          RolloutConvergenceWarning, stacklevel=4)
-            state["warned"] = True
-
-    def fixed_point(x, update, step: int, stage: str):
-        """Iterate ``x <- update(x)[0]`` until the largest change is at most
-        ``tol * (1 + max |x|)`` (or ``max_iter`` iterations, then
-        :func:`not_converged`); returns the last ``x`` and the second value
-        of the last ``update``."""
-        first = 0.0
-        for _ in range(max_iter):
-            check_cancel(cancel)
-            x_new, extra = update(x)
-            change = float(np.max(np.abs(x_new - x), initial=0.0))
-            scale = 1.0 + float(np.max(np.abs(x_new), initial=0.0))
-            x = x_new
-            state["iterations"] += 1
-            first = first or change
-            if not math.isfinite(change):
-                raise _blowup(step, dt)
-            if change <= tol * scale:
-                break
-        else:
-            not_converged(step, stage, first, change, scale)
-        return x, extra
-
-    h = 0.5 * dt
     check_cancel(cancel)
-    save(0, 0)
+    recorder.save(0, 0, q, p)
     report(progress, "rollout", 0.0)
     last_report = start = time.perf_counter()
-    k = 1
-    if integrator == "explicit":
-        gv = grads.potential(q)
-        if not _finite(gv):
-            raise _blowup(0, dt)
-        for step in range(1, steps + 1):
-            if cancel is not None and cancel.is_set():
-                check_cancel(cancel)
-            p -= h * gv
-            q += dt * grads.kinetic(p, q)
-            gv = grads.potential(q)
-            if not _finite(gv):
-                raise _blowup(step, dt)
-            p -= h * gv
-            if step % save_every == 0:
-                save(k, step)
-                k += 1
-            if progress is not None and time.perf_counter() - last_report >= PROGRESS_INTERVAL:
-                report(progress, "rollout", step / steps)
-                last_report = time.perf_counter()
+    if explicit:
+        g = grads.potential(q)    # dV/dq at q_0
     else:
-        def half_kick(p_h):  # p_h = p - h H_q(q, p_h); also H_p(q, p_h)
-            gq, gp = grads.both(q, p_h)
-            return p - h * gq, gp
-
-        def drift(q1):  # q1 = q + h (H_p(q, p_h) + H_p(q1, p_h))
-            _, gp1 = grads.both(q1, p_h)
-            return q + h * (gp0 + gp1), None
-
-        gq, _ = grads.both(q, p)  # first guess of H_q(q_0, p_1/2)
-        if not _finite(gq):
-            raise _blowup(0, dt)
-        for step in range(1, steps + 1):
-            if cancel is not None and cancel.is_set():
-                check_cancel(cancel)
-            # stage 1: p_h = p - h H_q(q, p_h), from the guess H_q at the last (q, p_h)
-            p_h, gp0 = fixed_point(p - h * gq, half_kick, step, "momentum half step")
-            # stage 2: q1 = q + h (H_p(q, p_h) + H_p(q1, p_h))
-            q1, _ = fixed_point(q + dt * gp0, drift, step, "position step")
-            state["stages"] += 2
-            # stage 3 (explicit): p1 = p_h - h H_q(q1, p_h), at the converged q1
-            q = q1
-            gq, _ = grads.both(q, p_h)
-            if not _finite(gq):
-                raise _blowup(step, dt)
-            p = p_h - h * gq
-            if step % save_every == 0:
-                save(k, step)
-                k += 1
-            if progress is not None and time.perf_counter() - last_report >= PROGRESS_INTERVAL:
-                report(progress, "rollout", step / steps)
-                last_report = time.perf_counter()
+        g, _ = grads.both(q, p)   # first guess of H_q(q_0, p_1/2)
+    if not _finite(g):
+        raise _blowup(0, dt)
+    k = 1
+    for step in range(1, steps + 1):
+        if cancel is not None and cancel.is_set():
+            check_cancel(cancel)
+        if explicit:
+            q, p, g = explicit_step(grads, q, p, g, dt, step)
+        else:
+            q, p, g = implicit_step(grads, solver, q, p, g, dt, step)
+        if step % save_every == 0:
+            recorder.save(k, step, q, p)
+            k += 1
+        if progress is not None and time.perf_counter() - last_report >= PROGRESS_INTERVAL:
+            report(progress, "rollout", step / steps)
+            last_report = time.perf_counter()
     elapsed = time.perf_counter() - start
     report(progress, "rollout", 1.0)
+
     t = t0 + dt * save_every * np.arange(n_frames)
-    meta = {"integrator": "stoermer-verlet" if integrator == "explicit" else "generalised-leapfrog",
+    meta = {"integrator": "stoermer-verlet" if explicit else "generalised-leapfrog",
             "steps": steps, "unwrapped": True, "model": model_name(model),
             "gradient_evaluations": grads.n_evaluations,
             "seconds_per_step": elapsed / steps if steps else 0.0,
             "energies": "true H (core.physics.forces) along the predicted path; learned H in learned_energy"}
-    if integrator == "implicit":
-        meta.update({"fixed_point_tol": tol, "fixed_point_max_iter": max_iter,
-                     "fixed_point_iterations": state["iterations"],
-                     "unconverged_stages": state["unconverged"]})
+    if not explicit:
+        meta.update(solver.meta())
     if grads.nlist is not None:
         meta["neighbour_builds"] = grads.nlist.n_builds
-    if r_train is not None and math.isfinite(r_seen[0]):
-        meta["pair_distance_range"] = [r_seen[0], r_seen[1]]
-        meta["training_pair_distance_range"] = [r_train[0], r_train[1]]
-        meta["outside_training_range"] = bool(r_seen[0] < r_train[0] or r_seen[1] > r_train[1])
-    if h_learned is not None:
-        meta["learned_energy"] = h_learned
-    return Trajectory(system=system, t=t, q=qs, p=ps, kinetic=kin, potential=pot, momentum=mom,
+    if monitor is not None:
+        meta.update(monitor.meta())
+    if recorder.learned is not None:
+        meta["learned_energy"] = recorder.learned
+    return Trajectory(system=system, t=t, q=recorder.q, p=recorder.p, kinetic=recorder.kinetic,
+                      potential=recorder.potential, momentum=recorder.momentum,
                       dt=dt, save_every=save_every, label=label or model_name(model), meta=meta)
 
 
