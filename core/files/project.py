@@ -2,8 +2,8 @@
 models with their results, the roll-out, imported ground truth and what the
 user was looking at.
 
-:class:`Project` is a plain (Qt-free) dataclass; the studio converts its
-session to and from it (``studio/project_io.py``), and the command line
+:class:`Project` is a plain (Qt-free) dataclass; the studio's document
+(``studio/document.py``) wraps one and saves it as it is, and the command line
 (``python main.py export-video PROJECT``) reads it without a window.
 :func:`save_project` / :func:`load_project` store it as one
 :mod:`core.container` container of kind ``"project"`` (suffix
@@ -64,6 +64,7 @@ from . import kinds
 from core.container import FORMAT, jsonable, load_npz, save_npz
 from .io import (DATASET_ARRAYS, check_dataset, pack_trajectories, same_system, split_meta, system_arrays,
                  system_header, unpack_systems, unpack_trajectories)
+from core.learning.rollout_buffer import RolloutBuffer
 from core.physics.system import System
 from core.physics.trajectory import Dataset, Trajectory
 
@@ -129,7 +130,9 @@ class Project:
     model_settings: dict = field(default_factory=dict)
     models: list[ModelRecord] = field(default_factory=list)
     current_model: int = -1
-    rollout: RolloutRecord | None = None
+    #: the roll-out: the studio's live RolloutBuffer (its filled frames are
+    #: saved), or a RolloutRecord of two trajectories; loading gives a RolloutBuffer
+    rollout: RolloutBuffer | RolloutRecord | None = None
     ground_truth: list[Trajectory] = field(default_factory=list)
     view: dict = field(default_factory=dict)
     ui: dict = field(default_factory=dict)
@@ -244,9 +247,9 @@ def _pack_dataset(ds: Dataset, prefix: str, systems: list[System], trajs: list[T
     return desc, arrays
 
 
-def _check_rollout(r: RolloutRecord) -> None:
-    if not isinstance(r, RolloutRecord):
-        raise HGNError(f"project rollout must be a RolloutRecord, got {type(r).__name__}")
+def _check_rollout(r) -> None:
+    if not isinstance(r, (RolloutRecord, RolloutBuffer)):
+        raise HGNError(f"project rollout must be a RolloutBuffer or RolloutRecord, got {type(r).__name__}")
     if not isinstance(r.truth, Trajectory):
         raise HGNError("the roll-out has no ground-truth trajectory")
     if r.prediction is not None:
@@ -300,8 +303,10 @@ def save_project(path, project: Project, datasets: bool = True) -> Path:
         models.append(entry)
 
     rollout = None
-    if project.rollout is not None:
-        r = project.rollout
+    r = project.rollout
+    if isinstance(r, RolloutBuffer) and r.n_filled < 1:
+        r = None                        # nothing computed yet: nothing to keep
+    if r is not None:
         _check_rollout(r)
         trajs.append(r.truth)
         rollout = {"truth": len(trajs) - 1, "prediction": None, "model_name": str(r.model_name),
@@ -471,11 +476,10 @@ def _load(header: dict, arrays: dict, fname: str, info: dict) -> Project:
         pred = None
         if r.get("prediction") is not None:
             pred = trajs[_index(r.get("prediction"), len(trajs), "trajectory", w)]
-        steps = r.get("steps")
-        rollout = RolloutRecord(truth=truth, prediction=pred, model_name=str(r.get("model_name", "")),
-                                label=str(r.get("label", "")), zero_shot=bool(r.get("zero_shot", False)),
-                                steps=None if steps is None else int(steps))
-        _check_rollout(rollout)
+        _check_rollout(RolloutRecord(truth=truth, prediction=pred))
+        rollout = RolloutBuffer.from_trajectories(truth, pred, model_name=str(r.get("model_name", "")),
+                                                  label=str(r.get("label", "")),
+                                                  zero_shot=bool(r.get("zero_shot", False)))
 
     ground = [trajs[_index(k, len(trajs), "trajectory", f"{fname}: imported ground truth")]
               for k in _need(header, "ground_truth", list, where, [])]
