@@ -29,7 +29,8 @@ from .settings import ExportSettings
 def frame_png(data, settings: ExportSettings, frame: int, path, camera: dict | None = None, app=None) -> Path:
     """Render ``frame`` of ``data`` (a RolloutBuffer) at the settings' size
     (``app``: the vispy backend; None: the studio views' own)."""
-    from .scene import ExportScene, studio_app
+    from ..gl import studio_app
+    from .scene import ExportScene
 
     settings.check(None, data.n_filled, data.with_prediction)
     if not 0 <= frame < data.n_filled:

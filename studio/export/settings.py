@@ -10,17 +10,17 @@ from dataclasses import dataclass
 from core.errors import HGNError
 from core.files.video import check_fps, check_size, format_for
 
-from ..colouring import COLOUR_MODES
+from ..scene.colouring import COLOUR_MODES
 
 #: layout key -> label. ``side``: truth | prediction with one camera;
-#: ``overlay``: one view, prediction translucent over the truth.
+#: ``overlay``: one view, the ground truth as rings around the opaque prediction.
 LAYOUTS = {
     "side": "Side by side (truth | prediction)",
-    "overlay": "Overlay (prediction translucent)",
+    "overlay": "Overlay (truth as rings, prediction solid)",
     "truth": "Ground truth only",
     "prediction": "Prediction only",
 }
-#: colour modes: the studio views' own (studio.colouring)
+#: colour modes: the studio views' own (studio.scene.colouring)
 COLOURS = COLOUR_MODES
 #: the largest frame the export offers
 MAX_WIDTH, MAX_HEIGHT = 1920, 1080
@@ -50,12 +50,12 @@ class ExportSettings:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ExportSettings":
+    def from_dict(cls, d: dict) -> ExportSettings:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in (d or {}).items() if k in names})
 
     # ------------------------------------------------------------------
-    def check(self, path=None, n_frames: int | None = None, with_prediction: bool = True) -> "ExportSettings":
+    def check(self, path=None, n_frames: int | None = None, with_prediction: bool = True) -> ExportSettings:
         """Raise HGNError naming the first bad choice; returns self."""
         fmt = format_for(path) if path is not None else None
         check_size(self.width, self.height, fmt)
@@ -97,11 +97,11 @@ class ExportSettings:
         limit (``VIEW.auto_bond_limit``: under software GL a line costs more
         than a sphere, and a dense lattice's bonds hide behind its spheres)."""
         from ..defaults import VIEW
+        from ..scene.geometry import draws_bonds
 
-        e = system.edges
-        if e is None or len(e) == 0 or system.box is not None:
+        if not draws_bonds(system):
             return False
-        return bool(self.bonds) if self.bonds is not None else len(e) <= VIEW.auto_bond_limit
+        return bool(self.bonds) if self.bonds is not None else len(system.edges) <= VIEW.auto_bond_limit
 
     def frames(self, n_frames: int) -> list[int]:
         """Indices of the roll-out frames to export (HGNError if none)."""

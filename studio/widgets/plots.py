@@ -1,7 +1,9 @@
 """pyqtgraph plots that follow the timeline with a cursor.
 
 :class:`TimePlot` is a PlotWidget with named curves and a vertical cursor at
-the current time. The studio uses four of them:
+the current time. Until a curve has data it shows what will appear there
+instead of bare axes; its legend sits in the band of the title, right of
+it, so it never covers a curve. The studio uses four of them:
 
 * ``energyPlot`` -- relative energy drift (H(t) - H(0)) / |H(0)| of the ground
   truth and of the prediction (true H along the predicted path);
@@ -9,6 +11,9 @@ the current time. The studio uses four of them:
 * ``energyPartsPlot`` -- kinetic and potential energy of both runs;
 * ``lossPlot`` -- the training loss per epoch of gradient-trained baselines
   (not on the time axis, so no cursor).
+
+Pens are the runs' colours of :mod:`studio.scene.palette` (the 3D views' and
+the video export's).
 """
 from __future__ import annotations
 
@@ -16,25 +21,40 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QGraphicsItem, QWidget
 
-TRUTH_PEN = pg.mkPen((77, 158, 250), width=2)
-PRED_PEN = pg.mkPen((250, 140, 51), width=2)
-TRUTH_PEN2 = pg.mkPen((77, 158, 250), width=1.5, style=pg.QtCore.Qt.DashLine)
-PRED_PEN2 = pg.mkPen((250, 140, 51), width=1.5, style=pg.QtCore.Qt.DashLine)
+from ..scene import palette
+
+
+def pen(colour, width: float = 2.0, dashed: bool = False):
+    """A pyqtgraph pen of a palette colour."""
+    kw = {"style": pg.QtCore.Qt.DashLine} if dashed else {}
+    return pg.mkPen(palette.rgb255(colour, alpha=True), width=width, **kw)
+
+
+TRUTH_PEN = pen(palette.TRUTH)
+PRED_PEN = pen(palette.PREDICTION)
+TRUTH_PEN2 = pen(palette.TRUTH, 1.5, dashed=True)
+PRED_PEN2 = pen(palette.PREDICTION, 1.5, dashed=True)
+LOSS_PEN = pen(palette.LOSS)
+#: least height of the title band (the legend, two entries a row, may need more)
+TITLE_ROW = 24
 
 
 class TimePlot(pg.PlotWidget):
     def __init__(self, title: str, ylabel: str, parent: QWidget | None = None, log_y: bool = False,
-                 cursor: bool = True, xlabel: str = "time"):
+                 cursor: bool = True, xlabel: str = "time", empty_text: str = ""):
         super().__init__(parent=parent, background=None)
-        self.setTitle(title, size="9pt")
         pi = self.getPlotItem()
+        self.setTitle(title, size="9pt", justify="left")
         pi.setLabel("left", ylabel)
         pi.setLabel("bottom", xlabel)
         for ax in ("left", "bottom"):
             pi.getAxis(ax).enableAutoSIPrefix(False)
         pi.showGrid(x=True, y=True, alpha=0.25)
         pi.setMenuEnabled(True)
-        self.legend = pi.addLegend(offset=(-8, 8), labelTextSize="8pt", brush=(27, 32, 41, 200))
+        # the legend: in the title's band, at its right end, outside the plot area
+        self.legend = pg.LegendItem(offset=None, labelTextSize="8pt", horSpacing=8, verSpacing=-6)
+        self.legend.setParentItem(pi)
+        self.legend.anchor(itemPos=(1, 0), parentPos=(1, 0), offset=(-4, 0))
         self.log_y = log_y
         if log_y:
             pi.setLogMode(y=True)
@@ -43,17 +63,38 @@ class TimePlot(pg.PlotWidget):
         self.cursor = None
         if cursor:
             self.cursor = pg.InfiniteLine(pos=0.0, angle=90, movable=False,
-                                          pen=pg.mkPen((220, 220, 220, 160), width=1))
+                                          pen=pg.mkPen(palette.rgb255(palette.CURSOR, alpha=True), width=1))
             pi.addItem(self.cursor, ignoreBounds=True)
+        # what appears here, said in the middle while there is nothing to plot
+        self.empty_text = empty_text
+        self.emptyLabel = pg.LabelItem(f"<div align='center'>{empty_text}</div>", size="9pt",
+                                       color=palette.hex_of(palette.MUTED))
+        self.emptyLabel.setParentItem(pi.vb)
+        self.emptyLabel.anchor(itemPos=(0.5, 0.5), parentPos=(0.5, 0.5))
         self.setMinimumHeight(90)
+        self._set_empty(True)
 
-    def add_curve(self, name: str, pen) -> None:
-        item = self.plot([], [], pen=pen, name=name)
+    # -- curves ------------------------------------------------------------------
+    def add_curve(self, name: str, pen, legend: bool = True) -> None:
+        """A named curve; ``legend=False``: no legend entry of its own (see
+        :meth:`add_legend_entry`)."""
+        item = self.plot([], [], pen=pen)
         # the cursor moves many times a second during playback: keep each
         # curve as a cached picture so that moving it does not redraw them
         item.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
         self.curves[name] = item
         self._data[name] = (np.zeros(0), np.zeros(0))
+        if legend:
+            self.add_legend_entry(name, pen, item)
+
+    def add_legend_entry(self, label: str, pen, item=None) -> None:
+        """A legend line (a sample of ``pen``); two entries a row, the title
+        band grown to hold them."""
+        self.legend.addItem(item if item is not None else pg.PlotDataItem(pen=pen), label)
+        self.legend.setColumnCount(2)
+        self.legend.updateSize()
+        height = int(np.ceil(self.legend.boundingRect().height())) + 2
+        self.getPlotItem().layout.setRowFixedHeight(0, max(TITLE_ROW, height))
 
     def set_curve(self, name: str, x: np.ndarray, y: np.ndarray) -> None:
         x = np.asarray(x, float)
@@ -62,6 +103,7 @@ class TimePlot(pg.PlotWidget):
         if self.log_y:
             y = np.where(y > 0, y, np.nan)
         self.curves[name].setData(x, y, connect="finite")
+        self._set_empty(self.is_empty())
 
     def clear_curves(self) -> None:
         for name in self.curves:
@@ -76,9 +118,29 @@ class TimePlot(pg.PlotWidget):
         if self.cursor is not None:
             self.cursor.setValue(float(t))
 
+    # -- empty state ----------------------------------------------------------------
+    def is_empty(self) -> bool:
+        """Whether no curve has anything to draw."""
+        return not any(len(x) for x, _ in self._data.values())
+
+    @property
+    def showing_empty_text(self) -> bool:
+        return self.emptyLabel.isVisible()
+
+    def _set_empty(self, empty: bool) -> None:
+        """Empty: the message instead of axes, grid, legend and cursor."""
+        pi = self.getPlotItem()
+        self.emptyLabel.setVisible(empty and bool(self.empty_text))
+        for ax in ("left", "bottom"):
+            pi.showAxis(ax, not empty)
+        self.legend.setVisible(not empty)
+        if self.cursor is not None:
+            self.cursor.setVisible(not empty)
+
 
 def energy_plot() -> TimePlot:
-    p = TimePlot("Relative energy drift", "(H - H₀)/|H₀|")
+    p = TimePlot("Relative energy drift", "(H - H₀)/|H₀|",
+                 empty_text="Energy drift of ground truth and prediction<br>appears here after a roll-out")
     p.setObjectName("energyPlot")
     p.add_curve("ground truth", TRUTH_PEN)
     p.add_curve("prediction", PRED_PEN)
@@ -86,24 +148,33 @@ def energy_plot() -> TimePlot:
 
 
 def error_plot() -> TimePlot:
-    p = TimePlot("Roll-out position error", "MSE", log_y=True)
+    p = TimePlot("Roll-out position error", "MSE", log_y=True,
+                 empty_text="Position error of the prediction against<br>the ground truth appears here "
+                            "after training")
     p.setObjectName("errorPlot")
     p.add_curve("position MSE", PRED_PEN)
     return p
 
 
 def energy_parts_plot() -> TimePlot:
-    p = TimePlot("Kinetic and potential energy", "energy")
+    p = TimePlot("Kinetic and potential energy", "energy",
+                 empty_text="Kinetic and potential energy of both runs<br>appear here after a roll-out")
     p.setObjectName("energyPartsPlot")
-    p.add_curve("kinetic (truth)", TRUTH_PEN)
-    p.add_curve("potential (truth)", TRUTH_PEN2)
-    p.add_curve("kinetic (prediction)", PRED_PEN)
-    p.add_curve("potential (prediction)", PRED_PEN2)
+    p.add_curve("kinetic (truth)", TRUTH_PEN, legend=False)
+    p.add_curve("potential (truth)", TRUTH_PEN2, legend=False)
+    p.add_curve("kinetic (prediction)", PRED_PEN, legend=False)
+    p.add_curve("potential (prediction)", PRED_PEN2, legend=False)
+    # colour tells the run, the line style the kind of energy: four short entries
+    p.add_legend_entry("truth", TRUTH_PEN)
+    p.add_legend_entry("prediction", PRED_PEN)
+    p.add_legend_entry("kinetic", pen(palette.AXIS, 1.5))
+    p.add_legend_entry("potential", pen(palette.AXIS, 1.5, dashed=True))
     return p
 
 
 def loss_plot() -> TimePlot:
-    p = TimePlot("Training loss (gradient-trained)", "loss", log_y=True, cursor=False, xlabel="epoch")
+    p = TimePlot("Training loss (gradient-trained)", "loss", log_y=True, cursor=False, xlabel="epoch",
+                 empty_text="The training loss per epoch of a gradient-trained<br>model appears here")
     p.setObjectName("lossPlot")
-    p.add_curve("loss", pg.mkPen((180, 120, 240), width=2))
+    p.add_curve("loss", LOSS_PEN)
     return p

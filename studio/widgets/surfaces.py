@@ -16,71 +16,18 @@ Two ways to put a ``vispy.scene.SceneCanvas`` into the window:
   Mouse and wheel events of the surface are forwarded to the canvas, so the
   camera (rotate, pan, zoom) works as in the widget mode.
 
-``HGN_STUDIO_VIEWS=widget|offscreen`` forces one. The offscreen mode is also
-what headless rendering (video export, screenshots without a window) uses.
+``HGN_STUDIO_VIEWS=widget|offscreen`` forces one (:func:`studio.gl.surface_mode`).
+The offscreen mode is also what headless rendering (video export,
+screenshots without a window) uses.
 """
 from __future__ import annotations
-
-import os
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-ENV = "HGN_STUDIO_VIEWS"
-_egl_app = None
-_egl_ok: bool | None = None
-
-
-def egl_available() -> bool:
-    """Whether vispy's EGL backend loads and can render here (probed once
-    with a tiny canvas).
-
-    vispy opens the default EGL display; Mesa would pick the X11 platform
-    from the environment and fail on a 16-bit X server (pytest-xvfb's
-    default). The probe therefore sets ``EGL_PLATFORM=surfaceless`` (unless
-    the user set one) while vispy opens its display, and restores the
-    environment afterwards: the platform only matters when the display is
-    opened, and Qt's own GL (GLX on X11, explicit platforms with EGL) is not
-    affected.
-    """
-    global _egl_ok
-    if _egl_ok is None:
-        prev = os.environ.get("EGL_PLATFORM")
-        if prev is None:
-            os.environ["EGL_PLATFORM"] = "surfaceless"
-        try:
-            from vispy import scene
-            from vispy.app.backends import _egl
-
-            _egl_ok = bool(_egl.available)
-            if _egl_ok:
-                probe = scene.SceneCanvas(app=egl_app(), size=(8, 8), show=False)
-                probe.render()
-                probe.close()
-        except Exception:  # no libEGL, no config, no context: use the widget mode
-            _egl_ok = False
-        finally:
-            if prev is None:
-                os.environ.pop("EGL_PLATFORM", None)
-    return _egl_ok
-
-
-def surface_mode() -> str:
-    mode = os.environ.get(ENV, "").strip().lower()
-    if mode in ("widget", "offscreen"):
-        return mode if mode == "widget" or egl_available() else "widget"
-    return "offscreen" if egl_available() else "widget"
-
-
-def egl_app():
-    global _egl_app
-    if _egl_app is None:
-        import vispy.app
-
-        _egl_app = vispy.app.Application("egl")
-    return _egl_app
+from ..gl import egl_app
 
 
 def make_canvas(mode: str, parent: QWidget, background, size=(400, 300)):

@@ -1,33 +1,45 @@
 """The two 3D views (ground truth and prediction) with linked cameras, or one
-view with the prediction overlaid translucent; colour by per-particle error,
-speed or energy, with a colour bar.
+view with the ground truth as rings around the opaque prediction; colour by
+per-particle error, speed or energy, with a colour bar.
 
 It follows the time model: on ``frameChanged`` it shows that frame of the
-session's roll-out. Without a roll-out it shows the current system at rest.
+session's roll-out, through the scene code the video export uses too
+(:func:`studio.scene.frame.show_frame`, :class:`studio.scene.colouring.Colouring`).
+Without a roll-out it shows the current system at rest, and the prediction
+view says that there is no prediction yet instead of showing particles.
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from ..colouring import (COLOUR_MODES, UNITS, ParticleEnergy, colormap_rgba, particle_error,
-                         particle_speed)
 from ..defaults import VIEW
-from ..rollout_buffer import RolloutBuffer
+from ..scene import palette
+from ..scene.colouring import COLOUR_MODES, Colouring
+from ..scene.frame import show_frame
 from .particle_view import ColourBar, ParticleView
+
+if TYPE_CHECKING:  # a type only: the buffer comes from the document
+    from core.learning.rollout_buffer import RolloutBuffer
 
 LAYOUTS = {"side": "Side by side", "overlay": "Overlay"}
 LAYOUT_TIPS = {"side": "ground truth and prediction side by side, cameras linked",
-               "overlay": "one view: ground truth solid, prediction translucent on top"}
+               "overlay": "one view: the prediction as spheres, the ground truth as rings around where its "
+                          "particles are (an accurate prediction sits inside its ring)"}
+#: what the prediction view says before there is a prediction to show
+NO_PREDICTION = "No prediction yet\n\nTrain a model (Ctrl+T), or roll out one from the Models list"
+#: ... and when the roll-out shown has none (a ground-truth trajectory)
+TRUTH_ONLY = "This roll-out has no prediction\n\nTrain a model (Ctrl+T) to compare one with it"
 
 
 class ViewsPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.truthView = ParticleView("Ground truth", colour=VIEW.truth_colour)
+        self.truthView = ParticleView("Ground truth", colour=palette.TRUTH)
         self.truthView.setObjectName("truthView")
-        self.predictionView = ParticleView("Prediction", colour=VIEW.prediction_colour)
+        self.predictionView = ParticleView("Prediction", colour=palette.PREDICTION)
         self.predictionView.setObjectName("predictionView")
         self.truthView.link_camera(self.predictionView)
         self.colourBar = ColourBar()
@@ -78,12 +90,12 @@ class ViewsPanel(QWidget):
         self.buffer: RolloutBuffer | None = None
         self.system = None
         self.frame = 0
-        self._energy = None
-        self._range = None
+        self.colouring: Colouring | None = None
         self.layoutCombo.currentIndexChanged.connect(self._on_layout)
         self.colourCombo.currentIndexChanged.connect(self._on_colour_mode)
         self.set_layout(VIEW.layout)
         self.set_colour_mode(VIEW.colour_by)
+        self._update_placeholder()
 
     # -- options ---------------------------------------------------------------
     @property
@@ -93,6 +105,11 @@ class ViewsPanel(QWidget):
     @property
     def colour_mode(self) -> str:
         return self.colourCombo.currentData()
+
+    @property
+    def has_prediction(self) -> bool:
+        """Whether a roll-out with a prediction is shown."""
+        return self.buffer is not None and self.buffer.with_prediction
 
     def set_layout(self, mode: str) -> None:
         i = self.layoutCombo.findData(mode)
@@ -110,8 +127,29 @@ class ViewsPanel(QWidget):
     def _on_layout(self) -> None:
         overlay = self.layout_mode == "overlay"
         self.predictionView.setVisible(not overlay)
-        self.truthView.set_title("Ground truth (solid) + prediction (translucent)" if overlay else "Ground truth")
+        if not overlay:
+            self.truthView.scene.set_overlay(False)
+        self._update_titles()
         self.show_frame(self.frame)
+
+    def _update_titles(self) -> None:
+        b = self.buffer
+        if self.layout_mode == "overlay":
+            self.truthView.set_title("Ground truth (rings) + prediction (spheres)" if self.has_prediction
+                                     else "Ground truth (no prediction yet)")
+        else:
+            self.truthView.set_title("Ground truth")
+        if self.has_prediction:
+            self.predictionView.set_title(f"Prediction: {b.model_name}" + (" (zero-shot)" if b.zero_shot else ""))
+        else:
+            self.predictionView.set_title("Prediction")
+
+    def _update_placeholder(self) -> None:
+        """The prediction view shows a message until there is a prediction."""
+        if self.has_prediction:
+            self.predictionView.set_placeholder(None)
+        else:
+            self.predictionView.set_placeholder(TRUTH_ONLY if self.buffer is not None else NO_PREDICTION)
 
     @Slot(bool)
     def _on_bonds(self, show: bool) -> None:
@@ -126,98 +164,61 @@ class ViewsPanel(QWidget):
 
     @Slot()
     def _on_colour_mode(self) -> None:
-        self._range = None
-        self._update_colour_bar()
+        self.colouring = Colouring(self.buffer, self.colour_mode) if self.buffer is not None else None
         self.show_frame(self.frame)
 
     def _update_colour_bar(self) -> None:
-        """The bar shows only when particles are coloured by a quantity."""
-        self.colourBar.setVisible(self.colour_mode != "uniform" and self.buffer is not None)
+        """The bar shows only while particles are coloured by a quantity."""
+        c = self.colouring
+        shown = c is not None and not c.uniform and c.range is not None
+        if shown:
+            self.colourBar.set_range(c.range[0], c.range[1], c.unit)
+        self.colourBar.setVisible(shown)
 
     # -- data -------------------------------------------------------------------
     def set_system(self, system) -> None:
         """A new system at rest (no roll-out yet)."""
         self.system = system
         self.buffer = None
-        self._energy = None
-        self._range = None
+        self.colouring = None
         self.frame = 0
         for v in (self.truthView, self.predictionView):
             v.set_system(system)
         self._auto_bonds(system)
-        self.predictionView.set_title("Prediction (train a model)")
         self.info.setText(f"{system.n} particles")
-        self._update_colour_bar()
+        self._update_titles()
+        self._update_placeholder()
         self.show_frame(0)
 
     def set_rollout(self, buffer: RolloutBuffer) -> None:
         same = self.system is buffer.system
         self.buffer = buffer
         self.system = buffer.system
-        self._energy = None
-        self._range = None
+        self.colouring = Colouring(buffer, self.colour_mode)
         self.frame = 0
         if not same:
             for v in (self.truthView, self.predictionView):
                 v.set_system(buffer.system)
             self._auto_bonds(buffer.system)
-        title = f"Prediction: {buffer.model_name}" + (" (zero-shot)" if buffer.zero_shot else "")
-        self.predictionView.set_title(title if buffer.with_prediction else "Prediction (none)")
         self.info.setText(f"{buffer.system.n} particles")
-        self._update_colour_bar()
+        self._update_titles()
+        self._update_placeholder()
         self.show_frame(0)
 
     # -- per frame -----------------------------------------------------------------
-    def _values(self, which: str, f: int) -> np.ndarray | None:
-        b = self.buffer
-        mode = self.colour_mode
-        if b is None or mode == "uniform":
-            return None
-        q, p = b.q[which][f], b.p[which][f]
-        if mode == "error":
-            return particle_error(b.system, b.q["truth"][f], b.q["prediction"][f]) if b.with_prediction else None
-        if mode == "speed":
-            return particle_speed(b.system, p)
-        if mode == "energy":
-            if self._energy is None or self._energy.system is not b.system:
-                self._energy = ParticleEnergy(b.system)
-            return self._energy(q, p)
-        return None
-
-    def _colours(self, values, alpha=1.0):
-        if values is None:
-            return None
-        lo, hi = float(np.min(values)), float(np.max(values))
-        if self._range is None:
-            self._range = [lo, hi]
-        else:
-            self._range = [min(self._range[0], lo), max(self._range[1], hi)]
-        if self.colour_mode == "error":
-            self._range[0] = 0.0
-        return colormap_rgba(values, self._range[0], self._range[1], VIEW.colormap, alpha)
-
     @Slot(int)
     def show_frame(self, f: int) -> None:
         self.frame = f
         b = self.buffer
         if b is None:
             if self.system is not None:
+                self.truthView.scene.set_overlay(False)
                 self.truthView.show_frame(self.system.positions)
-                self.predictionView.show_frame(self.system.positions)
+            self._update_colour_bar()
             return
         f = min(f, max(b.n_filled - 1, 0))
-        overlay = self.layout_mode == "overlay"
-        vt = self._values("truth", f)
-        ct = self._colours(vt)
-        if b.with_prediction:
-            vp = vt if self.colour_mode == "error" else self._values("prediction", f)
-            cp = self._colours(vp, VIEW.overlay_alpha if overlay else 1.0)
-            if overlay:
-                self.truthView.show_frame(b.q["truth"][f], ct, ghost_q=b.q["prediction"][f], ghost_colours=cp)
-            else:
-                self.truthView.show_frame(b.q["truth"][f], ct)
-                self.predictionView.show_frame(b.q["prediction"][f], cp)
-        else:
-            self.truthView.show_frame(b.q["truth"][f], ct)
-        if self._range is not None and self.colour_mode != "uniform":
-            self.colourBar.set_range(self._range[0], self._range[1], UNITS.get(self.colour_mode, ""))
+        scenes = {"truth": self.truthView.scene, "prediction": self.predictionView.scene}
+        show_frame(scenes, b, f, self.layout_mode, self.colouring)
+        self.truthView.changed()
+        self.predictionView.changed()
+        self._update_colour_bar()

@@ -13,19 +13,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from core.physics import builders
-from core.errors import Cancelled, HGNError
-from core.physics.initial import initial_state
-from core.files.project import Project, RolloutRecord, save_project
-from core.physics.simulate import simulate
-from core.files.video import probe, read_frames
-from studio.export.run import buffer_from_rollout, export_video
-from studio.export.settings import ExportSettings, parse_size
 from studio_helpers import non_background_fraction
 
+from core.errors import Cancelled, HGNError
+from core.files.project import Project, RolloutRecord, save_project
+from core.files.video import probe, read_frames
+from core.physics import builders
+from core.physics.initial import initial_state
+from core.physics.simulate import simulate
+from studio.export.run import buffer_from_rollout, export_video
+from studio.export.settings import ExportSettings, parse_size
+from studio.scene import palette
+
 ROOT = Path(__file__).resolve().parents[2]
-BG = np.array([16, 20, 28])        # VIEW.background #10141c
+BG = np.array(palette.rgb255(palette.BACKGROUND))
 
 
 def runs(n=4, frames=12, kind="square"):
@@ -65,8 +66,8 @@ def colour_share(img, rgb, tol=60):
     return float(np.mean(d < tol))
 
 
-BLUE = (77, 158, 250)      # VIEW.truth_colour
-ORANGE = (250, 140, 51)    # VIEW.prediction_colour
+BLUE = palette.rgb255(palette.TRUTH)
+ORANGE = palette.rgb255(palette.PREDICTION)
 
 
 def test_side_by_side_frame(gl, data):
@@ -94,7 +95,7 @@ def test_single_view_layouts(gl, layout, blue, orange):
     finally:
         sc.close()
     assert (colour_share(img, BLUE) > 0.005) == blue
-    # translucent orange over the dark background is darker: look for orange-ish hues
+    # shaded orange spheres: look for orange-ish hues
     r, g, b = (img[..., k].astype(int) for k in range(3))
     orangeish = np.mean((r > g + 25) & (g > b + 10) & (r > 60))
     assert (orangeish > 0.003) == orange
@@ -116,7 +117,7 @@ def test_colouring_uses_the_colour_map(gl, data):
     sc = scene(data, layout="truth", colour="speed")
     try:
         img = sc.render(6)
-        lo, hi = sc._range
+        lo, hi = sc.colouring.range
     finally:
         sc.close()
     speeds = np.concatenate([np.linalg.norm(data.p["truth"][f], axis=1) for f in range(data.n_filled)])
@@ -130,7 +131,7 @@ def test_plot_cursor_moves_with_time(gl, data):
     sc = scene(data, layout="side", plot=True, width=400, height=300)
     try:
         band = [sc.render(f)[int(0.8 * 300):int(0.9 * 300)] for f in (0, 11)]
-        left, top, right, bottom, ta, tb, ya, yb = sc._plot_box
+        left, _, right = sc.plot.box[:3]
     finally:
         sc.close()
 

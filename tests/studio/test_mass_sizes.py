@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from core.physics import builders
-from studio.widgets.particle_view import MASS_SCALE_RANGE, ParticleView, mass_scales
+from studio.scene.geometry import MASS_SCALE_RANGE, mass_scales
+from studio.widgets.particle_view import ParticleView
 
 
 def test_mass_scales_follow_the_cube_root_of_mass():

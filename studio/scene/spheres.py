@@ -12,7 +12,11 @@ is exact enough for particles that do not interpenetrate).
 
 Each particle carries a size factor (``a_scale``, 1 by default) that
 multiplies the common diameter, so particles of different mass can be drawn
-at different sizes (:func:`studio.widgets.particle_view.mass_scales`).
+at different sizes (:func:`studio.scene.geometry.mass_scales`).
+
+Outline mode (:meth:`SpheresVisual.set_outline`) draws each particle as a
+flat ring just outside its sphere instead (the overlay's ground truth): a
+sphere of the other set at the same place stays fully visible inside it.
 
 Data live in one interleaved vertex buffer (position, colour, size factor);
 per-frame updates upload positions (and colours when they change) only.
@@ -27,6 +31,7 @@ from vispy.visuals import Visual
 _VERT = """
 uniform float u_size;            // sphere diameter in scene units
 uniform float u_max_px;          // largest point size
+uniform float u_grow;            // outline mode: ring diameter / sphere diameter (1: solid)
 attribute vec3 a_position;
 attribute vec4 a_color;
 attribute float a_scale;         // this particle's diameter / u_size
@@ -39,7 +44,7 @@ void main() {
     // with scaling="scene"), one diameter long, projected back to pixels
     vec4 pos = $framebuffer_to_visual(fb);
     vec4 x = $framebuffer_to_visual(fb + vec4(1e10, 0.0, 0.0, 0.0)) - pos;
-    vec4 edge = $visual_to_framebuffer(pos + normalize(x) * u_size * a_scale);
+    vec4 edge = $visual_to_framebuffer(pos + normalize(x) * u_size * a_scale * u_grow);
     float px = abs(edge.x / edge.w - fb.x / fb.w);
     v_px = clamp(px, 1.0, u_max_px);
     v_color = a_color;
@@ -52,11 +57,20 @@ _FRAG = """
 varying vec4 v_color;
 varying float v_px;
 uniform vec3 u_light;            // unit vector towards the light (view space)
+uniform float u_ring;            // outline mode: inner radius of the ring (0: solid sphere)
 
 void main() {
     vec2 c = 2.0 * gl_PointCoord - 1.0;
     float r2 = dot(c, c);
     if (r2 > 1.0) discard;
+    if (u_ring > 0.0) {
+        // a flat ring from u_ring to 1 (at least 1.5 pixels wide)
+        float r = sqrt(r2);
+        float inner = min(u_ring, 1.0 - 3.0 / max(v_px, 4.0));
+        if (r < inner) discard;
+        gl_FragColor = vec4(v_color.rgb, v_color.a);
+        return;
+    }
     vec3 n = vec3(c.x, -c.y, sqrt(1.0 - r2));
     float diffuse = max(dot(n, u_light), 0.0);
     float spec = pow(max(dot(reflect(-u_light, n), vec3(0.0, 0.0, 1.0)), 0.0), 24.0);
@@ -81,6 +95,9 @@ class SpheresVisual(Visual):
         self.shared_program.bind(self._vbo)
         self.shared_program["u_size"] = float(size)
         self.shared_program["u_max_px"] = float(max_px)
+        self.shared_program["u_grow"] = 1.0
+        self.shared_program["u_ring"] = 0.0
+        self._outline = 0.0
         light = np.asarray(light, np.float32)
         self.shared_program["u_light"] = light / np.linalg.norm(light)
         self._draw_mode = "points"
@@ -132,6 +149,23 @@ class SpheresVisual(Visual):
 
     def set_size(self, size: float) -> None:
         self.shared_program["u_size"] = float(size)
+        self.update()
+
+    @property
+    def outline(self) -> float:
+        """Ring diameter over sphere diameter in outline mode; 0: solid spheres."""
+        return self._outline
+
+    def set_outline(self, grow: float = 0.0) -> None:
+        """Draw rings ``grow`` (> 1) times the sphere's diameter whose inside
+        is the sphere's size (so a sphere at the same place fits in the
+        hole); 0: shaded solid spheres."""
+        grow = float(grow)
+        if grow and grow <= 1.0:
+            raise ValueError("a ring must be wider than its sphere (grow > 1)")
+        self._outline = grow
+        self.shared_program["u_grow"] = grow if grow else 1.0
+        self.shared_program["u_ring"] = 1.0 / grow if grow else 0.0
         self.update()
 
     # -- vispy hooks ---------------------------------------------------------
