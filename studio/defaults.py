@@ -114,15 +114,9 @@ PLAYBACK = PlaybackDefaults()
 
 @dataclass(frozen=True)
 class ViewDefaults:
-    background: str = "#10141c"
-    truth_colour: tuple = (0.30, 0.62, 0.98, 1.0)
-    prediction_colour: tuple = (0.98, 0.55, 0.20, 1.0)
-    overlay_alpha: float = 0.45       # opacity of the prediction when overlaid
-    #: opaque on purpose: blended lines cost 20 % more under software rendering
-    bond_colour: tuple = (0.46, 0.49, 0.56, 1.0)
+    # colours (background, runs, bonds, colour map): studio/scene/palette.py
     particle_size: float = 0.42       # sphere diameter in units of the bond length
     colour_by: str = "uniform"        # "uniform" | "error" | "speed" | "energy"
-    colormap: str = "viridis"
     layout: str = "side"              # "side" (linked cameras) | "overlay"
     #: first-run window size and dock sizes (later runs restore the user's)
     window_size: tuple = (1500, 940)
