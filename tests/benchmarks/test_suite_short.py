@@ -87,29 +87,60 @@ def test_potential_table(short_run):
 
 
 def test_zero_shot_table(short_run):
-    series = short_run[1]["zero_shot"]["series"]
+    doc = short_run[1]["zero_shot"]
+    series = doc["series"]
     names = [s["name"] for s in series]
     assert any("2x2x2" in n for n in names) and any("2x2" in n and "frame" in n for n in names)
     three_d = series[0]
     assert [r["particles"] for r in three_d["rows"]] == [8, 64]
     for s in series:
+        fitted_n = s["rows"][0]["particles"]
         for r in s["rows"]:
-            if "failed" in r:
+            if not s["applies_to_other_sizes"] and r["particles"] != fitted_n:
+                # the RF-HNN (no graph) cannot be applied to another particle count: the one expected failure
+                assert "cannot be applied" in r["failed"], (s["name"], r)
                 continue
-            assert 0 <= r["final_zerr"] <= 1 and r["seconds_per_step"] > 0
-    # the invariant model carries over to the larger lattice
-    assert three_d["rows"][-1]["final_zerr"] < 1e-3
-    # the RF-HNN (no graph) runs on its own size and cannot be applied to another
+            # every other row ran: a failure here is a failure of the test, not a row to skip
+            assert "failed" not in r, (s["name"], r.get("failed"))
+            # (final Zerr is a geometric mean over roll-outs, the max a plain maximum: equal up to rounding)
+            assert 0 <= r["final_zerr"] <= r["max_zerr"] * (1 + 1e-9) <= 1 and r["seconds_per_step"] > 0
+            if s["encoding"] == "invariant":
+                # README 'Measured': zero-shot final Zerr 3e-7 to 6e-6 (over 1000 steps; 50 here), and
+                # the energy drift of the ground truth itself
+                assert r["final_zerr"] < 1e-5, (s["name"], r["particles"], r["final_zerr"])
+                assert r["max_abs_drift"] < 2 * r["max_abs_drift_truth"] + 1e-6, (s["name"], r)
+            elif s["encoding"] == "frame":
+                # the paper's frame encoding: far less accurate, but it runs (measured 3e-4 to 5e-3)
+                assert r["final_zerr"] < 5e-2, (s["name"], r["particles"], r["final_zerr"])
     hnn = next(s for s in series if "RF-HNN" in s["name"])
-    assert "failed" not in hnn["rows"][0] and "cannot be applied" in hnn["rows"][1]["failed"]
+    assert not hnn["applies_to_other_sizes"] and "failed" not in hnn["rows"][0]
+    assert "cannot be applied" in hnn["rows"][1]["failed"]
+    # 'largest' counts successful roll-outs only: the RF-HNN's failed 64-particle row does not
+    ok = [r["particles"] for s in series for r in s["rows"] if "failed" not in r]
+    assert doc["largest"] == max(ok) == 100
 
 
 def test_scaling_table(short_run):
     doc = short_run[1]["scaling"]
-    for r in doc["snapshots"]:
-        assert r["rows"] == 2 * r["snapshots"] * 27 * 3 and r["time"] > 0 and r["peak_mib"] > 0
-    assert [r["particles"] for r in doc["particles"]] == [8, 27]
-    assert doc["width"][1]["features"] > doc["width"][0]["features"]
+    snaps = doc["snapshots"]
+    assert [r["snapshots"] for r in snaps] == [50, 100]
+    for r in snaps:
+        assert r["rows"] == 2 * r["snapshots"] * 27 * 3 and r["time"] > 0
+    # memory is linear in the rows of Z (tracemalloc's peak does not depend on machine load):
+    # twice the snapshots, twice the peak, within 10 %
+    per_row = [r["peak_mib"] / r["rows"] for r in snaps]
+    assert per_row[1] == pytest.approx(per_row[0], rel=0.1)
+    parts = doc["particles"]
+    assert [r["particles"] for r in parts] == [8, 27]
+    assert [r["rows"] for r in parts] == [2 * r["snapshots"] * r["particles"] * 3 for r in parts]
+    assert parts[1]["peak_mib"] / parts[0]["peak_mib"] == pytest.approx(parts[1]["rows"] / parts[0]["rows"], rel=0.3)
+    # width: twice every layer, twice the features (+ the constant), and more memory
+    w = doc["width"]
+    assert [r["factor"] for r in w] == [1, 2]
+    assert w[1]["node_width"] == 2 * w[0]["node_width"] and w[1]["edge_width"] == 2 * w[0]["edge_width"]
+    assert w[1]["features"] - 1 == 2 * (w[0]["features"] - 1)
+    assert w[1]["peak_mib"] > 1.5 * w[0]["peak_mib"]
+    assert [(r["particles"], r["edges"]) for r in doc["rollout"]] == [(27, 54), (1000, 2700)]
     for r in doc["rollout"]:
         assert r["seconds_per_step"] > 0 and r["truth_seconds_per_step"] > 0
     assert doc["max_rss_mib"] > 0
@@ -118,9 +149,14 @@ def test_scaling_table(short_run):
 def test_molecular_table(short_run):
     doc = short_run[1]["molecular"]
     rows = doc["rows"]
-    assert rows[0]["method"].startswith("RF-HGN")
-    assert len(rows) >= 2
+    assert [r["key"] for r in rows[:2]] == ["rf_swim", "rf_swim_wide"]
+    assert len(rows) >= 3
     for r in rows:
-        assert 0 <= r["relative_error"] < 10 and r["time"] > 0
+        assert _finite(r["relative_error"]) and r["relative_error"] >= 0 and r["time"] > 0
     assert doc["task"]["particles"] == 125 and doc["task"]["cutoff"] == 2.5
-    assert rows[0]["relative_error"] < 0.5
+    # README 'Measured' and benchmarks/README.md: 3.6 % relative derivative error for RF-HGN at the
+    # default widths, 0.3 % with 4x wider layers (full mode; the short mode measured 2.1 % and 0.4 %)
+    assert rows[0]["relative_error"] < 0.05
+    assert rows[1]["relative_error"] < 0.01
+    assert rows[1]["relative_error"] < rows[0]["relative_error"]
+    assert "failed" not in rows[0]["rollout"] and rows[0]["rollout"]["final_zerr"] < 1e-2
