@@ -1,11 +1,31 @@
 """Shared behaviour of the settings dataclasses (``RFConfig``, ``BaselineConfig``):
-a plain dict round trip with clear errors for unknown names, and validated copies."""
+a plain dict round trip with clear errors for unknown names, validated copies,
+and each setting's help text and choices.
+
+A setting is declared with :func:`setting`, which keeps its help text (and,
+for a setting with a fixed set of values, the choices) in the dataclass
+field's metadata; the command line, the studio's forms and their tooltips
+read them from there (:meth:`SettingsMixin.help_texts`,
+:meth:`SettingsMixin.choice_lists`), so every setting is described once.
+"""
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import Any, Callable, ClassVar, Iterable
 
 from .errors import HGNError
+
+
+def setting(default: Any = dataclasses.MISSING, help: str = "", choices: Iterable[str] | None = None, *,
+            default_factory: Callable[[], Any] | None = None):
+    """A dataclass field with its help text and optional choices in the
+    field's metadata (``{"help": ..., "choices": (...)}``)."""
+    metadata = {"help": " ".join(help.split())}
+    if choices is not None:
+        metadata["choices"] = tuple(choices)
+    if default_factory is not None:
+        return dataclasses.field(default_factory=default_factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 class SettingsMixin:
@@ -29,6 +49,16 @@ class SettingsMixin:
             raise HGNError(f"unknown {cls.label}(s): {', '.join(map(str, unknown))}; "
                            f"known are: {', '.join(sorted(names))}")
         return cls(**d)
+
+    @classmethod
+    def help_texts(cls) -> dict[str, str]:
+        """Help text of every setting that has one (from the fields' metadata)."""
+        return {f.name: f.metadata["help"] for f in dataclasses.fields(cls) if f.metadata.get("help")}
+
+    @classmethod
+    def choice_lists(cls) -> dict[str, list]:
+        """The allowed values of every setting that has a fixed set of them."""
+        return {f.name: list(f.metadata["choices"]) for f in dataclasses.fields(cls) if "choices" in f.metadata}
 
     def replace(self, **changes):
         """A validated copy with some settings changed."""

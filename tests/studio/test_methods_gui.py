@@ -52,7 +52,7 @@ def test_open_a_trajectory_and_a_system_file(qtbot, window, tmp_path):
     assert buf is not None and not buf.with_prediction and buf.n_filled == tr.n_frames
     assert window.time.filled == tr.n_frames
     _, drift = window.energyPlot.curve_data("ground truth")
-    assert np.allclose(drift, (tr.total - tr.total[0]) / abs(tr.total[0]))
+    assert np.allclose(drift, tr.energy_drift())
 
     spath = tmp_path / "system.npz"
     io.save_system(spath, build("square", n=2, m=3))

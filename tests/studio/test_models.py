@@ -163,21 +163,57 @@ def pipeline_defaults_dict():
 
 # -- methods and forms ----------------------------------------------------------
 def test_methods_come_from_core_with_core_defaults():
+    from core.learning.baselines.config import BaselineConfig
     from core.learning.rfhgn import RFConfig
 
-    keys = [m.key for m in available_methods()]
-    assert "rfhgn" in keys
+    assert [m.key for m in available_methods()] == ["rfhgn", "baseline"] == [m.key for m in METHODS]
     m = method_by_key("rfhgn")
+    assert m.config_class() is RFConfig and method_by_key("baseline").config_class() is BaselineConfig
     assert m.default_settings() == RFConfig().to_dict()
     assert m.choices()["encoding"] == ["invariant", "frame"]
-    assert "sampler" in m.choices()
+    assert m.choices()["sampler"] == ["swim", "elm", "adaptive"]
     with pytest.raises(HGNError, match="node_width"):
         m.make_config({"node_width": 0})
-    # a method whose module is missing is simply not offered
-    import importlib.util
+    cfg = m.make_config({"node_width": 8, "not_a_setting": 1})        # unknown names are left out
+    assert isinstance(cfg, RFConfig) and cfg.node_width == 8
+    with pytest.raises(HGNError, match="unknown method"):
+        method_by_key("nope")
+
+
+def test_choices_and_tooltips_come_from_the_metadata_of_core_fields():
+    """Every choice list and tooltip of the forms is the metadata of a field of core's
+    config (no studio copy, no parsing of source comments)."""
+    from core.learning.baselines.optimizers import OPTIMIZERS
 
     for meth in METHODS:
-        assert (meth in available_methods()) == (importlib.util.find_spec(meth.module) is not None)
+        fields = {f.name: f for f in dataclasses.fields(meth.config_class())}
+        tips, choices = meth.tip_of(), meth.choices()
+        assert set(tips) == set(fields)                   # every setting is described
+        for name, text in tips.items():
+            assert text and text == fields[name].metadata["help"]
+        for name, opts in choices.items():
+            assert tuple(opts) == fields[name].metadata["choices"]
+            # the choices shown are the values the config accepts
+            for v in opts:
+                assert getattr(meth.make_config({name: v}), name) == v
+            with pytest.raises(HGNError, match=name):
+                meth.make_config({name: "no-such-choice"})
+    base = method_by_key("baseline")
+    assert base.choices()["optimizer"] == list(OPTIMIZERS)
+    # the network settings of the baseline are RF-HGN's, described once
+    assert base.tip_of()["node_width"] == method_by_key("rfhgn").tip_of()["node_width"]
+    assert base.gradient_trained and not method_by_key("rfhgn").gradient_trained
+
+
+def test_importing_the_methods_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, studio.methods as m; assert len(m.available_methods()) == 2; "
+            "print(sorted(k for k in ('torch', 'PySide6') if k in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
 
 
 def test_form_parses_numbers_and_marks_bad_fields(qtbot):

@@ -29,20 +29,21 @@ import math
 from dataclasses import dataclass
 
 from core.errors import HGNError
-from core.settings import SettingsMixin
+from core.settings import SettingsMixin, setting
+from ..rfhgn.config import ENCODINGS as RF_ENCODINGS
+from ..rfhgn.config import RFConfig
 from .optimizers import OPTIMIZERS, get_spec
 
-#: choice lists of the string settings (the studio builds its combo boxes from
-#: constants named after the fields: optimizer -> OPTIMIZERS, init -> INITS, ...)
+#: choice lists of the string settings (also in each field's metadata)
 INITS = ("torch", "swim", "elm")
 DTYPES = ("float32", "float64")
-ENCODINGS = ("invariant", "frame")
+ENCODINGS = RF_ENCODINGS
 
 
-def _rf_default(name):
-    from ..rfhgn.config import RFConfig
-
-    return getattr(RFConfig(), name)
+def _rf_setting(name):
+    """A setting of the network with RFConfig's default, help text and choices."""
+    f = next(f for f in dataclasses.fields(RFConfig) if f.name == name)
+    return setting(f.default, f.metadata["help"], f.metadata.get("choices"))
 
 
 @dataclass
@@ -51,42 +52,32 @@ class BaselineConfig(SettingsMixin):
 
     label = "baseline setting"  # names one setting in error messages (SettingsMixin)
 
-    #: torch.optim method (see core.learning.baselines.optimizers.OPTIMIZERS)
-    optimizer: str = "adam"
-    #: learning rate; 0 = the optimizer's default in OPTIMIZERS
-    learning_rate: float = 0.0
-    #: snapshots per minibatch (full-batch methods, Rprop and LBFGS, use all)
-    batch_size: int = 32
-    #: stop after this many seconds of training (0 = no time limit)
-    time_budget: float = 30.0
-    #: stop after this many epochs (passes over the training snapshots)
-    max_epochs: int = 100000
-    #: share of the training snapshots held out to decide early stopping
-    validation_fraction: float = 0.1
-    #: stop when the validation loss has not improved for this many epochs (0 = never)
-    patience: int = 200
-    #: an improvement must lower the best validation loss by this relative amount
-    min_delta: float = 1e-4
-    #: put back the weights with the best validation loss at the end
-    restore_best: bool = True
-    #: initial hidden weights: "torch" (standard init), "swim" or "elm" (sampled as RF-HGN)
-    init: str = "torch"
-    #: arithmetic of training (evaluation of the trained model is always float64)
-    dtype: str = "float32"
-    #: torch threads while training (at most 2 on the reference machine)
-    threads: int = 2
-    #: seed of the initial weights, the validation split and the minibatch order
-    seed: int = 0
-    # -- the network: the same settings as core.learning.rfhgn.RFConfig ------------
-    #: "invariant" (distances and kinetic terms; separable) or "frame" (the paper's)
-    encoding: str = dataclasses.field(default_factory=lambda: _rf_default("encoding"))
-    node_width: int = dataclasses.field(default_factory=lambda: _rf_default("node_width"))
-    static_width: int = dataclasses.field(default_factory=lambda: _rf_default("static_width"))
-    edge_width: int = dataclasses.field(default_factory=lambda: _rf_default("edge_width"))
-    message_width: int = dataclasses.field(default_factory=lambda: _rf_default("message_width"))
-    linear_kinetic: bool = dataclasses.field(default_factory=lambda: _rf_default("linear_kinetic"))
-    pool_edges: bool = dataclasses.field(default_factory=lambda: _rf_default("pool_edges"))
-    cutoff_shift: bool = dataclasses.field(default_factory=lambda: _rf_default("cutoff_shift"))
+    optimizer: str = setting("adam", "torch.optim method (core.learning.baselines.optimizers.OPTIMIZERS)",
+                             tuple(OPTIMIZERS))
+    learning_rate: float = setting(0.0, "Learning rate; 0 = the optimizer's default (tuned on the benchmark task)")
+    batch_size: int = setting(32, "Snapshots per minibatch (the full-batch methods, Rprop and LBFGS, use all)")
+    time_budget: float = setting(30.0, "Stop after this many seconds of training (0 = no time limit)")
+    max_epochs: int = setting(100000, "Stop after this many epochs (passes over the training snapshots)")
+    validation_fraction: float = setting(0.1, "Share of the training snapshots held out to decide early stopping")
+    patience: int = setting(200, "Stop when the validation loss has not improved for this many epochs "
+                                 "(0 = never)")
+    min_delta: float = setting(1e-4, "An improvement must lower the best validation loss by this relative amount")
+    restore_best: bool = setting(True, "Put back the weights with the best validation loss at the end")
+    init: str = setting("torch", "Initial hidden weights: torch (standard initialisation), swim or elm "
+                                 "(sampled as in an RF-HGN fit)", INITS)
+    dtype: str = setting("float32", "Arithmetic of training (the trained model is always evaluated in float64)",
+                         DTYPES)
+    threads: int = setting(2, "torch threads while training (at most 2 on the reference machine)")
+    seed: int = setting(0, "Seed of the initial weights, the validation split and the minibatch order")
+    # -- the network: the same settings, defaults and help as core.learning.rfhgn.RFConfig ------
+    encoding: str = _rf_setting("encoding")
+    node_width: int = _rf_setting("node_width")
+    static_width: int = _rf_setting("static_width")
+    edge_width: int = _rf_setting("edge_width")
+    message_width: int = _rf_setting("message_width")
+    linear_kinetic: bool = _rf_setting("linear_kinetic")
+    pool_edges: bool = _rf_setting("pool_edges")
+    cutoff_shift: bool = _rf_setting("cutoff_shift")
 
     def __post_init__(self):
         self.validate()
@@ -154,8 +145,6 @@ class BaselineConfig(SettingsMixin):
     def rf_config(self, sampler: str = "swim"):
         """The RFConfig of the same network (for sampling the initial layers
         and for converting a trained model into an RF-HGN FittedModel)."""
-        from ..rfhgn.config import RFConfig
-
         return RFConfig(encoding=self.encoding, sampler=sampler, node_width=self.node_width,
                         static_width=self.static_width, edge_width=self.edge_width,
                         message_width=self.message_width, linear_kinetic=self.linear_kinetic,

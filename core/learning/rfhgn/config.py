@@ -45,7 +45,7 @@ import math
 from dataclasses import dataclass
 
 from core.errors import HGNError
-from core.settings import SettingsMixin
+from core.settings import SettingsMixin, setting
 from .encoding import FRAME_RULES
 
 ENCODINGS = ("invariant", "frame")
@@ -61,70 +61,60 @@ SOLVERS = ("auto", "cholesky", "lstsq")
 
 @dataclass
 class RFConfig(SettingsMixin):
-    """Settings of a random-feature Hamiltonian graph network and its fit."""
+    """Settings of a random-feature Hamiltonian graph network and its fit
+    (each with its help text and, where fixed, its choices in the field's
+    metadata: :meth:`help_texts`, :meth:`choice_lists`)."""
 
     label = "RF-HGN setting"  # names one setting in error messages (SettingsMixin)
 
-    #: "invariant" (distances and kinetic terms; separable, any system size)
-    #: or "frame" (the paper's centre-of-mass frame; not separable)
-    encoding: str = "invariant"
-    #: how hidden weights are drawn: "swim" (uniform pairs of data points),
-    #: "elm" (Gaussian weights on inputs scaled to unit range), "adaptive"
-    #: (SWIM, fit, resample pairs where the fitted function changes most, refit)
-    sampler: str = "swim"
-    #: hidden activation (tanh is the one with the SWIM constant below)
-    activation: str = "tanh"
-    #: frame encoding only: which particles define the frame, "farthest" from
-    #: the centre (default; a stable frame) or "nearest" (the paper's rule,
-    #: whose frame turns wildly when a particle sits near the centre); see
-    #: core/learning/rfhgn/encoding.py
-    frame_rule: str = "farthest"
-    #: node encoder width (kinetic features for "invariant", node features for "frame")
-    node_width: int = 16
-    #: static node encoder width (mass -> g_i, enters messages); 0 = none ("invariant" only)
-    static_width: int = 0
-    #: edge encoder width
-    edge_width: int = 32
-    #: message layer width
-    message_width: int = 16
-    #: pool the edge encodings too: Phi gets sum_edges e_ij beside sum_edges m_ij
-    pool_edges: bool = True
-    #: add the raw kinetic input k_i as one more (linear) feature ("invariant" only)
-    linear_kinetic: bool = True
-    #: ridge parameter lambda, relative: columns of Z are scaled to unit norm
-    #: before lambda * I is added to Z^T Z
-    regularisation: float = 1e-12
-    #: snapshots per assembly batch (also capped by ``batch_memory_mb``)
-    batch_size: int = 256
-    #: memory budget of one assembly batch in MiB
-    batch_memory_mb: float = 256.0
-    #: BLAS threads during the fit (0 = leave the library's setting); one is
-    #: fastest for these small products on a shared 2-core machine
-    blas_threads: int = 1
-    #: seed of every random choice (numpy Generator)
-    seed: int = 0
-    #: SWIM constant s: the neuron's pre-activation is -s at x1 and +s at x2.
-    #: the paper's ln(3)/2 (tanh reads -1/2 and +1/2 there) gives steep,
-    #: localised neurons; 0.2 (broader neurons) fits the derivatives of
-    #: smooth pair potentials 100-1000x better (measured, docs/method.md section 10.2)
-    swim_scale: float = 0.2
-    #: SWIM/adaptive: sample multi-input layers in per-coordinate standardised
-    #: inputs (mean 0, sd 1), folded back into W and b
-    standardise: bool = True
-    #: ELM bias range b0 (b ~ U(-b0, b0)) after scaling inputs to [-1, 1]
-    elm_bias: float = 1.0
-    #: at most this many data points per layer are used to sample it
-    sample_points: int = 20000
-    #: resample-and-refit rounds of the adaptive sampler
-    adaptive_rounds: int = 1
-    #: "auto" (Cholesky, least squares when ill-conditioned), "cholesky", "lstsq"
-    solver: str = "auto"
-    #: cutoff systems: use m(r) - m(r_cut) per pair, so the energy is continuous
-    #: when pairs enter or leave the cutoff (as the truncated-shifted truth)
-    cutoff_shift: bool = True
-    #: fast evaluation of separable invariant models through 1-D tables of the
-    #: per-pair function (checked against the exact network when built)
-    fast_tables: bool = True
+    encoding: str = setting(
+        "invariant", """invariant: pair distances and kinetic terms (separable, smooth, any system
+        size); frame: the paper's centre-of-mass frame (not separable)""", ENCODINGS)
+    sampler: str = setting(
+        "swim", """How hidden weights are drawn. swim: from pairs of data points; elm: random Gaussian
+        weights on inputs scaled to unit range; adaptive: SWIM, fit, resample pairs where the fitted
+        function changes most, refit""", SAMPLERS)
+    activation: str = setting("tanh", "Hidden activation (tanh is the one the SWIM constant is made for)",
+                              ACTIVATIONS)
+    frame_rule: str = setting(
+        "farthest", """Frame encoding only: which particles define the frame. farthest from the centre
+        (a stable frame) or nearest (the paper's rule, whose frame turns wildly when a particle sits near
+        the centre); see core/learning/rfhgn/encoding.py""", FRAME_RULES)
+    node_width: int = setting(16, "Width of the node encoder (kinetic features for invariant, node features "
+                                  "for frame)")
+    static_width: int = setting(0, "Width of the static (mass) encoder, whose output enters the messages; "
+                                   "0 = masses do not enter messages (invariant only)")
+    edge_width: int = setting(32, "Width of the edge (pair distance) encoder")
+    message_width: int = setting(16, "Width of the message layer")
+    pool_edges: bool = setting(True, "Pool the edge encodings too: the features get the sum of e_ij over the "
+                                     "edges beside the sum of the messages")
+    linear_kinetic: bool = setting(True, "Add the raw kinetic energy k_i as one more (linear) feature "
+                                         "(invariant only)")
+    regularisation: float = setting(
+        1e-12, """Ridge parameter lambda of the linear solve, relative: the columns of Z are scaled to unit
+        norm before lambda I is added to Z^T Z""")
+    batch_size: int = setting(256, "Snapshots per assembly batch (also capped by batch_memory_mb)")
+    batch_memory_mb: float = setting(256.0, "Memory budget of one assembly batch in MiB")
+    blas_threads: int = setting(1, "BLAS threads during the fit (0 = leave the library's setting); one is "
+                                   "fastest for these small products on a shared 2-core machine")
+    seed: int = setting(0, "Random seed of the sampled layers (every random choice of the fit)")
+    swim_scale: float = setting(
+        0.2, """SWIM constant s: a neuron's pre-activation is -s at one point of its pair and +s at the other.
+        The paper's ln(3)/2 gives steep, localised neurons; 0.2 (broader neurons) fits the derivatives of
+        smooth pair potentials 100-1000x better (measured, docs/method.md section 10.2)""")
+    standardise: bool = setting(True, "SWIM/adaptive: sample multi-input layers in per-coordinate standardised "
+                                      "inputs (mean 0, sd 1), folded back into W and b")
+    elm_bias: float = setting(1.0, "ELM bias range b0 (b ~ U(-b0, b0)) after scaling inputs to [-1, 1]")
+    sample_points: int = setting(20000, "At most this many data points per layer are used to sample it")
+    adaptive_rounds: int = setting(1, "Resample-and-refit rounds of the adaptive sampler")
+    solver: str = setting("auto", "auto: Cholesky, least squares when ill-conditioned; cholesky; lstsq",
+                          SOLVERS)
+    cutoff_shift: bool = setting(
+        True, """Cutoff systems: use m(r) - m(r_cut) per pair, so the energy is continuous when pairs enter
+        or leave the cutoff (as the truncated-shifted truth)""")
+    fast_tables: bool = setting(
+        True, """Evaluate separable invariant models through 1-D tables of the per-pair function, checked
+        against the exact network when built (faster roll-outs)""")
 
     # ------------------------------------------------------------------
     def __post_init__(self):
