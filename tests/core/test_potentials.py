@@ -3,8 +3,10 @@ of the energy, for every potential and every kind of system, and the
 truncation and shift of cutoff systems."""
 import numpy as np
 import pytest
+import scipy.sparse as sp
+import torch
 
-from core.physics import builders
+from core.physics import builders, forces
 from core.physics.forces import ForceField, derivatives, hamiltonian, kinetic_energy, potential_energy
 from core.physics.potentials import POTENTIALS, Anharmonic, Harmonic, LennardJones, Morse, make_potential
 
@@ -58,7 +60,6 @@ def test_forces_are_minus_the_gradient_of_the_energy(any_system, fd_gradient, pe
 
 
 def test_forces_agree_with_torch_autograd_for_a_periodic_lj_liquid():
-    torch = pytest.importorskip("torch")
     s = builders.molecular(64, density=0.8, dim=3, cutoff=2.0, jitter=0.15, seed=7)
     q = s.positions + 0.03 * np.random.default_rng(2).standard_normal(s.positions.shape)
     v, f = ForceField(s).energy_forces(q)
@@ -75,6 +76,52 @@ def test_forces_agree_with_torch_autograd_for_a_periodic_lj_liquid():
     vt.backward()
     assert v == pytest.approx(vt.item(), rel=1e-12)
     assert np.allclose(f, -qt.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_public_fallback_of_the_private_scipy_kernel_gives_the_same_forces(monkeypatch):
+    """forces.py calls SciPy's private csr_matvecs kernel directly when it exists and
+    works; without it (a SciPy that moved or broke it) the public ``csr @ dense``
+    operator is used. Both give the same forces, to round-off, on a fixed graph and on
+    a periodic cutoff system, and match finite differences of the energy."""
+    cases = [builders.cubic_lattice(3, 3, 3),
+             builders.molecular(64, density=0.8, dim=3, cutoff=2.0, jitter=0.15, seed=7)]
+    rng = np.random.default_rng(5)
+    kernel = [(s, s.positions + 0.03 * rng.standard_normal(s.positions.shape)) for s in cases]
+    direct = [ForceField(s).energy_forces(q) for s, q in kernel]
+    assert forces._csr_matvecs is not None          # this SciPy has the kernel: the fast path was measured
+    monkeypatch.setattr(forces, "_csr_matvecs", None)
+    calls = []
+    spmm = forces._spmm
+    monkeypatch.setattr(forces, "_spmm", lambda a, x: calls.append(1) or spmm(a, x))
+    for (s, q), (v, f) in zip(kernel, direct):
+        v2, f2 = ForceField(s).energy_forces(q)
+        assert v2 == v
+        np.testing.assert_allclose(f2, f, rtol=1e-13, atol=1e-13)
+        # and against the energy itself: central differences along a few coordinates
+        ff, h = ForceField(s), 1e-6
+        for i, k in [(0, 0), (5, 1), (s.n - 1, 2)]:
+            qp, qm = q.copy(), q.copy()
+            qp[i, k] += h
+            qm[i, k] -= h
+            assert -(ff.energy(qp) - ff.energy(qm)) / (2 * h) == pytest.approx(f2[i, k], rel=1e-6, abs=1e-7)
+    assert calls  # the fallback path was the one that ran
+    # the operator alone, on a matrix with several entries per row
+    a = sp.random(7, 5, density=0.5, format="csr", random_state=1)
+    x = rng.standard_normal((5, 3))
+    assert np.array_equal(spmm(a, x), a @ x)
+
+
+def test_a_kernel_that_disagrees_with_scipy_is_switched_off(monkeypatch):
+    def wrong(n_row, n_col, n_vecs, indptr, indices, data, x, out):
+        out[:] = 1.0
+
+    monkeypatch.setattr(forces, "_csr_matvecs", wrong)
+    forces._check_spmm()
+    assert forces._csr_matvecs is None
+    s = builders.chain(4)
+    q = s.positions * 1.1                           # every bond stretched by 10 %
+    f = ForceField(s).forces(q)
+    assert np.abs(f).max() > 1e-3 and np.allclose(f.sum(axis=0), 0.0, atol=1e-12)
 
 
 def test_lj_cutoff_truncates_and_shifts_continuously():
