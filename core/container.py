@@ -13,7 +13,9 @@ with a clear message for corrupt, truncated or foreign files.
 
 Writes are atomic: the data go to a temporary file in the same folder, which
 is fsync'ed and then renamed over the target, so a failed save (disk full, no
-permission, a crash) leaves any previous file intact.
+permission, a crash) leaves any previous file intact. The file gets the
+permissions of any new file of the user (0666 less the umask), not the
+owner-only 0600 of a temporary file (:func:`new_file_mode`).
 
 This module sits in core's base layer (beside ``errors``, ``jobs`` and
 ``settings``): the learned models in :mod:`core.learning` save and load
@@ -79,6 +81,7 @@ def atomic_write(path, mode: str = "wb"):
         raise HGNError(f"could not save {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, mode) as fh:
+            os.fchmod(fh.fileno(), new_file_mode())
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -143,6 +146,26 @@ def jsonable(value, where: str):
     if isinstance(value, np.ndarray) and value.dtype != object:
         return value.tolist()
     raise HGNError(f"{where} holds a {type(value).__name__}, which cannot be saved (use numbers, strings, lists or dicts)")
+
+
+def umask() -> int:
+    """The process's umask, read without changing it where the system shows
+    it (Linux: /proc/self/status); elsewhere set and restored at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode() -> int:
+    """Permissions of a new file as the user's programs create it: 0666 less the umask."""
+    return 0o666 & ~umask()
 
 
 def remove_quietly(p) -> None:

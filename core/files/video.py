@@ -11,8 +11,15 @@ suffix     codec            pixels       notes
                                          ``preset`` veryfast by default
 ``.webm``  VP9 (libvpx-vp9) yuv420p      even width and height; constant
                                          quality ``crf`` 32, realtime speed
-``.gif``   GIF              rgb8         256 fixed colours; large files
+``.gif``   GIF              rgb8         256 fixed colours; large files;
+                                         at most 50 frames a second
 =========  ===============  ===========  =====================================
+
+Frame rate: videos play at the asked ``fps``. A GIF stores each frame's
+delay in whole hundredths of a second (30 fps: 3 and 4 alternating, 3.33 on
+average), and viewers show delays under 2/100 s as 1/10 s; so above 50 fps
+a GIF keeps every k-th frame (k = ceil(fps / 50)) at fps / k, which plays at
+the asked speed (``VideoWriter.keep_every``).
 
 Atomic output: frames go to a hidden temporary file in the target folder
 (``.NAME.XXXX.part``), which :meth:`VideoWriter.close` renames over the
@@ -31,6 +38,7 @@ frame as a PNG (zlib only, atomic).
 """
 from __future__ import annotations
 
+import math
 import os
 import queue
 import struct
@@ -44,12 +52,17 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import Cancelled, HGNError
-from core.container import atomic_write, remove_quietly
+from core.container import atomic_write, new_file_mode, remove_quietly
 
 #: the largest frame a writer accepts (the export dialog stops at 1920x1080)
 MAX_SIZE = (4096, 4096)
 MIN_SIZE = 16
 MAX_FPS = 240.0
+#: GIF frame delays are whole hundredths of a second, and browsers and most
+#: viewers play a delay under 2/100 s as 1/10 s; above this rate a GIF keeps
+#: every k-th frame (k = ceil(fps / GIF_MAX_FPS)) and plays at fps / k, so it
+#: still runs at the asked speed
+GIF_MAX_FPS = 50.0
 
 
 @dataclass(frozen=True)
@@ -134,6 +147,12 @@ class VideoWriter:
         self.format = format_for(self.path, fmt)
         self.width, self.height = check_size(width, height, self.format)
         self.fps = check_fps(fps)
+        #: frames kept: every ``keep_every``-th (above GIF_MAX_FPS for GIF, else all)
+        self.keep_every = 1
+        if self.format.key == "gif" and self.fps > GIF_MAX_FPS:
+            self.keep_every = math.ceil(self.fps / GIF_MAX_FPS)
+        #: the stream's frame rate (frames per second of the file)
+        self.rate = Fraction(self.fps).limit_denominator(1001) / self.keep_every
         opts = dict(self.format.options)
         if crf is not None:
             if self.format.key == "gif":
@@ -152,7 +171,10 @@ class VideoWriter:
             raise HGNError(f"cannot write {self.path}: it is a folder")
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=folder)
-            os.close(fd)
+            try:
+                os.fchmod(fd, new_file_mode())   # the user's umask, not mkstemp's 0600
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise HGNError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         self.tmp = Path(tmp)
@@ -160,8 +182,7 @@ class VideoWriter:
         self.closed = False
         try:
             self._container = av.open(str(self.tmp), mode="w", format=self.format.container)
-            rate = Fraction(self.fps).limit_denominator(1001)
-            self._stream = self._container.add_stream(self.format.codec, rate=rate)
+            self._stream = self._container.add_stream(self.format.codec, rate=self.rate)
             self._stream.width, self._stream.height = self.width, self.height
             self._stream.pix_fmt = self.format.pix_fmt
             self._stream.options = opts
@@ -181,6 +202,9 @@ class VideoWriter:
             raise HGNError(f"frame has shape {a.shape}, expected ({self.height}, {self.width}, 3)")
         if a.dtype != np.uint8:
             raise HGNError(f"frame must be uint8 RGB, got {a.dtype}")
+        if self.frames % self.keep_every:
+            self.frames += 1
+            return
         try:
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(a), format="rgb24")
             for packet in self._stream.encode(vf):

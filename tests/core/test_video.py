@@ -55,6 +55,63 @@ def test_frame_rate_is_stored(tmp_path):
     assert probe(path).fps == pytest.approx(12.5)
 
 
+def gif_delays(path) -> list[int]:
+    """The frame delays (hundredths of a second) of a GIF, read from its graphic control
+    extensions (0x21 0xF9 0x04, packed fields, delay as little-endian uint16), not by FFmpeg."""
+    data = path.read_bytes()
+    out, i = [], 0
+    while (i := data.find(b"\x21\xf9\x04", i)) >= 0:
+        out.append(int.from_bytes(data[i + 4:i + 6], "little"))
+        i += 8
+    return out
+
+
+@pytest.mark.parametrize("fps,frames,kept", [(10, 12, 12), (12.5, 12, 12), (30, 30, 30), (50, 20, 20),
+                                             (60, 30, 15), (100, 20, 10), (240, 50, 10)])
+def test_gif_plays_at_the_asked_rate(tmp_path, fps, frames, kept):
+    """A GIF of n frames at fps lasts n / fps seconds, read both from the file's own delays
+    and as PyAV decodes it; no delay is under 2/100 s (viewers show those as 1/10 s), so
+    above 50 fps every k-th frame is kept."""
+    import av
+
+    path = tmp_path / "anim.gif"
+    with VideoWriter(path, 32, 32, fps=fps) as w:
+        for k in range(frames):
+            w.write(moving_bar(k, 32, 32))
+    delays = gif_delays(path)
+    assert len(delays) == kept and min(delays) >= 2
+    # the delays add up to the asked duration (each is rounded to 1/100 s, the sum is not)
+    assert sum(delays) == pytest.approx(100 * frames / fps, abs=1)
+    # and every delay is within 1/100 s of the asked spacing of the kept frames
+    assert max(abs(d - 100 * frames / fps / kept) for d in delays) < 1
+    with av.open(str(path)) as c:
+        decoded = [(f.pts, f.duration, f.time_base) for f in c.decode(video=0)]
+    assert len(decoded) == kept
+    end = decoded[-1][0] + decoded[-1][1]
+    assert float(end * decoded[-1][2]) == pytest.approx(frames / fps, abs=0.011)
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    """Saved files get 0666 less the user's umask (mkstemp alone would give 0600)."""
+    from core.container import save_npz
+
+    old = os.umask(0o022)
+    try:
+        for mask in (0o022, 0o002, 0o077):
+            os.umask(mask)
+            expected = 0o666 & ~mask
+            paths = [save_npz(tmp_path / f"f{mask:o}.npz", "note", {}, {"x": np.zeros(2)}),
+                     video.write_png(tmp_path / f"f{mask:o}.png", moving_bar(0)),
+                     video.write_bytes_atomic(tmp_path / f"f{mask:o}.txt", b"text")]
+            with VideoWriter(tmp_path / f"f{mask:o}.gif", 32, 32, fps=10) as w:
+                w.write(moving_bar(0, 32, 32))
+            paths.append(tmp_path / f"f{mask:o}.gif")
+            for p in paths:
+                assert os.stat(p).st_mode & 0o777 == expected, (p.name, oct(os.stat(p).st_mode & 0o777))
+    finally:
+        os.umask(old)
+
+
 @pytest.mark.parametrize("name", ["a.mp4", "a.webm"])
 def test_odd_sizes_are_refused_for_yuv420_codecs(tmp_path, name):
     with pytest.raises(HGNError, match="even width and height"):
