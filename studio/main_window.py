@@ -1,31 +1,39 @@
 """The studio's main window: panels around the 3D views, the timeline and the
-plots, wired to one Session, one TimeModel, one undo stack and the
-background job runners.
+plots -- views of one :class:`~studio.document.Document`, changed through
+one undo stack (:mod:`studio.commands`), with the background work of one
+:class:`~studio.jobs.Jobs` object and the files of one
+:class:`~studio.project_controller.ProjectController`.
 
 Layout: left dock with tabs *System* (generators), *Draw* (drawing canvas)
 and *Train*; centre: views (truth | prediction) above the timeline; bottom
 dock: plots (energy drift, roll-out error, kinetic/potential, loss); right
-dock: the models table with zero-shot roll-outs. Window geometry, dock
-layout and the last used values persist through QSettings.
+dock: the models table with zero-shot roll-outs; status bar: messages, and
+while a job runs its stage, progress and a Cancel button (visible from every
+tab). Window geometry, dock layout and the document's settings (the last
+used values) persist through QSettings.
+
+How a change flows: a form edit is a command on the undo stack; the command
+changes the document; the document's signals reach the forms, views, plots,
+table and timeline that show it. Train asks the jobs object, which reads
+the settings from the document and hands its results back to it.
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 
 import numpy as np
 from PySide6.QtCore import QByteArray, Qt, QTimer, Slot
-from PySide6.QtGui import QAction, QKeySequence, QShortcut, QUndoCommand, QUndoStack
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QScrollArea,
-                               QSplitter, QTabWidget, QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QShortcut, QUndoStack
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
+                               QProgressBar, QScrollArea, QSplitter, QStyle, QTabWidget, QToolBar,
+                               QToolButton, QVBoxLayout, QWidget)
 
 from core.errors import HGNError
 
-from . import pipeline
-from .defaults import GIL_SWITCH_INTERVAL, KIND_SIMULATION, PLAYBACK, SIMULATION, VIEW, simulation_default
-from .rollout_buffer import RolloutBuffer
-from .session import ModelEntry, Session
+from .defaults import GIL_SWITCH_INTERVAL, PLAYBACK, VIEW
+from .document import Document
+from .jobs import Jobs
 from .settings import load_json, open_settings, save_json
 from .timeline import TimeModel
 from .widgets.drawing_panel import DrawingPanel
@@ -35,69 +43,29 @@ from .widgets.system_panel import SystemPanel, describe
 from .widgets.timeline_bar import TimelineBar
 from .widgets.train_panel import TrainPanel
 from .widgets.views_panel import ViewsPanel
-from .workers import JobRunner
 
 SETTINGS_VERSION = 1
 
+QUICK_START = """<h3>Quick start</h3>
+<ol>
+<li><b>System</b> tab: pick a generator (chain, lattice, molecular), its size and a pair
+potential, then <b>Build</b> (Ctrl+B). Or <b>Draw</b> one: click to place particles, drag
+from particle to particle for springs, then <i>Use drawn system</i>.</li>
+<li><b>Train</b> tab: training data settings and a method, then <b>Train</b> (Ctrl+T).
+Progress and <b>Cancel</b> (Esc) are in the status bar at the bottom.</li>
+<li><b>Watch</b>: ground truth and prediction side by side; the timeline plays and scrubs;
+the plots show energy drift and roll-out error. Pick a model in the <b>Models</b> table to
+see its roll-out; <b>Zero-shot</b> applies it to a larger lattice without refitting.</li>
+<li><b>Save</b> the project (Ctrl+S): system, settings, models and roll-out in one file.
+File &gt; Export makes videos, pictures and files for other programs.</li>
+</ol>
+<p>Every edit can be undone (Ctrl+Z) and redone (Ctrl+Shift+Z).</p>"""
 
-class SetSystemCommand(QUndoCommand):
-    """Undoable change of the current system (Build, Use drawn system)."""
-
-    def __init__(self, window: "MainWindow", old, new, text: str):
-        super().__init__(text)
-        self.window, self.old, self.new = window, old, new
-
-    def redo(self):
-        self.window._apply_system(*self.new)
-
-    def undo(self):
-        if self.old[0] is not None:
-            self.window._apply_system(*self.old)
-
-
-class FieldCommand(QUndoCommand):
-    """Undoable edit of one form field."""
-
-    def __init__(self, form, name, old, new):
-        super().__init__(f"Edit {form.specs[name].label}")
-        self.form, self.name, self.old, self.new = form, name, old, new
-        self._first = True
-
-    def redo(self):
-        if self._first:      # the edit already happened in the widget
-            self._first = False
-            return
-        self.form.set_value(self.name, self.new)
-        self.form.edited.emit(self.name)
-
-    def undo(self):
-        self.form.set_value(self.name, self.old)
-        self.form.edited.emit(self.name)
-
-
-class ChoiceCommand(QUndoCommand):
-    """Undoable change of a combo that swaps what the panels show: the
-    generator kind (with the potential it brings and the simulation fields
-    it adjusts), the pair potential, or the fitting method.
-
-    ``old`` and ``new`` are states for :meth:`MainWindow._apply_choice`:
-    dicts with any of ``kind``, ``potential``, ``method`` and ``fields`` (a
-    list of (form, field name, value) the change set alongside).
-    """
-
-    def __init__(self, window: "MainWindow", old: dict, new: dict, text: str):
-        super().__init__(text)
-        self.window, self.old, self.new = window, old, new
-        self._first = True
-
-    def redo(self):
-        if self._first:      # the change already happened in the widgets
-            self._first = False
-            return
-        self.window._apply_choice(self.new)
-
-    def undo(self):
-        self.window._apply_choice(self.old)
+SHORTCUTS = [("Ctrl+B", "Build the system"), ("Ctrl+T", "Train"), ("Esc", "Cancel the running job"),
+             ("Space", "Play / pause"), ("Left / Right", "Step one frame"), ("Home / End", "First / last frame"),
+             ("Ctrl+Z", "Undo"), ("Ctrl+Shift+Z, Ctrl+Y", "Redo"), ("Ctrl+O", "Open a project or file"),
+             ("Ctrl+S", "Save the project"), ("Ctrl+Shift+S", "Save the project as"),
+             ("Ctrl+Q", "Quit (asks about unsaved models)"), ("F1", "Quick start")]
 
 
 def _scroll(w: QWidget) -> QScrollArea:
@@ -105,7 +73,43 @@ def _scroll(w: QWidget) -> QScrollArea:
     s.setWidget(w)
     s.setWidgetResizable(True)
     s.setFrameShape(QScrollArea.NoFrame)
+    s.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
     return s
+
+
+class JobStatus(QWidget):
+    """The status bar's job line: what runs (stage named), how far, Cancel."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("jobStatus")
+        self.label = QLabel("")
+        self.label.setObjectName("jobStage")
+        self.bar = QProgressBar()
+        self.bar.setObjectName("statusProgress")
+        self.bar.setRange(0, 1000)
+        self.bar.setTextVisible(True)
+        self.bar.setFixedWidth(160)
+        self.bar.setMaximumHeight(16)
+        self.cancelButton = QToolButton()
+        self.cancelButton.setObjectName("statusCancelButton")
+        self.cancelButton.setText("Cancel")
+        self.cancelButton.setToolTip("Stop the running job (Esc)")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 4, 0)
+        lay.addWidget(self.label)
+        lay.addWidget(self.bar)
+        lay.addWidget(self.cancelButton)
+        self.hide()
+
+    def set_progress(self, text: str, fraction: float) -> None:
+        self.label.setText(text)
+        if fraction < 0:
+            self.bar.setRange(0, 0)
+        else:
+            self.bar.setRange(0, 1000)
+            self.bar.setValue(int(round(1000 * fraction)))
+            self.bar.setFormat(f"{100 * fraction:.0f}%")
 
 
 class MainWindow(QMainWindow):
@@ -115,27 +119,19 @@ class MainWindow(QMainWindow):
         self.setObjectName("mainWindow")
         self.setWindowTitle("HGN Studio")
         self.settings = settings if settings is not None else open_settings()
-        self.session = Session(self)
-        self.time = TimeModel(self)
+        self.document = Document(parent=self)
         self.undo = QUndoStack(self)
-        self.trainJobs = JobRunner(self)
-        self.rolloutJobs = JobRunner(self)
-        self._pending_rollout = None
-        self._current_sim = dataclasses.asdict(SIMULATION)
-        #: set while an undo/redo puts combos back (their changes push nothing)
-        self._applying_choice = False
-        #: (form, name, old, new) of the fields the running generator change set
-        self._kind_fields: list = []
-        #: timestamps of the last Train press and of its first roll-out frame on screen
-        self.timing: dict[str, float] = {}
+        self.time = TimeModel(self)
+        self.jobs = Jobs(self.document, self.undo, self)
 
         # -- panels ---------------------------------------------------------
-        self.systemPanel = SystemPanel()
-        self.drawingPanel = DrawingPanel(self.undo, self.systemPanel.potential)
-        self.trainPanel = TrainPanel()
+        doc = self.document
+        self.systemPanel = SystemPanel(doc, self.undo)
+        self.drawingPanel = DrawingPanel(doc, self.undo)
+        self.trainPanel = TrainPanel(doc, self.undo)
         self.views = ViewsPanel()
         self.timelineBar = TimelineBar(self.time)
-        self.modelsPanel = ModelsPanel(self.session)
+        self.modelsPanel = ModelsPanel(doc, self.undo)
         self.energyPlot = energy_plot()
         self.errorPlot = error_plot()
         self.partsPlot = energy_parts_plot()
@@ -166,9 +162,15 @@ class MainWindow(QMainWindow):
         self.statusLabel = QLabel("")
         self.statusLabel.setObjectName("statusMessage")
         self.statusBar().addWidget(self.statusLabel, 1)
+        self.jobStatus = JobStatus()
+        self.statusBar().addPermanentWidget(self.jobStatus)
         self._build_actions()
         self._connect()
-        self._attach_projects()
+        from .project_controller import ProjectController
+
+        self.projects = ProjectController(self)
+        self.projects.install_menu(self.fileMenu, before=self.saveSystemAction)
+        self.enable_export(self.projects.export_video, "Export the roll-out as a video (MP4, WebM or GIF)")
         self._last_error = ""
         self._cursor_time = 0.0
         self._plot_timer = QTimer(self)
@@ -176,12 +178,29 @@ class MainWindow(QMainWindow):
         self._plot_timer.setInterval(int(1000 * PLAYBACK.plot_interval))
         self._plot_timer.timeout.connect(self._update_plots)
 
-        self.resize(*VIEW.window_size)
-        self.resizeDocks([self.leftDock, self.modelsDock], list(VIEW.side_dock_widths), Qt.Horizontal)
-        self.resizeDocks([self.plotsDock], [VIEW.plots_height], Qt.Vertical)
+        self._fit_to_screen()
         if restore:
             self.restore_settings()
         QTimer.singleShot(0, self._initial_system)
+
+    # -- names other code used before the document ------------------------
+    @property
+    def session(self) -> Document:
+        """The document (its former name)."""
+        return self.document
+
+    @property
+    def trainJobs(self):
+        return self.jobs.trainer
+
+    @property
+    def rolloutJobs(self):
+        return self.jobs.roller
+
+    @property
+    def timing(self) -> dict:
+        """perf_counter stamps of the last Train (train_pressed, trained, first_frame)."""
+        return self.jobs.timing
 
     # ------------------------------------------------------------------
     def _dock(self, title, name, widget, area) -> QDockWidget:
@@ -193,26 +212,38 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, d)
         return d
 
+    def _fit_to_screen(self) -> None:
+        """The first-run size: the default, shrunk to the screen the window
+        opens on (its available geometry); docks in proportion. The left dock
+        is wide enough for its forms (no sideways scrolling)."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        avail = screen.availableGeometry() if screen is not None else None
+        w, h = VIEW.window_size
+        if avail is not None:
+            # leave room for the window frame and title bar
+            w, h = min(w, avail.width() - 16), min(h, avail.height() - 48)
+        left_need = max(self.systemPanel.minimumSizeHint().width(), self.trainPanel.minimumSizeHint().width(),
+                        self.drawingPanel.minimumSizeHint().width()) + self.style().pixelMetric(
+                            QStyle.PM_ScrollBarExtent) + 12
+        self.resize(w, h)
+        scale = min(1.0, w / VIEW.window_size[0])
+        left, right = VIEW.side_dock_widths
+        self.resizeDocks([self.leftDock, self.modelsDock], [max(left_need, int(left * scale)), int(right * scale)],
+                         Qt.Horizontal)
+        self.resizeDocks([self.plotsDock], [int(VIEW.plots_height * min(1.0, h / VIEW.window_size[1]))],
+                         Qt.Vertical)
+
     def _build_actions(self) -> None:
         mb = self.menuBar()
         fm = self.fileMenu = mb.addMenu("&File")
-        self.openAction = QAction("&Open…", self, shortcut=QKeySequence.Open, triggered=self.open_file)
-        self.openAction.setObjectName("openAction")
         self.saveSystemAction = QAction("Save &system…", self, triggered=self.save_system)
         self.saveSystemAction.setObjectName("saveSystemAction")
-        have_io = _has_module("core.files.io")
-        for a in (self.openAction, self.saveSystemAction):
-            a.setEnabled(have_io)
-            if not have_io:
-                a.setToolTip("needs core.files.io (file formats), not available yet")
-        fm.addAction(self.openAction)
         fm.addAction(self.saveSystemAction)
         fm.addSeparator()
-        self.exportVideoAction = QAction("Export &video…", self)
-        self.exportVideoAction.setEnabled(False)
-        fm.addAction(self.exportVideoAction)
-        fm.addSeparator()
-        fm.addAction(QAction("&Quit", self, shortcut=QKeySequence.Quit, triggered=self.close))
+        self.quitAction = QAction("&Quit", self, shortcut=QKeySequence.Quit, triggered=self.close)
+        self.quitAction.setObjectName("quitAction")
+        self.quitAction.setShortcuts([QKeySequence.Quit, QKeySequence("Ctrl+Q")])
+        fm.addAction(self.quitAction)
 
         em = mb.addMenu("&Edit")
         self.undoAction = self.undo.createUndoAction(self, "&Undo")
@@ -231,6 +262,14 @@ class MainWindow(QMainWindow):
             vm.addAction(d.toggleViewAction())
 
         hm = mb.addMenu("&Help")
+        self.quickStartAction = QAction("&Quick start", self, shortcut=QKeySequence.HelpContents,
+                                        triggered=self.quick_start)
+        self.quickStartAction.setObjectName("quickStartAction")
+        self.shortcutsAction = QAction("&Keyboard shortcuts", self, triggered=self.keyboard_shortcuts)
+        self.shortcutsAction.setObjectName("shortcutsAction")
+        hm.addAction(self.quickStartAction)
+        hm.addAction(self.shortcutsAction)
+        hm.addSeparator()
         hm.addAction(QAction("&About", self, triggered=self.about))
 
         tb = QToolBar("Main")
@@ -238,7 +277,9 @@ class MainWindow(QMainWindow):
         tb.setMovable(False)
         self.addToolBar(Qt.TopToolBarArea, tb)
         self.buildAction = QAction("Build", self, shortcut=QKeySequence("Ctrl+B"), triggered=self.systemPanel.build)
+        self.buildAction.setToolTip("Build the system with the System tab's settings (Ctrl+B)")
         self.trainAction = QAction("Train", self, shortcut=QKeySequence("Ctrl+T"), triggered=self.train)
+        self.trainAction.setToolTip("Simulate training data, fit, roll out (Ctrl+T)")
         tb.addAction(self.buildAction)
         tb.addAction(self.trainAction)
         tb.addSeparator()
@@ -247,9 +288,8 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         self.exportVideoButton = _tool_button(tb, "Export video…", "exportVideoButton")
         self.exportVideoButton.setEnabled(False)
-        self.exportVideoButton.setToolTip("Video export is not available yet: it arrives with a later "
-                                          "version of the studio (python main.py export-video)")
-        self.exportVideoAction.setToolTip(self.exportVideoButton.toolTip())
+        self.exportVideoAction = QAction("Export &video…", self)      # wired by enable_export
+        self.exportVideoAction.setEnabled(False)
 
         for key, slot in ((Qt.Key_Space, self.time.toggle), (Qt.Key_Right, lambda: self.time.step(1)),
                           (Qt.Key_Left, lambda: self.time.step(-1)), (Qt.Key_Home, self.time.first),
@@ -259,67 +299,44 @@ class MainWindow(QMainWindow):
             sc.activated.connect(slot)
 
     def _connect(self) -> None:
+        doc, jobs = self.document, self.jobs
         sp, tp = self.systemPanel, self.trainPanel
-        sp.built.connect(self._on_built)
         sp.error.connect(self.show_error)
-        sp.kindChanged.connect(self._on_kind_changed)
-        sp.kindEdited.connect(self._on_kind_edited)
-        sp.potentialEdited.connect(self._on_potential_edited)
-        tp.methodChanged.connect(self._on_method_edited)
-        self.drawingPanel.built.connect(self._on_built)
         self.drawingPanel.error.connect(self.show_error)
         tp.trainRequested.connect(self.train)
         tp.cancelRequested.connect(self.cancel)
         tp.error.connect(self.show_error)
-        forms = [*sp.builderForms.values(), *sp.potentialForms.values(), sp.startForm, tp.simForm,
-                 *tp.methodForms.values()]
-        for f in forms:
-            f.valueEdited.connect(lambda n, o, v, f=f: self.undo.push(FieldCommand(f, n, o, v)))
 
-        self.session.systemChanged.connect(self._on_system)
-        self.session.rolloutStarted.connect(self._on_rollout_started)
-        self.session.rolloutExtended.connect(self._on_rollout_extended)
-        self.session.rolloutFinished.connect(self._on_rollout_finished)
-        self.session.currentModelChanged.connect(self._on_current_model)
+        doc.systemChanged.connect(self._on_system)
+        doc.rolloutStarted.connect(self._on_rollout_started)
+        doc.rolloutExtended.connect(self._on_rollout_extended)
+        doc.rolloutFinished.connect(self._on_rollout_finished)
+        doc.currentModelChanged.connect(self._on_current_model)
+        doc.replaced.connect(self._on_replaced)
+        doc.aboutToSave.connect(self._store_view)
+        doc.message.connect(self.show_status)
         self.time.frameChanged.connect(self.views.show_frame)
         self.time.frameChanged.connect(self._on_frame)
         self.time.playingChanged.connect(self._on_playing)
 
-        for jobs in (self.trainJobs, self.rolloutJobs):
-            jobs.progress.connect(tp.set_progress)
-            jobs.failed.connect(self._on_failed)
-        self.trainJobs.finished.connect(self._on_trained)
-        self.trainJobs.cancelled.connect(lambda: self._on_cancelled("Training"))
-        self.trainJobs.done.connect(self._update_running)
-        self.rolloutJobs.partial.connect(self._on_chunk)
-        self.rolloutJobs.finished.connect(lambda _r: self.session.finish_rollout())
-        self.rolloutJobs.cancelled.connect(lambda: self._on_cancelled("Roll-out"))
-        self.rolloutJobs.done.connect(self._on_rollout_job_done)
+        jobs.progress.connect(tp.set_progress)
+        jobs.progress.connect(self.jobStatus.set_progress)
+        jobs.status.connect(self.show_status)
+        jobs.warning.connect(self.show_warning)
+        jobs.failed.connect(self._on_failed)
+        jobs.invalid.connect(self._on_invalid)
+        jobs.cancelled.connect(self._on_cancelled)
+        jobs.runningChanged.connect(self._update_running)
+        jobs.trained.connect(self._on_trained)
+        self.jobStatus.cancelButton.clicked.connect(self.cancel)
 
         self.modelsPanel.rolloutRequested.connect(self.rollout_model)
         self.modelsPanel.zeroShotRequested.connect(self.zero_shot)
         self.modelsPanel.saveRequested.connect(self.save_model)
 
-    def _attach_projects(self) -> None:
-        """Projects, imports and exports (studio.project_controller, written
-        apart from this window): its File-menu entries replace the plain Open,
-        and its video dialog drives the Export video button."""
-        self.projects = None
-        if not _has_module("studio.project_controller"):
-            return
-        from .project_controller import ProjectController
-
-        self.projects = ProjectController(self)
-        self.projects.install_menu(self.fileMenu, before=self.openAction)
-        self.openAction.setVisible(False)
-        self.exportVideoAction.setVisible(False)        # the controller's entry does it
-        self.enable_export(self.projects.export_video,
-                           "Export the roll-out as a video (MP4, WebM or GIF)")
-
     def enable_export(self, handler, tooltip: str = "Export the roll-out as a video") -> None:
         """Wire the Export video button and menu entry to ``handler()`` (called
-        with no arguments). The export module installs itself through this,
-        so the window needs no import of it."""
+        with no arguments)."""
         self._export_handler = handler
         for w in (self.exportVideoButton, self.exportVideoAction):
             w.setEnabled(True)
@@ -335,18 +352,18 @@ class MainWindow(QMainWindow):
         self._last_error = message
         self.statusLabel.setStyleSheet("color: #ff6b6b;")
         self.statusLabel.setText(message)
+        self.statusLabel.setToolTip(message)
 
     def show_warning(self, message: str) -> None:
         """A note the user should see but that stopped nothing (amber)."""
         self.statusLabel.setStyleSheet("color: #f0b35a;")
         self.statusLabel.setText(f"warning: {message}")
         self.statusLabel.setToolTip(message)
-        if self.session.rollout is not None:
-            self.session.rollout.warnings.append(message)
 
     def show_status(self, message: str) -> None:
         self.statusLabel.setStyleSheet("")
         self.statusLabel.setText(message)
+        self.statusLabel.setToolTip(message)
 
     def show_bug(self, summary: str, details: str) -> None:
         self.show_error(f"internal error: {summary}")
@@ -357,100 +374,15 @@ class MainWindow(QMainWindow):
         box.setModal(False)
         box.show()
 
-    @Slot(str, str)
-    def _on_kind_changed(self, old: str, new: str) -> None:
-        """Carry kind-specific simulation defaults (studio.defaults.KIND_SIMULATION)
-        into the forms where the user kept the old kind's value."""
-        self._kind_fields = []
-        if getattr(self, "_restoring", False) or self._applying_choice:
-            return
-        names = set(KIND_SIMULATION.get(old, {})) | set(KIND_SIMULATION.get(new, {}))
-        changed = []
-        for name in sorted(names):
-            form = self.systemPanel.startForm if name in self.systemPanel.startForm.specs \
-                else self.trainPanel.simForm
-            if name not in form.specs:
-                continue
-            try:
-                current = form.value(name)
-            except HGNError:
-                continue
-            if current == simulation_default(old, name):
-                value = simulation_default(new, name)
-                if value != current:
-                    form.set_value(name, value)
-                    self._kind_fields.append((form, name, current, value))
-                    changed.append(f"{name} {value:g}")
-        if changed:
-            self.show_status(f"settings for a {new} system: " + ", ".join(changed))
-
-    # -- undo of combo changes ------------------------------------------------
-    def _recording_choices(self) -> bool:
-        return not (getattr(self, "_restoring", False) or self._applying_choice)
-
-    @Slot(str, str, str, str)
-    def _on_kind_edited(self, old: str, new: str, old_pot: str, new_pot: str) -> None:
-        fields, self._kind_fields = self._kind_fields, []
-        if not self._recording_choices():
-            return
-        label = self.systemPanel.kindCombo.itemText(self.systemPanel.kindCombo.findData(new))
-        before = {"kind": old, "potential": old_pot, "fields": [(f, n, o) for f, n, o, _ in fields]}
-        after = {"kind": new, "potential": new_pot, "fields": [(f, n, v) for f, n, _, v in fields]}
-        self.undo.push(ChoiceCommand(self, before, after, f"Generator {label}"))
-
-    @Slot(str, str)
-    def _on_potential_edited(self, old: str, new: str) -> None:
-        if self._recording_choices():
-            label = self.systemPanel.potentialCombo.currentText()
-            self.undo.push(ChoiceCommand(self, {"potential": old}, {"potential": new}, f"Potential {label}"))
-
-    @Slot(str, str)
-    def _on_method_edited(self, old: str, new: str) -> None:
-        if self._recording_choices():
-            label = self.trainPanel.methodCombo.currentText()
-            self.undo.push(ChoiceCommand(self, {"method": old}, {"method": new}, f"Method {label}"))
-
-    def _apply_choice(self, state: dict) -> None:
-        """Put the combos (and the fields they changed) to ``state`` without
-        pushing commands or applying kind-specific defaults again."""
-        self._applying_choice = True
-        try:
-            if state.get("kind"):
-                self.systemPanel.set_kind(state["kind"])
-            if state.get("potential"):
-                self.systemPanel.set_potential_kind(state["potential"])
-            if state.get("method"):
-                self.trainPanel.set_method(state["method"])
-            for form, name, value in state.get("fields", ()):
-                form.set_value(name, value)
-                form.edited.emit(name)
-        finally:
-            self._applying_choice = False
-
     # -- system ------------------------------------------------------------
     def _initial_system(self) -> None:
-        if self.session.system is None:
+        if self.document.system is None:
             self.systemPanel.build()
-            if self.projects is not None:    # the start-up system is not an unsaved change
-                self.projects.dirty = False
-                self.projects._update_title()
-
-    @Slot(object, dict)
-    def _on_built(self, system, source) -> None:
-        old = (self.session.system, self.session.system_source)
-        if old[0] is None:
-            self._apply_system(system, source)
-            return
-        self.undo.push(SetSystemCommand(self, old, (system, source), f"Build {system.name}"))
-
-    def _apply_system(self, system, source) -> None:
-        self.session.set_system(system, source)
+            self.document.mark_saved()           # the start-up system is not an unsaved change
 
     @Slot(object)
     def _on_system(self, system) -> None:
-        if self.rolloutJobs.is_running():
-            self.rolloutJobs.cancel()
-        self.session.rollout = None
+        self.jobs.cancel_rollout()
         self.time.pause()
         self.time.set_times(np.zeros(1), 1)
         self.views.set_system(system)
@@ -459,65 +391,39 @@ class MainWindow(QMainWindow):
         self.show_status(describe(system))
 
     # -- training ----------------------------------------------------------
-    def simulation_settings(self) -> dict:
-        sim, _, _ = self.trainPanel.request()
-        sim.update(self.systemPanel.start_settings())
-        return sim
+    def commit_forms(self) -> bool:
+        """What is typed in the forms into the document (before a job reads it)."""
+        ok = self.systemPanel.commit()
+        ok = self.trainPanel.commit() and ok
+        if not ok:
+            self.show_error("a setting does not parse (marked in red)")
+        return ok
 
     @Slot()
     def train(self) -> bool:
         """Start training in the background; False (and a message) if not possible."""
-        if self.trainJobs.is_running():
+        if self.jobs.is_training():
             self.show_error("a model is already being trained; cancel it first (Esc)")
             return False
-        try:
-            sim, method, settings = self.trainPanel.request()
-            sim.update(self.systemPanel.start_settings())
-            system = self.session.system
-            if system is None:
-                system = self.systemPanel.build()
-                if system is None:
-                    return False
-                system = self.session.system
-        except HGNError as exc:
-            self.show_error(str(exc))
+        if not self.commit_forms():
             return False
-        self.timing = {"train_pressed": time.perf_counter()}
-        self._current_sim = sim
-        self.trainJobs.start("train", pipeline.train_job, system, sim, method, settings)
-        self.trainPanel.set_running(True, "simulating ground truth…")
-        self.show_status(f"training {method.label} on {system.name}…")
-        return True
+        if self.document.system is None and self.systemPanel.build() is None:
+            return False
+        return self.jobs.train()
 
     @Slot()
     def cancel(self) -> None:
-        ran = False
-        for jobs in (self.trainJobs, self.rolloutJobs):
-            if jobs.is_running():
-                jobs.cancel()
-                ran = True
-        self._pending_rollout = None
-        if ran:
-            self.trainPanel.progress.setFormat("cancelling…")
+        self.jobs.cancel()
 
     @Slot(object)
-    def _on_trained(self, result: pipeline.TrainResult) -> None:
-        self.timing["trained"] = time.perf_counter()
-        s = self.session
-        entry = ModelEntry(name=s.next_name(result.method), method=result.method, settings=result.settings,
-                           model=result.model, system=result.dataset.system, dataset=result.dataset,
-                           fit_time=result.fit_time, test_mse=result.test_mse, data_time=result.data_time,
-                           loss=result.loss, info=result.info)
-        entry.info["simulation"] = dict(self._current_sim)
-        s.add_model(entry)
+    def _on_trained(self, rec) -> None:
         self.trainPanel.resultLabel.setText(
-            f"{entry.name}: fit {result.fit_time:.3g} s, test MSE {result.test_mse:.3g} "
-            f"(data {result.data_time:.2g} s)")
-        self.show_status(f"trained {entry.name}: fit time {result.fit_time:.3g} s, test MSE {result.test_mse:.3g}")
-        self.rollout_model(len(s.models) - 1)
+            f"{rec.name}: fit {rec.fit_time:.3g} s, test MSE {rec.test_mse:.3g} (data {rec.data_time:.2g} s)")
 
+    @Slot(str)
     def _on_cancelled(self, what: str) -> None:
         self.show_status(f"{what} cancelled")
+        self.trainPanel.progress.setRange(0, 1000)
         self.trainPanel.progress.setFormat("cancelled")
 
     @Slot(str, str)
@@ -526,83 +432,52 @@ class MainWindow(QMainWindow):
             self.show_bug(message, details)
         else:
             self.show_error(message)
-        self.trainPanel.progress.setFormat("failed")
+        if not self.jobs.is_running():
+            self.trainPanel.progress.setRange(0, 1000)
+            self.trainPanel.progress.setFormat("failed")
 
-    def _update_running(self) -> None:
-        running = self.trainJobs.is_running() or self.rolloutJobs.is_running()
-        self.trainPanel.set_running(running, self.trainPanel.progress.format() if not running else "")
-        self.trainPanel.trainButton.setEnabled(not self.trainJobs.is_running() and bool(self.trainPanel.methods))
-        self.trainPanel.cancelButton.setEnabled(running)
+    @Slot(str, str)
+    def _on_invalid(self, section: str, message: str) -> None:
+        """A setting a job refused: shown at its field, wherever it is."""
+        if not self.trainPanel.show_message(section, message):
+            self.systemPanel.show_message(section, message)
+
+    @Slot(bool)
+    def _update_running(self, running: bool | None = None) -> None:
+        running = self.jobs.is_running() if running is None else running
+        tp = self.trainPanel
+        if running:
+            tp.cancelButton.setEnabled(True)
+        else:
+            tp.set_running(False, tp.progress.format() if tp.progress.maximum() > 0 else "done")
+        tp.trainButton.setEnabled(not self.jobs.is_training() and bool(tp.methods))
+        self.jobStatus.setVisible(running)
+        self.jobStatus.cancelButton.setEnabled(running)
 
     # -- roll-outs ---------------------------------------------------------
     @Slot(int)
     def rollout_model(self, index: int) -> None:
         """The comparison roll-out of a model on the system it was fitted on."""
-        s = self.session
-        if not 0 <= index < len(s.models):
+        doc = self.document
+        if not 0 <= index < len(doc.models):
             return
-        entry = s.models[index]
-        s.set_current(index)
-        sim = entry.info.get("simulation") or self._current_sim
-        self._start_rollout(entry, entry.system, sim, sim.get("rollout_steps", SIMULATION.rollout_steps),
-                            sim.get("rollout_save_every", SIMULATION.rollout_save_every), zero_shot=False)
+        doc.set_current(index)            # may start it (a model whose roll-out is not shown)
+        if self.jobs.rollout_target != doc.models[index].name:
+            self.jobs.rollout(index)
 
     @Slot(int, int, int, int)
-    def zero_shot(self, index: int, factor: int, steps: int, save_every: int) -> None:
+    def zero_shot(self, index: int, factor: int, steps: int, save_every: int) -> bool:
         """Apply a model without refitting to its lattice scaled up ``factor`` times."""
-        from core.physics.builders import rebuild_scaled
-
-        s = self.session
-        if not 0 <= index < len(s.models):
-            self.show_error("train a model first")
-            return
-        entry = s.models[index]
-        try:
-            big = rebuild_scaled(entry.system, factor)
-        except HGNError as exc:
-            self.show_error(str(exc))
-            return
-        sim = entry.info.get("simulation") or self._current_sim
-        self.show_status(f"zero-shot: {entry.name} on {big.name} ({big.n} particles)")
-        self._start_rollout(entry, big, sim, steps, save_every, zero_shot=True)
-
-    def _start_rollout(self, entry: ModelEntry, system, sim: dict, steps: int, save_every: int,
-                       zero_shot: bool) -> None:
-        if self.rolloutJobs.is_running():
-            self._pending_rollout = (entry, system, sim, steps, save_every, zero_shot)
-            self.rolloutJobs.cancel()
-            return
-        try:
-            q0, p0 = pipeline.rollout_start(system, sim)
-            from core.physics.forces import ForceField, kinetic_energy
-
-            ke = float(kinetic_energy(p0, system.masses))
-            pe = float(ForceField(system).energy(q0))
-            buf = RolloutBuffer(system, sim["dt"], int(steps), int(save_every), label=entry.name,
-                                model_name=entry.name, zero_shot=zero_shot)
-        except HGNError as exc:
-            self.show_error(str(exc))
-            return
-        buf.set_initial(q0, p0, ke, pe)
-        self.session.start_rollout(buf)
-        self.rolloutJobs.start("rollout", pipeline.rollout_job, entry.model, system, q0, p0, sim["dt"],
-                               int(steps), int(save_every))
-        self._update_running()
+        return self.jobs.zero_shot(index, factor, steps, save_every)
 
     @Slot(object)
-    def _on_rollout_started(self, buf: RolloutBuffer) -> None:
+    def _on_rollout_started(self, buf) -> None:
         self.time.pause()
         self.views.set_rollout(buf)
         self.time.set_times(buf.t, buf.n_filled)
+        for p in self.plots:
+            p.clear_curves()
         self._update_plots()
-
-    @Slot(object)
-    def _on_chunk(self, item) -> None:
-        which, payload = item
-        if which == "warning":
-            self.show_warning(payload)
-            return
-        self.session.add_rollout_chunk(which, payload)
 
     @Slot(int)
     def _on_rollout_extended(self, n: int) -> None:
@@ -611,13 +486,13 @@ class MainWindow(QMainWindow):
         # second (each redraw of the three plots costs the GUI thread ~30 ms)
         if not self._plot_timer.isActive():
             self._plot_timer.start()
-        if "first_frame" not in self.timing and "train_pressed" in self.timing and n > 1:
+        if "first_frame" not in self.jobs.timing and "train_pressed" in self.jobs.timing and n > 1:
             self.views.show_frame(self.time.frame)
             self.views.truthView.surface_widget.repaint()
-            self.timing["first_frame"] = time.perf_counter()
+            self.jobs.mark("first_frame")
 
     @Slot(object)
-    def _on_rollout_finished(self, buf: RolloutBuffer) -> None:
+    def _on_rollout_finished(self, buf) -> None:
         self.time.set_filled(buf.n_filled)
         self._plot_timer.stop()
         self._update_plots()
@@ -627,23 +502,23 @@ class MainWindow(QMainWindow):
                              f"{buf.system.n} particles, final position MSE {m['final_position_mse']:.3g}, "
                              f"max |energy drift| {m['max_abs_drift_prediction']:.3g}")
 
-    def _on_rollout_job_done(self) -> None:
-        self._update_running()
-        if self._pending_rollout is not None:
-            args, self._pending_rollout = self._pending_rollout, None
-            self._start_rollout(*args)
-
     @Slot(int)
     def _on_current_model(self, index: int) -> None:
-        entry = self.session.current_model()
-        if entry is not None and entry.loss:
+        """Show the current model: its loss curve and its roll-out (computed
+        when the one shown belongs to another model)."""
+        rec = self.document.current_model()
+        if rec is not None and rec.loss is not None and len(rec.loss) > 1:
             self.lossPlot.show()
-            self.lossPlot.set_curve("loss", np.arange(1, len(entry.loss) + 1), entry.loss)
+            self.lossPlot.set_curve("loss", np.arange(1, len(rec.loss) + 1), np.asarray(rec.loss))
         else:
             self.lossPlot.hide()
+        shown = self.document.rollout
+        if rec is not None and rec.model is not None and (shown is None or shown.model_name != rec.name) \
+                and self.jobs.rollout_target != rec.name:
+            self.jobs.rollout(index)
 
     def _update_plots(self) -> None:
-        b = self.session.rollout
+        b = self.document.rollout
         if b is None:
             return
         n = b.n_filled
@@ -674,66 +549,99 @@ class MainWindow(QMainWindow):
             self._cursor_time = 0.0
             self._on_frame(self.time.frame)
 
-    # -- files ---------------------------------------------------------------
-    def open_file(self, path: str | None = None) -> None:
-        from core.files import io
-        if not path:
-            path, _ = QFileDialog.getOpenFileName(self, "Open", "", "HGN files (*.npz);;All files (*)")
-            if not path:
-                return
-        try:
-            kind, obj = io.load_any(path)
-        except HGNError as exc:
-            self.show_error(str(exc))
-            return
-        from core.physics.system import System
-        from core.physics.trajectory import Trajectory
+    # -- the view state in the document ---------------------------------------
+    @Slot()
+    def _store_view(self) -> None:
+        """Put what the views show into the document (before it is saved)."""
+        from .export.gui import camera_state
 
-        trajs = obj if isinstance(obj, (list, tuple)) else [obj]
-        if isinstance(obj, System):
-            self._on_built(obj, {"kind": "file", "path": str(path)})
-        elif trajs and all(isinstance(t, Trajectory) for t in trajs):
-            self.show_trajectory(trajs[0])
-            more = f" (showing the first of {len(trajs)})" if len(trajs) > 1 else ""
-            self.show_status(f"opened {path}: {kind}{more}")
-        else:
-            self.show_status(f"opened {path}: {kind}")
+        d, v = self.document, self.views
+        for key, value in (("frame", int(self.time.frame)), ("layout", v.layout_mode), ("colour", v.colour_mode),
+                           ("camera", camera_state(v.truthView.view.camera)), ("speed", float(self.time.speed)),
+                           ("loop", self.time.loop)):
+            d.set_view(key, value)
+
+    @Slot()
+    def _on_replaced(self) -> None:
+        """Another project is shown: its view state, and nothing to undo."""
+        self.time.pause()
+        view = self.document.view or {}
+        if view.get("layout"):
+            self.views.set_layout(view["layout"])
+        if view.get("colour"):
+            self.views.set_colour_mode(view["colour"])
+        cam = view.get("camera") or {}
+        camera = self.views.truthView.view.camera
+        for key in ("fov", "elevation", "azimuth", "scale_factor"):
+            if isinstance(cam.get(key), (int, float)):
+                setattr(camera, key, float(cam[key]))
+        if isinstance(cam.get("center"), list) and len(cam["center"]) == 3:
+            camera.center = tuple(float(x) for x in cam["center"])
+        if view.get("loop") in ("once", "loop", "bounce"):
+            self.time.set_loop(view["loop"])
+        if isinstance(view.get("speed"), (int, float)) and view["speed"] > 0:
+            self.time.set_speed(float(view["speed"]))
+        if isinstance(view.get("frame"), int):
+            self.time.set_frame(view["frame"])
+        self.undo.clear()
+
+    # -- files ---------------------------------------------------------------
+    def open_file(self, path: str | None = None) -> bool:
+        """Open a project, system or trajectory file (a dialog without ``path``)."""
+        if not path:
+            return self.projects.open_dialog()
+        return self.projects.open_path(path)
 
     def show_trajectory(self, traj) -> None:
         """Show a ground-truth trajectory alone (no prediction) on the timeline."""
-        buf = RolloutBuffer(traj.system, traj.dt, (traj.n_frames - 1) * traj.save_every, traj.save_every,
-                            label=traj.label, model_name="", with_prediction=False)
-        buf.add("truth", traj)
-        self.session.start_rollout(buf)
-        self.session.finish_rollout()
+        self.document.show_trajectory(traj)
 
     def save_system(self) -> None:
         from core.files import io
-        if self.session.system is None:
+        if self.document.system is None:
             return
         path, _ = QFileDialog.getSaveFileName(self, "Save system", "system.npz", "HGN files (*.npz)")
         if path:
             try:
-                io.save_system(path, self.session.system)
+                io.save_system(path, self.document.system)
                 self.show_status(f"saved {path}")
             except HGNError as exc:
                 self.show_error(str(exc))
 
     @Slot(int)
     def save_model(self, index: int) -> None:
-        if not 0 <= index < len(self.session.models):
+        if not 0 <= index < len(self.document.models):
             return
-        entry = self.session.models[index]
-        if not hasattr(entry.model, "save"):
+        rec = self.document.models[index]
+        if not hasattr(rec.model, "save"):
             self.show_error("this model cannot be saved")
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Save model", f"{entry.name}.npz", "HGN files (*.npz)")
+        path, _ = QFileDialog.getSaveFileName(self, "Save model", f"{rec.name}.npz", "HGN files (*.npz)")
         if path:
             try:
-                entry.model.save(path)
+                rec.model.save(path)
                 self.show_status(f"saved {path}")
             except HGNError as exc:
                 self.show_error(str(exc))
+
+    # -- help ------------------------------------------------------------------
+    def quick_start(self) -> QMessageBox:
+        box = QMessageBox(QMessageBox.Information, "HGN Studio: quick start", QUICK_START, QMessageBox.Ok, self)
+        box.setObjectName("quickStartBox")
+        box.setTextFormat(Qt.RichText)
+        box.setModal(False)
+        box.show()
+        return box
+
+    def keyboard_shortcuts(self) -> QMessageBox:
+        rows = "".join(f"<tr><td><b>{k}</b></td><td>&nbsp;&nbsp;{v}</td></tr>" for k, v in SHORTCUTS)
+        box = QMessageBox(QMessageBox.Information, "HGN Studio: keyboard shortcuts",
+                          f"<table>{rows}</table>", QMessageBox.Ok, self)
+        box.setObjectName("shortcutsBox")
+        box.setTextFormat(Qt.RichText)
+        box.setModal(False)
+        box.show()
+        return box
 
     def about(self) -> None:
         QMessageBox.about(self, "HGN Studio",
@@ -746,14 +654,10 @@ class MainWindow(QMainWindow):
         st.setValue("version", SETTINGS_VERSION)
         st.setValue("window/geometry", self.saveGeometry())
         st.setValue("window/state", self.saveState(SETTINGS_VERSION))
-        save_json(st, "system", self.systemPanel.state())
-        save_json(st, "train", self.trainPanel.state())
+        save_json(st, "document", self.document.settings_state())
         save_json(st, "view", {"layout": self.views.layout_mode, "colour": self.views.colour_mode,
                                "speed": self.time.speed, "loop": self.time.loop,
-                               "tab": self.leftTabs.currentIndex(),
-                               "zero_shot": {"factor": self.modelsPanel.factorSpin.value(),
-                                             "steps": self.modelsPanel.stepsSpin.value(),
-                                             "save_every": self.modelsPanel.saveEverySpin.value()}})
+                               "tab": self.leftTabs.currentIndex()})
         st.sync()
 
     def restore_settings(self) -> None:
@@ -769,13 +673,12 @@ class MainWindow(QMainWindow):
         s = st.value("window/state")
         if isinstance(s, QByteArray):
             self.restoreState(s, SETTINGS_VERSION)
-        self._restoring = True
-        try:
-            self.systemPanel.restore(load_json(st, "system", {}) or {})
-            self.trainPanel.restore(load_json(st, "train", {}) or {})
-        finally:
-            self._restoring = False
         v = load_json(st, "view", {}) or {}
+        state = load_json(st, "document", None)
+        if state is None:                         # written by an older studio
+            state = _legacy_settings(load_json(st, "system", {}) or {}, load_json(st, "train", {}) or {},
+                                     v.get("zero_shot") or {})
+        self.document.restore_settings(state)
         if v.get("layout"):
             self.views.set_layout(v["layout"])
         if v.get("colour"):
@@ -786,41 +689,43 @@ class MainWindow(QMainWindow):
             self.time.set_speed(float(v["speed"]))
         if isinstance(v.get("tab"), int):
             self.leftTabs.setCurrentIndex(v["tab"])
-        zs = v.get("zero_shot") or {}
-        for key, spin in (("factor", self.modelsPanel.factorSpin), ("steps", self.modelsPanel.stepsSpin),
-                          ("save_every", self.modelsPanel.saveEverySpin)):
-            if isinstance(zs.get(key), int):
-                spin.setValue(zs[key])
         self.undo.clear()
 
     def reset_defaults(self) -> None:
-        self.systemPanel.reset()
-        self.trainPanel.reset()
+        self.document.reset_settings()
         self.undo.clear()
         self.show_status("settings reset to defaults")
 
     def closeEvent(self, ev):  # noqa: N802
+        if not self.projects.confirm_close():
+            ev.ignore()
+            return
         self.time.pause()
         self.save_settings()
-        self.trainJobs.shutdown()
-        self.rolloutJobs.shutdown()
+        self.jobs.shutdown()
+        self.projects.shutdown()
         super().closeEvent(ev)
 
 
-def _tool_button(tb: QToolBar, text: str, name: str):
-    from PySide6.QtWidgets import QToolButton
+def _legacy_settings(system: dict, train: dict, zero_shot: dict) -> dict:
+    """Settings sections from the panel states older studios saved."""
+    out: dict = {"system": {k: system[k] for k in ("kind", "potential") if isinstance(system.get(k), str)},
+                 "simulation": {**(train.get("simulation") or {}), **(system.get("start") or {})},
+                 "zero_shot": dict(zero_shot)}
+    for k, vals in (system.get("builders") or {}).items():
+        out[f"generator/{k}"] = vals
+    for k, vals in (system.get("potentials") or {}).items():
+        out[f"potential/{k}"] = vals
+    if isinstance(train.get("method"), str):
+        out["train"] = {"method": train["method"]}
+    for k, vals in (train.get("models") or {}).items():
+        out[f"model/{k}"] = vals
+    return out
 
+
+def _tool_button(tb: QToolBar, text: str, name: str):
     b = QToolButton(tb)
     b.setText(text)
     b.setObjectName(name)
     tb.addWidget(b)
     return b
-
-
-def _has_module(name: str) -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False

@@ -5,21 +5,35 @@ autosave and recovery, imports and exports of files for other programs.
 to the File menu (:meth:`install_menu`), accepts dropped files through an
 event filter on the window, and keeps an autosave of the open project.
 
+Saving writes the window's :class:`~studio.document.Document` (its core
+Project, after the views have put their state into it); opening a project
+replaces the document, and every panel, view and table refreshes from its
+signals.
+
+Unsaved work. Quitting (Ctrl+Q, closing the window) or opening another
+project while models exist that no file holds asks to save, discard or
+cancel (:meth:`confirm_close`; the question is the injectable ``choose``).
+
 Autosave and recovery. While something changed (system, models, roll-out),
 the project is written every :data:`AUTOSAVE_SECONDS` (without training
-data, so it stays small and quick) in a background thread to
+data, so it stays small and quick) in the background to
 ``autosave/autosave-<pid>.hgnproj`` next to the studio's settings file. A
-clean exit deletes it. At the next start, autosaves whose process is no
-longer running (a crash, a kill, a power cut) are found and the newest is
-offered for restoring; several studios running at once each keep their own.
+clean exit deletes it unless it still holds models nobody saved or
+discarded. At the next start, autosaves whose process is no longer running
+(a crash, a kill, a power cut) are found and the newest is offered for
+restoring; several studios running at once each keep their own.
 
 Opening anything (File > Open, drag and drop, recent files) goes through
 :meth:`open_path`, which reads the whole file first and changes nothing when
 it is corrupt, truncated or foreign; the message says what was wrong.
-Projects restore what the user saw (:func:`studio.project_io.apply_project`);
-system and trajectory files (``.npz``, ``.xyz``, ``.extxyz``) are shown as
-before, and trajectories are kept as imported ground truth that the model
-can be fitted on (*Fit on imported trajectories*) and compared with.
+System and trajectory files (``.npz``, ``.xyz``, ``.extxyz``) are shown as
+well; trajectories become imported ground truth in the document that a
+model can be fitted on (*Fit on imported trajectories*) and compared with.
+The training itself is the jobs object's (:mod:`studio.jobs`).
+
+Exports suggest the project's folder, or the user's videos (pictures,
+documents) folder for a project not saved yet -- never the program's own
+folder.
 """
 from __future__ import annotations
 
@@ -27,7 +41,7 @@ import os
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, QStandardPaths, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
 
@@ -54,6 +68,15 @@ def _write_project(path, project, datasets, *, progress=None, cancel=None, emit=
     return save_project(path, project, datasets=datasets)
 
 
+def _autosave_copy(project):
+    """A shallow copy without training data (what the autosave writes; small
+    to hand to the background job)."""
+    import dataclasses
+
+    return dataclasses.replace(project, models=[dataclasses.replace(m, dataset=None) for m in project.models],
+                               view=dict(project.view), ui=dict(project.ui))
+
+
 def _pid_alive(pid: int) -> bool:
     if pid <= 0:
         return False
@@ -75,16 +98,18 @@ class ProjectController(QObject):
     projectSaved = Signal(str)
     autosaved = Signal(str)
 
-    def __init__(self, window, autosave_seconds: float = AUTOSAVE_SECONDS, ask=None):
+    def __init__(self, window, autosave_seconds: float = AUTOSAVE_SECONDS, ask=None, choose=None):
         super().__init__(window)
         self.window = window
+        self.document = window.document
         self.path: Path | None = None
-        self.dirty = False
-        self.ground_truth: list = []
         self.last_export: dict = {}
-        self._loading = False
+        #: the user chose to discard the unsaved models (the autosave may go)
+        self._discarded = False
         #: ask(title, text) -> bool; a QMessageBox by default (tests replace it)
         self.ask = ask or self._ask
+        #: choose(title, text) -> "save" | "discard" | "cancel"; a QMessageBox by default
+        self.choose = choose or self._choose
         self.saveJobs = JobRunner(self)
         self.saveJobs.finished.connect(lambda p: self.autosaved.emit(str(p)))
         self.saveJobs.failed.connect(lambda msg, _d: self.window.show_error(f"autosave failed: {msg}"))
@@ -92,9 +117,11 @@ class ProjectController(QObject):
         self._timer.setInterval(int(autosave_seconds * 1000))
         self._timer.timeout.connect(self.autosave)
         self._timer.start()
-        s = window.session
-        for sig in (s.systemChanged, s.modelsChanged, s.rolloutFinished, s.currentModelChanged):
-            sig.connect(self._changed)
+        d = self.document
+        d.dirtyChanged.connect(lambda _d: self._update_title())
+        for sig in (d.systemChanged, d.modelsChanged, d.rolloutStarted, d.rolloutFinished, d.currentModelChanged,
+                    d.groundTruthChanged):
+            sig.connect(self._update_enabled)
         window.setAcceptDrops(True)
         window.installEventFilter(self)
         self._make_actions()
@@ -159,9 +186,9 @@ class ProjectController(QObject):
                   self.exportSystemXyzAction, self.exportRolloutXyzAction, None):
             add(x)
 
-    def _update_enabled(self) -> None:
-        s = self.window.session
-        has_gt = bool(self.ground_truth)
+    def _update_enabled(self, *_args) -> None:
+        s = self.document
+        has_gt = bool(s.ground_truth)
         self.fitImportedAction.setEnabled(has_gt)
         self.compareImportedAction.setEnabled(has_gt and s.current_model() is not None)
         has_roll = s.rollout is not None and s.rollout.n_filled > 0
@@ -172,11 +199,15 @@ class ProjectController(QObject):
     # ------------------------------------------------------------------
     # state
     # ------------------------------------------------------------------
-    def _changed(self, *args) -> None:
-        if not self._loading:
-            self.dirty = True
-            self._update_title()
-        self._update_enabled()
+    @property
+    def dirty(self) -> bool:
+        """Something changed since the project was saved or opened."""
+        return self.document.dirty
+
+    @property
+    def ground_truth(self) -> list:
+        """The document's imported trajectories."""
+        return self.document.ground_truth
 
     def _update_title(self) -> None:
         name = self.path.name if self.path is not None else "untitled"
@@ -184,10 +215,35 @@ class ProjectController(QObject):
         self.window.setWindowModified(self.dirty)
 
     def project(self, name: str = ""):
-        from .project_io import window_to_project
+        """The document's project, ready to write (the views' state in it)."""
+        return self.document.about_to_save(name or (self.path.stem if self.path is not None else ""))
 
-        return window_to_project(self.window, self.ground_truth,
-                                 name or (self.path.stem if self.path is not None else ""))
+    # ------------------------------------------------------------------
+    # unsaved work
+    # ------------------------------------------------------------------
+    def confirm_close(self, what: str = "quitting") -> bool:
+        """True when the open project may go: nothing unsaved, or the user
+        saved it or chose to discard it; False (nothing happens) on Cancel."""
+        doc = self.document
+        if not doc.has_unsaved_models():
+            return True
+        n = sum(1 for m in doc.models)
+        answer = self.choose("Unsaved models",
+                             f"The project has {n} fitted model{'s' if n != 1 else ''} that no file holds.\n\n"
+                             f"Save the project before {what}?")
+        if answer == "save":
+            return self.save()
+        if answer == "discard":
+            self._discarded = True
+            return True
+        return False
+
+    def _choose(self, title: str, text: str) -> str:
+        box = QMessageBox(QMessageBox.Warning, title, text, QMessageBox.Save | QMessageBox.Discard
+                          | QMessageBox.Cancel, self.window)
+        box.setDefaultButton(QMessageBox.Save)
+        answer = box.exec()
+        return {QMessageBox.Save: "save", QMessageBox.Discard: "discard"}.get(answer, "cancel")
 
     # ------------------------------------------------------------------
     # save and open
@@ -219,7 +275,8 @@ class ProjectController(QObject):
         except HGNError as exc:
             self.window.show_error(str(exc))
             return False
-        self.path, self.dirty = path, False
+        self.path = path
+        self.document.mark_saved()
         self._update_title()
         self.add_recent(path)
         self.window.show_status(f"saved project {path}")
@@ -234,8 +291,8 @@ class ProjectController(QObject):
     def open_path(self, path) -> bool:
         """Open a project, system or trajectory file; False (and a message,
         nothing changed) when it cannot be read."""
-        from core.files import io
         from core.container import load_npz
+        from core.files import io
         from core.files.project import PROJECT_KIND, load_project
 
         path = Path(path)
@@ -252,8 +309,10 @@ class ProjectController(QObject):
             except HGNError as exc:
                 self.window.show_error(str(exc))
                 return False
+            if not self.confirm_close("opening another project"):
+                return False
+            self.path = path
             self._apply(project)
-            self.path, self.dirty = path, False
             self._update_title()
             self.add_recent(path)
             from core.files.project import describe_project
@@ -264,22 +323,34 @@ class ProjectController(QObject):
         if kind == "trajectory":
             return self.import_trajectory(path)
         try:
-            io.load_any(path)      # read completely before anything changes
+            kind, obj = io.load_any(path)      # read completely before anything changes
         except HGNError as exc:
             self.window.show_error(str(exc))
             return False
-        self.window.open_file(str(path))
+        return self._show_loaded(path, kind, obj)
+
+    def _show_loaded(self, path: Path, kind: str, obj) -> bool:
+        from core.physics.system import System
+        from core.physics.trajectory import Trajectory
+
+        from .commands import set_system
+
+        trajs = obj if isinstance(obj, (list, tuple)) else [obj]
+        if isinstance(obj, System):
+            set_system(self.document, self.window.undo, obj, {"kind": "file", "path": str(path)},
+                       f"Open {path.name}", describe=True)
+            self.window.show_status(f"opened {path.name}: {obj.name or 'system'} ({obj.n} particles)")
+        elif trajs and all(isinstance(t, Trajectory) for t in trajs):
+            return self.import_trajectory(path, trajs[0])
+        else:
+            self.window.show_status(f"opened {path}: {kind}")
         return True
 
-    def _apply(self, project) -> None:
-        from .project_io import apply_project
-
-        self._loading = True
-        try:
-            self.ground_truth = list(project.ground_truth)
-            apply_project(self.window, project)
-        finally:
-            self._loading = False
+    def _apply(self, project, saved: bool = True) -> None:
+        """Show ``project``: running jobs stop, the document is replaced."""
+        self.window.jobs.shutdown()
+        self._discarded = False
+        self.document.replace(project, saved=saved)
         self._update_enabled()
 
     # ------------------------------------------------------------------
@@ -351,8 +422,6 @@ class ProjectController(QObject):
                     for p in sorted(paths, key=lambda p: p.suffix.lower() != PROJECT_SUFFIX):
                         self.open_path(p)
                     return True
-            elif t == QEvent.Close:
-                self.shutdown()
         return super().eventFilter(obj, ev)
 
     # ------------------------------------------------------------------
@@ -368,12 +437,12 @@ class ProjectController(QObject):
     def autosave(self, force: bool = False, wait: bool = False) -> bool:
         """Write the autosave (when something changed): in a background
         thread, or on this thread with ``wait=True``."""
-        if not (self.dirty or force) or self.saveJobs.is_running() or self.window.session.system is None:
+        if not (self.dirty or force) or self.saveJobs.is_running() or self.document.system is None:
             return False
         folder = self.autosave_folder()
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            project = self.project()
+            project = _autosave_copy(self.project())
             if wait:
                 path = _write_project(self.autosave_path(), project, False)
                 self.autosaved.emit(str(path))
@@ -381,8 +450,8 @@ class ProjectController(QObject):
         except (OSError, HGNError) as exc:
             self.window.show_error(f"autosave failed: {exc}")
             return False
-        # the project holds references to arrays that are never written again
-        # (a new roll-out or system makes new ones), so the thread may read them
+        # the copy holds references to arrays that are never written again (a
+        # roll-out only fills frames after the saved ones), so the job may read them
         return self.saveJobs.start("autosave", _write_project, self.autosave_path(), project, False)
 
     def recovery_candidates(self) -> list[Path]:
@@ -419,8 +488,8 @@ class ProjectController(QObject):
             except HGNError as exc:
                 self.window.show_error(f"the autosave cannot be restored: {exc}")
             else:
-                self._apply(project)
-                self.path, self.dirty = None, True
+                self.path = None
+                self._apply(project, saved=False)      # its models are in no file the user named
                 self._update_title()
                 self.window.show_status(f"restored the autosave from {when}")
                 restored = True
@@ -436,9 +505,18 @@ class ProjectController(QObject):
                                     QMessageBox.Yes) == QMessageBox.Yes
 
     def shutdown(self) -> None:
-        """Clean exit: stop autosaving and remove this session's autosave."""
+        """Clean exit: stop autosaving and remove this session's autosave --
+        unless it holds models that nobody saved or chose to discard: then
+        it is brought up to date and kept for the next start to offer."""
         self._timer.stop()
         self.saveJobs.shutdown(10000)
+        if self.document.has_unsaved_models() and not self._discarded:
+            try:
+                self.autosave_folder().mkdir(parents=True, exist_ok=True)
+                _write_project(self.autosave_path(), _autosave_copy(self.project()), False)
+            except (OSError, HGNError):
+                pass
+            return
         try:
             self.autosave_path().unlink()
         except OSError:
@@ -463,7 +541,7 @@ class ProjectController(QObject):
             try:
                 return xyz.read_trajectory(path)
             except HGNError as first:
-                sys_ = self.window.session.system
+                sys_ = self.document.system
                 if sys_ is None:
                     raise
                 try:
@@ -481,96 +559,60 @@ class ProjectController(QObject):
             raise HGNError(f"{path.name} holds a {kind}, not a trajectory")
         return value[0]
 
-    def import_trajectory(self, path) -> bool:
-        """Show an imported trajectory as ground truth and keep it to fit on."""
-        try:
-            tr = self.read_trajectory(path)
-        except HGNError as exc:
-            self.window.show_error(str(exc))
-            return False
-        w = self.window
-        if w.session.system is None or tr.system is not w.session.system:
-            w._on_built(tr.system, {"kind": "file", "path": str(path)})
-        self.ground_truth.append(tr)
-        w.show_trajectory(tr)
-        self._changed()
-        w.show_status(f"imported {Path(path).name}: {tr.n_frames} frames of {tr.system.n} particles "
-                      f"(ground truth to fit on: File > Fit on imported trajectories)")
+    def import_trajectory(self, path, trajectory=None) -> bool:
+        """Show an imported trajectory as ground truth and keep it in the
+        document to fit on."""
+        from .commands import set_system
+
+        if trajectory is None:
+            try:
+                trajectory = self.read_trajectory(path)
+            except HGNError as exc:
+                self.window.show_error(str(exc))
+                return False
+        tr, doc = trajectory, self.document
+        if doc.system is None or tr.system is not doc.system:
+            set_system(doc, self.window.undo, tr.system, {"kind": "file", "path": str(path)},
+                       f"Import {Path(path).name}", describe=True)
+        doc.add_ground_truth(tr)
+        doc.show_trajectory(tr)
+        self.window.show_status(f"imported {Path(path).name}: {tr.n_frames} frames of {tr.system.n} particles "
+                                f"(ground truth to fit on: File > Fit on imported trajectories)")
         return True
 
     @Slot()
     def fit_imported(self) -> bool:
-        """Train the chosen method on the imported trajectories (background job)."""
-        w = self.window
-        if not self.ground_truth:
-            w.show_error("import a trajectory first (File > Import trajectory)")
+        """Train the chosen method on the imported trajectories (a background job)."""
+        if not self.window.commit_forms():
             return False
-        if w.trainJobs.is_running():
-            w.show_error("a model is already being trained; cancel it first (Esc)")
-            return False
-        try:
-            sim, method, settings = w.trainPanel.request()
-        except HGNError as exc:
-            w.show_error(str(exc))
-            return False
-        system = self.ground_truth[-1].system
-        trajs = [t for t in self.ground_truth if t.system is system]
-        if w.session.system is not system:
-            w._on_built(system, {"kind": "file", "path": "imported"})
-        sim = dict(sim)
-        last = trajs[-1]
-        sim.update(dt=float(last.dt), rollout_save_every=int(last.save_every),
-                   rollout_steps=int((last.n_frames - 1) * last.save_every))
-        w._current_sim = sim
-        w.timing = {"train_pressed": time.perf_counter()}
-        w.trainJobs.start("train", fit_imported_job, trajs, sim, method, settings)
-        w.trainPanel.set_running(True, "fitting imported data…")
-        n = len(trajs)
-        w.show_status(f"training {method.label} on {n} imported trajector{'ies' if n > 1 else 'y'}…")
-        return True
+        return self.window.jobs.fit_imported()
 
     @Slot()
     def compare_imported(self) -> bool:
         """The current model rolled out from the imported trajectory's start,
-        next to the imported trajectory itself."""
-        from core.learning.rollout import rollout
-
-        from .export.run import buffer_from_rollout
-
-        w = self.window
-        entry = w.session.current_model()
-        if entry is None or not self.ground_truth or entry.model is None:
-            w.show_error("import a trajectory and fit a model first")
-            return False
-        truth = self.ground_truth[-1]
-        try:
-            pred = rollout(entry.model, truth.system, truth.q[0], truth.p[0], truth.dt,
-                           (truth.n_frames - 1) * truth.save_every, save_every=truth.save_every)
-        except HGNError as exc:
-            w.show_error(str(exc))
-            return False
-        pred.label = entry.name
-        if len(pred.t) == len(truth.t):
-            pred.t = truth.t.copy()
-        buf = buffer_from_rollout(truth, pred, model_name=entry.name, label=entry.name)
-        buf.finished = False
-        if w.rolloutJobs.is_running():
-            w._pending_rollout = None
-            w.rolloutJobs.shutdown()
-        w.session.start_rollout(buf)
-        w.session.finish_rollout()
-        return True
+        next to the imported trajectory itself (a background job)."""
+        return self.window.jobs.compare_imported()
 
     # ------------------------------------------------------------------
     # exports
     # ------------------------------------------------------------------
-    def _folder(self) -> str:
+    def _folder(self, kind: str = "documents") -> str:
+        """Where dialogs start: the project's folder, else the user's folder
+        for ``kind`` ("videos", "pictures", "documents"), else home -- never
+        the program's own working folder."""
         if self.path is not None:
             return str(self.path.parent)
-        return os.getcwd()
+        where = {"videos": QStandardPaths.MoviesLocation, "pictures": QStandardPaths.PicturesLocation}.get(
+            kind, QStandardPaths.DocumentsLocation)
+        for loc in (where, QStandardPaths.DocumentsLocation, QStandardPaths.HomeLocation):
+            folder = QStandardPaths.writableLocation(loc)
+            if folder and Path(folder).is_dir():
+                return folder
+        return str(Path.home())
 
-    def _ask_path(self, title: str, default_name: str, filt: str) -> str:
-        path, _ = QFileDialog.getSaveFileName(self.window, title, str(Path(self._folder()) / default_name), filt)
+    def _ask_path(self, title: str, default_name: str, filt: str, kind: str = "documents") -> str:
+        path, _ = QFileDialog.getSaveFileName(self.window, title, str(Path(self._folder(kind)) / default_name),
+                                              filt)
         return path
 
     def export_settings(self):
@@ -594,7 +636,7 @@ class ProjectController(QObject):
         from .export.gui import ExportVideoDialog
 
         w = self.window
-        buf = w.session.rollout
+        buf = self.document.rollout
         if buf is None or buf.n_filled < 1:
             w.show_error("nothing to export yet: train a model or open a trajectory first")
             return None
@@ -603,7 +645,7 @@ class ProjectController(QObject):
             settings.layout = "truth"
             if settings.colour == "error":
                 settings.colour = "uniform"
-        dlg = ExportVideoDialog(buf, settings, camera=self._camera(), folder=self._folder(), parent=w)
+        dlg = ExportVideoDialog(buf, settings, camera=self._camera(), folder=self._folder("videos"), parent=w)
         dlg.exported.connect(lambda p: w.show_status(f"exported video {p}"))
         dlg.exported.connect(lambda _p: self.last_export.update(dlg.settings().to_dict()))
         dlg.setModal(False)
@@ -617,19 +659,19 @@ class ProjectController(QObject):
 
         w = self.window
         if not path:
-            path = self._ask_path("Export frame", "frame.png", "PNG images (*.png)")
+            path = self._ask_path("Export frame", "frame.png", "PNG images (*.png)", "pictures")
             if not path:
                 return False
         s = self.export_settings()
         if size is not None:
             s.width, s.height = size
-        buf = w.session.rollout
+        buf = self.document.rollout
         frame = w.time.frame
         if buf is None or buf.n_filled < 1:
-            if w.session.system is None:
+            if self.document.system is None:
                 w.show_error("nothing to draw yet")
                 return False
-            buf, frame = static_buffer(w.session.system), 0
+            buf, frame = static_buffer(self.document.system), 0
         if not buf.with_prediction:
             s.layout = "truth"
             if s.colour == "error":
@@ -649,7 +691,7 @@ class ProjectController(QObject):
 
         w = self.window
         if not folder:
-            folder = QFileDialog.getExistingDirectory(w, "Export plots to folder", self._folder())
+            folder = QFileDialog.getExistingDirectory(w, "Export plots to folder", self._folder("pictures"))
             if not folder:
                 return []
         written = []
@@ -672,13 +714,14 @@ class ProjectController(QObject):
 
     @Slot()
     def export_system_xyz(self, path=None) -> bool:
+        import numpy as np
+
         from core.files import xyz
         from core.physics.forces import ForceField
         from core.physics.trajectory import Trajectory
-        import numpy as np
 
         w = self.window
-        s = w.session.system
+        s = self.document.system
         if s is None:
             return False
         if not path:
@@ -701,11 +744,10 @@ class ProjectController(QObject):
     def export_rollout_xyz(self, path=None) -> list:
         """``NAME_truth.xyz`` and ``NAME_prediction.xyz`` from the roll-out."""
         from core.files import xyz
-        from .project_io import buffer_to_record
 
         w = self.window
-        rec = buffer_to_record(w.session.rollout)
-        if rec is None:
+        rec = self.document.rollout
+        if rec is None or rec.n_filled < 1:
             w.show_error("no roll-out to export")
             return []
         if not path:
@@ -726,35 +768,3 @@ class ProjectController(QObject):
             return out
         w.show_status("saved " + ", ".join(str(p) for p in out))
         return out
-
-
-def fit_imported_job(trajectories, sim: dict, method, settings: dict, *, progress=None, cancel=None,
-                     emit=None):
-    """Fit ``method`` on imported trajectories (the Train job's counterpart
-    for data from another MD code); returns a pipeline.TrainResult."""
-    from core.jobs import check_cancel, report
-    from core.learning.metrics import derivative_mse
-    from core.files.project import dataset_from_trajectories
-
-    from .pipeline import TrainResult
-
-    config = method.make_config(settings)
-    t0 = time.perf_counter()
-    report(progress, "import", 0.0)
-    ds = dataset_from_trajectories(trajectories, test_fraction=sim.get("test_fraction", 0.25),
-                                   seed=int(sim.get("seed", 0)))
-    data_time = time.perf_counter() - t0
-    check_cancel(cancel)
-    t1 = time.perf_counter()
-    model = method.fit(ds, config, progress=progress, cancel=cancel)
-    wall = time.perf_counter() - t1
-    info = dict(getattr(model, "info", {}) or {})
-    info["data"] = f"imported: {', '.join(ds.meta['labels'])} (forces {ds.meta['forces']})"
-    idx = ds.test if len(ds.test) else ds.train
-    test_mse = float(derivative_mse(model, ds, indices=idx))
-    from .methods import loss_curve
-
-    return TrainResult(model=model, dataset=ds, method=method.key, settings=dict(settings),
-                       fit_time=float(info.get("fit_time", wall)), test_mse=test_mse, data_time=data_time,
-                       loss=loss_curve(model), info=info)
-

@@ -301,16 +301,16 @@ class DrawingCanvas(QWidget):
 
 class DrawingPanel(QWidget):
     """Canvas with its tool bar and the properties of the selection.
-    ``useButton`` emits ``built(system, source)`` with the drawn system."""
+    ``useButton`` makes the drawn system (with the document's pair
+    potential) the current one, undoably."""
 
-    built = Signal(object, dict)
     error = Signal(str)
 
-    def __init__(self, undo: QUndoStack, potential_fn, parent: QWidget | None = None):
+    def __init__(self, document, undo: QUndoStack, parent: QWidget | None = None):
         super().__init__(parent)
         self.model = DrawingModel()
+        self.document = document
         self.undo = undo
-        self._potential_fn = potential_fn
         self.canvas = DrawingCanvas(self.model, undo)
         self.canvas.error.connect(self.error)
         tb = QToolBar()
@@ -447,14 +447,18 @@ class DrawingPanel(QWidget):
 
     def use(self):
         """Build the drawn system (core.physics.builders.custom); None after an error."""
+        from ..commands import set_system
+        from ..document import potential_from_settings
+
         try:
-            pot = self._potential_fn()
+            pot = potential_from_settings(self.document)
             system = self.model.to_system(pot, self.layersSpin.value(), self.layerSpacing.value())
         except HGNError as exc:
             self.error.emit(str(exc))
             return None
-        self.built.emit(system, {"kind": "custom", "drawing": _jsonable(self.model.snapshot()),
-                                 "layers": self.layersSpin.value()})
+        set_system(self.document, self.undo, system,
+                   {"kind": "custom", "drawing": _jsonable(self.model.snapshot()), "layers": self.layersSpin.value()},
+                   "Use drawn system")
         return system
 
 

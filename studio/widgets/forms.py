@@ -6,6 +6,14 @@ Numbers are typed into line edits (so 1e-8 and 1e6 both fit) and parsed on
 read; a value that does not parse, or a core HGNError that names the field,
 is shown in red at the field instead of raising.
 
+A form bound to a section of the document (:meth:`FieldForm.bind`) holds no
+state of its own: an edit becomes an undoable command
+(:func:`studio.commands.set_setting`) and the form shows what the document
+says (it listens to ``settingsChanged``). :meth:`FieldForm.set_value` only
+*shows* a value; text typed but not yet confirmed (no Enter, focus still in
+the field) reaches the document with :meth:`FieldForm.commit`, which actions
+such as Train and Build call first.
+
 :func:`specs_from_dataclass` builds the specs of a core config dataclass
 from its fields and defaults (the model settings form), so core keeps the one
 default of every number.
@@ -19,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QLabel, QLineEdit, QSpinBox,
-                               QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QLabel, QLineEdit, QSpinBox, QToolButton,
+                               QVBoxLayout, QWidget)
 
 from core.errors import HGNError
 
@@ -72,6 +80,22 @@ def specs_from_dataclass(cls, defaults: dict | None = None, choices: dict | None
     return out
 
 
+def same_value(a, b) -> bool:
+    """Equal settings; a tuple and a list of the same items are the same
+    (settings come back from JSON as lists)."""
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return list(a) == list(b)
+    return a == b
+
+
+def _choice_index(spec: FieldSpec, value) -> int:
+    """Index of ``value`` among the choices (compared as text: "3" finds 3)."""
+    for i, c in enumerate(spec.choices):
+        if c == value or str(c) == str(value):
+            return i
+    return -1
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
@@ -92,6 +116,10 @@ class FieldForm(QWidget):
                  advanced: tuple = ()):
         super().__init__(parent)
         self.specs = {s.name: s for s in specs}
+        #: the document section this form shows (None: a free-standing form)
+        self.section: str | None = None
+        self._doc = None
+        self._push = None
         self.editors: dict[str, QWidget] = {}
         self.errors: dict[str, QLabel] = {}
         self._layout = QFormLayout()
@@ -158,9 +186,8 @@ class FieldForm(QWidget):
         elif s.kind == "choice":
             w = QComboBox()
             w.addItems([str(c) for c in s.choices])
-            if str(s.default) in s.choices:
-                w.setCurrentText(str(s.default))
-            w.currentTextChanged.connect(lambda _=None, n=s.name: self._on_edit(n))
+            w.setCurrentIndex(max(0, _choice_index(s, s.default)))
+            w.currentIndexChanged.connect(lambda _=None, n=s.name: self._on_edit(n))
         else:
             w = QLineEdit(_fmt(s.default))
             if s.kind == "optfloat":
@@ -172,14 +199,61 @@ class FieldForm(QWidget):
         self.advancedBox.setVisible(on)
         self.advancedButton.setArrowType(Qt.DownArrow if on else Qt.RightArrow)
 
-    def _on_edit(self, name: str) -> None:
+    def _on_edit(self, name: str) -> bool:
+        """A user edit of one field: into the document (bound) or out as
+        ``valueEdited``; False when the text does not parse (marked)."""
         self.clear_error(name)
-        new = self._safe(name)
-        old = self._last.get(name)
-        if new is not None and new != old:
+        try:
+            new = self.value(name)
+        except HGNError:
+            return False
+        if self._doc is not None:
+            if not same_value(new, self._doc.get(self.section, name)):
+                from ..commands import set_setting
+
+                self._push(set_setting(self._doc, self.section, name, new, f"Edit {self.specs[name].label}"))
             self._last[name] = new
-            self.valueEdited.emit(name, old, new)
+        else:
+            old = self._last.get(name)
+            if new != old:
+                self._last[name] = new
+                self.valueEdited.emit(name, old, new)
         self.edited.emit(name)
+        return True
+
+    # -- the document --------------------------------------------------------
+    def bind(self, document, section: str, push) -> None:
+        """Show ``section`` of ``document`` and write edits into it through
+        ``push(command)`` (the undo stack's push)."""
+        self._doc, self.section, self._push = document, section, push
+        document.settingsChanged.connect(self._on_document)
+        self._show_all()
+
+    def _on_document(self, section: str, key: str) -> None:
+        if section == "" or (section == self.section and key == ""):
+            self._show_all()
+        elif section == self.section and key in self.specs:
+            self._show(key)
+
+    def _show_all(self) -> None:
+        for name in self.specs:
+            self._show(name)
+
+    def _show(self, name: str) -> None:
+        v = self._doc.get(self.section, name)
+        if v is not None and not same_value(self._safe(name), v):
+            self.set_value(name, v)
+
+    def commit(self) -> bool:
+        """Send what is typed into every field to the document (text not yet
+        confirmed with Enter included); False when a field does not parse
+        (it is marked)."""
+        ok = True
+        for name, w in self.editors.items():
+            if isinstance(w, QSpinBox):
+                w.interpretText()
+            ok = self._on_edit(name) and ok
+        return ok
 
     def _safe(self, name: str):
         try:
@@ -195,7 +269,8 @@ class FieldForm(QWidget):
         if s.kind == "bool":
             return bool(w.isChecked())
         if s.kind == "choice":
-            return w.currentText()
+            i = w.currentIndex()
+            return s.choices[i] if 0 <= i < len(s.choices) else w.currentText()
         text = w.text().strip()
         try:
             if s.kind == "float":
@@ -240,8 +315,9 @@ class FieldForm(QWidget):
             elif s.kind == "bool":
                 w.setChecked(bool(v) if not isinstance(v, str) else v.lower() == "true")
             elif s.kind == "choice":
-                if str(v) in s.choices:
-                    w.setCurrentText(str(v))
+                i = _choice_index(s, v)
+                if i >= 0:
+                    w.setCurrentIndex(i)
             else:
                 w.setText(_fmt(v))
         except (TypeError, ValueError):

@@ -1,22 +1,53 @@
 """The project's fitted models side by side, and zero-shot roll-outs.
 
-A table of every model in the session (method, settings, fit time, test
-derivative MSE, roll-out error) -- select a row to make it current; *Roll
-out* shows its comparison roll-out again; *Zero-shot* applies it without
-refitting to the same lattice scaled up ``factor`` times along every axis
-(core.physics.builders.rebuild_scaled).
+A table of the document's models (core ModelRecord objects, shown as they
+are): name, fit time, test derivative MSE and energy drift of its roll-out at
+a glance; method, settings, particles and roll-out error in the row's
+tooltip and in the detail line below. Selecting a row makes the model
+current (the window then shows its roll-out); *Roll out* computes it again;
+*Remove* is undoable; *Zero-shot* applies the model without refitting to the
+same lattice scaled up ``factor`` times along every axis
+(core.physics.builders.rebuild_scaled) -- disabled, with the reason in its
+tooltip, for systems that cannot be scaled (drawn ones).
 """
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView,
-                               QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from ..commands import RemoveModelCommand
 from ..defaults import ZERO_SHOT
-from ..session import Session
+from ..jobs import zero_shot_reason
+from .forms import FieldForm, FieldSpec
 
-COLUMNS = ["Model", "Method", "Encoding", "Widths", "Particles", "Fit time [s]", "Test MSE",
-           "Roll-out MSE (end)", "Max |drift|"]
+#: (key of :func:`model_row`, column header): what the table shows
+COLUMNS = [("Model", "Model"), ("Fit time [s]", "Fit [s]"), ("Test MSE", "Test MSE"),
+           ("Max |drift|", "Drift")]
+#: the rest of a row: tooltip and detail line
+DETAILS = ["Method", "Encoding", "Widths", "Particles", "Roll-out MSE (end)"]
+TIPS = {"Fit [s]": "wall time of the fit (training data generation not included)",
+        "Test MSE": "derivative MSE on held-out snapshots (the paper's test error)",
+        "Drift": "largest relative energy drift |H(t) - H(0)| / |H(0)| of the model's roll-out"}
+
+
+def model_row(rec) -> dict:
+    """The values a model shows in the table (a core ModelRecord)."""
+    s = rec.settings or {}
+    widths = [s[k] for k in ("node_width", "edge_width", "message_width") if k in s]
+    width = "/".join(str(x) for x in widths) if widths else (s.get("width") or s.get("hidden") or "")
+    return {
+        "Model": rec.name,
+        "Method": rec.method + (f" ({s['sampler']})" if "sampler" in s else "")
+                  + (f" ({s['optimizer']})" if "optimizer" in s else ""),
+        "Encoding": s.get("encoding", ""),
+        "Widths": str(width),
+        "Particles": rec.system.n,
+        "Fit time [s]": rec.fit_time,
+        "Test MSE": rec.test_mse,
+        "Roll-out MSE (end)": rec.final_position_mse,
+        "Max |drift|": rec.max_abs_drift,
+    }
 
 
 def _fmt(v) -> str:
@@ -27,104 +58,156 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def zero_shot_specs() -> list[FieldSpec]:
+    z = ZERO_SHOT
+    return [FieldSpec("factor", "Scale factor", "int", z.factor, minimum=1, maximum=100,
+                      tip="Scale every lattice axis by this factor (particles grow by factor^dim)"),
+            FieldSpec("steps", "Steps", "int", z.steps, minimum=1, maximum=10**7,
+                      tip="steps of the zero-shot roll-out"),
+            FieldSpec("save_every", "Save interval", "int", z.save_every, minimum=1, maximum=10**6,
+                      tip="show every this many steps")]
+
+
 class ModelsPanel(QWidget):
     rolloutRequested = Signal(int)
     zeroShotRequested = Signal(int, int, int, int)     # model index, factor, steps, save_every
     saveRequested = Signal(int)
 
-    def __init__(self, session: Session, parent: QWidget | None = None):
+    def __init__(self, document, undo, parent: QWidget | None = None):
         super().__init__(parent)
-        self.session = session
+        self.document = document
+        self.undo = undo
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setObjectName("modelsTable")
-        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setHorizontalHeaderLabels([h for _, h in COLUMNS])
+        for c, (_, h) in enumerate(COLUMNS):
+            if h in TIPS:
+                self.table.horizontalHeaderItem(c).setToolTip(TIPS[h])
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.Stretch)
         self.table.setSortingEnabled(False)
+        self.detail = QLabel("")
+        self.detail.setObjectName("modelDetail")
+        self.detail.setWordWrap(True)
         self.rolloutButton = QPushButton("Roll out")
         self.rolloutButton.setObjectName("rolloutButton")
-        self.rolloutButton.setToolTip("Show the comparison roll-out of the selected model")
+        self.rolloutButton.setToolTip("Compute the comparison roll-out of the selected model again")
         self.removeButton = QPushButton("Remove")
         self.removeButton.setObjectName("removeModelButton")
+        self.removeButton.setToolTip("Remove the selected model from the project (Ctrl+Z brings it back)")
         self.saveButton = QPushButton("Save…")
         self.saveButton.setObjectName("saveModelButton")
-        self.factorSpin = QSpinBox()
-        self.factorSpin.setObjectName("zeroShotFactor")
-        self.factorSpin.setRange(1, 100)
-        self.factorSpin.setValue(ZERO_SHOT.factor)
-        self.factorSpin.setToolTip("Scale every lattice axis by this factor (particles grow by factor^dim)")
-        self.stepsSpin = QSpinBox()
-        self.stepsSpin.setObjectName("zeroShotSteps")
-        self.stepsSpin.setRange(1, 10**7)
-        self.stepsSpin.setValue(ZERO_SHOT.steps)
-        self.saveEverySpin = QSpinBox()
-        self.saveEverySpin.setObjectName("zeroShotSaveEvery")
-        self.saveEverySpin.setRange(1, 10**6)
-        self.saveEverySpin.setValue(ZERO_SHOT.save_every)
+        self.saveButton.setToolTip("Save the selected model to its own file")
+        self.zeroShotForm = FieldForm(zero_shot_specs(), prefix="zeroShot_")
+        self.zeroShotForm.bind(document, "zero_shot", undo.push)
+        self.factorSpin = self.zeroShotForm.editors["factor"]
+        self.stepsSpin = self.zeroShotForm.editors["steps"]
+        self.saveEverySpin = self.zeroShotForm.editors["save_every"]
+        for name, spin in (("zeroShotFactor", self.factorSpin), ("zeroShotSteps", self.stepsSpin),
+                           ("zeroShotSaveEvery", self.saveEverySpin)):
+            spin.setObjectName(name)
         self.zeroShotButton = QPushButton("Zero-shot roll-out")
         self.zeroShotButton.setObjectName("zeroShotButton")
-        self.zeroShotButton.setToolTip("Apply the selected model, unchanged, to the larger system")
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.rolloutButton)
         buttons.addWidget(self.saveButton)
         buttons.addWidget(self.removeButton)
         zs = QGroupBox("Zero-shot: same lattice, larger")
-        fl = QFormLayout(zs)
-        fl.addRow("Scale factor", self.factorSpin)
-        fl.addRow("Steps", self.stepsSpin)
-        fl.addRow("Save interval", self.saveEverySpin)
-        fl.addRow(self.zeroShotButton)
+        zl = QVBoxLayout(zs)
+        zl.addWidget(self.zeroShotForm)
+        zl.addWidget(self.zeroShotButton)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.table, 1)
+        lay.addWidget(self.detail)
         lay.addLayout(buttons)
         lay.addWidget(zs)
 
-        session.modelsChanged.connect(self.refresh)
-        session.currentModelChanged.connect(self._select)
+        document.modelsChanged.connect(self.refresh)
+        document.currentModelChanged.connect(self._on_current)
         self.table.itemSelectionChanged.connect(self._on_selection)
-        self.rolloutButton.clicked.connect(lambda: self.rolloutRequested.emit(self.session.current))
-        self.removeButton.clicked.connect(lambda: self.session.remove_model(self.session.current))
-        self.saveButton.clicked.connect(lambda: self.saveRequested.emit(self.session.current))
-        self.zeroShotButton.clicked.connect(
-            lambda: self.zeroShotRequested.emit(self.session.current, self.factorSpin.value(),
-                                                self.stepsSpin.value(), self.saveEverySpin.value()))
+        self.rolloutButton.clicked.connect(lambda: self.rolloutRequested.emit(self.document.current))
+        self.removeButton.clicked.connect(self.remove_current)
+        self.saveButton.clicked.connect(lambda: self.saveRequested.emit(self.document.current))
+        self.zeroShotButton.clicked.connect(self._zero_shot)
         self.refresh()
 
     @Slot()
     def refresh(self) -> None:
-        models = self.session.models
+        models = self.document.models
         self.table.blockSignals(True)
         self.table.setRowCount(len(models))
-        for r, entry in enumerate(models):
-            row = entry.row()
-            for c, name in enumerate(COLUMNS):
-                item = QTableWidgetItem(_fmt(row.get(name)))
-                if isinstance(row.get(name), (int, float)):
+        for r, rec in enumerate(models):
+            row = model_row(rec)
+            tip = "\n".join(f"{k}: {_fmt(row[k])}" for k in DETAILS)
+            for c, (key, _) in enumerate(COLUMNS):
+                item = QTableWidgetItem(_fmt(row.get(key)))
+                if isinstance(row.get(key), (int, float)):
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                item.setToolTip(tip)
                 self.table.setItem(r, c, item)
         self.table.blockSignals(False)
-        self._select(self.session.current)
         has = bool(models)
-        for b in (self.rolloutButton, self.removeButton, self.saveButton, self.zeroShotButton):
+        for b in (self.rolloutButton, self.removeButton, self.saveButton):
             b.setEnabled(has)
+        self._on_current(self.document.current)
 
     @Slot(int)
-    def _select(self, index: int) -> None:
+    def _on_current(self, index: int) -> None:
         if 0 <= index < self.table.rowCount() and self.table.currentRow() != index:
             self.table.blockSignals(True)
             self.table.selectRow(index)
             self.table.blockSignals(False)
+        rec = self.document.current_model()
+        if rec is None:
+            self.detail.setText("Train a model (Train tab, Ctrl+T): it appears here." if not self.document.models
+                                else "")
+        else:
+            row = model_row(rec)
+            self.detail.setText(f"{rec.name}: " + ", ".join(f"{k.lower()} {_fmt(row[k])}" for k in DETAILS)
+                                + (f". {rec.note}" if rec.note else ""))
+        self._update_zero_shot(rec)
+
+    def _update_zero_shot(self, rec) -> None:
+        if rec is None:
+            reason = "train a model first"
+        elif rec.model is None:
+            reason = f"the model of {rec.name} is not available ({rec.note or 'not stored'})"
+        else:
+            reason = zero_shot_reason(rec.system)
+        self.zeroShotButton.setEnabled(not reason)
+        self.zeroShotButton.setToolTip("Apply the selected model, unchanged, to the larger system" if not reason
+                                       else f"Zero-shot is not available: {reason}")
 
     @Slot()
     def _on_selection(self) -> None:
         rows = {i.row() for i in self.table.selectedIndexes()}
         if rows:
-            self.session.set_current(min(rows))
+            self.document.set_current(min(rows))
+
+    def remove_current(self) -> None:
+        i = self.document.current
+        if 0 <= i < len(self.document.models):
+            self.undo.push(RemoveModelCommand(self.document, i))
+
+    def _zero_shot(self) -> None:
+        if not self.zeroShotForm.commit():
+            return
+        z = self.document.values("zero_shot")
+        self.zeroShotRequested.emit(self.document.current, int(z["factor"]), int(z["steps"]),
+                                    int(z["save_every"]))
 
     def cell(self, row: int, column: str) -> str:
-        return self.table.item(row, COLUMNS.index(column)).text()
+        """The text of a model's value: a table cell for the columns shown
+        (by key or header), the detail text otherwise."""
+        for c, (key, header) in enumerate(COLUMNS):
+            if column in (key, header):
+                return self.table.item(row, c).text()
+        return _fmt(model_row(self.document.models[row])[column])

@@ -1,5 +1,7 @@
 """The system panel: generators with their parameters, the pair potential with
-its curve V(r), the start state, and the Build button.
+its curve V(r), the start state, and the Build button -- a view of the
+document's generator settings (sections ``system``, ``generator/<kind>``,
+``potential/<kind>`` and the start state in ``simulation``).
 
 Every system comes from ``core.physics.builders.build(kind, ...)``; every potential
 from ``core.physics.potentials.make_potential``. Errors that core raises (HGNError)
@@ -17,10 +19,11 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, Q
                                QStackedWidget, QVBoxLayout, QWidget)
 
 from core.errors import HGNError
-from core.physics.potentials import POTENTIALS, make_potential
+from core.physics.potentials import POTENTIALS
 
-from ..defaults import (BUILDER_DEFAULTS, DEFAULT_KIND, DEFAULT_POTENTIAL, PARAM_LABELS, PARAM_TIPS,
-                        SIMULATION, SYSTEM_KINDS)
+from ..commands import choose_kind, set_setting, set_system
+from ..defaults import BUILDER_DEFAULTS, PARAM_LABELS, PARAM_TIPS, SIMULATION, SYSTEM_KINDS
+from ..document import builder_params, potential_from_settings, system_source
 from .forms import FieldForm, FieldSpec
 
 POTENTIAL_LABELS = {"harmonic": "Harmonic spring", "anharmonic": "Anharmonic (FPU-β)",
@@ -39,7 +42,7 @@ def builder_specs(kind: str) -> list[FieldSpec]:
         label = PARAM_LABELS.get(name, name)
         tip = PARAM_TIPS.get(name, "")
         if name == "dim":
-            specs.append(FieldSpec(name, label, "choice", str(v), ("2", "3"), tip))
+            specs.append(FieldSpec(name, label, "choice", int(v), (2, 3), tip))
         elif isinstance(v, bool):
             specs.append(FieldSpec(name, label, "bool", v, tip=tip))
         elif isinstance(v, int):
@@ -70,23 +73,18 @@ def start_specs() -> list[FieldSpec]:
 
 
 class SystemPanel(QWidget):
-    """Generate a system. Emits ``built(system, source)`` after Build."""
+    """The generator settings of the document and the Build button. Every
+    combo and field writes into the document through an undoable command
+    and shows what the document holds; Build makes the system the current
+    one (undoable too). The summary line describes what the views show."""
 
-    built = Signal(object, dict)
     error = Signal(str)
-    changed = Signal()
-    #: (previous kind, new kind) when the generator changes, before the
-    #: potential combo follows it (listeners may adjust dependent fields)
-    kindChanged = Signal(str, str)
-    #: (old kind, new kind, old potential, new potential) once a generator
-    #: change is complete, potential included -- for one undo command
-    kindEdited = Signal(str, str, str, str)
-    #: (old potential, new potential) when the potential combo changes on its
-    #: own (not as the consequence of a generator change) -- for undo
-    potentialEdited = Signal(str, str)
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, document, undo, parent: QWidget | None = None):
         super().__init__(parent)
+        self.document = document
+        self.undo = undo
+        push = undo.push
         self.kindCombo = QComboBox()
         self.kindCombo.setObjectName("systemKind")
         for k, label in SYSTEM_KINDS.items():
@@ -98,7 +96,7 @@ class SystemPanel(QWidget):
         for i in range(self.kindCombo.count()):
             k = self.kindCombo.itemData(i)
             f = FieldForm(builder_specs(k), prefix=f"{k}_")
-            f.edited.connect(lambda _n: self.changed.emit())
+            f.bind(document, f"generator/{k}", push)
             self.builderForms[k] = f
             self.builderStack.addWidget(f)
 
@@ -110,7 +108,7 @@ class SystemPanel(QWidget):
         self.potentialForms: dict[str, FieldForm] = {}
         for k in POTENTIALS:
             f = FieldForm(potential_specs(k), prefix=f"pot_{k}_")
-            f.edited.connect(self._on_potential_edit)
+            f.bind(document, f"potential/{k}", push)
             self.potentialForms[k] = f
             self.potentialStack.addWidget(f)
         self.potentialPlot = pg.PlotWidget(background=None)
@@ -129,6 +127,7 @@ class SystemPanel(QWidget):
         self.potentialPlot.addItem(pg.InfiniteLine(angle=0, pen=pg.mkPen((128, 128, 128, 120))))
 
         self.startForm = FieldForm(start_specs(), prefix="start_")
+        self.startForm.bind(document, "simulation", push)
         self.buildButton = QPushButton("Build system")
         self.buildButton.setObjectName("buildButton")
         self.buildButton.setToolTip("Build the system with these settings (Ctrl+B)")
@@ -155,84 +154,86 @@ class SystemPanel(QWidget):
         sl.addWidget(self.startForm)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.summary)
         lay.addWidget(gen)
         lay.addWidget(pot)
         lay.addWidget(start)
         hb = QHBoxLayout()
         hb.addWidget(self.buildButton)
         lay.addLayout(hb)
-        lay.addWidget(self.summary)
         lay.addStretch(1)
 
-        self._switching_kind = False
-        self.kindCombo.currentIndexChanged.connect(self._on_kind)
-        self.potentialCombo.currentIndexChanged.connect(self._on_potential_kind)
-        self.set_kind(DEFAULT_KIND)
-        self._on_potential_kind()
+        self._showing = False
+        self.kindCombo.currentIndexChanged.connect(self._on_kind_combo)
+        self.potentialCombo.currentIndexChanged.connect(self._on_potential_combo)
+        document.settingsChanged.connect(self._on_settings)
+        document.systemChanged.connect(self.describe_displayed)
+        document.rolloutStarted.connect(self.describe_displayed)
+        self._show_choices()
+        self._update_curve()
 
-    # -- state ---------------------------------------------------------------
+    # -- what the document holds ------------------------------------------------
     @property
     def kind(self) -> str:
-        return self.kindCombo.currentData()
+        return self.document.get("system", "kind")
 
     @property
     def potential_kind(self) -> str:
-        return self.potentialCombo.currentData()
+        return self.document.get("system", "potential")
 
     def set_kind(self, kind: str) -> None:
+        """Choose a generator, as the user does with the combo (undoable)."""
         i = self.kindCombo.findData(kind)
         if i >= 0:
             self.kindCombo.setCurrentIndex(i)
-            self._on_kind()
 
     def set_potential_kind(self, kind: str) -> None:
+        """Choose a pair potential, as the user does with the combo (undoable)."""
         i = self.potentialCombo.findData(kind)
         if i >= 0:
             self.potentialCombo.setCurrentIndex(i)
 
     @Slot()
-    def _on_kind(self) -> None:
-        k = self.kind
-        prev = getattr(self, "_kind", k)
-        self._kind = k
-        old_pot = self.potential_kind
-        if prev != k:
-            self.kindChanged.emit(prev, k)
-        self.builderStack.setCurrentWidget(self.builderForms[k])
-        self._switching_kind = True
-        try:
-            self.set_potential_kind(DEFAULT_POTENTIAL.get(k, "harmonic"))
-        finally:
-            self._switching_kind = False
-        self._update_curve()
-        if prev != k:
-            self.kindEdited.emit(prev, k, old_pot or "", self.potential_kind or "")
-        self.changed.emit()
+    def _on_kind_combo(self) -> None:
+        k = self.kindCombo.currentData()
+        if not self._showing and k and k != self.kind:
+            self.undo.push(choose_kind(self.document, k))
 
     @Slot()
-    def _on_potential_kind(self) -> None:
-        k = self.potential_kind
-        prev = getattr(self, "_potential", k)
-        self._potential = k
-        if prev != k and not self._switching_kind:
-            self.potentialEdited.emit(prev, k)
-        self.potentialStack.setCurrentWidget(self.potentialForms[self.potential_kind])
-        self._update_curve()
-        self.changed.emit()
+    def _on_potential_combo(self) -> None:
+        k = self.potentialCombo.currentData()
+        if not self._showing and k and k != self.potential_kind:
+            self.undo.push(set_setting(self.document, "system", "potential", k,
+                                       f"Potential {self.potentialCombo.currentText()}"))
 
-    @Slot(str)
-    def _on_potential_edit(self, _name: str) -> None:
-        self._update_curve()
-        self.changed.emit()
+    @Slot(str, str)
+    def _on_settings(self, section: str, key: str) -> None:
+        if section in ("", "system"):
+            self._show_choices()
+        if section in ("", "system", "generator/molecular") or section.startswith("potential/"):
+            self._update_curve()
+
+    def _show_choices(self) -> None:
+        self._showing = True
+        try:
+            for combo, value in ((self.kindCombo, self.kind), (self.potentialCombo, self.potential_kind)):
+                i = combo.findData(value)
+                if i >= 0 and combo.currentIndex() != i:
+                    combo.setCurrentIndex(i)
+        finally:
+            self._showing = False
+        if self.kind in self.builderForms:
+            self.builderStack.setCurrentWidget(self.builderForms[self.kind])
+        if self.potential_kind in self.potentialForms:
+            self.potentialStack.setCurrentWidget(self.potentialForms[self.potential_kind])
 
     def potential(self):
-        """The potential as edited (HGNError marks the field)."""
-        form = self.potentialForms[self.potential_kind]
-        params = form.values()
+        """The potential the settings describe (HGNError marks the field)."""
         try:
-            return make_potential(self.potential_kind, **params)
+            return potential_from_settings(self.document)
         except HGNError as exc:
-            if not form.show_message(str(exc)):
+            form = self.potentialForms.get(self.potential_kind)
+            if form is None or not form.show_message(str(exc)):
                 self.error.emit(str(exc))
             raise
 
@@ -245,14 +246,9 @@ class SystemPanel(QWidget):
             return
         r, v = potential_curve(pot)
         self.vCurve.setData(r, v)
-        cutoff = None
-        if self.kind == "molecular":
-            try:
-                cutoff = self.builderForms["molecular"].value("cutoff")
-            except HGNError:
-                cutoff = None
-        self.cutoffLine.setVisible(cutoff is not None)
-        if cutoff is not None:
+        cutoff = self.document.get("generator/molecular", "cutoff") if self.kind == "molecular" else None
+        self.cutoffLine.setVisible(isinstance(cutoff, (int, float)))
+        if isinstance(cutoff, (int, float)):
             self.cutoffLine.setValue(cutoff)
         lo, hi = np.nanmin(v), np.nanmax(v)
         self.potentialPlot.setYRange(lo - 0.05 * (hi - lo + 1e-12), hi + 0.05 * (hi - lo + 1e-12))
@@ -263,87 +259,72 @@ class SystemPanel(QWidget):
 
     # -- values ----------------------------------------------------------------
     def builder_params(self) -> dict:
-        p = self.builderForms[self.kind].values()
-        if "dim" in p:
-            p["dim"] = int(p["dim"])
-        return p
+        return builder_params(self.document)
 
     def start_settings(self) -> dict:
-        return self.startForm.values()
+        return {k: self.document.get("simulation", k) for k in START_FIELDS}
 
     def source(self) -> dict:
-        """What Build would build (for settings and the session)."""
-        return {"kind": self.kind, "params": self.builder_params(),
-                "potential": self.potential_kind,
-                "potential_params": self.potentialForms[self.potential_kind].values()}
+        """What Build would build (kept with the system)."""
+        return system_source(self.document)
 
-    def state(self) -> dict:
-        """Everything typed in, per kind and potential (for QSettings). Fields
-        that do not parse are left out."""
-        out = {"kind": self.kind, "potential": self.potential_kind, "builders": {}, "potentials": {},
-               "start": {}}
-        for k, f in self.builderForms.items():
-            out["builders"][k] = _safe_values(f)
-        for k, f in self.potentialForms.items():
-            out["potentials"][k] = _safe_values(f)
-        out["start"] = _safe_values(self.startForm)
-        return out
+    def forms(self) -> list[FieldForm]:
+        return [*self.builderForms.values(), *self.potentialForms.values(), self.startForm]
 
-    def restore(self, state: dict) -> None:
-        try:
-            for k, vals in (state.get("builders") or {}).items():
-                if k in self.builderForms:
-                    self.builderForms[k].set_values(vals)
-            for k, vals in (state.get("potentials") or {}).items():
-                if k in self.potentialForms:
-                    self.potentialForms[k].set_values(vals)
-            self.startForm.set_values(state.get("start") or {})
-            if state.get("kind") in self.builderForms:
-                self.set_kind(state["kind"])
-            if state.get("potential") in self.potentialForms:
-                self.set_potential_kind(state["potential"])
-        except (TypeError, AttributeError):
-            pass
-        self._update_curve()
+    def commit(self) -> bool:
+        """Typed text of the shown forms into the document; False if a field
+        does not parse."""
+        ok = True
+        for f in (self.builderForms.get(self.kind), self.potentialForms.get(self.potential_kind), self.startForm):
+            if f is not None:
+                ok = f.commit() and ok
+        return ok
 
-    def reset(self) -> None:
-        for f in (*self.builderForms.values(), *self.potentialForms.values(), self.startForm):
-            f.reset()
-        self.set_kind(DEFAULT_KIND)
+    def show_message(self, section: str, message: str) -> bool:
+        """Show an error at the field of ``section`` it names."""
+        return any(f.section == section and f.show_message(message) for f in self.forms())
+
+    def describe_displayed(self, *_args) -> None:
+        """The summary says what the views show (a zero-shot roll-out's
+        system is larger than the current one)."""
+        doc = self.document
+        r = doc.rollout
+        if r is not None and r.zero_shot and doc.system is not None:
+            text = (f"Shown: zero-shot roll-out of {r.model_name} on {describe(r.system)}. "
+                    f"Fitted on {doc.system.name} ({doc.system.n} particles); Build makes the system "
+                    "set below.")
+        elif doc.system is not None:
+            how = {"custom": " (drawn)", "file": " (from a file)"}.get((doc.system_source or {}).get("kind"), "")
+            text = f"Shown: {describe(doc.system)}{how}"
+        else:
+            text = ""
+        self.summary.setText(text)
 
     # -- build -----------------------------------------------------------------
     @Slot()
     def build(self):
-        """Build the system; returns it, or None after showing the error."""
-        from core.physics.builders import build
-
+        """Build the system and make it current; returns it, or None after
+        showing the error."""
         form = self.builderForms[self.kind]
         form.clear_errors()
-        self.potentialForms[self.potential_kind].clear_errors()
+        pform = self.potentialForms[self.potential_kind]
+        pform.clear_errors()
+        from core.physics.builders import build
+
+        if not self.commit():
+            self.error.emit("a setting does not parse (marked in red)")
+            return None
         try:
-            params = self.builder_params()
             pot = self.potential()
-            system = build(self.kind, potential=pot, **params)
+            system = build(self.kind, potential=pot, **self.builder_params())
         except HGNError as exc:
             msg = str(exc)
             if not form.show_message(msg):
-                self.potentialForms[self.potential_kind].show_message(msg)
-            self.summary.setText("")
+                pform.show_message(msg)
             self.error.emit(msg)
             return None
-        self.summary.setText(describe(system))
-        self.built.emit(system, self.source())
+        set_system(self.document, self.undo, system, self.source(), f"Build {system.name}")
         return system
-
-
-def _safe_values(form: FieldForm) -> dict:
-    out = {}
-    for n in form.specs:
-        try:
-            out[n] = form.value(n)
-        except HGNError:
-            form.clear_error(n)
-    return out
 
 
 def potential_curve(pot, n: int = 300) -> tuple[np.ndarray, np.ndarray]:

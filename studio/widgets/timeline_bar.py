@@ -1,4 +1,5 @@
-"""The timeline bar: play/pause, step, loop mode, speed, and the scrub slider.
+"""The timeline bar: the scrub slider across the whole width, and below it
+play/pause, step, the time, loop mode and speed.
 
 A thin view of :class:`studio.timeline.TimeModel`: the slider's range is the
 filled part of the roll-out (it grows while a background roll-out runs), the
@@ -8,7 +9,7 @@ window-wide shortcuts installed by the main window.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Slot
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSlider, QStyle, QToolButton,
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSlider, QStyle, QToolButton, QVBoxLayout,
                                QWidget)
 
 from ..defaults import PLAYBACK
@@ -60,16 +61,21 @@ class TimelineBar(QWidget):
         self.speedCombo.setToolTip("Playback speed (saved frames per tick)")
         self.speedCombo.currentIndexChanged.connect(lambda i: model.set_speed(self.speedCombo.itemData(i)))
 
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(4, 2, 4, 2)
+        # the slider has a row of its own, as wide as the views; the controls below it
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(4, 2, 4, 2)
+        outer.setSpacing(0)
+        outer.addWidget(self.slider)
+        lay = QHBoxLayout()
+        lay.setContentsMargins(0, 0, 0, 0)
         for w in (self.firstButton, self.backButton, self.playButton, self.fwdButton, self.lastButton):
             lay.addWidget(w)
-        lay.addWidget(self.slider, 1)
-        lay.addWidget(self.timeLabel)
+        lay.addWidget(self.timeLabel, 1)
         lay.addWidget(QLabel("Loop"))
         lay.addWidget(self.loopCombo)
         lay.addWidget(QLabel("Speed"))
         lay.addWidget(self.speedCombo)
+        outer.addLayout(lay)
 
         model.frameChanged.connect(self._on_frame)
         model.rangeChanged.connect(self._on_range)

@@ -1,10 +1,11 @@
 """The Train panel: simulation settings, the method and its settings, Train,
-Cancel and a progress bar with stage names.
+Cancel and a progress bar with stage names -- a view of the document's
+``simulation``, ``train`` and ``model/<method>`` settings.
 
 The method combo lists what ``studio.methods.available_methods()`` finds in
 core; each method's settings form is generated from its config dataclass
-(defaults from core). The panel does not run anything: the main window reads
-``request()`` and runs the job in the background.
+(defaults from core). The panel runs nothing: Train asks the window, whose
+:class:`studio.jobs.Jobs` reads the settings from the document.
 """
 from __future__ import annotations
 
@@ -12,15 +13,10 @@ from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar,
                                QPushButton, QStackedWidget, QVBoxLayout, QWidget)
 
-from core.errors import HGNError
-
+from ..commands import set_setting
 from ..defaults import SIMULATION
 from ..methods import Method, available_methods
 from .forms import FieldForm, FieldSpec, specs_from_dataclass
-
-STAGE_NAMES = {"simulate": "simulating ground truth", "sample": "sampling random features",
-               "assemble": "assembling normal equations", "solve": "solving", "epochs": "training epochs",
-               "evaluate": "measuring test error", "rollout": "rolling out", "datagen": "generating data"}
 
 
 def simulation_specs() -> list[FieldSpec]:
@@ -43,15 +39,18 @@ def simulation_specs() -> list[FieldSpec]:
 
 
 class TrainPanel(QWidget):
+    """Simulation and model settings of the document, Train and Cancel."""
+
     trainRequested = Signal()
     cancelRequested = Signal()
     error = Signal(str)
-    #: (old method key, new method key) when the method combo changes -- for undo
-    methodChanged = Signal(str, str)
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, document, undo, parent: QWidget | None = None):
         super().__init__(parent)
+        self.document = document
+        self.undo = undo
         self.simForm = FieldForm(simulation_specs(), prefix="sim_")
+        self.simForm.bind(document, "simulation", undo.push)
         self.methodCombo = QComboBox()
         self.methodCombo.setObjectName("methodCombo")
         self.methodStack = QStackedWidget()
@@ -94,113 +93,113 @@ class TrainPanel(QWidget):
         lay.addWidget(self.resultLabel)
         lay.addStretch(1)
 
+        self._showing = False
         self.trainButton.clicked.connect(self.trainRequested)
         self.cancelButton.clicked.connect(self.cancelRequested)
-        self.methodCombo.currentIndexChanged.connect(self._on_method)
+        self.methodCombo.currentIndexChanged.connect(self._on_method_combo)
+        document.settingsChanged.connect(self._on_settings)
         self.refresh_methods()
 
     # -- methods ---------------------------------------------------------------
     def refresh_methods(self) -> None:
         """List the methods core offers now (a method appears when its module lands)."""
-        current = self.method_key
-        for m in available_methods():
-            if m.key in self.methods:
-                continue
-            try:
-                specs = specs_from_dataclass(m.config_class(), m.default_settings(), hidden=m.hidden,
-                                             choices=m.choices(), tips=m.tip_of())
-            except Exception as exc:  # a half-written core module must not break the panel
-                self.error.emit(f"{m.label}: not available ({exc})")
-                continue
-            form = FieldForm(specs, prefix=f"{m.key}_", advanced=m.advanced())
-            self.methods[m.key] = m
-            self.methodForms[m.key] = form
-            self.methodStack.addWidget(form)
-            self.methodCombo.addItem(m.label, m.key)
-            self.methodCombo.setItemData(self.methodCombo.count() - 1, m.tip, 3)  # Qt.ToolTipRole
-        if current and current in self.methods:
-            self.set_method(current)
+        self._showing = True
+        try:
+            for m in available_methods():
+                if m.key in self.methods:
+                    continue
+                try:
+                    specs = specs_from_dataclass(m.config_class(), m.default_settings(), hidden=m.hidden,
+                                                 choices=m.choices(), tips=m.tip_of())
+                except Exception as exc:  # a half-written core module must not break the panel
+                    self.error.emit(f"{m.label}: not available ({exc})")
+                    continue
+                form = FieldForm(specs, prefix=f"{m.key}_", advanced=m.advanced())
+                form.bind(self.document, f"model/{m.key}", self.undo.push)
+                self.methods[m.key] = m
+                self.methodForms[m.key] = form
+                self.methodStack.addWidget(form)
+                self.methodCombo.addItem(m.label, m.key)
+                self.methodCombo.setItemData(self.methodCombo.count() - 1, m.tip, 3)  # Qt.ToolTipRole
+        finally:
+            self._showing = False
         has = bool(self.methods)
         self.trainButton.setEnabled(has)
         if not has:
             self.trainButton.setToolTip("No fitting method in core yet (core.learning.rfhgn is missing)")
-        self._on_method()
+        self._show_method()
 
     @property
     def method_key(self) -> str | None:
-        return self.methodCombo.currentData()
+        key = self.document.method
+        return key if key in self.methods else self.methodCombo.currentData()
 
     def set_method(self, key: str) -> None:
+        """Choose a method, as the user does with the combo (undoable)."""
         i = self.methodCombo.findData(key)
         if i >= 0:
             self.methodCombo.setCurrentIndex(i)
 
     @Slot()
-    def _on_method(self) -> None:
+    def _on_method_combo(self) -> None:
+        key = self.methodCombo.currentData()
+        if not self._showing and key and key != self.document.method:
+            self.undo.push(set_setting(self.document, "train", "method", key,
+                                       f"Method {self.methodCombo.currentText()}"))
+
+    @Slot(str, str)
+    def _on_settings(self, section: str, _key: str) -> None:
+        if section in ("", "train"):
+            self._show_method()
+
+    def _show_method(self) -> None:
         key = self.method_key
-        prev = getattr(self, "_method", None)
-        self._method = key
+        i = self.methodCombo.findData(key)
+        if i >= 0 and self.methodCombo.currentIndex() != i:
+            self._showing = True
+            try:
+                self.methodCombo.setCurrentIndex(i)
+            finally:
+                self._showing = False
         if key in self.methodForms:
             self.methodStack.setCurrentWidget(self.methodForms[key])
-        if prev is not None and key is not None and prev != key:
-            self.methodChanged.emit(prev, key)
 
     # -- values ----------------------------------------------------------------
-    def request(self) -> tuple[dict, Method, dict]:
-        """(simulation settings, method, model settings); HGNError marks fields."""
-        from ..pipeline import check_simulation
+    def forms(self) -> list[FieldForm]:
+        return [self.simForm, *self.methodForms.values()]
 
-        self.simForm.clear_errors()
-        sim = self.simForm.values()
-        try:
-            check_simulation(sim)
-        except HGNError as exc:
-            self.simForm.show_message(str(exc))
-            raise
-        key = self.method_key
-        if key is None:
-            raise HGNError("no fitting method is available yet")
-        form = self.methodForms[key]
-        form.clear_errors()
-        settings = form.values()
-        method = self.methods[key]
-        try:
-            method.make_config(settings)
-        except HGNError as exc:
-            if not form.show_message(str(exc)):
-                self.error.emit(str(exc))
-            raise
-        return sim, method, settings
+    def commit(self) -> bool:
+        """Typed text of the shown forms into the document; False if a field
+        does not parse."""
+        ok = self.simForm.commit()
+        form = self.methodForms.get(self.method_key)
+        return (form.commit() if form is not None else True) and ok
 
-    def state(self) -> dict:
-        from .system_panel import _safe_values
-
-        return {"simulation": _safe_values(self.simForm), "method": self.method_key,
-                "models": {k: _safe_values(f) for k, f in self.methodForms.items()}}
-
-    def restore(self, state: dict) -> None:
-        self.simForm.set_values(state.get("simulation") or {})
-        for k, vals in (state.get("models") or {}).items():
-            if k in self.methodForms:
-                self.methodForms[k].set_values(vals)
-        if state.get("method"):
-            self.set_method(state["method"])
-
-    def reset(self) -> None:
-        self.simForm.reset()
-        for f in self.methodForms.values():
-            f.reset()
+    def show_message(self, section: str, message: str) -> bool:
+        """Show an error at the field of ``section`` it names."""
+        for f in self.forms():
+            if f.section == section:
+                f.clear_errors()
+        return any(f.section == section and f.show_message(message) for f in self.forms())
 
     # -- running state -----------------------------------------------------------
     def set_running(self, running: bool, text: str = "") -> None:
         self.trainButton.setEnabled(not running and bool(self.methods))
         self.cancelButton.setEnabled(running)
         if running:
+            self.progress.setRange(0, 1000)
             self.progress.setValue(0)
             self.progress.setFormat(text or "starting…")
         else:
+            self.progress.setRange(0, 1000)
             self.progress.setFormat(text or "idle")
 
-    def set_progress(self, stage: str, fraction: float) -> None:
+    def set_progress(self, text: str, fraction: float) -> None:
+        """``fraction`` < 0: busy without a measure (a moving bar)."""
+        if fraction < 0:
+            self.progress.setRange(0, 0)
+            self.progress.setFormat(text)
+            return
+        self.progress.setRange(0, 1000)
         self.progress.setValue(int(round(1000 * fraction)))
-        self.progress.setFormat(f"{STAGE_NAMES.get(stage, stage)}  {100 * fraction:.0f}%")
+        self.progress.setFormat(f"{text}  {100 * fraction:.0f}%")

@@ -17,18 +17,18 @@ def make_window(qtbot, size=(1280, 820)):
     from studio.main_window import MainWindow
 
     w = MainWindow()
+    w.projects.choose = lambda *_a: "discard"      # closing with unsaved models asks: tests discard
     qtbot.addWidget(w, before_close_func=_stop_jobs)
     if size is not None:
         w.resize(*size)
     w.show()
     qtbot.waitExposed(w)
-    qtbot.waitUntil(lambda: w.session.system is not None, timeout=10000)
+    qtbot.waitUntil(lambda: w.document.system is not None, timeout=10000)
     return w
 
 
 def _stop_jobs(w):
-    w.trainJobs.shutdown()
-    w.rolloutJobs.shutdown()
+    w.jobs.shutdown()
 
 
 def build_tiny_lattice(qtbot, w, n=3, m=3):
@@ -39,22 +39,26 @@ def build_tiny_lattice(qtbot, w, n=3, m=3):
     form.editors["n"].setValue(n)
     form.editors["m"].setValue(m)
     qtbot.mouseClick(sp.buildButton, Qt.LeftButton)
-    assert w.session.system.n == n * m
+    assert w.document.system.n == n * m
 
 
 def set_tiny_training(w, sim=None, model=None):
-    tp = w.trainPanel
-    tp.simForm.set_values({**TINY_SIM, **(sim or {})})
-    tp.methodForms["rfhgn"].set_values({**TINY_MODEL, **(model or {})})
+    """Tiny training settings, written into the document (the forms follow)."""
+    d = w.document
+    for k, v in {**TINY_SIM, **(sim or {})}.items():
+        d.set("simulation", k, v)
+    for k, v in {**TINY_MODEL, **(model or {})}.items():
+        d.set("model/rfhgn", k, v)
 
 
 def train_and_wait(qtbot, w, timeout=60000):
-    n_before = len(w.session.models)
+    d = w.document
+    n_before = len(d.models)
     qtbot.mouseClick(w.trainPanel.trainButton, Qt.LeftButton)
-    qtbot.waitUntil(lambda: len(w.session.models) > n_before, timeout=timeout)
-    qtbot.waitUntil(lambda: w.session.rollout is not None and w.session.rollout.finished
-                    and not w.rolloutJobs.is_running(), timeout=timeout)
-    return w.session.models[-1]
+    qtbot.waitUntil(lambda: len(d.models) > n_before, timeout=timeout)
+    qtbot.waitUntil(lambda: d.rollout is not None and d.rollout.finished and d.rollout.model_name == d.models[-1].name
+                    and not w.jobs.is_running(), timeout=timeout)
+    return d.models[-1]
 
 
 def non_background_fraction(img: np.ndarray) -> float:

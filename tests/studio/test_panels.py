@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt
+from studio_helpers import make_window
 
 from core.physics.potentials import make_potential
-from studio_helpers import make_window
 
 
 def test_every_generator_builds_through_core(qtbot, window):
@@ -106,13 +106,19 @@ def test_field_edits_undo_and_redo(qtbot, window):
 def test_settings_persist_between_runs(qtbot, isolated_settings):
     w = make_window(qtbot)
     sp = w.systemPanel
-    sp.set_kind("triangular")
-    sp.builderForms["triangular"].set_value("n", 5)
-    sp.builderForms["triangular"].set_value("spacing", 1.25)
-    sp.startForm.set_value("temperature", 0.3)
-    w.trainPanel.simForm.set_value("rollout_steps", 1234)
-    w.trainPanel.methodForms["rfhgn"].set_value("sampler", "elm")
-    w.trainPanel.methodForms["rfhgn"].set_value("edge_width", 48)
+    sp.set_kind("triangular")                       # typed and picked as a user does
+    tri = sp.builderForms["triangular"]
+    tri.editors["n"].setValue(5)
+    _type(tri, "spacing", "1.25")
+    _type(sp.startForm, "temperature", "0.3")
+    w.trainPanel.simForm.editors["rollout_steps"].setValue(1234)
+    rf = w.trainPanel.methodForms["rfhgn"]
+    rf.editors["sampler"].setCurrentText("elm")
+    rf.editors["edge_width"].setValue(48)
+    d = w.document                                  # the edits are in the document, not only the forms
+    assert (d.get("generator/triangular", "n"), d.get("generator/triangular", "spacing")) == (5, 1.25)
+    assert (d.get("simulation", "temperature"), d.get("simulation", "rollout_steps")) == (0.3, 1234)
+    assert (d.get("model/rfhgn", "sampler"), d.get("model/rfhgn", "edge_width")) == ("elm", 48)
     w.views.set_colour_mode("speed")
     w.time.set_speed(2.0)
     w.time.set_loop("bounce")
@@ -138,6 +144,11 @@ def test_settings_persist_between_runs(qtbot, isolated_settings):
     assert w2.session.system.meta["builder"] == "triangular"
 
 
+def _type(form, name, text):
+    form.editors[name].setText(text)
+    form.editors[name].editingFinished.emit()
+
+
 def test_settings_file_comes_from_the_environment(isolated_settings):
     from studio.settings import open_settings
 
@@ -152,7 +163,7 @@ def test_kind_specific_simulation_defaults_follow_the_generator(qtbot, window):
     assert sim.value("dt") == 0.005
     assert sp.startForm.value("temperature") == 1.0 and sp.startForm.value("displacement") == 0.0
     assert "molecular" in w.statusLabel.text()
-    sim.set_value("dt", 0.002)               # the user's own choice survives switching back
+    _type(sim, "dt", "0.002")                # the user's own choice survives switching back
     sp.set_kind("square")
     assert sim.value("dt") == 0.002
     assert sp.startForm.value("temperature") == 0.0 and sp.startForm.value("displacement") == 0.1

@@ -17,25 +17,24 @@ import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
-
-from core.physics import builders
+from studio_helpers import (
+    build_tiny_lattice,
+    non_background_fraction,
+    set_tiny_training,
+    train_and_wait,
+)
 
 from core.files import io, xyz
+from core.files.video import probe
+from core.physics import builders
 from core.physics.initial import initial_state
 from core.physics.simulate import simulate
-from core.files.video import probe
-from studio_helpers import build_tiny_lattice, non_background_fraction, set_tiny_training, train_and_wait
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def controller(window):
-    from studio.project_controller import ProjectController
-
-    c = getattr(window, "projects", None)
-    if c is None:
-        c = window.projects = ProjectController(window, ask=lambda *a: True)
-    return c
+    return window.projects
 
 
 @pytest.fixture
@@ -234,19 +233,18 @@ _CRASHING_STUDIO = textwrap.dedent("""
     from studio.gl import ensure_backend
     ensure_backend()
     from studio.main_window import MainWindow
-    from studio.project_controller import ProjectController
     w = MainWindow()
     w.show()
     for _ in range(200):
         app.processEvents()
         if w.session.system is not None:
             break
-    c = getattr(w, "projects", None) or ProjectController(w)
+    c = w.projects
     from core.physics import builders
-    w._on_built(builders.triangular_lattice(3, 5), {{"kind": "triangular"}})
+    from studio.commands import set_system
+    set_system(w.document, w.undo, builders.triangular_lattice(3, 5), {{"kind": "triangular"}})
     w.views.set_layout("overlay")
-    c.dirty = True
-    assert c.autosave(wait=True)
+    assert c.dirty and c.autosave(wait=True)
     print(c.autosave_path(), flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 """)
@@ -287,6 +285,7 @@ def test_import_xyz_fit_and_compare(qtbot, window, tmp_path):
     entry = w.session.models[-1]
     assert "imported" in entry.info["data"] and entry.test_mse < 1e-2
     assert c.compare_imported()
+    qtbot.waitUntil(lambda: w.document.rollout.finished and not w.jobs.is_running(), timeout=30000)
     buf = w.session.rollout
     assert buf.with_prediction and buf.n_filled == 41
     assert np.allclose(buf.q["truth"][:41], tr.q, atol=1e-8)         # xyz keeps 8 decimals

@@ -1,0 +1,498 @@
+"""The studio's one document: the open project, and the signals that say what
+changed in it.
+
+:class:`Document` wraps ONE :class:`core.files.project.Project` (Qt-free: the
+system and how it was built, every setting, the fitted models as core
+:class:`~core.files.project.ModelRecord` objects, the roll-out as a core
+:class:`~core.learning.rollout_buffer.RolloutBuffer`, imported ground truth
+and the view state). Forms, views, plots, the models table and the timeline
+listen to its signals; they change it through the undoable commands of
+:mod:`studio.commands` (settings, choices, the system, models) or, for
+results of background work, through its methods (roll-out chunks, measures).
+Saving writes :attr:`Document.project`; opening replaces it
+(:meth:`Document.replace`), and every listener refreshes from the signals.
+
+Settings are addressed as ``(section, key)``; a section is a dict inside the
+project:
+
+=======================  ================================================
+section                  where the project keeps it
+=======================  ================================================
+``system``               ``ui["system"]``: ``kind`` (generator), ``potential``
+``generator/<kind>``     ``ui["system"]["builders"][kind]``: builder parameters
+``potential/<kind>``     ``ui["system"]["potentials"][kind]``: its parameters
+``simulation``           ``simulation``: training data, start state, roll-out
+``train``                ``method`` (key ``method``)
+``model/<method>``       ``model_settings[method]``
+``zero_shot``            ``ui["zero_shot"]``: factor, steps, save_every
+=======================  ================================================
+
+(``ui["system"]`` has the layout older studios wrote there, so their project
+files and saved settings restore the generator forms unchanged.)
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from functools import lru_cache
+
+from PySide6.QtCore import QObject, Signal
+
+from core.errors import HGNError
+from core.files.project import ModelRecord, Project
+from core.learning.rollout_buffer import RolloutBuffer
+from core.physics.system import System
+
+from .defaults import (
+    BUILDER_DEFAULTS,
+    DEFAULT_KIND,
+    DEFAULT_POTENTIAL,
+    SIMULATION,
+    ZERO_SHOT,
+)
+
+SECTION_HEADS = ("system", "generator", "potential", "simulation", "train", "model", "zero_shot")
+
+
+@lru_cache(maxsize=1)
+def _method_defaults() -> dict:
+    from .methods import available_methods
+
+    out = {}
+    for m in available_methods():
+        try:
+            out[m.key] = m.default_settings()
+        except Exception:  # noqa: BLE001 - a half-written core module must not stop the studio
+            continue
+    return out
+
+
+@lru_cache(maxsize=1)
+def _potential_defaults() -> dict:
+    from core.physics.potentials import POTENTIALS
+
+    return {k: {f.name: f.default for f in dataclasses.fields(cls)} for k, cls in POTENTIALS.items()}
+
+
+def default_settings() -> dict[str, dict]:
+    """Every settings section with its defaults (studio.defaults, core's
+    potential classes and method configs); a fresh copy."""
+    return {k: dict(v) for k, v in _defaults().items()}
+
+
+@lru_cache(maxsize=1)
+def _defaults() -> dict[str, dict]:
+    methods = _method_defaults()
+    out = {"system": {"kind": DEFAULT_KIND, "potential": DEFAULT_POTENTIAL.get(DEFAULT_KIND, "harmonic")},
+           "simulation": dataclasses.asdict(SIMULATION),
+           "train": {"method": next(iter(methods), "rfhgn")},
+           "zero_shot": dataclasses.asdict(ZERO_SHOT)}
+    for k, params in BUILDER_DEFAULTS.items():
+        out[f"generator/{k}"] = dict(params)
+    for k, params in _potential_defaults().items():
+        out[f"potential/{k}"] = dict(params)
+    for k, params in methods.items():
+        out[f"model/{k}"] = dict(params)
+    return out
+
+
+def _number(name: str) -> int:
+    m = re.search(r"-(\d+)$", str(name))
+    return int(m.group(1)) if m else 0
+
+
+class Document(QObject):
+    """The open project (see the module notes)."""
+
+    systemChanged = Signal(object)          # System
+    #: (section, key); key "" means the whole section, section "" every section
+    settingsChanged = Signal(str, str)
+    modelsChanged = Signal()
+    currentModelChanged = Signal(int)
+    rolloutStarted = Signal(object)         # RolloutBuffer
+    rolloutExtended = Signal(int)           # frames filled
+    rolloutFinished = Signal(object)        # RolloutBuffer
+    groundTruthChanged = Signal()
+    #: a whole new project is shown (after the signals above): views restore the view state
+    replaced = Signal()
+    dirtyChanged = Signal(bool)
+    #: emitted by :meth:`about_to_save`: views write what they show into :attr:`view`
+    aboutToSave = Signal()
+    #: a note for the status bar
+    message = Signal(str)
+
+    def __init__(self, project: Project | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.project = Project()
+        self._counter = 0
+        self._dirty = False
+        self._saved_models: dict[int, ModelRecord] = {}
+        self._adopt(project if project is not None else Project())
+
+    # ------------------------------------------------------------------
+    # the project's parts
+    # ------------------------------------------------------------------
+    @property
+    def system(self) -> System | None:
+        return self.project.system
+
+    @property
+    def system_source(self) -> dict:
+        return self.project.system_source
+
+    @property
+    def models(self) -> list[ModelRecord]:
+        return self.project.models
+
+    @property
+    def current(self) -> int:
+        return self.project.current_model
+
+    @property
+    def rollout(self) -> RolloutBuffer | None:
+        return self.project.rollout
+
+    @property
+    def ground_truth(self) -> list:
+        return self.project.ground_truth
+
+    @property
+    def view(self) -> dict:
+        return self.project.view
+
+    @property
+    def method(self) -> str:
+        return str(self.get("train", "method"))
+
+    @property
+    def displayed_system(self) -> System | None:
+        """What the views show: the roll-out's system (a zero-shot roll-out's
+        is larger) or, without a roll-out, the current system."""
+        r = self.project.rollout
+        return r.system if r is not None else self.project.system
+
+    # ------------------------------------------------------------------
+    # settings
+    # ------------------------------------------------------------------
+    def _section(self, section: str) -> dict:
+        p = self.project
+        head, _, sub = section.partition("/")
+        if head not in SECTION_HEADS or bool(sub) != (head in ("generator", "potential", "model")):
+            raise HGNError(f"unknown settings section {section!r}")
+        if head == "simulation":
+            return p.simulation
+        if head == "model":
+            return p.model_settings.setdefault(sub, {})
+        if head == "zero_shot":
+            return p.ui.setdefault("zero_shot", {})
+        if head == "train":
+            return {"method": p.method}
+        ui = p.ui.setdefault("system", {})
+        if head == "system":
+            return ui
+        return ui.setdefault("builders" if head == "generator" else "potentials", {}).setdefault(sub, {})
+
+    def get(self, section: str, key: str, default=None):
+        d = self._section(section)
+        if key in d:
+            return d[key]
+        return _defaults().get(section, {}).get(key, default)
+
+    def values(self, section: str) -> dict:
+        """The section's values over its defaults (a copy)."""
+        d = self._section(section)
+        keep = ("kind", "potential") if section == "system" else None
+        out = dict(_defaults().get(section, {}))
+        out.update({k: v for k, v in d.items() if keep is None or k in keep})
+        return out
+
+    def set(self, section: str, key: str, value) -> bool:
+        """Change one setting; True (and settingsChanged) when it changed.
+        Called by the commands in :mod:`studio.commands`."""
+        if section != "train" and key not in self._section(section):
+            self._section(section)[key] = self.get(section, key)
+        if self.get(section, key) == value:
+            return False
+        if section == "train":
+            if key != "method":
+                raise HGNError(f"unknown setting train.{key}")
+            self.project.method = str(value)
+        else:
+            self._section(section)[key] = value
+        self.settingsChanged.emit(section, key)
+        return True
+
+    def settings_state(self) -> dict[str, dict]:
+        """Every settings section (for the last used values in QSettings)."""
+        return {s: self.values(s) for s in _defaults()}
+
+    def restore_settings(self, state: dict) -> None:
+        """Put saved settings sections back (no undo; unknown sections are
+        ignored); listeners refresh from ``settingsChanged("", "")``."""
+        if not isinstance(state, dict):
+            return
+        known = _defaults()
+        for section, values in state.items():
+            if section in known and isinstance(values, dict):
+                d = self._section(section)
+                if section == "train":
+                    if isinstance(values.get("method"), str):
+                        self.project.method = values["method"]
+                    continue
+                d.update({k: v for k, v in values.items() if k in known[section]})
+        self.settingsChanged.emit("", "")
+
+    def reset_settings(self) -> None:
+        """Every setting back to its default."""
+        self.restore_settings(default_settings())
+
+    # ------------------------------------------------------------------
+    # system
+    # ------------------------------------------------------------------
+    def set_system(self, system: System, source: dict | None = None) -> None:
+        """A new current system (its roll-out goes: it showed another system)."""
+        self.project.system = system
+        self.project.system_source = dict(source or {})
+        self.project.rollout = None
+        self.systemChanged.emit(system)
+        self._set_dirty(True)
+
+    # ------------------------------------------------------------------
+    # models
+    # ------------------------------------------------------------------
+    def next_name(self, method: str) -> str:
+        self._counter += 1
+        return f"{method}-{self._counter}"
+
+    def add_model(self, record: ModelRecord, index: int | None = None) -> int:
+        """Put a fitted model into the table (at ``index``, default the end)
+        and make it current."""
+        if not isinstance(record, ModelRecord):
+            raise HGNError(f"expected a ModelRecord, got {type(record).__name__}")
+        models = self.project.models
+        index = len(models) if index is None else max(0, min(int(index), len(models)))
+        models.insert(index, record)
+        self._counter = max(self._counter, _number(record.name))
+        self.project.current_model = -1
+        self.modelsChanged.emit()
+        self._set_dirty(True)
+        self.set_current(index)
+        return index
+
+    def remove_model(self, index: int) -> ModelRecord | None:
+        models = self.project.models
+        if not 0 <= index < len(models):
+            return None
+        record = models.pop(index)
+        cur = self.project.current_model
+        if cur >= len(models) or cur == index:
+            cur = min(index, len(models) - 1)
+        elif cur > index:
+            cur -= 1
+        self.project.current_model = cur
+        self.modelsChanged.emit()
+        self.currentModelChanged.emit(cur)
+        self._set_dirty(True)
+        return record
+
+    def set_current(self, index: int) -> None:
+        if index != self.project.current_model and -1 <= index < len(self.project.models):
+            self.project.current_model = index
+            self.currentModelChanged.emit(index)
+
+    def current_model(self) -> ModelRecord | None:
+        i, models = self.project.current_model, self.project.models
+        return models[i] if 0 <= i < len(models) else None
+
+    def model_index(self, name: str) -> int:
+        for i, m in enumerate(self.project.models):
+            if m.name == name:
+                return i
+        return -1
+
+    # ------------------------------------------------------------------
+    # roll-out
+    # ------------------------------------------------------------------
+    def start_rollout(self, buffer: RolloutBuffer) -> None:
+        self.project.rollout = buffer
+        self.rolloutStarted.emit(buffer)
+
+    def add_rollout_chunk(self, which: str, traj) -> None:
+        buf = self.project.rollout
+        if buf is None:
+            return
+        before = buf.n_filled
+        buf.add(which, traj)
+        if buf.n_filled != before:
+            self.rolloutExtended.emit(buf.n_filled)
+
+    def add_rollout_warning(self, message: str) -> None:
+        if self.project.rollout is not None:
+            self.project.rollout.warnings.append(message)
+
+    def finish_rollout(self) -> None:
+        """The roll-out is complete: its measures go into its model's row."""
+        buf = self.project.rollout
+        if buf is None:
+            return
+        buf.finished = True
+        i = self.model_index(buf.model_name) if buf.model_name else -1
+        if i >= 0 and buf.with_prediction and buf.n_filled > 1 and not buf.zero_shot:
+            rec = self.project.models[i]
+            m = buf.measures()
+            rec.final_position_mse = m["final_position_mse"]
+            rec.max_abs_drift = m["max_abs_drift_prediction"]
+            self.modelsChanged.emit()
+        self.rolloutFinished.emit(buf)
+        self._set_dirty(True)
+
+    def show_trajectory(self, traj) -> None:
+        """A ground-truth trajectory alone (no prediction) on the timeline."""
+        self.start_rollout(RolloutBuffer.from_trajectories(traj, label=traj.label))
+        self.finish_rollout()
+
+    # ------------------------------------------------------------------
+    # imported ground truth
+    # ------------------------------------------------------------------
+    def add_ground_truth(self, traj) -> None:
+        self.project.ground_truth.append(traj)
+        self.groundTruthChanged.emit()
+        self._set_dirty(True)
+
+    # ------------------------------------------------------------------
+    # view state
+    # ------------------------------------------------------------------
+    def set_view(self, key: str, value) -> None:
+        """What the views show (frame, layout, colouring, camera, playback):
+        kept for saving; no signal, the views themselves changed it."""
+        self.project.view[key] = value
+
+    # ------------------------------------------------------------------
+    # files
+    # ------------------------------------------------------------------
+    def about_to_save(self, name: str = "") -> Project:
+        """The project to write: views put their state into :attr:`view` first."""
+        self.aboutToSave.emit()
+        if name:
+            self.project.name = name
+        return self.project
+
+    def mark_saved(self) -> None:
+        self._saved_models = {id(m): m for m in self.project.models}
+        self._set_dirty(False)
+
+    def has_unsaved_models(self) -> bool:
+        """True when a model exists that no saved file holds (fitting it again
+        would cost time)."""
+        return any(id(m) not in self._saved_models for m in self.project.models)
+
+    @property
+    def dirty(self) -> bool:
+        return self._dirty
+
+    def _set_dirty(self, dirty: bool) -> None:
+        if dirty != self._dirty:
+            self._dirty = dirty
+            self.dirtyChanged.emit(dirty)
+
+    def replace(self, project: Project, saved: bool = True) -> None:
+        """Show another project. ``saved``: it is what a file holds (its
+        models need no saving); False for a recovered autosave."""
+        self._adopt(project)
+        self._saved_models = {id(m): m for m in project.models} if saved else {}
+        self._dirty = not saved
+        self.settingsChanged.emit("", "")
+        self.modelsChanged.emit()
+        if project.system is not None:
+            self.systemChanged.emit(project.system)
+        if project.rollout is not None:
+            self.rolloutStarted.emit(project.rollout)
+            self.rolloutFinished.emit(project.rollout)
+        self.groundTruthChanged.emit()
+        self.currentModelChanged.emit(project.current_model)
+        self.replaced.emit()
+        self.dirtyChanged.emit(self._dirty)
+
+    def _adopt(self, project: Project) -> None:
+        if not isinstance(project, Project):
+            raise HGNError(f"expected a Project, got {type(project).__name__}")
+        if project.rollout is not None and not isinstance(project.rollout, RolloutBuffer):
+            r = project.rollout       # a core RolloutRecord built from two trajectories
+            project.rollout = RolloutBuffer.from_trajectories(r.truth, r.prediction, r.model_name, r.label,
+                                                              r.zero_shot)
+        ui = project.ui if isinstance(project.ui, dict) else {}
+        if not isinstance(ui.get("system"), dict):
+            ui["system"] = {}
+        ui.pop("train", None)          # older studios kept a copy of simulation/method/model_settings here
+        start = ui["system"].pop("start", None)
+        if isinstance(start, dict):    # ... and the start state next to the generators
+            for k, v in start.items():
+                project.simulation.setdefault(k, v)
+        project.ui = ui
+        if project.system is not None:       # the system form describes the system shown
+            for section, key, value in settings_of_system(project.system):
+                if section == "system":
+                    ui["system"][key] = value
+                else:
+                    head, _, sub = section.partition("/")
+                    ui["system"].setdefault("builders" if head == "generator" else "potentials", {}) \
+                        .setdefault(sub, {})[key] = value
+        if not -1 <= project.current_model < len(project.models):
+            project.current_model = len(project.models) - 1
+        self.project = project
+        self._counter = max([_number(m.name) for m in project.models] + [0])
+
+
+# ----------------------------------------------------------------------
+# what the settings build
+# ----------------------------------------------------------------------
+def potential_from_settings(doc: Document):
+    """The pair potential the ``system`` settings choose (HGNError names a
+    bad parameter)."""
+    from core.physics.potentials import make_potential
+
+    kind = doc.get("system", "potential")
+    return make_potential(kind, **doc.values(f"potential/{kind}"))
+
+
+def builder_params(doc: Document, kind: str | None = None) -> dict:
+    kind = kind or doc.get("system", "kind")
+    p = doc.values(f"generator/{kind}")
+    if "dim" in p:
+        try:
+            p["dim"] = int(p["dim"])
+        except (TypeError, ValueError):
+            raise HGNError(f"dim must be 2 or 3, got {p['dim']!r}") from None
+    return p
+
+
+def system_source(doc: Document) -> dict:
+    """How :func:`system_from_settings` builds (kept with the system)."""
+    kind, pot = doc.get("system", "kind"), doc.get("system", "potential")
+    return {"kind": kind, "params": builder_params(doc, kind), "potential": pot,
+            "potential_params": doc.values(f"potential/{pot}")}
+
+
+def system_from_settings(doc: Document) -> System:
+    """Build the system the generator settings describe (core.physics.builders)."""
+    from core.physics.builders import build
+
+    kind = doc.get("system", "kind")
+    return build(kind, potential=potential_from_settings(doc), **builder_params(doc, kind))
+
+
+def settings_of_system(system: System) -> list[tuple[str, str, object]]:
+    """The ``(section, key, value)`` settings that describe ``system`` (made
+    by a generator: its kind, parameters and potential), so that the system
+    form shows what the views show; empty for drawn or foreign systems."""
+    meta = dict(system.meta or {})
+    kind = meta.pop("builder", None)
+    if kind not in BUILDER_DEFAULTS:
+        return []
+    out = [("system", "kind", kind)]
+    out += [(f"generator/{kind}", k, meta[k]) for k in BUILDER_DEFAULTS[kind] if k in meta]
+    pot = system.potential
+    if dataclasses.is_dataclass(pot) and getattr(pot, "kind", None) in _potential_defaults():
+        out.append(("system", "potential", pot.kind))
+        out += [(f"potential/{pot.kind}", f.name, getattr(pot, f.name)) for f in dataclasses.fields(pot)]
+    return out

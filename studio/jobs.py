@@ -1,0 +1,441 @@
+"""The studio's work: train, roll out, zero-shot, fit on imported data --
+background jobs over the document.
+
+:class:`Jobs` reads what it needs from the :class:`~studio.document.Document`
+(system, settings, models), runs plain module-level functions of
+:mod:`studio.pipeline` (and :func:`fit_imported_job`) through
+:class:`studio.workers.JobRunner` -- one runner for training, one for
+roll-outs -- and hands the results back to the document as values: a fitted
+model joins the table through an undoable :class:`~studio.commands.AddModelCommand`,
+roll-out chunks fill the document's roll-out. Widgets call its public methods
+and listen to its signals; files and autosave are elsewhere
+(:mod:`studio.project_controller`).
+
+Training data come from a *data source*: :class:`GeneratedData` simulates
+ground truth on the current system (core.physics.datagen);
+:class:`ImportedData` turns trajectories from another MD code into a
+dataset (core.files.project.dataset_from_trajectories).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal, Slot
+
+from core.errors import HGNError
+from core.files.project import ModelRecord
+from core.learning.rollout_buffer import RolloutBuffer
+
+from . import pipeline
+from .commands import AddModelCommand, set_system
+from .defaults import BUILDER_DEFAULTS, SIMULATION
+from .workers import JobRunner
+
+#: what the progress bar says for each stage core reports
+STAGE_NAMES = {"simulate": "simulating ground truth", "sample": "sampling random features",
+               "assemble": "assembling normal equations", "solve": "solving", "epochs": "training epochs",
+               "evaluate": "measuring test error", "rollout": "rolling out", "datagen": "generating data",
+               "import": "reading imported data"}
+#: stages that make the training data; when one completes the fit starts
+DATA_STAGES = ("simulate", "datagen", "import")
+
+
+class SettingError(HGNError):
+    """A setting the job cannot run with; ``section`` says which form shows it."""
+
+    def __init__(self, section: str, message: str):
+        super().__init__(message)
+        self.section = section
+
+
+def zero_shot_reason(system) -> str:
+    """Why a zero-shot roll-out (core.physics.builders.rebuild_scaled) cannot
+    scale ``system`` up; empty when it can."""
+    if system is None:
+        return "train a model first"
+    kind = (system.meta or {}).get("builder")
+    if kind == "custom":
+        return ("a drawn system has no lattice to repeat: zero-shot scales up systems made by a "
+                "generator (chain, lattice, molecular)")
+    if kind not in BUILDER_DEFAULTS:
+        return ("this system was not made by a generator, so there is no lattice to scale up "
+                "(zero-shot needs a chain, lattice or molecular system)")
+    missing = [k for k in BUILDER_DEFAULTS[kind] if k not in system.meta]
+    if missing:
+        return f"the system does not record its {', '.join(missing)}, so it cannot be rebuilt larger"
+    return ""
+
+
+# ----------------------------------------------------------------------
+# data sources
+# ----------------------------------------------------------------------
+@dataclass
+class GeneratedData:
+    """Simulate training data on ``system`` with the simulation settings."""
+
+    system: object
+    sim: dict
+
+    def job(self, method, settings: dict):
+        return pipeline.train_job, (self.system, self.sim, method, settings)
+
+    def describe(self) -> str:
+        return f"on {self.system.name}"
+
+
+@dataclass
+class ImportedData:
+    """Fit on trajectories imported from another MD code."""
+
+    trajectories: list
+    sim: dict = field(default_factory=dict)
+
+    def job(self, method, settings: dict):
+        return fit_imported_job, (list(self.trajectories), self.sim, method, settings)
+
+    def describe(self) -> str:
+        n = len(self.trajectories)
+        return f"on {n} imported trajector{'ies' if n > 1 else 'y'}"
+
+
+def fit_imported_job(trajectories, sim: dict, method, settings: dict, *, progress=None, cancel=None,
+                     emit=None):
+    """Fit ``method`` on imported trajectories (the Train job's counterpart
+    for data from another MD code); returns a pipeline.TrainResult."""
+    from core.files.project import dataset_from_trajectories
+    from core.jobs import check_cancel, report
+    from core.learning.metrics import derivative_mse
+
+    from .methods import loss_curve
+
+    config = method.make_config(settings)
+    t0 = time.perf_counter()
+    report(progress, "import", 0.0)
+    ds = dataset_from_trajectories(trajectories, test_fraction=sim.get("test_fraction", 0.25),
+                                   seed=int(sim.get("seed", 0)))
+    report(progress, "import", 1.0)
+    data_time = time.perf_counter() - t0
+    check_cancel(cancel)
+    t1 = time.perf_counter()
+    model = method.fit(ds, config, progress=progress, cancel=cancel)
+    wall = time.perf_counter() - t1
+    info = dict(getattr(model, "info", {}) or {})
+    info["data"] = f"imported: {', '.join(ds.meta['labels'])} (forces {ds.meta['forces']})"
+    idx = ds.test if len(ds.test) else ds.train
+    test_mse = float(derivative_mse(model, ds, indices=idx))
+    return pipeline.TrainResult(model=model, dataset=ds, method=method.key, settings=dict(settings),
+                                fit_time=float(info.get("fit_time", wall)), test_mse=test_mse,
+                                data_time=data_time, loss=loss_curve(model), info=info)
+
+
+# ----------------------------------------------------------------------
+# the jobs object
+# ----------------------------------------------------------------------
+class Jobs(QObject):
+    """Background work on one document (see the module notes)."""
+
+    #: (what is happening, fraction done); a fraction < 0: busy, no measure yet
+    progress = Signal(str, float)
+    #: a line for the status bar
+    status = Signal(str)
+    #: a warning of the learned roll-out (stopped nothing)
+    warning = Signal(str)
+    #: (message, details): details is a traceback for bugs, empty for user errors
+    failed = Signal(str, str)
+    #: (settings section, message): a setting the job could not run with
+    invalid = Signal(str, str)
+    #: what was cancelled ("Training", "Roll-out")
+    cancelled = Signal(str)
+    runningChanged = Signal(bool)
+    #: a fitted model joined the document (its ModelRecord)
+    trained = Signal(object)
+
+    def __init__(self, document, undo, parent: QObject | None = None):
+        super().__init__(parent)
+        self.document = document
+        self.undo = undo
+        #: the runners (public for benchmarks and tests that wait on them)
+        self.trainer = JobRunner(self)
+        self.roller = JobRunner(self)
+        #: perf_counter stamps of the last Train: train_pressed, trained, first_frame
+        self.timing: dict[str, float] = {}
+        self._train_sim: dict = {}
+        self._method_label = ""
+        self._buffer: RolloutBuffer | None = None      # the roll-out the running job fills
+        self._pending: tuple | None = None
+        self._target = ""                              # model name of the running/pending roll-out
+        self._running = False
+
+        self.trainer.progress.connect(self._on_progress)
+        self.roller.progress.connect(self._on_progress)
+        for runner in (self.trainer, self.roller):
+            runner.failed.connect(self.failed)
+            runner.started.connect(self._update_running)
+        self.trainer.finished.connect(self._on_trained)
+        self.trainer.cancelled.connect(lambda: self.cancelled.emit("Training"))
+        self.trainer.done.connect(self._update_running)
+        self.roller.partial.connect(self._on_chunk)
+        self.roller.finished.connect(self._on_rollout_finished)
+        self.roller.cancelled.connect(lambda: self.cancelled.emit("Roll-out"))
+        self.roller.done.connect(self._on_rollout_done)
+
+    # ------------------------------------------------------------------
+    # state
+    # ------------------------------------------------------------------
+    def is_running(self) -> bool:
+        return self.trainer.is_running() or self.roller.is_running()
+
+    def is_training(self) -> bool:
+        return self.trainer.is_running()
+
+    @property
+    def rollout_target(self) -> str:
+        """The model whose roll-out is running or waiting to run ("" if none)."""
+        return self._target
+
+    def mark(self, what: str) -> None:
+        """Stamp a moment of the last Train (e.g. "first_frame" when the view drew it)."""
+        self.timing.setdefault(what, time.perf_counter())
+
+    def _update_running(self, *_args) -> None:
+        running = self.is_running()
+        if running != self._running:
+            self._running = running
+            self.runningChanged.emit(running)
+
+    # ------------------------------------------------------------------
+    # training
+    # ------------------------------------------------------------------
+    def request(self):
+        """(simulation settings, method, model settings) from the document;
+        SettingError names the section of a bad setting."""
+        from .methods import available_methods
+
+        doc = self.document
+        sim = doc.values("simulation")
+        try:
+            pipeline.check_simulation(sim)
+        except HGNError as exc:
+            raise SettingError("simulation", str(exc)) from None
+        methods = {m.key: m for m in available_methods()}
+        if not methods:
+            raise HGNError("no fitting method is available (core.learning.rfhgn is missing)")
+        key = doc.method
+        if key not in methods:
+            raise SettingError("train", f"method {key!r} is not available here")
+        method = methods[key]
+        settings = doc.values(f"model/{key}")
+        try:
+            method.make_config(settings)
+        except HGNError as exc:
+            raise SettingError(f"model/{key}", str(exc)) from None
+        return sim, method, settings
+
+    def _refuse(self, exc: HGNError) -> bool:
+        if isinstance(exc, SettingError):
+            self.invalid.emit(exc.section, str(exc))
+        self.failed.emit(str(exc), "")
+        return False
+
+    def train(self) -> bool:
+        """Simulate training data on the current system, fit the chosen
+        method, then (through the document) roll the new model out. False,
+        with a message, when it cannot start."""
+        if self.trainer.is_running():
+            return self._refuse(HGNError("a model is already being trained; cancel it first (Esc)"))
+        system = self.document.system
+        if system is None:
+            return self._refuse(HGNError("build or draw a system first"))
+        try:
+            sim, method, settings = self.request()
+        except HGNError as exc:
+            return self._refuse(exc)
+        return self._train(GeneratedData(system, sim), method, settings)
+
+    def fit_imported(self) -> bool:
+        """Fit the chosen method on the imported trajectories of the latest
+        imported system."""
+        doc = self.document
+        if not doc.ground_truth:
+            return self._refuse(HGNError("import a trajectory first (File > Import trajectory)"))
+        if self.trainer.is_running():
+            return self._refuse(HGNError("a model is already being trained; cancel it first (Esc)"))
+        try:
+            sim, method, settings = self.request()
+        except HGNError as exc:
+            return self._refuse(exc)
+        system = doc.ground_truth[-1].system
+        trajs = [t for t in doc.ground_truth if t.system is system]
+        if doc.system is not system:
+            set_system(doc, self.undo, system, {"kind": "file", "path": "imported"})
+        last = trajs[-1]
+        sim = dict(sim, dt=float(last.dt), rollout_save_every=int(last.save_every),
+                   rollout_steps=int((last.n_frames - 1) * last.save_every))
+        return self._train(ImportedData(trajs, sim), method, settings)
+
+    def _train(self, source, method, settings: dict) -> bool:
+        self.timing = {"train_pressed": time.perf_counter()}
+        self._train_sim = dict(source.sim)
+        self._method_label = method.label.split(" (")[0]
+        fn, args = source.job(method, settings)
+        if not self.trainer.start("train", fn, *args):
+            return self._refuse(HGNError("a model is already being trained; cancel it first (Esc)"))
+        first = "reading imported data" if isinstance(source, ImportedData) else STAGE_NAMES["simulate"]
+        self.progress.emit(first + "…", 0.0)
+        self.status.emit(f"training {self._method_label} {source.describe()}…")
+        self._update_running()
+        return True
+
+    @Slot(object)
+    def _on_trained(self, result) -> None:
+        self.timing["trained"] = time.perf_counter()
+        doc = self.document
+        rec = ModelRecord(name=doc.next_name(result.method), method=result.method, settings=dict(result.settings),
+                          system=result.dataset.system, model=result.model, dataset=result.dataset,
+                          fit_time=float(result.fit_time), test_mse=float(result.test_mse),
+                          data_time=float(result.data_time or 0.0),
+                          loss=None if result.loss is None else np.asarray(result.loss, dtype=float),
+                          info=dict(result.info or {}))
+        rec.info["simulation"] = dict(self._train_sim)
+        self.status.emit(f"trained {rec.name}: fit time {rec.fit_time:.3g} s, test MSE {rec.test_mse:.3g}")
+        self.undo.push(AddModelCommand(doc, rec, f"Train {rec.name}"))
+        self.trained.emit(rec)
+
+    @Slot(str, float)
+    def _on_progress(self, stage: str, fraction: float) -> None:
+        if fraction >= 1.0 and stage in DATA_STAGES and self.trainer.is_running():
+            # the data are ready; the fit may take a while before it reports
+            self.progress.emit(f"fitting {self._method_label}…", -1.0)
+            return
+        self.progress.emit(STAGE_NAMES.get(stage, stage), float(fraction))
+
+    # ------------------------------------------------------------------
+    # roll-outs
+    # ------------------------------------------------------------------
+    def rollout(self, index: int) -> bool:
+        """The comparison roll-out of model ``index`` on the system it was
+        fitted on, from a start the training never used."""
+        doc = self.document
+        if not 0 <= index < len(doc.models):
+            return self._refuse(HGNError("train a model first"))
+        rec = doc.models[index]
+        sim = rec.info.get("simulation") or doc.values("simulation")
+        return self._start_rollout(rec, rec.system, sim, int(sim.get("rollout_steps", SIMULATION.rollout_steps)),
+                                   int(sim.get("rollout_save_every", SIMULATION.rollout_save_every)), False)
+
+    def zero_shot(self, index: int, factor: int, steps: int, save_every: int) -> bool:
+        """Apply model ``index`` without refitting to its lattice scaled up
+        ``factor`` times along every axis."""
+        from core.physics.builders import rebuild_scaled
+
+        doc = self.document
+        if not 0 <= index < len(doc.models):
+            return self._refuse(HGNError("train a model first"))
+        rec = doc.models[index]
+        reason = zero_shot_reason(rec.system)
+        if reason:
+            return self._refuse(HGNError(f"zero-shot: {reason}"))
+        try:
+            big = rebuild_scaled(rec.system, factor)
+        except HGNError as exc:
+            return self._refuse(exc)
+        sim = rec.info.get("simulation") or doc.values("simulation")
+        self.status.emit(f"zero-shot: {rec.name} on {big.name} ({big.n} particles)")
+        return self._start_rollout(rec, big, sim, int(steps), int(save_every), True)
+
+    def compare_imported(self) -> bool:
+        """The current model rolled out from the latest imported trajectory's
+        start, next to that trajectory."""
+        doc = self.document
+        rec = doc.current_model()
+        if rec is None or not doc.ground_truth or rec.model is None:
+            return self._refuse(HGNError("import a trajectory and fit a model first"))
+        return self._start_rollout(rec, None, {}, 0, 1, False, truth=doc.ground_truth[-1])
+
+    def _start_rollout(self, rec, system, sim: dict, steps: int, save_every: int, zero_shot: bool,
+                       truth=None) -> bool:
+        args = (rec, system, sim, steps, save_every, zero_shot, truth)
+        self._target = rec.name
+        if self.roller.is_running():
+            self._pending = args          # after the running one has stopped
+            self.roller.cancel()
+            return True
+        try:
+            if truth is not None:         # the imported trajectory is the ground truth
+                system, dt, save_every = truth.system, truth.dt, truth.save_every
+                steps = (truth.n_frames - 1) * save_every
+                buf = RolloutBuffer(system, dt, steps, save_every, label=rec.name, model_name=rec.name)
+                buf.t = np.array(truth.t, dtype=float)
+                buf.add("truth", truth)
+                buf.labels["truth"] = truth.label
+                q0, p0 = truth.q[0], truth.p[0]
+            else:
+                from core.physics.forces import ForceField, kinetic_energy
+
+                q0, p0 = pipeline.rollout_start(system, sim)
+                dt = float(sim["dt"])
+                buf = RolloutBuffer(system, dt, steps, save_every, label=rec.name, model_name=rec.name,
+                                    zero_shot=zero_shot)
+                buf.set_initial(q0, p0, float(kinetic_energy(p0, system.masses)),
+                                float(ForceField(system).energy(q0)))
+        except HGNError as exc:
+            self._target = ""
+            return self._refuse(exc)
+        self._buffer = buf
+        self.document.start_rollout(buf)
+        self.roller.start("rollout", pipeline.rollout_job, rec.model, system, q0, p0, dt, steps, save_every,
+                          with_truth=truth is None)
+        self.progress.emit(STAGE_NAMES["rollout"], 0.0)
+        self._update_running()
+        return True
+
+    @Slot(object)
+    def _on_chunk(self, item) -> None:
+        which, payload = item
+        if self.document.rollout is not self._buffer:
+            return                       # the document shows something else now
+        if which == "warning":
+            self.document.add_rollout_warning(payload)
+            self.warning.emit(payload)
+            return
+        self.document.add_rollout_chunk(which, payload)
+
+    @Slot(object)
+    def _on_rollout_finished(self, _result) -> None:
+        if self.document.rollout is self._buffer:
+            self.document.finish_rollout()
+
+    @Slot()
+    def _on_rollout_done(self) -> None:
+        self._buffer = None
+        if self._pending is not None:
+            args, self._pending = self._pending, None
+            self._start_rollout(*args)
+        else:
+            self._target = ""
+        self._update_running()
+
+    def cancel_rollout(self) -> None:
+        """Stop the running roll-out (a new system makes it pointless)."""
+        self._pending = None
+        self.roller.cancel()
+
+    # ------------------------------------------------------------------
+    def cancel(self) -> bool:
+        """Stop whatever runs; True when something was running."""
+        ran = self.is_running()
+        self._pending = None
+        self.trainer.cancel()
+        self.roller.cancel()
+        if ran:
+            self.progress.emit("cancelling…", -1.0)
+        return ran
+
+    def shutdown(self) -> None:
+        """Stop and join everything (window closing, another project opened)."""
+        self._pending = None
+        self.trainer.shutdown()
+        self.roller.shutdown()
+        self._update_running()
