@@ -82,7 +82,8 @@ def main(argv=None) -> int:
     info = machine()
     print(f"ground truth (velocity Verlet, float64) on {info['cpu_count']} CPUs, Python {info['python']}, "
           f"NumPy {info['numpy']}, SciPy {info['scipy']}; {args.repeat} runs each")
-    head = f"{'case':44s} {'N':>5s} {'steps':>6s} {'best s':>8s} {'median s':>9s} {'target s':>9s} {'compiled s':>10s} {'ok':>3s} {'max |dH|/|H|':>13s}"
+    head = (f"{'case':44s} {'N':>5s} {'steps':>6s} {'best s':>8s} {'median s':>9s} {'target s':>9s} "
+            f"{'compiled s':>10s} {'ok':>3s} {'max |dH|/|H|':>13s}")
     print(head)
     print("-" * len(head))
     for r in rows:

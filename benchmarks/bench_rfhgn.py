@@ -237,7 +237,7 @@ def markdown(doc: dict) -> str:
            f"Fit times: best and median of {doc['repeat']} runs.", ""]
     if doc.get("fit"):
         out += ["## Fit: 3x3x3 harmonic lattice, 500 train / 200 test snapshots, sd 0.1", "",
-                f"| method | encoding | fit best s | fit median s | target s | test MSE | target | first eval s |",
+                "| method | encoding | fit best s | fit median s | target s | test MSE | target | first eval s |",
                 "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in doc["fit"]:
             if "not_applicable" in r:
@@ -251,7 +251,8 @@ def markdown(doc: dict) -> str:
     if doc.get("zero_shot"):
         out += ["## Zero-shot rollouts", "",
                 "| system | method | nodes fitted -> rolled out | steps x dt | final position MSE | target | "
-                "final Zerr | final Herr | max abs drift (pred / truth) | ms per step | pair distances: rollout (training) |",
+                "final Zerr | final Herr | max abs drift (pred / truth) | ms per step | pair distances: rollout "
+                "(training) |",
                 "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in doc["zero_shot"]:
             tgt = (f"<= {TARGET_ZERO_SHOT_MSE:.0e} {'(met)' if r['meets_target'] else '(missed)'}"
@@ -279,7 +280,8 @@ def markdown(doc: dict) -> str:
                 "| --- | --- | --- | --- | --- | --- | --- |"]
         for r in doc["others"]:
             if "not_applicable" in r:
-                out.append(f"| {r['system']} | {r['sampler'].upper()} | {r['encoding']} | n/a: {r['not_applicable']} ||||")
+                out.append(f"| {r['system']} | {r['sampler'].upper()} | {r['encoding']} | n/a: {r['not_applicable']} "
+                           "||||")
                 continue
             out.append(f"| {r['system']} | {r['sampler'].upper()} | {r['encoding']} | {r['fit_best_s']:.4f} | "
                        f"{r['fit_median_s']:.4f} | {r['test_mse']:.2e} | {r['first_eval_s']:.3f} |")
@@ -310,7 +312,8 @@ def main(argv=None) -> int:
     quick = args.quick
     info = machine()
     doc = {"benchmark": "rfhgn", "quick": quick, "repeat": repeat, "machine": info,
-           "targets": {"fit_s": TARGET_FIT_S, "test_mse": TARGET_TEST_MSE, "zero_shot_position_mse": TARGET_ZERO_SHOT_MSE,
+           "targets": {"fit_s": TARGET_FIT_S, "test_mse": TARGET_TEST_MSE,
+                       "zero_shot_position_mse": TARGET_ZERO_SHOT_MSE,
                        "step_s": TARGET_STEP_S, "step_particles": TARGET_STEP_N},
            "default_config": RFConfig().to_dict()}
     print(f"RF-HGN benchmark{' (quick)' if quick else ''} on {info['cores']} cores, {info['cpu_model']}; "

@@ -88,7 +88,8 @@ def atomic_write(path, mode: str = "wb"):
         os.replace(tmp, path)
     except OSError as exc:
         remove_quietly(tmp)
-        raise HGNError(f"could not save {path}: {exc.strerror or exc}; the previous file (if any) is unchanged") from None
+        raise HGNError(f"could not save {path}: {exc.strerror or exc}; "
+                       "the previous file (if any) is unchanged") from None
     except BaseException:
         remove_quietly(tmp)
         raise
@@ -113,12 +114,15 @@ def load_npz(path, kind: str | tuple[str, ...] | None = None) -> tuple[dict, dic
             arrays = {k: z[k] for k in names if k != HEADER_KEY}
     except HGNError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError, zipfile.LargeZipFile) as exc:
-        raise HGNError(f"{path.name} is corrupt, truncated or not an HGN Studio file ({type(exc).__name__}: {exc})") from None
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError,
+            zipfile.LargeZipFile) as exc:
+        raise HGNError(f"{path.name} is corrupt, truncated or not an HGN Studio file "
+                       f"({type(exc).__name__}: {exc})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise HGNError(f"{path.name} is not an HGN Studio file (format marker missing)")
     if int(header.get("version", 0)) > VERSION:
-        raise HGNError(f"{path.name} was written by a newer HGN Studio (file version {header.get('version')}, this one reads {VERSION})")
+        raise HGNError(f"{path.name} was written by a newer HGN Studio (file version {header.get('version')}, this "
+                       f"one reads {VERSION})")
     if kind is not None:
         kinds = (kind,) if isinstance(kind, str) else tuple(kind)
         if header.get("kind") not in kinds:
@@ -145,7 +149,8 @@ def jsonable(value, where: str):
         return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, np.ndarray) and value.dtype != object:
         return value.tolist()
-    raise HGNError(f"{where} holds a {type(value).__name__}, which cannot be saved (use numbers, strings, lists or dicts)")
+    raise HGNError(f"{where} holds a {type(value).__name__}, which cannot be saved (use numbers, strings, lists or "
+                   "dicts)")
 
 
 def umask() -> int:

@@ -61,7 +61,7 @@ def time_to_reach(info: dict, target: float):
     """Seconds (setup + training clock) at which the monitored test MSE first
     was <= target, or None."""
     setup = max(0.0, float(info["fit_time"]) - float(info["train_time"]))
-    for epoch, t, mse in info.get("monitor_history") or []:
+    for _epoch, t, mse in info.get("monitor_history") or []:
         if mse is not None and np.isfinite(mse) and mse <= target:
             return setup + float(t)
     return None
@@ -79,7 +79,7 @@ def run(mode, log) -> dict:
     ref = None
     for key, label, over in RF_ROWS:
         cfg = RFConfig(**over)
-        model, best, times = best_of(lambda: rf_fit(train, cfg), mode.repeats)
+        model, best, times = best_of(lambda cfg=cfg: rf_fit(train, cfg), mode.repeats)
         mse = derivative_mse(model, test)
         log(f"optimizers: {label}: test MSE {mse:.3e}, fit {best:.3f} s (best of {len(times)})")
         row = {"key": key, "method": label, "kind": "rf", "test_mse": mse, "time": best, "times": times,

@@ -34,7 +34,7 @@ def run(mode, log) -> dict:
                        "stop_reason": m.info["stop_reason"]}
         for sampler in ("elm", "swim"):
             cfg = RFConfig(sampler=sampler)
-            model, best, times = best_of(lambda: rf_fit(train, cfg), mode.repeats)
+            model, best, times = best_of(lambda train=train, cfg=cfg: rf_fit(train, cfg), mode.repeats)
             row[sampler] = {"test_mse": derivative_mse(model, test), "time": best, "times": times}
         log(f"potentials: {label}: Adam {row['adam']['test_mse']:.2e} ({row['adam']['time']:.1f} s), "
             f"ELM {row['elm']['test_mse']:.2e} ({row['elm']['time']:.3f} s), "

@@ -64,7 +64,8 @@ def optimizers_md(doc) -> list[str]:
             continue
         reach = r.get("time_to_reach_rf")
         reach_s = f"{_t(reach)} s" if reach is not None else f"not reached in {_t(r['time'])} s"
-        eq = _x(r["speedup_equal_accuracy"]) if reach is not None else f"> {_x(r['speedup_equal_accuracy_lower_bound'])}"
+        eq = (_x(r["speedup_equal_accuracy"]) if reach is not None
+              else f"> {_x(r['speedup_equal_accuracy_lower_bound'])}")
         if reach is None and r["stop_reason"] == "early stopping":
             eq += " (plateaued)"
         out.append(f"| {r['method']} (lr {r['learning_rate']:g}) | {_e(r['test_mse'])} | {_t(r['time'])} | "
@@ -110,7 +111,8 @@ def zero_shot_md(doc) -> list[str]:
 
 def scaling_md(doc) -> list[str]:
     out = ["Fit time (best of the repeats) and tracemalloc peak of one fit:", "",
-           "| sweep | value | particles | snapshots | features | fit s | peak MiB |", "| --- | --- | --- | --- | --- | --- | --- |"]
+           "| sweep | value | particles | snapshots | features | fit s | peak MiB |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in doc["snapshots"]:
         out.append(f"| snapshots | {r['snapshots']} | {r['particles']} | {r['snapshots']} | | {_t(r['time'])} | "
                    f"{r['peak_mib']:.1f} |")
@@ -135,11 +137,13 @@ def molecular_md(doc) -> list[str]:
     out = [f"{t['system']} ({t['particles']} particles, cutoff {t['cutoff']}, periodic box); "
            f"{t['train']} training / {t['test']} test snapshots from {t['data']['n_trajectories']} runs at "
            f"k_B T = {t['data']['temperature']}; rollout {t['rollout_steps']} steps of dt {t['rollout_dt']}.", "",
-           "| method | relative error | test MSE | time s | rollout Zerr | max abs drift |", "| --- | --- | --- | --- | --- | --- |"]
+           "| method | relative error | test MSE | time s | rollout Zerr | max abs drift |",
+           "| --- | --- | --- | --- | --- | --- |"]
     for r in doc["rows"]:
         z, _, d = _roll(r)
         note = f" ({r['chosen_as']})" if r.get("chosen_as") else ""
-        out.append(f"| {r['method']}{note} | {r['relative_error']:.3f} | {_e(r['test_mse'])} | {_t(r['time'])} | {z} | {d} |")
+        out.append(f"| {r['method']}{note} | {r['relative_error']:.3f} | {_e(r['test_mse'])} | {_t(r['time'])} | {z} "
+                   f"| {d} |")
     return out
 
 

@@ -36,8 +36,8 @@ def run(mode, log) -> dict:
     lat = builders.cubic_lattice(3, 3, 3)
     for n in mode.scale_snapshots:
         ds = _data(lat, n, mode.seed)
-        model, best, times = best_of(lambda: fit(ds, RFConfig()), mode.repeats)
-        _, peak = peak_memory(lambda: fit(ds, RFConfig()))
+        model, best, times = best_of(lambda ds=ds: fit(ds, RFConfig()), mode.repeats)
+        _, peak = peak_memory(lambda ds=ds: fit(ds, RFConfig()))
         out["snapshots"].append({"snapshots": n, "particles": lat.n, "time": best, "times": times,
                                  "rows": int(model.info["n_rows"]), "peak_mib": peak / 2 ** 20})
         log(f"scaling: {n} snapshots: fit {best:.3f} s, peak {peak / 2 ** 20:.1f} MiB")
@@ -45,8 +45,8 @@ def run(mode, log) -> dict:
     for k in mode.scale_lattice:
         system = builders.cubic_lattice(k, k, k)
         ds = _data(system, n_snap, mode.seed)
-        model, best, times = best_of(lambda: fit(ds, RFConfig()), mode.repeats)
-        _, peak = peak_memory(lambda: fit(ds, RFConfig()))
+        model, best, times = best_of(lambda ds=ds: fit(ds, RFConfig()), mode.repeats)
+        _, peak = peak_memory(lambda ds=ds: fit(ds, RFConfig()))
         out["particles"].append({"lattice": f"{k}x{k}x{k}", "particles": system.n, "snapshots": n_snap,
                                  "time": best, "times": times, "rows": int(model.info["n_rows"]),
                                  "peak_mib": peak / 2 ** 20})
@@ -57,8 +57,8 @@ def run(mode, log) -> dict:
         cfg = base.replace(node_width=max(1, int(round(base.node_width * f))),
                            edge_width=max(1, int(round(base.edge_width * f))),
                            message_width=max(1, int(round(base.message_width * f))))
-        model, best, times = best_of(lambda: fit(ds, cfg), mode.repeats)
-        _, peak = peak_memory(lambda: fit(ds, cfg))
+        model, best, times = best_of(lambda cfg=cfg: fit(ds, cfg), mode.repeats)
+        _, peak = peak_memory(lambda cfg=cfg: fit(ds, cfg))
         out["width"].append({"factor": f, "node_width": cfg.node_width, "edge_width": cfg.edge_width,
                              "message_width": cfg.message_width, "features": int(model.info["n_features"]),
                              "time": best, "times": times, "peak_mib": peak / 2 ** 20})
@@ -75,7 +75,8 @@ def run(mode, log) -> dict:
         t = time.perf_counter()
         simulate(system, q0, p0, 0.01, steps, steps)
         t_truth = (time.perf_counter() - t) / steps
-        _, peak = peak_memory(lambda: rollout(model, system, q0, p0, 0.01, 2, 2, learned_energy=False))
+        _, peak = peak_memory(lambda system=system, q0=q0, p0=p0:
+                              rollout(model, system, q0, p0, 0.01, 2, 2, learned_energy=False))
         out["rollout"].append({"lattice": f"{k}x{k}x{k}", "particles": system.n, "edges": int(len(system.edges)),
                                "seconds_per_step": t_model, "truth_seconds_per_step": t_truth,
                                "steps": steps, "peak_mib": peak / 2 ** 20})

@@ -26,7 +26,6 @@ module); the few that are the command line's own are the constants below.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys

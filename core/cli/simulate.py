@@ -147,7 +147,8 @@ def add_system_options(parser, title: str = "system (build one, or load one with
     sysg.add_argument("--n", type=int, default=None,
                       help="particles in a chain or a molecular system; rows of a lattice (default: "
                            + ", ".join(f"{k} {v}" for k, v in DEFAULT_SIZES.items()) + ")")
-    sysg.add_argument("--m", type=int, default=None, help="columns of a square, triangular or cubic lattice (default: = n)")
+    sysg.add_argument("--m", type=int, default=None, help="columns of a square, triangular or cubic lattice (default: "
+                                                          "= n)")
     sysg.add_argument("--l", type=int, default=None, help="layers of a cubic lattice (default: = n)")
     sysg.add_argument("--spacing", type=float, default=None,
                       help=f"lattice spacing, length units (default: {_builder_default('chain', 'spacing')})")

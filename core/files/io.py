@@ -140,7 +140,8 @@ def system_from(header: dict, arrays: dict, prefix: str, fname: str, what: str =
     if sub["positions"].ndim != 2 or sub["positions"].shape[1:] != (dim,):
         raise HGNError(f"{fname}: {what} positions have shape {sub['positions'].shape}, expected (N, {dim})")
     if "n" in header and int(header["n"]) != sub["positions"].shape[0]:
-        raise HGNError(f"{fname}: the {what} header says {header['n']} particles but the positions hold {sub['positions'].shape[0]}")
+        raise HGNError(f"{fname}: the {what} header says {header['n']} particles but the positions hold "
+                       f"{sub['positions'].shape[0]}")
     if not isinstance(header.get("potential"), dict):
         raise HGNError(f"{fname}: the {what} description is missing its potential")
     try:
@@ -196,7 +197,8 @@ def check_trajectory_shapes(tr: Trajectory, where: str) -> None:
     n, d = s.n, s.dim
     q = np.asarray(tr.q)
     if q.ndim != 3 or q.shape[1:] != (n, d):
-        raise HGNError(f"{where}: q has shape {q.shape}, expected (frames, {n}, {d}) for its system of {n} particles in {d}D")
+        raise HGNError(f"{where}: q has shape {q.shape}, expected (frames, {n}, {d}) for its system of {n} particles "
+                       f"in {d}D")
     t_n = q.shape[0]
     if t_n < 1:
         raise HGNError(f"{where} has no frames")
@@ -308,7 +310,8 @@ def check_dataset(ds: Dataset, where: str) -> None:
     n, d = s.n, s.dim
     q = np.asarray(ds.q)
     if q.ndim != 3 or q.shape[1:] != (n, d):
-        raise HGNError(f"{where}: q has shape {q.shape}, expected (snapshots, {n}, {d}) for its system of {n} particles in {d}D")
+        raise HGNError(f"{where}: q has shape {q.shape}, expected (snapshots, {n}, {d}) for its system of {n} "
+                       f"particles in {d}D")
     n_s = q.shape[0]
     for name in ("p", "dqdt", "dpdt"):
         a = np.asarray(getattr(ds, name))
@@ -319,7 +322,8 @@ def check_dataset(ds: Dataset, where: str) -> None:
     for name in ("train", "test"):
         a = np.asarray(getattr(ds, name))
         if a.ndim != 1 or (a.size and not np.issubdtype(a.dtype, np.integer)):
-            raise HGNError(f"{where}: {name} must be a list of whole snapshot indices, got shape {a.shape} dtype {a.dtype}")
+            raise HGNError(f"{where}: {name} must be a list of whole snapshot indices, got shape {a.shape} dtype "
+                           f"{a.dtype}")
         if a.size and (a.min() < 0 or a.max() >= n_s):
             raise HGNError(f"{where}: {name} indices must lie in 0..{n_s - 1}, found {int(a.min())}..{int(a.max())}")
 
@@ -435,7 +439,8 @@ kinds.register(kinds.FileKind(DATASET_KIND, load_dataset, "a dataset", describe=
 
 
 __all__ = ["save_system", "load_system", "save_trajectories", "save_trajectory", "load_trajectories",
-           "load_trajectory", "save_dataset", "load_dataset", "load_any", "describe", "system_in", "is_xyz", "describe_system", "describe_trajectory",
+           "load_trajectory", "save_dataset", "load_dataset", "load_any", "describe", "system_in", "is_xyz",
+           "describe_system", "describe_trajectory",
            # building blocks shared with core.files.project and core.files.xyz (same layout inside other containers)
            "DATASET_ARRAYS", "split_meta", "system_header", "system_arrays", "same_system",
            "system_from", "pack_trajectories", "check_trajectory_shapes", "unpack_trajectories",

@@ -574,7 +574,8 @@ def dataset_from_trajectories(trajectories, test_fraction: float = 0.25, seed: i
         parts.append((tr.q[idx], tr.p[idx], dpdt, (tr.kinetic + tr.potential)[idx], idx))
     n_snapshots = sum(len(part[4]) for part in parts)
     if n_snapshots < 2:
-        raise HGNError(f"only {n_snapshots} snapshot(s): a fit needs at least 2 (import more frames or lower the stride)")
+        raise HGNError(f"only {n_snapshots} snapshot(s): a fit needs at least 2 (import more frames or lower the "
+                       "stride)")
     meta = {"source": "imported", "labels": [tr.label for tr in trajs], "stride": stride,
             "forces": "file" if use_file else "computed"}
     # the split lists let a time-series fit keep the test trajectories out

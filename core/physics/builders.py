@@ -183,7 +183,8 @@ def molecular(n: int, density: float = 0.8, dim: int = 3, potential="lennard-jon
         q += a * jitter * np.random.default_rng(seed).uniform(-1, 1, q.shape)
     box = np.full(dim, side) if periodic else None
     if periodic and rc >= side / 2:
-        raise HGNError(f"cutoff {rc} is not below half the box length {side / 2:.4g}: use more particles, a higher density or a smaller cutoff")
+        raise HGNError(f"cutoff {rc} is not below half the box length {side / 2:.4g}: use more particles, a higher "
+                       "density or a smaller cutoff")
     meta = {"builder": "molecular", "n": n, "density": rho, "dim": dim, "cutoff": rc,
             "periodic": bool(periodic), "mass": mass, "seed": seed, "jitter": jitter}
     name = f"{pot.kind} {n} particles, density {rho:g}"
@@ -234,7 +235,8 @@ def rebuild_scaled(system: System, factor: int) -> System:
     if kind in ("square", "triangular"):
         return BUILDERS[kind](meta["n"] * factor, meta["m"] * factor, meta["spacing"], meta["mass"], pot)
     if kind == "cubic":
-        return cubic_lattice(meta["n"] * factor, meta["m"] * factor, meta["l"] * factor, meta["spacing"], meta["mass"], pot)
+        return cubic_lattice(meta["n"] * factor, meta["m"] * factor, meta["l"] * factor, meta["spacing"],
+                             meta["mass"], pot)
     if kind == "molecular":
         return molecular(meta["n"] * factor ** meta["dim"], meta["density"], meta["dim"], pot, None,
                          meta["cutoff"], meta["periodic"], meta["mass"], meta["seed"], meta["jitter"])

@@ -67,7 +67,7 @@ class PairPotential:
     @property
     def r_min(self) -> float:
         """Distance of the minimum of V (the natural bond length)."""
-        return float(getattr(self, "r0"))
+        return float(self.r0)
 
     # -- serialisation ---------------------------------------------------
     def params(self) -> dict[str, float]:

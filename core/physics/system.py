@@ -107,7 +107,8 @@ class System:
                 raise HGNError(f"edges must have shape (E, 2), got {e.shape}")
             if e.size and (e.min() < 0 or e.max() >= n):
                 bad = e[(e < 0).any(1) | (e >= n).any(1)][0]
-                raise HGNError(f"edge {tuple(int(x) for x in bad)} refers to a particle that does not exist (there are {n}, numbered 0..{n - 1})")
+                raise HGNError(f"edge {tuple(int(x) for x in bad)} refers to a particle that does not exist "
+                               f"(there are {n}, numbered 0..{n - 1})")
             if np.any(e[:, 0] == e[:, 1]):
                 bad = int(e[e[:, 0] == e[:, 1]][0, 0])
                 raise HGNError(f"edge ({bad}, {bad}) joins a particle to itself")
@@ -116,7 +117,8 @@ class System:
                 raise HGNError("edges contain the same pair twice")
             if self.edge_scale is not None:
                 if self.edge_scale.shape != (len(e),):
-                    raise HGNError(f"edge_scale must have one value per edge ({len(e)}), got shape {self.edge_scale.shape}")
+                    raise HGNError(f"edge_scale must have one value per edge ({len(e)}), "
+                                   f"got shape {self.edge_scale.shape}")
                 if not np.all(np.isfinite(self.edge_scale)) or np.any(self.edge_scale <= 0):
                     raise HGNError("edge_scale values (per-edge strength) must be finite and > 0")
         else:
@@ -131,7 +133,8 @@ class System:
             if not np.all(np.isfinite(b)) or np.any(b <= 0):
                 raise HGNError(f"box lengths must be finite and > 0, got {b.tolist()}")
             if self.cutoff is not None and self.cutoff >= 0.5 * b.min():
-                raise HGNError(f"cutoff {self.cutoff} must be less than half the smallest box length ({0.5 * b.min()}) for the minimum-image convention")
+                raise HGNError(f"cutoff {self.cutoff} must be less than half the smallest box length "
+                               f"({0.5 * b.min()}) for the minimum-image convention")
         self._check_overlaps()
 
     def _check_overlaps(self) -> None:
@@ -149,7 +152,8 @@ class System:
         pairs = tree.query_pairs(OVERLAP_TOLERANCE, output_type="ndarray")
         if len(pairs):
             i, j = (int(x) for x in pairs[0])
-            raise HGNError(f"particles {i} and {j} overlap (closer than {OVERLAP_TOLERANCE}); move or delete one of them")
+            raise HGNError(f"particles {i} and {j} overlap (closer than {OVERLAP_TOLERANCE}); "
+                           "move or delete one of them")
 
     # ------------------------------------------------------------------
     def copy(self, **changes) -> "System":
@@ -193,7 +197,8 @@ class System:
     def __repr__(self) -> str:
         graph = f"{len(self.edges)} edges" if self.edges is not None else f"cutoff {self.cutoff}"
         box = f", box {self.box.tolist()}" if self.box is not None else ""
-        return f"System({self.name or 'unnamed'}: {self.n} particles in {self.dim}D, {self.potential.kind}, {graph}{box})"
+        return (f"System({self.name or 'unnamed'}: {self.n} particles in {self.dim}D, {self.potential.kind}, "
+                f"{graph}{box})")
 
 
 def _as_float_array(x, name: str) -> np.ndarray:

@@ -62,7 +62,8 @@ def test_optimizer_table_has_rf_rows_and_all_fifteen_optimizers(short_run):
     assert 0 < ref["time"] < 10
     for r in bl:
         assert r["time"] > 0 and r["epochs"] >= 1
-        assert r["stop_reason"] in ("time budget", "early stopping", "max epochs") or r["stop_reason"].startswith("diverged")
+        assert (r["stop_reason"] in ("time budget", "early stopping", "max epochs")
+                or r["stop_reason"].startswith("diverged"))
         assert r["speedup"] == pytest.approx(r["time"] / ref["time"])
         assert r["test_mse"] is None or r["test_mse"] >= 0
         if r["time_to_reach_rf"] is None:

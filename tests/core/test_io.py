@@ -4,7 +4,6 @@ files, atomic saves, and the import policy for files from other programs."""
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 
 import numpy as np

@@ -13,7 +13,8 @@ from core.errors import Cancelled, HGNError
 from core.physics.forces import ForceField, kinetic_energy
 from core.physics.initial import initial_state
 from core.learning.rfhgn import TrueHamiltonian
-from core.learning.rollout import RolloutConvergenceWarning, RolloutExtrapolationWarning, compare, learned_energy, rollout
+from core.learning.rollout import (RolloutConvergenceWarning, RolloutExtrapolationWarning, compare, learned_energy,
+                                   rollout)
 from core.physics.simulate import simulate
 
 

@@ -184,8 +184,8 @@ class TrainedHGN(LearnedHamiltonian):
         net, theta = self.module.to_network()
         info = dict(self.info)
         info["name"] = self.name
-        model = FittedModel(self.config.rf_config().replace(fast_tables=bool(fast_tables)), net, theta, self.constant, self.n_ref, self.train_system, info,
-                            e_ref=self.e_ref)
+        config = self.config.rf_config().replace(fast_tables=bool(fast_tables))
+        model = FittedModel(config, net, theta, self.constant, self.n_ref, self.train_system, info, e_ref=self.e_ref)
         return model
 
     # -- files ------------------------------------------------------------------

@@ -62,7 +62,6 @@ from core.physics.system import System
 from core.physics.trajectory import Dataset, Trajectory
 from .blas import blas_threads
 from .config import RFConfig
-from .graphs import batch_graph
 from .model import FittedModel
 from .sampling import choose_points, local_energies, sample_network
 

@@ -310,7 +310,8 @@ class FittedModel(LearnedHamiltonian):
             theta = np.asarray(arrays["theta"], dtype=np.float64)
             constant = float(np.asarray(arrays["constant"]).reshape(-1)[0])
             if config.encoding == "invariant":
-                net = InvariantNetwork.from_arrays(arrays, config.linear_kinetic, config.cutoff_shift, config.pool_edges)
+                net = InvariantNetwork.from_arrays(arrays, config.linear_kinetic, config.cutoff_shift,
+                                                   config.pool_edges)
             else:
                 net = FrameNetwork.from_arrays(arrays, dim, config.pool_edges, config.frame_rule)
             train_system = None

@@ -260,7 +260,8 @@ class InvariantNetwork:
         return out
 
     @classmethod
-    def from_arrays(cls, arrays: dict, linear_kinetic: bool, cutoff_shift: bool, pool_edges: bool) -> "InvariantNetwork":
+    def from_arrays(cls, arrays: dict, linear_kinetic: bool, cutoff_shift: bool,
+                    pool_edges: bool) -> "InvariantNetwork":
         layers = [Dense(np.asarray(arrays[f"{n}_W"], dtype=np.float64), np.asarray(arrays[f"{n}_b"], dtype=np.float64))
                   for n in ("kin", "static", "edge", "msg")]
         return cls(*layers, linear_kinetic=linear_kinetic, cutoff_shift=cutoff_shift, pool_edges=pool_edges)
@@ -301,7 +302,8 @@ class FrameNetwork:
         g = graph if graph is not None else batch_graph(system, q)
         fr = build_frame(q, self.rule)
         qb, pb = encode(fr, p)
-        xn = np.concatenate([qb, pb, np.broadcast_to(system.masses[None, :, None], (S, N, 1))], axis=2).reshape(S * N, 2 * d + 1)
+        masses = np.broadcast_to(system.masses[None, :, None], (S, N, 1))
+        xn = np.concatenate([qb, pb, masses], axis=2).reshape(S * N, 2 * d + 1)
         db = np.einsum("pk,pkl->pl", g.delta, fr.B[g.snap])
         xe = np.concatenate([g.r[:, None], db * db], axis=1)
         return fr, xn, xe, g, db

@@ -212,13 +212,14 @@ def sample_network(config: RFConfig, sets: list[SampleSet], rng: np.random.Gener
         return InvariantNetwork(kin, static, edge, msg, config.linear_kinetic, config.cutoff_shift, config.pool_edges)
 
     # frame encoding
-    xn_all, xe_all, fr_list = [], [], []
+    xn_all, xe_all = [], []
     for s in sets:
         check_frame_system(s.system)
         S, N, d = s.q.shape
         fr = build_frame(s.q, config.frame_rule)
         qb, pb = encode(fr, s.p)
-        xn = np.concatenate([qb, pb, np.broadcast_to(s.system.masses[None, :, None], (S, N, 1))], axis=2).reshape(S * N, -1)
+        masses = np.broadcast_to(s.system.masses[None, :, None], (S, N, 1))
+        xn = np.concatenate([qb, pb, masses], axis=2).reshape(S * N, -1)
         g = s.graph
         db = np.einsum("pk,pkl->pl", g.delta[s.edges], fr.B[g.snap[s.edges]])
         xe = np.concatenate([g.r[s.edges, None], db * db], axis=1)

@@ -192,7 +192,8 @@ def test_fast_tables_agree_with_the_exact_network(lattice_model):
     exact = lattice_model.potential_gradient(s, q, exact=True)
     fast = lattice_model.potential_gradient(s, q)
     assert np.max(np.abs(fast - exact)) < 1e-9 * np.abs(exact).max()
-    assert abs(float(lattice_model.potential_energy(s, q)) - float(lattice_model.potential_energy(s, q, exact=True))) < 1e-9
+    exact_v = float(lattice_model.potential_energy(s, q, exact=True))
+    assert abs(float(lattice_model.potential_energy(s, q)) - exact_v) < 1e-9
     # a stretched edge beyond the table range falls back to the exact network
     q2 = q.copy()
     q2[0] -= 10.0
@@ -275,7 +276,8 @@ def test_frame_rule_is_saved_and_old_files_keep_the_papers_rule(tmp_path):
     assert np.array_equal(old.energy(s, q, p), model.energy(s, q, p))
     # the rule matters: the same weights in the other frame give another energy
     other = FittedModel(model.config.replace(frame_rule="farthest"),
-                        type(model.network).from_arrays(model.network.to_arrays(), 2, model.config.pool_edges, "farthest"),
+                        type(model.network).from_arrays(model.network.to_arrays(), 2, model.config.pool_edges,
+                                                        "farthest"),
                         model.theta, model.constant, model.n_ref, s)
     assert not np.allclose(other.energy(s, q, p), model.energy(s, q, p))
 
