@@ -4,11 +4,12 @@ Run under a virtual X server (the views need OpenGL)::
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m studio.screenshots [OUT_DIR]
 
-It opens the real main window with settings in a temporary file, trains the
-default lattice, scrubs the timeline, draws a small system, shows the overlay
-and a zero-shot roll-out, and grabs the window (``QWidget.grab``) into
-``assets/screenshots/*.png`` (or OUT_DIR). Pictures are checked to be neither
-black nor empty before they are written.
+It opens the real main window with settings in a temporary file, shows it
+empty (no model yet), trains the default lattice (the status bar's progress
+while the System tab is shown), scrubs the timeline, shows the overlay and a
+zero-shot roll-out, draws a small system, and grabs the window
+(``QWidget.grab``) into ``assets/screenshots/*.png`` (or OUT_DIR). Pictures
+are checked to be neither black nor empty before they are written.
 """
 from __future__ import annotations
 
@@ -70,14 +71,20 @@ def main(argv: list[str] | None = None) -> int:
     from .main_window import MainWindow
 
     w = MainWindow()          # first-run layout: settings live in a temporary file
+    w.projects.choose = lambda *_a: "discard"    # the script quits without asking
     w.show()
-    _wait(app, lambda: w.session.system is not None, 30)
+    d = w.document
+    _wait(app, lambda: d.system is not None, 30)
     _pump(app, 0.5)
+    _save(w, out / "studio-start.png")
 
-    # 1. train the default lattice and watch the roll-out
-    w.leftTabs.setCurrentIndex(2)
+    # 1. train the default lattice (progress in the status bar) and watch the roll-out
+    w.leftTabs.setCurrentIndex(0)
     w.train()
-    _wait(app, lambda: w.session.models and w.session.rollout is not None and w.session.rollout.finished, 600)
+    _wait(app, lambda: w.jobStatus.isVisible() and w.jobStatus.bar.value() > 200, 60)
+    _save(w, out / "studio-training.png")
+    _wait(app, lambda: d.models and d.rollout is not None and d.rollout.finished and not w.jobs.is_running(), 600)
+    w.leftTabs.setCurrentIndex(2)
     w.views.set_colour_mode("error")
     w.time.set_frame(int(0.6 * (w.time.filled - 1)))
     _pump(app, 0.8)
@@ -95,9 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     w.modelsPanel.factorSpin.setValue(4)
     w.modelsPanel.stepsSpin.setValue(600)
     w.modelsPanel.saveEverySpin.setValue(10)
-    w.zero_shot(w.session.current, 4, 600, 10)
-    _wait(app, lambda: w.session.rollout is not None and w.session.rollout.zero_shot
-          and w.session.rollout.finished, 600)
+    w.leftTabs.setCurrentIndex(0)
+    w.modelsPanel.zeroShotButton.click()
+    _wait(app, lambda: d.rollout is not None and d.rollout.zero_shot and d.rollout.finished, 600)
     w.views.set_colour_mode("speed")
     w.time.set_frame(w.time.filled - 1)
     _pump(app, 0.8)

@@ -57,7 +57,7 @@ class RolloutBuffer:
 
     @classmethod
     def from_trajectories(cls, truth: Trajectory, prediction: Trajectory | None = None,
-                          model_name: str = "", label: str = "", zero_shot: bool = False) -> "RolloutBuffer":
+                          model_name: str = "", label: str = "", zero_shot: bool = False) -> RolloutBuffer:
         """A full (finished) buffer of a ground-truth trajectory and, optionally,
         a prediction on the same time axis (e.g. a roll-out read from a file)."""
         if not isinstance(truth, Trajectory):

@@ -138,6 +138,9 @@ def test_zero_shot_on_a_larger_lattice(qtbot, window):
     mse = buf.position_mse()
     assert np.all(np.isfinite(mse)) and mse[-1] < 1e-2
     assert "zero-shot" in w.views.predictionView.label.text()
+    # the system panel says what is shown: the larger lattice, and what the model was fitted on
+    summary = w.systemPanel.summary.text()
+    assert "zero-shot" in summary and "81 particles" in summary and "square 3x3" in summary
 
 
 def test_cancel_stops_training_and_gui_keeps_running(qtbot, window):
