@@ -9,12 +9,38 @@ arguments and return an exit code.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 #: sub-commands: name -> "module:function(argv) -> int" (filled as they land)
 COMMANDS: dict[str, str] = {
     "export-video": "studio.export.cli:main",
 }
+
+
+#: modules the window process uses after start-up (unpickling a fitted model
+#: and its results, the roll-out's start, the export dialog); imported at
+#: start-up so that no click waits for an import. Heavy libraries (torch,
+#: the video encoder, the export's renderer) are only ever imported by the
+#: worker processes (studio.workers).
+GUI_MODULES = ("core.learning.rfhgn.model", "core.learning.metrics", "core.physics.initial",
+               "core.learning.baselines.optimizers", "studio.export.gui", "studio.export.run")
+
+
+def prepare_gui_process() -> None:
+    """What the window's process does once, before the window: start the
+    idle worker process (it imports numpy, scipy and core meanwhile), keep
+    torch out of this process (baseline models open packed), and import
+    what the window will use later."""
+    from . import workers
+
+    workers.warm_up()
+    workers.keep_torch_out()
+    for name in GUI_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # pragma: no cover - a module that moved: imported on first use instead
+            pass
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("HGN Studio")
     app.setOrganizationName("HGN")
+    prepare_gui_process()
     ensure_backend()
     from .main_window import MainWindow
     from .style import apply_style

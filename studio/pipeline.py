@@ -1,8 +1,11 @@
 """What the Train and roll-out buttons do, as plain functions over ``core``.
 
-These are the jobs the GUI runs in the background (``studio.workers``); they
-take core's ``progress`` / ``cancel`` protocol and an ``emit`` callable for
-partial results, and hold no Qt. Tests and benchmarks call them directly.
+These are the jobs the GUI runs in worker processes (``studio.workers``);
+they take core's ``progress`` / ``cancel`` protocol and an ``emit`` callable
+for partial results, and hold no Qt. Their arguments and results are pickled
+between the processes (a gradient-trained model travels as its saved file,
+``studio.worker_process.PackedModel``). Tests and benchmarks call them
+directly.
 
 * :func:`train_job` -- simulate training data (core.physics.datagen), fit the chosen
   method (core.learning.rfhgn or another entry of ``studio.methods``), measure the
@@ -120,6 +123,27 @@ def train_job(system: System, sim: dict, method: Method, settings: dict, *,
                        loss=loss_curve(model), info=info)
 
 
+def warm_up() -> float:
+    """A tiny fit and roll-out (2x2x2 lattice, a few steps): a fresh worker
+    process runs it once while idle, so that the first Train does not pay
+    for the first calls of numpy, scipy and core. Returns its seconds."""
+    import dataclasses
+
+    from core.physics.builders import build
+
+    from .defaults import SIMULATION
+    from .methods import method_by_key
+
+    t0 = time.perf_counter()
+    system = build("cubic", n=2, m=2, l=2)
+    sim = dict(dataclasses.asdict(SIMULATION), steps=20, n_trajectories=2, save_every=4)
+    method = method_by_key("rfhgn")
+    res = train_job(system, sim, method, method.default_settings())
+    q0, p0 = rollout_start(system, sim)
+    rollout_job(res.model, system, q0, p0, sim["dt"], 20, 5)
+    return time.perf_counter() - t0
+
+
 # ---------------------------------------------------------------------------
 # roll-outs
 # ---------------------------------------------------------------------------
@@ -165,6 +189,9 @@ def rollout_job(model, system: System, q0: np.ndarray, p0: np.ndarray, dt: float
     from core.learning.rollout import rollout
     from core.physics.simulate import simulate
 
+    from .worker_process import unpack
+
+    model = unpack(model)          # a baseline sent as its file: the real model, loaded once per worker
     if steps < 0 or save_every < 1 or dt <= 0:
         raise HGNError("roll-out needs dt > 0, steps >= 0 and save_every >= 1")
     total_frames = steps // save_every

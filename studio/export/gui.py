@@ -1,35 +1,34 @@
 """Video export in the studio: a dialog with every choice, a progress bar
 and Cancel, and the job that renders and encodes without freezing the window.
 
-Threads (measured, see docs/platform.md and studio.export.scene): a vispy
-canvas renders only on the thread that owns its GL context, which for the
-Qt backend is the GUI thread. :class:`VideoExportJob` therefore renders on
-the GUI thread in short slices driven by a zero-interval QTimer (at most
-:data:`SLICE_SECONDS` of rendering per event-loop turn, so clicks, repaints
-and Cancel stay responsive), into a hidden canvas of the output size, and
-hands the frames to a :class:`core.files.video.BackgroundEncoder`, whose thread
-encodes them meanwhile (FFmpeg releases the GIL). Cancel stops the timer and
-aborts the encoder, which removes its temporary file: no broken video is
-left, and an older file of the same name is untouched.
+Processes (see docs/platform.md): the whole export, rendering and encoding,
+runs in a worker process (:class:`VideoExportJob` drives
+:func:`studio.export.run.export_job` through
+:class:`studio.workers.JobRunner`), with vispy's headless EGL backend, as
+``main.py export-video`` renders. The window only receives progress
+figures, so it stays responsive however long frames take to draw, and the
+shader compilation of the first frame happens there too. Cancel asks the
+job to stop (it checks before every frame) and the worker's encoder removes
+its temporary file: no broken video is left, and an older file of the same
+name is untouched. Should the job not stop within the runner's grace, its
+process is terminated and this side removes the temporary file.
 """
 from __future__ import annotations
 
-import time
+import os
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
                                QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
-from core.errors import Cancelled, HGNError
-from core.files.video import FORMATS, BackgroundEncoder, VideoWriter, format_for
+from core.errors import HGNError
+from core.files.video import FORMATS, format_for
 
-from .run import QUEUE_FRAMES, ExportResult
+from ..workers import CANCEL_GRACE, JobRunner
+from .run import ExportResult, export_job
 from .settings import COLOURS, LAYOUTS, MAX_HEIGHT, MAX_WIDTH, SIZES, ExportSettings
-
-#: longest stretch of rendering per event-loop turn (seconds)
-SLICE_SECONDS = 0.03
 
 
 def camera_state(camera) -> dict:
@@ -44,7 +43,8 @@ def camera_state(camera) -> dict:
 
 
 class VideoExportJob(QObject):
-    """Render ``settings.frames`` of ``data`` and encode them into ``path``.
+    """Render ``settings.frames`` of ``data`` and encode them into ``path``,
+    in a worker process.
 
     Signals: ``progress(encoded, total)``, then exactly one of
     ``finished(ExportResult)``, ``failed(message)`` or ``cancelled()``.
@@ -60,103 +60,73 @@ class VideoExportJob(QObject):
         super().__init__(parent)
         self.data, self.settings, self.path, self.camera = data, settings, Path(path), camera
         self.frames: list[int] = []
-        self._scene = self._encoder = self._writer = None
-        self._next = 0
-        self._pending = None
-        self._input_closed = False
-        self._running = False
-        self._t0 = 0.0
-        self._render = 0.0
-        self._timer = QTimer(self)
-        self._timer.setInterval(0)
-        self._timer.timeout.connect(self._tick)
+        self._tmp: str | None = None
+        self.runner = JobRunner(self)
+        self.runner.progress.connect(self._on_progress)
+        self.runner.partial.connect(self._on_partial)
+        self.runner.finished.connect(self._on_finished)
+        self.runner.failed.connect(self._on_failed)
+        self.runner.cancelled.connect(self._on_cancelled)
 
     def is_running(self) -> bool:
-        return self._running
+        return self.runner.is_running()
 
     def start(self) -> bool:
         """Check the settings and begin; False (after ``failed``) when they are bad."""
-        from .scene import ExportScene, studio_app
-
         try:
             self.settings.check(self.path, self.data.n_filled, self.data.with_prediction)
             self.frames = self.settings.frames(self.data.n_filled)
-            self._t0 = time.perf_counter()
-            self._scene = ExportScene(self.data, self.settings, app=studio_app(), camera=self.camera,
-                                      frames=self.frames)
-            s = self.settings
-            self._writer = VideoWriter(self.path, s.width, s.height, s.fps, crf=s.crf, preset=s.preset)
-            self._encoder = BackgroundEncoder(self._writer, QUEUE_FRAMES)
         except HGNError as exc:
-            self._cleanup(abort=True)
             self.failed.emit(str(exc))
             return False
-        self._running = True
+        self._tmp = None
         self.progress.emit(0, len(self.frames))
-        self._timer.start()
+        self.runner.start("export", export_job, self.data, self.settings, str(self.path), self.camera)
         return True
 
     @Slot()
-    def _tick(self) -> None:
-        enc = self._encoder
-        try:
-            end = time.perf_counter() + SLICE_SECONDS
-            while self._next < len(self.frames) and time.perf_counter() < end:
-                if self._pending is None:
-                    r0 = time.perf_counter()
-                    self._pending = self._scene.render(self.frames[self._next])
-                    self._render += time.perf_counter() - r0
-                if not enc.submit(self._pending, block=False):
-                    break                       # the encoder is behind: give the event loop a turn
-                self._pending = None
-                self._next += 1
-            if self._next == len(self.frames) and not self._input_closed and enc.has_room():
-                enc.close_input()
-                self._input_closed = True
-            # render as fast as the encoder takes frames; poll gently while it catches up
-            self._timer.setInterval(0 if self._pending is None and not self._input_closed else 10)
-            self.progress.emit(enc.written, len(self.frames))
-            if self._input_closed and enc.done:
-                path = enc.finish()
-                res = ExportResult(path=path, frames=len(self.frames), seconds=time.perf_counter() - self._t0,
-                                   render_seconds=self._render,
-                                   info={"format": self._writer.format.key,
-                                         "size": (self.settings.width, self.settings.height),
-                                         "fps": self.settings.fps})
-                self._cleanup(abort=False)
-                self.finished.emit(res)
-            elif enc.error is not None:
-                enc.finish(timeout=0)           # raises the encoder's error
-        except Cancelled:
-            self._cleanup(abort=True)
-            self.cancelled.emit()
-        except HGNError as exc:
-            self._cleanup(abort=True)
-            self.failed.emit(str(exc))
-        except Exception as exc:  # a bug: never leave a half-written file behind
-            self._cleanup(abort=True)
-            self.failed.emit(f"internal error while exporting: {type(exc).__name__}: {exc}")
+    def cancel(self, wait: bool = False) -> None:
+        """Stop: no video is written and a previous file is kept. With
+        ``wait`` the job has ended (``cancelled`` emitted) when this returns
+        (at most the runner's grace, when the dialog closes)."""
+        if not self.runner.is_running():
+            return
+        self.runner.cancel()
+        if wait:
+            self.runner.wait(int(1000 * CANCEL_GRACE) + 2000)
+
+    @Slot(str, float)
+    def _on_progress(self, stage: str, fraction: float) -> None:
+        n = len(self.frames)
+        self.progress.emit(min(n, int(round(fraction * n))), n)
+
+    @Slot(object)
+    def _on_partial(self, item) -> None:
+        if isinstance(item, tuple) and len(item) == 2 and item[0] == "tmp":
+            self._tmp = item[1]
+
+    def _remove_tmp(self) -> None:
+        if self._tmp:
+            try:
+                os.unlink(self._tmp)
+            except OSError:
+                pass                     # the worker removed it (the usual case)
+            self._tmp = None
+
+    @Slot(object)
+    def _on_finished(self, res: ExportResult) -> None:
+        self._tmp = None
+        self.finished.emit(res)
+
+    @Slot(str, str)
+    def _on_failed(self, message: str, details: str) -> None:
+        self._remove_tmp()
+        self.failed.emit(message if not details else f"internal error while exporting: {message}")
 
     @Slot()
-    def cancel(self) -> None:
-        """Stop now: no video is written and a previous file is kept."""
-        if not self._running:
-            return
-        self._cleanup(abort=True)
+    def _on_cancelled(self) -> None:
+        self._remove_tmp()
         self.cancelled.emit()
-
-    def _cleanup(self, abort: bool) -> None:
-        self._timer.stop()
-        self._running = False
-        if abort:
-            if self._encoder is not None:
-                self._encoder.abort()
-            elif self._writer is not None:
-                self._writer.abort()
-        if self._scene is not None:
-            self._scene.close()
-        self._scene = self._encoder = self._writer = None
-        self._pending = None
 
 
 class ExportVideoDialog(QDialog):
@@ -295,7 +265,7 @@ class ExportVideoDialog(QDialog):
         for sp in (self.startSpin, self.stopSpin, self.strideSpin):
             sp.valueChanged.connect(self._update_count)
         self.exportButton.clicked.connect(self.start_export)
-        self.cancelButton.clicked.connect(self.cancel_export)
+        self.cancelButton.clicked.connect(lambda: self.cancel_export())
         self._update_count()
 
     # -- choices ----------------------------------------------------------------
@@ -370,17 +340,17 @@ class ExportVideoDialog(QDialog):
         self.job = job
         self._set_running(True)
         self.statusLabel.setStyleSheet("")
-        self.statusLabel.setText("preparing the renderer…")
-        self.statusLabel.repaint()      # the first frame compiles shaders (about a second, on this thread)
+        self.statusLabel.setText("preparing the renderer…")   # the worker compiles the shaders (about a second)
         job.progress.connect(lambda d, t: d == 0 or self.statusLabel.setText("rendering and encoding…"))
         if not job.start():
             return False
         return True
 
     @Slot()
-    def cancel_export(self) -> None:
+    def cancel_export(self, wait: bool = False) -> None:
+        """Cancel the running export (``wait``: until it has ended)."""
         if self.job is not None:
-            self.job.cancel()
+            self.job.cancel(wait=wait)
 
     def _set_running(self, running: bool) -> None:
         for w in self._inputs:
@@ -415,11 +385,11 @@ class ExportVideoDialog(QDialog):
         self.statusLabel.setText("export cancelled: no file was written")
 
     def reject(self) -> None:  # closing the dialog cancels a running export
-        self.cancel_export()
+        self.cancel_export(wait=True)
         super().reject()
 
     def closeEvent(self, ev):  # noqa: N802
-        self.cancel_export()
+        self.cancel_export(wait=True)
         super().closeEvent(ev)
 
 

@@ -8,7 +8,9 @@ frame renders. It follows core's job protocol (``progress("export",
 fraction)``, ``cancel.is_set()`` checked every frame); a cancel or an error
 removes the temporary file, so no broken video is left behind and an older
 file of the same name survives. The command line and the benchmark call it;
-the studio drives the same pieces from a QTimer (``studio.export.gui``).
+the studio runs it in a worker process (:func:`export_job`, started by
+``studio.export.gui`` through ``studio.workers.JobRunner``), rendering with
+vispy's EGL backend there, so the window never waits for a frame.
 
 :func:`buffer_from_rollout` turns a project's saved roll-out
 (:class:`core.files.project.RolloutRecord`) or a list of trajectories into the
@@ -67,12 +69,27 @@ def buffer_from_record(record) -> RolloutBuffer:
     return buffer_from_rollout(record.truth, record.prediction, record.model_name, record.label, record.zero_shot)
 
 
+def export_job(data: RolloutBuffer, settings: ExportSettings, path, camera: dict | None = None, *,
+               progress=None, cancel=None, emit=None) -> ExportResult:
+    """The studio's export as a job for a worker process (core's protocol):
+    headless rendering (vispy's EGL backend, as ``main.py export-video``)
+    and encoding in that process. ``emit(("tmp", path))`` names the
+    temporary file first, so that the studio can remove it should the
+    process have to be terminated."""
+    from .cli import use_egl
+
+    use_egl()
+    return export_video(data, settings, path, camera=camera, progress=progress, cancel=cancel, emit=emit)
+
+
 def export_video(data: RolloutBuffer, settings: ExportSettings, path, *, app=None, camera: dict | None = None,
-                 progress=None, cancel=None, scene=None) -> ExportResult:
+                 progress=None, cancel=None, scene=None, emit=None) -> ExportResult:
     """Render and encode the frames ``settings`` selects into ``path``.
 
     ``app`` is the vispy backend of the off-screen canvas (None: current;
-    ``"egl"`` headless); ``scene`` may be an existing ExportScene to reuse."""
+    ``"egl"`` headless); ``scene`` may be an existing ExportScene to reuse;
+    ``emit``, when given, receives ``("tmp", temporary file)`` once the
+    writer has made it."""
     from .scene import ExportScene
 
     path = Path(path)
@@ -87,6 +104,8 @@ def export_video(data: RolloutBuffer, settings: ExportSettings, path, *, app=Non
     try:
         writer = VideoWriter(path, settings.width, settings.height, settings.fps, crf=settings.crf,
                              preset=settings.preset)
+        if emit is not None:
+            emit(("tmp", str(writer.tmp)))
         encoder = BackgroundEncoder(writer, QUEUE_FRAMES)
         report(progress, "export", 0.0)
         for k, f in enumerate(frames):
