@@ -88,7 +88,8 @@ class DrawingCanvas(QWidget):
         super().showEvent(ev)
 
     # -- edits through the undo stack ----------------------------------------
-    def _edit(self, text: str, fn) -> bool:
+    def edit(self, text: str, fn) -> bool:
+        """Run ``fn`` on the drawing as one undoable step (HGNError: nothing changes)."""
         before = self.model.snapshot()
         try:
             fn()
@@ -110,7 +111,7 @@ class DrawingCanvas(QWidget):
             pts, eds = set(self.sel_points), set(self.sel_edges)
             self.sel_points.clear()
             self.sel_edges.clear()
-            self._edit("Delete selection", lambda: self.model.delete(pts, eds))
+            self.edit("Delete selection", lambda: self.model.delete(pts, eds))
             self.selectionChanged.emit()
 
     def select_all(self) -> None:
@@ -136,15 +137,15 @@ class DrawingCanvas(QWidget):
             else:
                 xy = self.snapped(w)
                 if self.model.nearest_point(xy, 1e-9) is None:
-                    self._edit("Place particle", lambda: self.model.add_point(xy, self.new_mass))
+                    self.edit("Place particle", lambda: self.model.add_point(xy, self.new_mass))
                 self._press = None
         elif self.mode == "delete":
             if hit is not None:
-                self._edit("Delete particle", lambda: self.model.delete(points=[hit]))
+                self.edit("Delete particle", lambda: self.model.delete(points=[hit]))
             else:
                 k = self.model.nearest_edge(w, EDGE_PX / self.ppu)
                 if k is not None:
-                    self._edit("Delete spring", lambda: self.model.delete(edges=[k]))
+                    self.edit("Delete spring", lambda: self.model.delete(edges=[k]))
         else:  # select / move
             shift = bool(ev.modifiers() & Qt.ShiftModifier)
             if hit is not None:
@@ -185,9 +186,8 @@ class DrawingCanvas(QWidget):
             target = self.snapped(p["anchor"] + (w - p["start"]))
             delta = target - p["anchor"]
             idx = sorted(self.sel_points)
-            self.model.points[idx] = p["orig"][idx] + delta
+            self.model.set_positions(idx, p["orig"][idx] + delta)
             p["moved"] = bool(np.any(delta != 0))
-            self.model._changed()
         self.update()
 
     def mouseReleaseEvent(self, ev):  # noqa: N802
@@ -200,18 +200,18 @@ class DrawingCanvas(QWidget):
             j = self.model.nearest_point(w, PICK_PX / self.ppu)
             if j is not None and j != i:
                 if not self.model.has_edge(i, j):
-                    self._edit("Join with spring", lambda: self.model.add_edge(i, j, self.new_spring))
+                    self.edit("Join with spring", lambda: self.model.add_edge(i, j, self.new_spring))
             elif j is None:
                 xy = self.snapped(w)
                 k = self.model.nearest_point(xy, 1e-9)   # snapping may land on a particle
                 if k is not None and k != i:
                     if not self.model.has_edge(i, k):
-                        self._edit("Join with spring", lambda: self.model.add_edge(i, k, self.new_spring))
+                        self.edit("Join with spring", lambda: self.model.add_edge(i, k, self.new_spring))
                 elif k is None and np.linalg.norm(xy - self.model.points[i]) > 1e-9:
                     def place_and_join():
                         k = self.model.add_point(xy, self.new_mass)
                         self.model.add_edge(i, k, self.new_spring)
-                    self._edit("Place and join", place_and_join)
+                    self.edit("Place and join", place_and_join)
         elif p["kind"] == "move":
             if p["moved"]:
                 after = self.model.snapshot()
@@ -431,7 +431,7 @@ class DrawingPanel(QWidget):
             self.error.emit("select particles first (Select mode), then apply a mass")
             return
         m = float(self.massSpin.value())
-        self.canvas._edit("Set mass", lambda: self.model.set_mass(idx, m))
+        self.canvas.edit("Set mass", lambda: self.model.set_mass(idx, m))
 
     def apply_spring(self) -> None:
         idx = sorted(self.canvas.sel_edges)
@@ -439,11 +439,11 @@ class DrawingPanel(QWidget):
             self.error.emit("select springs first (Select mode), then apply a strength")
             return
         s = float(self.springSpin.value())
-        self.canvas._edit("Set spring strength", lambda: self.model.set_spring(idx, s))
+        self.canvas.edit("Set spring strength", lambda: self.model.set_spring(idx, s))
 
     def clear(self) -> None:
         if self.model.n:
-            self.canvas._edit("Clear drawing", self.model.clear)
+            self.canvas.edit("Clear drawing", self.model.clear)
 
     def use(self):
         """Build the drawn system (core.physics.builders.custom); None after an error."""
