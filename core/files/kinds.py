@@ -4,16 +4,13 @@ Every HGN Studio container names its kind in its header (``{"kind": ...}``,
 see :mod:`core.container`); extended XYZ files are recognised by their
 suffix. Each kind is registered once, by the module that defines its layout:
 
-==========================================  ======================  =====================================
-kind                                        registered by           opens as
-==========================================  ======================  =====================================
-``system``, ``trajectory``, ``dataset``     :mod:`core.files.io`    System, list of Trajectory, Dataset
-``xyz`` (suffix ``.xyz``/``.extxyz``)       :mod:`core.files.xyz`   list of one Trajectory (reported as
-                                                                    ``trajectory``)
-``model``, ``baseline_model``,              :mod:`core.files.models` a fitted model (RF-HGN, baseline HGN,
-``rf_hnn_model``                                                    RF-HNN); projects embed these
-``project``                                 :mod:`core.files.project` Project
-==========================================  ======================  =====================================
+* ``system``, ``trajectory``, ``dataset`` (:mod:`core.files.io`): a System,
+  a list of Trajectory, a Dataset;
+* ``xyz``, recognised by the suffix ``.xyz`` or ``.extxyz``
+  (:mod:`core.files.xyz`): a list of one Trajectory, reported as ``trajectory``;
+* ``model``, ``baseline_model``, ``rf_hnn_model`` (:mod:`core.files.models`):
+  a fitted RF-HGN, gradient-trained HGN or RF-HNN; projects embed these;
+* ``project`` (:mod:`core.files.project`): a Project.
 
 The package ``core.files`` imports all of these modules, so the registry is
 complete whichever module of the package is imported first. This module
