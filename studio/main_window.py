@@ -240,9 +240,9 @@ class MainWindow(QMainWindow):
         self.saveSystemAction.setObjectName("saveSystemAction")
         fm.addAction(self.saveSystemAction)
         fm.addSeparator()
-        self.quitAction = QAction("&Quit", self, shortcut=QKeySequence.Quit, triggered=self.close)
+        self.quitAction = QAction("&Quit", self, shortcut=QKeySequence("Ctrl+Q"), triggered=self.close)
         self.quitAction.setObjectName("quitAction")
-        self.quitAction.setShortcuts([QKeySequence.Quit, QKeySequence("Ctrl+Q")])
+        self.quitAction.setToolTip("Quit (asks first when models are not saved)")
         fm.addAction(self.quitAction)
 
         em = mb.addMenu("&Edit")
