@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextOption
 from PySide6.QtWidgets import QGraphicsItem, QWidget
 
 from ..scene import palette
@@ -67,8 +69,10 @@ class TimePlot(pg.PlotWidget):
             pi.addItem(self.cursor, ignoreBounds=True)
         # what appears here, said in the middle while there is nothing to plot
         self.empty_text = empty_text
-        self.emptyLabel = pg.LabelItem(f"<div align='center'>{empty_text}</div>", size="9pt",
-                                       color=palette.hex_of(palette.MUTED))
+        self.emptyLabel = pg.LabelItem(empty_text, size="9pt", color=palette.hex_of(palette.MUTED))
+        text = self.emptyLabel.item          # centre each line within the message
+        text.setTextWidth(text.boundingRect().width())
+        text.document().setDefaultTextOption(QTextOption(Qt.AlignCenter))
         self.emptyLabel.setParentItem(pi.vb)
         self.emptyLabel.anchor(itemPos=(0.5, 0.5), parentPos=(0.5, 0.5))
         self.setMinimumHeight(90)
