@@ -62,13 +62,19 @@ ERROR = _hex("#ff6b6b")
 WARNING = _hex("#f0b35a")
 
 # -- the drawing canvas and the potential plot ---------------------------------
+#: (particles on the canvas are TRUTH: a drawn system becomes the ground truth)
 CANVAS = _hex("#151a23")
 SELECTION = _hex("#ffd166")
+SELECTION_FILL = _hex("#ffd166", 30 / 255)
 SPRING = _hex("#bec6d7")
+SPRING_PREVIEW = _hex("#78dc8c")
+PARTICLE_EDGE = _hex("#141e32")
+CANVAS_TEXT = _hex("#a0aabe")
 GRID = _hex("#28303e")
+CANVAS_AXES = _hex("#465064")
 POTENTIAL_CURVE = _hex("#78c878")
 CUTOFF = _hex("#c87878")
-
+ZERO_ENERGY = (0.5, 0.5, 0.5, 120 / 255)
 
 def rgb255(c, alpha: bool = False) -> tuple:
     """(r, g, b) or (r, g, b, a) in 0..255 (Qt, pyqtgraph, image tests)."""
