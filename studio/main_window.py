@@ -34,6 +34,8 @@ from core.errors import HGNError
 from .defaults import GIL_SWITCH_INTERVAL, PLAYBACK, VIEW
 from .document import Document
 from .jobs import Jobs
+from .scene import palette
+from .scene.palette import hex_of
 from .settings import load_json, open_settings, save_json
 from .timeline import TimeModel
 from .widgets.drawing_panel import DrawingPanel
@@ -350,13 +352,13 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def show_error(self, message: str) -> None:
         self._last_error = message
-        self.statusLabel.setStyleSheet("color: #ff6b6b;")
+        self.statusLabel.setStyleSheet(f"color: {hex_of(palette.ERROR)};")
         self.statusLabel.setText(message)
         self.statusLabel.setToolTip(message)
 
     def show_warning(self, message: str) -> None:
         """A note the user should see but that stopped nothing (amber)."""
-        self.statusLabel.setStyleSheet("color: #f0b35a;")
+        self.statusLabel.setStyleSheet(f"color: {hex_of(palette.WARNING)};")
         self.statusLabel.setText(f"warning: {message}")
         self.statusLabel.setToolTip(message)
 

@@ -22,9 +22,16 @@ from core.errors import HGNError
 
 from ..defaults import DRAWING
 from ..drawing import DrawingModel
+from ..scene import palette
+from ..scene.palette import rgb255
 
 PICK_PX = 9.0      # particle hit radius in pixels
 EDGE_PX = 5.0      # spring hit distance in pixels
+
+
+def _q(colour) -> QColor:
+    """A palette colour (studio.scene.palette) as a QColor."""
+    return QColor(*rgb255(colour, alpha=True))
 
 
 class SnapshotCommand(QUndoCommand):
@@ -246,7 +253,7 @@ class DrawingCanvas(QWidget):
     def paintEvent(self, ev):  # noqa: N802
         p = QPainter(self)
         p.setRenderHint(QPainter.Antialiasing)
-        p.fillRect(self.rect(), QColor("#151a23"))
+        p.fillRect(self.rect(), _q(palette.CANVAS))
         self._paint_grid(p)
         m = self.model
         pts = [self.to_screen(x) for x in m.points]
@@ -255,25 +262,25 @@ class DrawingCanvas(QWidget):
             for k, (i, j) in enumerate(m.edges):
                 sel = k in self.sel_edges
                 width = 1.5 + 2.5 * (m.scales[k] / smax if smax > 0 else 1)
-                pen = QPen(QColor("#ffd166") if sel else QColor(190, 198, 215), width)
+                pen = QPen(_q(palette.SELECTION) if sel else _q(palette.SPRING), width)
                 p.setPen(pen)
                 p.drawLine(pts[i], pts[j])
         pr = self._press
         if pr is not None and pr["kind"] == "connect" and self._cursor_world is not None:
-            p.setPen(QPen(QColor(120, 220, 140), 1.5, Qt.DashLine))
+            p.setPen(QPen(_q(palette.SPRING_PREVIEW), 1.5, Qt.DashLine))
             p.drawLine(pts[pr["from"]], self.to_screen(self._cursor_world))
         if pr is not None and pr["kind"] == "rubber" and self._cursor_world is not None:
-            p.setPen(QPen(QColor(255, 209, 102), 1, Qt.DashLine))
-            p.setBrush(QColor(255, 209, 102, 30))
+            p.setPen(QPen(_q(palette.SELECTION), 1, Qt.DashLine))
+            p.setBrush(_q(palette.SELECTION_FILL))
             p.drawRect(QRectF(self.to_screen(pr["start"]), self.to_screen(self._cursor_world)))
         mmax = float(m.masses.max()) if m.n else 1.0
         for i, s in enumerate(pts):
             r = 5.0 + 4.0 * np.sqrt(m.masses[i] / mmax)
             sel = i in self.sel_points
-            p.setPen(QPen(QColor("#ffd166") if sel else QColor(20, 30, 50), 2 if sel else 1))
-            p.setBrush(QColor(77, 158, 250))
+            p.setPen(QPen(_q(palette.SELECTION) if sel else _q(palette.PARTICLE_EDGE), 2 if sel else 1))
+            p.setBrush(_q(palette.TRUTH))
             p.drawEllipse(s, r, r)
-        p.setPen(QColor(160, 170, 190))
+        p.setPen(_q(palette.CANVAS_TEXT))
         p.drawText(8, 16, f"{m.n} particles, {len(m.edges)} springs   mode: {self.mode}")
         p.end()
 
@@ -283,7 +290,7 @@ class DrawingCanvas(QWidget):
         while step < 12:
             step *= 2
         w, h = self.width(), self.height()
-        p.setPen(QPen(QColor(40, 48, 62), 1))
+        p.setPen(QPen(_q(palette.GRID), 1))
         x0 = self.origin.x() % step
         y0 = self.origin.y() % step
         x = x0
@@ -294,7 +301,7 @@ class DrawingCanvas(QWidget):
         while y < h:
             p.drawLine(QPointF(0, y), QPointF(w, y))
             y += step
-        p.setPen(QPen(QColor(70, 80, 100), 1))
+        p.setPen(QPen(_q(palette.CANVAS_AXES), 1))
         p.drawLine(QPointF(self.origin.x(), 0), QPointF(self.origin.x(), h))
         p.drawLine(QPointF(0, self.origin.y()), QPointF(w, self.origin.y()))
 

@@ -32,6 +32,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QLabel, QLineE
 
 from core.errors import HGNError
 
+from ..scene.palette import ERROR, hex_of
+
 
 @dataclass
 class FieldSpec:
@@ -155,7 +157,7 @@ class FieldForm(QWidget):
                 ed.setToolTip(s.tip)
             err = QLabel("")
             err.setObjectName(f"{prefix}{s.name}Error")
-            err.setStyleSheet("color: #ff6b6b; font-size: 8pt;")
+            err.setStyleSheet(f"color: {hex_of(ERROR)}; font-size: 8pt;")
             err.setWordWrap(True)
             err.hide()
             box = QWidget()
@@ -345,7 +347,7 @@ class FieldForm(QWidget):
                 self.advancedButton.setChecked(True)
             lab.setText(message)
             lab.show()
-            self.editors[name].setStyleSheet("border: 1px solid #ff6b6b;")
+            self.editors[name].setStyleSheet(f"border: 1px solid {hex_of(ERROR)};")
 
     def clear_error(self, name: str) -> None:
         lab = self.errors.get(name)

@@ -24,6 +24,8 @@ from core.physics.potentials import POTENTIALS
 from ..commands import choose_kind, set_setting, set_system
 from ..defaults import BUILDER_DEFAULTS, PARAM_LABELS, PARAM_TIPS, SIMULATION, SYSTEM_KINDS
 from ..document import builder_params, potential_from_settings, system_source
+from ..scene import palette
+from ..scene.palette import rgb255
 from .forms import FieldForm, FieldSpec
 
 POTENTIAL_LABELS = {"harmonic": "Harmonic spring", "anharmonic": "Anharmonic (FPU-β)",
@@ -121,10 +123,11 @@ class SystemPanel(QWidget):
             self.potentialPlot.getPlotItem().getAxis(ax).enableAutoSIPrefix(False)
         self.potentialPlot.setMinimumHeight(150)
         self.potentialPlot.setMaximumHeight(220)
-        self.vCurve = self.potentialPlot.plot([], [], pen=pg.mkPen((120, 200, 120), width=2))
-        self.cutoffLine = pg.InfiniteLine(angle=90, pen=pg.mkPen((200, 120, 120), style=pg.QtCore.Qt.DashLine))
+        self.vCurve = self.potentialPlot.plot([], [], pen=pg.mkPen(rgb255(palette.POTENTIAL_CURVE), width=2))
+        self.cutoffLine = pg.InfiniteLine(angle=90, pen=pg.mkPen(rgb255(palette.CUTOFF),
+                                                                       style=pg.QtCore.Qt.DashLine))
         self.potentialPlot.addItem(self.cutoffLine)
-        self.potentialPlot.addItem(pg.InfiniteLine(angle=0, pen=pg.mkPen((128, 128, 128, 120))))
+        self.potentialPlot.addItem(pg.InfiniteLine(angle=0, pen=pg.mkPen(rgb255(palette.ZERO_ENERGY, alpha=True))))
 
         self.startForm = FieldForm(start_specs(), prefix="start_")
         self.startForm.bind(document, "simulation", push)
