@@ -230,6 +230,16 @@ def check_rollout_settings(integrator: str = "auto", tol: float = FIXED_POINT_TO
     return tol, int(max_iter)
 
 
+def _distinct(x: float, y: float) -> tuple[str, str]:
+    """``x`` and ``y`` printed with the fewest significant digits (4 to 12)
+    that tell them apart, so a warning never reads "1.455 beyond 1.455"."""
+    for digits in range(4, 13):
+        a, b = f"{x:.{digits}g}", f"{y:.{digits}g}"
+        if a != b:
+            return a, b
+    return f"{x!r}", f"{y!r}"
+
+
 class RangeMonitor:
     """Pair distances of the saved frames against the model's training range.
 
@@ -255,9 +265,10 @@ class RangeMonitor:
         first = r_seen[0] >= r_train[0] and r_seen[1] <= r_train[1]
         r_seen[0], r_seen[1] = min(r_seen[0], lo), max(r_seen[1], hi)
         if first and (lo < r_train[0] or hi > r_train[1]):
-            what = (f"pair distance {hi:.4g} beyond the largest in the training data ({r_train[1]:.4g})"
+            a, b = _distinct(hi, r_train[1]) if hi > r_train[1] else _distinct(lo, r_train[0])
+            what = (f"pair distance {a} beyond the largest in the training data ({b})"
                     if hi > r_train[1] else
-                    f"pair distance {lo:.4g} below the smallest in the training data ({r_train[0]:.4g})")
+                    f"pair distance {a} below the smallest in the training data ({b})")
             warnings.warn(f"the rollout reached a {what} at step {step} (t = {self.t0 + step * self.dt:.6g}): the "
                           "model extrapolates there and may be wrong", RolloutExtrapolationWarning,
                           stacklevel=self.STACKLEVEL)

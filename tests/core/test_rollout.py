@@ -332,3 +332,14 @@ def test_leaving_the_training_distances_is_flagged_and_warned():
     assert hi == pytest.approx(r.max()) and lo == pytest.approx(r.min())
     # a model that does not report its training range is not checked
     assert "outside_training_range" not in rollout(TrueHamiltonian(s), s, q1, p1, 0.01, 10).meta
+
+
+def test_extrapolation_warning_prints_distances_that_differ():
+    """A distance just beyond the training range is printed with enough
+    digits to differ from the bound (it once read "1.455 beyond ... (1.455)")."""
+    from core.learning.rollout import _distinct
+
+    a, b = _distinct(1.45512, 1.45501)
+    assert a != b and float(a) > float(b)
+    assert _distinct(1.5, 1.2) == ("1.5", "1.2")
+    assert _distinct(2.0, 2.0 + 1e-14)[0] != _distinct(2.0, 2.0 + 1e-14)[1]
