@@ -144,13 +144,16 @@ class RolloutBuffer:
         return self.kinetic[which][:n] + self.potential[which][:n]
 
     def drift(self, which: str) -> np.ndarray:
-        """Relative energy drift (H(t) - H(0)) / |H(0)| of the filled part."""
-        from core.learning.metrics import energy_drift
+        """Relative energy drift (H(t) - H(0)) / |H(0)| of the filled part, by
+        the one rule of :func:`core.physics.trajectory.energy_drift` (the
+        kinetic energies set the scale when H(0) = 0, as for a Trajectory)."""
+        from core.physics.trajectory import energy_drift
 
         key = ("drift", which, self.n_filled)
         if key not in self._cache:
+            n = self.n_filled
             h = self.total(which)
-            self._cache[key] = energy_drift(h) if h.size else h
+            self._cache[key] = energy_drift(h, self.kinetic[which][:n]) if h.size else h
         return self._cache[key]
 
     def position_mse(self) -> np.ndarray:
