@@ -224,8 +224,17 @@ class Studio:
         _pump(after)
 
 
+def _phase(text: str) -> None:
+    print(f"  [{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
 def measure(repeat: int, code: Path, diagnose: bool = True) -> dict:
+    import faulthandler
+    import signal
+
     from PySide6.QtCore import QCoreApplication
+
+    faulthandler.register(signal.SIGUSR1)         # kill -USR1 <pid>: where is it?
 
     st = Studio()
     w = st.w
@@ -244,30 +253,31 @@ def measure(repeat: int, code: Path, diagnose: bool = True) -> dict:
     first = []
 
     # -- Train (RF-HGN) -> first frame; stalls while fitting and rolling out ----
+    _phase(f"{code}: Train (RF-HGN) x{repeat}")
     for _ in range(repeat):
         n = len(st.models)
         w.train()
         t_press = w.timing["train_pressed"]
         _wait(lambda: len(st.models) > n, 300, "the fit")
         t_trained = w.timing.get("trained", time.perf_counter())
-        t_done = _wait(lambda: st.idle() and st.doc.rollout is not None and st.doc.rollout.finished, 300,
-                       "the roll-out")
+        t_done = _wait(st.idle, 300, "the roll-out")
         first.append(w.timing["first_frame"] - t_press)
         stall("fit", t_press, t_trained)
         stall("rollout", t_trained, t_done)
         _pump(0.3)
 
     # -- a longer roll-out: zero-shot on the lattice scaled by 2 (512 particles) -----
+    _phase("zero-shot roll-outs")
     for _ in range(repeat):
         t0 = time.perf_counter()
         w.zero_shot(len(st.models) - 1, 2, 2000, 5)
-        t1 = _wait(lambda: st.idle() and st.doc.rollout is not None and st.doc.rollout.finished, 300,
-                   "the zero-shot roll-out")
+        t1 = _wait(st.idle, 300, "the zero-shot roll-out")
         stall("rollout", t0, t1)
         _pump(0.3)
     rf_model = len(st.models) - 1
 
     # -- baseline (Adam, 3 s): torch is imported and trained ------------------------
+    _phase("baselines")
     st.set_method("baseline", optimizer="adam", time_budget=3.0, max_epochs=100000)
     for _ in range(repeat):
         n = len(st.models)
@@ -290,6 +300,7 @@ def measure(repeat: int, code: Path, diagnose: bool = True) -> dict:
     _pump(0.5)
 
     # -- export: 60 frames at 640x360 through the export dialog ----------------------
+    _phase("exports")
     from studio.export.gui import ExportVideoDialog
     from studio.export.settings import ExportSettings
 
@@ -311,6 +322,7 @@ def measure(repeat: int, code: Path, diagnose: bool = True) -> dict:
         _pump(0.3)
 
     # -- Cancel in every stage ------------------------------------------------------------
+    _phase("cancels")
     def cancel_train(stages, after, **sim):
         st.set_sim(**sim)
         t_from = time.perf_counter()

@@ -88,6 +88,8 @@ class Message:
 
     __slots__ = ("env", "main", "raws", "size")
 
+    #: ``size``: bytes of the body (pickle and out-of-band buffers)
+
     def __init__(self, envelope: tuple, body=None, has_body: bool = False, pickler=None):
         self.env = pickle.dumps(envelope, protocol=5)
         bufs: list = []
@@ -98,7 +100,7 @@ class Message:
         else:
             self.main = b""
         self.raws = [b.raw() for b in bufs]
-        self.size = sum(r.nbytes for r in self.raws)
+        self.size = len(self.main) + sum(r.nbytes for r in self.raws)
 
     def memfd(self) -> bool:
         return HAS_MEMFD and self.size >= MEMFD_MIN
@@ -145,12 +147,12 @@ def send_message(sock: socket.socket, msg: Message, timeout: float | None = None
         return
     import array
 
-    offs, total = _layout([r.nbytes for r in msg.raws])
+    parts = [memoryview(msg.main).cast("B")] + [r.cast("B") for r in msg.raws]
+    offs, total = _layout([len(p) for p in parts])
     fd = os.memfd_create("hgn-studio-message", getattr(os, "MFD_CLOEXEC", 0))
     try:
         os.ftruncate(fd, total)
-        for off, r in zip(offs, msg.raws):
-            mv = r.cast("B")
+        for off, mv in zip(offs, parts):
             while len(mv):                   # os.pwrite releases the interpreter lock
                 n = os.pwrite(fd, mv, off)
                 mv, off = mv[n:], off + n
@@ -163,7 +165,7 @@ def send_message(sock: socket.socket, msg: Message, timeout: float | None = None
                 break
             except (BlockingIOError, InterruptedError):
                 _wait_writable(sock, end)
-        send_all(sock, [head[n:], msg.main], timeout)
+        send_all(sock, [head[n:]], timeout)
     finally:
         os.close(fd)
 
@@ -209,8 +211,8 @@ class FrameReader:
         if self._stage == "lens":
             self._lens = struct.unpack(f"!{self._nbuf}Q", self._lens) if self._nbuf else ()
             self._env = bytearray(self._env_len)
-            self._main = bytearray(self._main_len) if self._main_len else None
             inline = not (self._flags & IN_MEMFD)
+            self._main = bytearray(self._main_len) if self._main_len and inline else None
             self._bufs = [bytearray(n) for n in self._lens] if inline else []
             self._parts = [memoryview(x) for x in (self._env, self._main, *self._bufs) if x is not None and len(x)]
             self._stage = "data"
@@ -219,7 +221,8 @@ class FrameReader:
             return
         # a whole message
         if self._flags & IN_MEMFD:
-            self._bufs = self._map(self._lens)
+            main, *self._bufs = self._map([self._main_len, *self._lens])
+            self._main = main if self._main_len else None
         env = pickle.loads(self._env)
         self.messages.append((env, self._main, self._bufs))
         self._stage = "head"
@@ -304,8 +307,16 @@ class FrameReader:
 # ---------------------------------------------------------------------------
 # models that need torch
 # ---------------------------------------------------------------------------
-#: digest -> the real model, in a process that evaluated a PackedModel
+#: digest -> the real model, in a process that evaluated a PackedModel (the last few)
 _UNPACKED: dict = {}
+_UNPACKED_MAX = 8
+
+
+def _remember(digest: str, model) -> None:
+    _UNPACKED.pop(digest, None)
+    _UNPACKED[digest] = model
+    while len(_UNPACKED) > _UNPACKED_MAX:
+        _UNPACKED.pop(next(iter(_UNPACKED)))
 
 
 class PackedModel:
@@ -376,7 +387,7 @@ class PackedModel:
                 path.write_bytes(self.blob)
                 model = _load_real(self.kind, path)
             model.info = self.info
-            _UNPACKED[self.digest] = model
+            _remember(self.digest, model)
         return model
 
     def __getattr__(self, name):
@@ -457,7 +468,7 @@ def pack_model(model) -> PackedModel:
             "train_system": getattr(model, "train_system", None), "dim": getattr(model, "dim", None)}
     digest = hashlib.sha1(blob).hexdigest()
     meta["digest"] = digest
-    _UNPACKED[digest] = model            # this process already has the real one
+    _remember(digest, model)             # this process already has the real one
     return PackedModel(blob, meta)
 
 

@@ -75,13 +75,18 @@ CANCEL_GRACE = 0.1
 READ_BUDGET = 0.004
 #: longest stretch of delivering received messages per event-loop turn (seconds)
 DISPATCH_BUDGET = 0.008
+#: jobs whose pickled arguments are larger than this (bytes) are sent by a helper
+#: thread (a full socket would otherwise make the GUI thread wait for the worker)
+INLINE_MAX = 32 * 1024
 #: idle workers kept ready besides busy ones
 SPARES = 1
 #: idle workers kept at most (others are asked to quit)
 MAX_IDLE = 2
-#: delay before a spare worker is started to replace one that was taken (ms):
-#: lets the job that took it have the CPU for its first second
-SPARE_DELAY_MS = 1500
+#: delay before a spare worker is started to replace one that was taken (ms),
+#: repeated while jobs run ...
+SPARE_DELAY_MS = 1000
+#: ... for at most this long (seconds): then the spare starts anyway
+SPARE_PATIENCE = 10.0
 
 _job_ids = itertools.count(1)
 
@@ -89,34 +94,91 @@ _job_ids = itertools.count(1)
 # ---------------------------------------------------------------------------
 # worker processes
 # ---------------------------------------------------------------------------
+class _Helper:
+    """One background thread of the window's process that starts worker
+    processes and sends large jobs, so that neither ever blocks the GUI
+    thread (``fork``/``exec`` of a large process, or copying a roll-out into
+    a memory file, can take tens of milliseconds on a busy machine)."""
+
+    def __init__(self):
+        import queue
+
+        self.tasks: "queue.Queue" = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name="hgn-worker-helper", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            task = self.tasks.get()
+            try:
+                task()
+            except Exception:  # noqa: BLE001 - each task reports its own failures
+                traceback.print_exc()
+
+    def submit(self, task) -> None:
+        self.tasks.put(task)
+
+
+_HELPER: _Helper | None = None
+
+
+def _helper() -> _Helper:
+    global _HELPER
+    if _HELPER is None:
+        _HELPER = _Helper()
+    return _HELPER
+
+
 class WorkerProcess:
-    """One worker process and the GUI end of its socket."""
+    """One worker process and the GUI end of its socket.
+
+    The process is started by the helper thread; the socket exists at once,
+    so a job can be sent before the process runs (it waits in the socket)."""
 
     def __init__(self, modules=()):
         parent, child = socket.socketpair()
-        root = str(Path(__file__).resolve().parents[1])
-        paths = [root] + [p for p in sys.path if p and p != root]
-        env = dict(os.environ)
-        env.pop("HGN_STUDIO_WORKER", None)
-        cmd = [sys.executable, "-c", wp.BOOT, json.dumps(paths), str(child.fileno())]
-        self.popen = subprocess.Popen(cmd, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=env,
-                                      close_fds=True)
-        child.close()
         parent.setblocking(False)
         self.sock = parent
-        self.pid = self.popen.pid
+        self.popen: subprocess.Popen | None = None
+        self.spawn_error: str | None = None
+        self._spawned = threading.Event()
         self.reader = wp.FrameReader()
         self.ready = None               # (boot seconds, import times) once the worker said so
         self.started = time.perf_counter()
-        self.jobs = 0
         self.dead = False
         self.lock = threading.Lock()
-        self.sender: threading.Thread | None = None
+        #: slow imports this worker made or was asked to make
+        self.asked: set = set(modules)
         if modules:
             self.send(("preload", list(modules)))
+        _helper().submit(lambda: self._spawn(child))
+
+    def _spawn(self, child: socket.socket) -> None:
+        try:
+            root = str(Path(__file__).resolve().parents[1])
+            paths = [root] + [p for p in sys.path if p and p != root]
+            env = dict(os.environ)
+            env.pop("HGN_STUDIO_WORKER", None)
+            cmd = [sys.executable, "-c", wp.BOOT, json.dumps(paths), str(child.fileno())]
+            self.popen = subprocess.Popen(cmd, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=env,
+                                          close_fds=True)
+        except OSError as exc:               # the GUI end sees the socket close: the job fails with this
+            self.spawn_error = f"could not start a worker process: {exc}"
+        finally:
+            child.close()
+            self._spawned.set()
+
+    @property
+    def pid(self) -> int | None:
+        self._spawned.wait(10.0)
+        return None if self.popen is None else self.popen.pid
 
     def alive(self) -> bool:
-        return not self.dead and self.popen.poll() is None
+        if self.dead:
+            return False
+        if not self._spawned.is_set():
+            return True
+        return self.popen is not None and self.popen.poll() is None
 
     def send(self, envelope: tuple, body=None, has_body: bool = False, timeout: float = 10.0) -> None:
         self.send_message(wp.encode(envelope, body, has_body), timeout)
@@ -126,8 +188,8 @@ class WorkerProcess:
             wp.send_message(self.sock, msg, timeout=timeout)
 
     def send_in_background(self, msg: "wp.Message", then=None) -> None:
-        """Send a large message from a helper thread (copying it into the memory
-        file takes a while); ``then()`` runs in that thread, under the send
+        """Send a large message from the helper thread (copying it into the
+        memory file takes a while); ``then()`` runs there, under the send
         lock, right after it."""
         def run():
             try:
@@ -138,8 +200,7 @@ class WorkerProcess:
             except (OSError, TimeoutError, ValueError):
                 pass                          # the worker died or was ended: the runner sees its socket close
 
-        self.sender = threading.Thread(target=run, name="hgn-job-sender", daemon=True)
-        self.sender.start()
+        _helper().submit(run)
 
     def read(self, budget: float | None) -> bool:
         """Take what the socket has (at most ``budget`` seconds); False at EOF."""
@@ -149,6 +210,9 @@ class WorkerProcess:
         return ok
 
     def exit_description(self, wait: float = 0.5) -> str:
+        self._spawned.wait(wait)
+        if self.popen is None:
+            return self.spawn_error or "it did not start"
         try:
             code = self.popen.wait(wait)
         except subprocess.TimeoutExpired:
@@ -165,18 +229,27 @@ class WorkerProcess:
     def kill(self) -> None:
         """End the process now (SIGKILL); the pool reaps it later (waiting
         here for the kernel to tear a large process down would stall the
-        window)."""
+        window). A process still being started is killed once it is."""
         self.dead = True
-        try:
-            self.popen.kill()
-        except OSError:
-            pass
         self.sock.close()
         self.reader.close()
+        if self._spawned.is_set():
+            self._kill_now()
+        else:
+            _helper().submit(self._kill_now)
+
+    def _kill_now(self) -> None:
+        if self.popen is not None:
+            try:
+                self.popen.kill()
+            except OSError:
+                pass
 
     def reaped(self) -> bool:
         """True once the ended process is gone (not left as a zombie)."""
-        return self.popen.poll() is not None
+        if not self._spawned.is_set():
+            return False
+        return self.popen is None or self.popen.poll() is not None
 
     def quit(self) -> None:
         """Ask an idle worker to exit."""
@@ -200,12 +273,16 @@ class WorkerPool:
         self.learned: set = set()
         #: ended workers not yet reaped
         self.ending: list[WorkerProcess] = []
+        #: workers running a job
+        self.busy: set = set()
         self._timer = None
+        self._since: float | None = None
         self._reap_timer = None
         atexit.register(self.close)
 
     def _spawn(self) -> WorkerProcess:
         w = WorkerProcess(sorted(self.learned))
+        w.asked |= self.learned
         self.all.append(w)
         return w
 
@@ -216,12 +293,32 @@ class WorkerPool:
             self.idle.append(self._spawn())
 
     def _warm_later(self) -> None:
+        """Top up the spares and their imports soon, while no job runs (a
+        worker starting, or importing torch, takes a second or more of CPU
+        that a running job on a busy machine should not have to share)."""
         if self._timer is None:
             self._timer = QTimer()
             self._timer.setSingleShot(True)
-            self._timer.timeout.connect(self.warm)
+            self._timer.timeout.connect(self._tick)
+        if self._since is None:
+            self._since = time.perf_counter()
         if not self._timer.isActive():
             self._timer.start(SPARE_DELAY_MS)
+
+    def _tick(self) -> None:
+        if self.busy and time.perf_counter() - self._since < SPARE_PATIENCE:
+            self._timer.start(SPARE_DELAY_MS)
+            return
+        self._since = None
+        self.warm()
+        for w in self.idle:
+            missing = self.learned - w.asked
+            if missing:
+                try:
+                    w.send(("preload", sorted(missing)))
+                except (OSError, TimeoutError):
+                    continue
+                w.asked |= missing
 
     def take(self) -> WorkerProcess:
         """An idle worker (the most recently used: it is the warmest), or a new one."""
@@ -232,27 +329,26 @@ class WorkerPool:
             self._drop(w)
         else:
             w = self._spawn()
+        self.busy.add(w)
         self._warm_later()
         return w
 
     def give_back(self, w: WorkerProcess, heavy=()) -> None:
-        new = set(heavy) - self.learned
-        if new:
-            self.learned |= new
-            for other in self.idle:
-                try:
-                    other.send(("preload", sorted(new)))
-                except (OSError, TimeoutError):
-                    pass
+        self.busy.discard(w)
+        w.asked |= set(heavy)
+        self.learned |= set(heavy)
         if not w.alive():
             self._drop(w)
             return
         self.idle.append(w)
         while len(self.idle) > MAX_IDLE:
             self._drop(self.idle.pop(0), kill=False)
+        if self.learned - w.asked or len(self.idle) < SPARES:
+            self._warm_later()
 
     def discard(self, w: WorkerProcess) -> None:
         """Throw away a worker (killed, crashed) and start a replacement soon."""
+        self.busy.discard(w)
         self._drop(w)
         self._warm_later()
 
@@ -277,15 +373,18 @@ class WorkerPool:
             self._reap_timer.start(50)
 
     def close(self) -> None:
-        for w in list(self.all) + self.ending:
-            if w.popen.poll() is None:
+        procs = list(self.all) + self.ending
+        for w in procs:
+            w._spawned.wait(2.0)
+            if w.popen is not None and w.popen.poll() is None:
                 try:
                     w.popen.kill()
                 except OSError:
                     pass
-        for w in list(self.all) + self.ending:
+        for w in procs:
             try:
-                w.popen.wait(1.0)
+                if w.popen is not None:
+                    w.popen.wait(1.0)
             except subprocess.TimeoutExpired:
                 pass
         self.all.clear()
@@ -324,6 +423,13 @@ def warm_up(wait: float = 0.0) -> bool:
     return w.ready is not None
 
 
+def _orphaned(holder: list) -> None:
+    """A runner was deleted with a job running: end that job's process."""
+    proc, holder[0] = holder[0], None
+    if proc is not None and _POOL is not None:
+        _POOL.discard(proc)
+
+
 # ---------------------------------------------------------------------------
 # the runner
 # ---------------------------------------------------------------------------
@@ -358,12 +464,18 @@ class JobRunner(QObject):
         self._pump_timer.setSingleShot(True)
         self._pump_timer.setInterval(0)
         self._pump_timer.timeout.connect(self._pump)
-        #: the worker process of the running job (None when idle), for tests and diagnostics
-        self.pid: int | None = None
+        # a runner deleted while its job runs (its window closed) ends that job's process
+        holder = self._holder = [None]
+        self.destroyed.connect(lambda *_a: _orphaned(holder))
         pool().warm()
 
     def is_running(self) -> bool:
         return self._job is not None
+
+    @property
+    def pid(self) -> int | None:
+        """The process id of the running job's worker (None when idle)."""
+        return None if self._proc is None else self._proc.pid
 
     # -- starting -------------------------------------------------------------
     def start(self, name: str, fn: Callable, *args, **kwargs) -> bool:
@@ -378,7 +490,7 @@ class JobRunner(QObject):
                                traceback.format_exc())
             return True
         self._pending_cancel = None
-        if msg.memfd():                      # large arguments (an export's roll-out): copied off this thread
+        if msg.size >= INLINE_MAX:           # large arguments (a model, a roll-out): sent off this thread
             proc = pool().take()
             proc.send_in_background(msg, then=lambda: self._send_pending_cancel(proc, job))
         else:
@@ -393,7 +505,8 @@ class JobRunner(QObject):
                 self._start_failed(name, f"cannot start a worker process for {name!r}", "")
                 return True
         del msg
-        self.name, self._job, self._proc, self.pid = name, job, proc, proc.pid
+        self.name, self._job, self._proc = name, job, proc
+        self._holder[0] = proc
         self._cancel_at = None
         self._inbox.clear()
         self._notifier = QSocketNotifier(proc.sock.fileno(), QSocketNotifier.Read, self)
@@ -447,6 +560,7 @@ class JobRunner(QObject):
         if proc is not None:
             pool().discard(proc)
         self._proc = None
+        self._holder[0] = None
         self._end(("cancelled", job, []), None, [])
 
     # -- reading ------------------------------------------------------------------
@@ -513,6 +627,7 @@ class JobRunner(QObject):
 
     def _fail_and_discard(self, message: str, details: str) -> None:
         proc, self._proc = self._proc, None
+        self._holder[0] = None
         if proc is not None:
             pool().discard(proc)
         self._end(("failed", self._job, [], message, details), None, [])
@@ -533,6 +648,7 @@ class JobRunner(QObject):
             self._notifier.deleteLater()
             self._notifier = None
         proc, self._proc = self._proc, None
+        self._holder[0] = None
         if proc is not None:                 # free for the next job (also one started by a handler below)
             pool().give_back(proc, heavy)
         self._inbox.clear()
@@ -547,7 +663,6 @@ class JobRunner(QObject):
             if self._job == job:
                 self._job = None
                 self._cancel_at = None
-                self.pid = None
             self.done.emit()
 
     # -- waiting --------------------------------------------------------------------

@@ -122,3 +122,32 @@ def test_closing_the_dialog_cancels(qtbot, dialog, tmp_path):
     dialog.reject()
     assert not dialog.job.is_running()
     assert os.listdir(tmp_path) == []
+
+
+def test_the_export_runs_in_a_worker_process(qtbot, dialog, tmp_path):
+    out = tmp_path / "worker.mp4"
+    dialog.pathEdit.setText(str(out))
+    with qtbot.waitSignal(dialog.exported, timeout=60000):
+        qtbot.mouseClick(dialog.exportButton, Qt.LeftButton)
+        pid = dialog.job.runner.pid
+    assert pid is not None and pid != os.getpid()
+    assert probe(out).frames == 40
+
+
+def test_an_export_whose_process_dies_leaves_no_file(qtbot, dialog, tmp_path):
+    """The worker is killed mid-export (as the out-of-memory killer would): the
+    dialog says so and removes the temporary file the worker could not."""
+    import signal
+
+    out = tmp_path / "killed.mp4"
+    dialog.pathEdit.setText(str(out))
+    dialog.widthSpin.setValue(640)
+    dialog.heightSpin.setValue(360)
+    qtbot.mouseClick(dialog.exportButton, Qt.LeftButton)
+    qtbot.waitUntil(lambda: dialog.progressBar.value() >= 2, timeout=30000)
+    assert any(p.name.startswith(".killed.mp4.") for p in tmp_path.iterdir())   # the worker's temporary file
+    with qtbot.waitSignal(dialog.job.failed, timeout=10000):
+        os.kill(dialog.job.runner.pid, signal.SIGKILL)
+    assert "stopped unexpectedly" in dialog.statusLabel.text()
+    assert os.listdir(tmp_path) == []
+    assert dialog.exportButton.isEnabled()

@@ -308,6 +308,20 @@ def test_large_results_arrive_intact(qtbot):
     b[0] = -1.0                                   # results are ordinary writable arrays
 
 
+def test_a_runner_deleted_while_its_job_runs_ends_the_job(qtbot):
+    from PySide6.QtCore import QObject
+
+    owner = QObject()
+    runner = JobRunner(owner)
+    events = _record(runner)
+    assert runner.start("deaf", _deaf)
+    qtbot.waitUntil(lambda: any(e[0] == "progress" for e in events), timeout=20000)
+    pid = runner.pid
+    owner.deleteLater()
+    del runner
+    qtbot.waitUntil(lambda: _gone(pid), timeout=5000)
+
+
 def test_two_runners_run_at_once_in_different_processes(qtbot):
     r1, r2 = JobRunner(), JobRunner()
     got = []
@@ -359,6 +373,10 @@ def test_the_window_process_never_imports_torch(tmp_path):
         pred = [c[1] for c in chunks if c[0] == "prediction"]
         assert sum(t.n_frames for t in pred) == 5, [t.n_frames for t in pred]
         path = res.model.save({str(tmp_path / "m.npz")!r})
+        from core.files import kinds
+        kind, opened = kinds.load_any(path)        # opening a model file in the window: packed too
+        assert kind == "baseline_model" and isinstance(opened, PackedModel), (kind, type(opened))
+        assert opened.blob == res.model.blob and opened.name == res.model.name
         print("TORCH_IN_GUI", "torch" in sys.modules)
         np.save({str(tmp_path / "q.npy")!r}, pred[-1].q[-1])
     """)
