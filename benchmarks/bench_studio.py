@@ -258,7 +258,7 @@ def measure(repeat: int, code: Path, diagnose: bool = True) -> dict:
         n = len(st.models)
         w.train()
         t_press = w.timing["train_pressed"]
-        _wait(lambda: len(st.models) > n, 300, "the fit")
+        _wait(lambda n=n: len(st.models) > n, 300, "the fit")
         t_trained = w.timing.get("trained", time.perf_counter())
         t_done = _wait(st.idle, 300, "the roll-out")
         first.append(w.timing["first_frame"] - t_press)
@@ -283,7 +283,7 @@ def measure(repeat: int, code: Path, diagnose: bool = True) -> dict:
         n = len(st.models)
         t0 = time.perf_counter()
         w.train()
-        t1 = _wait(lambda: len(st.models) > n, 300, "the baseline")
+        t1 = _wait(lambda n=n: len(st.models) > n, 300, "the baseline")
         stall("baseline", t0, t1)
         # its roll-out (torch in the job): stalls count as roll-out stalls; a long one is cancelled
         try:
@@ -313,7 +313,7 @@ def measure(repeat: int, code: Path, diagnose: bool = True) -> dict:
         dlg.strideSpin.setValue(max(1, buf.n_filled // 60))
         t0 = time.perf_counter()
         dlg.start_export()
-        t1 = _wait(lambda: dlg.job is None or not dlg.job.is_running(), 600, "the export")
+        t1 = _wait(lambda d=dlg: d.job is None or not d.job.is_running(), 600, "the export")
         if dlg.result is None:
             raise RuntimeError(f"export failed: {dlg.statusLabel.text()}")
         stall("export", t0, t1)
@@ -349,7 +349,6 @@ def measure(repeat: int, code: Path, diagnose: bool = True) -> dict:
         cancels["baseline"].append(cancel_train(("epochs",), 0.5))
     st.set_method("rfhgn")
     for _ in range(repeat):
-        t_from = time.perf_counter()
         w.zero_shot(rf_model, 3, 40000, 5)
         _wait(lambda: st.doc.rollout is not None and st.doc.rollout.n_filled > 1, 60, "a roll-out frame")
         _pump(0.5)
@@ -368,10 +367,10 @@ def measure(repeat: int, code: Path, diagnose: bool = True) -> dict:
         dlg.show()
         dlg.pathEdit.setText(str(folder / f"long{k}.mp4"))
         dlg.start_export()
-        _wait(lambda: dlg.progressBar.value() >= 3, 120, "exported frames")
+        _wait(lambda d=dlg: d.progressBar.value() >= 3, 120, "exported frames")
         t0 = time.perf_counter()
         dlg.cancelButton.click()
-        t1 = _wait(lambda: not dlg.job.is_running(), 60, "the cancelled export")
+        t1 = _wait(lambda d=dlg: not d.job.is_running(), 60, "the cancelled export")
         cancels["export"].append(t1 - t0)
         left = [p.name for p in folder.iterdir() if p.name.startswith(f".long{k}")]
         if left:

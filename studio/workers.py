@@ -52,7 +52,6 @@ import atexit
 import itertools
 import json
 import os
-import pickle
 import select
 import signal
 import socket

@@ -108,7 +108,7 @@ def export_video(data: RolloutBuffer, settings: ExportSettings, path, *, app=Non
             emit(("tmp", str(writer.tmp)))
         encoder = BackgroundEncoder(writer, QUEUE_FRAMES)
         report(progress, "export", 0.0)
-        for k, f in enumerate(frames):
+        for f in frames:
             check_cancel(cancel)
             r0 = time.perf_counter()
             img = scene.render(f)
