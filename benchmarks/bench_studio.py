@@ -106,19 +106,25 @@ class Ticks:
         c = Counter(where for t, where in self.samples if a <= t <= b)
         return [(where, 5 * n) for where, n in c.most_common(top)]
 
-    def max_gap(self, a: float, b: float) -> float:
-        """Longest gap between consecutive ticks that overlaps [a, b] (seconds)."""
+    def worst_gap(self, a: float, b: float) -> tuple[float, float]:
+        """(start, end) of the longest gap between consecutive ticks that overlaps [a, b]."""
         import bisect
 
         t = self.t
         i = max(0, bisect.bisect_left(t, a) - 1)
         j = min(len(t) - 1, bisect.bisect_right(t, b))
-        best = 0.0
+        best = (a, a)
         for k in range(i, j):
-            best = max(best, t[k + 1] - t[k])
-        if t and t[-1] < b:                       # the interval ends in a gap still open
-            best = max(best, b - t[-1])
+            if t[k + 1] - t[k] > best[1] - best[0]:
+                best = (t[k], t[k + 1])
+        if t and t[-1] < b and b - t[-1] > best[1] - best[0]:   # the interval ends in a gap still open
+            best = (t[-1], b)
         return best
+
+    def max_gap(self, a: float, b: float) -> float:
+        """Longest gap between consecutive ticks that overlaps [a, b] (seconds)."""
+        g0, g1 = self.worst_gap(a, b)
+        return g1 - g0
 
 
 def _wait(cond, timeout: float = 300.0, what: str = "") -> float:
@@ -242,8 +248,9 @@ def measure(repeat: int, code: Path, diagnose: bool = True) -> dict:
     spans: dict[str, list] = {k: [] for k, _ in STALL_STAGES}
 
     def stall(stage: str, a: float, b: float) -> None:
-        stalls[stage].append(ticks.max_gap(a, b))
-        spans[stage].append((a, b))
+        g0, g1 = ticks.worst_gap(a, b)
+        stalls[stage].append(g1 - g0)
+        spans[stage].append((g0, g1))
 
     _pump(0.5)
     out = {"system": st.doc.system.name, "particles": st.doc.system.n, "boot": st.boot}
@@ -387,23 +394,14 @@ def measure(repeat: int, code: Path, diagnose: bool = True) -> dict:
         "stall_ms": {k: [1e3 * g for g in v] for k, v in stalls.items()},
         "cancel_ms": {k: [1e3 * g for g in v] for k, v in cancels.items()},
         "torch_in_gui_process": "torch" in _sys.modules,
-        "stall_sources": {k: _merge([ticks.sources(a, b) for a, b in v]) for k, v in spans.items()}
-        if diagnose else {},
+        # where the GUI thread was during the longest stall of each stage
+        "stall_sources": {k: [[w_, ms] for w_, ms in ticks.sources(*max(v, key=lambda g: g[1] - g[0]))]
+                          for k, v in spans.items() if v} if diagnose else {},
     })
     w.projects.choose = lambda *_a: "discard"     # closing with unsaved models asks; a benchmark discards
     w.close()
     QCoreApplication.processEvents()
     return out
-
-
-def _merge(lists: list, top: int = 4) -> list:
-    from collections import Counter
-
-    c = Counter()
-    for lst in lists:
-        for where, ms in lst:
-            c[where] += ms
-    return [[where, ms] for where, ms in c.most_common(top)]
 
 
 # ---------------------------------------------------------------------------
@@ -519,7 +517,7 @@ def report(doc: dict) -> tuple[str, str]:
         for k, label in STALL_STAGES:
             if src.get(k):
                 where, ms = src[k][0]
-                lines.append(f"  {v}, {label}: GUI thread late mostly in {where} ({ms} ms sampled)")
+                lines.append(f"  {v}, longest stall in {label}: GUI thread mostly in {where} ({ms} ms sampled)")
     text = "\n".join(lines)
 
     md = ["# Studio responsiveness under load (`benchmarks/bench_studio.py`)", "",
@@ -544,8 +542,9 @@ def report(doc: dict) -> tuple[str, str]:
     for v in versions:
         src = doc["results"][v].get("stall_sources") or {}
         if any(src.values()):
-            md += ["", f"Where the GUI thread was while more than 30 ms late ({names[v]}; sampled every 5 ms, "
-                   "milliseconds summed over the runs; file:function of the studio, then the innermost frame):", ""]
+            md += ["", f"Where the GUI thread was during the longest stall of each stage ({names[v]}; sampled "
+                   "every 5 ms while the timer was more than 30 ms late; the studio's file:function when it is "
+                   "on the stack, then the innermost frame):", ""]
             for k, label in STALL_STAGES:
                 if src.get(k):
                     md.append(f"- {label}: " + "; ".join(f"`{where}` {ms} ms" for where, ms in src[k]))
