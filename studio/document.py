@@ -58,13 +58,7 @@ SECTION_HEADS = ("system", "generator", "potential", "simulation", "train", "mod
 def _method_defaults() -> dict:
     from .methods import available_methods
 
-    out = {}
-    for m in available_methods():
-        try:
-            out[m.key] = m.default_settings()
-        except Exception:  # noqa: BLE001 - a half-written core module must not stop the studio
-            continue
-    return out
+    return {m.key: m.default_settings() for m in available_methods()}
 
 
 @lru_cache(maxsize=1)

@@ -1,1 +1,2 @@
-"""The studio's widgets: thin views over ``studio.document`` (changed through ``studio.commands``) and ``studio.timeline``."""
+"""The studio's widgets: thin views over ``studio.document``
+(changed through ``studio.commands``) and ``studio.timeline``."""
