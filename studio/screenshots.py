@@ -3,6 +3,7 @@
 Run under a virtual X server (the views need OpenGL)::
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m studio.screenshots [OUT_DIR]
+    xvfb-run -a -s "-screen 0 1366x768x24" .venv/bin/python -m studio.screenshots --small [OUT_DIR]
 
 It opens the real main window with settings in a temporary file, shows it
 empty (no model yet), trains the default lattice (the status bar's progress
@@ -10,6 +11,11 @@ while the System tab is shown), scrubs the timeline, shows the overlay and a
 zero-shot roll-out, draws a small system, and grabs the window
 (``QWidget.grab``) into ``assets/screenshots/*.png`` (or OUT_DIR). Pictures
 are checked to be neither black nor empty before they are written.
+
+``--small`` shows what a first-time user meets on a 1366x768 screen, grabbed
+from the whole screen so that dialogs and tooltips are in the picture: the
+quick start, the question when quitting with unsaved models, and zero-shot
+disabled with its reason for a model fitted on a drawn system.
 """
 from __future__ import annotations
 
@@ -51,8 +57,72 @@ def _save(window, path: Path) -> None:
     print(f"saved {path} ({img.width()}x{img.height()})")
 
 
+def _save_screen(app, path: Path) -> None:
+    """The whole screen (dialogs and tooltips included), checked like :func:`_save`."""
+    _pump(app, 0.6)
+    img = app.primaryScreen().grabWindow(0).toImage()
+    arr = np.asarray(img.constBits()).reshape(img.height(), img.bytesPerLine())[:, :img.width() * 4]
+    if arr.std() < 3:
+        raise SystemExit(f"{path.name}: the screen rendered black or empty")
+    img.save(str(path))
+    print(f"saved {path} ({img.width()}x{img.height()})")
+
+
+def _draw_triangle(app, panel) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    c = panel.canvas
+    panel.snapCheck.setChecked(False)
+    screen = [c.to_screen(np.array(p, float)).toPoint() for p in [(0, 0), (1, 0), (0.5, 0.866)]]
+    for s in screen:
+        QTest.mouseClick(c, Qt.LeftButton, Qt.NoModifier, s)
+    for a, b in [(0, 1), (1, 2), (0, 2)]:
+        QTest.mousePress(c, Qt.LeftButton, Qt.NoModifier, screen[a])
+        QTest.mouseMove(c, screen[b])
+        QTest.mouseRelease(c, Qt.LeftButton, Qt.NoModifier, screen[b])
+    _pump(app, 0.2)
+
+
+def first_time(app, w, out: Path) -> None:
+    """The first-time user's states (run on a 1366x768 screen)."""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtWidgets import QMessageBox, QToolTip
+
+    d = w.document
+    box = w.quick_start()
+    _save_screen(app, out / "studio-quick-start-1366.png")
+    box.close()
+    w.train()
+    _wait(app, lambda: d.models and d.rollout is not None and d.rollout.finished and not w.jobs.is_running(), 600)
+    asked = []
+    w.projects.choose = lambda title, text: (asked.append(text), "cancel")[1]
+    w.close()                       # asks, and Cancel keeps the window
+    if not asked or not w.isVisible():
+        raise SystemExit("quitting with an unsaved model did not ask")
+    q = QMessageBox(QMessageBox.Warning, "Unsaved models", asked[0],
+                    QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, w)
+    q.setModal(False)
+    q.show()                        # the question as the user sees it, without blocking the script
+    _save_screen(app, out / "studio-unsaved-quit-1366.png")
+    q.close()
+    w.leftTabs.setCurrentIndex(1)
+    _draw_triangle(app, w.drawingPanel)
+    w.drawingPanel.use()
+    w.train()
+    _wait(app, lambda: len(d.models) == 2 and d.rollout is not None and d.rollout.finished
+          and not w.jobs.is_running(), 600)
+    zb = w.modelsPanel.zeroShotButton
+    if zb.isEnabled():
+        raise SystemExit("zero-shot is enabled for a model fitted on a drawn system")
+    QToolTip.showText(zb.mapToGlobal(QPoint(10, 10)), zb.toolTip(), zb)
+    _save_screen(app, out / "studio-zero-shot-disabled-1366.png")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    small = "--small" in argv
+    argv = [a for a in argv if a != "--small"]
     out = Path(argv[0]) if argv else ROOT / "assets" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="hgn-shots-")
@@ -76,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     d = w.document
     _wait(app, lambda: d.system is not None, 30)
     _pump(app, 0.5)
+    if small:
+        first_time(app, w, out)
+        w.projects.choose = lambda *_a: "discard"
+        w.close()
+        return 0
     _save(w, out / "studio-start.png")
 
     # 1. train the default lattice (progress in the status bar) and watch the roll-out
