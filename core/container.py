@@ -95,16 +95,22 @@ def atomic_write(path, mode: str = "wb"):
         raise
 
 
-def load_npz(path, kind: str | tuple[str, ...] | None = None) -> tuple[dict, dict[str, np.ndarray]]:
-    """Read a file written by :func:`save_npz`; returns (header, arrays).
-
-    ``kind`` restricts the accepted file kinds (one name or a tuple).
-    """
+def existing_file(path) -> Path:
+    """``path`` as a Path; HGNError when it does not exist or is a folder."""
     path = Path(path)
     if not path.exists():
         raise HGNError(f"file not found: {path}")
     if path.is_dir():
         raise HGNError(f"{path} is a folder, not a file")
+    return path
+
+
+def load_npz(path, kind: str | tuple[str, ...] | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """Read a file written by :func:`save_npz`; returns (header, arrays).
+
+    ``kind`` restricts the accepted file kinds (one name or a tuple).
+    """
+    path = existing_file(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             names = list(z.files)

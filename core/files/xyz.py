@@ -66,7 +66,7 @@ import numpy as np
 
 from core.errors import HGNError
 from . import kinds
-from core.container import FORMAT, VERSION, atomic_write
+from core.container import FORMAT, VERSION, atomic_write, existing_file
 from .io import (XYZ_SUFFIXES, check_trajectory_shapes, describe_system, describe_trajectory, split_meta,
                  system_from, system_header)
 from core.jobs import CancelLike, ProgressFn, check_cancel, report
@@ -233,11 +233,7 @@ def read_frames(path) -> list:
     are missing, empty, not extxyz, or whose frames differ in atom count)."""
     import ase.io
 
-    path = Path(path)
-    if not path.exists():
-        raise HGNError(f"file not found: {path}")
-    if path.is_dir():
-        raise HGNError(f"{path} is a folder, not a file")
+    path = existing_file(path)
     try:
         frames = ase.io.read(path, index=":", format="extxyz")
     except Exception as exc:  # ASE raises a zoo of types for malformed text
