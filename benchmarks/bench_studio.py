@@ -94,7 +94,8 @@ class Ticks:
                 here = f"{Path(fn).name}:{frame.f_code.co_name}"
                 if lib is None:
                     lib = here
-                if own is None and fn.startswith(self.code) and "/benchmarks/" not in fn:
+                if own is None and fn.startswith(self.code) and "/benchmarks/" not in fn \
+                        and "/.venv/" not in fn:
                     own = f"{Path(fn).relative_to(self.code)}:{frame.f_code.co_name}"
                 frame = frame.f_back
             self.samples.append((time.perf_counter(), f"{own or '?'} ({lib})"))

@@ -299,6 +299,10 @@ class Jobs(QObject):
                           loss=None if result.loss is None else np.asarray(result.loss, dtype=float),
                           info=dict(result.info or {}))
         rec.info["simulation"] = dict(self._train_sim)
+        # its roll-out first: the job goes to the worker before the window
+        # does its share (the table, the plots), so the first frame is not
+        # held up by them
+        self._rollout_record(rec)
         self.status.emit(f"trained {rec.name}: fit time {rec.fit_time:.3g} s, test MSE {rec.test_mse:.3g}")
         self.undo.push(AddModelCommand(doc, rec, f"Train {rec.name}"))
         self.trained.emit(rec)
@@ -320,8 +324,10 @@ class Jobs(QObject):
         doc = self.document
         if not 0 <= index < len(doc.models):
             return self._refuse(HGNError("train a model first"))
-        rec = doc.models[index]
-        sim = rec.info.get("simulation") or doc.values("simulation")
+        return self._rollout_record(doc.models[index])
+
+    def _rollout_record(self, rec) -> bool:
+        sim = rec.info.get("simulation") or self.document.values("simulation")
         return self._start_rollout(rec, rec.system, sim, int(sim.get("rollout_steps", SIMULATION.rollout_steps)),
                                    int(sim.get("rollout_save_every", SIMULATION.rollout_save_every)), False)
 
@@ -384,9 +390,10 @@ class Jobs(QObject):
             self._target = ""
             return self._refuse(exc)
         self._buffer = buf
-        self.document.start_rollout(buf)
+        # the job first, then the window's share (views, plots: GUI work)
         self.roller.start("rollout", pipeline.rollout_job, rec.model, system, q0, p0, dt, steps, save_every,
                           with_truth=truth is None)
+        self.document.start_rollout(buf)
         self.progress.emit(STAGE_NAMES["rollout"], 0.0)
         self._update_running()
         return True

@@ -43,7 +43,7 @@ from .widgets.models_panel import ModelsPanel
 from .widgets.plots import energy_parts_plot, energy_plot, error_plot, loss_plot
 from .widgets.system_panel import SystemPanel, describe
 from .widgets.timeline_bar import TimelineBar
-from .widgets.train_panel import TrainPanel
+from .widgets.train_panel import TrainPanel, set_bar
 from .widgets.views_panel import ViewsPanel
 
 SETTINGS_VERSION = 1
@@ -105,13 +105,12 @@ class JobStatus(QWidget):
         self.hide()
 
     def set_progress(self, text: str, fraction: float) -> None:
-        self.label.setText(text)
+        if self.label.text() != text:
+            self.label.setText(text)
         if fraction < 0:
             self.bar.setRange(0, 0)
         else:
-            self.bar.setRange(0, 1000)
-            self.bar.setValue(int(round(1000 * fraction)))
-            self.bar.setFormat(f"{100 * fraction:.0f}%")
+            set_bar(self.bar, int(round(1000 * fraction)), f"{100 * fraction:.0f}%")
 
 
 class MainWindow(QMainWindow):
@@ -178,7 +177,9 @@ class MainWindow(QMainWindow):
         self._plot_timer = QTimer(self)
         self._plot_timer.setSingleShot(True)
         self._plot_timer.setInterval(int(1000 * PLAYBACK.plot_interval))
-        self._plot_timer.timeout.connect(self._update_plots)
+        self._plot_timer.timeout.connect(self._update_next_plot)
+        self._plots_due: list[int] = []      # plots (indices in self.plots) still to redraw
+        self._plots_reset: set[int] = set()  # plots still showing the previous roll-out
 
         self._fit_to_screen()
         if restore:
@@ -388,6 +389,8 @@ class MainWindow(QMainWindow):
         self.time.pause()
         self.time.set_times(np.zeros(1), 1)
         self.views.set_system(system)
+        self._plot_timer.stop()
+        self._plots_due, self._plots_reset = [], set()
         for p in self.plots:
             p.clear_curves()
         self.show_status(describe(system))
@@ -477,26 +480,61 @@ class MainWindow(QMainWindow):
         self.time.pause()
         self.views.set_rollout(buf)
         self.time.set_times(buf.t, buf.n_filled)
-        for p in self.plots:
-            p.clear_curves()
-        self._update_plots()
+        # the plots start over one at a time, in later event-loop turns (each
+        # plot's redraw is a paint of its own)
+        self._plots_reset = set(range(len(self.plots)))
+        self._plots_due = list(range(len(self.plots)))
+        self._plot_timer.start(0)
 
     @Slot(int)
     def _on_rollout_extended(self, n: int) -> None:
         self.time.set_filled(n)
-        # while a roll-out streams in, redraw the plots at most a few times a
-        # second (each redraw of the three plots costs the GUI thread ~30 ms)
+        # while a roll-out streams in, redraw one plot per timer tick, a few
+        # times a second (a redraw of the three plots together held the GUI
+        # thread ~35 ms, more on a busy machine)
         if not self._plot_timer.isActive():
             self._plot_timer.start()
         if "first_frame" not in self.jobs.timing and "train_pressed" in self.jobs.timing and n > 1:
             self.views.show_frame(self.time.frame)
-            self.views.truthView.surface_widget.repaint()
+            self.views.truthView.surface_widget.render()
+            self.views.truthView.surface_widget.update()
             self.jobs.mark("first_frame")
+
+    def _reset_plot(self, i: int) -> None:
+        """Plot ``i`` starts over for the roll-out shown."""
+        self._plots_reset.discard(i)
+        p = self.plots[i]
+        p.clear_curves()
+        b = self.document.rollout
+        t = np.asarray(b.t if b is not None else (), dtype=float)
+        if len(t) > 1 and t[-1] > t[0]:
+            # the roll-out's whole planned span from the start: the time axis
+            # does not re-layout its ticks with every chunk
+            p.set_time_span(float(t[0]), float(t[-1]))
+
+    @Slot()
+    def _update_next_plot(self) -> None:
+        """Redraw the next plot of the round (the roll-out started or grew)."""
+        if not self._plots_due:
+            self._plots_due = list(range(len(self.plots)))
+        i = self._plots_due.pop(0)
+        if i in self._plots_reset:
+            self._reset_plot(i)
+        self._update_plots(i)
+        if self._plots_due:
+            # the next plot in a later turn: a paint of its own
+            self._plot_timer.start(int(1000 * PLAYBACK.plot_interval / len(self.plots)))
+        else:
+            self._plot_timer.setInterval(int(1000 * PLAYBACK.plot_interval))
 
     @Slot(object)
     def _on_rollout_finished(self, buf) -> None:
         self.time.set_filled(buf.n_filled)
         self._plot_timer.stop()
+        self._plot_timer.setInterval(int(1000 * PLAYBACK.plot_interval))
+        self._plots_due = []
+        for i in sorted(self._plots_reset):
+            self._reset_plot(i)
         self._update_plots()
         if buf.with_prediction and buf.n_filled > 1 and not buf.warnings:
             m = buf.measures()
@@ -519,21 +557,27 @@ class MainWindow(QMainWindow):
                 and self.jobs.rollout_target != rec.name:
             self.jobs.rollout(index)
 
-    def _update_plots(self) -> None:
+    def _update_plots(self, which: int | None = None) -> None:
+        """Give the plots the roll-out's data so far (``which``: only
+        ``self.plots[which]``)."""
         b = self.document.rollout
         if b is None:
             return
         n = b.n_filled
         t = b.t[:n]
-        self.energyPlot.set_curve("ground truth", t, b.drift("truth"))
-        if b.with_prediction:
-            self.energyPlot.set_curve("prediction", t, b.drift("prediction"))
+        todo = set(self.plots) if which is None else {self.plots[which]}
+        if self.energyPlot in todo:
+            self.energyPlot.set_curve("ground truth", t, b.drift("truth"))
+            if b.with_prediction:
+                self.energyPlot.set_curve("prediction", t, b.drift("prediction"))
+        if self.errorPlot in todo and b.with_prediction:
             self.errorPlot.set_curve("position MSE", t, b.position_mse())
-        self.partsPlot.set_curve("kinetic (truth)", t, b.kinetic["truth"][:n])
-        self.partsPlot.set_curve("potential (truth)", t, b.potential["truth"][:n])
-        if b.with_prediction:
-            self.partsPlot.set_curve("kinetic (prediction)", t, b.kinetic["prediction"][:n])
-            self.partsPlot.set_curve("potential (prediction)", t, b.potential["prediction"][:n])
+        if self.partsPlot in todo:
+            self.partsPlot.set_curve("kinetic (truth)", t, b.kinetic["truth"][:n])
+            self.partsPlot.set_curve("potential (truth)", t, b.potential["truth"][:n])
+            if b.with_prediction:
+                self.partsPlot.set_curve("kinetic (prediction)", t, b.kinetic["prediction"][:n])
+                self.partsPlot.set_curve("potential (prediction)", t, b.potential["prediction"][:n])
 
     @Slot(int)
     def _on_frame(self, f: int) -> None:

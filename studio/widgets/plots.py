@@ -52,6 +52,12 @@ class TimePlot(pg.PlotWidget):
         for ax in ("left", "bottom"):
             pi.getAxis(ax).enableAutoSIPrefix(False)
         pi.showGrid(x=True, y=True, alpha=0.25)
+        # an axis draws the tick labels and the grid across the whole plot,
+        # so a changed curve or a moved cursor repainted both axes (replaying
+        # their label pictures, ~4 ms each): keep each as a cached picture,
+        # redrawn only when its range or size changes
+        for ax in ("left", "bottom"):
+            pi.getAxis(ax).setCacheMode(QGraphicsItem.DeviceCoordinateCache)
         pi.setMenuEnabled(True)
         # the legend: in the title's band, at its right end, outside the plot area
         self.legend = pg.LegendItem(offset=None, labelTextSize="8pt", horSpacing=8, verSpacing=-6)
@@ -113,6 +119,14 @@ class TimePlot(pg.PlotWidget):
         for name in self.curves:
             self.set_curve(name, np.zeros(0), np.zeros(0))
         self.getPlotItem().enableAutoRange()
+
+    def set_time_span(self, t0: float, t1: float) -> None:
+        """Fix the x range to [t0, t1] (a roll-out's whole planned span), so
+        that the bottom axis keeps its ticks while the curves grow; the y
+        range still follows the data."""
+        pi = self.getPlotItem()
+        pi.enableAutoRange(x=False)
+        pi.setXRange(t0, t1, padding=0.02)
 
     def curve_data(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """The data last given to a curve (unchanged by the log scale)."""

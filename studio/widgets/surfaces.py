@@ -23,7 +23,7 @@ screenshots without a window) uses.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -60,12 +60,36 @@ def _modifiers(ev):
     return tuple(out)
 
 
+#: surfaces waiting to render, oldest first (see OffscreenSurface.mark_dirty)
+_queue: list = []
+
+
+def _render_next() -> None:
+    """Render the first waiting surface; the next one in a later event-loop
+    turn, so that no turn renders more than one view (each render waits for
+    the software renderer: 15-45 ms on a busy machine)."""
+    while _queue:
+        surface = _queue.pop(0)
+        try:
+            if not surface._dirty or not surface.isVisible():
+                continue          # drawn meanwhile (paintEvent), or drawn when shown
+        except RuntimeError:      # its Qt object was deleted
+            continue
+        surface.render()
+        surface.update()
+        break
+    if _queue:
+        QTimer.singleShot(0, _render_next)
+
+
 class OffscreenSurface(QWidget):
     """Shows what an offscreen canvas renders; forwards mouse input to it.
 
     Drawing is lazy and coalesced: any change (new positions, camera moved)
-    marks the surface dirty through the canvas's update hook, and the next
-    paint event renders once. ``frames`` counts renders.
+    marks the surface dirty through the canvas's update hook; the surface
+    renders once in a later event-loop turn of its own (one surface per
+    turn) and then repaints its picture; a paint event that finds it still
+    dirty (e.g. ``grab()``) renders at once. ``frames`` counts renders.
     """
 
     rendered = Signal()
@@ -92,7 +116,10 @@ class OffscreenSurface(QWidget):
 
     def mark_dirty(self) -> None:
         self._dirty = True
-        self.update()
+        if self not in _queue:
+            _queue.append(self)
+            if len(_queue) == 1:
+                QTimer.singleShot(0, _render_next)
 
     # -- rendering -----------------------------------------------------------
     def render(self) -> np.ndarray:

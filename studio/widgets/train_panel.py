@@ -196,6 +196,20 @@ class TrainPanel(QWidget):
             self.progress.setRange(0, 0)
             self.progress.setFormat(text)
             return
-        self.progress.setRange(0, 1000)
-        self.progress.setValue(int(round(1000 * fraction)))
-        self.progress.setFormat(f"{text}  {100 * fraction:.0f}%")
+        set_bar(self.progress, int(round(1000 * fraction)), f"{text}  {100 * fraction:.0f}%")
+
+
+def set_bar(bar, value: int, text: str, maximum: int = 1000) -> None:
+    """Set a QProgressBar's range 0..maximum, value and text without the
+    immediate repaint QProgressBar.setValue forces (a synchronous repaint
+    during a roll-out also rendered the dirty 3D views in the same event-loop
+    turn): the bar is redrawn with the next ordinary paint."""
+    if bar.minimum() == 0 and bar.maximum() == maximum and bar.value() == value and bar.format() == text:
+        return
+    bar.setUpdatesEnabled(False)
+    try:
+        bar.setRange(0, maximum)
+        bar.setValue(value)
+        bar.setFormat(text)
+    finally:
+        bar.setUpdatesEnabled(True)     # schedules an update(), not a repaint()

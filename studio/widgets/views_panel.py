@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -32,6 +33,28 @@ LAYOUT_TIPS = {"side": "ground truth and prediction side by side, cameras linked
 NO_PREDICTION = "No prediction yet\n\nTrain a model (Ctrl+T), or roll out one from the Models list"
 #: ... and when the roll-out shown has none (a ground-truth trajectory)
 TRUTH_ONLY = "This roll-out has no prediction\n\nTrain a model (Ctrl+T) to compare one with it"
+
+
+def same_particles(a, b) -> bool:
+    """Whether systems ``a`` and ``b`` draw alike: the same object, or equal
+    particles (dimension, reference positions, masses, bonds, box, cutoff,
+    how they were built)."""
+    if a is b:
+        return True
+    if a is None or b is None or a.dim != b.dim or a.n != b.n or a.name != b.name or a.cutoff != b.cutoff:
+        return False
+
+    def eq(x, y) -> bool:
+        if x is None or y is None:
+            return x is y
+        return np.array_equal(np.asarray(x), np.asarray(y))
+
+    try:
+        same_meta = bool(a.meta == b.meta)
+    except ValueError:                    # arrays in the descriptions
+        return False
+    return (same_meta and eq(a.positions, b.positions) and eq(a.masses, b.masses) and eq(a.edges, b.edges)
+            and eq(a.box, b.box) and eq(a.edge_scale, b.edge_scale))
 
 
 class ViewsPanel(QWidget):
@@ -191,7 +214,9 @@ class ViewsPanel(QWidget):
         self.show_frame(0)
 
     def set_rollout(self, buffer: RolloutBuffer) -> None:
-        same = self.system is buffer.system
+        # a model trained in a worker process brings its own copy of the
+        # system: the same particles need no new scene (nor a camera reset)
+        same = same_particles(self.system, buffer.system)
         self.buffer = buffer
         self.system = buffer.system
         self.colouring = Colouring(buffer, self.colour_mode)
