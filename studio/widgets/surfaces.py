@@ -60,6 +60,8 @@ def _modifiers(ev):
     return tuple(out)
 
 
+#: the event loop's breathing space between the renders of two views (ms)
+RENDER_GAP_MS = 8
 #: surfaces waiting to render, oldest first (see OffscreenSurface.mark_dirty)
 _queue: list = []
 
@@ -79,7 +81,10 @@ def _render_next() -> None:
         surface.update()
         break
     if _queue:
-        QTimer.singleShot(0, _render_next)
+        # a few milliseconds later, not at once: Qt handles all events posted
+        # so far in one go, so a zero delay could render the next view before
+        # the event loop gets round to anything else
+        QTimer.singleShot(RENDER_GAP_MS, _render_next)
 
 
 class OffscreenSurface(QWidget):
