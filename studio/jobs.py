@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from core.errors import HGNError
 from core.files.project import ModelRecord
@@ -303,8 +303,13 @@ class Jobs(QObject):
         # does its share (the table, the plots), so the first frame is not
         # held up by them
         self._rollout_record(rec)
+        # the table, the current model's plots: in the next event-loop turn
+        # (queued before any roll-out chunk can arrive)
+        QTimer.singleShot(0, lambda: self._add_trained(rec))
+
+    def _add_trained(self, rec) -> None:
         self.status.emit(f"trained {rec.name}: fit time {rec.fit_time:.3g} s, test MSE {rec.test_mse:.3g}")
-        self.undo.push(AddModelCommand(doc, rec, f"Train {rec.name}"))
+        self.undo.push(AddModelCommand(self.document, rec, f"Train {rec.name}"))
         self.trained.emit(rec)
 
     @Slot(str, float)
