@@ -695,7 +695,7 @@ class ProjectController(QObject):
             if not folder:
                 return []
         written = []
-        plots = list(w.plots) + ([w.lossPlot] if w.lossPlot.isVisible() else [])
+        plots = list(w.plots) + ([] if w.lossPlot.is_empty() else [w.lossPlot])
         try:
             for p in plots:
                 name = p.objectName() or "plot"

@@ -192,7 +192,8 @@ def energy_parts_plot() -> TimePlot:
 
 def loss_plot() -> TimePlot:
     p = TimePlot("Training loss (gradient-trained)", "loss", log_y=True, cursor=False, xlabel="epoch",
-                 empty_text="The training loss per epoch of a gradient-trained<br>model appears here")
+                 empty_text="The training loss per epoch of a gradient-trained<br>"
+                            "model appears here (RF-HGN has none: one linear solve)")
     p.setObjectName("lossPlot")
     p.add_curve("loss", LOSS_PEN)
     return p

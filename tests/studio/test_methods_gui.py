@@ -22,6 +22,7 @@ def test_rfhgn_and_a_baseline_compared_in_the_table(qtbot, window):
     assert form.value("optimizer") == "adam" and "optimizer" in form.editors
     form.set_values({"optimizer": "adam", "max_epochs": 15, "time_budget": 20.0, "node_width": 4,
                      "edge_width": 4, "message_width": 4, "patience": 0})
+    geometry = w.energyPlot.geometry()
     stages = []
     w.trainJobs.progress.connect(lambda s, f: stages.append(s))
     base = train_and_wait(qtbot, w, timeout=120000)
@@ -30,12 +31,13 @@ def test_rfhgn_and_a_baseline_compared_in_the_table(qtbot, window):
     assert w.modelsPanel.table.rowCount() == 2
     assert w.modelsPanel.cell(1, "Method").startswith("baseline") and "adam" in w.modelsPanel.cell(1, "Method")
     assert base.loss is not None and len(base.loss) >= 2
-    assert w.lossPlot.isVisible()
+    assert w.lossPlot.isVisible() and w.plotTabs.currentWidget() is w.lossPlot
+    assert w.energyPlot.geometry() == geometry      # the loss curve takes a page, not the other plots' room
     x, y = w.lossPlot.curve_data("loss")
     assert len(y) == len(base.loss) and np.allclose(y, base.loss)
     # selecting the RF-HGN row hides the loss plot again and shows its roll-out on request
     w.modelsPanel.table.selectRow(0)
-    assert w.session.current == 0 and not w.lossPlot.isVisible()
+    assert w.session.current == 0 and not w.lossPlot.isVisible() and w.partsPlot.isVisible()
 
 
 def test_open_a_trajectory_and_a_system_file(qtbot, window, tmp_path):
