@@ -14,7 +14,7 @@ vispy's EGL backend there, so the window never waits for a frame.
 
 :func:`buffer_from_rollout` turns a project's saved roll-out
 (:class:`core.files.project.RolloutRecord`) or a list of trajectories into the
-:class:`~studio.rollout_buffer.RolloutBuffer` the scene draws.
+:class:`~core.learning.rollout_buffer.RolloutBuffer` the scene draws.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from core.errors import HGNError
 from core.jobs import check_cancel, report
 from core.files.video import BackgroundEncoder, VideoWriter
 
-from ..rollout_buffer import RolloutBuffer
+from core.learning.rollout_buffer import RolloutBuffer
 from .settings import ExportSettings
 
 #: frames that may wait for the encoder (memory: 4 x 1920 x 1080 x 3 bytes)

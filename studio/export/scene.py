@@ -44,7 +44,7 @@ PLOT_SHARE = 0.27
 
 
 class ExportScene:
-    """Renders frames of a roll-out (a :class:`~studio.rollout_buffer.RolloutBuffer`)
+    """Renders frames of a roll-out (a :class:`~core.learning.rollout_buffer.RolloutBuffer`)
     at ``settings.width`` x ``settings.height``.
 
     ``app``: a vispy Application or backend name (None: the current one;

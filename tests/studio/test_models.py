@@ -12,7 +12,7 @@ from core.errors import HGNError
 from core.physics.simulate import simulate
 from studio import pipeline
 from studio.methods import METHODS, available_methods, method_by_key
-from studio.rollout_buffer import RolloutBuffer
+from core.learning.rollout_buffer import RolloutBuffer
 from studio.timeline import TimeModel
 
 

@@ -86,7 +86,7 @@ def test_a_rollout_of_a_bigger_system_replaces_the_views_system(qtbot, window):
     the new system before anything is drawn (bonds switch off on the way)."""
     from core.physics.builders import build
     from core.physics.simulate import simulate
-    from studio.rollout_buffer import RolloutBuffer
+    from core.learning.rollout_buffer import RolloutBuffer
 
     w = window
     big = build("cubic", n=14, m=14, l=14)
