@@ -1,8 +1,14 @@
 """Helpers shared by the studio's GUI tests (driving the real widgets)."""
 from __future__ import annotations
 
+import textwrap
+from pathlib import Path
+
 import numpy as np
 from PySide6.QtCore import Qt
+
+#: the repository's root
+ROOT = Path(__file__).resolve().parents[2]
 
 #: tiny training settings so one train-and-roll-out takes about a second
 TINY_SIM = {"steps": 40, "n_trajectories": 3, "save_every": 4, "rollout_steps": 100,
@@ -73,3 +79,37 @@ def non_background_fraction(img: np.ndarray) -> float:
 def fake_command(argv):
     """A stand-in sub-command for the dispatch test of studio.app.main."""
     return 7 if argv == ["x"] else 3
+
+
+#: the start of a script run in a fresh process (``python -c``) as a window's
+#: process without widgets: a gradient-trained baseline on a 4-particle chain,
+#: trained in a worker through JobRunner with torch kept out of this process;
+#: ends with ``system``, ``sim``, ``runner``, ``out`` and the result ``res``
+_BASELINE_PRELUDE = """\
+import sys
+sys.path.insert(0, ROOT)
+import numpy as np
+from PySide6.QtCore import QCoreApplication
+app = QCoreApplication([])
+from core.physics.builders import build
+from studio import pipeline, workers
+from studio.methods import method_by_key
+workers.keep_torch_out()
+system = build("chain", n=4)
+sim = dict(dt=0.01, steps=40, n_trajectories=2, save_every=4, displacement=0.1, momentum=0.1,
+           test_fraction=0.25, seed=0)
+runner = workers.JobRunner()
+out = {}
+runner.finished.connect(lambda r: out.__setitem__("r", r))
+runner.failed.connect(lambda m, tb: out.__setitem__("err", m + tb))
+runner.start("train", pipeline.train_job, system, sim, method_by_key("baseline"),
+             dict(max_epochs=3, time_budget=0, node_width=8, edge_width=8, message_width=8))
+assert runner.wait(120000), "train timed out"
+assert "err" not in out, out.get("err")
+res = out["r"]
+"""
+
+
+def baseline_in_worker_script(body: str) -> str:
+    """:data:`_BASELINE_PRELUDE` followed by ``body`` (dedented)."""
+    return _BASELINE_PRELUDE.replace("ROOT", repr(str(ROOT)), 1) + textwrap.dedent(body)

@@ -5,41 +5,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+from studio_helpers import ROOT, baseline_in_worker_script
 
 
 def test_compare_imported_rolls_a_baseline_out_in_the_worker(tmp_path):
-    script = textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(ROOT)!r})
-        import numpy as np
-        from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
+    script = baseline_in_worker_script(f"""
+        from PySide6.QtCore import QEventLoop, QTimer
         from PySide6.QtGui import QUndoStack
-        app = QCoreApplication([])
         from core.files.project import ModelRecord
-        from core.physics.builders import build
         from core.physics.simulate import simulate
-        from studio import pipeline, workers
         from studio.document import Document
         from studio.jobs import Jobs
-        from studio.methods import method_by_key
-        workers.keep_torch_out()
-        system = build("chain", n=4)
-        sim = dict(dt=0.01, steps=40, n_trajectories=2, save_every=4, displacement=0.1, momentum=0.1,
-                   test_fraction=0.25, seed=0)
-        runner = workers.JobRunner()
-        out = {{}}
-        runner.finished.connect(lambda r: out.__setitem__("r", r))
-        runner.failed.connect(lambda m, tb: out.__setitem__("err", m + tb))
-        runner.start("train", pipeline.train_job, system, sim, method_by_key("baseline"),
-                     dict(max_epochs=3, time_budget=0, node_width=8, edge_width=8, message_width=8))
-        assert runner.wait(120000) and "err" not in out, out.get("err")
-        res = out["r"]
         # an "imported" trajectory: 9 frames, every 3 steps
         q0, p0 = pipeline.rollout_start(system, sim)
         truth = simulate(system, q0, p0, 0.01, 24, save_every=3)

@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from core.errors import HGNError
 from studio import worker_process as wp
 from studio import workers
 from studio.workers import CANCEL_GRACE, JobRunner
+from studio_helpers import baseline_in_worker_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -339,30 +339,8 @@ def test_the_window_process_never_imports_torch(tmp_path):
     """A baseline trained and rolled out through JobRunner: torch is imported
     in the worker only; the model comes back packed, saves itself without
     torch, and the file it writes is the trained model."""
-    script = textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(ROOT)!r})
-        from PySide6.QtCore import QCoreApplication
-        app = QCoreApplication([])
-        import numpy as np
-        from core.physics.builders import build
-        from studio import pipeline, workers
-        from studio.methods import method_by_key
+    script = baseline_in_worker_script(f"""
         from studio.worker_process import PackedModel
-        workers.keep_torch_out()
-        system = build("chain", n=4)
-        sim = dict(dt=0.01, steps=40, n_trajectories=2, save_every=4, displacement=0.1, momentum=0.1,
-                   test_fraction=0.25, seed=0)
-        method = method_by_key("baseline")
-        runner = workers.JobRunner()
-        out = {{}}
-        runner.finished.connect(lambda r: out.__setitem__("r", r))
-        runner.failed.connect(lambda m, tb: out.__setitem__("err", m + tb))
-        runner.start("train", pipeline.train_job, system, sim, method,
-                     dict(max_epochs=3, time_budget=0, node_width=8, edge_width=8, message_width=8))
-        assert runner.wait(120000), "train timed out"
-        assert "err" not in out, out.get("err")
-        res = out["r"]
         assert isinstance(res.model, PackedModel), type(res.model)
         assert res.loss and res.test_mse > 0
         chunks = []
