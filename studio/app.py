@@ -18,12 +18,12 @@ COMMANDS: dict[str, str] = {
 }
 
 
-#: modules the window process uses after start-up (unpickling a fitted model
-#: and its results, the roll-out's start, the export dialog); imported at
+#: modules the window process uses after start-up (the settings of a fit, the
+#: results of jobs, the roll-out's start, the export dialog); imported at
 #: start-up so that no click waits for an import. Heavy libraries (torch,
 #: the video encoder, the export's renderer) are only ever imported by the
 #: worker processes (studio.workers).
-GUI_MODULES = ("core.learning.rfhgn.model", "core.learning.metrics", "core.physics.initial",
+GUI_MODULES = ("core.learning.rfhgn.config", "core.learning.metrics", "core.physics.initial",
                "core.learning.baselines.optimizers", "studio.export.gui", "studio.export.run")
 
 

@@ -20,13 +20,15 @@ This module holds what both ends share and the worker's own loop:
   ``emit``) and answers with exactly one of ``finished`` / ``failed`` /
   ``cancelled``. When the GUI process goes away (the socket closes) the
   worker exits.
-* **Models that need torch** (:class:`PackedModel`). A gradient-trained
-  baseline (:class:`core.learning.baselines.model.TrainedHGN`) holds a torch
-  module; unpickling one would import torch into the GUI process. The worker
-  therefore sends such a model as its own saved file (bytes) plus the plain
-  facts the window shows (name, info, training system). A PackedModel saves
-  itself without torch; a job that evaluates it (a roll-out, in a worker)
-  loads the real model once (:func:`unpack`), cached per worker.
+* **Models that need torch** (:class:`PackedModel`). A fitted RF-HGN
+  (:class:`core.learning.rfhgn.model.FittedModel`) and a gradient-trained
+  baseline (:class:`core.learning.baselines.model.TrainedHGN`) hold the torch
+  network (core.learning.hgn); unpickling one would import torch into the GUI
+  process. The worker therefore sends such a model as its own saved file
+  (bytes) plus the plain facts the window shows (name, info, training
+  system). A PackedModel saves itself without torch; a job that evaluates it
+  (a roll-out, in a worker) loads the real model once (:func:`unpack`),
+  cached per worker.
 """
 from __future__ import annotations
 
@@ -340,7 +342,7 @@ class PackedModel:
 
     @property
     def name(self) -> str:
-        return str(self.meta.get("name") or "baseline")
+        return str(self.meta.get("name") or ("RF-HGN" if self.kind == "model" else "baseline"))
 
     @property
     def packed(self) -> bool:
@@ -354,26 +356,13 @@ class PackedModel:
         return (restore_model, (self.blob, meta))
 
     def save(self, path) -> Path:
-        """Write the model file (the same bytes the model's own ``save`` wrote)."""
-        import tempfile
+        """Write the model file (the same bytes the model's own ``save`` wrote),
+        atomically and with core's errors (core.container.atomic_write)."""
+        from core.container import atomic_write
 
         path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent or ".")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(self.blob)
-                fh.flush()
-                os.fsync(fh.fileno())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        with atomic_write(path) as fh:
+            fh.write(self.blob)
         return path
 
     def unpacked(self):
@@ -397,7 +386,8 @@ class PackedModel:
 
     @classmethod
     def from_file(cls, path, kind: str = "baseline_model") -> "PackedModel":
-        """Read a baseline model file without torch (for opening projects in the GUI)."""
+        """Read a model file (fitted RF-HGN or baseline) without torch (for
+        opening projects in the GUI)."""
         from core.physics.system import System
 
         load_npz = _core_load_npz()
@@ -405,18 +395,28 @@ class PackedModel:
         blob = path.read_bytes()
         header, arrays = load_npz(path)
         meta = {"kind": header.get("kind", kind), "info": header.get("info") or {}, "dim": header.get("dim")}
-        try:
-            from core.learning.baselines.optimizers import OPTIMIZERS
-
-            opt = (header.get("config") or {}).get("optimizer", "")
-            spec = OPTIMIZERS.get(opt)
-            meta["name"] = f"HGN ({spec.label if spec else opt})"
-        except Exception:  # noqa: BLE001 - a name is only for display
-            meta["name"] = "HGN"
+        meta["name"] = _display_name(meta["kind"], header.get("config") or {}, meta["info"])
         if "train_system" in header:
             sys_arrays = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("train_system.")}
             meta["train_system"] = System.from_header_and_arrays(header["train_system"], sys_arrays)
         return cls(blob, meta)
+
+
+def _display_name(kind: str, config: dict, info: dict) -> str:
+    """The name a model file's model shows in the studio, from its header
+    (the names core.learning.rollout.model_name and TrainedHGN.name give)."""
+    if isinstance(info.get("name"), str) and info["name"]:
+        return info["name"]
+    if kind == "model":
+        return f"RF-HGN ({str(config.get('sampler', '')).upper()}, {config.get('encoding', '')})"
+    try:
+        from core.learning.baselines.optimizers import OPTIMIZERS
+
+        opt = config.get("optimizer", "")
+        spec = OPTIMIZERS.get(opt)
+        return f"HGN ({spec.label if spec else opt})"
+    except Exception:  # noqa: BLE001 - a name is only for display
+        return "HGN"
 
 
 def _core_load_npz():
@@ -429,6 +429,10 @@ def _core_load_npz():
 
 
 def _load_real(kind: str, path: Path):
+    if kind == "model":
+        from core.learning.rfhgn.model import FittedModel
+
+        return FittedModel.load(path)
     if kind == "baseline_model":
         from core.learning.baselines.model import TrainedHGN
 
@@ -448,9 +452,14 @@ def unpack(model):
     return model.unpacked() if isinstance(model, PackedModel) else model
 
 
+#: (module, class) of the models that hold torch, and the file kind each saves as
+TORCH_MODELS = {("core.learning.rfhgn.model", "FittedModel"): "model",
+                ("core.learning.baselines.model", "TrainedHGN"): "baseline_model"}
+
+
 def needs_packing(obj) -> bool:
     cls = type(obj)
-    return cls.__name__ == "TrainedHGN" and cls.__module__ == "core.learning.baselines.model"
+    return (cls.__module__, cls.__name__) in TORCH_MODELS
 
 
 def pack_model(model) -> PackedModel:
@@ -458,12 +467,15 @@ def pack_model(model) -> PackedModel:
     import tempfile
 
     from core.learning.learned import plain_info
+    from core.learning.rollout import model_name
 
+    cls = type(model)
+    kind = TORCH_MODELS.get((cls.__module__, cls.__name__), "baseline_model")
     with tempfile.TemporaryDirectory(prefix="hgn-model-") as d:
         path = Path(d) / "model.npz"
         model.save(path)
         blob = path.read_bytes()
-    meta = {"kind": "baseline_model", "name": getattr(model, "name", "baseline"),
+    meta = {"kind": kind, "name": model_name(model),
             "info": plain_info(getattr(model, "info", {}) or {}),
             "train_system": getattr(model, "train_system", None), "dim": getattr(model, "dim", None)}
     digest = hashlib.sha1(blob).hexdigest()

@@ -706,22 +706,20 @@ class JobRunner(QObject):
 # torch stays out of the window's process
 # ---------------------------------------------------------------------------
 def keep_torch_out() -> None:
-    """Open gradient-trained model files in this process (alone or embedded
-    in a project) as :class:`~studio.worker_process.PackedModel`, without
-    importing torch: the studio evaluates them in its workers only. Called
-    once by the studio at start-up (``studio.app``); the command line and
-    core's own users keep the real models."""
+    """Open model files that need torch (fitted RF-HGNs and gradient-trained
+    baselines, alone or embedded in a project) in this process as
+    :class:`~studio.worker_process.PackedModel`, without importing torch: the
+    studio evaluates them in its workers only. Called once by the studio at
+    start-up (``studio.app``); the command line and core's own users keep the
+    real models."""
     import dataclasses
+    import functools
 
-    try:
-        from core.files import kinds
-    except ImportError:  # pragma: no cover - an older core without the registry of file kinds
-        from core.files import project
+    from core.files import kinds
 
-        loaders = getattr(project, "MODEL_LOADERS", None)
-        if loaders is not None and "baseline_model" in loaders:
-            loaders["baseline_model"] = wp.PackedModel.from_file
-        return
-    kind = kinds.get("baseline_model")
-    if kind is not None and kind.load is not wp.PackedModel.from_file:
-        kinds.register(dataclasses.replace(kind, load=wp.PackedModel.from_file))
+    for name in sorted(set(wp.TORCH_MODELS.values())):
+        kind = kinds.get(name)
+        if kind is not None and not getattr(kind.load, "packs", False):
+            load = functools.partial(wp.PackedModel.from_file, kind=name)
+            load.packs = True
+            kinds.register(dataclasses.replace(kind, load=load))

@@ -82,8 +82,8 @@ def fake_command(argv):
 
 
 #: the start of a script run in a fresh process (``python -c``) as a window's
-#: process without widgets: a gradient-trained baseline on a 4-particle chain,
-#: trained in a worker through JobRunner with torch kept out of this process;
+#: process without widgets: a model (by default a gradient-trained baseline) on a
+#: 4-particle chain, trained in a worker through JobRunner with torch kept out of this process;
 #: ends with ``system``, ``sim``, ``runner``, ``out`` and the result ``res``
 _BASELINE_PRELUDE = """\
 import sys
@@ -102,14 +102,22 @@ runner = workers.JobRunner()
 out = {}
 runner.finished.connect(lambda r: out.__setitem__("r", r))
 runner.failed.connect(lambda m, tb: out.__setitem__("err", m + tb))
-runner.start("train", pipeline.train_job, system, sim, method_by_key("baseline"),
-             dict(max_epochs=3, time_budget=0, node_width=8, edge_width=8, message_width=8))
+runner.start("train", pipeline.train_job, system, sim, method_by_key(METHOD), SETTINGS)
 assert runner.wait(120000), "train timed out"
 assert "err" not in out, out.get("err")
 res = out["r"]
 """
 
 
-def baseline_in_worker_script(body: str) -> str:
-    """:data:`_BASELINE_PRELUDE` followed by ``body`` (dedented)."""
-    return _BASELINE_PRELUDE.replace("ROOT", repr(str(ROOT)), 1) + textwrap.dedent(body)
+#: settings of the small gradient-trained baseline of the prelude
+BASELINE_SETTINGS = dict(max_epochs=3, time_budget=0, node_width=8, edge_width=8, message_width=8)
+
+
+def baseline_in_worker_script(body: str, method: str = "baseline", settings: dict | None = None) -> str:
+    """:data:`_BASELINE_PRELUDE` followed by ``body`` (dedented); ``method``
+    and ``settings`` choose the model trained in the worker (default: the
+    small gradient-trained baseline)."""
+    settings = BASELINE_SETTINGS if settings is None and method == "baseline" else (settings or {})
+    prelude = (_BASELINE_PRELUDE.replace("ROOT", repr(str(ROOT)), 1).replace("METHOD", repr(method))
+               .replace("SETTINGS", repr(settings)))
+    return prelude + textwrap.dedent(body)

@@ -374,3 +374,42 @@ def test_the_window_process_never_imports_torch(tmp_path):
     q0, p0 = pipeline.rollout_start(system, sim)
     tr = rollout(model, system, q0, p0, 0.01, 20, save_every=5)
     assert np.allclose(tr.q[-1], np.load(tmp_path / "q.npy"), rtol=0, atol=1e-12)
+
+
+def test_a_fitted_rf_hgn_stays_packed_in_the_window_process(tmp_path):
+    """RF-HGN models hold the torch network too: fitted in a worker, the model
+    comes back packed under its RF-HGN name, a saved file opens packed as a
+    fitted model ("model" kind), a roll-out runs in the worker, and the window's
+    process never imports torch; the saved file is the fitted model."""
+    script = baseline_in_worker_script(f"""
+        from studio.worker_process import PackedModel
+        assert isinstance(res.model, PackedModel), type(res.model)
+        assert res.model.kind == "model" and res.model.name == "RF-HGN (SWIM, invariant)", res.model
+        chunks = []
+        runner.partial.connect(chunks.append)
+        q0, p0 = pipeline.rollout_start(system, sim)
+        runner.start("rollout", pipeline.rollout_job, res.model, system, q0, p0, 0.01, 20, 5)
+        assert runner.wait(120000) and "err" not in out, out.get("err")
+        pred = [c[1] for c in chunks if c[0] == "prediction"]
+        path = res.model.save({str(tmp_path / "m.npz")!r})
+        from core.files import kinds
+        kind, opened = kinds.load_any(path)
+        assert kind == "model" and isinstance(opened, PackedModel), (kind, type(opened))
+        assert opened.name == res.model.name and opened.blob == res.model.blob
+        print("TORCH_IN_GUI", "torch" in sys.modules)
+        np.save({str(tmp_path / "q.npy")!r}, pred[-1].q[-1])
+    """, method="rfhgn")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         cwd=str(ROOT))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "TORCH_IN_GUI False" in out.stdout
+    from core.learning.rfhgn.model import FittedModel
+    from core.learning.rollout import rollout
+    from core.physics.builders import build
+    from studio import pipeline
+
+    system = build("chain", n=4)
+    model = FittedModel.load(tmp_path / "m.npz")
+    q0, p0 = pipeline.rollout_start(system, dict(displacement=0.1, momentum=0.1, seed=0))
+    tr = rollout(model, system, q0, p0, 0.01, 20, save_every=5)
+    assert np.allclose(tr.q[-1], np.load(tmp_path / "q.npy"), rtol=0, atol=1e-12)
