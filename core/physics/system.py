@@ -112,8 +112,7 @@ class System:
             if np.any(e[:, 0] == e[:, 1]):
                 bad = int(e[e[:, 0] == e[:, 1]][0, 0])
                 raise HGNError(f"edge ({bad}, {bad}) joins a particle to itself")
-            key = np.sort(e, axis=1)
-            if len(np.unique(key, axis=0)) != len(key):
+            if _has_duplicate_pairs(e, n):
                 raise HGNError("edges contain the same pair twice")
             if self.edge_scale is not None:
                 if self.edge_scale.shape != (len(e),):
@@ -146,12 +145,29 @@ class System:
         if self.box is not None:
             from .neighbours import wrap  # np.mod can return the box length itself, which cKDTree refuses
 
-            tree = cKDTree(wrap(q, self.box), boxsize=self.box)
+            q = wrap(q, self.box)
+        # Two particles closer than the tolerance are closer than it along any unit direction u,
+        # and so are all particles between them in the order of q.u: they lie in one run of
+        # consecutive gaps below the tolerance. Only particles in such runs go to the k-d tree
+        # (for a 100^3 lattice none, 0.1 s instead of 0.75 s for the tree of all). In a periodic
+        # box the wrap can separate two close particles along u: there every particle is searched.
+        if self.box is None:
+            s = q @ _OVERLAP_DIRECTIONS[self.dim]
+            order = np.argsort(s, kind="stable")
+            close = np.diff(s[order]) < OVERLAP_TOLERANCE
+            if not close.any():
+                return
+            sel = np.zeros(len(q), dtype=bool)
+            sel[:-1] |= close
+            sel[1:] |= close
+            cand = order[sel]
+            tree = cKDTree(q[cand])
+            pairs = cand[tree.query_pairs(OVERLAP_TOLERANCE, output_type="ndarray")]
         else:
-            tree = cKDTree(q)
-        pairs = tree.query_pairs(OVERLAP_TOLERANCE, output_type="ndarray")
+            tree = cKDTree(q, boxsize=self.box)
+            pairs = tree.query_pairs(OVERLAP_TOLERANCE, output_type="ndarray")
         if len(pairs):
-            i, j = (int(x) for x in pairs[0])
+            i, j = sorted(int(x) for x in pairs[0])
             raise HGNError(f"particles {i} and {j} overlap (closer than {OVERLAP_TOLERANCE}); "
                            "move or delete one of them")
 
@@ -199,6 +215,26 @@ class System:
         box = f", box {self.box.tolist()}" if self.box is not None else ""
         return (f"System({self.name or 'unnamed'}: {self.n} particles in {self.dim}D, {self.potential.kind}, "
                 f"{graph}{box})")
+
+
+#: per dimension, a unit direction with irrational components (lattice sites project apart) for the
+#: overlap pre-check
+_OVERLAP_DIRECTIONS = {d: v / np.linalg.norm(v) for d, v in
+                       ((2, np.array([1.0, np.sqrt(2.0) - 1.0])),
+                        (3, np.array([1.0, np.sqrt(2.0) - 1.0, np.sqrt(3.0) - 1.0])))}
+
+
+def _has_duplicate_pairs(e: np.ndarray, n: int) -> bool:
+    """True when two rows of ``e`` (E, 2) join the same two particles (in
+    either order). One int64 key min * n + max per edge; keys already strictly
+    increasing (as every builder writes them) need no sort."""
+    if len(e) < 2:
+        return False
+    key = np.minimum(e[:, 0], e[:, 1]) * n + np.maximum(e[:, 0], e[:, 1])
+    if (key[1:] > key[:-1]).all():
+        return False
+    key.sort()
+    return bool((key[1:] == key[:-1]).any())
 
 
 def _as_float_array(x, name: str) -> np.ndarray:

@@ -304,3 +304,64 @@ def test_initial_state_of_a_periodic_system_lies_in_the_box():
     q, p = initial_state(s, displacement=0.5, momentum=0.1, seed=2)
     assert np.all((q >= 0) & (q < s.box))
     assert np.allclose(p.sum(0), 0.0, atol=1e-14)
+
+
+# -- lattice edges by index arithmetic (issue 10) ------------------------------------------
+def _old_grid_edges(shape, offsets, periodic=False):
+    """The edge builder before issue 10 (coordinates by itertools, np.unique on rows)."""
+    import itertools
+
+    idx = np.arange(int(np.prod(shape))).reshape(shape)
+    coords = np.array(list(itertools.product(*[range(s) for s in shape])), dtype=np.int64).reshape(-1, len(shape))
+    edges = []
+    for off in offsets:
+        tgt = coords + np.array(off)
+        if periodic:
+            tgt = np.mod(tgt, shape)
+            ok = np.ones(len(coords), dtype=bool)
+        else:
+            ok = np.all((tgt >= 0) & (tgt < np.array(shape)), axis=1)
+        edges.append(np.stack([idx[tuple(coords[ok].T)], idx[tuple(tgt[ok].T)]], 1))
+    e = np.sort(np.concatenate(edges), axis=1)
+    return np.unique(e[e[:, 0] != e[:, 1]], axis=0)
+
+
+@pytest.mark.parametrize("shape", [(3, 3, 3), (1, 4, 2), (2, 1, 5), (6, 5, 4), (1, 1, 3), (2, 2, 2), (4, 3), (1, 7),
+                                   (5, 1), (2, 2)])
+@pytest.mark.parametrize("periodic", [False, True])
+def test_lattice_edges_by_index_arithmetic_equal_the_old_edge_set(shape, periodic):
+    from core.physics.builders import _grid, _grid_edges
+
+    units = [tuple(int(k == a) for k in range(len(shape))) for a in range(len(shape))]
+    diagonal = units + [tuple([1, -1] + [0] * (len(shape) - 2))]
+    for offsets in (units, diagonal):
+        new = _grid_edges(shape, offsets, periodic)
+        old = _old_grid_edges(shape, offsets, periodic)
+        assert new.dtype == np.int64
+        assert {tuple(e) for e in new.tolist()} == {tuple(e) for e in old.tolist()}
+        np.testing.assert_array_equal(new, old)  # same order too: sorted by (i, j)
+    assert _grid(shape).tolist() == [list(c) for c in np.ndindex(*shape)]
+
+
+def test_built_lattices_have_the_old_edges():
+    s = builders.cubic_lattice(4, 3, 5)
+    np.testing.assert_array_equal(s.edges, _old_grid_edges((4, 3, 5), [(1, 0, 0), (0, 1, 0), (0, 0, 1)]))
+    s = builders.square_lattice(6, 2)
+    np.testing.assert_array_equal(s.edges, _old_grid_edges((6, 2), [(1, 0), (0, 1)]))
+
+
+def test_duplicate_edges_in_any_order_and_overlaps_anywhere_are_found():
+    q = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [3.0, 0.0]])
+    with pytest.raises(HGNError, match="same pair twice"):
+        builders.custom(2, q, [[0, 1], [2, 3], [1, 0]])
+    with pytest.raises(HGNError, match="same pair twice"):
+        builders.custom(2, q, [[2, 3], [0, 1], [3, 2]])
+    builders.custom(2, q, [[2, 3], [0, 1], [1, 2]])  # unsorted but distinct: fine
+    # an overlap hidden among lattice sites whose projections interleave with it
+    g = builders.cubic_lattice(6, 6, 6)
+    pos = g.positions.copy()
+    pos[100] = pos[17] + np.array([3e-7, -2e-7, 4e-7])
+    with pytest.raises(HGNError, match="particles 17 and 100 overlap"):
+        g.copy(positions=pos)
+    pos[100] = pos[17] + np.array([3e-6, 0.0, 0.0])  # just apart
+    g.copy(positions=pos)
