@@ -1,15 +1,20 @@
 """Plumbing shared by the learned Hamiltonians (RF-HGN and the gradient-trained
-baselines).
+baselines), and their one evaluation path.
 
-:class:`core.learning.rfhgn.model.FittedModel` and
-:class:`core.learning.baselines.model.TrainedHGN` differ in how they evaluate
-H_hat = theta . Phi + c * size / size_ref (numpy features or a torch module),
-but check their arguments, scale the constant c to other system sizes, turn
-gradients into time derivatives and report their info the same way. That common
-part lives here, in :class:`LearnedHamiltonian`, a base class holding no state
-of its own; a subclass sets ``constant``, ``n_ref``, ``e_ref``,
-``train_system`` and ``info`` with :meth:`LearnedHamiltonian._set_reference`
-and provides ``separable`` and ``gradients(system, q, p, pairs=None, ...)``.
+:class:`LearnedHamiltonian` (no state of its own) checks arguments, scales the
+constant c to other system sizes, turns gradients into time derivatives and
+guards the separable-only methods; a subclass sets ``constant``, ``n_ref``,
+``e_ref``, ``train_system`` and ``info`` with
+:meth:`LearnedHamiltonian._set_reference`.
+
+:class:`NetworkHamiltonian` is the learned model whose H_hat = theta . Phi + c
+* size / size_ref comes from a torch network, ``self.network``
+(:class:`core.learning.hgn.network.HGN`, theta inside it): energies and
+gradients with numpy in and out (float64; (N, d) or (S, N, d)), evaluated on
+the network's device and dtype. :class:`core.learning.rfhgn.model.FittedModel`
+and :class:`core.learning.baselines.model.TrainedHGN` subclass it, so both
+evaluate the same way. Torch is imported when a method runs (this module is
+imported by the studio's window, which never imports torch).
 """
 from __future__ import annotations
 
@@ -67,6 +72,120 @@ class LearnedHamiltonian:
         if not self.separable:
             raise HGNError(f"{what} exists only for separable models (the invariant encoding); "
                            "this one uses the frame encoding: use gradients()")
+
+
+class NetworkHamiltonian(LearnedHamiltonian):
+    """A learned model evaluated through its network ``self.network`` (an HGN
+    with theta set); numpy in and out. A subclass sets ``network`` and calls
+    :meth:`_set_reference`."""
+
+    network = None
+
+    @property
+    def separable(self) -> bool:
+        """True when H = T(p) + V(q) (the invariant encoding)."""
+        return bool(self.network.separable)
+
+    @property
+    def theta(self) -> np.ndarray:
+        """The output layer, numpy float64 (a copy)."""
+        return self.network.theta.detach().to("cpu", dtype=_float64()).numpy().copy()
+
+    @property
+    def device(self):
+        return self.network.device
+
+    def _tensor(self, x):
+        import torch
+
+        return torch.as_tensor(x, dtype=self.network.dtype, device=self.network.device)
+
+    def _batch(self, system, q, p=None):
+        """Checked batches (S, N, d) as tensors on the network's device, and
+        whether the input was one state."""
+        q = self._check(system, q)
+        single = q.ndim == 2
+        qb = self._tensor(q[None] if single else q)
+        if p is None:
+            return qb, None, single
+        p = self._check(system, p, "p")
+        if p.shape != q.shape:
+            raise HGNError(f"q and p differ in shape: {q.shape} and {p.shape}")
+        return qb, self._tensor(p[None] if single else p), single
+
+    def _graph(self, system, qb, pairs=None):
+        from core.learning.hgn.graph import Graph
+
+        return Graph.build(system, qb, pairs, device=self.network.device, dtype=self.network.dtype)
+
+    @staticmethod
+    def _out(x, single):
+        if x is None:
+            return None
+        a = x.detach().to("cpu").numpy().astype(np.float64, copy=False)
+        return a[0] if single else a
+
+    # -- whole H ---------------------------------------------------------
+    def energy(self, system: System, q, p, pairs=None) -> np.ndarray:
+        """H_hat: 0-d array for one state (N, d), (S,) for a batch. ``pairs``:
+        optional candidate pairs of a cutoff system (see potential_gradient)."""
+        import torch
+
+        qb, pb, single = self._batch(system, q, p)
+        with torch.no_grad():
+            e = self.network(self._graph(system, qb, pairs), qb, pb)
+        return self._out(e, single) + self._const(system)
+
+    def gradients(self, system: System, q, p, pairs=None) -> tuple[np.ndarray, np.ndarray]:
+        """(dH/dq, dH/dp), each the shape of q."""
+        qb, pb, single = self._batch(system, q, p)
+        _, gq, gp = self.network.gradients(self._graph(system, qb, pairs), qb, pb, energy=False)
+        return self._out(gq, single), self._out(gp, single)
+
+    # -- separable parts ---------------------------------------------------
+    def kinetic_energy(self, system: System, p) -> np.ndarray:
+        """T_hat(p) (without the constant): 0-d for one state, (S,) for a batch."""
+        self._need_separable("kinetic_energy")
+        pb, _, single = self._batch(system, p)
+        net = self.network
+        T, _ = net.kinetic_part(self._tensor(system.masses), pb, net.theta.detach()[net.p_cols])
+        return self._out(T, single)
+
+    def kinetic_gradient(self, system: System, p) -> np.ndarray:
+        """dT_hat/dp, the shape of p."""
+        self._need_separable("kinetic_gradient")
+        pb, _, single = self._batch(system, p)
+        net = self.network
+        _, g = net.kinetic_part(self._tensor(system.masses), pb, net.theta.detach()[net.p_cols], energy=False)
+        return self._out(g, single)
+
+    def potential_energy(self, system: System, q, pairs=None) -> np.ndarray:
+        """V_hat(q) (without the constant): 0-d for one state, (S,) for a batch."""
+        self._need_separable("potential_energy")
+        return self._potential(system, q, pairs, True)[0]
+
+    def potential_gradient(self, system: System, q, pairs=None) -> np.ndarray:
+        """dV_hat/dq, the shape of q. ``pairs`` (cutoff systems, optional):
+        candidate pairs (P, 2) shared by the snapshots, e.g. from a
+        :class:`core.physics.neighbours.NeighbourList`; without them the pairs are
+        searched afresh."""
+        self._need_separable("potential_gradient")
+        return self._potential(system, q, pairs, False)[1]
+
+    def _potential(self, system, q, pairs, energy):
+        import torch
+
+        qb, _, single = self._batch(system, q)
+        net = self.network
+        with torch.no_grad():
+            V, g = net.potential_part(self._graph(system, qb, pairs), qb, net.theta.detach()[net.q_cols], energy)
+        return self._out(V, single), self._out(g, single)
+
+
+def _float64():
+    import torch
+
+    return torch.float64
 
 
 def plain_info(x):

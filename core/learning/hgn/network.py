@@ -308,9 +308,10 @@ class HGN(torch.nn.Module):
         if self.encoding == "frame":
             check_frame_graph(graph)
 
-    def _frame_forward(self, graph, q, p, choice=None):
-        """Frame, node inputs (S*N, 2d+1), edge inputs (P, 1+d), delta_bar
-        (P, d), r, and the layer outputs h, e, m."""
+    def frame_inputs(self, graph, q, p, choice=None):
+        """Frame encoding: (frame, node inputs (S*N, 2d+1), edge inputs
+        (P, 1+d), delta_bar (P, d), r (P,))."""
+        check_frame_graph(graph)
         S, N, d = q.shape
         fr = build_frame(q, self.frame_rule, choice)
         qb, pb = encode(fr, p)
@@ -322,6 +323,12 @@ class HGN(torch.nn.Module):
         else:
             db = torch.bmm(delta[:, None, :], fr.B[graph.snap])[:, 0]
         xe = torch.cat([r[:, None], db * db], 1)
+        return fr, xn, xe, db, r
+
+    def _frame_forward(self, graph, q, p, choice=None):
+        """Frame, node inputs (S*N, 2d+1), edge inputs (P, 1+d), delta_bar
+        (P, d), r, and the layer outputs h, e, m."""
+        fr, xn, xe, db, r = self.frame_inputs(graph, q, p, choice)
         Wn, bn = self.layer("node")
         We, be = self.layer("edge")
         Wm, bm = self.layer("msg")

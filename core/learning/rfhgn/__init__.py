@@ -9,12 +9,11 @@ Public API::
     model.energy(system, q, p); model.gradients(system, q, p)
     model.save(path); FittedModel.load(path)
 
-Modules: ``config`` (RFConfig), ``encoding`` (invariant inputs and the
-paper's frame with its exact adjoint), ``graphs`` (edge lists per snapshot),
-``network`` (the layers, features and their exact gradients), ``sampling``
-(SWIM, ELM, adaptive), ``fitting`` (normal equations, solve, time series),
-``model`` (FittedModel, save/load, fast tables), ``truth`` (TrueHamiltonian),
-``torchnet`` (the same network in torch, for autograd checks and baselines).
+Modules: ``config`` (RFConfig), ``sampling`` (SWIM, ELM, adaptive),
+``fitting`` (normal equations on the fit's device, solve, time series),
+``model`` (FittedModel, save/load, fast tables), ``truth`` (TrueHamiltonian).
+The network itself, its graphs and the frame encoding are
+:mod:`core.learning.hgn` (torch, one definition shared with the baselines).
 """
 from .config import RFConfig
 from .truth import TrueHamiltonian

@@ -6,7 +6,7 @@ the fit reads it. Unknown keys and bad values raise :class:`HGNError` with a
 message naming the setting.
 
 The network the widths refer to (docs/method.md section 2; details in
-``core/learning/rfhgn/network.py``):
+``core/learning/hgn/network.py``):
 
 * ``encoding="invariant"`` (default): node encoder on the kinetic term
   k_i = |p_i|^2 / (2 m_i) (``node_width`` tanh features, zero at rest, plus
@@ -28,7 +28,7 @@ The network the widths refer to (docs/method.md section 2; details in
   node_width 96 and swim_scale 0.02 (near-linear node neurons, whose span is
   close to a low-degree polynomial in the frame coordinates) give 5e-9 to
   4e-8 over seeds 0-2 in ~0.33 s, and implicit rollouts converging in ~5
-  evaluations a step (see core/learning/rfhgn/encoding.py). The plain defaults stay
+  evaluations a step (see core/learning/hgn/frame.py). The plain defaults stay
   those of the invariant encoding.
 
 Defaults and why (measured on the 3x3x3 harmonic lattice, 500 training
@@ -46,7 +46,8 @@ from dataclasses import dataclass
 
 from core.errors import HGNError
 from core.settings import SettingsMixin, setting
-from .encoding import FRAME_RULES
+from core.learning.hgn import FRAME_RULES
+from core.learning.hgn.device import DEVICES
 
 ENCODINGS = ("invariant", "frame")
 #: settings that :meth:`RFConfig.recommended` puts over the defaults, per
@@ -79,7 +80,7 @@ class RFConfig(SettingsMixin):
     frame_rule: str = setting(
         "farthest", """Frame encoding only: which particles define the frame. farthest from the centre
         (a stable frame) or nearest (the paper's rule, whose frame turns wildly when a particle sits near
-        the centre); see core/learning/rfhgn/encoding.py""", FRAME_RULES)
+        the centre); see core/learning/hgn/frame.py""", FRAME_RULES)
     node_width: int = setting(16, "Width of the node encoder (kinetic features for invariant, node features "
                                   "for frame)")
     static_width: int = setting(0, "Width of the static (mass) encoder, whose output enters the messages; "
@@ -95,8 +96,11 @@ class RFConfig(SettingsMixin):
         norm before lambda I is added to Z^T Z""")
     batch_size: int = setting(256, "Snapshots per assembly batch (also capped by batch_memory_mb)")
     batch_memory_mb: float = setting(256.0, "Memory budget of one assembly batch in MiB")
-    blas_threads: int = setting(1, "BLAS threads during the fit (0 = leave the library's setting); one is "
-                                   "fastest for these small products on a shared 2-core machine")
+    device: str = setting(
+        "cpu", """Where the fit runs: cpu, or cuda (an NVIDIA GPU; an error when this machine has none). The
+        fit is float64 on either; the fitted model loads and runs on either""", DEVICES)
+    threads: int = setting(
+        1, """torch intra-op threads during the fit (0 = leave torch's setting). THREADS_HELP""")
     seed: int = setting(0, "Random seed of the sampled layers (every random choice of the fit)")
     swim_scale: float = setting(
         0.2, """SWIM constant s: a neuron's pre-activation is -s at one point of its pair and +s at the other.
@@ -163,7 +167,9 @@ class RFConfig(SettingsMixin):
         integer("sample_points", 2)
         integer("adaptive_rounds", 1)
         integer("seed", 0)
-        integer("blas_threads", 0)
+        integer("threads", 0)
+        if self.device not in DEVICES:
+            raise HGNError(f"RF-HGN setting device={self.device!r} is not one of {', '.join(DEVICES)}")
         number("regularisation", 0.0, strict=False)
         number("batch_memory_mb", 0.0, strict=True)
         number("swim_scale", 0.0, strict=True)
@@ -178,6 +184,16 @@ class RFConfig(SettingsMixin):
                            "(the frame encoding puts the mass into the node input); set it to 0")
 
     # ------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: dict) -> "RFConfig":
+        """As :meth:`SettingsMixin.from_dict`; ``blas_threads`` (settings and
+        model files written before the torch core, where it limited numpy's
+        BLAS) is read as ``threads``."""
+        if isinstance(d, dict) and "blas_threads" in d:
+            d = dict(d)
+            old = d.pop("blas_threads")
+            d.setdefault("threads", old)
+        return super().from_dict(d)
 
     @classmethod
     def recommended(cls, encoding: str = "invariant", **changes) -> "RFConfig":

@@ -17,10 +17,15 @@ eigen-decomposition with small eigenvalues cut off (a least-squares
 solution) takes over. The energy constant c comes from one known energy:
 H(y_0) = theta . Phi(y_0) + c for the first training snapshot.
 
-The fit runs with ``config.blas_threads`` BLAS threads (default 1, see
-:mod:`core.learning.rfhgn.blas`). Memory is O(L^2) plus one batch of Jacobians
-(``batch_size`` snapshots, capped by ``batch_memory_mb``; one snapshot is the
-smallest batch).
+Devices and threads: the Jacobians are computed batch by batch on
+``config.device`` (CPU or CUDA) by the torch network's analytic forward mode
+(:meth:`core.learning.hgn.network.HGN.jacobians`), and Z^T Z, Z^T u are
+accumulated there in float64 torch; only the small normal matrices (L x L)
+come back to the CPU for the solve. On the CPU the fit runs with
+``config.threads`` torch intra-op threads (0 = torch's setting). Memory is
+O(L^2) plus one batch of Jacobians (``batch_size`` snapshots, capped by
+``batch_memory_mb``; one snapshot is the smallest batch). Fixed graphs are
+built once per batch size and reused.
 
 Range: the hidden layers are sampled from the training inputs, so the fitted
 pair function is accurate over the distances seen in training and degrades
@@ -44,7 +49,7 @@ is linear in theta; the fitted function is the method's modified Hamiltonian,
 and the first-order correction H ~ H_hat + (h/2) dH_hat/dq . dH_hat/dp is
 projected back onto the same features (a second right-hand side with the
 already factored normal matrix; its gradient needs Hessian-vector products of
-the network, which come from torch autograd in float64).
+the network, which come from torch autograd through ``HGN.features`` in float64).
 """
 from __future__ import annotations
 
@@ -53,14 +58,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
+import torch
 
 from core.errors import HGNError
 from core.jobs import available_cores, check_cancel, report
+from core.learning.hgn.device import resolve_device, torch_threads
+from core.learning.hgn.graph import Graph
+from core.learning.hgn.network import HGN
 from ..learned import training_arrays
 from core.physics.neighbours import minimum_image
 from core.physics.system import System
 from core.physics.trajectory import Dataset, Trajectory
-from .blas import blas_threads
 from .config import RFConfig
 from .model import FittedModel
 from .sampling import choose_points, local_energies, sample_network
@@ -73,55 +81,91 @@ CHOLESKY_RESIDUAL = 1e-6
 @dataclass
 class Group:
     """Training rows of one system: states where the gradient is taken and
-    the right-hand sides (dq/dt, dp/dt) there."""
+    the right-hand sides (dq/dt, dp/dt) there (float64 tensors on the fit's
+    device)."""
 
     system: System
-    q: np.ndarray  # (S, N, d)
-    p: np.ndarray
-    dqdt: np.ndarray
-    dpdt: np.ndarray
+    q: torch.Tensor  # (S, N, d)
+    p: torch.Tensor
+    dqdt: torch.Tensor
+    dpdt: torch.Tensor
+
+    def __post_init__(self):
+        self._graphs: dict = {}
+
+    def graph(self, a: int, b: int) -> Graph:
+        """The graph of snapshots a..b (fixed graphs: one per batch size, reused)."""
+        if self.system.edges is None:
+            return Graph.build(self.system, self.q[a:b], device=self.q.device)
+        S = b - a
+        g = self._graphs.get(S)
+        if g is None:
+            g = self._graphs[S] = Graph.build(self.system, self.q[a:b], device=self.q.device)
+        return g
+
+
+def _group(system, q, p, dqdt, dpdt, device) -> Group:
+    t = (lambda x: torch.as_tensor(np.ascontiguousarray(x, dtype=np.float64), device=device))  # noqa: E731
+    g = Group(system, t(q), t(p), t(dqdt), t(dpdt))
+    if system.edges is not None and len(system.edges) and g.q.shape[0]:
+        # every training snapshot once: no two particles on top of each other
+        dl = g.q[:, system.edges[:, 0]] - g.q[:, system.edges[:, 1]]
+        if system.box is not None:
+            box = torch.as_tensor(system.box, dtype=torch.float64, device=device)
+            dl = dl - box * torch.round(dl / box)
+        if float((dl * dl).sum(-1).min()) <= 0:
+            raise HGNError("two particles of a snapshot sit on top of each other (pair distance 0); "
+                           "the pair features are undefined there")
+    return g
 
 
 # ======================================================================
 class NormalEquations:
-    """Z^T Z, Z^T u and u^T u, accumulated over batches (blocks for
-    separable networks)."""
+    """Z^T Z, Z^T u and u^T u, accumulated over batches in float64 torch on
+    the network's device (blocks for separable networks)."""
 
-    def __init__(self, network):
+    def __init__(self, network: HGN):
         self.network = network
+        kw = dict(dtype=torch.float64, device=network.device)
         if network.separable:
             nT, nV = network.n_T, network.n_V
-            self.blocks = {"p": [np.zeros((nT, nT)), np.zeros(nT), 0.0, 0],
-                           "q": [np.zeros((nV, nV)), np.zeros(nV), 0.0, 0]}
+            self._blocks = {"p": [torch.zeros((nT, nT), **kw), torch.zeros(nT, **kw), torch.zeros((), **kw), 0],
+                            "q": [torch.zeros((nV, nV), **kw), torch.zeros(nV, **kw), torch.zeros((), **kw), 0]}
         else:
             L = network.L
-            self.blocks = {"all": [np.zeros((L, L)), np.zeros(L), 0.0, 0]}
+            self._blocks = {"all": [torch.zeros((L, L), **kw), torch.zeros(L, **kw), torch.zeros((), **kw), 0]}
 
-    def add(self, Jq: np.ndarray, Jp: np.ndarray, dqdt: np.ndarray, dpdt: np.ndarray) -> None:
+    def add(self, Jq, Jp, dqdt, dpdt) -> None:
         Zp = Jp.reshape(-1, Jp.shape[-1])
         Zq = Jq.reshape(-1, Jq.shape[-1])
         up = dqdt.reshape(-1)
         uq = dpdt.reshape(-1)
         if self.network.separable:
-            bp, bq = self.blocks["p"], self.blocks["q"]
-            bp[0] += Zp.T @ Zp
-            bp[1] += Zp.T @ up
-            bp[2] += float(up @ up)
-            bp[3] += up.size
-            bq[0] += Zq.T @ Zq
-            bq[1] -= Zq.T @ uq
-            bq[2] += float(uq @ uq)
-            bq[3] += uq.size
+            bp, bq = self._blocks["p"], self._blocks["q"]
+            bp[0].addmm_(Zp.T, Zp)
+            bp[1].addmv_(Zp.T, up)
+            bp[2] += up @ up
+            bp[3] += up.numel()
+            bq[0].addmm_(Zq.T, Zq)
+            bq[1].addmv_(Zq.T, uq, alpha=-1.0)
+            bq[2] += uq @ uq
+            bq[3] += uq.numel()
         else:
-            b = self.blocks["all"]
-            b[0] += Zp.T @ Zp
-            b[0] += Zq.T @ Zq
-            b[1] += Zp.T @ up - Zq.T @ uq
-            b[2] += float(up @ up + uq @ uq)
-            b[3] += up.size + uq.size
+            b = self._blocks["all"]
+            b[0].addmm_(Zp.T, Zp)
+            b[0].addmm_(Zq.T, Zq)
+            b[1].addmv_(Zp.T, up)
+            b[1].addmv_(Zq.T, uq, alpha=-1.0)
+            b[2] += up @ up + uq @ uq
+            b[3] += up.numel() + uq.numel()
+
+    @property
+    def blocks(self) -> dict:
+        """name -> [G, b, u.u, rows] with numpy G and b (on the CPU)."""
+        return {k: [v[0].cpu().numpy(), v[1].cpu().numpy(), float(v[2]), v[3]] for k, v in self._blocks.items()}
 
 
-def _batches(group: Group, network, config: RFConfig):
+def _batches(group: Group, network: HGN, config: RFConfig):
     """Snapshot index ranges of at most batch_size snapshots within the memory budget."""
     S, N, d = group.q.shape
     # Jq + Jp + temporaries, in doubles, per snapshot
@@ -133,13 +177,13 @@ def _batches(group: Group, network, config: RFConfig):
     return [(a, min(a + step, S)) for a in range(0, S, step)]
 
 
-def assemble(network, groups: list[Group], config: RFConfig, progress=None, cancel=None,
+def assemble(network: HGN, groups: list[Group], config: RFConfig, progress=None, cancel=None,
              stage_from: float = 0.0, stage_to: float = 1.0) -> NormalEquations:
     ne = NormalEquations(network)
     plan = [(g, a, b) for g in groups for a, b in _batches(g, network, config)]
     for n, (g, a, b) in enumerate(plan):
         check_cancel(cancel)
-        _, Jq, Jp = network.jacobians(g.system, g.q[a:b], g.p[a:b])
+        _, Jq, Jp = network.jacobians(g.graph(a, b), g.q[a:b], g.p[a:b])
         ne.add(Jq, Jp, g.dqdt[a:b], g.dpdt[a:b])
         report(progress, "assemble", stage_from + (stage_to - stage_from) * (n + 1) / len(plan))
     return ne
@@ -188,7 +232,7 @@ def solve_block(G: np.ndarray, b: np.ndarray, lam: float, solver: str) -> tuple[
 
 
 def solve(ne: NormalEquations, config: RFConfig):
-    """theta (L,) and a dict of solve information."""
+    """theta (L,) numpy and a dict of solve information."""
     net = ne.network
     theta = np.zeros(net.L)
     info = {}
@@ -210,9 +254,10 @@ def solve(ne: NormalEquations, config: RFConfig):
 # ======================================================================
 def _fit_groups(groups: list[Group], known: tuple[System, np.ndarray, np.ndarray, float] | None,
                 config: RFConfig, progress, cancel, t0: float, correction=None) -> FittedModel:
+    device = groups[0].q.device
     rng = np.random.default_rng(config.seed)
     report(progress, "sample", 0.0)
-    sets = choose_points([(g.system, g.q, g.p) for g in groups], config, rng)
+    sets = choose_points([(g.system, g.q, g.p) for g in groups], config, rng, device)
     network = sample_network(config, sets, rng, None, progress, cancel)
     rounds = config.adaptive_rounds if config.sampler == "adaptive" else 0
     span = 1.0 / (rounds + 1)
@@ -228,19 +273,29 @@ def _fit_groups(groups: list[Group], known: tuple[System, np.ndarray, np.ndarray
     if correction is not None:
         check_cancel(cancel)
         theta, sinfo["correction"] = correction(network, theta, ne)
+    network.set_theta(theta)
     report(progress, "solve", 0.9)
     constant, known_energy = 0.0, False
     n_ref = groups[0].system.n
     if known is not None and np.isfinite(known[3]):
         ksys, kq, kp, kH = known
-        e = FittedModel.raw_energy(network, theta, ksys, kq[None], kp[None])
-        constant = float(kH - e[0])
+        kq = torch.as_tensor(np.asarray(kq, dtype=np.float64)[None], device=device)
+        kp = torch.as_tensor(np.asarray(kp, dtype=np.float64)[None], device=device)
+        with torch.no_grad():
+            e = float(network(Graph.build(ksys, kq, device=device), kq, kp)[0])
+        constant = float(kH - e)
         known_energy = True
         n_ref = ksys.n
     e_ref = None
     if known is not None and known[0].edges is not None:
         e_ref = len(known[0].edges)
-    model = FittedModel(config, network, theta, constant, n_ref, groups[0].system, e_ref=e_ref)
+    r_max = 0.0
+    for s in sets:
+        if s.graph.P:
+            r_max = max(r_max, float(s.graph.delta(s.q)[1].max()))
+    k_max = max(float((0.5 * (g.p * g.p).sum(-1) / torch.as_tensor(g.system.masses, device=device)).max())
+                for g in groups)
+    model = FittedModel(config, network, None, constant, n_ref, groups[0].system, e_ref=e_ref)
     model.info.update(
         fit_time=time.perf_counter() - t0,
         n_snapshots=int(sum(g.q.shape[0] for g in groups)),
@@ -250,9 +305,10 @@ def _fit_groups(groups: list[Group], known: tuple[System, np.ndarray, np.ndarray
         train_mse=float(sinfo["train_mse"]),
         solve={k: v for k, v in sinfo.items() if isinstance(v, dict)},
         energy_constant_known=known_energy,
-        train_r_max=float(max((s.graph.r.max() if s.graph.P else 0.0) for s in sets)),
-        train_k_max=float(max(np.max(0.5 * np.sum(g.p ** 2, axis=-1) / g.system.masses) for g in groups)),
+        train_r_max=r_max,
+        train_k_max=k_max,
         cores=available_cores(),
+        device=str(device),
     )
     report(progress, "solve", 1.0)
     return model
@@ -260,13 +316,14 @@ def _fit_groups(groups: list[Group], known: tuple[System, np.ndarray, np.ndarray
 
 def fit(dataset: Dataset, config: RFConfig | None = None, progress=None, cancel=None) -> FittedModel:
     """Fit an RF-HGN to the training snapshots of ``dataset`` (with exact
-    derivatives). ``info["fit_time"]`` is the wall time from the call (data in
-    memory) to the usable model, in seconds."""
+    derivatives) on ``config.device``. ``info["fit_time"]`` is the wall time
+    from the call (data in memory) to the usable model, in seconds."""
     t0 = time.perf_counter()
     config = RFConfig() if config is None else config
     if not isinstance(config, RFConfig):
         raise HGNError(f"config must be an RFConfig, got {type(config).__name__}")
     config.validate()
+    device = resolve_device(config.device)
     train, q, p, dqdt, dpdt = training_arrays(dataset)
     S = dataset.n_snapshots
     system = dataset.system
@@ -274,15 +331,16 @@ def fit(dataset: Dataset, config: RFConfig | None = None, progress=None, cancel=
     known = None
     if energy.shape == (S,):
         known = (system, q[0], p[0], float(energy[train[0]]))
-    with blas_threads(config.blas_threads):
-        model = _fit_groups([Group(system, q, p, dqdt, dpdt)], known, config, progress, cancel, t0)
+    with torch_threads(config.threads):
+        group = _group(system, q, p, dqdt, dpdt, device)
+        model = _fit_groups([group], known, config, progress, cancel, t0)
     model.info["source"] = "derivatives"
     model.info["fit_time"] = time.perf_counter() - t0
     return model
 
 
 # ======================================================================
-def time_series_rows(traj: Trajectory) -> tuple[Group, float]:
+def time_series_rows(traj: Trajectory, device=None) -> tuple[Group, float]:
     """The symplectic-Euler rows of one trajectory: states (q_{n+1}, p_n) and
     finite differences; returns the group and the spacing h."""
     if not isinstance(traj, Trajectory):
@@ -299,7 +357,7 @@ def time_series_rows(traj: Trajectory) -> tuple[Group, float]:
     sysm = traj.system
     dq = minimum_image(q[1:] - q[:-1], sysm.box) / h
     dp = (p[1:] - p[:-1]) / h
-    return Group(sysm, q[1:].copy(), p[:-1].copy(), dq, dp), h
+    return _group(sysm, q[1:], p[:-1], dq, dp, device), h
 
 
 def fit_time_series(trajectories: list[Trajectory], config: RFConfig | None = None, progress=None,
@@ -314,44 +372,61 @@ def fit_time_series(trajectories: list[Trajectory], config: RFConfig | None = No
     t0 = time.perf_counter()
     config = RFConfig() if config is None else config
     config.validate()
+    device = resolve_device(config.device)
     if isinstance(trajectories, Trajectory):
         trajectories = [trajectories]
     if not trajectories:
         raise HGNError("fit_time_series needs at least one trajectory")
-    groups, hs = [], []
-    for tr in trajectories:
-        g, h = time_series_rows(tr)
-        groups.append(g)
-        hs.append(h)
-    if max(hs) - min(hs) > 1e-9 * max(hs):
-        raise HGNError("all time series of one fit must have the same frame spacing")
-    h = hs[0]
-    tr0 = trajectories[0]
-    H0 = float(np.asarray(tr0.kinetic)[0] + np.asarray(tr0.potential)[0]) if len(tr0.kinetic) else float("nan")
-    known = (tr0.system, np.asarray(tr0.q[0], float), np.asarray(tr0.p[0], float), H0)
-    correction = None
-    if correct:
-        def correction(network, theta, ne):
-            return _project_correction(network, theta, ne, groups, h, config, cancel)
-    with blas_threads(config.blas_threads):
+    with torch_threads(config.threads):
+        groups, hs = [], []
+        for tr in trajectories:
+            g, h = time_series_rows(tr, device)
+            groups.append(g)
+            hs.append(h)
+        if max(hs) - min(hs) > 1e-9 * max(hs):
+            raise HGNError("all time series of one fit must have the same frame spacing")
+        h = hs[0]
+        tr0 = trajectories[0]
+        H0 = float(np.asarray(tr0.kinetic)[0] + np.asarray(tr0.potential)[0]) if len(tr0.kinetic) else float("nan")
+        known = (tr0.system, np.asarray(tr0.q[0], float), np.asarray(tr0.p[0], float), H0)
+        correction = None
+        if correct:
+            def correction(network, theta, ne):
+                return _project_correction(network, theta, ne, groups, h, config, cancel)
         model = _fit_groups(groups, known, config, progress, cancel, t0, correction)
     model.info.update(source="time series", spacing=h, corrected=bool(correct))
     model.info["fit_time"] = time.perf_counter() - t0
     return model
 
 
-def _project_correction(network, theta, ne: NormalEquations, groups, h, config, cancel):
-    """theta of the projection of H_hat + (h/2) H_q . H_p onto the features."""
-    from .torchnet import correction_gradients
+def correction_gradients(network: HGN, graph: Graph, q, p):
+    """Gradients of C = dH/dq . dH/dp (H = theta . Phi with the network's
+    theta) wrt q and p (S, N, d) tensors, exact (double backward through
+    ``HGN.features``)."""
+    qt = q.detach().clone().requires_grad_(True)
+    pt = p.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        H = network(graph, qt, pt).sum()
+        gq, gp = torch.autograd.grad(H, (qt, pt), create_graph=True)
+        C = (gq * gp).sum()
+        cq, cp = torch.autograd.grad(C, (qt, pt))
+    return cq, cp
 
-    rhs = {name: np.zeros_like(blk[1]) for name, blk in ne.blocks.items()}
+
+def _project_correction(network: HGN, theta, ne: NormalEquations, groups, h, config, cancel):
+    """theta of the projection of H_hat + (h/2) H_q . H_p onto the features."""
+    network.set_theta(theta)
+    blocks = ne.blocks
+    rhs = {name: torch.zeros(len(blk[1]), dtype=torch.float64, device=network.device)
+           for name, blk in blocks.items()}
     for g in groups:
         for a, b in _batches(g, network, config):
             check_cancel(cancel)
-            _, Jq, Jp = network.jacobians(g.system, g.q[a:b], g.p[a:b])
-            cq, cp = correction_gradients(network, theta, g.system, g.q[a:b], g.p[a:b])
-            cq *= 0.5 * h
-            cp *= 0.5 * h
+            graph = g.graph(a, b)
+            _, Jq, Jp = network.jacobians(graph, g.q[a:b], g.p[a:b])
+            cq, cp = correction_gradients(network, graph, g.q[a:b], g.p[a:b])
+            cq = cq * (0.5 * h)
+            cp = cp * (0.5 * h)
             # rows: Jp . delta = dC/dp (dq/dt rows), -Jq . delta = -dC/dq (dp/dt rows)
             Zp = Jp.reshape(-1, Jp.shape[-1])
             Zq = Jq.reshape(-1, Jq.shape[-1])
@@ -360,10 +435,10 @@ def _project_correction(network, theta, ne: NormalEquations, groups, h, config, 
                 rhs["q"] += Zq.T @ cq.reshape(-1)
             else:
                 rhs["all"] += Zp.T @ cp.reshape(-1) + Zq.T @ cq.reshape(-1)
-    theta = theta.copy()
+    theta = np.array(theta, dtype=np.float64)
     info = {}
-    for name, (G, _, _, _) in ne.blocks.items():
-        delta, inf = solve_block(G, rhs[name], config.regularisation, config.solver)
+    for name, (G, _, _, _) in blocks.items():
+        delta, inf = solve_block(G, rhs[name].cpu().numpy(), config.regularisation, config.solver)
         cols = {"p": network.p_cols, "q": network.q_cols, "all": slice(0, network.L)}[name]
         theta[cols] += delta
         info[name] = float(np.linalg.norm(delta) / max(np.linalg.norm(theta[cols]), 1e-300))

@@ -15,6 +15,10 @@ and the frame encoding). Energies of other sizes are then extensive.
 Shapes: q and p are (N, d) or (S, N, d); energies are 0-d arrays for one
 state and (S,) for a batch; gradients have the shape of q.
 
+The network is a :class:`core.learning.hgn.network.HGN` (torch, theta
+inside it), evaluated through :class:`core.learning.learned.NetworkHamiltonian`
+on its device (the fit's device; ``load(path, device=...)`` picks another).
+
 Fast path (separable invariant models, ``config.fast_tables``): the potential
 is sum over edges of w_ij f(r_ij) with one scalar function f per pair of
 masses, so ``potential_gradient`` needs f'(r) per edge only. It is read from a
@@ -38,17 +42,19 @@ File (``save``/``load``, core.container kind "model"):
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from core.errors import HGNError
 from core.container import load_npz, save_npz
-from ..learned import LearnedHamiltonian, plain_info
+from core.learning.hgn.device import resolve_device
+from core.learning.hgn.network import HGN, assemble_potential
+from ..learned import NetworkHamiltonian, plain_info
 from core.physics.system import System
 from .config import RFConfig
-from .graphs import batch_graph
-from .network import FrameNetwork, InvariantNetwork
 
 #: tables are refined until the midpoint error is below this times max |f'|
 TABLE_TOLERANCE = 1e-10
@@ -112,103 +118,75 @@ class PairTable:
         return (r >= self.lo) & (r <= self.hi)
 
 
-class FittedModel(LearnedHamiltonian):
-    """A fitted RF-HGN. See the module notes for shapes and the file format."""
+class FittedModel(NetworkHamiltonian):
+    """A fitted RF-HGN. See the module notes for shapes and the file format.
 
-    def __init__(self, config: RFConfig, network, theta: np.ndarray, constant: float, n_ref: int,
+    ``network``: the sampled HGN; with ``theta`` given, the model holds a copy
+    of it with that output layer (the network passed in is left alone),
+    without, the network's own theta is used."""
+
+    def __init__(self, config: RFConfig, network: HGN, theta, constant: float, n_ref: int,
                  train_system: System | None = None, info: dict | None = None, e_ref: int | None = None):
+        if not isinstance(network, HGN):
+            raise HGNError(f"a FittedModel needs an HGN network, got {type(network).__name__}")
         self.config = config
+        if theta is not None:
+            network = copy.deepcopy(network)
+            network.set_theta(np.asarray(theta, dtype=np.float64))
         self.network = network
-        self.theta = np.asarray(theta, dtype=np.float64)
         self._set_reference(constant, n_ref, train_system, info, e_ref)
         self._tables: dict = {}
 
     # ------------------------------------------------------------------
     @property
-    def separable(self) -> bool:
-        """True when H = T(p) + V(q) (the invariant encoding)."""
-        return bool(self.network.separable)
-
-    @property
     def dim(self) -> int:
         if self.train_system is not None:
             return self.train_system.dim
-        return int(getattr(self.network, "dim", 0))
-
-    @staticmethod
-    def raw_energy(network, theta, system, q, p):
-        """theta . Phi for q, p (S, N, d), without the constant."""
-        return network.features(system, q, p) @ theta
+        return int(self.network.dim)
 
     # -- whole H ---------------------------------------------------------
     def energy(self, system: System, q, p, pairs=None, exact: bool = False) -> np.ndarray:
         """H_hat: 0-d array for one state (N, d), (S,) for a batch. ``pairs``:
-        optional candidate pairs of a cutoff system (see potential_gradient)."""
-        q = self._check(system, q)
-        p = self._check(system, p, "p")
-        single = q.ndim == 2
-        qb, pb = (q[None], p[None]) if single else (q, p)
-        if self.separable:
-            e = (self.kinetic_energy(system, pb) + self.potential_energy(system, qb, pairs, exact=exact)
-                 + self._const(system))
-        else:
-            e = self.network.features(system, qb, pb, batch_graph(system, qb, pairs)) @ self.theta + self._const(system)
-        return e[0] if single else e
+        optional candidate pairs of a cutoff system (see potential_gradient);
+        ``exact``: bypass the fast tables."""
+        if not self.separable:
+            return super().energy(system, q, p, pairs)
+        return (self.kinetic_energy(system, p) + self.potential_energy(system, q, pairs, exact=exact)
+                + self._const(system))
 
     def gradients(self, system: System, q, p, pairs=None, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(dH/dq, dH/dp), each the shape of q."""
+        if not self.separable:
+            return super().gradients(system, q, p, pairs)
         q = self._check(system, q)
         p = self._check(system, p, "p")
-        if self.separable:
-            return self.potential_gradient(system, q, pairs, exact), self.kinetic_gradient(system, p)
-        single = q.ndim == 2
-        qb, pb = (q[None], p[None]) if single else (q, p)
-        g = batch_graph(system, qb, pairs)
-        _, gq, gp = self.network.evaluate(system, qb, pb, self.theta, g, energy=False)
-        return (gq[0], gp[0]) if single else (gq, gp)
-
-    # -- separable parts ---------------------------------------------------
-
-    def kinetic_energy(self, system: System, p) -> np.ndarray:
-        """T_hat(p) (without the constant): 0-d for one state, (S,) for a batch."""
-        self._need_separable("kinetic_energy")
-        p = self._check(system, p, "p")
-        T, _ = self.network.kinetic_part(system.masses, p, self.theta[self.network.p_cols])
-        return T
-
-    def kinetic_gradient(self, system: System, p) -> np.ndarray:
-        """dT_hat/dp, the shape of p."""
-        self._need_separable("kinetic_gradient")
-        p = self._check(system, p, "p")
-        return self.network.kinetic_part(system.masses, p, self.theta[self.network.p_cols], energy=False)[1]
+        return self.potential_gradient(system, q, pairs, exact), self.kinetic_gradient(system, p)
 
     def potential_energy(self, system: System, q, pairs=None, exact: bool = False) -> np.ndarray:
         """V_hat(q) (without the constant): 0-d for one state, (S,) for a batch."""
         self._need_separable("potential_energy")
-        return self._potential(system, q, pairs, exact, energy=True)[0]
+        return self._potential(system, q, pairs, True, exact)[0]
 
     def potential_gradient(self, system: System, q, pairs=None, exact: bool = False) -> np.ndarray:
         """dV_hat/dq, the shape of q. ``pairs`` (cutoff systems, optional):
         candidate pairs (P, 2) shared by the snapshots, e.g. from a
         :class:`core.physics.neighbours.NeighbourList`; without them the pairs are
-        searched afresh."""
+        searched afresh. ``exact``: bypass the fast tables."""
         self._need_separable("potential_gradient")
-        return self._potential(system, q, pairs, exact, energy=False)[1]
+        return self._potential(system, q, pairs, False, exact)[1]
 
-    def _potential(self, system, q, pairs, exact, energy):
-        q = self._check(system, q)
-        single = q.ndim == 2
-        qb = q[None] if single else q
-        g = batch_graph(system, qb, pairs)
-        net = self.network
-        thV = self.theta[net.q_cols]
-        if exact or not self.config.fast_tables or g.P == 0:
-            V, grad = net.potential_part(system, g, thV, energy)
-        else:
-            V, grad = self._potential_tables(system, g, thV, energy)
-        if single:
-            return (None if V is None else V[0]), grad[0]
-        return V, grad
+    def _potential(self, system, q, pairs, energy, exact=False):
+        if exact or not self.config.fast_tables:
+            return super()._potential(system, q, pairs, energy)
+        qb, _, single = self._batch(system, q)
+        g = self._graph(system, qb, pairs)
+        if g.P == 0:
+            return super()._potential(system, q, pairs, energy)
+        with torch.no_grad():
+            res = self._potential_tables(system, g, qb, energy)
+        if res is None:
+            return super()._potential(system, q, pairs, energy)
+        return self._out(res[0], single), self._out(res[1], single)
 
     # -- tables ----------------------------------------------------------------
     def _table_range(self, system: System) -> tuple[float, float]:
@@ -218,65 +196,77 @@ class FittedModel(LearnedHamiltonian):
             system.positions[system.edges[:, 0]] - system.positions[system.edges[:, 1]], axis=1), initial=1.0))
         return 0.0, TABLE_RANGE_FACTOR * rmax
 
-    def _table(self, key, gsum: np.ndarray, shift, lo, hi, thV):
+    def _table(self, key, gsum, shift, lo, hi):
         full = (key, lo, hi)
         tab = self._tables.get(full)
         if tab is None:
             net = self.network
+            thV = net.theta.detach()[net.q_cols].to(torch.float64)
 
             def fn(r):
-                m, dm, d2m = net.pair(r, gsum, 2, shift)
-                return m @ thV, dm @ thV, d2m @ thV
+                with torch.no_grad():
+                    rt = torch.as_tensor(r, dtype=torch.float64, device=net.device)
+                    m, dm, d2m = net.pair(rt.to(net.dtype), gsum, 2, shift)
+                    return tuple((x.to(torch.float64) @ thV).cpu().numpy() for x in (m, dm, d2m))
 
             tab = PairTable(fn, lo, hi)
             self._tables[full] = tab
         return tab
 
-    def _potential_tables(self, system, g, thV, energy):
+    def _potential_tables(self, system, g, qb, energy):
+        """(V or None, dV/dq) through the tables, or None where they do not
+        apply (too many mass classes, a function too sharp to tabulate)."""
         net = self.network
         shift = float(system.cutoff) if (system.cutoff is not None and net.cutoff_shift) else None
         lo, hi = self._table_range(system)
+        delta, r_t = g.delta(qb)
+        r = r_t.detach().to("cpu", torch.float64).numpy()
         masses = system.masses
-        if net.static.n_out == 0:
+        if net.widths["static"] == 0:
             classes = [(None, None)]
         else:
-            mi, mj = masses[g.i], masses[g.j]
+            gi, gj = g.i.cpu().numpy(), g.j.cpu().numpy()
+            mi, mj = masses[gi], masses[gj]
             a, b = np.minimum(mi, mj), np.maximum(mi, mj)
             keys = np.unique(np.stack([a, b], 1), axis=0)
             if len(keys) > TABLE_MAX_CLASSES:
-                return net.potential_part(system, g, thV, energy)
+                return None
             classes = [(tuple(k), (a == k[0]) & (b == k[1])) for k in keys]
         fp = np.empty(g.P)
         fv = np.empty(g.P) if energy else None
+        thV = net.theta.detach()[net.q_cols].to(torch.float64)
         for key, sel in classes:
             if key is None:
-                gsum = np.zeros((1, 0))
-                r = g.r
+                gsum = torch.zeros((1, 0), dtype=net.dtype, device=net.device)
+                rr = r
             else:
-                gsum = net.static_sum(np.array([key[0]]), np.array([key[1]]))
-                r = g.r[sel]
-            tab = self._table(key, gsum, shift, lo, hi, thV)
+                gsum = net.static_sum(torch.tensor([key[0]], dtype=net.dtype, device=net.device),
+                                      torch.tensor([key[1]], dtype=net.dtype, device=net.device))
+                rr = r[sel]
+            tab = self._table(key, gsum, shift, lo, hi)
             if not tab.ok:
-                return net.potential_part(system, g, thV, energy)
-            inside = tab.inside(r)
-            d1 = np.empty(len(r))
-            d1[inside] = tab.derivative(r[inside])
-            v1 = np.empty(len(r)) if energy else None
+                return None
+            inside = tab.inside(rr)
+            d1 = np.empty(len(rr))
+            d1[inside] = tab.derivative(rr[inside])
+            v1 = np.empty(len(rr)) if energy else None
             if energy:
-                v1[inside] = tab.value(r[inside])
+                v1[inside] = tab.value(rr[inside])
             out = ~inside
             if out.any():
-                res = net.pair(r[out], gsum, 1, shift)
-                d1[out] = res[1] @ thV
+                rt = torch.as_tensor(rr[out], dtype=net.dtype, device=net.device)
+                res = net.pair(rt, gsum, 1, shift)
+                d1[out] = (res[1].to(torch.float64) @ thV).cpu().numpy()
                 if energy:
-                    v1[out] = res[0] @ thV
+                    v1[out] = (res[0].to(torch.float64) @ thV).cpu().numpy()
             if key is None:
                 fp, fv = d1, v1
             else:
                 fp[sel] = d1
                 if energy:
                     fv[sel] = v1
-        return net._assemble_potential(g, fv, fp)
+        t = (lambda x: None if x is None else torch.as_tensor(x, dtype=qb.dtype, device=qb.device))  # noqa: E731
+        return assemble_potential(g, delta, r_t, t(fv), t(fp))
 
     # -- files ------------------------------------------------------------------
     def save(self, path) -> Path:
@@ -299,8 +289,11 @@ class FittedModel(LearnedHamiltonian):
         return save_npz(path, "model", header, arrays)
 
     @classmethod
-    def load(cls, path) -> "FittedModel":
+    def load(cls, path, device=None) -> "FittedModel":
+        """Read a model file (any version of the format; ``device``: where
+        the network runs, default the CPU)."""
         header, arrays = load_npz(path, "model")
+        dev = resolve_device(device)
         try:
             stored = dict(header["config"])
             # files written before frame_rule existed used the paper's rule
@@ -309,11 +302,9 @@ class FittedModel(LearnedHamiltonian):
             dim = int(header["dim"])
             theta = np.asarray(arrays["theta"], dtype=np.float64)
             constant = float(np.asarray(arrays["constant"]).reshape(-1)[0])
-            if config.encoding == "invariant":
-                net = InvariantNetwork.from_arrays(arrays, config.linear_kinetic, config.cutoff_shift,
-                                                   config.pool_edges)
-            else:
-                net = FrameNetwork.from_arrays(arrays, dim, config.pool_edges, config.frame_rule)
+            net = HGN.from_arrays(config.encoding, dim, arrays, linear_kinetic=config.linear_kinetic,
+                                  pool_edges=config.pool_edges, cutoff_shift=config.cutoff_shift,
+                                  frame_rule=config.frame_rule, device=dev)
             train_system = None
             if "train_system" in header:
                 sys_arrays = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("train_system.")}
@@ -324,7 +315,8 @@ class FittedModel(LearnedHamiltonian):
             raise HGNError(f"{Path(path).name}: model file is missing {exc.args[0]!r}") from None
         if theta.shape != (net.L,):
             raise HGNError(f"{Path(path).name}: output layer has {theta.shape} weights, the network needs {net.L}")
-        return cls(config, net, theta, constant, n_ref, train_system, header.get("info", {}), e_ref)
+        net.set_theta(theta)
+        return cls(config, net, None, constant, n_ref, train_system, header.get("info", {}), e_ref)
 
     def __repr__(self) -> str:
         return (f"FittedModel({self.network.encoding}, {self.config.sampler}, {self.network.L} features, "

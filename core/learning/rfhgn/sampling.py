@@ -12,7 +12,14 @@ encoder from [r_ij, (q_bar_i - q_bar_j)^2] and the message layer from
 At most ``config.sample_points`` points per layer are used: a random subset
 of the training snapshots (all of them when small enough), then a random
 subset of its edges. Every random choice comes from one
-``numpy.random.Generator(config.seed)``, so a fit is reproducible.
+``numpy.random.Generator(config.seed)``, so a fit is reproducible (and the
+weights equal those of the NumPy implementation before the torch core to
+round-off: tests/core/rfhgn/test_numpy_reference.py). The layers' inputs are
+computed by the torch network (:class:`core.learning.hgn.network.HGN`) on the
+fit's device; the points of one layer go to the CPU once for the sampler's
+numpy arithmetic, and the sampled weights go into the network with
+``HGN.set_layer``. Fixed graphs need no positions to list their edges, so
+only the chosen edges' distances are computed.
 
 Samplers:
 
@@ -44,14 +51,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from core.errors import HGNError
 from core.jobs import check_cancel, report
+from core.learning.hgn.graph import Graph
+from core.learning.hgn.network import HGN
 from core.physics.system import System
 from .config import RFConfig
-from .encoding import build_frame, check_frame_system, encode, kinetic_inputs
-from .graphs import GraphBatch, batch_graph
-from .network import Dense, FrameNetwork, InvariantNetwork
 
 #: candidate pairs per neuron drawn by the adaptive sampler
 ADAPTIVE_CANDIDATES = 10
@@ -64,42 +71,48 @@ class SampleSet:
     """The training points the layers are sampled from, for one system."""
 
     system: System
-    q: np.ndarray  # (S', N, d) chosen snapshots
-    p: np.ndarray
-    graph: GraphBatch  # edges of those snapshots
-    edges: np.ndarray  # indices into the graph's edges that are used as points
+    q: torch.Tensor  # (S', N, d) chosen snapshots, on the fit's device
+    p: torch.Tensor
+    graph: Graph  # edges of those snapshots
+    edges: torch.Tensor  # indices into the graph's edges that are used as points
 
 
-def choose_points(groups: list[tuple[System, np.ndarray, np.ndarray]], config: RFConfig,
-                  rng: np.random.Generator) -> list[SampleSet]:
+def choose_points(groups: list, config: RFConfig, rng: np.random.Generator, device=None) -> list[SampleSet]:
     """Pick the snapshots and edges that the layers are sampled from.
 
     ``groups``: (system, q (S, N, d), p (S, N, d)) of the training data (one
-    group per system; usually one)."""
+    group per system; usually one), numpy arrays or tensors."""
     budget = max(2, config.sample_points // max(1, len(groups)))
     out = []
     for system, q, p in groups:
+        q = torch.as_tensor(q, dtype=torch.float64, device=device)
+        p = torch.as_tensor(p, dtype=torch.float64, device=device)
         S, N = q.shape[0], q.shape[1]
         n_snap = min(S, max(1, math.ceil(budget / max(N, 1))))
         idx = np.sort(rng.permutation(S)[:n_snap]) if n_snap < S else np.arange(S)
-        g = batch_graph(system, q[idx])
+        if n_snap < S:
+            it = torch.as_tensor(idx, device=q.device)
+            q, p = q[it], p[it]
+        g = Graph.build(system, q, device=q.device)
         edges = np.arange(g.P)
         if g.P > budget:
             edges = np.sort(rng.choice(g.P, size=budget, replace=False))
-        out.append(SampleSet(system, q[idx], p[idx], g, edges))
+        out.append(SampleSet(system, q, p, g, torch.as_tensor(edges, device=q.device)))
     return out
 
 
 # ----------------------------------------------------------------------
 def swim_layer(X: np.ndarray, width: int, rng: np.random.Generator, s: float,
-               weights: np.ndarray | None = None) -> Dense:
+               weights: np.ndarray | None = None):
     """SWIM with uniform pairs (``weights`` None) or pairs drawn with
     probability proportional to ``weights`` over ``ADAPTIVE_CANDIDATES*width``
-    uniform candidates (``weights`` is then a function of the pair indices)."""
+    uniform candidates (``weights`` is then a function of the pair indices).
+    Returns (W (width, in), b (width,)) numpy, or None when the points do not
+    vary (the caller falls back to ELM)."""
     X = np.asarray(X, dtype=np.float64)
     n = X.shape[0]
     if width == 0:
-        return Dense(np.zeros((0, X.shape[1])), np.zeros(0))
+        return np.zeros((0, X.shape[1])), np.zeros(0)
     spread = float(np.max(X.max(axis=0) - X.min(axis=0))) if n else 0.0
     if n < 2 or spread == 0.0:
         return None  # caller falls back to ELM
@@ -135,11 +148,12 @@ def swim_layer(X: np.ndarray, width: int, rng: np.random.Generator, s: float,
     diff = x2 - x1
     W = 2.0 * s * diff / np.einsum("ij,ij->i", diff, diff)[:, None]
     b = -np.einsum("ij,ij->i", W, x1) - s
-    return Dense(W, b)
+    return W, b
 
 
-def elm_layer(X: np.ndarray, width: int, rng: np.random.Generator, b0: float) -> Dense:
-    """ELM: inputs scaled to [-1, 1] per coordinate, W ~ N(0, 1), b ~ U(-b0, b0)."""
+def elm_layer(X: np.ndarray, width: int, rng: np.random.Generator, b0: float):
+    """ELM: inputs scaled to [-1, 1] per coordinate, W ~ N(0, 1), b ~ U(-b0, b0);
+    (W, b) numpy."""
     X = np.asarray(X, dtype=np.float64)
     n_in = X.shape[1]
     lo, hi = (X.min(axis=0), X.max(axis=0)) if len(X) else (np.zeros(n_in), np.zeros(n_in))
@@ -149,10 +163,11 @@ def elm_layer(X: np.ndarray, width: int, rng: np.random.Generator, b0: float) ->
     W0 = rng.standard_normal((width, n_in))
     bias = rng.uniform(-b0, b0, size=width) if b0 > 0 else np.zeros(width)
     W = W0 / half
-    return Dense(W, bias - W @ mid)
+    return W, bias - W @ mid
 
 
-def _layer(X, width, config: RFConfig, rng, weights=None) -> Dense:
+def _layer(X, width, config: RFConfig, rng, weights=None):
+    X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X, dtype=np.float64)
     if config.sampler == "elm":
         return elm_layer(X, width, rng, config.elm_bias)
     if config.standardise and X.shape[1] > 1:
@@ -162,8 +177,8 @@ def _layer(X, width, config: RFConfig, rng, weights=None) -> Dense:
         sd = np.where(sd > 0, sd, 1.0)
         layer = swim_layer((X - mu) / sd, width, rng, config.swim_scale, weights)
         if layer is not None:
-            W = layer.W / sd
-            layer = Dense(W, layer.b - W @ mu)
+            W = layer[0] / sd
+            layer = (W, layer[1] - W @ mu)
     else:
         layer = swim_layer(X, width, rng, config.swim_scale, weights)
     if layer is None:
@@ -171,10 +186,28 @@ def _layer(X, width, config: RFConfig, rng, weights=None) -> Dense:
     return layer
 
 
+def empty_network(config: RFConfig, dim: int, device=None) -> HGN:
+    """The configured network with zero weights, float64, on ``device``."""
+    if config.encoding == "invariant":
+        widths = {"kin": config.node_width, "static": config.static_width, "edge": config.edge_width,
+                  "msg": config.message_width}
+    else:
+        widths = {"node": config.node_width, "edge": config.edge_width, "msg": config.message_width}
+    return HGN(config.encoding, dim, widths, linear_kinetic=config.linear_kinetic, pool_edges=config.pool_edges,
+               cutoff_shift=config.cutoff_shift, frame_rule=config.frame_rule, dtype=torch.float64,
+               device=device if device is not None else "cpu")
+
+
+def _kinetic_inputs(s: SampleSet):
+    return (0.5 * (s.p * s.p).sum(-1) / s.graph.masses).reshape(-1)
+
+
 # ----------------------------------------------------------------------
+@torch.no_grad()
 def sample_network(config: RFConfig, sets: list[SampleSet], rng: np.random.Generator,
-                   targets: list[dict] | None = None, progress=None, cancel=None):
-    """Sample every hidden layer of the configured network from the points.
+                   targets: list[dict] | None = None, progress=None, cancel=None) -> HGN:
+    """Sample every hidden layer of the configured network from the points;
+    returns the network (theta zero) on the points' device.
 
     ``targets``: per sample set, a dict layer name -> local energy per point
     (from :func:`local_energies`) for the adaptive rule; None = uniform pairs.
@@ -182,6 +215,7 @@ def sample_network(config: RFConfig, sets: list[SampleSet], rng: np.random.Gener
     dim = sets[0].system.dim
     if any(s.system.dim != dim for s in sets):
         raise HGNError("all training systems of one fit must have the same dimension")
+    net = empty_network(config, dim, sets[0].q.device)
 
     def tgt(name):
         if targets is None:
@@ -189,93 +223,82 @@ def sample_network(config: RFConfig, sets: list[SampleSet], rng: np.random.Gener
         return np.concatenate([t[name] for t in targets])
 
     if config.encoding == "invariant":
-        k = np.concatenate([kinetic_inputs(s.p, s.system.masses).reshape(-1) for s in sets])[:, None]
-        kin = _layer(k, config.node_width, config, rng, tgt("kin"))
+        k = torch.cat([_kinetic_inputs(s) for s in sets])[:, None]
+        net.set_layer("kin", *_layer(k, config.node_width, config, rng, tgt("kin")))
         report(progress, "sample", 0.25)
         check_cancel(cancel)
-        masses = np.concatenate([s.system.masses for s in sets])[:, None]
-        static = _layer(masses, config.static_width, config, rng, None) if config.static_width else \
-            Dense(np.zeros((0, 1)), np.zeros(0))
-        r = np.concatenate([s.graph.r[s.edges] for s in sets])[:, None]
-        edge = _layer(r, config.edge_width, config, rng, tgt("edge"))
+        if config.static_width:
+            masses = np.concatenate([s.system.masses for s in sets])[:, None]
+            net.set_layer("static", *_layer(masses, config.static_width, config, rng, None))
+        r = torch.cat([s.graph.delta(s.q)[1][s.edges] for s in sets])[:, None]
+        net.set_layer("edge", *_layer(r, config.edge_width, config, rng, tgt("edge")))
         report(progress, "sample", 0.5)
         check_cancel(cancel)
-        e = edge(r)
-        if static.n_out:
-            gs = np.concatenate([static(s.system.masses[s.graph.i[s.edges], None]) +
-                                 static(s.system.masses[s.graph.j[s.edges], None]) for s in sets])
-            z = np.concatenate([gs, e], axis=1)
+        We, be = net.layer("edge")
+        e = torch.tanh(r @ We.T + be)
+        if config.static_width:
+            gs = torch.cat([net.static_sum(s.graph.masses[s.graph.i[s.edges]], s.graph.masses[s.graph.j[s.edges]])
+                            for s in sets])
+            z = torch.cat([gs, e], 1)
         else:
             z = e
-        msg = _layer(z, config.message_width, config, rng, tgt("msg"))
+        net.set_layer("msg", *_layer(z, config.message_width, config, rng, tgt("msg")))
         report(progress, "sample", 1.0)
-        return InvariantNetwork(kin, static, edge, msg, config.linear_kinetic, config.cutoff_shift, config.pool_edges)
+        return net
 
     # frame encoding
     xn_all, xe_all = [], []
     for s in sets:
-        check_frame_system(s.system)
-        S, N, d = s.q.shape
-        fr = build_frame(s.q, config.frame_rule)
-        qb, pb = encode(fr, s.p)
-        masses = np.broadcast_to(s.system.masses[None, :, None], (S, N, 1))
-        xn = np.concatenate([qb, pb, masses], axis=2).reshape(S * N, -1)
-        g = s.graph
-        db = np.einsum("pk,pkl->pl", g.delta[s.edges], fr.B[g.snap[s.edges]])
-        xe = np.concatenate([g.r[s.edges, None], db * db], axis=1)
+        _, xn, xe, _, _ = net.frame_inputs(s.graph, s.q, s.p)
         xn_all.append(xn)
-        xe_all.append(xe)
-    XN = np.concatenate(xn_all)
-    node = _layer(XN, config.node_width, config, rng, tgt("node"))
+        xe_all.append(xe[s.edges])
+    net.set_layer("node", *_layer(torch.cat(xn_all), config.node_width, config, rng, tgt("node")))
     report(progress, "sample", 0.33)
     check_cancel(cancel)
-    XE = np.concatenate(xe_all)
-    edge = _layer(XE, config.edge_width, config, rng, tgt("edge"))
+    net.set_layer("edge", *_layer(torch.cat(xe_all), config.edge_width, config, rng, tgt("edge")))
     report(progress, "sample", 0.66)
     check_cancel(cancel)
+    Wn, bn = net.layer("node")
+    We, be = net.layer("edge")
     zs = []
     for s, xn, xe in zip(sets, xn_all, xe_all):
-        h = node(xn)
+        h = torch.tanh(xn @ Wn.T + bn)
         g = s.graph
-        hs = h[g.gi[s.edges]] + h[g.gj[s.edges]]
-        zs.append(np.concatenate([hs, edge(xe)], axis=1))
-    msg = _layer(np.concatenate(zs), config.message_width, config, rng, tgt("msg"))
+        zs.append(torch.cat([h[g.gi[s.edges]] + h[g.gj[s.edges]], torch.tanh(xe @ We.T + be)], 1))
+    net.set_layer("msg", *_layer(torch.cat(zs), config.message_width, config, rng, tgt("msg")))
     report(progress, "sample", 1.0)
-    return FrameNetwork(node, edge, msg, dim, config.pool_edges, config.frame_rule)
+    return net
 
 
-def local_energies(network, theta: np.ndarray, sets: list[SampleSet]) -> list[dict]:
+@torch.no_grad()
+def local_energies(network: HGN, theta, sets: list[SampleSet]) -> list[dict]:
     """The fitted local energy of every sample point, per layer: the adaptive
-    sampler's layer targets.
+    sampler's layer targets (numpy).
 
     Invariant: kinetic point -> theta_T . h(k); edge and message points ->
-    theta_V . m(r) of that edge. Frame: node point -> theta_h . h_i plus half
-    of theta_m . m_ij over its edges; edge and message points -> theta_m . m_ij.
+    theta_V . [e, m](r) of that edge. Frame: node point -> theta_h . h_i plus
+    half of theta_m . m_ij over its edges; edge and message points ->
+    theta_m . m_ij.
     """
+    theta = torch.as_tensor(np.asarray(theta, dtype=np.float64), device=network.device)
     out = []
     for s in sets:
         g = s.graph
-        if isinstance(network, InvariantNetwork):
-            k = kinetic_inputs(s.p, s.system.masses).reshape(-1)
-            f, _ = network.kinetic(k)
+        if network.encoding == "invariant":
+            f, _ = network.kinetic(_kinetic_inputs(s))
             tk = f @ theta[network.p_cols]
-            gsum, _ = network._graph_parts(s.system, g)
+            gsum = network._gsum(g)
             gs = gsum[s.edges] if gsum.shape[0] > 1 else gsum
-            m = network.pair(g.r[s.edges], gs, 0)[0]
+            m = network.pair(g.delta(s.q)[1][s.edges], gs, 0)[0]
             te = m @ theta[network.q_cols]
-            out.append({"kin": tk, "edge": te, "msg": te})
+            out.append({"kin": tk.cpu().numpy(), "edge": te.cpu().numpy(), "msg": te.cpu().numpy()})
         else:
-            S, N, d = s.q.shape
-            fr, xn, xe, _, db = network.inputs(s.system, s.q, s.p, g)
-            h = network.node(xn)
-            e = network.edge(xe)
-            hs = h[g.gi] + h[g.gj]
-            m = np.tanh(hs @ network.msg.W[:, :network.n_h].T + e @ network.msg.W[:, network.n_h:].T + network.msg.b)
-            if network.pool_edges:
-                tm = np.concatenate([e, m], axis=1) @ theta[network.n_h:]
-            else:
-                tm = m @ theta[network.n_h:]
-            tn = h @ theta[:network.n_h] + 0.5 * (np.bincount(g.gi, tm, minlength=S * N) +
-                                                  np.bincount(g.gj, tm, minlength=S * N))
-            out.append({"node": tn, "edge": tm[s.edges], "msg": tm[s.edges]})
+            S, N, _ = s.q.shape
+            _, _, _, _, _, h, e, m = network._frame_forward(g, s.q, s.p)
+            nh = network.n_h
+            em = torch.cat([e, m], 1) if network.pool_edges else m
+            tm = em @ theta[nh:]
+            tn = h @ theta[:nh] + 0.5 * (g.scatter_i(tm) + g.scatter_j(tm))
+            tm = tm[s.edges].cpu().numpy()
+            out.append({"node": tn.cpu().numpy(), "edge": tm, "msg": tm})
     return out

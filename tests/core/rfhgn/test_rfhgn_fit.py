@@ -5,6 +5,7 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 
 from core.physics import builders
 from core.physics.datagen import random_snapshots
@@ -111,8 +112,9 @@ def test_cutoff_system_with_periodic_box():
     assert _mse(model, s, test) < 2e-2 * _variance(test)
     # energy continuous at the cutoff: a pair's features vanish there
     net = model.network
-    f = net.pair(np.array([s.cutoff]), np.zeros((1, 0)), 0, shift_at=s.cutoff)[0]
-    assert np.all(f == 0)
+    f = net.pair(torch.tensor([s.cutoff], dtype=torch.float64), torch.zeros((1, 0), dtype=torch.float64), 0,
+                 shift_at=s.cutoff)[0]
+    assert f.shape == (1, net.n_V) and torch.all(f == 0)
 
 
 # ----------------------------------------------------------------------
@@ -275,9 +277,11 @@ def test_frame_rule_is_saved_and_old_files_keep_the_papers_rule(tmp_path):
     assert old.config.frame_rule == "nearest" and old.network.rule == "nearest"
     assert np.array_equal(old.energy(s, q, p), model.energy(s, q, p))
     # the rule matters: the same weights in the other frame give another energy
+    from core.learning.hgn.network import HGN
+
     other = FittedModel(model.config.replace(frame_rule="farthest"),
-                        type(model.network).from_arrays(model.network.to_arrays(), 2, model.config.pool_edges,
-                                                        "farthest"),
+                        HGN.from_arrays("frame", 2, model.network.to_arrays(),
+                                        **{**model.network.options(), "frame_rule": "farthest"}),
                         model.theta, model.constant, model.n_ref, s)
     assert not np.allclose(other.energy(s, q, p), model.energy(s, q, p))
 
@@ -375,14 +379,30 @@ def test_true_hamiltonian_adapter_matches_the_force_field():
     assert th.energy(s, q, p).shape == () and th.energy(None, q[None], p[None]).shape == (1,)
 
 
-def test_blas_threads_are_limited_during_the_block_and_restored():
-    from core.learning.rfhgn.blas import _find, blas_threads
-
-    libs = _find()
-    assert libs, "numpy's OpenBLAS was not found in the process"
-    before = [get() for _, get in libs]
-    with blas_threads(1):
-        assert all(get() == 1 for _, get in libs)
-    assert [get() for _, get in libs] == before
+def test_torch_threads_are_set_during_the_fit_and_restored(lattice):
+    s, train, _ = lattice
+    before = torch.get_num_threads()
+    seen = []
+    fit(train.subset(np.arange(10)), RFConfig(threads=1, **SMALL),
+        progress=lambda st, f: seen.append(torch.get_num_threads()))
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == before
+    seen.clear()
+    fit(train.subset(np.arange(10)), RFConfig(threads=0, **SMALL),
+        progress=lambda st, f: seen.append(torch.get_num_threads()))
+    assert set(seen) == {before}  # 0 leaves torch's setting alone
     with pytest.raises(HGNError):
-        RFConfig(blas_threads=-1)
+        RFConfig(threads=-1)
+    # settings written before the torch core named it blas_threads
+    assert RFConfig.from_dict({"blas_threads": 2}).threads == 2
+    assert "blas_threads" not in RFConfig().to_dict()
+
+
+def test_device_setting():
+    assert RFConfig().device == "cpu"
+    with pytest.raises(HGNError, match="device"):
+        RFConfig(device="tpu")
+    if not torch.cuda.is_available():
+        s = builders.square_lattice(2, 2)
+        with pytest.raises(HGNError, match="CUDA was asked for but this machine has none"):
+            fit(random_snapshots(s, 5, seed=1), RFConfig(device="cuda", **SMALL))

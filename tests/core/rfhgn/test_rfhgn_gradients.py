@@ -1,15 +1,18 @@
-"""Exact feature gradients of the RF-HGN network against torch autograd
-(float64), for both encodings, 2D and 3D, fixed and cutoff graphs."""
+"""Exact feature gradients of the sampled RF-HGN networks against torch
+autograd (float64), for both encodings, 2D and 3D, fixed and cutoff graphs;
+the frame encoding (core.learning.hgn.frame): its rule and its exact adjoint;
+the time-series correction gradient against finite differences."""
 import numpy as np
 import pytest
 import torch
 
-from core.physics import builders
 from core.errors import HGNError
+from core.learning.hgn.frame import build_frame, encode, frame_adjoint
+from core.learning.hgn.graph import Graph
 from core.learning.rfhgn import RFConfig
-from core.learning.rfhgn.encoding import build_frame, encode, frame_adjoint
+from core.learning.rfhgn.fitting import correction_gradients
 from core.learning.rfhgn.sampling import choose_points, sample_network
-from core.learning.rfhgn.torchnet import correction_gradients, torch_energy, torch_features
+from core.physics import builders
 
 
 def _ring_masses():
@@ -34,7 +37,7 @@ def _states(system, S=3, seed=0):
     rng = np.random.default_rng(seed)
     q = system.positions + 0.05 * rng.standard_normal((S, system.n, system.dim))
     p = 0.3 * rng.standard_normal((S, system.n, system.dim))
-    return q, p
+    return torch.tensor(q), torch.tensor(p)
 
 
 def _network(system, encoding, **kw):
@@ -45,18 +48,19 @@ def _network(system, encoding, **kw):
     return sample_network(cfg, choose_points([(system, q, p)], cfg, rng), rng)
 
 
-def _autograd_jacobians(net, system, q, p):
-    qt = torch.tensor(q, requires_grad=True)
-    pt = torch.tensor(p, requires_grad=True)
-    phi = torch_features(net, system, qt, pt)
-    L = phi.shape[1]
-    jq = np.zeros(q.shape + (L,))
-    jp = np.zeros(p.shape + (L,))
-    for l in range(L):
-        gq, gp = torch.autograd.grad(phi[:, l].sum(), (qt, pt), retain_graph=True, allow_unused=True)
-        jq[..., l] = 0.0 if gq is None else gq.numpy()
-        jp[..., l] = 0.0 if gp is None else gp.numpy()
-    return phi.detach().numpy(), jq, jp
+def _autograd_jacobians(net, graph, q, p):
+    qt = q.clone().requires_grad_(True)
+    pt = p.clone().requires_grad_(True)
+    phi = net.features(graph, qt, pt)
+    jq = torch.zeros(q.shape + (net.L,), dtype=torch.float64)
+    jp = torch.zeros(p.shape + (net.L,), dtype=torch.float64)
+    for col in range(net.L):
+        gq, gp = torch.autograd.grad(phi[:, col].sum(), (qt, pt), retain_graph=True, allow_unused=True)
+        if gq is not None:
+            jq[..., col] = gq
+        if gp is not None:
+            jp[..., col] = gp
+    return phi.detach(), jq, jp
 
 
 # the frame encoding is undefined in a periodic box (see test_frame_rejects_periodic)
@@ -67,7 +71,7 @@ PAIRS += [("frame-nearest", "fixed-3d"), ("frame-nearest", "cutoff-2d-free")]
 
 
 @pytest.mark.parametrize("encoding,case", PAIRS)
-def test_feature_jacobians_match_autograd(encoding, case):
+def test_feature_jacobians_of_sampled_networks_match_autograd(encoding, case):
     system = CASES[case]()
     if encoding == "frame-nearest":
         net = _network(system, "frame", frame_rule="nearest")
@@ -75,25 +79,26 @@ def test_feature_jacobians_match_autograd(encoding, case):
     else:
         net = _network(system, encoding)
     q, p = _states(system)
-    phi, Jq, Jp = net.jacobians(system, q, p)
-    phi_t, jq_t, jp_t = _autograd_jacobians(net, system, q, p)
-    scale = max(1.0, np.abs(jq_t).max(), np.abs(jp_t).max())
-    assert np.abs(phi - phi_t).max() < 1e-12 * max(1.0, np.abs(phi_t).max())
-    assert np.abs(Jq - jq_t[..., net.q_cols]).max() < 1e-11 * scale
-    assert np.abs(Jp - jp_t[..., net.p_cols]).max() < 1e-11 * scale
+    graph = Graph.build(system, q)
+    phi, Jq, Jp = net.jacobians(graph, q, p)
+    phi_t, jq_t, jp_t = _autograd_jacobians(net, graph, q, p)
+    scale = max(1.0, float(jq_t.abs().max()), float(jp_t.abs().max()))
+    assert float((phi - phi_t).abs().max()) < 1e-12 * max(1.0, float(phi_t.abs().max()))
+    assert float((Jq - jq_t[..., net.q_cols]).abs().max()) < 1e-11 * scale
+    assert float((Jp - jp_t[..., net.p_cols]).abs().max()) < 1e-11 * scale
     if net.separable:  # the columns left out are exactly zero
-        assert np.all(jq_t[..., net.p_cols] == 0) and np.all(jp_t[..., net.q_cols] == 0)
-    # the contracted (reverse-mode) gradients used by rollouts
-    theta = np.random.default_rng(2).standard_normal(net.L)
-    H, gq, gp = net.evaluate(system, q, p, theta)
-    qt = torch.tensor(q, requires_grad=True)
-    pt = torch.tensor(p, requires_grad=True)
-    Ht = torch_energy(net, theta, system, qt, pt)
+        assert torch.all(jq_t[..., net.p_cols] == 0) and torch.all(jp_t[..., net.q_cols] == 0)
+    # the contracted (reverse-mode) gradients used by evaluation and roll-outs
+    net.set_theta(np.random.default_rng(2).standard_normal(net.L))
+    H, gq, gp = net.gradients(graph, q, p)
+    qt = q.clone().requires_grad_(True)
+    pt = p.clone().requires_grad_(True)
+    Ht = net(graph, qt, pt)
     aq, ap = torch.autograd.grad(Ht.sum(), (qt, pt))
-    gscale = max(1.0, np.abs(aq.numpy()).max(), np.abs(ap.numpy()).max())
-    assert np.abs(H - Ht.detach().numpy()).max() < 1e-11 * max(1.0, np.abs(H).max())
-    assert np.abs(gq - aq.numpy()).max() < 1e-11 * gscale
-    assert np.abs(gp - ap.numpy()).max() < 1e-11 * gscale
+    gscale = max(1.0, float(aq.abs().max()), float(ap.abs().max()))
+    assert float((H - Ht.detach()).abs().max()) < 1e-11 * max(1.0, float(H.abs().max()))
+    assert float((gq - aq).abs().max()) < 1e-11 * gscale
+    assert float((gp - ap).abs().max()) < 1e-11 * gscale
 
 
 @pytest.mark.parametrize("rule", ["nearest", "farthest"])
@@ -103,71 +108,74 @@ def test_frame_adjoint_matches_autograd_for_a_random_function(dim, rule):
     # centre and frame terms of the adjoint on their own
     rng = np.random.default_rng(dim)
     S, N = 4, 7
-    q = rng.standard_normal((S, N, dim))
-    p = rng.standard_normal((S, N, dim))
-    A = rng.standard_normal((2 * dim, 3))
-
-    def phi_np(qb, pb):
-        x = np.concatenate([qb, pb], -1)
-        return np.tanh(x @ A)  # (S, N, 3)
-
+    q = torch.tensor(rng.standard_normal((S, N, dim)))
+    p = torch.tensor(rng.standard_normal((S, N, dim)))
+    A = torch.tensor(rng.standard_normal((2 * dim, 3)))
     fr = build_frame(q, rule)
     qb, pb = encode(fr, p)
-    x = np.concatenate([qb, pb], -1)
-    dt = 1 - np.tanh(x @ A) ** 2  # (S, N, 3)
-    G = np.einsum("snl,kl->snkl", dt, A[:dim])
-    P = np.einsum("snl,kl->snkl", dt, A[dim:])
+    x = torch.cat([qb, pb], -1)
+    dt = 1 - torch.tanh(x @ A) ** 2  # (S, N, 3)
+    G = torch.einsum("snl,kl->snkl", dt, A[:dim])
+    P = torch.einsum("snl,kl->snkl", dt, A[dim:])
     dq, dp = frame_adjoint(fr, p, G, P)
+    # autograd through the same frame built differentiably (same discrete choice)
+    qt = q.clone().requires_grad_(True)
+    pt = p.clone().requires_grad_(True)
+    frt = build_frame(qt, rule)
+    assert torch.equal(frt.a, fr.a) and torch.equal(frt.b, fr.b)
+    qbt, pbt = encode(frt, pt)
+    out = torch.tanh(torch.cat([qbt, pbt], -1) @ A)
+    for col in range(3):
+        gq, gp = torch.autograd.grad(out[..., col].sum(), (qt, pt), retain_graph=True)
+        assert torch.allclose(dq[..., col], gq, atol=1e-12, rtol=0)
+        assert torch.allclose(dp[..., col], gp, atol=1e-12, rtol=0)
+    # and against central differences of the numbers themselves
+    h = 1e-6
+    d = torch.zeros_like(q)
+    d[1, 2, 0] = h
 
-    qt = torch.tensor(q, requires_grad=True)
-    pt = torch.tensor(p, requires_grad=True)
-    xt = qt - qt.mean(1, keepdim=True)
-    rows = torch.arange(S)
-    e1 = xt[rows, torch.as_tensor(fr.a)]
-    e1 = e1 / e1.norm(dim=1, keepdim=True)
-    if dim == 2:
-        B = torch.stack([e1, torch.stack([-e1[:, 1], e1[:, 0]], 1)], 2)
-    else:
-        xb = xt[rows, torch.as_tensor(fr.b)]
-        u = xb - (xb * e1).sum(1, keepdim=True) * e1
-        e2 = u / u.norm(dim=1, keepdim=True)
-        B = torch.stack([e1, e2, torch.linalg.cross(e1, e2, dim=1)], 2)
-    xx = torch.cat([torch.einsum("sik,skl->sil", xt, B), torch.einsum("sik,skl->sil", pt, B)], -1)
-    out = torch.tanh(xx @ torch.tensor(A))
-    for l in range(3):
-        gq, gp = torch.autograd.grad(out[..., l].sum(), (qt, pt), retain_graph=True)
-        assert np.allclose(dq[..., l], gq.numpy(), atol=1e-12, rtol=0)
-        assert np.allclose(dp[..., l], gp.numpy(), atol=1e-12, rtol=0)
+    def total(qq):
+        qbb, pbb = encode(build_frame(qq, rule), p)
+        return torch.tanh(torch.cat([qbb, pbb], -1) @ A)[..., 0].sum()
+
+    fd = float(total(q + d) - total(q - d)) / (2 * h)
+    assert abs(fd - float(dq[1, 2, 0, 0])) < 1e-7
 
 
 def test_frame_rule_is_deterministic_and_orthonormal():
     rng = np.random.default_rng(0)
-    q = rng.standard_normal((5, 9, 3))
+    q = torch.tensor(rng.standard_normal((5, 9, 3)))
     for rule, pick in (("nearest", np.argmin), ("farthest", np.argmax)):
         fr = build_frame(q, rule)
         for s in range(5):
-            B = fr.B[s]
+            B = fr.B[s].numpy()
             assert np.allclose(B.T @ B, np.eye(3), atol=1e-14)
             assert np.isclose(np.linalg.det(B), 1.0)
-            x = q[s] - q[s].mean(0)
+            x = q[s].numpy() - q[s].numpy().mean(0)
             norms = np.linalg.norm(x, axis=1)
-            assert fr.a[s] == pick(norms)
+            assert int(fr.a[s]) == pick(norms)
             # b: the next particle in the rule's order (none here is collinear with a)
-            rest = [i for i in range(9) if i != fr.a[s]]
-            assert fr.b[s] == rest[pick(norms[rest])]
-    assert (build_frame(q).a == build_frame(q, "farthest").a).all()  # the default
+            rest = [i for i in range(9) if i != int(fr.a[s])]
+            assert int(fr.b[s]) == rest[pick(norms[rest])]
+    assert torch.equal(build_frame(q).a, build_frame(q, "farthest").a)  # the default
     with pytest.raises(HGNError, match="frame rule"):
         build_frame(q, "middle")
     # a collinear system (a chain along x): e_2 from the fixed axis, still orthonormal
-    chain = np.zeros((1, 5, 3))
-    chain[0, :, 0] = np.arange(5.0) + 0.1
+    chain = torch.zeros((1, 5, 3), dtype=torch.float64)
+    chain[0, :, 0] = torch.arange(5.0, dtype=torch.float64) + 0.1
     fr = build_frame(chain)
-    assert fr.b[0] == -1 and np.allclose(fr.B[0].T @ fr.B[0], np.eye(3))
+    B = fr.B[0].numpy()
+    assert int(fr.b[0]) == -1 and np.allclose(B.T @ B, np.eye(3))
+    # ties go to the lower index: a square centred at the origin (all |x| equal)
+    sq = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]]], dtype=torch.float64)
+    assert int(build_frame(sq, "farthest").a[0]) == 0 and int(build_frame(sq, "nearest").a[0]) == 0
+    # every particle at the centre: the first axis, independent of q
+    fr = build_frame(torch.zeros((1, 3, 2), dtype=torch.float64))
+    assert int(fr.a[0]) == -1 and torch.equal(fr.B[0], torch.eye(2, dtype=torch.float64))
 
 
 def test_frame_rejects_periodic():
     system = builders.molecular(27, density=0.8, dim=3, cutoff=1.2)
-    q, p = _states(system)
     with pytest.raises(HGNError, match="periodic"):
         _network(system, "frame")
 
@@ -177,17 +185,19 @@ def test_second_order_correction_gradient_matches_finite_differences():
     # differences of C computed with the analytic first gradients
     system = builders.square_lattice(2, 3)
     net = _network(system, "invariant")
-    theta = np.random.default_rng(3).standard_normal(net.L)
+    net.set_theta(np.random.default_rng(3).standard_normal(net.L))
     q, p = _states(system, 1)
-    cq, cp = correction_gradients(net, theta, system, q, p)
+    graph = Graph.build(system, q)
+    cq, cp = correction_gradients(net, graph, q, p)
 
     def C(qq, pp):
-        _, gq, gp = net.evaluate(system, qq, pp, theta)
-        return float(np.sum(gq * gp))
+        _, gq, gp = net.gradients(graph, qq, pp)
+        return float((gq * gp).sum())
 
     h = 1e-6
+    scale = max(1.0, float(cq.abs().max()), float(cp.abs().max()))
     for (i, k) in [(0, 0), (2, 1), (5, 0)]:
-        d = np.zeros_like(q)
+        d = torch.zeros_like(q)
         d[0, i, k] = h
-        assert abs((C(q + d, p) - C(q - d, p)) / (2 * h) - cq[0, i, k]) < 1e-6 * max(1, abs(cq).max())
-        assert abs((C(q, p + d) - C(q, p - d)) / (2 * h) - cp[0, i, k]) < 1e-6 * max(1, abs(cp).max())
+        assert abs((C(q + d, p) - C(q - d, p)) / (2 * h) - float(cq[0, i, k])) < 1e-6 * scale
+        assert abs((C(q, p + d) - C(q, p - d)) / (2 * h) - float(cp[0, i, k])) < 1e-6 * scale
