@@ -65,6 +65,20 @@ can break).
 Periodic boxes: positions are integrated and saved unwrapped, as in the
 ground truth (``core.physics.integrators``).
 
+Device and precision: the integrator loop runs on torch tensors on
+``device`` ("cpu" or "cuda") in ``precision`` ("float64" or "float32"), with
+the model prepared once by :func:`core.learning.stepper.make_stepper`
+(fitted invariant networks: the fixed edge list or the neighbour list's
+candidates on the device, the pair and kinetic functions from checked
+Hermite tables; other models through their own numpy methods). States are
+copied to numpy only at saved frames; the true energies and the range check
+run there, in float64. float32 is allowed only for separable (invariant)
+models; measured (benchmarks/bench_torch_core.py, tests/core/test_stepper.py):
+positions of a float32 roll-out of the 3x3x3 harmonic lattice model differ
+from the float64 roll-out by at most ~1e-6 after 1000 steps of dt 0.01
+(``core.learning.stepper.FLOAT32_BOUND`` = 1e-5 is the tested bound), far
+below the model's own error against ground truth (~1e-3 to 1e-4).
+
 Job protocol (``core.jobs``): progress stage "rollout", reported at most
 every ``PROGRESS_INTERVAL`` s; ``cancel`` is checked before every step and
 every fixed-point iteration; ``on_frame`` receives a
@@ -72,7 +86,6 @@ every fixed-point iteration; ``on_frame`` receives a
 """
 from __future__ import annotations
 
-import inspect
 import math
 import time
 import warnings
@@ -83,7 +96,6 @@ from core.errors import HGNError
 from core.physics.forces import DEFAULT_SKIN, ForceField
 from core.physics.integrators import Frame, FrameFn, check_run_settings, n_saved_frames
 from core.jobs import CancelLike, ProgressFn, check_cancel, report
-from core.physics.neighbours import NeighbourList
 from core.physics.system import System
 from core.physics.trajectory import Trajectory
 
@@ -135,73 +147,18 @@ def model_name(model) -> str:
     return type(model).__name__
 
 
-def _accepts(fn, name: str) -> bool:
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return False
-    return name in sig.parameters or any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+def _finite(x) -> bool:
+    """All entries finite (numpy array or torch tensor), checked on their sum
+    (one pass and one scalar: NaN and inf propagate; a finite array whose sum
+    overflows has blown up anyway)."""
+    return math.isfinite(float(x.sum()))
 
 
-class ModelGradients:
-    """What the integrators need from a model on one system: dV/dq, dT/dp
-    (separable) or (H_q, H_p), with the neighbour list of cutoff systems.
-
-    Counts the gradient evaluations in ``n_evaluations`` (one per call of
-    :meth:`potential`, :meth:`kinetic` or :meth:`both`).
-    """
-
-    def __init__(self, model, system: System, skin: float = DEFAULT_SKIN):
-        for attr in ("gradients", "energy"):
-            if not callable(getattr(model, attr, None)):
-                raise HGNError(f"cannot roll out {type(model).__name__}: it has no {attr}() method "
-                               "(expected a fitted model)")
-        self.model = model
-        self.system = system
-        self.nlist = NeighbourList(system.cutoff, skin, system.box) if system.cutoff is not None else None
-        pg = getattr(model, "potential_gradient", None)
-        kg = getattr(model, "kinetic_gradient", None)
-        self._pg = pg if callable(pg) else None
-        self._kg = kg if callable(kg) else None
-        self._pg_pairs = self._pg is not None and _accepts(self._pg, "pairs")
-        self._g_pairs = _accepts(model.gradients, "pairs")
-        self._e_pairs = _accepts(model.energy, "pairs")
-        self.n_evaluations = 0
-
-    def _pairs_kw(self, q, accepts: bool) -> dict:
-        if self.nlist is None or not accepts:
-            return {}
-        return {"pairs": self.nlist.pairs(q)}
-
-    def potential(self, q: np.ndarray) -> np.ndarray:
-        """dV/dq of a separable model at q."""
-        self.n_evaluations += 1
-        if self._pg is not None:
-            return np.asarray(self._pg(self.system, q, **self._pairs_kw(q, self._pg_pairs)))
-        return np.asarray(self.model.gradients(self.system, q, np.zeros_like(q),
-                                               **self._pairs_kw(q, self._g_pairs))[0])
-
-    def kinetic(self, p: np.ndarray, q: np.ndarray) -> np.ndarray:
-        """dT/dp of a separable model at p (q only needed by the fallback)."""
-        self.n_evaluations += 1
-        if self._kg is not None:
-            return np.asarray(self._kg(self.system, p))
-        return np.asarray(self.model.gradients(self.system, q, p, **self._pairs_kw(q, self._g_pairs))[1])
-
-    def both(self, q: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(H_q, H_p) at (q, p)."""
-        self.n_evaluations += 1
-        gq, gp = self.model.gradients(self.system, q, p, **self._pairs_kw(q, self._g_pairs))
-        return np.asarray(gq), np.asarray(gp)
-
-    def energy(self, q: np.ndarray, p: np.ndarray) -> float:
-        """H_hat(q, p) of one state."""
-        e = self.model.energy(self.system, q, p, **self._pairs_kw(q, self._e_pairs))
-        return float(np.asarray(e).reshape(-1)[0])
-
-
-def _finite(x: np.ndarray) -> bool:
-    return bool(np.isfinite(x).all())
+def _numpy(x) -> np.ndarray:
+    """A saved state as a float64 numpy array (a view for a CPU float64 tensor)."""
+    if isinstance(x, np.ndarray):
+        return x
+    return x.detach().cpu().double().numpy()
 
 
 def _blowup(step: int, dt: float) -> HGNError:
@@ -287,7 +244,7 @@ class Recorder:
     energies along the predicted path, total momentum, the learned H_hat
     (optional), the range monitor and the ``on_frame`` callback."""
 
-    def __init__(self, system: System, ff: ForceField, grads: ModelGradients, n_frames: int, dt: float,
+    def __init__(self, system: System, ff: ForceField, grads, n_frames: int, dt: float,
                  t0: float, learned_energy: bool, monitor: RangeMonitor | None, on_frame: FrameFn | None):
         n, d = system.n, system.dim
         self.ff, self.grads, self.monitor, self.on_frame = ff, grads, monitor, on_frame
@@ -302,8 +259,9 @@ class Recorder:
 
     def save(self, k: int, step: int, q: np.ndarray, p: np.ndarray) -> None:
         """Store (q, p) of ``step`` as frame ``k``; HGNError when its energy is not finite."""
-        self.q[k] = q
-        self.p[k] = p
+        self.q[k] = _numpy(q)
+        self.p[k] = _numpy(p)
+        q, p = self.q[k], self.p[k]
         self.potential[k] = self.ff.energy(q)
         self.kinetic[k] = float(np.einsum("ij,ij,i->", p, p, self.half_inv_m))
         self.momentum[k] = p.sum(axis=0)
@@ -319,6 +277,17 @@ class Recorder:
             pv.flags.writeable = False
             self.on_frame(Frame(k, step, self.t0 + step * self.dt, qv, pv, float(self.kinetic[k]),
                                 float(self.potential[k]), self.momentum[k].copy(), self.n_frames))
+
+
+def _change(x_new, x) -> tuple[float, float]:
+    """(max |x_new - x|, 1 + max |x_new|) of two numpy arrays or torch tensors."""
+    if isinstance(x_new, np.ndarray):
+        if x_new.size == 0:
+            return 0.0, 1.0
+        return float(np.max(np.abs(x_new - x))), 1.0 + float(np.max(np.abs(x_new)))
+    if x_new.numel() == 0:
+        return 0.0, 1.0
+    return float((x_new - x).abs().max()), 1.0 + float(x_new.abs().max())
 
 
 class FixedPointSolver:
@@ -348,8 +317,7 @@ class FixedPointSolver:
         for _ in range(self.max_iter):
             check_cancel(self.cancel)
             x_new, extra = update(x)
-            change = float(np.max(np.abs(x_new - x), initial=0.0))
-            scale = 1.0 + float(np.max(np.abs(x_new), initial=0.0))
+            change, scale = _change(x_new, x)
             x = x_new
             self.iterations += 1
             first = first or change
@@ -387,21 +355,24 @@ class FixedPointSolver:
                 "fixed_point_iterations": self.iterations, "unconverged_stages": self.unconverged}
 
 
-def explicit_step(grads: ModelGradients, q: np.ndarray, p: np.ndarray, gv: np.ndarray, dt: float, step: int):
-    """One explicit Stoermer-Verlet step of a separable model, updating q and
-    p in place; ``gv`` is dV/dq at q. Returns (q, p, dV/dq at the new q)."""
+def explicit_step(grads, q, p, gv, dt: float, step: int):
+    """One explicit Stoermer-Verlet step of a separable model (``grads`` a
+    :class:`core.learning.stepper.Stepper`), updating the tensors q and p in
+    place; ``gv`` is dV/dq at q. Returns (q, p, dV/dq at the new q)."""
+    import torch
+
     h = 0.5 * dt
-    p -= h * gv
-    q += dt * grads.kinetic(p, q)
-    gv = grads.potential(q)
+    buf = grads.scratch(p)  # the same arithmetic as p -= h * gv; q += dt * dT/dp, without fresh temporaries
+    p -= torch.mul(gv, h, out=buf)
+    q += grads.kinetic(p, q, out=buf).mul_(dt)
+    gv = grads.potential(q, out=gv)  # the old dV/dq is spent
     if not _finite(gv):
         raise _blowup(step, dt)
-    p -= h * gv
+    p -= torch.mul(gv, h, out=buf)
     return q, p, gv
 
 
-def implicit_step(grads: ModelGradients, solver: FixedPointSolver, q: np.ndarray, p: np.ndarray,
-                  gq: np.ndarray, dt: float, step: int):
+def implicit_step(grads, solver: FixedPointSolver, q, p, gq, dt: float, step: int):
     """One step of the generalised leapfrog; ``gq`` is the guess of
     H_q(q, p_1/2) (H_q at the last (q, p_1/2)). Returns (q, p, H_q(q1, p_1/2))."""
     h = 0.5 * dt
@@ -430,7 +401,8 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
             on_frame: FrameFn | None = None, *, integrator: str = "auto",
             tol: float = FIXED_POINT_TOL, max_iter: int = FIXED_POINT_MAX_ITER,
             on_no_convergence: str = "error", learned_energy: bool = True,
-            skin: float = DEFAULT_SKIN, label: str | None = None, t0: float = 0.0) -> Trajectory:
+            skin: float = DEFAULT_SKIN, label: str | None = None, t0: float = 0.0,
+            device: str = "cpu", precision: str = "float64") -> Trajectory:
     """Integrate the learned Hamiltonian ``model`` on ``system`` from (q0, p0)
     for ``steps`` steps of ``dt``, saving every ``save_every``-th step (frame 0
     is the initial state), and return the predicted :class:`Trajectory`.
@@ -442,6 +414,9 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
     iterations. ``learned_energy`` also evaluates H_hat at every saved frame
     (``meta["learned_energy"]``). ``label`` defaults to the model's name.
     ``t0`` is the time of the start (for a rollout continued in chunks).
+    ``device`` ("cpu", "cuda", "cuda:N") and ``precision`` ("float64",
+    "float32": separable models only, see the module notes) say where and how
+    the integrator runs; saved frames are float64 numpy either way.
 
     The trajectory's kinetic and potential energies are the TRUE ones along
     the predicted path. ``meta`` holds the integrator, the number of gradient
@@ -472,7 +447,10 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
     if integrator == "explicit" and not separable:
         raise HGNError("the explicit Stoermer-Verlet rollout needs a separable model (H = T(p) + V(q)); "
                        "this model is not separable: use the implicit integrator")
-    grads = ModelGradients(model, system, skin)
+    from core.learning.stepper import make_stepper, resolve_precision
+
+    dtype = resolve_precision(precision)
+    grads = make_stepper(model, system, device, dtype, skin=skin)
     ff = ForceField(system, skin=skin)
     n_frames = n_saved_frames(steps, save_every)
     r_train = training_distance_range(model)
@@ -482,6 +460,7 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
     explicit = integrator == "explicit"
 
     check_cancel(cancel)
+    q, p = grads.tensor(q), grads.tensor(p)  # check_state's copies: the caller's arrays are never written
     recorder.save(0, 0, q, p)
     report(progress, "rollout", 0.0)
     last_report = start = time.perf_counter()
@@ -514,6 +493,7 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
             "gradient_evaluations": grads.n_evaluations,
             "seconds_per_step": elapsed / steps if steps else 0.0,
             "energies": "true H (core.physics.forces) along the predicted path; learned H in learned_energy"}
+    meta.update(grads.describe())
     if not explicit:
         meta.update(solver.meta())
     if grads.nlist is not None:

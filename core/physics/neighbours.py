@@ -69,7 +69,13 @@ class NeighbourList:
     def pairs(self, q: np.ndarray) -> np.ndarray:
         """Candidate pairs within cutoff + skin (a superset of those within the cutoff)."""
         if self.needs_rebuild(q):
-            self._pairs = pairs_within(q, self.cutoff + self.skin, self.box)
-            self._q_ref = q.copy()
-            self.n_builds += 1
+            self.rebuild(q)
+        return self._pairs
+
+    def rebuild(self, q: np.ndarray) -> np.ndarray:
+        """Build the candidate pairs at q now (for callers that check the
+        displacements themselves, e.g. on a GPU) and return them."""
+        self._pairs = pairs_within(q, self.cutoff + self.skin, self.box)
+        self._q_ref = np.array(q, dtype=np.float64)
+        self.n_builds += 1
         return self._pairs
