@@ -15,13 +15,17 @@ Public API::
 
     from core.learning.baselines.rf_hnn import RFHNNConfig, fit_hnn     # plain (non-graph) RF-HNN
 
+The network is :class:`core.learning.hgn.network.HGN`, the one definition
+of the HGN that RF-HGN samples and solves; here every layer is trained.
+
 Modules: ``config`` (BaselineConfig, every default), ``optimizers`` (the
-registry of the 15 methods and their default learning rates), ``torch_hgn``
-(TorchHGN, the trainable network, and TorchGraph), ``training`` (fit: the
-loop with minibatches, LBFGS closure, time budget, early stopping, progress
-and cancel), ``model`` (TrainedHGN: evaluation, save/load, conversion to an
-RF-HGN FittedModel), ``rf_hnn`` (random-feature HNN on the flattened state,
-the paper's non-graph comparison).
+registry of the 15 methods and their default learning rates), ``training``
+(fit: the loop with minibatches, LBFGS closure, time budget, early stopping,
+progress and cancel, on the CPU or a CUDA GPU, in float32 or float64),
+``model`` (TrainedHGN: evaluation through
+:class:`core.learning.learned.NetworkHamiltonian` like an RF-HGN, save/load,
+conversion to an RF-HGN FittedModel), ``rf_hnn`` (random-feature HNN on the
+flattened state, the paper's non-graph comparison; numpy).
 
 torch is imported only when a baseline is trained or evaluated.
 """

@@ -18,6 +18,14 @@ Initialisation (``init``):
 * ``"swim"`` / ``"elm"``: the hidden layers start from the same sampling an
   RF-HGN fit uses (:mod:`core.learning.rfhgn.sampling`, same seed), then train.
 
+Arithmetic and device: ``dtype`` float32 (default) or float64 for training
+(the trained model is widened exactly to float64 for evaluation and files);
+``device`` "cpu" (default) or "cuda" (``cuda:N``): where the network, the
+graphs and the snapshots live while training. Asking for CUDA on a machine
+without it raises :class:`~core.errors.HGNError` when training starts
+(:func:`core.learning.hgn.device.resolve_device`), so a config written on a
+GPU machine still opens elsewhere.
+
 In every case the output layer theta starts from the torch default
 U(-1/sqrt(L), 1/sqrt(L)) (never from a least-squares solve) and the constant
 c is set after training from one known energy, as in the RF fit.
@@ -32,6 +40,7 @@ from core.errors import HGNError
 from core.settings import SettingsMixin, setting
 from ..rfhgn.config import ENCODINGS as RF_ENCODINGS
 from ..rfhgn.config import RFConfig
+from ..hgn.device import DEVICES
 from .optimizers import OPTIMIZERS, get_spec
 
 #: choice lists of the string settings (also in each field's metadata)
@@ -67,6 +76,7 @@ class BaselineConfig(SettingsMixin):
                                  "(sampled as in an RF-HGN fit)", INITS)
     dtype: str = setting("float32", "Arithmetic of training (the trained model is always evaluated in float64)",
                          DTYPES)
+    device: str = setting("cpu", "Where training runs: cpu, or cuda (an NVIDIA GPU; cuda:N picks one)", DEVICES)
     threads: int = setting(2, "torch threads while training (at most 2 on the reference machine)")
     seed: int = setting(0, "Seed of the initial weights, the validation split and the minibatch order")
     # -- the network: the same settings, defaults and help as core.learning.rfhgn.RFConfig ------
@@ -124,6 +134,9 @@ class BaselineConfig(SettingsMixin):
         flag("restore_best")
         choice("init", INITS)
         choice("dtype", DTYPES)
+        dev = self.device
+        if not isinstance(dev, str) or not (dev in DEVICES or (dev.startswith("cuda:") and dev[5:].isdigit())):
+            raise HGNError(f"baseline setting device={dev!r} is not one of {', '.join(DEVICES)} (or cuda:N)")
         integer("threads", 1)
         integer("seed", 0)
         choice("encoding", ENCODINGS)
@@ -141,6 +154,13 @@ class BaselineConfig(SettingsMixin):
     def lr(self) -> float:
         """The learning rate in use (the optimizer's default when 0)."""
         return self.learning_rate if self.learning_rate > 0 else OPTIMIZERS[self.optimizer].lr
+
+    def widths(self) -> dict[str, int]:
+        """Hidden widths per layer of the network (HGN's layer names)."""
+        if self.encoding == "invariant":
+            return {"kin": self.node_width, "static": self.static_width, "edge": self.edge_width,
+                    "msg": self.message_width}
+        return {"node": self.node_width, "edge": self.edge_width, "msg": self.message_width}
 
     def rf_config(self, sampler: str = "swim"):
         """The RFConfig of the same network (for sampling the initial layers

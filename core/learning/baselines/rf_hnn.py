@@ -17,6 +17,11 @@ It has no notion of particles: a model trained on N particles cannot be
 applied to another N (HGNError), which is the point of the comparison with
 RF-HGN's zero-shot transfer. Not separable; rollouts use the implicit
 integrator.
+
+It stays in numpy: it is a plain one-layer MLP on the flattened state, not a
+graph network, so it shares nothing with :class:`core.learning.hgn.network.HGN`
+(the one definition of the HGN), and its fit is one dense least-squares solve
+that numpy/LAPACK does at full speed on the CPU.
 """
 from __future__ import annotations
 

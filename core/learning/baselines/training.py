@@ -1,6 +1,17 @@
 """Training a baseline: the same network, loss and snapshots as an RF-HGN fit,
 with every layer trained by a torch optimizer (docs/method.md section 7).
 
+The network is :class:`core.learning.hgn.network.HGN`, the one definition
+RF-HGN samples and solves: here every parameter ``<layer>_W``, ``<layer>_b``
+and ``theta`` is trained, on inputs standardised by the fixed buffers
+``<layer>_mu``, ``<layer>_s`` (mean and spread of the training inputs,
+measured in float64; a fixed affine map, so the function class is RF-HGN's).
+Graphs are :class:`core.learning.hgn.graph.Graph`; minibatches are cut out
+of the training graph with ``Graph.select``. Training runs in
+``config.dtype`` (float32 or float64) on ``config.device`` (CPU or CUDA);
+the trained model is widened to float64 and stays on that device (its file
+is device-free: ``TrainedHGN.load(path, device=...)``).
+
 Loss: the mean squared error of Hamilton's equations on the training
 snapshots, over both halves and every particle and coordinate,
 
@@ -54,6 +65,8 @@ from ..learned import training_arrays
 from core.physics.trajectory import Dataset
 from .config import BaselineConfig
 from .model import TrainedHGN
+from ..hgn import DEFAULT_FRAME_RULE
+from ..hgn.device import resolve_device, torch_threads
 from .optimizers import get_spec, make_optimizer
 
 #: the share of the time budget (or epochs) between two progress reports is at least this
@@ -62,7 +75,7 @@ PROGRESS_STEP = 0.005
 MONITOR_MIN_GAP = 0.02
 
 
-def _spread(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _spread(x) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation per column (spread 1 for constant columns)."""
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     mu = x.mean(axis=0)
@@ -71,25 +84,83 @@ def _spread(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mu, s
 
 
-def input_statistics(system, q: np.ndarray, p: np.ndarray, graph, encoding: str) -> dict:
+def input_statistics(graph, q, p, encoding: str, frame_rule: str = DEFAULT_FRAME_RULE) -> dict:
     """{layer: (mean, spread)} of the raw inputs of every input layer over the
-    snapshots q, p (the fixed input normalisation of the torch network)."""
-    masses = np.asarray(system.masses, dtype=np.float64)
-    delta = q[graph.snap, graph.i] - q[graph.snap, graph.j] + graph.shift
-    r = np.sqrt(np.einsum("ij,ij->i", delta, delta))
-    if encoding == "invariant":
-        k = 0.5 * np.einsum("sik,sik->si", p, p) / masses
-        return {"kin": _spread(k.reshape(-1, 1)), "static": _spread(masses[:, None]),
-                "edge": _spread(r[:, None])}
-    from ..rfhgn.encoding import build_frame, encode
+    snapshots q, p ((S, N, d) float64 tensors on the graph's device; ``graph``
+    a float64 :class:`~core.learning.hgn.graph.Graph` of them): the fixed
+    input normalisation of the network's buffers ``<layer>_mu``, ``<layer>_s``."""
+    import torch
 
-    S, N, d = q.shape
-    fr = build_frame(q)
-    qb, pb = encode(fr, p)
-    xn = np.concatenate([qb, pb, np.broadcast_to(masses[None, :, None], (S, N, 1))], axis=2).reshape(S * N, -1)
-    db = np.einsum("pk,pkl->pl", delta, fr.B[graph.snap])
-    xe = np.concatenate([r[:, None], db * db], axis=1)
-    return {"node": _spread(xn), "edge": _spread(xe)}
+    from ..hgn.frame import build_frame, encode
+
+    def host(x):
+        return x.detach().to("cpu", torch.float64).numpy()
+
+    masses = graph.masses
+    with torch.no_grad():
+        delta, r = graph.delta(q)
+        if encoding == "invariant":
+            k = 0.5 * (p * p).sum(-1) / masses
+            return {"kin": _spread(host(k).reshape(-1, 1)), "static": _spread(host(masses)[:, None]),
+                    "edge": _spread(host(r)[:, None])}
+        S, N, d = q.shape
+        fr = build_frame(q, frame_rule)
+        qb, pb = encode(fr, p)
+        xn = torch.cat([qb, pb, masses[None, :, None].expand(S, N, 1)], 2).reshape(S * N, -1)
+        db = torch.bmm(delta[:, None, :], fr.B[graph.snap])[:, 0]
+        xe = torch.cat([r[:, None], db * db], 1)
+    return {"node": _spread(host(xn)), "edge": _spread(host(xe))}
+
+
+def init_torch(network, generator) -> None:
+    """PyTorch's ``nn.Linear`` initialisation of every layer and of theta,
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)), on the standardised inputs (drawn in
+    float64 on the CPU from ``generator``, layer by layer: W then b, then theta)."""
+    import torch
+
+    with torch.no_grad():
+        for name in network.layer_names:
+            W, b = getattr(network, f"{name}_W"), getattr(network, f"{name}_b")
+            bound = 1.0 / max(W.shape[1], 1) ** 0.5
+            for prm in (W, b):
+                draw = torch.rand(tuple(prm.shape), generator=generator, dtype=torch.float64) * 2 - 1
+                prm.copy_(draw.to(prm.device, prm.dtype) * bound)
+    init_theta(network, generator)
+
+
+def init_theta(network, generator) -> None:
+    """The output layer from U(-1/sqrt(L), 1/sqrt(L)) (never a least-squares solve)."""
+    import torch
+
+    with torch.no_grad():
+        bound = 1.0 / max(network.L, 1) ** 0.5
+        draw = torch.rand(tuple(network.theta.shape), generator=generator, dtype=torch.float64) * 2 - 1
+        network.theta.copy_(draw.to(network.theta.device, network.theta.dtype) * bound)
+
+
+def load_raw(network, arrays: dict) -> None:
+    """Set the hidden layers from raw weights (``<layer>_W``, ``<layer>_b`` acting
+    on raw inputs, as ``HGN.to_arrays`` gives them), keeping the network's
+    input normalisation: W = W_raw * s, b = b_raw + W_raw . mu."""
+    import torch
+
+    with torch.no_grad():
+        for name in network.layer_names:
+            W = np.asarray(arrays[f"{name}_W"], dtype=np.float64)
+            b = np.asarray(arrays[f"{name}_b"], dtype=np.float64).reshape(-1)
+            pW, pb = getattr(network, f"{name}_W"), getattr(network, f"{name}_b")
+            if W.size == 0:
+                W = W.reshape(tuple(pW.shape))
+            if W.shape != tuple(pW.shape) or b.shape != tuple(pb.shape):
+                raise HGNError(f"layer {name}: weights {W.shape}/{b.shape} do not fit {tuple(pW.shape)}")
+            mu_buf = getattr(network, f"{name}_mu", None)
+            if mu_buf is not None:
+                mu = mu_buf.detach().to("cpu", torch.float64).numpy()
+                s = getattr(network, f"{name}_s").detach().to("cpu", torch.float64).numpy()
+                b = b + W @ mu
+                W = W * s
+            pW.copy_(torch.as_tensor(W).to(pW.device, pW.dtype))
+            pb.copy_(torch.as_tensor(b).to(pb.device, pb.dtype))
 
 
 def _validation_split(n: int, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -119,56 +190,62 @@ def _monitor_arrays(monitor, system):
 
 
 class _Data:
-    """Snapshots as torch tensors with their graph."""
+    """Snapshots as tensors (training dtype, on the training device) with their graph."""
 
-    def __init__(self, system, q, p, dqdt, dpdt, graph, dtype):
+    def __init__(self, q, p, dqdt, dpdt, graph):
         import torch
 
-        self.system = system
-        self.q = torch.from_numpy(q).to(dtype)
-        self.p = torch.from_numpy(p).to(dtype)
-        self.dqdt = torch.from_numpy(dqdt).to(dtype)
-        self.dpdt = torch.from_numpy(dpdt).to(dtype)
+        kw = dict(dtype=graph.dtype, device=graph.device)
+        self.q = torch.as_tensor(q, **kw)
+        self.p = torch.as_tensor(p, **kw)
+        self.dqdt = torch.as_tensor(dqdt, **kw)
+        self.dpdt = torch.as_tensor(dpdt, **kw)
         self.graph = graph
-        self.masses = torch.from_numpy(np.asarray(system.masses, dtype=np.float64)).to(dtype)
-        self.cutoff = system.cutoff
-        self.n = q.shape[0]
-        self._full = None
+        self.n = int(self.q.shape[0])
+        #: minibatch graphs of a fixed-edge system depend only on the batch size
+        self._fixed: dict[int, object] = {}
 
     def batch(self, idx):
         """(graph, q, p, dqdt, dpdt) of the snapshots idx (None = all)."""
         import torch
 
         if idx is None:
-            if self._full is None:
-                self._full = self.graph
-            g = self._full
-            sel = slice(None)
+            return self.graph, self.q, self.p, self.dqdt, self.dpdt
+        idx = np.asarray(idx, dtype=np.int64)
+        if self.graph.E_fixed is not None:
+            g = self._fixed.get(len(idx))
+            if g is None:
+                g = self._fixed[len(idx)] = self.graph.select(np.arange(len(idx)))
         else:
-            idx = np.asarray(idx, dtype=np.int64)
             g = self.graph.select(idx)
-            sel = torch.from_numpy(idx)
+        sel = torch.as_tensor(idx, device=self.q.device)
         return g, self.q[sel], self.p[sel], self.dqdt[sel], self.dpdt[sel]
 
 
-def _loss(module, data: _Data, idx, create_graph: bool):
-    """The MSE of Hamilton's equations on the snapshots idx (None = all)."""
+def _loss(network, data: _Data, idx, create_graph: bool):
+    """The MSE of Hamilton's equations on the snapshots idx (None = all), with
+    dH/dq, dH/dp by autograd through the network (``create_graph`` keeps the
+    graph for differentiating the loss with respect to the weights)."""
+    import torch
+
     g, q, p, dq, dp = data.batch(idx)
-    q = q.detach().clone().requires_grad_(True)
-    p = p.detach().clone().requires_grad_(True)
-    _, gq, gp = module.derivatives(g, q, p, data.masses, data.cutoff, create_graph=create_graph)
+    q = q.detach().requires_grad_(True)
+    p = p.detach().requires_grad_(True)
+    with torch.enable_grad():
+        H = network(g, q, p)
+        gq, gp = torch.autograd.grad(H.sum(), (q, p), create_graph=create_graph)
     err = ((gp - dq) ** 2).sum() + ((gq + dp) ** 2).sum()
     return err / (2 * dq.numel())
 
 
-def _evaluate(module, data: _Data | None, chunk: int = 256) -> float:
+def _evaluate(network, data: _Data | None, chunk: int = 256) -> float:
     """Loss on all snapshots of ``data`` without a graph for the weights."""
     if data is None or data.n == 0:
         return float("nan")
     total = 0.0
     for a in range(0, data.n, chunk):
         idx = np.arange(a, min(a + chunk, data.n))
-        total += float(_loss(module, data, idx if data.n > chunk else None, False).detach()) * len(idx)
+        total += float(_loss(network, data, idx if data.n > chunk else None, False).detach()) * len(idx)
     return total / data.n
 
 
@@ -186,8 +263,6 @@ def fit(dataset: Dataset, config: BaselineConfig | None = None, progress=None, c
     """Train the RF-HGN architecture with every layer trainable on the
     training snapshots of ``dataset`` (see the module notes). Returns a
     :class:`TrainedHGN`; ``info`` holds the loss curves and times."""
-    import torch
-
     _warm_imports()
     t0 = time.perf_counter()
     config = BaselineConfig() if config is None else config
@@ -201,19 +276,17 @@ def fit(dataset: Dataset, config: BaselineConfig | None = None, progress=None, c
     mon = _monitor_arrays(monitor, system)
     spec = get_spec(config.optimizer)
 
-    prev_threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(config.threads, available_cores())))
-    try:
+    device = resolve_device(config.device)
+    with torch_threads(max(1, min(config.threads, available_cores()))):
         return _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cancel, t0,
-                      float(monitor_growth))
-    finally:
-        torch.set_num_threads(prev_threads)
+                      float(monitor_growth), device)
 
 
-def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cancel, t0, growth):
+def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cancel, t0, growth, device):
     import torch
 
-    from .torch_hgn import TorchGraph, TorchHGN
+    from ..hgn.graph import Graph
+    from ..hgn.network import HGN
 
     dtype = {"float32": torch.float32, "float64": torch.float64}[config.dtype]
     rng = np.random.default_rng(config.seed)
@@ -221,42 +294,40 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
     tr_idx, val_idx = _validation_split(len(q), config.validation_fraction, rng)
     check_cancel(cancel)
 
-    # graphs and input normalisation from the training part
-    g_tr = TorchGraph.build(system, q[tr_idx], config.encoding)
-    g_val = TorchGraph.build(system, q[val_idx], config.encoding) if len(val_idx) else None
-    stats = input_statistics(system, q[tr_idx], p[tr_idx], g_tr, config.encoding)
-    if config.encoding == "invariant":
-        widths = {"kin": config.node_width, "static": config.static_width, "edge": config.edge_width,
-                  "msg": config.message_width}
-    else:
-        widths = {"node": config.node_width, "edge": config.edge_width, "msg": config.message_width}
-    module = TorchHGN(config.encoding, system.dim, widths, linear_kinetic=config.linear_kinetic,
-                      pool_edges=config.pool_edges, cutoff_shift=config.cutoff_shift)
-    for name, (mu, s) in stats.items():
-        module.set_normalisation(name, mu, s)
+    # graphs (float64 first: the input normalisation is measured in float64 on the training part)
+    f64 = dict(dtype=torch.float64, device=device)
+    q_tr = torch.as_tensor(q[tr_idx], **f64)
+    g_tr = Graph.build(system, q_tr, device=device)
+    stats = input_statistics(g_tr, q_tr, torch.as_tensor(p[tr_idx], **f64), config.encoding)
+    g_val = Graph.build(system, q[val_idx], device=device) if len(val_idx) else None
+    network = HGN(config.encoding, system.dim, config.widths(), linear_kinetic=config.linear_kinetic,
+                  pool_edges=config.pool_edges, cutoff_shift=config.cutoff_shift, dtype=torch.float64,
+                  device=device)
+    with torch.no_grad():
+        for name, (mu, s) in stats.items():
+            getattr(network, f"{name}_mu").copy_(torch.as_tensor(mu))
+            getattr(network, f"{name}_s").copy_(torch.as_tensor(s))
     if config.init == "torch":
-        module.init_torch(gen)
+        init_torch(network, gen)
     else:
         from ..rfhgn.sampling import choose_points, sample_network
 
         rf = config.rf_config(config.init)
         srng = np.random.default_rng(config.seed)
         sets = choose_points([(system, q[tr_idx], p[tr_idx])], rf, srng)
-        net = sample_network(rf, sets, srng)
-        module.load_raw(net.to_arrays())
-        module.init_theta(gen)
-    module = module.to(dtype)
-    module.train()
+        load_raw(network, sample_network(rf, sets, srng).to_arrays())
+        init_theta(network, gen)
+    network = network.to(dtype)
+    network.train()
 
-    data = _Data(system, q[tr_idx], p[tr_idx], dqdt[tr_idx], dpdt[tr_idx], g_tr, dtype)
-    val = _Data(system, q[val_idx], p[val_idx], dqdt[val_idx], dpdt[val_idx], g_val, dtype) if g_val else None
+    data = _Data(q[tr_idx], p[tr_idx], dqdt[tr_idx], dpdt[tr_idx], g_tr.to(dtype=dtype))
+    val = _Data(q[val_idx], p[val_idx], dqdt[val_idx], dpdt[val_idx], g_val.to(dtype=dtype)) if g_val else None
     mon_data = None
     if mon is not None:
-        g_mon = TorchGraph.build(system, mon[0], config.encoding)
-        mon_data = _Data(system, *mon, g_mon, dtype)
+        mon_data = _Data(*mon, Graph.build(system, mon[0], device=device).to(dtype=dtype))
 
     lr = config.lr
-    optimizer = make_optimizer(spec.key, list(module.named_parameters()), lr)
+    optimizer = make_optimizer(spec.key, list(network.named_parameters()), lr)
     full_batch = spec.full_batch or config.batch_size >= data.n
     lbfgs = spec.key == "lbfgs"
 
@@ -275,7 +346,7 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
     def closure():
         check_cancel(cancel)
         optimizer.zero_grad()
-        loss = _loss(module, data, None, True)
+        loss = _loss(network, data, None, True)
         loss.backward()
         return loss
 
@@ -285,7 +356,7 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
         """Monitor MSE with the clock stopped."""
         nonlocal paused, next_monitor
         tp = time.perf_counter()
-        history["monitor"].append([ep, t_now, _evaluate(module, mon_data)])
+        history["monitor"].append([ep, t_now, _evaluate(network, mon_data)])
         paused += time.perf_counter() - tp
         next_monitor = max(t_now * growth, t_now + MONITOR_MIN_GAP) if growth > 1 else t_now
 
@@ -305,7 +376,7 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
                 loss = optimizer.step(closure)
             else:
                 optimizer.zero_grad()
-                loss = _loss(module, data, None, True)
+                loss = _loss(network, data, None, True)
                 loss.backward()
                 optimizer.step()
             steps += 1
@@ -317,7 +388,7 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
                 check_cancel(cancel)
                 idx = perm[a:a + config.batch_size]
                 optimizer.zero_grad()
-                loss = _loss(module, data, idx, True)
+                loss = _loss(network, data, idx, True)
                 loss.backward()
                 optimizer.step()
                 steps += 1
@@ -327,7 +398,7 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
                 if not math.isfinite(lv) or clock() >= budget:
                     break
         train_loss = float(np.average(losses, weights=counts)) if losses else float("nan")
-        val_loss = _evaluate(module, val) if val is not None else train_loss
+        val_loss = _evaluate(network, val) if val is not None else train_loss
         t_now = clock()
         history["epoch"].append(epoch)
         history["time"].append(t_now)
@@ -342,7 +413,7 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
             enough = not math.isfinite(best_val) or val_loss < best_val * (1.0 - config.min_delta)
             best_val, best_epoch = val_loss, epoch
             if config.restore_best:
-                best_state = copy.deepcopy(module.state_dict())
+                best_state = copy.deepcopy(network.state_dict())
             bad = 0 if enough else bad + 1
         else:
             bad += 1
@@ -362,16 +433,16 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
         measure_monitor(len(history["epoch"]), train_time)
     restored = False
     if config.restore_best and isinstance(best_state, dict):
-        module.load_state_dict(best_state)
+        network.load_state_dict(best_state)
         restored = True
     report(progress, "epochs", 1.0)
 
     # the constant from one known energy (as the RF fit does)
-    module = module.to(torch.float64)
+    network = network.to(torch.float64)
     constant, known = 0.0, False
     energy = np.asarray(dataset.energy, dtype=np.float64).reshape(-1)
     train = np.asarray(dataset.train, dtype=np.int64).reshape(-1)
-    model = TrainedHGN(config, module, 0.0, system.n, system)
+    model = TrainedHGN(config, network, 0.0, system.n, system)
     if energy.shape == (dataset.n_snapshots,) and np.isfinite(energy[train[0]]):
         H0 = float(model.energy(system, q[0], p[0]))
         constant, known = float(energy[train[0]]) - H0, True
@@ -404,8 +475,8 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
         dtype=config.dtype,
         threads=int(torch.get_num_threads()),
         cores=available_cores(),
-        n_parameters=module.n_parameters(),
-        n_features=module.n_features,
+        n_parameters=int(sum(prm.numel() for prm in network.parameters())),
+        n_features=int(network.L),
         n_snapshots=int(len(q)),
         n_train=int(data.n),
         n_validation=int(len(val_idx)),

@@ -1,5 +1,8 @@
 """A trained baseline behaves like an RF-HGN FittedModel for core.learning.rollout and
-core.learning.metrics, and survives a save/load round trip bit for bit."""
+core.learning.metrics, survives a save/load round trip bit for bit, and model
+files written by the first torch baselines keep loading with the same values."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -95,3 +98,55 @@ def test_extensive_model_applies_to_a_larger_system(trained):
     # a translation leaves every gradient unchanged (invariant inputs)
     gq2, _ = m.gradients(big, q + np.array([3.0, -1.0]), p)
     assert np.allclose(gq, gq2, atol=1e-12)
+
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+def test_legacy_baseline_file_gives_its_recorded_values():
+    """tests/data/legacy_baseline_adam.npz was written by the first torch
+    baselines (b00e48d, their own network evaluated by autograd); the HGN
+    evaluated analytically gives the energies and gradients recorded then."""
+    import sys
+
+    sys.path.insert(0, str(DATA))
+    try:
+        from make_legacy_models import states
+    finally:
+        sys.path.remove(str(DATA))
+    system, q, p = states()
+    model = load_model(DATA / "legacy_baseline_adam.npz")
+    assert isinstance(model, TrainedHGN) and model.separable
+    assert model.config.optimizer == "adam" and model.config.device == "cpu"  # no device in the old file
+    assert model.network.frame_rule == "farthest"
+    expected = np.load(DATA / "legacy_expected.npz")
+    gq, gp = model.gradients(system, q, p)
+    for name, got in (("energy", model.energy(system, q, p)), ("dHdq", gq), ("dHdp", gp)):
+        want = expected[f"baseline_adam.{name}"]
+        assert got.shape == want.shape
+        assert np.max(np.abs(got - want)) <= 1e-13 * max(1.0, np.abs(want).max()), name
+
+
+def test_file_holds_the_network_state_under_its_names(trained, tmp_path):
+    from core.container import load_npz
+
+    _, m = trained
+    _, arrays = load_npz(m.save(tmp_path / "m.npz"))
+    names = {k.split(".", 1)[1] for k in arrays if k.startswith("state.")}
+    layers = ("kin", "static", "edge", "msg")
+    assert names == ({f"{n}_{x}" for n in layers for x in "Wb"} | {"theta"}
+                     | {f"{n}_{x}" for n in ("kin", "static", "edge") for x in ("mu", "s")})
+    assert all(arrays[f"state.{k}"].dtype == np.float64 for k in names)
+    # the standardisation buffers are the training inputs' (not the identity)
+    assert not np.array_equal(arrays["state.edge_s"], np.ones(1))
+
+
+def test_a_saved_model_loads_bit_for_bit_after_a_second_round_trip(trained_frame, tmp_path):
+    ds, m = trained_frame
+    a = TrainedHGN.load(m.save(tmp_path / "a.npz"))
+    b = TrainedHGN.load(a.save(tmp_path / "b.npz"))
+    for k, v in m.network.state_dict().items():
+        assert np.array_equal(b.network.state_dict()[k].numpy(), v.cpu().numpy()), k
+    q, p = ds.q[:4], ds.p[:4]
+    for x, y in zip(b.gradients(ds.system, q, p), m.gradients(ds.system, q, p)):
+        assert np.array_equal(x, y)

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from core.physics import builders
 from core.learning.baselines import OPTIMIZERS, BaselineConfig, fit
@@ -71,12 +72,12 @@ def test_every_optimizer_takes_steps(lattice_data):
 def test_weights_change_from_their_initial_values(lattice_data):
     a = fit(lattice_data, BaselineConfig(optimizer="adam", max_epochs=1, **SMALL))
     b = fit(lattice_data, BaselineConfig(optimizer="adam", max_epochs=3, **SMALL))
-    wa = a.module.raw_arrays()
-    wb = b.module.raw_arrays()
+    wa = dict(a.network.to_arrays(), theta=a.theta)
+    wb = dict(b.network.to_arrays(), theta=b.theta)
     assert any(not np.allclose(wa[k], wb[k]) for k in wa)
     # same seed, same settings: the same weights
     a2 = fit(lattice_data, BaselineConfig(optimizer="adam", max_epochs=1, **SMALL))
-    w2 = a2.module.raw_arrays()
+    w2 = dict(a2.network.to_arrays(), theta=a2.theta)
     assert all(np.array_equal(wa[k], w2[k]) for k in wa)
 
 
@@ -188,3 +189,74 @@ def test_fifteen_optimizers():
                  "Rprop", "SGD", "SGD with momentum", "ASGD", "LBFGS"):
         assert name in labels
     assert {k for k, s in OPTIMIZERS.items() if s.full_batch} == {"rprop", "lbfgs"}
+
+
+#: loss histories of the first torch baselines (commit b00e48d, their own TorchHGN network) on
+#: lattice_data with SMALL, Adam, batch 8, 5 epochs, float64: the HGN trains the same way
+B00E48D_LOSSES = {
+    "invariant-torch": [1.019413149049e+00, 2.639426774310e-01, 5.396301288817e-02, 6.766212526297e-02,
+                        1.999172162407e-02],
+    "frame-torch": [3.373660676581e-01, 8.186073193442e-02, 3.446884971904e-02, 2.280200236030e-02,
+                    1.038803392997e-02],
+    "invariant-swim": [3.136214314594e-01, 6.202278746682e-02, 3.365941161262e-02, 8.239594315017e-03,
+                       6.988947399902e-03],
+}
+
+
+@pytest.mark.parametrize("case", sorted(B00E48D_LOSSES))
+def test_float64_training_repeats_the_first_torch_baselines(lattice_data, case):
+    """Same initial weights (torch init: the same generator draws; swim: the
+    same sampling), same standardisation, minibatches and loss: the loss
+    history of the code before the one network (b00e48d) to round-off."""
+    encoding, init = case.split("-")
+    cfg = BaselineConfig(optimizer="adam", max_epochs=5, batch_size=8, dtype="float64", encoding=encoding,
+                         init=init, **SMALL)
+    m = fit(lattice_data, cfg)
+    assert m.info["loss_history"] == pytest.approx(B00E48D_LOSSES[case], rel=1e-9)
+
+
+def test_float32_training_stays_close_to_float64(lattice_data):
+    cfg = dict(optimizer="adam", max_epochs=3, batch_size=8, **SMALL)
+    a = fit(lattice_data, BaselineConfig(dtype="float32", **cfg))
+    b = fit(lattice_data, BaselineConfig(dtype="float64", **cfg))
+    assert a.info["dtype"] == "float32" and b.info["dtype"] == "float64"
+    assert a.info["loss_history"] == pytest.approx(b.info["loss_history"], rel=1e-4)
+    assert a.network.dtype == torch.float64  # evaluation is float64 either way
+    assert a.theta.dtype == np.float64
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_cuda_without_a_gpu_is_a_clear_error(lattice_data):
+    cfg = BaselineConfig(device="cuda", max_epochs=1, **SMALL)  # a setting, valid anywhere
+    assert BaselineConfig.from_dict(cfg.to_dict()).device == "cuda"
+    with pytest.raises(HGNError, match="CUDA was asked for but this machine has none"):
+        fit(lattice_data, cfg)
+    with pytest.raises(HGNError, match="device"):
+        BaselineConfig(device="tpu")
+    assert BaselineConfig(device="cuda:1").device == "cuda:1"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("encoding", ["invariant", "frame"])
+def test_training_on_cuda_matches_the_cpu(lattice_data, encoding, tmp_path):
+    """float64 training on the GPU follows the CPU's loss history to round-off;
+    the model evaluates on the GPU, saves, and loads on either device."""
+    cfg = dict(optimizer="adam", max_epochs=4, batch_size=8, dtype="float64", encoding=encoding, **SMALL)
+    cpu = fit(lattice_data, BaselineConfig(**cfg))
+    gpu = fit(lattice_data, BaselineConfig(device="cuda", **cfg))
+    assert gpu.network.device.type == "cuda"
+    assert gpu.info["loss_history"] == pytest.approx(cpu.info["loss_history"], rel=1e-8)
+    ds = lattice_data
+    q, p = ds.q[ds.test], ds.p[ds.test]
+    for a, b in zip(gpu.gradients(ds.system, q, p), cpu.gradients(ds.system, q, p)):
+        assert np.allclose(a, b, rtol=1e-7, atol=1e-9)
+    from core.learning.baselines import TrainedHGN
+
+    path = gpu.save(tmp_path / "gpu.npz")
+    on_cpu = TrainedHGN.load(path)
+    on_gpu = TrainedHGN.load(path, device="cuda")
+    assert on_cpu.network.device.type == "cpu" and on_gpu.network.device.type == "cuda"
+    assert np.array_equal(on_gpu.energy(ds.system, q, p), gpu.energy(ds.system, q, p))  # same device: bit for bit
+    assert np.allclose(on_cpu.energy(ds.system, q, p), gpu.energy(ds.system, q, p), rtol=1e-12, atol=1e-12)
+    float32 = fit(lattice_data, BaselineConfig(device="cuda", **dict(cfg, dtype="float32")))
+    assert float32.info["loss_history"] == pytest.approx(cpu.info["loss_history"], rel=1e-3)
