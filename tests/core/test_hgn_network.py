@@ -295,3 +295,17 @@ def test_cpu_and_cuda_agree(encoding, case):
     for a, b in ((phi, phic), (Jq, Jqc), (Jp, Jpc), (H, Hc), (gq, gqc), (gp, gpc)):
         assert b.device.type == "cuda"
         assert torch.allclose(a, b.cpu(), rtol=1e-12, atol=1e-12 * max(1.0, float(a.abs().max())))
+
+
+@pytest.mark.parametrize("case", ["fixed-2d", "fixed-3d", "fixed-2d-masses-weights"])
+def test_node_major_jacobians_are_the_jacobians_transposed(case):
+    system = CASES[case]()
+    net = random_hgn(system, "invariant", seed=10)
+    q, p = _states(system, 4)
+    g = Graph.build(system, q)
+    _, Jq, Jp = net.jacobians(g, q, p)
+    Jq2, Jp2 = net.jacobians_node_major(g, q.transpose(0, 1).contiguous(), p.transpose(0, 1).contiguous())
+    scale = float(Jq.abs().max())
+    assert scale > 0
+    assert torch.allclose(Jq2.transpose(0, 1), Jq, rtol=0, atol=1e-14 * scale)
+    assert torch.allclose(Jp2.transpose(0, 1), Jp, rtol=0, atol=1e-14 * float(Jp.abs().max()))

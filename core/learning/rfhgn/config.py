@@ -100,7 +100,10 @@ class RFConfig(SettingsMixin):
         "cpu", """Where the fit runs: cpu, or cuda (an NVIDIA GPU; an error when this machine has none). The
         fit is float64 on either; the fitted model loads and runs on either""", DEVICES)
     threads: int = setting(
-        1, """torch intra-op threads during the fit (0 = leave torch's setting). THREADS_HELP""")
+        1, """torch intra-op threads during the fit (0 = leave torch's setting). One is fastest for these
+        small products on a shared machine: 3x3x3 lattice, 500 snapshots, 2 cores under load (benchmarks/
+        fit_speed.py, two runs each): 74 and 121 ms best with 1 thread, 248 and 356 ms with 2 (medians
+        87/136 against 2089/396 ms)""")
     seed: int = setting(0, "Random seed of the sampled layers (every random choice of the fit)")
     swim_scale: float = setting(
         0.2, """SWIM constant s: a neuron's pre-activation is -s at one point of its pair and +s at the other.

@@ -93,6 +93,12 @@ class Group:
     def __post_init__(self):
         self._graphs: dict = {}
 
+    def node_major(self):
+        """(q, p, dq/dt, dp/dt) as (N, S, d) tensors (made once)."""
+        if getattr(self, "_nm", None) is None:
+            self._nm = tuple(x.transpose(0, 1).contiguous() for x in (self.q, self.p, self.dqdt, self.dpdt))
+        return self._nm
+
     def graph(self, a: int, b: int) -> Graph:
         """The graph of snapshots a..b (fixed graphs: one per batch size, reused)."""
         if self.system.edges is None:
@@ -181,10 +187,17 @@ def assemble(network: HGN, groups: list[Group], config: RFConfig, progress=None,
              stage_from: float = 0.0, stage_to: float = 1.0) -> NormalEquations:
     ne = NormalEquations(network)
     plan = [(g, a, b) for g in groups for a, b in _batches(g, network, config)]
+    fast = network.encoding == "invariant"
     for n, (g, a, b) in enumerate(plan):
         check_cancel(cancel)
-        _, Jq, Jp = network.jacobians(g.graph(a, b), g.q[a:b], g.p[a:b])
-        ne.add(Jq, Jp, g.dqdt[a:b], g.dpdt[a:b])
+        if fast and g.system.edges is not None:
+            # rows node-major (the order of rows does not change Z^T Z, Z^T u)
+            nm = g.node_major()
+            Jq, Jp = network.jacobians_node_major(g.graph(a, b), nm[0][:, a:b], nm[1][:, a:b])
+            ne.add(Jq, Jp, nm[2][:, a:b], nm[3][:, a:b])
+        else:
+            _, Jq, Jp = network.jacobians(g.graph(a, b), g.q[a:b], g.p[a:b])
+            ne.add(Jq, Jp, g.dqdt[a:b], g.dpdt[a:b])
         report(progress, "assemble", stage_from + (stage_to - stage_from) * (n + 1) / len(plan))
     return ne
 

@@ -1,0 +1,214 @@
+"""Fit speed of RF-HGN on the paper's task, against the floor set by its own
+normal-equation products (issue 10).
+
+The task (benchmarks/bench_rfhgn.py section 1): a 3x3x3 simple cubic lattice
+with harmonic springs, 500 training and 200 test snapshots (displacements and
+momenta of sd 0.1, seeds 0 and 1), RF-HGN with the SWIM invariant defaults.
+
+:func:`measure` fits ``repeat`` times (after one untimed warm-up fit) and
+times, in the same run and with the same threads, the products that any
+least-squares fit of these features must do: Z^T Z and Z^T u for the same Z
+shapes (the kinetic block Z_p of n_T columns and the potential block Z_q of
+n_V columns, rows = snapshots x particles x dimensions, in the fit's batches
+of 256 snapshots), float64, in torch (``products_s``; numpy's time for the
+same products is reported beside it, ``products_numpy_s``). The target is
+fit <= 3 x products with the test derivative MSE unchanged (~3e-11).
+
+It uses only what the code before the torch core had too (``fit(dataset,
+RFConfig(...))``, ``core.learning.metrics.derivative_mse``, the builders and
+``random_snapshots``; ``threads`` is passed as ``blas_threads`` where
+RFConfig has no ``threads``), so benchmarks/bench_torch_core.py can run the
+same function at the old commit for the before/after figures.
+
+:func:`measure_gpu` compares the fit on the CPU and on CUDA for many
+snapshots (target: CUDA >= 10x faster at 100,000); it returns None without a
+GPU.
+
+    .venv/bin/python benchmarks/fit_speed.py [--repeat 5] [--threads 1] [--device cpu] [--gpu]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.learning.metrics import derivative_mse  # noqa: E402
+from core.learning.rfhgn import RFConfig, fit  # noqa: E402
+from core.physics import builders  # noqa: E402
+from core.physics.datagen import random_snapshots  # noqa: E402
+from core.physics.trajectory import Dataset  # noqa: E402
+
+N_TRAIN, N_TEST, SD = 500, 200, 0.1
+BATCH = 256
+TARGET_RATIO = 3.0
+TARGET_GPU_SPEEDUP = 10.0
+
+
+def dataset(n_train: int = N_TRAIN, n_test: int = N_TEST) -> Dataset:
+    """The 3x3x3 harmonic lattice task: train seed 0, test seed 1, joined."""
+    system = builders.cubic_lattice(3, 3, 3)
+    a = random_snapshots(system, n_train, SD, SD, seed=0)
+    b = random_snapshots(system, n_test, SD, SD, seed=1)
+
+    def cat(x, y):
+        return np.concatenate([x, y])
+
+    return Dataset(system, cat(a.q, b.q), cat(a.p, b.p), cat(a.dqdt, b.dqdt), cat(a.dpdt, b.dpdt),
+                   cat(a.energy, b.energy), np.arange(n_train), np.arange(n_train, n_train + n_test))
+
+
+def config(device: str = "cpu", threads: int = 1, **changes) -> RFConfig:
+    """The default RFConfig on ``device`` with ``threads`` (blas_threads in
+    the code before the torch core)."""
+    names = {f.name for f in dataclasses.fields(RFConfig)}
+    kw = dict(changes)
+    if "threads" in names:
+        kw["threads"] = threads
+    elif "blas_threads" in names:
+        kw["blas_threads"] = threads
+    if "device" in names:
+        kw["device"] = device
+    elif device != "cpu":
+        raise ValueError("this version of RFConfig has no device setting")
+    return RFConfig(**kw)
+
+
+def _products(rows_per_batch: list[int], n_T: int, n_V: int, threads: int, repeat: int, device: str = "cpu"):
+    """Best wall time of Z^T Z and Z^T u for both blocks over the batches,
+    in torch and in numpy (seconds)."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    Zs = [(rng.standard_normal((r, n_T)), rng.standard_normal((r, n_V)), rng.standard_normal(r),
+           rng.standard_normal(r)) for r in rows_per_batch]
+    old = torch.get_num_threads()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        dev = torch.device(device)
+        tz = [tuple(torch.as_tensor(x, device=dev) for x in z) for z in Zs]
+        best_t = np.inf
+        for _ in range(repeat + 1):
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            Gp = torch.zeros((n_T, n_T), dtype=torch.float64, device=dev)
+            Gq = torch.zeros((n_V, n_V), dtype=torch.float64, device=dev)
+            bp = torch.zeros(n_T, dtype=torch.float64, device=dev)
+            bq = torch.zeros(n_V, dtype=torch.float64, device=dev)
+            for Zp, Zq, up, uq in tz:
+                Gp.addmm_(Zp.T, Zp)
+                bp.addmv_(Zp.T, up)
+                Gq.addmm_(Zq.T, Zq)
+                bq.addmv_(Zq.T, uq)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            best_t = min(best_t, time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(old)
+    best_n = np.inf
+    for _ in range(repeat + 1):
+        t0 = time.perf_counter()
+        Gp, Gq, bp, bq = np.zeros((n_T, n_T)), np.zeros((n_V, n_V)), np.zeros(n_T), np.zeros(n_V)
+        for Zp, Zq, up, uq in Zs:
+            Gp += Zp.T @ Zp
+            bp += Zp.T @ up
+            Gq += Zq.T @ Zq
+            bq += Zq.T @ uq
+        best_n = min(best_n, time.perf_counter() - t0)
+    return best_t, best_n
+
+
+def measure(repeat: int = 5, device: str = "cpu", threads: int = 1) -> dict:
+    """Fit time (best and median of ``repeat`` after a warm-up), the products
+    alone, their ratio, the test MSE, L and the rows (see the module notes)."""
+    ds = dataset()
+    cfg = config(device, threads)
+    model = fit(ds, cfg)  # warm-up: imports, first allocations
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        model = fit(ds, cfg)
+        times.append(time.perf_counter() - t0)
+    mse = derivative_mse(model, ds)
+    net = model.network
+    n_T = len(range(*net.p_cols.indices(net.L)))
+    n_V = len(range(*net.q_cols.indices(net.L)))
+    N, d = ds.system.n, ds.system.dim
+    rows_per_batch = [min(BATCH, N_TRAIN - a) * N * d for a in range(0, N_TRAIN, BATCH)]
+    prod_t, prod_n = _products(rows_per_batch, n_T, n_V, threads, repeat, device)
+    best = min(times)
+    return {
+        "task": "3x3x3 harmonic lattice, 500 train / 200 test snapshots, SWIM invariant defaults",
+        "device": device, "threads": threads, "repeat": repeat,
+        "fit_best_s": best, "fit_median_s": statistics.median(times), "fit_times_s": times,
+        "products_s": prod_t, "products_numpy_s": prod_n, "ratio": best / prod_t,
+        "target_ratio": TARGET_RATIO, "test_mse": mse, "L": int(net.L), "n_T": n_T, "n_V": n_V,
+        "rows": int(2 * N_TRAIN * N * d),
+        "product_mflop": 2.0 * N_TRAIN * N * d * (n_T * n_T + n_V * n_V + n_T + n_V) / 1e6,
+    }
+
+
+def measure_gpu(n_snapshots: int = 100_000, threads: int = 1, repeat: int = 2) -> dict | None:
+    """The fit on ``n_snapshots`` of the 3x3x3 lattice on the CPU and on CUDA
+    (best of ``repeat`` each after a warm-up); None without a GPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    ds = dataset(n_snapshots, N_TEST)
+    out = {"n_snapshots": n_snapshots, "threads": threads, "gpu": torch.cuda.get_device_name(0)}
+    for dev in ("cuda", "cpu"):
+        cfg = config(dev, threads, batch_size=4096 if dev == "cuda" else BATCH,
+                     batch_memory_mb=4096.0 if dev == "cuda" else 256.0)
+        if dev == "cuda":
+            fit(ds.subset(np.arange(min(n_snapshots, 1000))), cfg)  # warm-up: CUDA context, kernels
+        times = []
+        for _ in range(repeat if dev == "cuda" else 1):
+            t0 = time.perf_counter()
+            model = fit(ds, cfg)
+            times.append(time.perf_counter() - t0)
+        out[f"{dev}_fit_s"] = min(times)
+        out[f"{dev}_test_mse"] = derivative_mse(model, ds)
+    out["speedup"] = out["cpu_fit_s"] / out["cuda_fit_s"]
+    out["target_speedup"] = TARGET_GPU_SPEEDUP
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--gpu", action="store_true", help="also the CPU-vs-CUDA fit on 100,000 snapshots")
+    ap.add_argument("--snapshots", type=int, default=100_000, help="snapshots of the GPU comparison")
+    args = ap.parse_args(argv)
+    r = measure(args.repeat, args.device, args.threads)
+    print(f"fit {r['fit_best_s'] * 1e3:.1f} ms best, {r['fit_median_s'] * 1e3:.1f} ms median ({args.device}, "
+          f"{args.threads} thread(s)); products alone {r['products_s'] * 1e3:.2f} ms torch, "
+          f"{r['products_numpy_s'] * 1e3:.2f} ms numpy ({r['product_mflop']:.0f} MFLOP); "
+          f"ratio {r['ratio']:.2f} (target <= {TARGET_RATIO}); test MSE {r['test_mse']:.3e}; L = {r['L']}, "
+          f"rows = {r['rows']}")
+    out = {"cpu": r}
+    if args.gpu:
+        g = measure_gpu(args.snapshots, args.threads)
+        if g is None:
+            print("GPU comparison skipped: torch reports no CUDA device")
+        else:
+            print(f"{g['n_snapshots']} snapshots: CPU {g['cpu_fit_s']:.2f} s, CUDA {g['cuda_fit_s']:.3f} s "
+                  f"({g['gpu']}): {g['speedup']:.1f}x (target >= {TARGET_GPU_SPEEDUP:.0f}x); test MSE "
+                  f"{g['cpu_test_mse']:.3e} / {g['cuda_test_mse']:.3e}")
+        out["gpu"] = g
+    print(json.dumps(out, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()
