@@ -51,7 +51,8 @@ DEFAULT_ROLLOUT_SAVE_EVERY = 10
 DEFAULT_EVAL_ROLLOUTS = 5
 
 #: RFConfig fields that have their own option (the rest go through --set)
-_RF_OPTIONS = ("encoding", "sampler", "node_width", "edge_width", "message_width", "regularisation")
+_RF_OPTIONS = ("encoding", "sampler", "node_width", "edge_width", "message_width", "regularisation", "device",
+               "threads")
 
 
 # ----------------------------------------------------------------------
@@ -102,6 +103,7 @@ def register(subparsers) -> None:
     """Add the ``train``, ``rollout`` and ``evaluate`` subcommands."""
     from core.cli.app import HelpFormatter
     from core.learning.rfhgn import RFConfig
+    from core.learning.hgn.device import DEVICES
     from core.learning.rfhgn.config import ENCODINGS, SAMPLERS
 
     cfg = RFConfig()
@@ -143,6 +145,11 @@ def register(subparsers) -> None:
                     help=f"message layer width (default: {cfg.message_width})")
     rg.add_argument("--regularisation", type=float, default=None,
                     help=f"ridge parameter lambda, relative to unit-norm columns (default: {cfg.regularisation:g})")
+    rg.add_argument("--device", choices=DEVICES, default=None,
+                    help=f"where the fit runs: cpu, or cuda (an NVIDIA GPU; an error when this machine has "
+                         f"none) (default: {cfg.device})")
+    rg.add_argument("--threads", type=int, default=None,
+                    help=f"torch intra-op threads of the fit, 0 = torch's setting (default: {cfg.threads})")
     rg.add_argument("--set", action="append", default=None, metavar="NAME=VALUE", dest="settings",
                     help="any other RFConfig setting, repeat for several (values are read as JSON, else as "
                          "text); settings: " + ", ".join(f"{k}={v!r}" for k, v in cfg.to_dict().items()))
@@ -300,7 +307,12 @@ def config_from_args(args):
         v = getattr(args, name)
         if v is not None:
             d[name] = v
-    return RFConfig.from_dict(d)
+    config = RFConfig.from_dict(d)
+    if config.device != "cpu":
+        from core.learning.hgn.device import resolve_device
+
+        resolve_device(config.device)  # the clear error before any work when CUDA is absent
+    return config
 
 
 def load_model(path):

@@ -406,3 +406,23 @@ def test_device_setting():
         s = builders.square_lattice(2, 2)
         with pytest.raises(HGNError, match="CUDA was asked for but this machine has none"):
             fit(random_snapshots(s, 5, seed=1), RFConfig(device="cuda", **SMALL))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("encoding", ["invariant", "frame"])
+def test_cuda_fit_agrees_with_the_cpu_fit_and_files_cross_devices(tmp_path, encoding):
+    s = builders.square_lattice(3, 3)
+    data = random_snapshots(s, 60, seed=1)
+    cpu = fit(data, RFConfig(encoding=encoding, **SMALL))
+    gpu = fit(data, RFConfig(encoding=encoding, device="cuda", **SMALL))
+    assert gpu.network.device.type == "cuda"
+    for k, v in cpu.network.to_arrays().items():  # the same sampled weights
+        assert np.allclose(gpu.network.to_arrays()[k], v, rtol=1e-12, atol=1e-12)
+    q, p = data.q[:5], data.p[:5]
+    for a, b in zip(cpu.time_derivatives(s, q, p), gpu.time_derivatives(s, q, p)):
+        assert np.max(np.abs(a - b)) < 1e-6 * np.max(np.abs(a))
+    back = FittedModel.load(gpu.save(tmp_path / "g.npz"))  # a CUDA fit loads on the CPU
+    assert back.network.device.type == "cpu"
+    assert np.allclose(back.energy(s, q, p), gpu.energy(s, q, p), rtol=1e-12, atol=1e-12)
+    on_gpu = FittedModel.load(cpu.save(tmp_path / "c.npz"), device="cuda")
+    assert np.allclose(on_gpu.energy(s, q, p), cpu.energy(s, q, p), rtol=1e-12, atol=1e-12)
