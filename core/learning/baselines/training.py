@@ -298,7 +298,11 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
     f64 = dict(dtype=torch.float64, device=device)
     q_tr = torch.as_tensor(q[tr_idx], **f64)
     g_tr = Graph.build(system, q_tr, device=device)
-    stats = input_statistics(g_tr, q_tr, torch.as_tensor(p[tr_idx], **f64), config.encoding)
+    p_tr = torch.as_tensor(p[tr_idx], **f64)
+    stats = input_statistics(g_tr, q_tr, p_tr, config.encoding)
+    with torch.no_grad():  # the training range (roll-outs check it and tables cover it, as for RF-HGN)
+        r_max = float(g_tr.delta(q_tr)[1].max()) if g_tr.P else 0.0
+        k_max = float((0.5 * (p_tr * p_tr).sum(-1) / g_tr.masses).max())
     g_val = Graph.build(system, q[val_idx], device=device) if len(val_idx) else None
     network = HGN(config.encoding, system.dim, config.widths(), linear_kinetic=config.linear_kinetic,
                   pool_edges=config.pool_edges, cutoff_shift=config.cutoff_shift, dtype=torch.float64,
@@ -482,5 +486,7 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
         n_validation=int(len(val_idx)),
         n_particles=int(system.n),
         energy_constant_known=known,
+        train_r_max=r_max,
+        train_k_max=k_max,
     )
     return model

@@ -147,6 +147,21 @@ def test_the_energy_constant_comes_from_a_known_energy(lattice_data):
     assert float(m.energy(ds.system, ds.q[t0], ds.p[t0])) == pytest.approx(ds.energy[t0], rel=1e-12, abs=1e-12)
 
 
+def test_the_training_range_is_recorded_for_roll_outs(lattice_data):
+    """Like an RF fit, the largest training pair distance and kinetic input
+    are in ``info`` (the roll-out's training-range check reads them)."""
+    from core.learning.rollout import training_distance_range
+
+    ds = lattice_data
+    m = fit(ds, BaselineConfig(optimizer="adam", max_epochs=1, validation_fraction=0.0, **SMALL))
+    q, p = ds.q[ds.train], ds.p[ds.train]
+    e = ds.system.edges
+    r = np.linalg.norm(q[:, e[:, 0]] - q[:, e[:, 1]], axis=-1)
+    assert m.info["train_r_max"] == pytest.approx(r.max(), rel=1e-14)
+    assert m.info["train_k_max"] == pytest.approx((0.5 * (p * p).sum(-1) / ds.system.masses).max(), rel=1e-14)
+    assert training_distance_range(m) == pytest.approx((0.0, r.max()))
+
+
 @pytest.mark.parametrize("init", ["swim", "elm"])
 def test_sampled_initialisation_and_frame_encoding_train(lattice_data, init):
     m = fit(lattice_data, BaselineConfig(optimizer="adam", max_epochs=5, init=init, encoding="frame", **SMALL))
