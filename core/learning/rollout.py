@@ -462,6 +462,7 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
     check_cancel(cancel)
     q, p = grads.tensor(q), grads.tensor(p)  # check_state's copies: the caller's arrays are never written
     recorder.save(0, 0, q, p)
+    grads.prepare(q, p)  # state-dependent tables and workspaces, outside the timed loop
     report(progress, "rollout", 0.0)
     last_report = start = time.perf_counter()
     if explicit:

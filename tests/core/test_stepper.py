@@ -257,3 +257,27 @@ def test_cuda_cutoff_system_agrees_with_the_cpu():
         x = rollout(m, s, q0, p0, 0.005, 100, 50)
         y = rollout(m, s, q0, p0, 0.005, 100, 50, device="cuda")
     assert _rel(y.q, x.q) < 1e-9
+
+
+# ---------------------------------------------------------------------------
+# command line: python -m core rollout --device / --precision
+# ---------------------------------------------------------------------------
+def test_cli_rollout_device_and_precision(lattice_model, tmp_path, capsys):
+    from core.cli.app import main
+
+    s, m = lattice_model
+    path = m.save(tmp_path / "m.npz")
+    out = tmp_path / "r.npz"
+    base = ["rollout", "--model", str(path), "--steps", "40", "--save-every", "20", "--quiet", "--out", str(out)]
+    assert main(base + ["--precision", "float32", "--json", str(tmp_path / "r.json")]) == 0
+    import json
+
+    assert json.loads((tmp_path / "r.json").read_text())  # measures written
+    from core.files.io import load_trajectories
+
+    pred = load_trajectories(out)[-1]
+    assert pred.meta["precision"] == "float32" and pred.meta["device"] == "cpu"
+    if not torch.cuda.is_available():
+        capsys.readouterr()
+        assert main(base + ["--device", "cuda"]) != 0
+        assert "CUDA was asked for" in capsys.readouterr().err
