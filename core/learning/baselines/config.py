@@ -26,6 +26,11 @@ without it raises :class:`~core.errors.HGNError` when training starts
 (:func:`core.learning.hgn.device.resolve_device`), so a config written on a
 GPU machine still opens elsewhere.
 
+Roll-outs (``fast_tables``, off by default): a trained model is evaluated by
+the exact network, like an RF-HGN with ``fast_tables`` off; on, the roll-out
+stepper (:mod:`core.learning.stepper`) uses its checked cubic tables, as
+for an RF-HGN.
+
 In every case the output layer theta starts from the torch default
 U(-1/sqrt(L), 1/sqrt(L)) (never from a least-squares solve) and the constant
 c is set after training from one known energy, as in the RF fit.
@@ -88,6 +93,11 @@ class BaselineConfig(SettingsMixin):
     linear_kinetic: bool = _rf_setting("linear_kinetic")
     pool_edges: bool = _rf_setting("pool_edges")
     cutoff_shift: bool = _rf_setting("cutoff_shift")
+    # -- roll-outs ---------------------------------------------------------------------------------
+    fast_tables: bool = setting(
+        False, """Roll out separable invariant models from 1-D tables of the per-pair and kinetic functions,
+        checked against the exact network when built (faster on large systems); off: the exact network,
+        as RF-HGN's tables may need many knots for the sharper functions gradient training produces""")
 
     def __post_init__(self):
         self.validate()
@@ -147,6 +157,7 @@ class BaselineConfig(SettingsMixin):
         flag("linear_kinetic")
         flag("pool_edges")
         flag("cutoff_shift")
+        flag("fast_tables")
         if self.encoding == "frame" and self.static_width:
             raise HGNError("baseline setting static_width applies to the invariant encoding only; set it to 0")
 

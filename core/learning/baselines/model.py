@@ -90,13 +90,15 @@ class TrainedHGN(NetworkHamiltonian):
                 f"separable={self.separable})")
 
     # -- conversion ----------------------------------------------------------
-    def to_rf_model(self, fast_tables: bool = False):
+    def to_rf_model(self, fast_tables: bool | None = None):
         """The same function as a ``core.learning.rfhgn.FittedModel``: the
         trained weights with the input normalisation folded in (raw weights,
-        identity buffers), theta and the constant. ``fast_tables`` off by
-        default: the pair tables are refined until they match the network to
-        1e-10, which for the sharper functions gradient training can produce
-        takes many knots."""
+        identity buffers), theta and the constant. ``fast_tables`` (None: the
+        config's, off by default): the pair tables are refined until they
+        match the network to 1e-10, which for the sharper functions gradient
+        training can produce takes many knots."""
+        if fast_tables is None:
+            fast_tables = self.config.fast_tables
         from ..hgn.network import HGN
         from ..rfhgn.model import FittedModel
 

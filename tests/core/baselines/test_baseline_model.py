@@ -80,6 +80,32 @@ def test_metrics_and_rollout_work_unchanged(trained):
     assert pred.label.startswith("HGN (Adam")
 
 
+def test_roll_outs_use_the_exact_network_unless_fast_tables_is_set(trained):
+    """Like an RF-HGN with fast_tables off, a baseline rolls out through the
+    exact network by default (so a roll-out cut into chunks, as the studio
+    runs it, equals one run bit for bit); with fast_tables its checked tables."""
+    import warnings
+
+    from core.learning.rollout import rollout
+
+    ds, m = trained
+    s = ds.system
+    q0, p0 = ds.q[ds.train[0]], ds.p[ds.train[0]]
+    assert m.config.fast_tables is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RolloutExtrapolationWarning)
+        whole = rollout(m, s, q0, p0, 0.01, 24, save_every=3)
+        first = rollout(m, s, q0, p0, 0.01, 9, save_every=3)
+        rest = rollout(m, s, first.q[-1], first.p[-1], 0.01, 15, save_every=3)
+        fast = TrainedHGN(m.config.replace(fast_tables=True), m.network, m.constant, m.n_ref, m.train_system,
+                          m.info)
+        tabled = rollout(fast, s, q0, p0, 0.01, 24, save_every=3)
+    assert not whole.meta["tables"] and tabled.meta["tables"]
+    assert np.array_equal(np.concatenate([first.q, rest.q[1:]]), whole.q)
+    assert np.allclose(tabled.q, whole.q, rtol=0, atol=1e-9)
+    assert m.to_rf_model().config.fast_tables is False and fast.to_rf_model().config.fast_tables is True
+
+
 def test_frame_model_rolls_out_with_the_implicit_integrator(trained_frame, tmp_path):
     ds, m = trained_frame
     assert not m.separable
