@@ -77,6 +77,8 @@ class SimulationDefaults:
     seed: int = 0
     rollout_steps: int = 2000        # steps of the comparison roll-out after a fit
     rollout_save_every: int = 5
+    rollout_device: str = "cpu"      # where learned roll-outs run: cpu | cuda (core.learning.rollout)
+    rollout_precision: str = "float64"  # float32: separable models only (measured error in core.learning.stepper)
 
 
 SIMULATION = SimulationDefaults()
