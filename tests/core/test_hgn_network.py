@@ -9,6 +9,7 @@ import torch
 
 from core.errors import HGNError
 from core.learning.hgn.device import DEVICES, resolve_device, torch_threads
+from core.learning.hgn.fixed import FixedJacobians
 from core.learning.hgn.graph import Graph
 from core.learning.hgn.network import HGN
 from core.physics import builders
@@ -29,6 +30,12 @@ CASES = {
     "cutoff-2d-free": lambda: builders.molecular(16, density=0.7, dim=2, cutoff=2.0, periodic=False, jitter=0.1),
     "cutoff-3d-free": lambda: builders.molecular(27, density=0.8, dim=3, cutoff=1.6, periodic=False, jitter=0.1),
     "cutoff-3d-periodic": lambda: builders.molecular(64, density=0.8, dim=3, cutoff=1.6, jitter=0.1),
+}
+FIXED_EXTRA = {
+    # a periodic ring of 3D springs with a star centre (uneven degrees: index_add by default)
+    "fixed-3d-periodic-star": lambda: builders.custom(
+        3, [[0.5 + i, 0.5 + (i % 2) * 0.4, 0.5] for i in range(6)] + [[3.0, 2.0, 0.5]],
+        [[i, (i + 1) % 6] for i in range(6)] + [[6, i] for i in range(6)], box=[6.0, 3.0, 3.0]),
 }
 PAIRS = [(enc, case) for enc in ("invariant", "frame") for case in sorted(CASES)
          if not (enc == "frame" and "periodic" in case)]
@@ -297,15 +304,28 @@ def test_cpu_and_cuda_agree(encoding, case):
         assert torch.allclose(a, b.cpu(), rtol=1e-12, atol=1e-12 * max(1.0, float(a.abs().max())))
 
 
-@pytest.mark.parametrize("case", ["fixed-2d", "fixed-3d", "fixed-2d-masses-weights"])
-def test_node_major_jacobians_are_the_jacobians_transposed(case):
-    system = CASES[case]()
+@pytest.mark.parametrize("scatter", ["csr", "index_add"])
+@pytest.mark.parametrize("chunk", [1, 3, None])
+@pytest.mark.parametrize("case", ["fixed-2d", "fixed-3d", "fixed-2d-masses-weights", "fixed-3d-periodic-star"])
+def test_fixed_graph_rows_are_the_jacobians(case, chunk, scatter):
+    # the fit's fast path (core.learning.hgn.fixed): potential rows chunk by chunk and the kinetic
+    # block's one row per particle give the same Jacobians / Gram matrices as HGN.jacobians
+    system = {**CASES, **FIXED_EXTRA}[case]()
     net = random_hgn(system, "invariant", seed=10)
-    q, p = _states(system, 4)
+    q, p = _states(system, 5)
     g = Graph.build(system, q)
     _, Jq, Jp = net.jacobians(g, q, p)
-    Jq2, Jp2 = net.jacobians_node_major(g, q.transpose(0, 1).contiguous(), p.transpose(0, 1).contiguous())
+    fj = FixedJacobians(net, g, chunk=chunk, scatter=scatter)
+    Jq2 = fj.jacobian_q(q)
     scale = float(Jq.abs().max())
     assert scale > 0
-    assert torch.allclose(Jq2.transpose(0, 1), Jq, rtol=0, atol=1e-14 * scale)
-    assert torch.allclose(Jp2.transpose(0, 1), Jp, rtol=0, atol=1e-14 * float(Jp.abs().max()))
+    assert torch.allclose(Jq2, Jq, rtol=0, atol=1e-14 * scale)
+    r, uh = fj.geometry(q)  # rows and the pair features of a chunk
+    Z, feats = fj.rows(r, uh, 1, 3, features=True)
+    assert torch.allclose(Z, Jq[1:3].reshape(-1, net.n_V), rtol=0, atol=1e-14 * scale)
+    delta, rr = g.delta(q)
+    ref = net.pair(rr, net._gsum(g), 0)[0].reshape(5, -1, net.n_V)[1:3].reshape(-1, net.n_V)
+    assert torch.allclose(feats, ref, rtol=0, atol=1e-14)
+    D = fj.kinetic(p)
+    Jp2 = D.reshape(5, system.n, 1, -1) * (p / g.masses[:, None])[..., None]
+    assert torch.allclose(Jp2, Jp, rtol=0, atol=1e-14 * float(Jp.abs().max()))

@@ -387,49 +387,6 @@ class HGN(torch.nn.Module):
         phi = torch.cat([f.sum(1), graph.pool(mm)], 1)
         return phi, Jq, Jp
 
-    @torch.no_grad()
-    def jacobians_node_major(self, graph, qT, pT):
-        """The fit's fast path (invariant encoding, fixed graph): (dPhi/dq
-        (N, S, d, n_V), dPhi/dp (N, S, d, n_T)) for qT, pT (N, S, d), i.e. the
-        Jacobians of :meth:`jacobians` with the node axis first. Z^T Z does
-        not depend on the order of the rows, and with nodes first the edge
-        computations are (E, S, ...) blocks and the scatter to nodes is an
-        ``index_add`` over the E edges of one snapshot (not over S * E)."""
-        if self.encoding != "invariant" or graph.edges is None:
-            raise HGNError("jacobians_node_major needs the invariant encoding and a fixed graph")
-        N, S, d = qT.shape
-        m = graph.masses[:, None]
-        k = 0.5 * (pT * pT).sum(-1) / m
-        _, df = self.kinetic(k)
-        Jp = df[:, :, None, :] * (pT / m[..., None])[..., None]
-        ei, ej = graph.edges[:, 0], graph.edges[:, 1]
-        E = int(ei.shape[0])
-        dl = qT[ei] - qT[ej]  # (E, S, d)
-        if graph.box is not None:
-            dl = dl - graph.box * torch.round(dl / graph.box)
-        r = torch.sqrt((dl * dl).sum(-1, keepdim=True))  # (E, S, 1)
-        We, be = self.layer("edge")
-        Wm, bm = self.layer("msg")
-        nS = self.widths["static"]
-        WMe = Wm[:, nS:]
-        e = torch.tanh(r * We[:, 0] + be)  # (E, S, nE)
-        de = (1.0 - e * e) * We[:, 0]
-        if nS:
-            zs = (self.static_sum(graph.masses[ei], graph.masses[ej]) @ Wm[:, :nS].T + bm)[:, None, :]
-        else:
-            zs = bm
-        mm = torch.tanh(torch.matmul(e, WMe.T) + zs)  # (E, S, nM)
-        dmm = (1.0 - mm * mm) * torch.matmul(de, WMe.T)
-        u = dl / r  # (E, S, d)
-        if graph.weight is not None:
-            u = u * graph.weight[:E, None, None]
-        dm = torch.cat([de, dmm], -1) if self.pool_edges else dmm
-        X = u[..., None] * dm[:, :, None, :]  # (E, S, d, n_V)
-        Jq = qT.new_zeros((N, S, d, self.n_V))
-        Jq.index_add_(0, ei, X)
-        Jq.index_add_(0, ej, X, alpha=-1.0)
-        return Jq, Jp
-
     def _frame_jacobians(self, graph, q, p):
         S, N, d = q.shape
         fr, xn, xe, db, r, h, e, m = self._frame_forward(graph, q, p)

@@ -62,7 +62,8 @@ import torch
 
 from core.errors import HGNError
 from core.jobs import available_cores, check_cancel, report
-from core.learning.hgn.device import resolve_device, torch_threads
+from core.learning.hgn.device import blas_threads, resolve_device, torch_threads
+from core.learning.hgn.fixed import FixedJacobians, gemv_add_, gram_add_
 from core.learning.hgn.graph import Graph
 from core.learning.hgn.network import HGN
 from ..learned import training_arrays
@@ -93,12 +94,6 @@ class Group:
     def __post_init__(self):
         self._graphs: dict = {}
 
-    def node_major(self):
-        """(q, p, dq/dt, dp/dt) as (N, S, d) tensors (made once)."""
-        if getattr(self, "_nm", None) is None:
-            self._nm = tuple(x.transpose(0, 1).contiguous() for x in (self.q, self.p, self.dqdt, self.dpdt))
-        return self._nm
-
     def graph(self, a: int, b: int) -> Graph:
         """The graph of snapshots a..b (fixed graphs: one per batch size, reused)."""
         if self.system.edges is None:
@@ -112,17 +107,23 @@ class Group:
 
 def _group(system, q, p, dqdt, dpdt, device) -> Group:
     t = (lambda x: torch.as_tensor(np.ascontiguousarray(x, dtype=np.float64), device=device))  # noqa: E731
-    g = Group(system, t(q), t(p), t(dqdt), t(dpdt))
-    if system.edges is not None and len(system.edges) and g.q.shape[0]:
-        # every training snapshot once: no two particles on top of each other
-        dl = g.q[:, system.edges[:, 0]] - g.q[:, system.edges[:, 1]]
-        if system.box is not None:
-            box = torch.as_tensor(system.box, dtype=torch.float64, device=device)
-            dl = dl - box * torch.round(dl / box)
-        if float((dl * dl).sum(-1).min()) <= 0:
-            raise HGNError("two particles of a snapshot sit on top of each other (pair distance 0); "
-                           "the pair features are undefined there")
-    return g
+    return Group(system, t(q), t(p), t(dqdt), t(dpdt))
+
+
+def _check_overlap(g: Group) -> None:
+    """Every training snapshot of a fixed graph once: no two particles on top
+    of each other (the fixed-graph fast path checks its own distances)."""
+    system = g.system
+    if getattr(g, "_checked", False) or system.edges is None or not len(system.edges) or not g.q.shape[0]:
+        return
+    dl = g.q[:, system.edges[:, 0]] - g.q[:, system.edges[:, 1]]
+    if system.box is not None:
+        box = torch.as_tensor(system.box, dtype=torch.float64, device=g.q.device)
+        dl = dl - box * torch.round(dl / box)
+    if float((dl * dl).sum(-1).min()) <= 0:
+        raise HGNError("two particles of a snapshot sit on top of each other (pair distance 0); "
+                       "the pair features are undefined there")
+    g._checked = True
 
 
 # ======================================================================
@@ -141,21 +142,24 @@ class NormalEquations:
             L = network.L
             self._blocks = {"all": [torch.zeros((L, L), **kw), torch.zeros(L, **kw), torch.zeros((), **kw), 0]}
 
+    def add_rows(self, name: str, Z, u, sign: float = 1.0) -> None:
+        """Rows Z (R, cols) with right-hand sides u (R,) into block ``name``
+        ("p", "q" or "all")."""
+        blk = self._blocks[name]
+        gram_add_(blk[0], Z)
+        gemv_add_(blk[1], Z, u, sign)
+        blk[2] += u @ u
+        blk[3] += u.numel()
+
     def add(self, Jq, Jp, dqdt, dpdt) -> None:
+        """The Jacobians of a batch (S, N, d, cols) and their right-hand sides."""
         Zp = Jp.reshape(-1, Jp.shape[-1])
         Zq = Jq.reshape(-1, Jq.shape[-1])
         up = dqdt.reshape(-1)
         uq = dpdt.reshape(-1)
         if self.network.separable:
-            bp, bq = self._blocks["p"], self._blocks["q"]
-            bp[0].addmm_(Zp.T, Zp)
-            bp[1].addmv_(Zp.T, up)
-            bp[2] += up @ up
-            bp[3] += up.numel()
-            bq[0].addmm_(Zq.T, Zq)
-            bq[1].addmv_(Zq.T, uq, alpha=-1.0)
-            bq[2] += uq @ uq
-            bq[3] += uq.numel()
+            self.add_rows("p", Zp, up)
+            self.add_rows("q", Zq, uq, -1.0)
         else:
             b = self._blocks["all"]
             b[0].addmm_(Zp.T, Zp)
@@ -165,41 +169,90 @@ class NormalEquations:
             b[2] += up @ up + uq @ uq
             b[3] += up.numel() + uq.numel()
 
+    def add_kinetic(self, D, p, dqdt, masses) -> None:
+        """The kinetic rows of a fixed-graph batch from D = dPhi_T/dk
+        (S*N, n_T) (:meth:`core.learning.hgn.fixed.FixedJacobians.kinetic`):
+        the d rows of particle i are D p_ik / m_i, so they add
+        |p_i|^2/m_i^2 D^T D and D^T (p_i . dq_i/dt) / m_i (D is scaled in place)."""
+        blk = self._blocks["p"]
+        gemv_add_(blk[1], D, ((p * dqdt).sum(-1) / masses).reshape(-1))
+        D.mul_((torch.linalg.vector_norm(p, dim=-1) / masses).reshape(-1, 1))
+        gram_add_(blk[0], D)
+        u = dqdt.reshape(-1)
+        blk[2] += u @ u
+        blk[3] += u.numel()
+
     @property
     def blocks(self) -> dict:
         """name -> [G, b, u.u, rows] with numpy G and b (on the CPU)."""
         return {k: [v[0].cpu().numpy(), v[1].cpu().numpy(), float(v[2]), v[3]] for k, v in self._blocks.items()}
 
 
+def _fast(group: Group, network: HGN) -> bool:
+    """The fixed-graph fast path (invariant encoding, system.edges)."""
+    return network.encoding == "invariant" and group.system.edges is not None
+
+
 def _batches(group: Group, network: HGN, config: RFConfig):
     """Snapshot index ranges of at most batch_size snapshots within the memory budget."""
     S, N, d = group.q.shape
-    # Jq + Jp + temporaries, in doubles, per snapshot
-    per_snap = 8.0 * N * d * (network.L * 4 + 8)
-    if group.system.edges is not None:
-        per_snap += 8.0 * len(group.system.edges) * (network.L * (2 if network.separable else 4 * d) + 16)
+    E = 0 if group.system.edges is None else len(group.system.edges)
+    if _fast(group, network):
+        # geometry, slot vectors and kinetic rows per snapshot (the chunk buffers are fixed)
+        per_snap = 8.0 * (E * (2 * d + 2) + N * d * 8 + N * (network.n_T + 4))
+    else:
+        # Jq + Jp + temporaries, in doubles, per snapshot
+        per_snap = 8.0 * N * d * (network.L * 4 + 8)
+        per_snap += 8.0 * E * (network.L * (2 if network.separable else 4 * d) + 16)
     cap = max(1, int(config.batch_memory_mb * 2 ** 20 / per_snap))
     step = max(1, min(config.batch_size, cap))
     return [(a, min(a + step, S)) for a in range(0, S, step)]
 
 
 def assemble(network: HGN, groups: list[Group], config: RFConfig, progress=None, cancel=None,
-             stage_from: float = 0.0, stage_to: float = 1.0) -> NormalEquations:
+             stage_from: float = 0.0, stage_to: float = 1.0, record: dict | None = None) -> NormalEquations:
+    """The normal equations of the groups' rows. ``record`` (optional dict):
+    receives ``r_max`` (fixed graphs: the largest pair distance of the
+    training snapshots)."""
     ne = NormalEquations(network)
     plan = [(g, a, b) for g in groups for a, b in _batches(g, network, config)]
-    fast = network.encoding == "invariant"
+    fixed = {}
     for n, (g, a, b) in enumerate(plan):
         check_cancel(cancel)
-        if fast and g.system.edges is not None:
-            # rows node-major (the order of rows does not change Z^T Z, Z^T u)
-            nm = g.node_major()
-            Jq, Jp = network.jacobians_node_major(g.graph(a, b), nm[0][:, a:b], nm[1][:, a:b])
-            ne.add(Jq, Jp, nm[2][:, a:b], nm[3][:, a:b])
+        if _fast(g, network):
+            fj = fixed.get(id(g))
+            if fj is None:
+                fj = fixed[id(g)] = FixedJacobians(network, g.graph(0, 1))
+            _assemble_fixed(ne, fj, g, a, b, record)
         else:
+            _check_overlap(g)
             _, Jq, Jp = network.jacobians(g.graph(a, b), g.q[a:b], g.p[a:b])
             ne.add(Jq, Jp, g.dqdt[a:b], g.dpdt[a:b])
         report(progress, "assemble", stage_from + (stage_to - stage_from) * (n + 1) / len(plan))
     return ne
+
+
+def _assemble_fixed(ne: NormalEquations, fj: FixedJacobians, g: Group, a: int, b: int, record) -> None:
+    p, dqdt = g.p[a:b], g.dqdt[a:b]
+    ne.add_kinetic(fj.kinetic(p), p, dqdt, fj.masses)
+    if fj.E == 0:
+        u = g.dpdt[a:b].reshape(-1)
+        blk = ne._blocks["q"]
+        blk[2] += u @ u
+        blk[3] += u.numel()
+        return
+    r, uh = fj.geometry(g.q[a:b])
+    rmin, rmax = torch.aminmax(r)
+    if float(rmin) <= 0:
+        raise HGNError("two particles of a snapshot sit on top of each other (pair distance 0); "
+                       "the pair features are undefined there")
+    if record is not None:
+        record["r_max"] = max(record.get("r_max", 0.0), float(rmax))
+    S = b - a
+    step = fj.chunk or S
+    for c0 in range(0, S, step):
+        c1 = min(c0 + step, S)
+        ne.add_rows("q", fj.rows(r, uh, c0, c1), g.dpdt[a + c0:a + c1].reshape(-1), -1.0)
 
 
 # ======================================================================
@@ -274,7 +327,8 @@ def _fit_groups(groups: list[Group], known: tuple[System, np.ndarray, np.ndarray
     network = sample_network(config, sets, rng, None, progress, cancel)
     rounds = config.adaptive_rounds if config.sampler == "adaptive" else 0
     span = 1.0 / (rounds + 1)
-    ne = assemble(network, groups, config, progress, cancel, 0.0, span)
+    record: dict = {}
+    ne = assemble(network, groups, config, progress, cancel, 0.0, span, record)
     report(progress, "solve", 0.0)
     theta, sinfo = solve(ne, config)
     for r in range(rounds):
@@ -302,9 +356,11 @@ def _fit_groups(groups: list[Group], known: tuple[System, np.ndarray, np.ndarray
     e_ref = None
     if known is not None and known[0].edges is not None:
         e_ref = len(known[0].edges)
-    r_max = 0.0
-    for s in sets:
-        if s.graph.P:
+    # the training range: fixed graphs from the assembly's distances (every training snapshot), others
+    # from the sampled snapshots' pairs
+    r_max = record.get("r_max", 0.0)
+    for g, s in zip(groups, sets):
+        if not _fast(g, network) and s.graph.P:
             r_max = max(r_max, float(s.graph.delta(s.q)[1].max()))
     k_max = max(float((0.5 * (g.p * g.p).sum(-1) / torch.as_tensor(g.system.masses, device=device)).max())
                 for g in groups)
@@ -344,7 +400,7 @@ def fit(dataset: Dataset, config: RFConfig | None = None, progress=None, cancel=
     known = None
     if energy.shape == (S,):
         known = (system, q[0], p[0], float(energy[train[0]]))
-    with torch_threads(config.threads):
+    with torch_threads(config.threads), blas_threads(config.threads):
         group = _group(system, q, p, dqdt, dpdt, device)
         model = _fit_groups([group], known, config, progress, cancel, t0)
     model.info["source"] = "derivatives"
@@ -390,7 +446,7 @@ def fit_time_series(trajectories: list[Trajectory], config: RFConfig | None = No
         trajectories = [trajectories]
     if not trajectories:
         raise HGNError("fit_time_series needs at least one trajectory")
-    with torch_threads(config.threads):
+    with torch_threads(config.threads), blas_threads(config.threads):
         groups, hs = [], []
         for tr in trajectories:
             g, h = time_series_rows(tr, device)

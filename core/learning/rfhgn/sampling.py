@@ -55,6 +55,7 @@ import torch
 
 from core.errors import HGNError
 from core.jobs import check_cancel, report
+from core.learning.hgn.fixed import tanh_
 from core.learning.hgn.graph import Graph
 from core.learning.hgn.network import HGN
 from core.physics.system import System
@@ -76,6 +77,25 @@ class SampleSet:
     graph: Graph  # edges of those snapshots
     edges: torch.Tensor  # indices into the graph's edges that are used as points
 
+    def __post_init__(self):
+        self._r = None
+
+    def edge_r(self) -> torch.Tensor:
+        """|q_i - q_j| (minimum image) of the chosen edges only (computed once)."""
+        if self._r is None:
+            g = self.graph
+            if g.edges is not None and g.E_fixed:
+                snap = torch.div(self.edges, g.E_fixed, rounding_mode="floor")
+                loc = self.edges - snap * g.E_fixed
+                dl = self.q[snap, g.edges[loc, 0]] - self.q[snap, g.edges[loc, 1]]
+            else:
+                qf = self.q.reshape(-1, g.d)
+                dl = qf[g.gi[self.edges]] - qf[g.gj[self.edges]]
+            if g.box is not None:
+                dl = dl - g.box * torch.round(dl / g.box)
+            self._r = torch.linalg.vector_norm(dl, dim=-1)
+        return self._r
+
 
 def choose_points(groups: list, config: RFConfig, rng: np.random.Generator, device=None) -> list[SampleSet]:
     """Pick the snapshots and edges that the layers are sampled from.
@@ -93,27 +113,48 @@ def choose_points(groups: list, config: RFConfig, rng: np.random.Generator, devi
         if n_snap < S:
             it = torch.as_tensor(idx, device=q.device)
             q, p = q[it], p[it]
-        g = Graph.build(system, q, device=q.device)
+        if system.edges is not None:  # fixed graph: its edges need no positions (the fit checks distances)
+            g = Graph.fixed(np.asarray(system.edges, dtype=np.int64).reshape(-1, 2), n_snap, N, system.dim,
+                            torch.as_tensor(system.masses, dtype=torch.float64, device=q.device),
+                            None if system.box is None else torch.as_tensor(system.box, dtype=torch.float64,
+                                                                            device=q.device),
+                            system.edge_scale, system.cutoff)
+        else:
+            g = Graph.build(system, q, device=q.device)
         edges = np.arange(g.P)
         if g.P > budget:
-            edges = np.sort(rng.choice(g.P, size=budget, replace=False))
+            pick = np.zeros(g.P, dtype=bool)  # the chosen edges in increasing order (as np.sort, in O(P))
+            pick[rng.choice(g.P, size=budget, replace=False)] = True
+            edges = np.flatnonzero(pick)
         out.append(SampleSet(system, q, p, g, torch.as_tensor(edges, device=q.device)))
     return out
 
 
 # ----------------------------------------------------------------------
 def swim_layer(X: np.ndarray, width: int, rng: np.random.Generator, s: float,
-               weights: np.ndarray | None = None):
+               weights: np.ndarray | None = None, scale: tuple | None = None):
     """SWIM with uniform pairs (``weights`` None) or pairs drawn with
     probability proportional to ``weights`` over ``ADAPTIVE_CANDIDATES*width``
     uniform candidates (``weights`` is then a function of the pair indices).
+    ``scale`` = (mu, sd): sample in the points (X - mu) / sd (only the drawn
+    rows are transformed; the spread from the transformed column extremes,
+    which are the extremes transformed, rounding being monotone).
     Returns (W (width, in), b (width,)) numpy, or None when the points do not
     vary (the caller falls back to ELM)."""
     X = np.asarray(X, dtype=np.float64)
     n = X.shape[0]
     if width == 0:
         return np.zeros((0, X.shape[1])), np.zeros(0)
-    spread = float(np.max(X.max(axis=0) - X.min(axis=0))) if n else 0.0
+    if scale is None:
+        def rows(i):
+            return X[i]
+        spread = float(np.max(X.max(axis=0) - X.min(axis=0))) if n else 0.0
+    else:
+        mu, sd = scale
+
+        def rows(i):
+            return (X[i] - mu) / sd
+        spread = float(np.max((X.max(axis=0) - mu) / sd - (X.min(axis=0) - mu) / sd)) if n else 0.0
     if n < 2 or spread == 0.0:
         return None  # caller falls back to ELM
     tiny = (1e-12 * spread) ** 2
@@ -122,7 +163,8 @@ def swim_layer(X: np.ndarray, width: int, rng: np.random.Generator, s: float,
         i1 = rng.integers(0, n, size=k)
         i2 = rng.integers(0, n, size=k)
         for _ in range(100):
-            dist2 = np.einsum("ij,ij->i", X[i2] - X[i1], X[i2] - X[i1])
+            dx = rows(i2) - rows(i1)
+            dist2 = np.einsum("ij,ij->i", dx, dx)
             bad = dist2 <= tiny
             if not bad.any():
                 break
@@ -137,14 +179,15 @@ def swim_layer(X: np.ndarray, width: int, rng: np.random.Generator, s: float,
         i1, i2 = draw(width)
     else:
         c1, c2 = draw(ADAPTIVE_CANDIDATES * width)
-        score = np.abs(weights[c2] - weights[c1]) / np.sqrt(np.einsum("ij,ij->i", X[c2] - X[c1], X[c2] - X[c1]))
+        dx = rows(c2) - rows(c1)
+        score = np.abs(weights[c2] - weights[c1]) / np.sqrt(np.einsum("ij,ij->i", dx, dx))
         total = score.sum()
         prob = np.full(len(score), 1.0 / len(score))
         if np.isfinite(total) and total > 0:
             prob = (1.0 - ADAPTIVE_FLOOR) * score / total + ADAPTIVE_FLOOR / len(score)
         pick = rng.choice(len(score), size=width, replace=False, p=prob)
         i1, i2 = c1[pick], c2[pick]
-    x1, x2 = X[i1], X[i2]
+    x1, x2 = rows(i1), rows(i2)
     diff = x2 - x1
     W = 2.0 * s * diff / np.einsum("ij,ij->i", diff, diff)[:, None]
     b = -np.einsum("ij,ij->i", W, x1) - s
@@ -175,7 +218,7 @@ def _layer(X, width, config: RFConfig, rng, weights=None):
         mu = X.mean(axis=0)
         sd = X.std(axis=0)
         sd = np.where(sd > 0, sd, 1.0)
-        layer = swim_layer((X - mu) / sd, width, rng, config.swim_scale, weights)
+        layer = swim_layer(X, width, rng, config.swim_scale, weights, (mu, sd))
         if layer is not None:
             W = layer[0] / sd
             layer = (W, layer[1] - W @ mu)
@@ -230,12 +273,12 @@ def sample_network(config: RFConfig, sets: list[SampleSet], rng: np.random.Gener
         if config.static_width:
             masses = np.concatenate([s.system.masses for s in sets])[:, None]
             net.set_layer("static", *_layer(masses, config.static_width, config, rng, None))
-        r = torch.cat([s.graph.delta(s.q)[1][s.edges] for s in sets])[:, None]
+        r = torch.cat([s.edge_r() for s in sets])[:, None]
         net.set_layer("edge", *_layer(r, config.edge_width, config, rng, tgt("edge")))
         report(progress, "sample", 0.5)
         check_cancel(cancel)
         We, be = net.layer("edge")
-        e = torch.tanh(r @ We.T + be)
+        e = tanh_(torch.addcmul(be, r, We[:, 0]))
         if config.static_width:
             gs = torch.cat([net.static_sum(s.graph.masses[s.graph.i[s.edges]], s.graph.masses[s.graph.j[s.edges]])
                             for s in sets])
@@ -289,7 +332,7 @@ def local_energies(network: HGN, theta, sets: list[SampleSet]) -> list[dict]:
             tk = f @ theta[network.p_cols]
             gsum = network._gsum(g)
             gs = gsum[s.edges] if gsum.shape[0] > 1 else gsum
-            m = network.pair(g.delta(s.q)[1][s.edges], gs, 0)[0]
+            m = network.pair(s.edge_r(), gs, 0)[0]
             te = m @ theta[network.q_cols]
             out.append({"kin": tk.cpu().numpy(), "edge": te.cpu().numpy(), "msg": te.cpu().numpy()})
         else:

@@ -1,0 +1,312 @@
+"""The fit's hot path: exact Jacobian rows of the invariant network on a
+fixed graph, in snapshot chunks that stay in the CPU's cache
+(docs/method.md section 4).
+
+The least-squares fit needs Z^T Z and Z^T u for the rows dPhi/dq_ik and
+dPhi/dp_ik of every snapshot, particle i and axis k. For the invariant
+encoding (separable) on a fixed graph (``system.edges``) both blocks have a
+structure that :meth:`core.learning.hgn.network.HGN.jacobians` does not use:
+
+* kinetic block: dPhi_T/dp_ik = h'(k_i) p_ik / m_i, so the d rows of a
+  particle are one vector h'(k_i) times p_ik / m_i and
+  sum_k J^T J = |p_i|^2 / m_i^2 h'^T h', sum_k J u_k = (p_i . u_i) / m_i h':
+  one row per particle (d times fewer rows, no (S, N, d, n_T) array)
+  (:meth:`FixedJacobians.kinetic`);
+* potential block: dPhi_V/dq_ik = sum over the edges (i, j) of
+  +-u_ij,k f'(r_ij), with u the unit vector along the edge and f' the
+  r-derivatives of the pair features [e, m]. The edge computations (one
+  ``addmm`` with the bias and an in-place tanh per layer, (1 - t^2) in
+  place) and the edge-to-node sum run on ``chunk`` snapshots at a time in
+  preallocated buffers, so the Jacobian rows of a chunk are still in cache
+  when Z^T Z and Z^T u take them (:meth:`FixedJacobians.rows`). The edge-to-
+  node sum is a batched product over each particle's edge slots
+  (u_h (d x T) times f'_h (T x n_V), T = the largest degree; a padded slot
+  has sign 0) when the degrees are even enough, else two ``index_add``
+  scatters.
+
+Rows are snapshot-major (s, i, k), the order of ``dpdt.reshape(-1)``.
+tests/core/test_hgn_network.py checks the rows and the kinetic Gram against
+:meth:`HGN.jacobians` (itself checked against autograd and finite
+differences).
+
+:func:`tanh_` is tanh in place; on the CPU it runs NumPy's vectorised tanh
+on the tensor's memory, measured 3.2x faster than ``torch.tanh`` for float64
+here (torch 2.13 CPU: 5.8 ns against 1.8 ns an element), to round-off the
+same values.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from core.errors import HGNError
+
+#: target size of one chunk's working set on the CPU (bytes): the edge
+#: features, their derivatives and the Jacobian rows of a chunk stay in cache
+#: (measured on the 3x3x3 task, 2-core AMD EPYC, 1 MiB L2 a core: see
+#: benchmarks/fit_speed.py)
+CHUNK_BYTES = 4 << 20
+#: the per-particle slot product is used while the padded slots (N x T) are at
+#: most this many times the half-edges (2E); otherwise index_add scatters
+SLOT_PADDING = 2.0
+
+
+def tanh_(x: torch.Tensor) -> torch.Tensor:
+    """tanh(x) in place (x must not need autograd); returns x."""
+    if x.device.type == "cpu" and x.dtype in (torch.float64, torch.float32) and x.is_contiguous() \
+            and not x.requires_grad:
+        a = x.numpy()
+        np.tanh(a, out=a)
+        return x
+    return x.tanh_()
+
+
+def _host(*xs) -> bool:
+    return all(x.device.type == "cpu" and x.dtype == torch.float64 and not x.requires_grad for x in xs)
+
+
+def mm_(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """out = a @ b (out contiguous). On the CPU through NumPy's OpenBLAS:
+    measured 2.5-4x faster than torch's MKL for these tall, narrow products
+    ((2376 x 32) @ (32 x 16): 0.9 against 2.1-2.4 ms for 12 of them, one
+    thread)."""
+    if _host(a, b, out) and out.is_contiguous():
+        np.matmul(a.numpy(), b.numpy(), out=out.numpy())
+        return out
+    return torch.mm(a, b, out=out)
+
+
+def gram_add_(G: torch.Tensor, Z: torch.Tensor) -> None:
+    """G += Z^T Z. On the CPU NumPy's ``Z.T @ Z`` (OpenBLAS syrk: half the
+    flops of a general product; measured 4.1 against 5.7 ms for the 40,500 x 48
+    rows of the 3x3x3 task, one thread)."""
+    if _host(G, Z) and G.is_contiguous():
+        Zn = Z.numpy()
+        Gn = G.numpy()
+        Gn += Zn.T @ Zn
+    else:
+        G.addmm_(Z.T, Z)
+
+
+def gemv_add_(b: torch.Tensor, Z: torch.Tensor, u: torch.Tensor, alpha: float = 1.0) -> None:
+    """b += alpha Z^T u (NumPy on the CPU, as :func:`gram_add_`)."""
+    if _host(b, Z, u) and b.is_contiguous():
+        bn = b.numpy()
+        v = Z.numpy().T @ u.numpy()
+        if alpha == 1.0:
+            bn += v
+        else:
+            bn -= v if alpha == -1.0 else -alpha * v
+    else:
+        b.addmv_(Z.T, u, alpha=alpha)
+
+
+def one_minus_square_(t: torch.Tensor, scale=None) -> torch.Tensor:
+    """t <- (1 - t^2) * scale, in place; returns t."""
+    t.mul_(t).sub_(1.0)
+    if scale is None:
+        return t.neg_()
+    return t.mul_(-scale)
+
+
+class FixedJacobians:
+    """Jacobian rows of an invariant :class:`HGN` on a fixed graph (see the
+    module notes). ``graph``: a fixed :class:`core.learning.hgn.graph.Graph`
+    (any S; its edges, masses, box and edge weights are used);
+    ``chunk``: snapshots per chunk (None: from :data:`CHUNK_BYTES` on the CPU,
+    the whole batch on other devices)."""
+
+    def __init__(self, network, graph, chunk: int | None = None, scatter: str = "auto"):
+        if network.encoding != "invariant" or graph.edges is None:
+            raise HGNError("FixedJacobians needs the invariant encoding and a fixed graph")
+        self.net = network
+        dev, dt = network.device, network.dtype
+        self.device, self.dtype = dev, dt
+        self.N, self.d = graph.N, graph.d
+        edges = graph.edges
+        self.E = E = int(edges.shape[0])
+        self.ei, self.ej = edges[:, 0], edges[:, 1]
+        self.masses = graph.masses
+        self.box = graph.box
+        self.weight = None if graph.weight is None else graph.weight[:E]
+        with torch.no_grad():
+            We, be = (x.detach() for x in network.layer("edge"))
+            Wm, bm = (x.detach() for x in network.layer("msg"))
+            Wk, bk = (x.detach() for x in network.layer("kin"))
+        nS = network.widths["static"]
+        self.nE, self.nM, self.nK = We.shape[0], Wm.shape[0], Wk.shape[0]
+        self.nV, self.nT = network.n_V, network.n_T
+        self.wE, self.be = We[:, 0].contiguous(), be.contiguous()
+        self.wE_row = self.wE.reshape(1, -1)
+        self.WMeT = Wm[:, nS:].T.contiguous()  # (nE, nM)
+        self.wK, self.bK = Wk[:, 0].contiguous(), bk.contiguous()
+        self.wK_row = self.wK.reshape(1, -1)
+        if nS:  # message bias per edge: b_M + (g_i + g_j) W_MS^T
+            m = graph.masses
+            with torch.no_grad():
+                self.zs = (network.static_sum(m[self.ei], m[self.ej]) @ Wm[:, :nS].T + bm).contiguous()  # (E, nM)
+        else:
+            self.zs = None
+        self.bm = bm.contiguous()
+        # the edge-to-node sum as a sparse matrix of each chunk: row (s, i, k), one entry per edge of i,
+        # column s * E + edge, value +-u_k (+ where i is the edge's first end); rows in order
+        e = edges.cpu().numpy()
+        ends = np.concatenate([e[:, 0], e[:, 1]])
+        order = np.argsort(ends, kind="stable")
+        ends = ends[order]
+        eid = np.concatenate([np.arange(E), np.arange(E)])[order]
+        sgn = np.concatenate([np.ones(E), -np.ones(E)])[order]
+        self.degree = np.bincount(ends, minlength=self.N)
+        # per snapshot: entries of rows (i, k) = the node's edges, repeated for each axis k
+        start = np.concatenate([[0], np.cumsum(self.degree)])
+        pos = np.arange(2 * E) - start[ends]  # half-edge h's place among its node's edges
+        at = (self.d * start[ends])[:, None] + np.arange(self.d)[None, :] * self.degree[ends][:, None] + pos[:, None]
+        ent_edge = np.zeros(2 * E * self.d, np.int64)
+        ent_axis = np.zeros(2 * E * self.d, np.int64)
+        ent_sign = np.zeros(2 * E * self.d)
+        ent_edge[at] = eid[:, None]
+        ent_axis[at] = np.arange(self.d)[None, :]
+        ent_sign[at] = sgn[:, None]
+        self._ent_edge = ent_edge
+        self._ent_value = torch.as_tensor(ent_edge * self.d + ent_axis, device=dev)
+        self._ent_sign = torch.as_tensor(ent_sign, dtype=dt, device=dev)
+        self._row_nnz = np.repeat(self.degree, self.d)
+        if scatter == "auto":
+            scatter = "csr"
+        if scatter not in ("csr", "index_add"):
+            raise HGNError(f"scatter {scatter!r} is not one of csr, index_add")
+        self.scatter = scatter
+        per_snap = 8 * E * (2 * self.nE + 2 * self.nM + self.nV)
+        per_snap += 8 * self.N * self.d * self.nV
+        if scatter == "index_add":
+            per_snap += 8 * E * self.d * self.nV
+        self.per_snapshot_bytes = per_snap
+        if chunk is None:
+            chunk = max(1, CHUNK_BYTES // per_snap) if dev.type == "cpu" else None
+        self.chunk = chunk
+        self._csr: dict = {}
+        self._buf: dict = {}
+
+    # ------------------------------------------------------------------
+    @torch.no_grad()
+    def kinetic(self, p):
+        """D = dPhi_T/dk (S*N, n_T) for p (S, N, d): the kinetic rows of
+        particle i are D[s, i] p_ik / m_i, so with a = |p_i| / m_i
+        Z_p^T Z_p = (a D)^T (a D) and Z_p^T u = D^T ((p_i . u_i) / m_i)."""
+        S, N, _ = p.shape
+        k = 0.5 * (p * p).sum(-1) / self.masses  # (S, N)
+        pre = torch.addmm(self.bK, k.reshape(-1, 1), self.wK_row)  # (S*N, nK)
+        one_minus_square_(tanh_(pre), self.wK)
+        if self.nT > self.nK:  # the linear kinetic feature: d k / d k = 1
+            D = torch.cat([pre, pre.new_ones((S * N, 1))], 1)
+        else:
+            D = pre
+        return D
+
+    @torch.no_grad()
+    def geometry(self, q):
+        """(r (S, E), v) of q (S, N, d): the pair distances and, for the
+        sparse edge-to-node sum, the values of its entries (S * 2E * d,)
+        (signed unit-vector components, edge weights folded in); for
+        index_add, the unit vectors u (S, E, d)."""
+        dl = q[:, self.ei] - q[:, self.ej]  # (S, E, d)
+        if self.box is not None:
+            dl = dl - self.box * torch.round(dl / self.box)
+        r = torch.linalg.vector_norm(dl, dim=-1)  # (S, E)
+        u = dl.div_(r[..., None])
+        if self.weight is not None:
+            u.mul_(self.weight[:, None])
+        if self.scatter == "index_add":
+            return r, u
+        v = u.reshape(q.shape[0], -1)[:, self._ent_value].mul_(self._ent_sign)
+        return r, v.reshape(-1)
+
+    def _sum_matrix(self, c):
+        """The CSR matrix structure of a chunk of c snapshots (rows c*N*d, columns c*E)."""
+        st = self._csr.get(c)
+        if st is None:
+            nnz = len(self._ent_edge)
+            crow = np.zeros(c * self.N * self.d + 1, np.int64)
+            crow[1:] = np.cumsum(np.tile(self._row_nnz, c))
+            col = (np.arange(c)[:, None] * self.E + self._ent_edge[None, :]).reshape(-1)
+            st = (torch.as_tensor(crow, device=self.device), torch.as_tensor(col, device=self.device), nnz)
+            self._csr[c] = st
+            if len(self._csr) > 2:
+                self._csr.pop(next(iter(self._csr)))
+        return st
+
+    def _buffers(self, c):
+        buf = self._buf.get(c)
+        if buf is None:
+            kw = dict(dtype=self.dtype, device=self.device)
+            ce = c * self.E
+            buf = {"e": torch.empty((ce, self.nE), **kw), "m": torch.empty((ce, self.nM), **kw),
+                   "dz": torch.empty((ce, self.nM), **kw), "dm": torch.empty((ce, self.nV), **kw),
+                   "J": torch.empty((c, self.N, self.d, self.nV) if self.scatter == "index_add"
+                                    else (c * self.N * self.d, self.nV), **kw)}
+            if not self.net.pool_edges:
+                buf["de"] = torch.empty((ce, self.nE), **kw)
+            if self.zs is not None:
+                buf["zs"] = self.zs.repeat(c, 1)
+            self._buf[c] = buf
+            if len(self._buf) > 2:  # the full chunk and the last, shorter one
+                self._buf.pop(next(iter(self._buf)))
+        return buf
+
+    @torch.no_grad()
+    def rows(self, r, uh, a: int, b: int, features: bool = False):
+        """The potential block's Jacobian rows of snapshots a..b of a
+        :meth:`geometry` result: ((b-a)*N*d, n_V), a view of a buffer that the
+        next call overwrites. ``features``: also return the pair features
+        [e, m] of those edges ((b-a)*E, n_V) before the derivatives overwrite
+        them (a fresh tensor)."""
+        c = b - a
+        E, N, d, nE, nV = self.E, self.N, self.d, self.nE, self.nV
+        ce = c * E
+        buf = self._buffers(c)
+        e, m, dz, dm, J = buf["e"], buf["m"], buf["dz"], buf["dm"], buf["J"]
+        torch.addcmul(self.be, r[a:b].reshape(ce, 1), self.wE_row, out=e)
+        tanh_(e)
+        mm_(e, self.WMeT, m)
+        m.add_(buf["zs"] if self.zs is not None else self.bm)
+        tanh_(m)
+        feats = None
+        if features:
+            feats = torch.cat([e, m], 1) if self.net.pool_edges else m.clone()
+        pool = self.net.pool_edges
+        de = dm[:, :nE] if pool else buf["de"]
+        torch.mul(e, e, out=de)  # f'_e = (1 - e^2) w_E
+        torch.addcmul(self.wE_row, de, self.wE_row, value=-1.0, out=de)
+        mm_(de, self.WMeT, dz)
+        dmm = dm[:, nE:] if pool else dm
+        m.mul_(m)  # f'_m = (1 - m^2) dz
+        torch.addcmul(dz, m, dz, value=-1.0, out=dmm)
+        if self.scatter == "csr":
+            crow, col, nnz = self._sum_matrix(c)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta.*")
+                A = torch.sparse_csr_tensor(crow, col, uh[a * nnz:b * nnz], size=(c * N * d, ce),
+                                            check_invariants=False)
+            Z = torch.addmm(J, A, dm, beta=0.0, out=J)  # no zero-fill and copy of the result
+        else:
+            X = uh[a:b, :, :, None] * dm.view(c, E, 1, nV)
+            J.zero_()
+            J.index_add_(1, self.ei, X)
+            J.index_add_(1, self.ej, X, alpha=-1.0)
+            Z = J.view(c * N * d, nV)
+        return (Z, feats) if features else Z
+
+    @torch.no_grad()
+    def jacobian_q(self, q):
+        """dPhi_V/dq (S, N, d, n_V) of q (S, N, d) (for checks; the fit takes
+        :meth:`rows` chunk by chunk)."""
+        S = q.shape[0]
+        r, uh = self.geometry(q)
+        out = q.new_empty((S, self.N, self.d, self.nV))
+        step = self.chunk or S
+        for a in range(0, S, step):
+            b = min(a + step, S)
+            out[a:b] = self.rows(r, uh, a, b).view(b - a, self.N, self.d, self.nV)
+        return out
