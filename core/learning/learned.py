@@ -15,6 +15,18 @@ the network's device and dtype. :class:`core.learning.rfhgn.model.FittedModel`
 and :class:`core.learning.baselines.model.TrainedHGN` subclass it, so both
 evaluate the same way. Torch is imported when a method runs (this module is
 imported by the studio's window, which never imports torch).
+
+Fast path (separable models with ``config.fast_tables``): ``potential_gradient``,
+``potential_energy``, ``kinetic_gradient``, ``kinetic_energy`` (and so
+``gradients``, ``energy``, ``time_derivatives``) read the pair and kinetic
+functions from the checked cubic Hermite tables of
+:class:`core.learning.stepper.TableStepper` (the roll-out's tables: one
+implementation), on a stepper cached per system (a few systems; rebuilt when
+the network's weights change), numpy in and out. The tables match the exact
+network to ``core.learning.stepper.TABLE_TOLERANCE`` (1e-10) of max |f'| at
+their cell midpoints and are never used outside their range (the exact
+network is evaluated there); a function too sharp to tabulate is evaluated
+exactly. ``exact=True`` bypasses the tables.
 """
 from __future__ import annotations
 
@@ -125,51 +137,120 @@ class NetworkHamiltonian(LearnedHamiltonian):
         a = x.detach().to("cpu").numpy().astype(np.float64, copy=False)
         return a[0] if single else a
 
-    # -- whole H ---------------------------------------------------------
-    def energy(self, system: System, q, p, pairs=None) -> np.ndarray:
-        """H_hat: 0-d array for one state (N, d), (S,) for a batch. ``pairs``:
-        optional candidate pairs of a cutoff system (see potential_gradient)."""
+    # -- the fast path (tables) ---------------------------------------------
+    def _table_stepper(self, system: System, exact: bool, part: str):
+        """The cached :class:`core.learning.stepper.TableStepper` of ``system``
+        when the fast path applies to ``part`` ("pair" or "kinetic"), else None."""
+        if exact or not self.separable or not bool(getattr(getattr(self, "config", None), "fast_tables", False)):
+            return None
+        import threading
+
         import torch
 
+        from .stepper import TableStepper, make_stepper
+
+        net = self.network
+        stamp = (id(net),) + tuple(t._version for t in net.parameters()) + tuple(t._version for t in net.buffers())
+        cache = self.__dict__.setdefault("_steppers", {})
+        hit = cache.get(id(system))
+        if hit is None or hit[0] is not system or hit[1] != stamp:
+            st = make_stepper(self, system, net.device, torch.float64, exact=False)
+            if len(cache) >= 4:
+                cache.pop(next(iter(cache)))
+            hit = cache[id(system)] = (system, stamp, st, threading.Lock())
+        st = hit[2]
+        if not isinstance(st, TableStepper) or (st.pair_table if part == "pair" else st.kin_table) is None:
+            return None
+        return hit
+
+    def _fast(self, system: System, x, what: str, exact: bool):
+        """``what`` (see core.learning.stepper.EVALUATIONS) at x through the
+        tables, or None where they do not apply."""
+        hit = self._table_stepper(system, exact, "pair" if what.startswith("potential") else "kinetic")
+        if hit is None:
+            return None
+        from .stepper import evaluate
+
+        with hit[3]:  # the stepper's workspaces are shared: one evaluation at a time
+            return evaluate(hit[2], what, x)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_steppers", None)  # tables and locks are rebuilt where the copy is used
+        return state
+
+    # -- whole H ---------------------------------------------------------
+    def energy(self, system: System, q, p, pairs=None, exact: bool = False) -> np.ndarray:
+        """H_hat: 0-d array for one state (N, d), (S,) for a batch. ``pairs``:
+        optional candidate pairs of a cutoff system (see potential_gradient);
+        ``exact``: bypass the fast tables."""
+        import torch
+
+        if self._table_stepper(system, exact, "pair") is not None:
+            q = self._check(system, q)
+            p = self._check(system, p, "p")
+            if p.shape != q.shape:
+                raise HGNError(f"q and p differ in shape: {q.shape} and {p.shape}")
+            return (self.kinetic_energy(system, p) + self.potential_energy(system, q, pairs)
+                    + self._const(system))
         qb, pb, single = self._batch(system, q, p)
         with torch.no_grad():
             e = self.network(self._graph(system, qb, pairs), qb, pb)
         return self._out(e, single) + self._const(system)
 
-    def gradients(self, system: System, q, p, pairs=None) -> tuple[np.ndarray, np.ndarray]:
-        """(dH/dq, dH/dp), each the shape of q."""
+    def gradients(self, system: System, q, p, pairs=None, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(dH/dq, dH/dp), each the shape of q; ``exact``: bypass the fast tables."""
+        if self._table_stepper(system, exact, "pair") is not None:
+            q = self._check(system, q)
+            p = self._check(system, p, "p")
+            if p.shape != q.shape:
+                raise HGNError(f"q and p differ in shape: {q.shape} and {p.shape}")
+            return self.potential_gradient(system, q, pairs), self.kinetic_gradient(system, p)
         qb, pb, single = self._batch(system, q, p)
         _, gq, gp = self.network.gradients(self._graph(system, qb, pairs), qb, pb, energy=False)
         return self._out(gq, single), self._out(gp, single)
 
     # -- separable parts ---------------------------------------------------
-    def kinetic_energy(self, system: System, p) -> np.ndarray:
+    def kinetic_energy(self, system: System, p, exact: bool = False) -> np.ndarray:
         """T_hat(p) (without the constant): 0-d for one state, (S,) for a batch."""
         self._need_separable("kinetic_energy")
+        fast = self._fast(system, self._check(system, p, "p"), "kinetic_energy", exact)
+        if fast is not None:
+            return fast
         pb, _, single = self._batch(system, p)
         net = self.network
         T, _ = net.kinetic_part(self._tensor(system.masses), pb, net.theta.detach()[net.p_cols])
         return self._out(T, single)
 
-    def kinetic_gradient(self, system: System, p) -> np.ndarray:
+    def kinetic_gradient(self, system: System, p, exact: bool = False) -> np.ndarray:
         """dT_hat/dp, the shape of p."""
         self._need_separable("kinetic_gradient")
+        fast = self._fast(system, self._check(system, p, "p"), "kinetic_gradient", exact)
+        if fast is not None:
+            return fast
         pb, _, single = self._batch(system, p)
         net = self.network
         _, g = net.kinetic_part(self._tensor(system.masses), pb, net.theta.detach()[net.p_cols], energy=False)
         return self._out(g, single)
 
-    def potential_energy(self, system: System, q, pairs=None) -> np.ndarray:
+    def potential_energy(self, system: System, q, pairs=None, exact: bool = False) -> np.ndarray:
         """V_hat(q) (without the constant): 0-d for one state, (S,) for a batch."""
         self._need_separable("potential_energy")
+        fast = self._fast(system, self._check(system, q), "potential_energy", exact)
+        if fast is not None:
+            return fast
         return self._potential(system, q, pairs, True)[0]
 
-    def potential_gradient(self, system: System, q, pairs=None) -> np.ndarray:
+    def potential_gradient(self, system: System, q, pairs=None, exact: bool = False) -> np.ndarray:
         """dV_hat/dq, the shape of q. ``pairs`` (cutoff systems, optional):
         candidate pairs (P, 2) shared by the snapshots, e.g. from a
         :class:`core.physics.neighbours.NeighbourList`; without them the pairs are
-        searched afresh."""
+        searched afresh (the fast path keeps its own neighbour list and does
+        not need them). ``exact``: bypass the fast tables."""
         self._need_separable("potential_gradient")
+        fast = self._fast(system, self._check(system, q), "potential_gradient", exact)
+        if fast is not None:
+            return fast
         return self._potential(system, q, pairs, False)[1]
 
     def _potential(self, system, q, pairs, energy):

@@ -31,9 +31,13 @@ mass pairs (one class without a static encoder). Per step:
   of max(max |f|, max |f'| (hi - lo))), refined (knots doubled, from 2048) up
   to ``TABLE_MAX_KNOTS``; a function that does not pass is evaluated exactly.
   Pair distances outside [lo, hi] are never looked up: those pairs are
-  evaluated by the exact network (``range_fallbacks`` counts them). Ranges:
-  cutoff systems [0, cutoff] (candidates beyond the cutoff contribute exact
-  zeros); fixed graphs [0, 2 x the largest training distance];
+  evaluated by the exact network (``range_fallbacks`` counts them). Ranges
+  come from the model and the system, never from a state (so a roll-out cut
+  into chunks, as the studio runs it, equals one run bit for bit): cutoff
+  systems [0, cutoff] (candidates beyond the cutoff contribute exact zeros);
+  fixed graphs [0, ``TABLE_RANGE_FACTOR`` (2) x the largest training distance
+  ``info["train_r_max"]``] (models that do not record it: 2 x the largest
+  edge length of the system's own positions);
 * the forces back to particles: one more sparse product D_w^T (f'/r d), the
   edge scale w_ij folded into D_w^T's values (no extra pass). Measured
   against ``index_add_`` on this 2-core machine (47^3 lattice, 305,000
@@ -42,17 +46,31 @@ mass pairs (one class without a static encoder). Per step:
   2.3 ms against 7.6 ms for ``q[i] - q[j]``. ``scatter="index_add"`` selects
   the other one (the choice on a GPU, where atomics are fast);
 * momenta: dT/dp = g(k) p / m with g = dT1/dk from a Hermite table in k on
-  [0, K], K = ``KINETIC_RANGE_FACTOR`` x the largest k of the first state seen
-  (at least ``KINETIC_MIN_RANGE``), checked like the pair table; particles
-  with k > K are evaluated exactly (tanh of the kinetic layer).
+  [0, K], K = ``KINETIC_RANGE_FACTOR`` (4) x the largest k of the training
+  data ``info["train_k_max"]`` (at least ``KINETIC_MIN_RANGE``; models that
+  do not record it: no kinetic table), checked like the pair table;
+  particles with k > K are evaluated exactly (tanh of the kinetic layer).
+
+The same tables are the numpy fast path of a fitted model
+(:class:`core.learning.learned.NetworkHamiltonian` with ``config.fast_tables``:
+``potential_gradient``, ``potential_energy``, ``kinetic_gradient``,
+``kinetic_energy``) through :func:`evaluate` on a stepper the model caches per
+system; a batch (S, N, d) on a fixed graph is evaluated as one state of S
+disjoint copies of the graph (:meth:`TableStepper.tiled`).
 
 Mass classes (static encoder): the (lighter, heavier) mass pairs present
 (at most ``TABLE_MAX_CLASSES``, else exact), one table each on a shared grid,
 stacked so that the class is an offset added to the cell index.
 
-Non-separable models and anything that is not a fitted invariant network
-(the frame encoding, :class:`core.learning.rfhgn.TrueHamiltonian`, hand-made
-models) -> :class:`ModelStepper`: the model's own numpy methods
+Non-separable networks (the frame encoding) on fixed graphs ->
+:class:`NetworkStepper`: the graph (S = 1) is built once on the device and
+``HGN.gradients`` / ``HGN.forward`` are called on the tensors directly (no
+numpy round trip and no graph build per evaluation; the same arithmetic as
+the model's numpy methods, so the same numbers bit for bit).
+
+Anything else (cutoff systems of frame models,
+:class:`core.learning.rfhgn.TrueHamiltonian`, hand-made models) ->
+:class:`ModelStepper`: the model's own numpy methods
 (``potential_gradient``/``kinetic_gradient`` when it has them, else
 ``gradients``) on float64 copies, with the neighbour list's candidate pairs
 for cutoff systems (keyword ``pairs=``, for models that accept it). On the
@@ -96,7 +114,7 @@ TABLE_MAX_KNOTS = 1 << 16
 TABLE_RANGE_FACTOR = 2.0
 #: systems with more distinct mass pairs than this are evaluated exactly
 TABLE_MAX_CLASSES = 16
-#: the kinetic table covers [0, this x the largest k of the first state] ...
+#: the kinetic table covers [0, this x the largest k of the training data (info["train_k_max"])] ...
 KINETIC_RANGE_FACTOR = 4.0
 #: ... and at least [0, this]
 KINETIC_MIN_RANGE = 1e-3
@@ -528,6 +546,9 @@ class TableStepper(Stepper):
         self.box = None if system.box is None else torch.as_tensor(system.box, device=self.device, dtype=dtype)
         self.box_col = None if self.box is None else self.box[:, None]
         self.cutoff = None if system.cutoff is None else float(system.cutoff)
+        #: particles (S x N for a :meth:`tiled` copy)
+        self.n_nodes = system.n
+        self._tiles: dict = {}
         # mass classes: (lighter, heavier) pairs of the masses present
         masses = system.masses
         if self.fn.n_S == 0:
@@ -555,7 +576,11 @@ class TableStepper(Stepper):
             tab = HermiteTable(fns, lo, hi)
             self.pair_table = tab.upload(self.device, dtype) if tab.ok else None
         self.kin_table = None
-        self._kin_built = False
+        if not self.exact:
+            k_hi = self._kinetic_range(model)
+            if k_hi is not None:
+                tab = HermiteTable([self.fn.kinetic], 0.0, k_hi)
+                self.kin_table = tab.upload(self.device, dtype) if tab.ok else None
         self._ws_pairs: Workspace | None = None
         self._ws_nodes: Workspace | None = None
         # the graph
@@ -577,11 +602,26 @@ class TableStepper(Stepper):
             rmax = float(np.max(np.linalg.norm(s.positions[e[:, 0]] - s.positions[e[:, 1]], axis=1), initial=1.0))
         return 0.0, TABLE_RANGE_FACTOR * rmax
 
+    @staticmethod
+    def _kinetic_range(model) -> float | None:
+        """The kinetic table's upper end: ``KINETIC_RANGE_FACTOR`` x the largest
+        k of the training data (``info["train_k_max"]``), at least
+        ``KINETIC_MIN_RANGE``; None (no table: exact) when the model does not
+        record it. Never from a state, so a roll-out cut into chunks is one run."""
+        info = getattr(model, "info", None) or {}
+        try:
+            kmax = float(info.get("train_k_max"))
+        except (TypeError, ValueError):
+            return None
+        if not math.isfinite(kmax) or kmax < 0:
+            return None
+        return max(KINETIC_RANGE_FACTOR * kmax, KINETIC_MIN_RANGE)
+
     def _set_pairs(self, i: np.ndarray, j: np.ndarray, image: np.ndarray | None, scale: np.ndarray | None) -> None:
         import scipy.sparse as sp
 
         dev, dt = self.device, self.dtype
-        P, N = len(i), self.system.n
+        P, N = len(i), self.n_nodes
         self.P = P
         self.i = torch.as_tensor(i, device=dev, dtype=torch.int64)
         self.j = torch.as_tensor(j, device=dev, dtype=torch.int64)
@@ -722,7 +762,7 @@ class TableStepper(Stepper):
     def _scatter(self, v: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """D_w^T v: +w v into i, -w v into j, (dim, P) -> (N, dim) (a view of
         (dim, N) rows; written into ``out`` when given, an (N, dim) tensor of that layout)."""
-        outT = out.T if out is not None else torch.empty((v.shape[0], self.system.n), device=v.device,
+        outT = out.T if out is not None else torch.empty((v.shape[0], self.n_nodes), device=v.device,
                                                           dtype=v.dtype)
         if self.DT is not None:
             self.DT.matmul(v, outT)
@@ -745,14 +785,6 @@ class TableStepper(Stepper):
             k.addcmul_(pT[a], pT[a])
         return k.mul_(self.half_inv_m)
 
-    def _build_kinetic(self, k: torch.Tensor) -> None:
-        self._kin_built = True
-        if self.exact:
-            return
-        kmax = float(k.max()) if k.numel() else 0.0
-        tab = HermiteTable([self.fn.kinetic], 0.0, max(KINETIC_RANGE_FACTOR * kmax, KINETIC_MIN_RANGE))
-        self.kin_table = tab.upload(self.device, self.dtype) if tab.ok else None
-
     def _kin_exact(self, k: torch.Tensor, which: int) -> torch.Tensor:
         w = torch.as_tensor(self.fn.kin_w, device=k.device, dtype=k.dtype)
         b = torch.as_tensor(self.fn.kin_b, device=k.device, dtype=k.dtype)
@@ -766,8 +798,6 @@ class TableStepper(Stepper):
         return out + th[-1] if self.fn.linear else out
 
     def _kin_values(self, k: torch.Tensor, derivative: bool) -> torch.Tensor:
-        if not self._kin_built:
-            self._build_kinetic(k)
         tab = self.kin_table
         which = 1 if derivative else 0
         if tab is None:
@@ -824,18 +854,56 @@ class TableStepper(Stepper):
         self.n_evaluations -= 1
         return self.potential(q), self.kinetic(p)
 
+    def pair_energies(self, q: torch.Tensor) -> torch.Tensor:
+        """w_ij f(r_ij) per pair (P,) at q (zero beyond the cutoff; a workspace
+        tensor or a fresh one, read it before the next call)."""
+        d, r, inside = self._pairs(q)
+        if self.P == 0:
+            return q.new_zeros(0)
+        f = self._pair_values(r, inside, False)
+        return f if self.scale is None else f * self.scale
+
+    def particle_kinetic(self, p: torch.Tensor) -> torch.Tensor:
+        """T1(k_i) per particle (N,) at p (a workspace tensor: read it before the next call)."""
+        return self._kin_values(self._k(_rows(p)), False)
+
     def energy(self, q, p) -> float:
         """H_hat(q, p) with the constant (float64 sum)."""
         q, p = self.tensor(q), self.tensor(p)
-        d, r, inside = self._pairs(q)
-        V = 0.0
-        if self.P:
-            f = self._pair_values(r, inside, False)
-            if self.scale is not None:
-                f = f * self.scale
-            V = float(f.sum(dtype=torch.float64))
-        T = float(self._kin_values(self._k(_rows(p)), False).sum(dtype=torch.float64))
+        V = float(self.pair_energies(q).sum(dtype=torch.float64))
+        T = float(self.particle_kinetic(p).sum(dtype=torch.float64))
         return T + V + self.const
+
+    def tiled(self, S: int) -> "TableStepper":
+        """This stepper on S disjoint copies of its fixed graph (S x N
+        particles, S x E edges, the same tables): a batch of S states is one
+        state of the copy (:func:`evaluate`). Cached per S (a few)."""
+        if self.system.edges is None:
+            raise HGNError("tiled steppers exist for fixed graphs only")
+        if S == 1:
+            return self
+        t = self._tiles.get(S)
+        if t is not None:
+            return t
+        import copy
+
+        t = copy.copy(self)
+        t._tiles = {}
+        t._ws_pairs = t._ws_nodes = None
+        t.__dict__.pop("_scratch", None)
+        N = self.n_nodes
+        t.n_nodes = S * N
+        t.inv_m, t.half_inv_m = self.inv_m.repeat(S), self.half_inv_m.repeat(S)
+        t.mass_index = None if self.mass_index is None else np.tile(self.mass_index, S)
+        e = self.system.edges
+        off = (np.arange(S, dtype=np.int64) * N)[:, None]
+        scale = self.system.edge_scale
+        t._set_pairs((e[:, 0][None] + off).reshape(-1), (e[:, 1][None] + off).reshape(-1), None,
+                     None if scale is None else np.tile(np.asarray(scale, dtype=np.float64), S))
+        if len(self._tiles) >= 4:
+            self._tiles.pop(next(iter(self._tiles)))
+        self._tiles[S] = t
+        return t
 
     def describe(self) -> dict:
         out = super().describe()
@@ -844,6 +912,109 @@ class TableStepper(Stepper):
                     "table_error": None if self.pair_table is None else self.pair_table.error,
                     "range_fallbacks": self.range_fallbacks})
         return out
+
+
+#: a batch evaluated through a tiled stepper holds at most about this many pairs (or particles) per block
+BATCH_ELEMENTS = 1 << 20
+EVALUATIONS = ("potential_gradient", "kinetic_gradient", "potential_energy", "kinetic_energy")
+
+
+def evaluate(stepper: "TableStepper", what: str, x) -> np.ndarray:
+    """The numpy face of a table stepper (a model's fast path): ``what`` one
+    of ``EVALUATIONS`` at x, numpy float64 (N, d) or (S, N, d); gradients have
+    x's shape, energies are 0-d for one state and (S,) for a batch (without
+    the constant). A batch on a fixed graph goes through :meth:`TableStepper.tiled`
+    in blocks of about ``BATCH_ELEMENTS`` pairs; on a cutoff system state by
+    state (its neighbour list rebuilds where needed)."""
+    if what not in EVALUATIONS:
+        raise HGNError(f"what must be one of {', '.join(EVALUATIONS)}, got {what!r}")
+    x = np.asarray(x, dtype=np.float64)
+    single = x.ndim == 2
+    xb = x[None] if single else x
+    S, N, d = xb.shape
+    if S == 0:
+        return np.zeros(xb.shape if what.endswith("gradient") else (0,))
+    if stepper.system.edges is not None:
+        B = max(1, min(S, BATCH_ELEMENTS // max(stepper.P, N, 1)))
+    else:
+        B = 1
+    out = np.empty(xb.shape) if what.endswith("gradient") else np.empty(S)
+    with torch.no_grad():
+        for a in range(0, S, B):
+            b = min(a + B, S)
+            st = stepper.tiled(b - a) if stepper.system.edges is not None else stepper
+            t = st.tensor(torch.from_numpy(xb[a:b].reshape((b - a) * N, d)))
+            if what == "potential_gradient":
+                out[a:b] = st.potential(t).reshape(b - a, N, d).cpu().double().numpy()
+            elif what == "kinetic_gradient":
+                out[a:b] = st.kinetic(t).reshape(b - a, N, d).cpu().double().numpy()
+            elif what == "kinetic_energy":
+                out[a:b] = st.particle_kinetic(t).reshape(b - a, N).sum(1, dtype=torch.float64).cpu().numpy()
+            else:
+                f = st.pair_energies(t)
+                out[a:b] = (f.reshape(b - a, -1).sum(1, dtype=torch.float64).cpu().numpy() if f.numel()
+                            else 0.0)
+    if single:
+        return out[0] if what.endswith("gradient") else np.asarray(out[0])
+    return out
+
+
+class NetworkStepper(Stepper):
+    """A network model (``model.network`` an HGN, ``model._const``) on a fixed
+    graph, evaluated on tensors: the graph (S = 1) lives on the device from
+    the start, ``HGN.gradients`` and ``HGN.forward`` are called directly (the
+    frame encoding's roll-outs: no numpy round trip, no graph build per
+    evaluation; the same arithmetic as the model's numpy methods)."""
+
+    kind = "network"
+
+    def __init__(self, model, system: System, device="cpu", dtype=torch.float64):
+        super().__init__(system, device, dtype)
+        from core.learning.hgn.graph import Graph
+
+        net = model.network
+        if net.device != self.device or net.dtype != dtype:
+            import copy
+
+            net = copy.deepcopy(net).to(device=self.device, dtype=dtype)  # the model's own network stays put
+        self.network = net
+        self.separable = bool(net.separable)
+        masses = torch.as_tensor(system.masses, dtype=dtype, device=self.device)
+        box = None if system.box is None else torch.as_tensor(system.box, dtype=dtype, device=self.device)
+        e = np.asarray(system.edges, dtype=np.int64).reshape(-1, 2)
+        self.graph = Graph.fixed(e, 1, system.n, system.dim, masses, box, system.edge_scale, system.cutoff)
+        self.const = float(model._const(system))
+        self._q0 = None
+
+    def both(self, q, p):
+        self.n_evaluations += 1
+        _, gq, gp = self.network.gradients(self.graph, q[None], p[None], energy=False)
+        return gq[0], gp[0]
+
+    def _out(self, x, out):
+        return x if out is None else out.copy_(x)
+
+    def potential(self, q, out=None):
+        return self._out(self.both(q, torch.zeros_like(q))[0], out)
+
+    def kinetic(self, p, q=None, out=None):
+        if q is None:
+            if self._q0 is None:
+                self._q0 = self.tensor(self.system.positions)
+            q = self._q0
+        return self._out(self.both(q, p)[1], out)
+
+    def energy(self, q, p) -> float:
+        q, p = self.tensor(q), self.tensor(p)
+        with torch.no_grad():
+            e = self.network(self.graph, q[None], p[None])
+        return float(e.reshape(-1)[0]) + self.const
+
+
+def _network_model(model) -> bool:
+    from core.learning.hgn.network import HGN
+
+    return isinstance(getattr(model, "network", None), HGN) and callable(getattr(model, "_const", None))
 
 
 def _invariant_network(model) -> bool:
@@ -872,4 +1043,6 @@ def make_stepper(model, system: System, device="cpu", dtype=torch.float64, *, sk
     if dtype != torch.float64:
         raise HGNError("float32 roll-outs are measured and allowed only for separable (invariant) RF-HGN models; "
                        f"this is {type(model).__name__}: use precision float64")
+    if _network_model(model) and system.edges is not None:
+        return NetworkStepper(model, system, dev, dtype)
     return ModelStepper(model, system, dev, dtype, skin)
