@@ -11,8 +11,11 @@ least-squares fit of these features must do: Z^T Z and Z^T u for the same Z
 shapes (the kinetic block Z_p of n_T columns and the potential block Z_q of
 n_V columns, rows = snapshots x particles x dimensions, in the fit's batches
 of 256 snapshots), float64, in torch (``products_s``; numpy's time for the
-same products is reported beside it, ``products_numpy_s``). The target is
-fit <= 3 x products with the test derivative MSE unchanged (~3e-11).
+same products, OpenBLAS's syrk with ``threads`` BLAS threads, is reported beside
+it, ``products_numpy_s``). ``ratio`` is the fit against the faster of the two
+(the fit itself takes NumPy's syrk on the CPU); ``ratio_torch_products``
+against torch's. The target is fit <= 3 x products with the test derivative
+MSE unchanged (~2.75e-11).
 
 It uses only what the code before the torch core had too (``fit(dataset,
 RFConfig(...))``, ``core.learning.metrics.derivative_mse``, the builders and
@@ -166,7 +169,9 @@ def measure(repeat: int = 5, device: str = "cpu", threads: int = 1) -> dict:
         "task": "3x3x3 harmonic lattice, 500 train / 200 test snapshots, SWIM invariant defaults",
         "device": device, "threads": threads, "repeat": repeat,
         "fit_best_s": best, "fit_median_s": statistics.median(times), "fit_times_s": times,
-        "products_s": prod_t, "products_numpy_s": prod_n, "ratio": best / prod_t,
+        "products_s": prod_t, "products_numpy_s": prod_n,
+        # against the faster of the two (the fit takes NumPy's syrk on the CPU): the honest floor
+        "ratio": best / min(prod_t, prod_n), "ratio_torch_products": best / prod_t,
         "target_ratio": TARGET_RATIO, "test_mse": mse, "L": int(net.L), "n_T": n_T, "n_V": n_V,
         "rows": int(2 * N_TRAIN * N * d),
         "product_mflop": 2.0 * N_TRAIN * N * d * (n_T * n_T + n_V * n_V + n_T + n_V) / 1e6,
@@ -211,7 +216,8 @@ def main(argv=None):
     print(f"fit {r['fit_best_s'] * 1e3:.1f} ms best, {r['fit_median_s'] * 1e3:.1f} ms median ({args.device}, "
           f"{args.threads} thread(s)); products alone {r['products_s'] * 1e3:.2f} ms torch, "
           f"{r['products_numpy_s'] * 1e3:.2f} ms numpy ({r['product_mflop']:.0f} MFLOP); "
-          f"ratio {r['ratio']:.2f} (target <= {TARGET_RATIO}); test MSE {r['test_mse']:.3e}; L = {r['L']}, "
+          f"ratio {r['ratio']:.2f} to the faster products (target <= {TARGET_RATIO}; "
+          f"{r['ratio_torch_products']:.2f} to torch's); test MSE {r['test_mse']:.3e}; L = {r['L']}, "
           f"rows = {r['rows']}")
     out = {"cpu": r}
     if args.gpu:

@@ -196,13 +196,12 @@ class FixedJacobians:
         particle i are D[s, i] p_ik / m_i, so with a = |p_i| / m_i
         Z_p^T Z_p = (a D)^T (a D) and Z_p^T u = D^T ((p_i . u_i) / m_i)."""
         S, N, _ = p.shape
-        k = 0.5 * (p * p).sum(-1) / self.masses  # (S, N)
-        pre = torch.addmm(self.bK, k.reshape(-1, 1), self.wK_row)  # (S*N, nK)
-        one_minus_square_(tanh_(pre), self.wK)
-        if self.nT > self.nK:  # the linear kinetic feature: d k / d k = 1
-            D = torch.cat([pre, pre.new_ones((S * N, 1))], 1)
-        else:
-            D = pre
+        k = (p * p).sum(-1).mul_(0.5).div_(self.masses)  # (S, N)
+        h = torch.addcmul(self.bK, k.reshape(-1, 1), self.wK_row)
+        tanh_(h)
+        h.mul_(h)  # (1 - h^2) w_K
+        torch.addcmul(self.wK_row, h, self.wK_row, value=-1.0, out=h)
+        D = torch.cat([h, h.new_ones((S * N, 1))], 1) if self.nT > self.nK else h  # linear feature: dk/dk = 1
         return D
 
     @torch.no_grad()

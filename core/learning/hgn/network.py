@@ -84,6 +84,7 @@ import torch
 
 from core.errors import HGNError
 from . import DEFAULT_FRAME_RULE, ENCODINGS, LAYERS
+from .fixed import tanh_
 from .frame import build_frame, check_frame_graph, check_rule, choose, encode, frame_adjoint
 
 #: layers that read raw inputs (and so have normalisation buffers)
@@ -332,10 +333,12 @@ class HGN(torch.nn.Module):
         Wn, bn = self.layer("node")
         We, be = self.layer("edge")
         Wm, bm = self.layer("msg")
-        h = torch.tanh(xn @ Wn.T + bn)
-        e = torch.tanh(xe @ We.T + be)
+        # without autograd (the fit's Jacobians) tanh runs in place on the fresh pre-activations (fixed.tanh_)
+        act = torch.tanh if torch.is_grad_enabled() else tanh_
+        h = act(torch.addmm(bn, xn, Wn.T))
+        e = act(torch.addmm(be, xe, We.T))
         nh = self.n_h
-        mm = torch.tanh((h[graph.gi] + h[graph.gj]) @ Wm[:, :nh].T + e @ Wm[:, nh:].T + bm)
+        mm = act(torch.addmm(bm, e, Wm[:, nh:].T).add_((h[graph.gi] + h[graph.gj]) @ Wm[:, :nh].T))
         return fr, xn, xe, db, r, h, e, mm
 
     def _frame_pooled(self, graph, h, e, m):

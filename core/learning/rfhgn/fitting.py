@@ -162,10 +162,10 @@ class NormalEquations:
             self.add_rows("q", Zq, uq, -1.0)
         else:
             b = self._blocks["all"]
-            b[0].addmm_(Zp.T, Zp)
-            b[0].addmm_(Zq.T, Zq)
-            b[1].addmv_(Zp.T, up)
-            b[1].addmv_(Zq.T, uq, alpha=-1.0)
+            gram_add_(b[0], Zp)
+            gram_add_(b[0], Zq)
+            gemv_add_(b[1], Zp, up)
+            gemv_add_(b[1], Zq, uq, -1.0)
             b[2] += up @ up + uq @ uq
             b[3] += up.numel() + uq.numel()
 
