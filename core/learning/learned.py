@@ -22,7 +22,7 @@ Fast path (separable models with ``config.fast_tables``): ``potential_gradient``
 functions from the checked cubic Hermite tables of
 :class:`core.learning.stepper.TableStepper` (the roll-out's tables: one
 implementation), on a stepper cached per system (a few systems; rebuilt when
-the network's weights change), numpy in and out. The tables match the exact
+the network's weights or the training ranges in ``info`` change), numpy in and out. The tables match the exact
 network to ``core.learning.stepper.TABLE_TOLERANCE`` (1e-10) of max |f'| at
 their cell midpoints and are never used outside their range (the exact
 network is evaluated there); a function too sharp to tabulate is evaluated
@@ -150,7 +150,9 @@ class NetworkHamiltonian(LearnedHamiltonian):
         from .stepper import TableStepper, make_stepper
 
         net = self.network
-        stamp = (id(net),) + tuple(t._version for t in net.parameters()) + tuple(t._version for t in net.buffers())
+        # what the tables depend on: the weights (their version counters) and the ranges in info
+        stamp = ((id(net), self.info.get("train_r_max"), self.info.get("train_k_max"))
+                 + tuple((t.data_ptr(), t._version) for t in (*net.parameters(), *net.buffers())))
         cache = self.__dict__.setdefault("_steppers", {})
         hit = cache.get(id(system))
         if hit is None or hit[0] is not system or hit[1] != stamp:

@@ -89,9 +89,11 @@ tested bound.
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import warnings
+import weakref
 
 import numpy as np
 import torch
@@ -274,6 +276,30 @@ class HermiteTable:
             return torch.mul(x, self.inv_h, out=ws.s)
         torch.sub(x, self.lo, out=ws.s)
         return ws.s.mul_(self.inv_h)
+
+
+#: built tables (numpy coefficients, before upload) per network: a roll-out cut into chunks, the model's
+#: numpy fast path and the roll-out build each table once (a refused one costs ~0.7 s of refinement)
+_TABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _cached_table(net, theta, key, fns, lo, hi) -> HermiteTable:
+    """``HermiteTable(fns, lo, hi)`` built once per network, weights and key
+    (a fresh copy to upload; the weights' version counters and theta's bytes
+    are part of the key, so changed weights build anew)."""
+    try:
+        stamp = (tuple((t.data_ptr(), t._version) for t in (*net.parameters(), *net.buffers())),
+                 _to_numpy(theta).tobytes())
+        per_net = _TABLES.setdefault(net, {})
+    except (TypeError, AttributeError):  # not a torch module, or no weak references: no cache
+        return HermiteTable(fns, lo, hi)
+    full = (key, stamp)
+    tab = per_net.get(full)
+    if tab is None:
+        if len(per_net) >= 16:
+            per_net.pop(next(iter(per_net)))
+        tab = per_net[full] = HermiteTable(fns, lo, hi)
+    return copy.copy(tab)
 
 
 class Workspace:
@@ -573,13 +599,13 @@ class TableStepper(Stepper):
         if not self.exact:
             lo, hi = self._pair_range(model)
             fns = [lambda r, g=g: self.fn.pair(r, g, 2) for g in self._gsums]
-            tab = HermiteTable(fns, lo, hi)
+            tab = _cached_table(net, theta, ("pair", lo, hi, self.fn.shift, tuple(self.classes)), fns, lo, hi)
             self.pair_table = tab.upload(self.device, dtype) if tab.ok else None
         self.kin_table = None
         if not self.exact:
             k_hi = self._kinetic_range(model)
             if k_hi is not None:
-                tab = HermiteTable([self.fn.kinetic], 0.0, k_hi)
+                tab = _cached_table(net, theta, ("kinetic", k_hi), [self.fn.kinetic], 0.0, k_hi)
                 self.kin_table = tab.upload(self.device, dtype) if tab.ok else None
         self._ws_pairs: Workspace | None = None
         self._ws_nodes: Workspace | None = None
@@ -885,8 +911,6 @@ class TableStepper(Stepper):
         t = self._tiles.get(S)
         if t is not None:
             return t
-        import copy
-
         t = copy.copy(self)
         t._tiles = {}
         t._ws_pairs = t._ws_nodes = None
@@ -974,8 +998,6 @@ class NetworkStepper(Stepper):
 
         net = model.network
         if net.device != self.device or net.dtype != dtype:
-            import copy
-
             net = copy.deepcopy(net).to(device=self.device, dtype=dtype)  # the model's own network stays put
         self.network = net
         self.separable = bool(net.separable)

@@ -282,3 +282,134 @@ def test_cli_rollout_device_and_precision(lattice_model, tmp_path, capsys):
         capsys.readouterr()
         assert main(base + ["--device", "cuda"]) != 0
         assert "CUDA was asked for" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# one table implementation; ranges from the model, not from a state
+# ---------------------------------------------------------------------------
+def _chunked_equals_whole(m, s, q0, p0, steps=24, cut=9):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RolloutExtrapolationWarning)
+        whole = rollout(m, s, q0, p0, 0.01, steps, save_every=3)
+        first = rollout(m, s, q0, p0, 0.01, cut, save_every=3)
+        rest = rollout(m, s, first.q[-1], first.p[-1], 0.01, steps - cut, save_every=3, t0=first.t[-1])
+    assert whole.meta["tables"] and whole.meta["stepper"] == "tables"
+    np.testing.assert_array_equal(np.concatenate([first.q, rest.q[1:]]), whole.q)
+    np.testing.assert_array_equal(np.concatenate([first.p, rest.p[1:]]), whole.p)
+    return whole
+
+
+def test_table_ranges_come_from_the_model_and_a_chunked_rollout_equals_one_run(lattice_model):
+    from core.learning.stepper import KINETIC_RANGE_FACTOR, TABLE_RANGE_FACTOR
+
+    s, m = lattice_model
+    cold = make_stepper(m, s)
+    assert cold.pair_table.hi == TABLE_RANGE_FACTOR * m.info["train_r_max"]
+    assert cold.kin_table is not None and cold.kin_table.hi == KINETIC_RANGE_FACTOR * m.info["train_k_max"]
+    # a stepper that first sees a hot state has the same tables (the old kinetic range was 4 x the first k)
+    q, p = _state(s, seed=8)
+    hot = make_stepper(m, s)
+    hot.prepare(hot.tensor(q), hot.tensor(10 * p))
+    assert hot.kin_table.hi == cold.kin_table.hi and hot.pair_table.hi == cold.pair_table.hi
+    # from rest (k = 0 at the start: a range taken from the first state was the minimum, 1e-3, and the
+    # second chunk's start gave another one)
+    q0 = s.positions + 0.1 * np.random.default_rng(4).standard_normal(s.positions.shape)
+    whole = _chunked_equals_whole(m, s, q0, np.zeros_like(q0))
+    assert whole.meta["range_fallbacks"] == 0
+
+
+@pytest.fixture(scope="module")
+def baseline_model():
+    from core.learning.baselines import BaselineConfig
+    from core.learning.baselines import fit as train
+
+    s = builders.chain(4, dim=2)
+    ds = random_snapshots(s, 50, seed=0, test_fraction=0.2)
+    cfg = BaselineConfig(optimizer="adam", node_width=8, edge_width=8, message_width=16, time_budget=0, threads=1,
+                         max_epochs=30, batch_size=8, fast_tables=True)
+    return ds, train(ds, cfg)
+
+
+def test_baseline_with_fast_tables_chunked_rollout_equals_one_run(baseline_model):
+    ds, m = baseline_model
+    s = ds.system
+    st = make_stepper(m, s)
+    assert isinstance(st, TableStepper) and st.pair_table is not None and st.kin_table is not None
+    q0, p0 = ds.q[ds.train[0]], ds.p[ds.train[0]]
+    _chunked_equals_whole(m, s, q0, p0)
+    _chunked_equals_whole(m, s, q0, np.zeros_like(p0))
+
+
+def test_model_fast_path_is_the_stepper(lattice_model):
+    """FittedModel's fast path (config.fast_tables) reads the stepper's tables:
+    the same numbers as a roll-out stepper, batches as single states, within
+    the tables' tolerance of the exact network, cached per system."""
+    import core.learning.rfhgn.model as model_module
+
+    assert not hasattr(model_module, "PairTable")  # one table implementation
+    s, m = lattice_model
+    assert m.config.fast_tables
+    Q = np.stack([_state(s, seed=k)[0] for k in range(5)])
+    P = np.stack([_state(s, seed=k)[1] for k in range(5)])
+    st = make_stepper(m, s)
+    gq, gp = m.potential_gradient(s, Q), m.kinetic_gradient(s, P)
+    for k in range(len(Q)):
+        np.testing.assert_array_equal(gq[k], m.potential_gradient(s, Q[k]))
+        np.testing.assert_array_equal(gp[k], m.kinetic_gradient(s, P[k]))
+        a, b = _grads(st, Q[k], P[k])
+        np.testing.assert_array_equal(gq[k], a)
+        np.testing.assert_array_equal(gp[k], b)
+    assert _rel(gq, m.potential_gradient(s, Q, exact=True)) < 1e-9
+    assert _rel(gp, m.kinetic_gradient(s, P, exact=True)) < 1e-9
+    e, ex = m.energy(s, Q, P), m.energy(s, Q, P, exact=True)
+    assert e.shape == (5,) and np.max(np.abs(e - ex)) < 1e-9 * np.max(np.abs(ex))
+    assert np.asarray(m.energy(s, Q[0], P[0])).shape == () and m.energy(s, Q[0], P[0]) == pytest.approx(e[0], rel=1e-13)
+    assert np.allclose(m.potential_energy(s, Q), [m.potential_energy(s, x) for x in Q], rtol=1e-13, atol=0)
+    # the tables differ from the exact network (they really are used) ...
+    assert not np.array_equal(gq, m.potential_gradient(s, Q, exact=True))
+    # ... and are built once per system, again when the weights change
+    cached = m._steppers[id(s)][2]
+    m.potential_gradient(s, Q[0])
+    assert m._steppers[id(s)][2] is cached
+    import copy
+
+    m2 = copy.deepcopy(m)
+    assert "_steppers" not in m2.__dict__
+    m2.network.set_theta(2 * m.theta)
+    m2.potential_gradient(s, Q[0])
+    first = m2._steppers[id(s)][2]
+    m2.network.set_theta(m.theta)
+    np.testing.assert_array_equal(m2.potential_gradient(s, Q), gq)
+    assert m2._steppers[id(s)][2] is not first
+
+
+def test_frame_network_stepper_equals_the_numpy_path():
+    """A frame model rolls out on its graph on the device (NetworkStepper), bit
+    for bit what the model's numpy methods gave (ModelStepper)."""
+    from core.learning import stepper as stepper_module
+    from core.learning.stepper import NetworkStepper
+
+    s = builders.chain(4, dim=2)
+    m = fit(random_snapshots(s, 100, 0.1, 0.1, seed=0),
+            RFConfig(encoding="frame", node_width=16, edge_width=8, message_width=16))
+    st = make_stepper(m, s)
+    assert isinstance(st, NetworkStepper)
+    q, p = _state(s, seed=2)
+    gq, gp = m.gradients(s, q, p)
+    a, b = st.both(st.tensor(q), st.tensor(p))
+    np.testing.assert_array_equal(a.numpy(), gq)
+    np.testing.assert_array_equal(b.numpy(), gp)
+    assert st.energy(q, p) == float(m.energy(s, q, p))
+    q0, p0 = initial_state(s, 0.1, 0.1, seed=3)
+    new = rollout(m, s, q0, p0, 0.01, 30, 10)
+    make = stepper_module.make_stepper
+    try:
+        stepper_module.make_stepper = lambda model, system, device="cpu", dtype=torch.float64, **kw: \
+            ModelStepper(model, system, torch.device(device), dtype)
+        old = rollout(m, s, q0, p0, 0.01, 30, 10)
+    finally:
+        stepper_module.make_stepper = make
+    assert new.meta["stepper"] == "network" and old.meta["stepper"] == "model"
+    np.testing.assert_array_equal(new.q, old.q)
+    np.testing.assert_array_equal(new.meta["learned_energy"], old.meta["learned_energy"])
+    assert new.meta["gradient_evaluations"] == old.meta["gradient_evaluations"]

@@ -94,9 +94,9 @@ class TrainedHGN(NetworkHamiltonian):
         """The same function as a ``core.learning.rfhgn.FittedModel``: the
         trained weights with the input normalisation folded in (raw weights,
         identity buffers), theta and the constant. ``fast_tables`` (None: the
-        config's, off by default): the pair tables are refined until they
-        match the network to 1e-10, which for the sharper functions gradient
-        training can produce takes many knots."""
+        config's, on by default): the pair tables are refined until they
+        match the network to 1e-10 (a function too sharp for the knot limit,
+        as gradient training can produce, is evaluated exactly)."""
         if fast_tables is None:
             fast_tables = self.config.fast_tables
         from ..hgn.network import HGN

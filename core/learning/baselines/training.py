@@ -448,7 +448,7 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
     train = np.asarray(dataset.train, dtype=np.int64).reshape(-1)
     model = TrainedHGN(config, network, 0.0, system.n, system)
     if energy.shape == (dataset.n_snapshots,) and np.isfinite(energy[train[0]]):
-        H0 = float(model.energy(system, q[0], p[0]))
+        H0 = float(model.energy(system, q[0], p[0], exact=True))  # the exact network, not the tables
         constant, known = float(energy[train[0]]) - H0, True
         model.constant = constant
     fit_time = time.perf_counter() - t0 - paused

@@ -80,10 +80,12 @@ def test_metrics_and_rollout_work_unchanged(trained):
     assert pred.label.startswith("HGN (Adam")
 
 
-def test_roll_outs_use_the_exact_network_unless_fast_tables_is_set(trained):
-    """Like an RF-HGN with fast_tables off, a baseline rolls out through the
-    exact network by default (so a roll-out cut into chunks, as the studio
-    runs it, equals one run bit for bit); with fast_tables its checked tables."""
+def test_roll_outs_use_the_tables_unless_fast_tables_is_off(trained):
+    """Like an RF-HGN, a baseline rolls out (and evaluates) through the
+    stepper's checked tables by default, through the exact network with
+    fast_tables off; either way a roll-out cut into chunks, as the studio runs
+    it, equals one run bit for bit (the table ranges come from the model's
+    training ranges, not from the first state)."""
     import warnings
 
     from core.learning.rollout import rollout
@@ -91,19 +93,28 @@ def test_roll_outs_use_the_exact_network_unless_fast_tables_is_set(trained):
     ds, m = trained
     s = ds.system
     q0, p0 = ds.q[ds.train[0]], ds.p[ds.train[0]]
-    assert m.config.fast_tables is False
+    assert m.config.fast_tables is True and BaselineConfig().fast_tables is True
+    exact = TrainedHGN(m.config.replace(fast_tables=False), m.network, m.constant, m.n_ref, m.train_system, m.info)
+    runs = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RolloutExtrapolationWarning)
-        whole = rollout(m, s, q0, p0, 0.01, 24, save_every=3)
-        first = rollout(m, s, q0, p0, 0.01, 9, save_every=3)
-        rest = rollout(m, s, first.q[-1], first.p[-1], 0.01, 15, save_every=3)
-        fast = TrainedHGN(m.config.replace(fast_tables=True), m.network, m.constant, m.n_ref, m.train_system,
-                          m.info)
-        tabled = rollout(fast, s, q0, p0, 0.01, 24, save_every=3)
-    assert not whole.meta["tables"] and tabled.meta["tables"]
-    assert np.array_equal(np.concatenate([first.q, rest.q[1:]]), whole.q)
-    assert np.allclose(tabled.q, whole.q, rtol=0, atol=1e-9)
-    assert m.to_rf_model().config.fast_tables is False and fast.to_rf_model().config.fast_tables is True
+        for name, model in (("tables", m), ("exact", exact)):
+            whole = rollout(model, s, q0, p0, 0.01, 24, save_every=3)
+            first = rollout(model, s, q0, p0, 0.01, 9, save_every=3)
+            rest = rollout(model, s, first.q[-1], first.p[-1], 0.01, 15, save_every=3)
+            assert np.array_equal(np.concatenate([first.q, rest.q[1:]]), whole.q), name
+            assert np.array_equal(np.concatenate([first.p, rest.p[1:]]), whole.p), name
+            runs[name] = whole
+    assert runs["tables"].meta["tables"] and not runs["exact"].meta["tables"]
+    assert np.allclose(runs["tables"].q, runs["exact"].q, rtol=0, atol=1e-9)
+    assert not np.array_equal(runs["tables"].q, runs["exact"].q)  # the tables really were used
+    # the numpy methods too: tables by default, exact=True or fast_tables off for the exact network
+    q, p = ds.q[ds.test], ds.p[ds.test]
+    a, b = m.gradients(s, q, p), exact.gradients(s, q, p)
+    for x, y, z in zip(a, b, m.gradients(s, q, p, exact=True)):
+        assert np.array_equal(y, z) and not np.array_equal(x, y)
+        assert np.max(np.abs(x - y)) < 1e-9 * np.abs(y).max()
+    assert m.to_rf_model().config.fast_tables is True and exact.to_rf_model().config.fast_tables is False
 
 
 def test_frame_model_rolls_out_with_the_implicit_integrator(trained_frame, tmp_path):
@@ -149,8 +160,8 @@ def test_legacy_baseline_file_gives_its_recorded_values():
     assert model.config.optimizer == "adam" and model.config.device == "cpu"  # no device in the old file
     assert model.network.frame_rule == "farthest"
     expected = np.load(DATA / "legacy_expected.npz")
-    gq, gp = model.gradients(system, q, p)
-    for name, got in (("energy", model.energy(system, q, p)), ("dHdq", gq), ("dHdp", gp)):
+    gq, gp = model.gradients(system, q, p, exact=True)  # the exact network (fast_tables is on by default)
+    for name, got in (("energy", model.energy(system, q, p, exact=True)), ("dHdq", gq), ("dHdp", gp)):
         want = expected[f"baseline_adam.{name}"]
         assert got.shape == want.shape
         assert np.max(np.abs(got - want)) <= 1e-13 * max(1.0, np.abs(want).max()), name
