@@ -84,16 +84,31 @@ class SampleSet:
         """|q_i - q_j| (minimum image) of the chosen edges only (computed once)."""
         if self._r is None:
             g = self.graph
-            if g.edges is not None and g.E_fixed:
-                snap = torch.div(self.edges, g.E_fixed, rounding_mode="floor")
-                loc = self.edges - snap * g.E_fixed
-                dl = self.q[snap, g.edges[loc, 0]] - self.q[snap, g.edges[loc, 1]]
+            if g.edges is not None and g.E_fixed and self.q.device.type == "cpu":
+                # NumPy gathers (the same differences as torch's advanced indexing, measured 5x faster for the
+                # 20,000 edges of the 3x3x3 task)
+                S, N, d = self.q.shape
+                k = self.edges.numpy()
+                snap, loc = np.divmod(k, g.E_fixed)
+                e = g.edges.numpy()
+                qf = self.q.numpy().reshape(S * N, d)
+                dl = qf.take(snap * N + e[loc, 0], axis=0)
+                dl -= qf.take(snap * N + e[loc, 1], axis=0)
+                if g.box is not None:
+                    box = g.box.numpy()
+                    dl -= box * np.round(dl / box)
+                self._r = torch.linalg.vector_norm(torch.from_numpy(dl), dim=-1)  # torch's rounding, as below
             else:
-                qf = self.q.reshape(-1, g.d)
-                dl = qf[g.gi[self.edges]] - qf[g.gj[self.edges]]
-            if g.box is not None:
-                dl = dl - g.box * torch.round(dl / g.box)
-            self._r = torch.linalg.vector_norm(dl, dim=-1)
+                if g.edges is not None and g.E_fixed:
+                    snap = torch.div(self.edges, g.E_fixed, rounding_mode="floor")
+                    loc = self.edges - snap * g.E_fixed
+                    dl = self.q[snap, g.edges[loc, 0]] - self.q[snap, g.edges[loc, 1]]
+                else:
+                    qf = self.q.reshape(-1, g.d)
+                    dl = qf[g.gi[self.edges]] - qf[g.gj[self.edges]]
+                if g.box is not None:
+                    dl = dl - g.box * torch.round(dl / g.box)
+                self._r = torch.linalg.vector_norm(dl, dim=-1)
         return self._r
 
 
@@ -131,30 +146,125 @@ def choose_points(groups: list, config: RFConfig, rng: np.random.Generator, devi
 
 
 # ----------------------------------------------------------------------
-def swim_layer(X: np.ndarray, width: int, rng: np.random.Generator, s: float,
+#: doubles per chunk of the column statistics (in cache)
+STATS_CHUNK = 1 << 15
+
+
+def _column_sums(X, out, fill=None):
+    """sum over the rows of X (n, m) bit for bit as NumPy's ``X.sum(0)`` (which
+    adds an outer axis row after row): chunk by chunk in the buffer ``out``
+    (k + 1, m) with the running sum as the chunk's first row. ``fill(a, b, x)``
+    writes rows a..b into x first (then copied into X); otherwise x = X[a:b]
+    or, with ``fill="square"`` and a centre mu as (``"square"``, mu), (X[a:b]
+    - mu)^2."""
+    n, m = X.shape
+    step = out.shape[0] - 1
+    s = np.zeros(m)
+    for a in range(0, n, step):
+        b = min(a + step, n)
+        x = out[1:b - a + 1]
+        if fill is None:
+            x[...] = X[a:b]
+        elif isinstance(fill, tuple):
+            np.subtract(X[a:b], fill[1], out=x)
+            np.multiply(x, x, out=x)
+        else:
+            fill(a, b, x)
+            X[a:b] = x
+        out[0] = s
+        s = out[:b - a + 1].sum(axis=0)
+    return s
+
+
+class ArrayPoints:
+    """The points of a layer as an array X (n, width). ``extremes``: the
+    column (lo, hi) when known (else from X). The column mean and sd are
+    NumPy's ``X.mean(0)``, ``X.std(0)`` bit for bit, summed in cache-sized
+    chunks (measured on the 3x3x3 task's 20,000 x 32 message points: 1.1
+    against 2.2 ms)."""
+
+    def __init__(self, X, extremes=None, col_sum=None):
+        self.X = np.asarray(X, dtype=np.float64)
+        self.n, self.width = self.X.shape
+        self._extremes = extremes
+        self._sum = col_sum
+
+    @classmethod
+    def tanh(cls, r, w, b):
+        """The points tanh(r w + b) (n, len(w)) of 1-D inputs r (torch
+        tensors; the pre-activation by ``torch.addcmul`` as the network's,
+        tanh by NumPy as :func:`core.learning.hgn.fixed.tanh_`), built chunk by
+        chunk with their column sums; each column is monotone in r, so the
+        extremes are those of r's extremes."""
+        r = r.detach().reshape(-1).cpu().contiguous()
+        w = w.detach().reshape(-1).cpu()
+        b = b.detach().reshape(-1).cpu()
+        n, m = len(r), len(w)
+        X = np.empty((n, m))
+        if n == 0:
+            return cls(X)
+
+        def fill(a, c, x):
+            torch.addcmul(b, r[a:c, None], w, out=torch.from_numpy(x))
+            np.tanh(x, out=x)
+
+        out = np.empty((max(1, min(n, STATS_CHUNK // max(m, 1))) + 1, m))
+        col_sum = _column_sums(X, out, fill)
+        ends = X[[int(torch.argmin(r)), int(torch.argmax(r))]]
+        return cls(X, (ends.min(axis=0), ends.max(axis=0)), col_sum)
+
+    def take(self, i) -> np.ndarray:
+        return self.X[i]
+
+    def extremes(self):
+        """(lo, hi) per column (n > 0)."""
+        if self._extremes is None:
+            self._extremes = (self.X.min(axis=0), self.X.max(axis=0))
+        return self._extremes
+
+    def moments(self):
+        """(mean, sd) per column."""
+        n, m = self.X.shape
+        if n == 0:
+            return np.zeros(m), np.zeros(m)
+        out = np.empty((max(1, min(n, STATS_CHUNK // max(m, 1))) + 1, m))
+        col_sum = self._sum if self._sum is not None else _column_sums(self.X, out)
+        mu = col_sum / n
+        return mu, np.sqrt(_column_sums(self.X, out, ("square", mu)) / n)
+
+
+def _points(X):
+    if isinstance(X, ArrayPoints):
+        return X
+    X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X, dtype=np.float64)
+    return ArrayPoints(X)
+
+
+def swim_layer(X, width: int, rng: np.random.Generator, s: float,
                weights: np.ndarray | None = None, scale: tuple | None = None):
     """SWIM with uniform pairs (``weights`` None) or pairs drawn with
     probability proportional to ``weights`` over ``ADAPTIVE_CANDIDATES*width``
     uniform candidates (``weights`` is then a function of the pair indices).
-    ``scale`` = (mu, sd): sample in the points (X - mu) / sd (only the drawn
-    rows are transformed; the spread from the transformed column extremes,
-    which are the extremes transformed, rounding being monotone).
-    Returns (W (width, in), b (width,)) numpy, or None when the points do not
-    vary (the caller falls back to ELM)."""
-    X = np.asarray(X, dtype=np.float64)
-    n = X.shape[0]
+    ``X``: the points, an array (n, in) or :class:`ArrayPoints`. ``scale`` = (mu, sd): sample in the points
+    (X - mu) / sd (only the drawn rows are transformed; the spread from the
+    transformed column extremes, which are the extremes transformed, rounding
+    being monotone). Returns (W (width, in), b (width,)) numpy, or None when
+    the points do not vary (the caller falls back to ELM)."""
+    pts = _points(X)
+    n = pts.n
     if width == 0:
-        return np.zeros((0, X.shape[1])), np.zeros(0)
+        return np.zeros((0, pts.width)), np.zeros(0)
+    lo, hi = pts.extremes() if n else (None, None)
     if scale is None:
         def rows(i):
-            return X[i]
-        spread = float(np.max(X.max(axis=0) - X.min(axis=0))) if n else 0.0
+            return pts.take(i)
+        spread = float(np.max(hi - lo)) if n else 0.0
     else:
         mu, sd = scale
 
         def rows(i):
-            return (X[i] - mu) / sd
-        spread = float(np.max((X.max(axis=0) - mu) / sd - (X.min(axis=0) - mu) / sd)) if n else 0.0
+            return (pts.take(i) - mu) / sd
+        spread = float(np.max((hi - mu) / sd - (lo - mu) / sd)) if n else 0.0
     if n < 2 or spread == 0.0:
         return None  # caller falls back to ELM
     tiny = (1e-12 * spread) ** 2
@@ -197,9 +307,9 @@ def swim_layer(X: np.ndarray, width: int, rng: np.random.Generator, s: float,
 def elm_layer(X: np.ndarray, width: int, rng: np.random.Generator, b0: float):
     """ELM: inputs scaled to [-1, 1] per coordinate, W ~ N(0, 1), b ~ U(-b0, b0);
     (W, b) numpy."""
-    X = np.asarray(X, dtype=np.float64)
-    n_in = X.shape[1]
-    lo, hi = (X.min(axis=0), X.max(axis=0)) if len(X) else (np.zeros(n_in), np.zeros(n_in))
+    pts = _points(X)
+    n_in = pts.width
+    lo, hi = pts.extremes() if pts.n else (np.zeros(n_in), np.zeros(n_in))
     half = 0.5 * (hi - lo)
     mid = 0.5 * (hi + lo)
     half = np.where(half > 0, half, np.maximum(np.abs(mid), 1.0))
@@ -210,22 +320,21 @@ def elm_layer(X: np.ndarray, width: int, rng: np.random.Generator, b0: float):
 
 
 def _layer(X, width, config: RFConfig, rng, weights=None):
-    X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X, dtype=np.float64)
+    pts = _points(X)
     if config.sampler == "elm":
-        return elm_layer(X, width, rng, config.elm_bias)
-    if config.standardise and X.shape[1] > 1:
+        return elm_layer(pts, width, rng, config.elm_bias)
+    if config.standardise and pts.width > 1:
         # SWIM in per-coordinate standardised inputs, folded back into W and b
-        mu = X.mean(axis=0)
-        sd = X.std(axis=0)
+        mu, sd = pts.moments()
         sd = np.where(sd > 0, sd, 1.0)
-        layer = swim_layer(X, width, rng, config.swim_scale, weights, (mu, sd))
+        layer = swim_layer(pts, width, rng, config.swim_scale, weights, (mu, sd))
         if layer is not None:
             W = layer[0] / sd
             layer = (W, layer[1] - W @ mu)
     else:
-        layer = swim_layer(X, width, rng, config.swim_scale, weights)
+        layer = swim_layer(pts, width, rng, config.swim_scale, weights)
     if layer is None:
-        layer = elm_layer(X, width, rng, config.elm_bias)
+        layer = elm_layer(pts, width, rng, config.elm_bias)
     return layer
 
 
@@ -278,13 +387,13 @@ def sample_network(config: RFConfig, sets: list[SampleSet], rng: np.random.Gener
         report(progress, "sample", 0.5)
         check_cancel(cancel)
         We, be = net.layer("edge")
-        e = tanh_(torch.addcmul(be, r, We[:, 0]))
         if config.static_width:
+            e = tanh_(torch.addcmul(be, r, We[:, 0]))
             gs = torch.cat([net.static_sum(s.graph.masses[s.graph.i[s.edges]], s.graph.masses[s.graph.j[s.edges]])
                             for s in sets])
             z = torch.cat([gs, e], 1)
-        else:
-            z = e
+        else:  # e = tanh(r w_E + b_E) with its column sums and extremes
+            z = ArrayPoints.tanh(r, We[:, 0], be)
         net.set_layer("msg", *_layer(z, config.message_width, config, rng, tgt("msg")))
         report(progress, "sample", 1.0)
         return net
