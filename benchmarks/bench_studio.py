@@ -122,10 +122,136 @@ class Ticks:
             best = (t[-1], b)
         return best
 
+    def gaps(self, a: float, b: float, top: int = 3) -> list[tuple[float, float]]:
+        """The ``top`` longest gaps between consecutive ticks within [a, b], longest first."""
+        import bisect
+
+        t = self.t
+        i = max(0, bisect.bisect_left(t, a) - 1)
+        j = min(len(t) - 1, bisect.bisect_right(t, b))
+        return sorted(((t[k], t[k + 1]) for k in range(i, j)), key=lambda g: g[0] - g[1])[:top]
+
     def max_gap(self, a: float, b: float) -> float:
         """Longest gap between consecutive ticks that overlaps [a, b] (seconds)."""
         g0, g1 = self.worst_gap(a, b)
         return g1 - g0
+
+
+class EventLog:
+    """``--events``: how long the GUI thread spent in each event it handled
+    (QApplication.notify, nested: a window's paint holds its widgets' paints)
+    and in the studio's own functions and pyqtgraph's painting, so that each
+    long stall can be taken apart. Records only what took over ``min_ms``.
+    Adds a little time to every event: figures measured with it are not the
+    benchmark's."""
+
+    #: pyqtgraph functions that paint or re-lay out plots (module, class, method)
+    LIBRARY = [("pyqtgraph.graphicsItems.AxisItem", "AxisItem", "paint"),
+               ("pyqtgraph.graphicsItems.AxisItem", "AxisItem", "generateDrawSpecs"),
+               ("pyqtgraph.graphicsItems.AxisItem", "AxisItem", "_updateWidth"),
+               ("pyqtgraph.graphicsItems.AxisItem", "AxisItem", "_updateHeight"),
+               ("pyqtgraph.graphicsItems.ViewBox.ViewBox", "ViewBox", "updateAutoRange"),
+               ("pyqtgraph.graphicsItems.ViewBox.ViewBox", "ViewBox", "updateMatrix"),
+               ("pyqtgraph.graphicsItems.PlotDataItem", "PlotDataItem", "setData"),
+               ("pyqtgraph.graphicsItems.PlotCurveItem", "PlotCurveItem", "paint"),
+               ("pyqtgraph.widgets.GraphicsView", "GraphicsView", "paintEvent")]
+
+    def __init__(self, min_ms: float = 2.0):
+        self.records: list[tuple[float, float, int, str]] = []
+        self.depth = 0
+        self.min_s = min_ms / 1e3
+
+    def application(self, argv):
+        """A QApplication that times every event it delivers."""
+        from PySide6.QtWidgets import QApplication
+
+        log = self
+
+        class TimedApplication(QApplication):
+            def notify(self, receiver, event):  # noqa: N802 (Qt name)
+                t0 = time.perf_counter()
+                log.depth += 1
+                try:
+                    return super().notify(receiver, event)
+                finally:
+                    log.depth -= 1
+                    t1 = time.perf_counter()
+                    if t1 - t0 > log.min_s:
+                        try:
+                            name = receiver.objectName() or ""
+                            what = f"{event.type().name} -> {type(receiver).__name__}" + (f"#{name}" if name else "")
+                        except Exception:   # noqa: BLE001 - a receiver being deleted
+                            what = "event"
+                        log.records.append((t0, t1, log.depth, what))
+
+        return TimedApplication(argv)
+
+    def wrap(self, owner, name: str, label: str) -> None:
+        import functools
+        import inspect
+
+        fn = owner.__dict__.get(name)
+        if not callable(fn) or isinstance(fn, (staticmethod, classmethod)) or getattr(fn, "_timed", False):
+            return
+        log = self
+        code = fn.__code__
+        # a signal passes as many arguments as its slot takes (PySide reads the
+        # slot's code): the wrapper passes on no more than ``fn`` takes
+        n_args = None if code.co_flags & inspect.CO_VARARGS else code.co_argcount
+
+        @functools.wraps(fn)
+        def timed(*a, **kw):
+            t0 = time.perf_counter()
+            log.depth += 1
+            try:
+                return fn(*a[:n_args], **kw)
+            finally:
+                log.depth -= 1
+                t1 = time.perf_counter()
+                if t1 - t0 > log.min_s:
+                    log.records.append((t0, t1, log.depth, label))
+
+        timed._timed = True
+        setattr(owner, name, timed)
+
+    def install(self) -> None:
+        """Time pyqtgraph's painting and every method of the studio's classes."""
+        import importlib
+        import inspect
+        import pkgutil
+        import threading
+
+        main = threading.main_thread()
+        assert threading.current_thread() is main
+        for mod, cls, meth in self.LIBRARY:
+            try:
+                owner = getattr(importlib.import_module(mod), cls)
+            except (ImportError, AttributeError):
+                continue
+            self.wrap(owner, meth, f"{cls}.{meth}")
+        import studio
+
+        names = [m.name for m in pkgutil.walk_packages(studio.__path__, "studio.")
+                 if not m.name.endswith(("worker_process", "screenshots", ".cli", "studio.app"))]
+        for name in names:
+            try:
+                module = importlib.import_module(name)
+            except ImportError:
+                continue
+            for cname, cls in inspect.getmembers(module, inspect.isclass):
+                if cls.__module__ != name:
+                    continue
+                for attr, value in list(cls.__dict__.items()):
+                    if inspect.isfunction(value) and not (attr.startswith("__") and attr.endswith("__")):
+                        self.wrap(cls, attr, f"{name[len('studio.'):]}.{cname}.{attr}")
+            for fname, fn in inspect.getmembers(module, inspect.isfunction):
+                if fn.__module__ == name and fname.startswith("_render"):
+                    self.wrap(module, fname, f"{name[len('studio.'):]}.{fname}")
+
+    def within(self, a: float, b: float) -> list:
+        """[(start ms after a, ms, depth, what), ...] of the records overlapping [a, b]."""
+        out = [(1e3 * (t0 - a), 1e3 * (t1 - t0), d, w) for t0, t1, d, w in self.records if t1 > a and t0 < b]
+        return sorted(out)
 
 
 def _wait(cond, timeout: float = 300.0, what: str = "") -> float:
@@ -235,7 +361,7 @@ def _phase(text: str) -> None:
     print(f"  [{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
-def measure(repeat: int, code: Path, diagnose: bool = True) -> dict:
+def measure(repeat: int, code: Path, diagnose: bool = True, events: bool = False) -> dict:
     import faulthandler
     import signal
 
@@ -243,15 +369,22 @@ def measure(repeat: int, code: Path, diagnose: bool = True) -> dict:
 
     faulthandler.register(signal.SIGUSR1)         # kill -USR1 <pid>: where is it?
 
+    log = None
+    if events:
+        log = EventLog()
+        app = log.application([])                 # noqa: F841 - the QApplication Studio() finds
+        log.install()
     st = Studio()
     w = st.w
     ticks = Ticks(5, diagnose, code)
     spans: dict[str, list] = {k: [] for k, _ in STALL_STAGES}
+    intervals: dict[str, list] = {k: [] for k, _ in STALL_STAGES}
 
     def stall(stage: str, a: float, b: float) -> None:
         g0, g1 = ticks.worst_gap(a, b)
         stalls[stage].append(g1 - g0)
         spans[stage].append((g0, g1))
+        intervals[stage].append((a, b))
 
     _pump(0.5)
     out = {"system": st.doc.system.name, "particles": st.doc.system.n, "boot": st.boot}
@@ -399,6 +532,13 @@ def measure(repeat: int, code: Path, diagnose: bool = True) -> dict:
         "stall_sources": {k: [[w_, ms] for w_, ms in ticks.sources(*max(v, key=lambda g: g[1] - g[0]))]
                           for k, v in spans.items() if v} if diagnose else {},
     })
+    if log is not None:
+        # the longest gaps of each stage and what the GUI thread handled in them
+        out["stall_events"] = {}
+        for k, _ in STALL_STAGES:
+            gaps = sorted((g for a, b in intervals[k] for g in ticks.gaps(a, b, 4)),
+                          key=lambda g: g[0] - g[1])[:6]
+            out["stall_events"][k] = [{"ms": 1e3 * (g1 - g0), "events": log.within(g0, g1)} for g0, g1 in gaps]
     w.projects.choose = lambda *_a: "discard"     # closing with unsaved models asks; a benchmark discards
     w.close()
     QCoreApplication.processEvents()
@@ -436,7 +576,7 @@ def _stop_load(procs: list) -> None:
         p.wait()
 
 
-def run_version(code: Path, repeat: int, load: int, diagnose: bool = True) -> dict:
+def run_version(code: Path, repeat: int, load: int, diagnose: bool = True, events: bool = False) -> dict:
     """Measure the studio of the checkout ``code`` in a fresh process under load."""
     with tempfile.TemporaryDirectory(prefix="bench-studio-") as d:
         out = Path(d) / "out.json"
@@ -444,6 +584,8 @@ def run_version(code: Path, repeat: int, load: int, diagnose: bool = True) -> di
         cmd = [sys.executable, __file__, "--measure", str(code), "--out", str(out), "--repeat", str(repeat)]
         if not diagnose:
             cmd.append("--no-diagnose")
+        if events:
+            cmd.append("--events")
         procs = _start_load(load)
         try:
             t0 = time.perf_counter()
@@ -552,6 +694,20 @@ def report(doc: dict) -> tuple[str, str]:
     return text, "\n".join(md) + "\n"
 
 
+def event_report(doc: dict, min_ms: float = 4.0) -> str:
+    """``--events``: the longest stalls of each stage and what ran in them
+    (start after the gap began, duration, nested by depth)."""
+    lines = []
+    for v, r in doc["results"].items():
+        for k, label in STALL_STAGES:
+            for gap in (r.get("stall_events") or {}).get(k, []):
+                lines.append(f"{v}, {label}: stall {gap['ms']:.0f} ms")
+                for start, ms, depth, what in gap["events"]:
+                    if ms >= min_ms:
+                        lines.append(f"    {'  ' * depth}+{start:6.1f} ms {ms:6.1f} ms  {what}")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=3)
@@ -560,13 +716,16 @@ def main(argv=None) -> int:
     ap.add_argument("--before-ref", default=None, help="a commit to compare with (a temporary git worktree)")
     ap.add_argument("--no-diagnose", action="store_true",
                     help="do not sample where the GUI thread is during stalls")
+    ap.add_argument("--events", action="store_true",
+                    help="time every GUI-thread event and the studio's functions; print what ran in the "
+                         "longest stalls of each stage (slows the window a little: a diagnosis, not figures)")
     ap.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.measure is not None:                  # the measuring process
         sys.path.insert(0, str(args.measure.resolve()))
-        res = measure(args.repeat, args.measure.resolve(), not args.no_diagnose)
+        res = measure(args.repeat, args.measure.resolve(), not args.no_diagnose, args.events)
         args.out.write_text(json.dumps(res, indent=2))
         return 0
 
@@ -584,8 +743,9 @@ def main(argv=None) -> int:
     doc = {"machine": _machine(), "load": args.load, "repeat": args.repeat, "targets": TARGETS, "results": {}}
     try:
         if before is not None:
-            doc["results"]["before"] = run_version(before.resolve(), args.repeat, args.load, not args.no_diagnose)
-        doc["results"]["after"] = run_version(ROOT, args.repeat, args.load, not args.no_diagnose)
+            doc["results"]["before"] = run_version(before.resolve(), args.repeat, args.load, not args.no_diagnose,
+                                                   args.events)
+        doc["results"]["after"] = run_version(ROOT, args.repeat, args.load, not args.no_diagnose, args.events)
     finally:
         if tmp_tree is not None:
             subprocess.call(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tmp_tree)])
@@ -593,6 +753,10 @@ def main(argv=None) -> int:
         r["summary"] = summary(r)
     doc["machine"]["load_average_after"] = os.getloadavg()
     text, md = report(doc)
+    if args.events:                               # a diagnosis: printed, not written as the figures
+        print(text)
+        print(event_report(doc))
+        return 0
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(doc, indent=2))
     RESULTS.with_suffix(".md").write_text(md)

@@ -183,12 +183,12 @@ class MainWindow(QMainWindow):
         self.enable_export(self.projects.export_video, "Export the roll-out as a video (MP4, WebM or GIF)")
         self._last_error = ""
         self._cursor_time = 0.0
+        # while a roll-out streams in, the plots get its data at most this
+        # often (each then draws in a pacer turn of its own)
         self._plot_timer = QTimer(self)
         self._plot_timer.setSingleShot(True)
         self._plot_timer.setInterval(int(1000 * PLAYBACK.plot_interval))
-        self._plot_timer.timeout.connect(self._update_next_plot)
-        self._plots_due: list[int] = []      # plots (indices in self.plots) still to redraw
-        self._plots_reset: set[int] = set()  # plots still showing the previous roll-out
+        self._plot_timer.timeout.connect(self._update_plots)
 
         self._fit_to_screen()
         if restore:
@@ -399,7 +399,6 @@ class MainWindow(QMainWindow):
         self.time.set_times(np.zeros(1), 1)
         self.views.set_system(system)
         self._plot_timer.stop()
-        self._plots_due, self._plots_reset = [], set()
         for p in self.plots:
             p.clear_curves()
         self.show_status(describe(system))
@@ -489,18 +488,20 @@ class MainWindow(QMainWindow):
         self.time.pause()
         self.views.set_rollout(buf)
         self.time.set_times(buf.t, buf.n_filled)
-        # the plots start over one at a time, in later event-loop turns (each
-        # plot's redraw is a paint of its own)
-        self._plots_reset = set(range(len(self.plots)))
-        self._plots_due = list(range(len(self.plots)))
-        self._plot_timer.start(0)
+        # the plots start over, each drawn in a pacer turn of its own, with
+        # the x range the roll-out's whole planned span (see TimePlot.begin_stream)
+        t = np.asarray(buf.t, dtype=float)
+        span = (float(t[0]), float(t[-1])) if len(t) > 1 and t[-1] > t[0] else None
+        self._plot_timer.stop()
+        for p in self.plots:
+            p.begin_stream(span)
+        self._update_plots()
 
     @Slot(int)
     def _on_rollout_extended(self, n: int) -> None:
         self.time.set_filled(n)
-        # while a roll-out streams in, redraw one plot per timer tick, a few
-        # times a second (a redraw of the three plots together held the GUI
-        # thread ~35 ms, more on a busy machine)
+        # while a roll-out streams in, the plots get its data a few times a
+        # second, the latest data when the timer fires
         if not self._plot_timer.isActive():
             self._plot_timer.start()
         if "first_frame" not in self.jobs.timing and "train_pressed" in self.jobs.timing and n > 1:
@@ -509,42 +510,13 @@ class MainWindow(QMainWindow):
             self.views.truthView.surface_widget.update()
             self.jobs.mark("first_frame")
 
-    def _reset_plot(self, i: int) -> None:
-        """Plot ``i`` starts over for the roll-out shown."""
-        self._plots_reset.discard(i)
-        p = self.plots[i]
-        p.clear_curves()
-        b = self.document.rollout
-        t = np.asarray(b.t if b is not None else (), dtype=float)
-        if len(t) > 1 and t[-1] > t[0]:
-            # the roll-out's whole planned span from the start: the time axis
-            # does not re-layout its ticks with every chunk
-            p.set_time_span(float(t[0]), float(t[-1]))
-
-    @Slot()
-    def _update_next_plot(self) -> None:
-        """Redraw the next plot of the round (the roll-out started or grew)."""
-        if not self._plots_due:
-            self._plots_due = list(range(len(self.plots)))
-        i = self._plots_due.pop(0)
-        if i in self._plots_reset:
-            self._reset_plot(i)
-        self._update_plots(i)
-        if self._plots_due:
-            # the next plot in a later turn: a paint of its own
-            self._plot_timer.start(int(1000 * PLAYBACK.plot_interval / len(self.plots)))
-        else:
-            self._plot_timer.setInterval(int(1000 * PLAYBACK.plot_interval))
-
     @Slot(object)
     def _on_rollout_finished(self, buf) -> None:
         self.time.set_filled(buf.n_filled)
         self._plot_timer.stop()
-        self._plot_timer.setInterval(int(1000 * PLAYBACK.plot_interval))
-        self._plots_due = []
-        for i in sorted(self._plots_reset):
-            self._reset_plot(i)
         self._update_plots()
+        for p in self.plots:
+            p.end_stream()          # drawn, auto-ranged, in the plot's next pacer turn
         if buf.with_prediction and buf.n_filled > 1 and not buf.warnings:
             m = buf.measures()
             self.show_status(f"roll-out of {buf.model_name}{' (zero-shot)' if buf.zero_shot else ''}: "
@@ -567,27 +539,26 @@ class MainWindow(QMainWindow):
                 and self.jobs.rollout_target != rec.name:
             self.jobs.rollout(index)
 
-    def _update_plots(self, which: int | None = None) -> None:
-        """Give the plots the roll-out's data so far (``which``: only
-        ``self.plots[which]``)."""
+    @Slot()
+    def _update_plots(self) -> None:
+        """Give the plots the roll-out's data so far (a run the roll-out does
+        not have: an empty curve). While it streams in, each plot draws them
+        in a pacer turn of its own."""
         b = self.document.rollout
         if b is None:
             return
         n = b.n_filled
         t = b.t[:n]
-        todo = set(self.plots) if which is None else {self.plots[which]}
-        if self.energyPlot in todo:
-            self.energyPlot.set_curve("ground truth", t, b.drift("truth"))
-            if b.with_prediction:
-                self.energyPlot.set_curve("prediction", t, b.drift("prediction"))
-        if self.errorPlot in todo and b.with_prediction:
-            self.errorPlot.set_curve("position MSE", t, b.position_mse())
-        if self.partsPlot in todo:
-            self.partsPlot.set_curve("kinetic (truth)", t, b.kinetic["truth"][:n])
-            self.partsPlot.set_curve("potential (truth)", t, b.potential["truth"][:n])
-            if b.with_prediction:
-                self.partsPlot.set_curve("kinetic (prediction)", t, b.kinetic["prediction"][:n])
-                self.partsPlot.set_curve("potential (prediction)", t, b.potential["prediction"][:n])
+        none = np.zeros(0)
+        pred = b.with_prediction
+        self.energyPlot.set_curve("ground truth", t, b.drift("truth"))
+        self.energyPlot.set_curve("prediction", *((t, b.drift("prediction")) if pred else (none, none)))
+        self.errorPlot.set_curve("position MSE", *((t, b.position_mse()) if pred else (none, none)))
+        for which in ("truth", "prediction"):
+            on = which == "truth" or pred
+            self.partsPlot.set_curve(f"kinetic ({which})", *((t, b.kinetic[which][:n]) if on else (none, none)))
+            self.partsPlot.set_curve(f"potential ({which})",
+                                     *((t, b.potential[which][:n]) if on else (none, none)))
 
     @Slot(int)
     def _on_frame(self, f: int) -> None:

@@ -48,6 +48,7 @@ from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
 from core.errors import HGNError
 from core.files.project import PROJECT_SUFFIX
 
+from .pacing import pacer
 from .workers import JobRunner
 
 #: seconds between autosaves while the project has unsaved changes
@@ -695,6 +696,7 @@ class ProjectController(QObject):
             if not folder:
                 return []
         written = []
+        pacer().flush()                 # the plots drawn with the data they hold
         plots = list(w.plots) + ([] if w.lossPlot.is_empty() else [w.lossPlot])
         try:
             for p in plots:

@@ -48,6 +48,9 @@ def _pump(app, seconds: float) -> None:
 
 
 def _save(window, path: Path) -> None:
+    from studio.pacing import pacer
+
+    pacer().flush()                 # plots and views drawn as they are now
     img = window.grab().toImage()
     arr = np.asarray(img.constBits()).reshape(img.height(), img.bytesPerLine())[:, :img.width() * 4]
     rgb = arr.reshape(img.height(), img.width(), 4)[..., :3]

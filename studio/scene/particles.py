@@ -117,6 +117,11 @@ class ParticleScene:
             self.box.set_data(pos=box_segments(system.box), connect="segments")
         self._visibility()
 
+    @property
+    def has_bonds(self) -> bool:
+        """Whether the system's bonds are drawn when shown (small enough)."""
+        return self._edges is not None
+
     def set_show_bonds(self, show: bool) -> None:
         """Draw springs/bonds as lines (positions follow from the next frame)."""
         self.show_bonds = bool(show)

@@ -65,6 +65,7 @@ class ParticleView(QWidget):
         lay.setSpacing(2)
         lay.addWidget(self.label)
         lay.addWidget(self.stack, 1)
+        self._warm = False
 
     # -- what the scene holds (tests and callers read these) --------------------
     @property
@@ -132,9 +133,31 @@ class ParticleView(QWidget):
     def reset_camera(self) -> None:
         if self.system is None:
             return
-        cam = self.view.camera
-        for key, value in self.scene.camera().items():
-            setattr(cam, key, value)
+        # all parameters in one change: set one by one, each updated the
+        # scene transforms of this view and of the linked one (5 x 2 updates)
+        self.view.camera.set_state(dict(self.scene.camera()))
+
+    def warm_up(self) -> None:
+        """Draw every visual of the scene once, even under a placeholder: a
+        visual's first draw compiles its shaders and uploads its buffers
+        (50-130 ms under the software renderer), which would otherwise fall
+        into the first frame of the first prediction. Off-screen mode only;
+        once per view."""
+        if self._warm or self.mode != "offscreen" or self.system is None:
+            return
+        sc = self.scene
+        parts = [sc.particles.visual, sc.ghost.visual, sc.bonds, sc.box]
+        was = [v.visible for v in parts]
+        try:
+            sc.particles.visual.visible = sc.ghost.visual.visible = True
+            sc.bonds.visible = sc.has_bonds
+            sc.box.visible = self.system.box is not None
+            self.surface.render()
+        finally:
+            for v, on in zip(parts, was):
+                v.visible = on
+            self.surface.mark_dirty()      # what it shows now
+        self._warm = True
 
     def show_frame(self, q: np.ndarray, colours: np.ndarray | None = None,
                    ghost_q: np.ndarray | None = None, ghost_colours: np.ndarray | None = None) -> None:

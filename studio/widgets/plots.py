@@ -23,6 +23,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextOption
 from PySide6.QtWidgets import QGraphicsItem, QWidget
 
+from ..pacing import pacer
 from ..scene import palette
 
 
@@ -82,7 +83,16 @@ class TimePlot(pg.PlotWidget):
         self.emptyLabel.setParentItem(pi.vb)
         self.emptyLabel.anchor(itemPos=(0.5, 0.5), parentPos=(0.5, 0.5))
         self.setMinimumHeight(90)
+        self._empty = None
         self._set_empty(True)
+        #: while a roll-out streams in: the y range is held and grown with
+        #: headroom instead of following every chunk (see begin_stream)
+        self.streaming = False
+        self._ending = False          # streaming ended, the last data not drawn yet
+        self._pending: set[str] = set()
+        self._held = None
+        self._span = None
+        self._auto_reduce = pi.getAxis("left").style["autoReduceTextSpace"]
 
     # -- curves ------------------------------------------------------------------
     def add_curve(self, name: str, pen, legend: bool = True) -> None:
@@ -107,15 +117,29 @@ class TimePlot(pg.PlotWidget):
         self.getPlotItem().layout.setRowFixedHeight(0, max(TITLE_ROW, height))
 
     def set_curve(self, name: str, x: np.ndarray, y: np.ndarray) -> None:
-        x = np.asarray(x, float)
-        y = np.asarray(y, float)
-        self._data[name] = (x, y)
+        """New data for a curve: drawn now, or while a roll-out streams in
+        (:meth:`begin_stream`) in a turn of the window's pacer of its own."""
+        self._data[name] = (np.asarray(x, float), np.asarray(y, float))
+        if self.streaming or self._ending:
+            self._pending.add(name)
+            pacer().later(self, self._apply_pending)
+            return
+        self._apply(name)
+        self._set_empty(self.is_empty())
+
+    def _apply(self, name: str) -> None:
+        x, y = self._data[name]
         if self.log_y:
             y = np.where(y > 0, y, np.nan)
         self.curves[name].setData(x, y, connect="finite")
-        self._set_empty(self.is_empty())
 
     def clear_curves(self) -> None:
+        pacer().cancel(self)
+        self._pending.clear()
+        self._span = None
+        if self.streaming or self._ending:
+            self.streaming = self._ending = False
+            self._narrowing(True)
         for name in self.curves:
             self.set_curve(name, np.zeros(0), np.zeros(0))
         self.getPlotItem().enableAutoRange()
@@ -127,6 +151,101 @@ class TimePlot(pg.PlotWidget):
         pi = self.getPlotItem()
         pi.enableAutoRange(x=False)
         pi.setXRange(t0, t1, padding=0.02)
+
+    # -- streaming ------------------------------------------------------------------
+    #: headroom added beyond the data when the held y range must grow (a
+    #: fraction of the data's span; decades on a log axis)
+    HEADROOM = 0.5
+
+    def begin_stream(self, span: tuple[float, float] | None = None) -> None:
+        """A roll-out streams in (its planned time ``span``, if known). Until
+        :meth:`end_stream`, new data are drawn one plot per turn of the
+        window's pacer (:mod:`studio.pacing`: a plot's paint does not share a
+        batch with a view's render or another plot's), the x range is the
+        whole span, the y range is held and grown with headroom only when the
+        data leave it, and the left axis widens but does not narrow: a chunk
+        of new data redraws the curves, not the axes (an axis redraws its tick
+        labels and grid with every range change, 10-70 ms of the GUI thread
+        per plot on a busy machine, and a new width re-lays out the plot)."""
+        self.streaming, self._ending = True, False
+        self._held = None
+        self._span = span
+        self._pending.update(self.curves)
+        pacer().later(self, self._apply_pending)
+
+    def end_stream(self) -> None:
+        """The roll-out is complete: in the plot's next pacer turn, its last
+        data and the y range back on auto-range (the final picture is the
+        auto-ranged plot's, as without streaming)."""
+        if not self.streaming:
+            return
+        self.streaming, self._ending = False, True
+        pacer().later(self, self._apply_pending)
+
+    @property
+    def drawing_pending(self) -> bool:
+        """Whether data given to the plot wait for its pacer turn."""
+        return pacer().pending(self)
+
+    def _apply_pending(self) -> None:
+        """The plot's pacer turn: draw the waiting data (see begin_stream)."""
+        pi = self.getPlotItem()
+        if self._span is not None:
+            t0, t1 = self._span
+            self._span = None
+            if t1 > t0:
+                self.set_time_span(t0, t1)
+        if self.streaming and self._held is None:
+            pi.enableAutoRange(y=False)
+            self._narrowing(False)
+        for name in [n for n in self.curves if n in self._pending]:
+            self._apply(name)
+        self._pending.clear()
+        self._set_empty(self.is_empty())
+        if self.streaming:
+            self._hold_y_range()
+        elif self._ending:
+            self._ending = False
+            self._narrowing(True)
+            pi.enableAutoRange(y=True)
+
+    def _narrowing(self, on: bool) -> None:
+        """Whether the left axis may narrow to shorter tick labels (pyqtgraph's
+        own choice, restored) or only widen (while streaming). Read when
+        the axis next lays out its labels; set without redrawing it."""
+        self.getPlotItem().getAxis("left").style["autoReduceTextSpace"] = self._auto_reduce if on else False
+
+    def _y_bounds(self) -> tuple[float, float] | None:
+        """The data's y extent in view units (log10 on a log axis)."""
+        lo, hi = np.inf, -np.inf
+        for _x, y in self._data.values():
+            if self.log_y:
+                y = y[y > 0]
+                y = np.log10(y) if len(y) else y
+            y = y[np.isfinite(y)]
+            if len(y):
+                lo, hi = min(lo, float(y.min())), max(hi, float(y.max()))
+        return (lo, hi) if lo < hi else None
+
+    def _hold_y_range(self) -> None:
+        """Keep the y range while it holds the data; else grow it with headroom."""
+        b = self._y_bounds()
+        if b is None:                 # no data, or a single value: nothing to range yet
+            return
+        lo, hi = b
+        held = self._held
+        if held is not None and held[0] <= lo and hi <= held[1]:
+            return
+        pad = self.HEADROOM * (hi - lo)
+        if self.log_y:
+            pad = max(pad, 1.0)                  # at least a decade
+        if held is not None:                     # only grow, on the side the data left
+            lo = held[0] if held[0] <= lo else lo - pad
+            hi = held[1] if hi <= held[1] else hi + pad
+        else:
+            lo, hi = lo - pad, hi + pad
+        self._held = (lo, hi)
+        self.getPlotItem().setYRange(lo, hi, padding=0)
 
     def curve_data(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """The data last given to a curve (unchanged by the log scale)."""
@@ -146,7 +265,11 @@ class TimePlot(pg.PlotWidget):
         return self.emptyLabel.isVisible()
 
     def _set_empty(self, empty: bool) -> None:
-        """Empty: the message instead of axes, grid, legend and cursor."""
+        """Empty: the message instead of axes, grid, legend and cursor (only
+        on a change: showing or hiding an axis re-lays out the plot)."""
+        if empty == self._empty:
+            return
+        self._empty = empty
         pi = self.getPlotItem()
         self.emptyLabel.setVisible(empty and bool(self.empty_text))
         for ax in ("left", "bottom"):

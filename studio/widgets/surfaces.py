@@ -23,11 +23,12 @@ screenshots without a window) uses.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ..gl import egl_app
+from ..pacing import pacer
 
 
 def make_canvas(mode: str, parent: QWidget, background, size=(400, 300)):
@@ -60,41 +61,18 @@ def _modifiers(ev):
     return tuple(out)
 
 
-#: the event loop's breathing space between the renders of two views (ms)
-RENDER_GAP_MS = 8
-#: surfaces waiting to render, oldest first (see OffscreenSurface.mark_dirty)
-_queue: list = []
-
-
-def _render_next() -> None:
-    """Render the first waiting surface; the next one in a later event-loop
-    turn, so that no turn renders more than one view (each render waits for
-    the software renderer: 15-45 ms on a busy machine)."""
-    while _queue:
-        surface = _queue.pop(0)
-        try:
-            if not surface._dirty or not surface.isVisible():
-                continue          # drawn meanwhile (paintEvent), or drawn when shown
-        except RuntimeError:      # its Qt object was deleted
-            continue
-        surface.render()
-        surface.update()
-        break
-    if _queue:
-        # a few milliseconds later, not at once: Qt handles all events posted
-        # so far in one go, so a zero delay could render the next view before
-        # the event loop gets round to anything else
-        QTimer.singleShot(RENDER_GAP_MS, _render_next)
-
-
 class OffscreenSurface(QWidget):
     """Shows what an offscreen canvas renders; forwards mouse input to it.
 
     Drawing is lazy and coalesced: any change (new positions, camera moved)
     marks the surface dirty through the canvas's update hook; the surface
-    renders once in a later event-loop turn of its own (one surface per
-    turn) and then repaints its picture; a paint event that finds it still
-    dirty (e.g. ``grab()``) renders at once. ``frames`` counts renders.
+    renders once in a later event-loop turn of its own, through the window's
+    :func:`~studio.pacing.pacer` (one render or plot update per turn: each
+    render waits for the software renderer, 15-45 ms on a busy machine), and
+    then repaints its picture. A hidden surface (a placeholder shown, the
+    overlay layout) is not rendered until it is shown; a paint event that
+    finds it still dirty (shown again, ``grab()``) renders at once.
+    ``frames`` counts renders.
     """
 
     rendered = Signal()
@@ -121,10 +99,17 @@ class OffscreenSurface(QWidget):
 
     def mark_dirty(self) -> None:
         self._dirty = True
-        if self not in _queue:
-            _queue.append(self)
-            if len(_queue) == 1:
-                QTimer.singleShot(0, _render_next)
+        pacer().later(self, self._render_pending)
+
+    def _render_pending(self) -> None:
+        """The pacer's turn: render if still dirty and shown."""
+        try:
+            if not self._dirty or not self.isVisible():
+                return            # drawn meanwhile (paintEvent), or drawn when shown
+        except RuntimeError:      # its Qt object was deleted
+            return
+        self.render()
+        self.update()
 
     # -- rendering -----------------------------------------------------------
     def render(self) -> np.ndarray:
@@ -147,6 +132,7 @@ class OffscreenSurface(QWidget):
             img = self._fbo.read()
         finally:
             c.pop_fbo()
+        pacer().cancel(self)      # drawn: a render still waiting in the queue is moot
         self._array = np.ascontiguousarray(img)
         self._image = QImage(self._array.data, w, h, 4 * w, QImage.Format_RGBA8888)
         self._dirty = False

@@ -8,12 +8,53 @@ window-wide shortcuts installed by the main window.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Slot
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSlider, QStyle, QToolButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtCore import QSize, Qt, Slot
+from PySide6.QtGui import QPainter
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QStyle, QToolButton,
+                               QVBoxLayout, QWidget)
 
 from ..defaults import PLAYBACK
 from ..timeline import LOOP_MODES, TimeModel
+
+
+class TextLine(QWidget):
+    """One line of text that changes many times a second (the time, the
+    frame, the roll-out's progress): painted directly, with a size that does
+    not follow the text, so that a new text repaints this line alone. (A
+    QLabel asks its parent to lay out again with every new text: 10-25 ms of
+    the GUI thread on a busy machine, with each chunk of a roll-out and each
+    frame of playback.) Too long a text is elided at the right."""
+
+    #: the text the width asks for
+    SAMPLE = "t = 10.000 / 10   frame 1000/1000   (computing 99%)"
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._text = ""
+        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+
+    def text(self) -> str:
+        return self._text
+
+    def setText(self, text: str) -> None:  # noqa: N802 (QLabel's name)
+        if text != self._text:
+            self._text = text
+            self.update()
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        fm = self.fontMetrics()
+        return QSize(fm.horizontalAdvance(self.SAMPLE) + 8, fm.height() + 4)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return QSize(150, self.fontMetrics().height() + 4)
+
+    def paintEvent(self, ev):  # noqa: N802
+        p = QPainter(self)
+        p.setPen(self.palette().windowText().color())
+        r = self.rect().adjusted(2, 0, -2, 0)
+        p.drawText(r, Qt.AlignLeft | Qt.AlignVCenter, self.fontMetrics().elidedText(self._text, Qt.ElideRight,
+                                                                                    r.width()))
+        p.end()
 
 
 class TimelineBar(QWidget):
@@ -43,9 +84,8 @@ class TimelineBar(QWidget):
         self.slider.setToolTip("Scrub through time")
         self.slider.setRange(0, 0)
         self.slider.valueChanged.connect(model.set_frame)
-        self.timeLabel = QLabel(self)
+        self.timeLabel = TextLine(self)
         self.timeLabel.setObjectName("timeLabel")
-        self.timeLabel.setMinimumWidth(150)
         self.loopCombo = QComboBox(self)
         self.loopCombo.setObjectName("loopCombo")
         self.loopCombo.addItems(list(LOOP_MODES))

@@ -17,6 +17,7 @@ from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..defaults import VIEW
+from ..pacing import pacer
 from ..scene import palette
 from ..scene.colouring import COLOUR_MODES, Colouring
 from ..scene.frame import show_frame
@@ -206,12 +207,18 @@ class ViewsPanel(QWidget):
         self.colouring = None
         self.frame = 0
         for v in (self.truthView, self.predictionView):
-            v.set_system(system)
+            v.set_system(system, reset_camera=False)
+        self.truthView.reset_camera()            # the cameras are linked: both follow
         self._auto_bonds(system)
         self.info.setText(f"{system.n} particles")
         self._update_titles()
         self._update_placeholder()
         self.show_frame(0)
+        # the views' shaders compiled now, each in a turn of its own, not in
+        # the first frame of the first prediction
+        for v in (self.truthView, self.predictionView):
+            if not v._warm:
+                pacer().later(("warm", v.objectName()), v.warm_up)
 
     def set_rollout(self, buffer: RolloutBuffer) -> None:
         # a model trained in a worker process brings its own copy of the
@@ -223,7 +230,8 @@ class ViewsPanel(QWidget):
         self.frame = 0
         if not same:
             for v in (self.truthView, self.predictionView):
-                v.set_system(buffer.system)
+                v.set_system(buffer.system, reset_camera=False)
+            self.truthView.reset_camera()
             self._auto_bonds(buffer.system)
         self.info.setText(f"{buffer.system.n} particles")
         self._update_titles()

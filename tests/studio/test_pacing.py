@@ -1,0 +1,221 @@
+"""GUI work spread over event-loop turns (studio.pacing) and what uses it:
+plots that draw a streaming roll-out one per turn with held ranges and end
+auto-ranged as before, views whose shaders are compiled before the first
+prediction, a time line that repaints without re-laying out the bar."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QEvent, QObject
+from PySide6.QtWidgets import QApplication, QWidget
+from studio_helpers import non_background_fraction
+
+
+# ---------------------------------------------------------------------------
+# the pacer
+# ---------------------------------------------------------------------------
+def test_the_latest_piece_of_a_key_wins_and_keeps_its_place(qtbot):
+    from studio.pacing import Pacer
+
+    p = Pacer()
+    ran = []
+    p.later("a", lambda: ran.append("a1"))
+    p.later("b", lambda: ran.append("b"))
+    p.later("a", lambda: ran.append("a2"))        # replaces a1, stays first
+    assert len(p) == 2 and p.pending("a")
+    qtbot.waitUntil(lambda: len(ran) == 2, timeout=2000)
+    assert ran == ["a2", "b"] and len(p) == 0
+
+
+def test_one_piece_per_event_loop_turn_with_a_gap(qtbot):
+    """A piece and the paint it causes are a batch of their own: the next
+    piece runs only after the event loop has handled what was posted."""
+    from PySide6.QtCore import QCoreApplication
+
+    from studio.pacing import Pacer
+
+    p = Pacer(gap_ms=30)
+    ran, posted = [], []
+
+    class Receiver(QObject):
+        def event(self, ev):  # noqa: N802
+            if ev.type() == QEvent.User:
+                posted.append(len(ran))
+                return True
+            return super().event(ev)
+
+    r = Receiver()
+
+    def piece(k):
+        ran.append(k)
+        QCoreApplication.postEvent(r, QEvent(QEvent.User))    # like the repaint a piece causes
+
+    for k in range(3):
+        p.later(k, lambda k=k: piece(k))
+    qtbot.waitUntil(lambda: len(ran) == 1, timeout=2000)
+    qtbot.wait(10)
+    assert ran == [0] and posted == [1]          # its posted event handled, the next piece not yet run
+    qtbot.waitUntil(lambda: len(ran) == 3, timeout=2000)
+    assert posted == [1, 2, 3]                   # each piece's event before the next piece
+
+
+def test_flush_runs_everything_and_a_deleted_widget_is_skipped(qtbot):
+    from studio.pacing import Pacer
+
+    p = Pacer()
+    ran = []
+    w = QWidget()
+    p.later(w, lambda: ran.append("widget"))
+    p.later("x", lambda: (ran.append("x"), p.later("y", lambda: ran.append("y"))))
+    w.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+    p.flush()
+    assert ran == ["x", "y"] and len(p) == 0
+
+
+# ---------------------------------------------------------------------------
+# plots while a roll-out streams in
+# ---------------------------------------------------------------------------
+def _plot(qtbot, make):
+    p = make()
+    p.resize(420, 240)
+    qtbot.addWidget(p)
+    p.show()
+    qtbot.waitExposed(p)
+    return p
+
+
+@pytest.mark.parametrize("log_y", [False, True])
+def test_a_streaming_plot_draws_the_latest_data_holds_its_range_and_ends_auto_ranged(qtbot, log_y):
+    from studio.pacing import pacer
+    from studio.widgets.plots import energy_plot, error_plot
+
+    make = error_plot if log_y else energy_plot
+    name = "position MSE" if log_y else "ground truth"
+    p = _plot(qtbot, make)
+    pi = p.getPlotItem()
+    t = np.linspace(0.0, 10.0, 201)
+    y = 1e-6 * np.exp(t) if log_y else 1e-4 * np.sin(t) * t
+
+    p.begin_stream((0.0, 10.0))
+    for n in (20, 40, 41):                       # chunks faster than the plot draws: the latest wins
+        p.set_curve(name, t[:n], y[:n])
+    assert np.array_equal(p.curve_data(name)[0], t[:41])          # the data are there at once
+    assert p.drawing_pending
+    pacer().flush()
+    x_drawn, _ = p.curves[name].getData()
+    assert len(x_drawn) == 41 and not p.drawing_pending
+    assert pi.vb.state["autoRange"][1] is False                   # the y range is held while streaming
+    x0, x1 = pi.viewRange()[0]
+    assert x0 < 0.0 + 1e-9 and x1 > 10.0 - 1e-9                  # the whole planned span
+    held = list(pi.viewRange()[1])
+    lo, hi = p._y_bounds()
+    assert held[0] < lo and held[1] > hi                          # with headroom
+    p.set_curve(name, t[:43], y[:43])                             # still inside: the range stays
+    pacer().flush()
+    if p._y_bounds()[1] <= held[1]:
+        assert pi.viewRange()[1] == held
+    p.set_curve(name, t, y)                                       # leaves it: the range grows
+    pacer().flush()
+    grown = pi.viewRange()[1]
+    assert grown[0] <= held[0] and grown[1] > held[1] and grown[1] >= p._y_bounds()[1]
+
+    p.end_stream()
+    pacer().flush()
+    assert pi.vb.state["autoRange"][1] is not False and not p.streaming
+    qtbot.wait(50)
+    # the final picture: the range of a plot given the whole data without streaming
+    q = _plot(qtbot, make)
+    q.set_time_span(0.0, 10.0)
+    q.set_curve(name, t, y)
+    qtbot.wait(50)
+    assert np.allclose(pi.viewRange(), q.getPlotItem().viewRange(), rtol=1e-9, atol=0)
+
+
+def test_a_new_system_clears_a_streaming_plot_at_once(qtbot):
+    from studio.pacing import pacer
+    from studio.widgets.plots import energy_plot
+
+    p = _plot(qtbot, energy_plot)
+    p.begin_stream((0.0, 1.0))
+    p.set_curve("ground truth", np.linspace(0, 1, 5), np.arange(5.0))
+    p.clear_curves()
+    assert not p.drawing_pending and not p.streaming and p.showing_empty_text
+    pacer().flush()
+    assert len(p.curves["ground truth"].getData()[0] or []) == 0
+
+
+def test_the_plots_of_a_trained_model_end_as_the_roll_out_says(qtbot, window):
+    """After Train, every plot holds and draws the whole roll-out, auto-ranged."""
+    from studio_helpers import build_tiny_lattice, set_tiny_training, train_and_wait
+
+    from studio.pacing import pacer
+
+    w = window
+    build_tiny_lattice(qtbot, w, 3, 3)
+    set_tiny_training(w)
+    train_and_wait(qtbot, w)
+    buf = w.session.rollout
+    qtbot.waitUntil(lambda: not any(p.drawing_pending for p in w.plots), timeout=5000)
+    for p in w.plots:
+        assert not p.streaming and p.getPlotItem().vb.state["autoRange"][1] is not False
+        for name, item in p.curves.items():
+            if len(p.curve_data(name)[0]):
+                assert len(item.getData()[0]) == buf.n_filled
+    assert not pacer().pending(w.energyPlot)
+
+
+# ---------------------------------------------------------------------------
+# views
+# ---------------------------------------------------------------------------
+def test_the_prediction_view_is_drawn_once_before_the_first_prediction(qtbot, window):
+    """Its shaders are compiled at start-up (a turn of its own), while it
+    still shows its placeholder; the first prediction then draws as usual."""
+    from studio_helpers import build_tiny_lattice, set_tiny_training, train_and_wait
+
+    w = window
+    pv = w.views.predictionView
+    qtbot.waitUntil(lambda: pv._warm, timeout=5000)
+    assert pv.empty and pv.frames >= 1 and not pv.particles.visual.visible
+    assert non_background_fraction(pv.render_image()) == 0.0      # still shows nothing
+    build_tiny_lattice(qtbot, w, 3, 3)
+    set_tiny_training(w)
+    train_and_wait(qtbot, w)
+    assert not pv.empty and non_background_fraction(pv.render_image()) > 0.01
+
+
+def test_reset_camera_sets_the_framing_at_once_and_the_linked_camera_follows(qtbot, window):
+    w = window
+    tv, pv = w.views.truthView, w.views.predictionView
+    cam = tv.view.camera
+    cam.azimuth, cam.scale_factor = 100.0, 0.1
+    tv.reset_camera()
+    want = tv.scene.camera()
+    for c in (cam, pv.view.camera):
+        assert np.allclose(c.center, want["center"]) and c.scale_factor == pytest.approx(want["scale_factor"])
+        assert c.azimuth == pytest.approx(want["azimuth"]) and c.elevation == pytest.approx(want["elevation"])
+
+
+def test_a_new_time_text_repaints_the_line_without_re_laying_out_the_bar(qtbot, window):
+    w = window
+    bar = w.timelineBar
+    seen = []
+
+    class Spy(QObject):
+        def eventFilter(self, obj, ev):  # noqa: N802
+            if ev.type() == QEvent.LayoutRequest:
+                seen.append(obj)
+            return False
+
+    spy = Spy()
+    bar.installEventFilter(spy)
+    qtbot.wait(50)
+    seen.clear()
+    w.time.set_times(np.linspace(0.0, 123.456, 1001), 10)
+    for f in (3, 9, 5):
+        w.time.set_frame(f)
+        qtbot.wait(20)
+    w.time.set_filled(600)
+    qtbot.wait(50)
+    assert "frame 6/1001" in bar.timeLabel.text() and "computing" in bar.timeLabel.text()
+    assert seen == []
