@@ -413,3 +413,19 @@ def test_frame_network_stepper_equals_the_numpy_path():
     np.testing.assert_array_equal(new.q, old.q)
     np.testing.assert_array_equal(new.meta["learned_energy"], old.meta["learned_energy"])
     assert new.meta["gradient_evaluations"] == old.meta["gradient_evaluations"]
+
+
+@CUDA
+def test_cuda_network_stepper_agrees_with_the_cpu():
+    s = builders.chain(4, dim=2)
+    m = fit(random_snapshots(s, 100, 0.1, 0.1, seed=0),
+            RFConfig(encoding="frame", node_width=16, edge_width=8, message_width=16))
+    q, p = _state(s, seed=2)
+    cpu, gpu = make_stepper(m, s), make_stepper(m, s, device="cuda")
+    assert gpu.network.device.type == "cuda" and m.network.device.type == "cpu"  # the model's network stays
+    for a, b in zip(cpu.both(cpu.tensor(q), cpu.tensor(p)), gpu.both(gpu.tensor(q), gpu.tensor(p))):
+        assert _rel(b.cpu().numpy(), a.numpy()) < 1e-12
+    q0, p0 = initial_state(s, 0.1, 0.1, seed=3)
+    x = rollout(m, s, q0, p0, 0.01, 30, 10)
+    y = rollout(m, s, q0, p0, 0.01, 30, 10, device="cuda")
+    assert y.meta["stepper"] == "network" and _rel(y.q, x.q) < 1e-10
