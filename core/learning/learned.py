@@ -174,7 +174,9 @@ class NetworkHamiltonian(LearnedHamiltonian):
         from .stepper import evaluate
 
         with hit[3]:  # the stepper's workspaces are shared: one evaluation at a time
-            return evaluate(hit[2], what, x)
+            out = evaluate(hit[2], what, x)
+        # not finite (two particles on top of each other, overflow): the exact path says what is wrong
+        return out if np.isfinite(out).all() else None
 
     def __getstate__(self):
         state = dict(self.__dict__)

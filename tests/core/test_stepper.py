@@ -429,3 +429,11 @@ def test_cuda_network_stepper_agrees_with_the_cpu():
     x = rollout(m, s, q0, p0, 0.01, 30, 10)
     y = rollout(m, s, q0, p0, 0.01, 30, 10, device="cuda")
     assert y.meta["stepper"] == "network" and _rel(y.q, x.q) < 1e-10
+
+
+def test_model_fast_path_reports_particles_on_top_of_each_other(lattice_model):
+    s, m = lattice_model
+    q = s.positions.copy()
+    q[1] = q[0]  # an edge of length 0
+    with pytest.raises(HGNError, match="on top of each other"):
+        m.potential_gradient(s, q)
