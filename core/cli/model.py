@@ -81,7 +81,7 @@ def _add_state_options(parser, what: str) -> None:
 
 
 def _add_rollout_options(parser) -> None:
-    from core.learning.rollout import FIXED_POINT_MAX_ITER, FIXED_POINT_TOL, INTEGRATORS
+    from core.learning.rollout import FIXED_POINT_MAX_ITER, FIXED_POINT_TOL, INTEGRATORS, ROLLOUT_THREADS
 
     g = parser.add_argument_group("learned rollout (Stoermer-Verlet)")
     g.add_argument("--integrator", choices=INTEGRATORS, default="auto",
@@ -99,6 +99,9 @@ def _add_rollout_options(parser) -> None:
     g.add_argument("--precision", choices=("float64", "float32"), default="float64",
                    help="arithmetic of the roll-out; float32 only for separable (invariant) models, measured "
                         "<= 2.4e-4 in position after 1000 steps against float64 (default: %(default)s)")
+    g.add_argument("--threads", type=int, default=ROLLOUT_THREADS,
+                   help="torch threads of the roll-out, 0 = every core (one was measured faster on a shared "
+                        "2-core machine) (default: %(default)s)")
 
 
 def _quiet(p) -> None:
@@ -477,7 +480,7 @@ def run_rollout(args) -> int:
             warnings.simplefilter("always", RolloutExtrapolationWarning)
             pred = rollout(model, system, q0, p0, args.dt, args.steps, args.save_every, progress=bar,
                            integrator=args.integrator, tol=args.tol, max_iter=args.max_iter, device=args.device,
-                           precision=args.precision)
+                           precision=args.precision, threads=args.threads)
         wall = time.perf_counter() - t0
     finally:
         bar.close()
@@ -584,7 +587,8 @@ def run_evaluate(args) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RolloutExtrapolationWarning)
             res = evaluate(model, ds, args.rollouts, progress=bar, integrator=args.integrator, tol=args.tol,
-                           max_iter=args.max_iter, device=args.device, precision=args.precision)
+                           max_iter=args.max_iter, device=args.device, precision=args.precision,
+                           threads=args.threads)
     finally:
         bar.close()
     _print_warnings(caught)

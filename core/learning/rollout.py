@@ -108,6 +108,21 @@ PROGRESS_INTERVAL = 0.05
 INTEGRATORS = ("auto", "explicit", "implicit")
 
 
+#: torch threads of a roll-out unless told otherwise. Measured on the 2-core
+#: development machine shared with other jobs (benchmarks/results/torch_core.md):
+#: a learned step on 100^3 particles took 242 ms with one thread and 319 ms with
+#: two (47^3: 17.5 ms either way), so one thread is the default; 0 uses every core.
+ROLLOUT_THREADS = 1
+
+
+def check_threads(threads) -> int:
+    """``threads`` as a whole number >= 0, or HGNError."""
+    if isinstance(threads, bool) or not isinstance(threads, (int, float)) or not float(threads).is_integer() \
+            or threads < 0:
+        raise HGNError(f"roll-out threads must be a whole number >= 0 (0 = every core), got {threads!r}")
+    return int(threads)
+
+
 class RolloutConvergenceWarning(RuntimeWarning):
     """An implicit stage stopped at max_iter before reaching the tolerance."""
 
@@ -402,7 +417,7 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
             tol: float = FIXED_POINT_TOL, max_iter: int = FIXED_POINT_MAX_ITER,
             on_no_convergence: str = "error", learned_energy: bool = True,
             skin: float = DEFAULT_SKIN, label: str | None = None, t0: float = 0.0,
-            device: str = "cpu", precision: str = "float64") -> Trajectory:
+            device: str = "cpu", precision: str = "float64", threads: int = ROLLOUT_THREADS) -> Trajectory:
     """Integrate the learned Hamiltonian ``model`` on ``system`` from (q0, p0)
     for ``steps`` steps of ``dt``, saving every ``save_every``-th step (frame 0
     is the initial state), and return the predicted :class:`Trajectory`.
@@ -417,6 +432,10 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
     ``device`` ("cpu", "cuda", "cuda:N") and ``precision`` ("float64",
     "float32": separable models only, see the module notes) say where and how
     the integrator runs; saved frames are float64 numpy either way.
+    ``threads``: torch intra-op (and OpenBLAS) threads while the roll-out
+    runs, 0 = leave the libraries' settings (all cores); the previous counts
+    are restored afterwards. Default :data:`ROLLOUT_THREADS` (1, measured:
+    see its note).
 
     The trajectory's kinetic and potential energies are the TRUE ones along
     the predicted path. ``meta`` holds the integrator, the number of gradient
@@ -447,6 +466,8 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
     if integrator == "explicit" and not separable:
         raise HGNError("the explicit Stoermer-Verlet rollout needs a separable model (H = T(p) + V(q)); "
                        "this model is not separable: use the implicit integrator")
+    threads = check_threads(threads)
+    from core.learning.hgn.device import blas_threads, torch_threads
     from core.learning.stepper import make_stepper, resolve_precision
 
     dtype = resolve_precision(precision)
@@ -459,32 +480,33 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
     solver = FixedPointSolver(tol, max_iter, on_no_convergence, dt, cancel)
     explicit = integrator == "explicit"
 
-    check_cancel(cancel)
-    q, p = grads.tensor(q), grads.tensor(p)  # check_state's copies: the caller's arrays are never written
-    recorder.save(0, 0, q, p)
-    grads.prepare(q, p)  # state-dependent tables and workspaces, outside the timed loop
-    report(progress, "rollout", 0.0)
-    last_report = start = time.perf_counter()
-    if explicit:
-        g = grads.potential(q)    # dV/dq at q_0
-    else:
-        g, _ = grads.both(q, p)   # first guess of H_q(q_0, p_1/2)
-    if not _finite(g):
-        raise _blowup(0, dt)
-    k = 1
-    for step in range(1, steps + 1):
-        if cancel is not None and cancel.is_set():
-            check_cancel(cancel)
+    with torch_threads(threads), blas_threads(threads):
+        check_cancel(cancel)
+        q, p = grads.tensor(q), grads.tensor(p)  # check_state's copies: the caller's arrays are never written
+        recorder.save(0, 0, q, p)
+        grads.prepare(q, p)  # state-dependent tables and workspaces, outside the timed loop
+        report(progress, "rollout", 0.0)
+        last_report = start = time.perf_counter()
         if explicit:
-            q, p, g = explicit_step(grads, q, p, g, dt, step)
+            g = grads.potential(q)    # dV/dq at q_0
         else:
-            q, p, g = implicit_step(grads, solver, q, p, g, dt, step)
-        if step % save_every == 0:
-            recorder.save(k, step, q, p)
-            k += 1
-        if progress is not None and time.perf_counter() - last_report >= PROGRESS_INTERVAL:
-            report(progress, "rollout", step / steps)
-            last_report = time.perf_counter()
+            g, _ = grads.both(q, p)   # first guess of H_q(q_0, p_1/2)
+        if not _finite(g):
+            raise _blowup(0, dt)
+        k = 1
+        for step in range(1, steps + 1):
+            if cancel is not None and cancel.is_set():
+                check_cancel(cancel)
+            if explicit:
+                q, p, g = explicit_step(grads, q, p, g, dt, step)
+            else:
+                q, p, g = implicit_step(grads, solver, q, p, g, dt, step)
+            if step % save_every == 0:
+                recorder.save(k, step, q, p)
+                k += 1
+            if progress is not None and time.perf_counter() - last_report >= PROGRESS_INTERVAL:
+                report(progress, "rollout", step / steps)
+                last_report = time.perf_counter()
     elapsed = time.perf_counter() - start
     report(progress, "rollout", 1.0)
 
@@ -492,7 +514,7 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
     meta = {"integrator": "stoermer-verlet" if explicit else "generalised-leapfrog",
             "steps": steps, "unwrapped": True, "model": model_name(model),
             "gradient_evaluations": grads.n_evaluations,
-            "seconds_per_step": elapsed / steps if steps else 0.0,
+            "seconds_per_step": elapsed / steps if steps else 0.0, "threads": threads,
             "energies": "true H (core.physics.forces) along the predicted path; learned H in learned_energy"}
     meta.update(grads.describe())
     if not explicit:

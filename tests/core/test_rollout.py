@@ -231,6 +231,7 @@ def test_a_rollout_continued_in_chunks_equals_one_run(lattice):
     (dict(dt=0.0), "dt"), (dict(steps=-1), "steps"), (dict(save_every=0), "save_every"),
     (dict(integrator="rk4"), "integrator"), (dict(tol=0.0), "tolerance"), (dict(max_iter=0), "max_iter"),
     (dict(on_no_convergence="ignore"), "on_no_convergence"), (dict(t0=float("nan")), "t0"),
+    (dict(threads=-1), "threads"), (dict(threads=1.5), "threads"), (dict(threads="2"), "threads"),
 ])
 def test_bad_settings_are_user_errors(lattice, kw, match):
     s, q0, p0 = lattice
@@ -238,6 +239,31 @@ def test_bad_settings_are_user_errors(lattice, kw, match):
     args.update(kw)
     with pytest.raises(HGNError, match=match):
         rollout(TrueHamiltonian(s), s, q0, p0, **args)
+
+
+def test_rollout_threads_apply_while_it_runs_and_are_restored(lattice):
+    """``threads`` sets torch's intra-op threads for the roll-out only: the
+    model sees the count while it is evaluated, the caller's count is back
+    afterwards, the result does not depend on it, and meta records it."""
+    import torch
+
+    s, q0, p0 = lattice
+    seen = []
+
+    class Spy(TrueHamiltonian):
+        def potential_gradient(self, system=None, q=None, **kw):
+            seen.append(torch.get_num_threads())
+            return super().potential_gradient(system, q, **kw)
+
+    before = torch.get_num_threads()
+    other = 2 if before != 2 else 1
+    a = rollout(Spy(s), s, q0, p0, 0.01, 10, threads=other)
+    assert set(seen) == {other} and torch.get_num_threads() == before
+    assert a.meta["threads"] == other
+    seen.clear()
+    b = rollout(Spy(s), s, q0, p0, 0.01, 10, threads=0)   # 0: the libraries' own setting
+    assert set(seen) == {before} and b.meta["threads"] == 0
+    np.testing.assert_array_equal(a.q, b.q)
 
 
 def test_state_of_the_wrong_size_and_a_non_model_are_user_errors(lattice):

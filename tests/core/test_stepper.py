@@ -270,14 +270,17 @@ def test_cli_rollout_device_and_precision(lattice_model, tmp_path, capsys):
     path = m.save(tmp_path / "m.npz")
     out = tmp_path / "r.npz"
     base = ["rollout", "--model", str(path), "--steps", "40", "--save-every", "20", "--quiet", "--out", str(out)]
-    assert main(base + ["--precision", "float32", "--json", str(tmp_path / "r.json")]) == 0
+    assert main(base + ["--precision", "float32", "--threads", "2", "--json", str(tmp_path / "r.json")]) == 0
     import json
 
     assert json.loads((tmp_path / "r.json").read_text())  # measures written
     from core.files.io import load_trajectories
 
     pred = load_trajectories(out)[-1]
-    assert pred.meta["precision"] == "float32" and pred.meta["device"] == "cpu"
+    assert pred.meta["precision"] == "float32" and pred.meta["device"] == "cpu" and pred.meta["threads"] == 2
+    capsys.readouterr()
+    assert main(base + ["--threads", "-1"]) != 0
+    assert "threads" in capsys.readouterr().err
     if not torch.cuda.is_available():
         capsys.readouterr()
         assert main(base + ["--device", "cuda"]) != 0
