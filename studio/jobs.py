@@ -398,7 +398,8 @@ class Jobs(QObject):
         # the job first, then the window's share (views, plots: GUI work)
         self.roller.start("rollout", pipeline.rollout_job, rec.model, system, q0, p0, dt, steps, save_every,
                           with_truth=truth is None, device=str(sim.get("rollout_device", "cpu")),
-                          precision=str(sim.get("rollout_precision", "float64")))
+                          precision=str(sim.get("rollout_precision", "float64")),
+                          threads=int(sim.get("rollout_threads", SIMULATION.rollout_threads)))
         self.document.start_rollout(buf)
         self.progress.emit(STAGE_NAMES["rollout"], 0.0)
         self._update_running()

@@ -173,7 +173,8 @@ def _strip_start(traj, expected_frames: int):
 def rollout_job(model, system: System, q0: np.ndarray, p0: np.ndarray, dt: float, steps: int,
                 save_every: int, *, progress=None, cancel=None, emit: Callable | None = None,
                 with_truth: bool = True, first_chunk: int = 2,
-                max_chunk: int = ROLLOUT_CHUNK_FRAMES * 8, device: str = "cpu", precision: str = "float64") -> dict:
+                max_chunk: int = ROLLOUT_CHUNK_FRAMES * 8, device: str = "cpu", precision: str = "float64",
+                threads: int = 1) -> dict:
     """Ground truth and learned roll-out from (q0, p0), chunk by chunk.
 
     Every chunk continues from the last saved state of its run, so the result
@@ -218,7 +219,7 @@ def rollout_job(model, system: System, q0: np.ndarray, p0: np.ndarray, dt: float
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 pr = rollout(model, system, q_p, p_p, dt, n_steps, save_every=save_every, cancel=cancel,
-                             t0=done * save_every * dt, device=device, precision=precision)
+                             t0=done * save_every * dt, device=device, precision=precision, threads=threads)
             for wmsg in caught:
                 kind = type(wmsg.message).__name__
                 if kind not in seen_warnings:

@@ -39,6 +39,9 @@ def simulation_specs() -> list[FieldSpec]:
                   tip="where learned roll-outs run (cuda: an NVIDIA GPU; refused when there is none)"),
         FieldSpec("rollout_precision", "Roll-out precision", "choice", s.rollout_precision, ("float64", "float32"),
                   tip="float32: separable (invariant) models only; <= 2.4e-4 in position after 1000 steps"),
+        FieldSpec("rollout_threads", "Roll-out threads", "int", s.rollout_threads,
+                  tip="torch threads of learned roll-outs, 0 = every core (one was measured faster on a busy "
+                      "2-core machine)", minimum=0, maximum=256),
     ]
 
 

@@ -177,3 +177,26 @@ def test_long_rollout_fills_the_timeline_while_it_runs(qtbot, window):
     partial = sorted({f for f in filled if f < 801})
     assert len(partial) >= 3                       # the timeline grew in several steps
     assert partial == sorted(partial) and partial[0] < 100
+
+
+def test_rollout_settings_reach_the_rollout(qtbot, window, monkeypatch):
+    """The roll-out device, precision and threads of the simulation settings
+    (the train panel's form) go with the roll-out job, and a float32 roll-out
+    on 2 threads runs and fills the timeline; the form shows the settings."""
+    w = window
+    build_tiny_lattice(qtbot, w, 3, 3)
+    set_tiny_training(w, sim=dict(rollout_precision="float32", rollout_threads=2))
+    sent = []
+    start = w.rolloutJobs.start
+
+    def spy(name, fn, *args, **kw):
+        sent.append((name, kw))
+        return start(name, fn, *args, **kw)
+
+    monkeypatch.setattr(w.rolloutJobs, "start", spy)
+    train_and_wait(qtbot, w)
+    (name, kw), = [s for s in sent if s[0] == "rollout"]
+    assert kw["device"] == "cpu" and kw["precision"] == "float32" and kw["threads"] == 2
+    buf = w.document.rollout
+    assert buf.finished and np.all(np.isfinite(buf.position_mse()))
+    assert w.document.get("simulation", "rollout_threads") == 2
