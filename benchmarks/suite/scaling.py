@@ -9,6 +9,9 @@
 * peak memory: tracemalloc's peak of the allocations during a fit and
   during a rollout (measured in separate, untimed runs, because tracing
   slows NumPy down), and the process's maximum resident set size at the end.
+  tracemalloc sees Python and NumPy allocations, not torch's own CPU tensors
+  (the fit's chunk buffers and the roll-out stepper's workspaces, a few MiB
+  bounded by the chunk size): the traced peak is the data and NumPy's share.
 """
 from __future__ import annotations
 

@@ -127,10 +127,12 @@ def test_scaling_table(short_run):
     assert [r["snapshots"] for r in snaps] == [50, 100]
     for r in snaps:
         assert r["rows"] == 2 * r["snapshots"] * 27 * 3 and r["time"] > 0
-    # memory is linear in the rows of Z (tracemalloc's peak does not depend on machine load):
-    # twice the snapshots, twice the peak, within 10 %
+    # memory grows at most linearly in the rows of Z (tracemalloc's peak does not depend on
+    # machine load): the training data are linear, the assembly works in bounded chunks, so twice
+    # the snapshots give at most twice the peak (+10 %), and more than the first peak
     per_row = [r["peak_mib"] / r["rows"] for r in snaps]
-    assert per_row[1] == pytest.approx(per_row[0], rel=0.1)
+    assert per_row[1] <= 1.1 * per_row[0]
+    assert snaps[1]["peak_mib"] > snaps[0]["peak_mib"]
     parts = doc["particles"]
     assert [r["particles"] for r in parts] == [8, 27]
     assert [r["rows"] for r in parts] == [2 * r["snapshots"] * r["particles"] * 3 for r in parts]
