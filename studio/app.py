@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
             if window.session.system is None:
                 QTimer.singleShot(200, shoot)
                 return
+            from .pacing import pacer
+
+            pacer().flush()                 # the views and plots drawn as they are now
             ok = window.grab().save(args.screenshot)
             print(f"saved {args.screenshot}" if ok else f"error: could not write {args.screenshot}")
             app.exit(0 if ok else 1)

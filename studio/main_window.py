@@ -34,6 +34,7 @@ from core.errors import HGNError
 from .defaults import GIL_SWITCH_INTERVAL, PLAYBACK, VIEW
 from .document import Document
 from .jobs import Jobs
+from .pacing import pacer
 from .scene import palette
 from .scene.palette import hex_of
 from .settings import load_json, open_settings, save_json
@@ -505,10 +506,17 @@ class MainWindow(QMainWindow):
         if not self._plot_timer.isActive():
             self._plot_timer.start()
         if "first_frame" not in self.jobs.timing and "train_pressed" in self.jobs.timing and n > 1:
+            # the first frame after Train: the truth view renders first, in the
+            # next pacer turn (not in this chunk's batch)
             self.views.show_frame(self.time.frame)
-            self.views.truthView.surface_widget.render()
-            self.views.truthView.surface_widget.update()
-            self.jobs.mark("first_frame")
+            surface = self.views.truthView.surface_widget
+
+            def first_frame():
+                surface.render()
+                surface.update()
+                self.jobs.mark("first_frame")
+
+            pacer().later(self.views.truthView.surface, first_frame, first=True)
 
     @Slot(object)
     def _on_rollout_finished(self, buf) -> None:

@@ -105,11 +105,19 @@ class OffscreenSurface(QWidget):
         """The pacer's turn: render if still dirty and shown."""
         try:
             if not self._dirty or not self.isVisible():
-                return            # drawn meanwhile (paintEvent), or drawn when shown
+                return            # drawn meanwhile (paintEvent), or queued again when shown
         except RuntimeError:      # its Qt object was deleted
             return
         self.render()
         self.update()
+
+    def showEvent(self, ev):  # noqa: N802
+        # changed while hidden (a placeholder shown, the overlay layout): the
+        # new picture in a pacer turn; the paint that follows the show draws
+        # the last picture meanwhile
+        if self._dirty:
+            self.mark_dirty()
+        super().showEvent(ev)
 
     # -- rendering -----------------------------------------------------------
     def render(self) -> np.ndarray:
@@ -141,7 +149,11 @@ class OffscreenSurface(QWidget):
         return self._array
 
     def paintEvent(self, ev):  # noqa: N802
-        if self._dirty or self._image is None or self._image.size() != self.size():
+        # a render waiting for its pacer turn is not done inside this paint
+        # (the window's repaint would hold it): the last picture until then,
+        # when it has the surface's size; else (e.g. grab()) the render now
+        if self._image is None or self._image.size() != self.size() \
+                or (self._dirty and not pacer().pending(self)):
             self.render()
         p = QPainter(self)
         p.drawImage(0, 0, self._image)

@@ -219,3 +219,32 @@ def test_a_new_time_text_repaints_the_line_without_re_laying_out_the_bar(qtbot, 
     qtbot.wait(50)
     assert "frame 6/1001" in bar.timeLabel.text() and "computing" in bar.timeLabel.text()
     assert seen == []
+
+
+def test_a_paint_draws_the_last_picture_while_a_render_waits_for_its_turn(qtbot, window):
+    """A view's render is not done inside the window's repaint (which may
+    hold plots and other widgets): the paint shows the last picture, the
+    render comes in the view's pacer turn; a surface shown again renders in
+    its turn too."""
+    from studio.pacing import pacer
+
+    v = window.views.truthView
+    if v.mode != "offscreen":
+        pytest.skip("the widget mode draws through Qt's OpenGL widget")
+    s = v.surface
+    qtbot.waitUntil(lambda: not s._dirty and not pacer().pending(s), timeout=5000)
+    n = s.frames
+    v.changed()
+    assert pacer().pending(s)
+    s.repaint()                                   # a paint now: the last picture, no render
+    assert s.frames == n and s._dirty
+    pacer().flush()
+    assert s.frames == n + 1 and not s._dirty
+    s.hide()
+    v.changed()
+    pacer().flush()
+    assert s.frames == n + 1 and s._dirty         # not rendered while hidden
+    s.show()
+    assert pacer().pending(s)                     # queued when shown
+    qtbot.waitUntil(lambda: s.frames == n + 2 and not s._dirty, timeout=5000)
+    assert non_background_fraction(v.render_image()) > 0.01
