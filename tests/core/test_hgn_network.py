@@ -13,42 +13,15 @@ from core.learning.hgn.fixed import FixedJacobians
 from core.learning.hgn.graph import Graph
 from core.learning.hgn.network import HGN
 from core.physics import builders
+from hgn_cases import CASES, PAIRS, autograd_jacobians, ring_with_masses, states
 
 
-def _ring_masses():
-    # fixed graph with unequal masses and per-edge strengths (static encoder, edge weights)
-    ang = np.linspace(0, 2 * np.pi, 6, endpoint=False)
-    q = np.stack([np.cos(ang), np.sin(ang)], 1) * 1.2
-    return builders.custom(2, q, [[0, 1], [1, 2], [2, 3], [3, 4], [4, 5], [0, 5], [0, 3]],
-                           masses=[1.0, 2.0, 0.5, 1.5, 1.0, 2.0], edge_scale=[1.0, 0.5, 2.0, 1.5, 0.7, 3.0, 1.2])
-
-
-CASES = {
-    "fixed-2d": lambda: builders.square_lattice(3, 3),
-    "fixed-3d": lambda: builders.cubic_lattice(2, 2, 3),
-    "fixed-2d-masses-weights": _ring_masses,
-    "cutoff-2d-free": lambda: builders.molecular(16, density=0.7, dim=2, cutoff=2.0, periodic=False, jitter=0.1),
-    "cutoff-3d-free": lambda: builders.molecular(27, density=0.8, dim=3, cutoff=1.6, periodic=False, jitter=0.1),
-    "cutoff-3d-periodic": lambda: builders.molecular(64, density=0.8, dim=3, cutoff=1.6, jitter=0.1),
-}
 FIXED_EXTRA = {
     # a periodic ring of 3D springs with a star centre (uneven degrees: index_add by default)
     "fixed-3d-periodic-star": lambda: builders.custom(
         3, [[0.5 + i, 0.5 + (i % 2) * 0.4, 0.5] for i in range(6)] + [[3.0, 2.0, 0.5]],
         [[i, (i + 1) % 6] for i in range(6)] + [[6, i] for i in range(6)], box=[6.0, 3.0, 3.0]),
 }
-PAIRS = [(enc, case) for enc in ("invariant", "frame") for case in sorted(CASES)
-         if not (enc == "frame" and "periodic" in case)]
-PAIRS += [("frame-nearest", "fixed-3d"), ("frame-nearest", "cutoff-2d-free")]
-
-
-def _states(system, S=3, seed=0):
-    rng = np.random.default_rng(seed)
-    q = system.positions + 0.05 * rng.standard_normal((S, system.n, system.dim))
-    p = 0.3 * rng.standard_normal((S, system.n, system.dim))
-    return torch.tensor(q), torch.tensor(p)
-
-
 def random_hgn(system, encoding, seed=0, dtype=torch.float64, **options):
     """An HGN with random weights of sensible size for inputs of order 1."""
     rule = "farthest"
@@ -66,29 +39,14 @@ def random_hgn(system, encoding, seed=0, dtype=torch.float64, **options):
     return net
 
 
-def _autograd(net, graph, q, p):
-    qt = q.clone().requires_grad_(True)
-    pt = p.clone().requires_grad_(True)
-    phi = net.features(graph, qt, pt)
-    jq = torch.zeros(q.shape + (net.L,), dtype=q.dtype)
-    jp = torch.zeros(q.shape + (net.L,), dtype=q.dtype)
-    for col in range(net.L):
-        gq, gp = torch.autograd.grad(phi[:, col].sum(), (qt, pt), retain_graph=True, allow_unused=True)
-        if gq is not None:
-            jq[..., col] = gq
-        if gp is not None:
-            jp[..., col] = gp
-    return phi.detach(), jq, jp
-
-
 @pytest.mark.parametrize("encoding,case", PAIRS)
 def test_jacobians_and_gradients_match_autograd(encoding, case):
     system = CASES[case]()
     net = random_hgn(system, encoding)
-    q, p = _states(system)
+    q, p = states(system)
     graph = Graph.build(system, q)
     phi, Jq, Jp = net.jacobians(graph, q, p)
-    phi_t, jq_t, jp_t = _autograd(net, graph, q, p)
+    phi_t, jq_t, jp_t = autograd_jacobians(net, graph, q, p)
     scale = max(1.0, float(jq_t.abs().max()), float(jp_t.abs().max()))
     assert float((phi - phi_t).abs().max()) < 1e-12 * max(1.0, float(phi_t.abs().max()))
     assert float((Jq - jq_t[..., net.q_cols]).abs().max()) < 1e-11 * scale
@@ -118,7 +76,7 @@ def test_gradients_match_finite_differences(encoding, case):
     # central differences of H = theta . Phi, independent of autograd
     system = CASES[case]()
     net = random_hgn(system, encoding, seed=3)
-    q, p = _states(system, 2, seed=4)
+    q, p = states(system, 2, seed=4)
     graph = Graph.build(system, q)
     _, gq, gp = net.gradients(graph, q, p)
     _, Jq, Jp = net.jacobians(graph, q, p)
@@ -145,7 +103,7 @@ def test_gradients_match_finite_differences(encoding, case):
 
 
 def test_pair_and_kinetic_derivatives_match_autograd():
-    system = _ring_masses()
+    system = ring_with_masses()
     net = random_hgn(system, "invariant", seed=5)
     r = torch.linspace(0.5, 2.0, 40, dtype=torch.float64, requires_grad=True)
     gsum = net.static_sum(torch.tensor([1.0]), torch.tensor([2.0]))
@@ -170,7 +128,7 @@ def test_parameters_train_through_the_features(encoding):
     # autograd wrt a weight against a finite difference of that weight
     system = builders.square_lattice(3, 3)
     net = random_hgn(system, encoding, seed=6)
-    q, p = _states(system)
+    q, p = states(system)
     graph = Graph.build(system, q)
     loss = net(graph, q, p).pow(2).sum()
     loss.backward()
@@ -190,7 +148,7 @@ def test_parameters_train_through_the_features(encoding):
 def test_normalisation_buffers_fold_into_raw_weights(encoding):
     system = builders.cubic_lattice(2, 2, 2)
     net = random_hgn(system, encoding, seed=7)
-    q, p = _states(system)
+    q, p = states(system)
     graph = Graph.build(system, q)
     names = dict(net.named_buffers())
     assert set(names) == ({"kin_mu", "kin_s", "static_mu", "static_s", "edge_mu", "edge_s"} if encoding == "invariant"
@@ -220,7 +178,7 @@ def test_normalisation_buffers_fold_into_raw_weights(encoding):
 def test_float32_evaluation_agrees_with_float64():
     system = builders.cubic_lattice(3, 3, 3)
     net = random_hgn(system, "invariant", seed=8)
-    q, p = _states(system)
+    q, p = states(system)
     g64 = Graph.build(system, q)
     _, gq, gp = net.gradients(g64, q, p)
     net32 = HGN.from_arrays("invariant", 3, net.to_arrays(), net.theta.detach(), dtype=torch.float32)
@@ -234,7 +192,7 @@ def test_float32_evaluation_agrees_with_float64():
 
 def test_graph_scatter_pool_select_against_numpy():
     system = builders.molecular(27, density=0.8, dim=3, cutoff=1.6, jitter=0.1)
-    q, _ = _states(system, 4)
+    q, _ = states(system, 4)
     g = Graph.build(system, q)
     x = torch.randn(g.P, 2, dtype=torch.float64)
     out = g.scatter_signed(x).numpy()
@@ -256,7 +214,7 @@ def test_graph_scatter_pool_select_against_numpy():
 def test_frame_network_rejects_a_periodic_box():
     system = builders.molecular(27, density=0.8, dim=3, cutoff=1.2)
     net = random_hgn(system, "frame")
-    q, p = _states(system)
+    q, p = states(system)
     with pytest.raises(HGNError, match="periodic"):
         net.features(Graph.build(system, q), q, p)
 
@@ -288,7 +246,7 @@ def test_asking_for_cuda_without_one_is_a_clear_error():
 def test_cpu_and_cuda_agree(encoding, case):
     system = CASES[case]()
     net = random_hgn(system, encoding, seed=9)
-    q, p = _states(system)
+    q, p = states(system)
     g = Graph.build(system, q)
     phi, Jq, Jp = net.jacobians(g, q, p)
     H, gq, gp = net.gradients(g, q, p)
@@ -312,7 +270,7 @@ def test_fixed_graph_rows_are_the_jacobians(case, chunk, scatter):
     # block's one row per particle give the same Jacobians / Gram matrices as HGN.jacobians
     system = {**CASES, **FIXED_EXTRA}[case]()
     net = random_hgn(system, "invariant", seed=10)
-    q, p = _states(system, 5)
+    q, p = states(system, 5)
     g = Graph.build(system, q)
     _, Jq, Jp = net.jacobians(g, q, p)
     fj = FixedJacobians(net, g, chunk=chunk, scatter=scatter)

@@ -13,61 +13,15 @@ from core.learning.rfhgn import RFConfig
 from core.learning.rfhgn.fitting import correction_gradients
 from core.learning.rfhgn.sampling import choose_points, sample_network
 from core.physics import builders
-
-
-def _ring_masses():
-    # fixed graph with unequal masses and per-edge strengths (static encoder, edge weights)
-    ang = np.linspace(0, 2 * np.pi, 6, endpoint=False)
-    q = np.stack([np.cos(ang), np.sin(ang)], 1) * 1.2
-    return builders.custom(2, q, [[0, 1], [1, 2], [2, 3], [3, 4], [4, 5], [0, 5], [0, 3]],
-                           masses=[1.0, 2.0, 0.5, 1.5, 1.0, 2.0], edge_scale=[1.0, 0.5, 2.0, 1.5, 0.7, 3.0, 1.2])
-
-
-CASES = {
-    "fixed-2d": lambda: builders.square_lattice(3, 3),
-    "fixed-3d": lambda: builders.cubic_lattice(2, 2, 3),
-    "fixed-2d-masses-weights": _ring_masses,
-    "cutoff-2d-free": lambda: builders.molecular(16, density=0.7, dim=2, cutoff=2.0, periodic=False, jitter=0.1),
-    "cutoff-3d-free": lambda: builders.molecular(27, density=0.8, dim=3, cutoff=1.6, periodic=False, jitter=0.1),
-    "cutoff-3d-periodic": lambda: builders.molecular(64, density=0.8, dim=3, cutoff=1.6, jitter=0.1),
-}
-
-
-def _states(system, S=3, seed=0):
-    rng = np.random.default_rng(seed)
-    q = system.positions + 0.05 * rng.standard_normal((S, system.n, system.dim))
-    p = 0.3 * rng.standard_normal((S, system.n, system.dim))
-    return torch.tensor(q), torch.tensor(p)
+from hgn_cases import CASES, PAIRS, autograd_jacobians, states
 
 
 def _network(system, encoding, **kw):
     cfg = RFConfig(encoding=encoding, node_width=5, edge_width=6, message_width=7,
                    static_width=3 if (encoding == "invariant" and np.ptp(system.masses) > 0) else 0, **kw)
-    q, p = _states(system, 6, seed=1)
+    q, p = states(system, 6, seed=1)
     rng = np.random.default_rng(cfg.seed)
     return sample_network(cfg, choose_points([(system, q, p)], cfg, rng), rng)
-
-
-def _autograd_jacobians(net, graph, q, p):
-    qt = q.clone().requires_grad_(True)
-    pt = p.clone().requires_grad_(True)
-    phi = net.features(graph, qt, pt)
-    jq = torch.zeros(q.shape + (net.L,), dtype=torch.float64)
-    jp = torch.zeros(p.shape + (net.L,), dtype=torch.float64)
-    for col in range(net.L):
-        gq, gp = torch.autograd.grad(phi[:, col].sum(), (qt, pt), retain_graph=True, allow_unused=True)
-        if gq is not None:
-            jq[..., col] = gq
-        if gp is not None:
-            jp[..., col] = gp
-    return phi.detach(), jq, jp
-
-
-# the frame encoding is undefined in a periodic box (see test_frame_rejects_periodic)
-PAIRS = [(enc, case) for enc in ("invariant", "frame") for case in sorted(CASES)
-         if not (enc == "frame" and "periodic" in case)]
-# the paper's frame rule too (the default is "farthest")
-PAIRS += [("frame-nearest", "fixed-3d"), ("frame-nearest", "cutoff-2d-free")]
 
 
 @pytest.mark.parametrize("encoding,case", PAIRS)
@@ -78,10 +32,10 @@ def test_feature_jacobians_of_sampled_networks_match_autograd(encoding, case):
         assert net.rule == "nearest"
     else:
         net = _network(system, encoding)
-    q, p = _states(system)
+    q, p = states(system)
     graph = Graph.build(system, q)
     phi, Jq, Jp = net.jacobians(graph, q, p)
-    phi_t, jq_t, jp_t = _autograd_jacobians(net, graph, q, p)
+    phi_t, jq_t, jp_t = autograd_jacobians(net, graph, q, p)
     scale = max(1.0, float(jq_t.abs().max()), float(jp_t.abs().max()))
     assert float((phi - phi_t).abs().max()) < 1e-12 * max(1.0, float(phi_t.abs().max()))
     assert float((Jq - jq_t[..., net.q_cols]).abs().max()) < 1e-11 * scale
@@ -186,7 +140,7 @@ def test_second_order_correction_gradient_matches_finite_differences():
     system = builders.square_lattice(2, 3)
     net = _network(system, "invariant")
     net.set_theta(np.random.default_rng(3).standard_normal(net.L))
-    q, p = _states(system, 1)
+    q, p = states(system, 1)
     graph = Graph.build(system, q)
     cq, cp = correction_gradients(net, graph, q, p)
 
