@@ -335,14 +335,20 @@ def test_two_runners_run_at_once_in_different_processes(qtbot):
     assert r1.wait(3000)
 
 
-def test_the_window_process_never_imports_torch(tmp_path):
-    """A baseline trained and rolled out through JobRunner: torch is imported
-    in the worker only; the model comes back packed, saves itself without
-    torch, and the file it writes is the trained model."""
+@pytest.mark.parametrize("method, kind, name", [
+    ("baseline", "baseline_model", "HGN (Adam)"),
+    ("rfhgn", "model", "RF-HGN (SWIM, invariant)"),
+])
+def test_the_window_process_never_imports_torch(tmp_path, method, kind, name):
+    """A model trained (baseline) or fitted (RF-HGN: it holds the torch network
+    too) and rolled out through JobRunner: torch is imported in the worker
+    only; the model comes back packed under its name, saves itself without
+    torch, a saved file opens packed as its kind, and the file is the model."""
     script = baseline_in_worker_script(f"""
         from studio.worker_process import PackedModel
         assert isinstance(res.model, PackedModel), type(res.model)
-        assert res.loss and res.test_mse > 0
+        assert res.model.kind == {kind!r} and res.model.name == {name!r}, res.model
+        assert res.test_mse > 0 and (res.loss or {method!r} != "baseline")   # a loss curve for a trained model
         chunks = []
         runner.partial.connect(chunks.append)
         q0, p0 = pipeline.rollout_start(system, sim)
@@ -353,63 +359,23 @@ def test_the_window_process_never_imports_torch(tmp_path):
         path = res.model.save({str(tmp_path / "m.npz")!r})
         from core.files import kinds
         kind, opened = kinds.load_any(path)        # opening a model file in the window: packed too
-        assert kind == "baseline_model" and isinstance(opened, PackedModel), (kind, type(opened))
+        assert kind == {kind!r} and isinstance(opened, PackedModel), (kind, type(opened))
         assert opened.blob == res.model.blob and opened.name == res.model.name
         print("TORCH_IN_GUI", "torch" in sys.modules)
         np.save({str(tmp_path / "q.npy")!r}, pred[-1].q[-1])
-    """)
+    """, method=method)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                          cwd=str(ROOT))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "TORCH_IN_GUI False" in out.stdout
-    # the saved file is the trained model: rolled out here, it gives the worker's prediction
-    from core.learning.baselines.model import load_model
+    # the saved file is the model: rolled out here, it gives the worker's prediction
+    from core.files.kinds import load_any
     from core.learning.rollout import rollout
     from core.physics.builders import build
     from studio import pipeline
 
     system = build("chain", n=4)
-    sim = dict(displacement=0.1, momentum=0.1, seed=0)
-    model = load_model(tmp_path / "m.npz")
-    q0, p0 = pipeline.rollout_start(system, sim)
-    tr = rollout(model, system, q0, p0, 0.01, 20, save_every=5)
-    assert np.allclose(tr.q[-1], np.load(tmp_path / "q.npy"), rtol=0, atol=1e-12)
-
-
-def test_a_fitted_rf_hgn_stays_packed_in_the_window_process(tmp_path):
-    """RF-HGN models hold the torch network too: fitted in a worker, the model
-    comes back packed under its RF-HGN name, a saved file opens packed as a
-    fitted model ("model" kind), a roll-out runs in the worker, and the window's
-    process never imports torch; the saved file is the fitted model."""
-    script = baseline_in_worker_script(f"""
-        from studio.worker_process import PackedModel
-        assert isinstance(res.model, PackedModel), type(res.model)
-        assert res.model.kind == "model" and res.model.name == "RF-HGN (SWIM, invariant)", res.model
-        chunks = []
-        runner.partial.connect(chunks.append)
-        q0, p0 = pipeline.rollout_start(system, sim)
-        runner.start("rollout", pipeline.rollout_job, res.model, system, q0, p0, 0.01, 20, 5)
-        assert runner.wait(120000) and "err" not in out, out.get("err")
-        pred = [c[1] for c in chunks if c[0] == "prediction"]
-        path = res.model.save({str(tmp_path / "m.npz")!r})
-        from core.files import kinds
-        kind, opened = kinds.load_any(path)
-        assert kind == "model" and isinstance(opened, PackedModel), (kind, type(opened))
-        assert opened.name == res.model.name and opened.blob == res.model.blob
-        print("TORCH_IN_GUI", "torch" in sys.modules)
-        np.save({str(tmp_path / "q.npy")!r}, pred[-1].q[-1])
-    """, method="rfhgn")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                         cwd=str(ROOT))
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "TORCH_IN_GUI False" in out.stdout
-    from core.learning.rfhgn.model import FittedModel
-    from core.learning.rollout import rollout
-    from core.physics.builders import build
-    from studio import pipeline
-
-    system = build("chain", n=4)
-    model = FittedModel.load(tmp_path / "m.npz")
+    _, model = load_any(tmp_path / "m.npz")
     q0, p0 = pipeline.rollout_start(system, dict(displacement=0.1, momentum=0.1, seed=0))
     tr = rollout(model, system, q0, p0, 0.01, 20, save_every=5)
     assert np.allclose(tr.q[-1], np.load(tmp_path / "q.npy"), rtol=0, atol=1e-12)
