@@ -24,26 +24,10 @@ def resolve_precision(precision) -> torch.dtype:
 
 def resolve_device(device) -> torch.device:
     """"cpu", "cuda", "cuda:N" or a torch.device; HGNError when CUDA is asked
-    for and absent (NET's ``core.learning.hgn.device.resolve_device`` when it
-    exists, the same rule otherwise)."""
-    try:
-        from core.learning.hgn.device import resolve_device as hgn_resolve
-    except ImportError:
-        hgn_resolve = None
-    if hgn_resolve is not None:
-        return hgn_resolve(device)
-    if isinstance(device, torch.device):
-        name = str(device)
-    else:
-        name = str(device)
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise HGNError(f"CUDA was asked for but this machine has none: torch {torch.__version__} reports no "
-                           "CUDA device; use --device cpu")
-        return torch.device(name)
-    raise HGNError(f"device must be cpu or cuda (cuda:N), got {device!r}")
+    for and absent (the one rule, :func:`core.learning.hgn.device.resolve_device`)."""
+    from core.learning.hgn.device import resolve_device as hgn_resolve
+
+    return hgn_resolve(device)
 
 
 class Stepper:
