@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QTextOption
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QPainter, QPicture, QTextOption
 from PySide6.QtWidgets import QGraphicsItem, QWidget
 
 from ..pacing import pacer
@@ -42,10 +42,168 @@ LOSS_PEN = pen(palette.LOSS)
 TITLE_ROW = 24
 
 
+class GridAxis(pg.AxisItem):
+    """A pyqtgraph axis whose grid lines are drawn by the plot's :class:`PlotGrid`.
+
+    pyqtgraph's axis draws its grid by extending its tick lines across the
+    whole plot: the axis's bounding box (and its cached picture) covers the
+    plot area, so a range change re-caches a plot-sized picture per axis
+    (two per plot), drawing its ~50 semi-transparent lines with a pen. Here
+    the axis keeps its own small box (line, ticks, labels) and hands the same
+    grid lines -- where its ticks are, with pyqtgraph's pen and alpha per tick
+    level, from the same computation -- to the plot's one :class:`PlotGrid`
+    (``gridItem``), which draws both axes' lines into one cached picture.
+    """
+
+    def __init__(self, orientation: str, **kw):
+        self.gridItem = None
+        self._grid_alpha = False
+        self._lines = None                   # the grid lines of the current picture
+        super().__init__(orientation, **kw)
+
+    # the axis's picture (its line, ticks and labels) and the grid lines are
+    # made together and dropped together (pyqtgraph sets picture = None
+    # whenever the range, size, pens or fonts change)
+    @property
+    def picture(self):
+        return self._picture
+
+    @picture.setter
+    def picture(self, value) -> None:
+        self._picture = value
+        if value is None:
+            self._lines = None
+            if self.gridItem is not None:
+                self.gridItem.update()
+
+    def setGrid(self, grid) -> None:  # noqa: N802 (pyqtgraph's name)
+        super().setGrid(grid)
+        self._grid_alpha, self.grid = self.grid, False     # the box stays the axis's own
+        if self.gridItem is not None:
+            self.gridItem.update()
+
+    def grid_alpha(self):
+        """The grid's alpha (0-255), or False: no grid."""
+        return self._grid_alpha
+
+    def linkToView(self, view) -> None:  # noqa: N802
+        super().linkToView(view)
+        view.sigResized.connect(self._view_resized)
+
+    def _view_resized(self, *_):
+        if self.gridItem is not None:
+            self.gridItem.prepareGeometryChange()
+        self.picture = None
+
+    def show(self) -> None:
+        super().show()
+        if self.gridItem is not None:
+            self.gridItem.sync()
+
+    def hide(self) -> None:
+        super().hide()
+        if self.gridItem is not None:
+            self.gridItem.sync()
+
+    def generateDrawSpecs(self, p):  # noqa: N802
+        """pyqtgraph's specs computed with the grid on (tick lines across the
+        plot, grid alpha), the tick lines kept as the grid's lines and left
+        out of the axis's picture."""
+        self.grid = self._grid_alpha
+        try:
+            specs = super().generateDrawSpecs(p)
+        finally:
+            self.grid = False
+        if specs is None or self._grid_alpha is False:
+            self._lines = []
+            return specs
+        axis_spec, tick_specs, text_specs = specs
+        self._lines = tick_specs
+        return axis_spec, [], text_specs
+
+    def _build(self) -> None:
+        """The axis's picture and the grid lines (as pyqtgraph's paint)."""
+        picture = QPicture()
+        painter = QPainter(picture)
+        try:
+            if self.style["tickFont"]:
+                painter.setFont(self.style["tickFont"])
+            specs = self.generateDrawSpecs(painter)
+            if specs is not None:
+                self.drawPicture(painter, *specs)
+        finally:
+            painter.end()
+        self._picture = picture
+
+    def grid_lines(self) -> list:
+        """The grid lines [(pen, p1, p2)] in the axis's coordinates (made
+        with the axis's picture if it is out of date)."""
+        if self._lines is None:
+            self._build()
+        return self._lines or []
+
+    def paint(self, p, opt, widget) -> None:
+        if self._picture is None or self._lines is None:
+            self._build()
+        self._picture.play(p)
+
+
+class PlotGrid(pg.GraphicsObject):
+    """The grid lines of a plot's :class:`GridAxis` es over its plot area.
+
+    Kept as a cached picture (``DeviceCoordinateCache``): drawn once after a
+    range change of either axis or a new size, copied by every other repaint
+    (a curve's new data, the moving cursor). The lines are axis-aligned and
+    one pixel wide, so they are filled as one-pixel rectangles: the pixels of
+    pyqtgraph's non-antialiased cosmetic pen, in about half the time.
+    """
+
+    def __init__(self, axes: list[GridAxis], view):
+        super().__init__()
+        self.axes = list(axes)
+        self.view = view
+        self.paints = 0                      # tests: pictures drawn
+        self.setParentItem(view.parentItem())
+        self.setZValue(min(axis.zValue() for axis in self.axes))
+        self.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+        for axis in self.axes:
+            axis.gridItem = self
+        self.sync()
+
+    def sync(self) -> None:
+        """Shown while any of its axes is."""
+        self.setVisible(any(axis.isVisible() for axis in self.axes))
+        self.update()
+
+    def boundingRect(self) -> QRectF:  # noqa: N802
+        return self.view.mapRectToItem(self, self.view.boundingRect())
+
+    def paint(self, p, opt, widget) -> None:
+        self.paints += 1
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        for axis in self.axes:
+            if axis.grid_alpha() is False or not axis.isVisible():
+                continue
+            lines = axis.grid_lines()
+            if not lines:
+                continue
+            p.save()
+            tr, _ok = axis.itemTransform(self)
+            p.setTransform(tr, True)
+            for line_pen, a, b in lines:
+                if a.x() == b.x():
+                    rect = QRectF(a.x() - 0.5, min(a.y(), b.y()) - 0.5, 1.0, abs(b.y() - a.y()) + 1.0)
+                else:
+                    rect = QRectF(min(a.x(), b.x()) - 0.5, a.y() - 0.5, abs(b.x() - a.x()) + 1.0, 1.0)
+                p.fillRect(rect, line_pen.color())
+            p.restore()
+
+
 class TimePlot(pg.PlotWidget):
     def __init__(self, title: str, ylabel: str, parent: QWidget | None = None, log_y: bool = False,
                  cursor: bool = True, xlabel: str = "time", empty_text: str = ""):
-        super().__init__(parent=parent, background=None)
+        super().__init__(parent=parent, background=None,
+                         axisItems={ax: GridAxis(ax) for ax in ("left", "bottom")})
         pi = self.getPlotItem()
         self.setTitle(title, size="9pt", justify="left")
         pi.setLabel("left", ylabel)
@@ -53,10 +211,12 @@ class TimePlot(pg.PlotWidget):
         for ax in ("left", "bottom"):
             pi.getAxis(ax).enableAutoSIPrefix(False)
         pi.showGrid(x=True, y=True, alpha=0.25)
-        # an axis draws the tick labels and the grid across the whole plot,
-        # so a changed curve or a moved cursor repainted both axes (replaying
-        # their label pictures, ~4 ms each): keep each as a cached picture,
-        # redrawn only when its range or size changes
+        # both axes' grid lines: one cached picture over the plot area (see GridAxis)
+        self.plotGrid = PlotGrid([pi.getAxis("left"), pi.getAxis("bottom")], pi.vb)
+        # the grid is drawn by self.plotGrid (see GridAxis); a changed
+        # curve or a moved cursor would replay the axes' label pictures
+        # (~4 ms each): keep each axis as a cached picture, redrawn only when
+        # its range or size changes
         for ax in ("left", "bottom"):
             pi.getAxis(ax).setCacheMode(QGraphicsItem.DeviceCoordinateCache)
         pi.setMenuEnabled(True)
@@ -165,8 +325,8 @@ class TimePlot(pg.PlotWidget):
         whole span, the y range is held and grown with headroom only when the
         data leave it, and the left axis widens but does not narrow: a chunk
         of new data redraws the curves, not the axes (an axis redraws its tick
-        labels and grid with every range change, 10-70 ms of the GUI thread
-        per plot on a busy machine, and a new width re-lays out the plot)."""
+        labels with every range change, and a new width re-lays out the
+        plot; the grid is a light item of its own, see GridAxis)."""
         self.streaming, self._ending = True, False
         self._held = None
         self._span = span

@@ -248,3 +248,91 @@ def test_a_paint_draws_the_last_picture_while_a_render_waits_for_its_turn(qtbot,
     assert pacer().pending(s)                     # queued when shown
     qtbot.waitUntil(lambda: s.frames == n + 2 and not s._dirty, timeout=5000)
     assert non_background_fraction(v.render_image()) > 0.01
+
+
+def test_the_grid_follows_the_ticks_and_is_drawn_once_per_range_change(qtbot):
+    """The axes keep their own small boxes; both axes' grid lines, where their
+    ticks are, are one cached picture over the plot area (the plot's
+    PlotGrid): a range change redraws it with the new ticks, a repaint without
+    one (a moved cursor, a curve's new data) copies it."""
+    from PySide6.QtCore import QPointF
+
+    from studio.pacing import pacer
+    from studio.widgets.plots import GridAxis, energy_plot
+
+    class Paints(QObject):
+        def __init__(self, seen):
+            super().__init__()
+            self.seen = seen
+
+        def eventFilter(self, obj, event):  # noqa: N802
+            if event.type() == QEvent.Paint:
+                self.seen.append(1)
+            return False
+
+    p = _plot(qtbot, energy_plot)
+    pi, vb, grid = p.getPlotItem(), p.getPlotItem().vb, p.plotGrid
+    t = np.linspace(0.0, 10.0, 201)
+    p.set_curve("ground truth", t, 1e-4 * np.sin(t))
+    pacer().flush()
+    qtbot.wait(50)
+    plot_area = vb.sceneBoundingRect()
+
+    def positions(axis, along_x):
+        lines = axis.grid_lines()
+        assert lines
+        for _pen, a, b in lines:               # each line spans the plot area
+            a, b = axis.mapToScene(a), axis.mapToScene(b)
+            span = abs(b.y() - a.y()) if along_x else abs(b.x() - a.x())
+            assert span >= (plot_area.height() if along_x else plot_area.width()) - 1.5
+        return sorted(axis.mapToScene(a).x() if along_x else axis.mapToScene(a).y() for _pen, a, _b in lines)
+
+    def expected(axis, along_x):
+        lo, hi = axis.range
+        length = axis.geometry().width() if along_x else axis.geometry().height()
+        values = [v for _s, level in axis.tickValues(lo, hi, length) for v in level if min(lo, hi) <= v <= max(lo, hi)]
+        pts = [vb.mapViewToScene(QPointF(v, 0.0) if along_x else QPointF(0.0, v)) for v in values]
+        return sorted(q.x() if along_x else q.y() for q in pts)
+
+    for yrange in (None, (-3e-4, 5e-4)):
+        if yrange is not None:                          # a range change: the grid follows, drawn again
+            before, paints = positions(pi.getAxis("left"), False), grid.paints
+            pi.setYRange(*yrange, padding=0)
+            qtbot.waitUntil(lambda n=paints: grid.paints > n, timeout=2000)
+            assert positions(pi.getAxis("left"), False) != before
+        for name, along_x in (("bottom", True), ("left", False)):
+            axis = pi.getAxis(name)
+            assert isinstance(axis, GridAxis) and axis.grid_alpha() == int(0.25 * 255)
+            assert axis.gridItem is grid
+            # the axis paints its own box only (and its ticks' 5 px), not across the plot
+            box = axis.mapRectToScene(axis.boundingRect())
+            assert not box.intersects(plot_area.adjusted(6, 6, -6, -6))
+            assert np.allclose(positions(axis, along_x), expected(axis, along_x), atol=0.51)
+            alphas = {pen.color().alpha() for pen, _a, _b in axis.grid_lines()}
+            assert max(alphas) < 255 * 0.25 + 1 and min(alphas) > 0      # the grid's alpha per tick level
+        assert grid.isVisible() and grid.paints > 0
+        assert grid.zValue() <= min(pi.getAxis(a).zValue() for a in ("left", "bottom"))
+
+    # repaints without a range change copy the grid's picture
+    paints, frames = grid.paints, []
+    counter = Paints(frames)
+    p.viewport().installEventFilter(counter)
+    for k in range(5):
+        p.cursor.setValue(1.0 + k)
+        p.curves["ground truth"].setData(t, 1e-4 * np.sin(t + 0.1 * k))
+        qtbot.waitUntil(lambda n=k: len(frames) > n, timeout=2000)
+    assert grid.paints == paints
+
+    # the grid shows in the picture: lines of the grid's colour at the ticks
+    image = p.grab().toImage()
+    axis = pi.getAxis("bottom")
+    xs = expected(axis, True)
+    mid_y = int(plot_area.center().y())
+    dpr = image.devicePixelRatio()
+    background = image.pixelColor(int(0.5 * (xs[0] + xs[1]) * dpr), int(mid_y * dpr))
+    on_line = [image.pixelColor(round(x * dpr - 0.5), int(mid_y * dpr)) != background for x in xs]
+    assert sum(on_line) >= len(xs) - 1
+
+    p.clear_curves()                                    # the empty state: no axes, no grid
+    qtbot.wait(20)
+    assert not grid.isVisible()
