@@ -55,11 +55,56 @@ class GridAxis(pg.AxisItem):
     (``gridItem``), which draws both axes' lines into one cached picture.
     """
 
+    #: a left/right axis's text space grows by at least this many pixels
+    #: beyond a label that does not fit (see :meth:`reserve_text`)
+    TEXT_STEP = 12
+
     def __init__(self, orientation: str, **kw):
         self.gridItem = None
         self._grid_alpha = False
         self._lines = None                   # the grid lines of the current picture
+        self._least_text = 0                 # the reserved text width (px)
         super().__init__(orientation, **kw)
+
+    # -- a stable width (left/right axes) ------------------------------------------
+    def label_width(self, text: str) -> float:
+        """The width of a tick label as the axis lays it out (the font and
+        painter of :meth:`_build`)."""
+        picture = QPicture()
+        painter = QPainter(picture)
+        try:
+            if self.style["tickFont"]:
+                painter.setFont(self.style["tickFont"])
+            return painter.boundingRect(QRectF(0, 0, 100, 100), Qt.AlignCenter, text).width()
+        finally:
+            painter.end()
+
+    def reserve_text(self, labels) -> None:
+        """Reserve the text space of the widest of ``labels`` (the widest the
+        plot's format can produce), so that the axis's width -- and with it
+        the plot's layout -- does not change with the range: pyqtgraph fits
+        the width to the current labels, and a new width re-lays out the
+        plot, resizes the view and drops the pictures just made (labels laid
+        out twice per range change). A wider label than reserved widens the
+        axis by a step (:attr:`TEXT_STEP`), which it keeps."""
+        self._least_text = max(self.label_width(s) for s in labels)
+        self.textWidth = self._least_text
+        self._updateWidth()
+
+    def _updateMaxTextSize(self, x: int) -> None:  # noqa: N802 (pyqtgraph's name)
+        if self.orientation not in ("left", "right") or not self._least_text:
+            return super()._updateMaxTextSize(x)
+        # only on a change of the width: pyqtgraph's own re-sets it (and drops
+        # the picture) with every build
+        if x > self.textWidth:
+            self.textWidth = x + self.TEXT_STEP
+        elif self.style["autoReduceTextSpace"] and self.textWidth > self._least_text and x < self.textWidth - 10:
+            self.textWidth = max(self._least_text, x + self.TEXT_STEP)
+        else:
+            return None
+        if self.style["autoExpandTextSpace"]:
+            self._updateWidth()
+        return None
 
     # the axis's picture (its line, ticks and labels) and the grid lines are
     # made together and dropped together (pyqtgraph sets picture = None
@@ -253,6 +298,15 @@ class TimePlot(pg.PlotWidget):
         self._held = None
         self._span = None
         self._auto_reduce = pi.getAxis("left").style["autoReduceTextSpace"]
+        # a left axis as wide as the widest label of its format: a range
+        # change lays the labels out once and does not re-lay out the plot
+        pi.getAxis("left").reserve_text(self.LOG_LABELS if log_y else self.LINEAR_LABELS)
+
+    #: the widest tick labels of each format (pyqtgraph's: "%g" below 0.001
+    #: and from 10^4, else fixed places; a log axis: powers of ten with a
+    #: mantissa at minor ticks)
+    LINEAR_LABELS = ("-0.00025", "-2.5e-05", "-8.5e-05", "-0.0025", "-8888.5", "-88888", "-2.5e+05")
+    LOG_LABELS = ("10⁻¹²", "5·10⁻¹²", "2·10⁻¹⁸", "10¹⁸")
 
     # -- curves ------------------------------------------------------------------
     def add_curve(self, name: str, pen, legend: bool = True) -> None:

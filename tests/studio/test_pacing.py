@@ -87,6 +87,7 @@ def _plot(qtbot, make):
 
 @pytest.mark.parametrize("log_y", [False, True])
 def test_a_streaming_plot_draws_the_latest_data_holds_its_range_and_ends_auto_ranged(qtbot, log_y):
+
     from studio.pacing import pacer
     from studio.widgets.plots import energy_plot, error_plot
 
@@ -336,3 +337,45 @@ def test_the_grid_follows_the_ticks_and_is_drawn_once_per_range_change(qtbot):
     p.clear_curves()                                    # the empty state: no axes, no grid
     qtbot.wait(20)
     assert not grid.isVisible()
+
+
+@pytest.mark.parametrize("log_y", [False, True])
+def test_a_range_change_with_wider_labels_keeps_the_axis_width_and_the_view(qtbot, log_y):
+    """The left axis reserves the widest label of its format: a range change
+    to wider tick labels neither widens the axis nor resizes the view (which
+    would lay the labels out a second time), and no label is clipped."""
+    from PySide6.QtGui import QImage, QPainter
+
+    from studio.pacing import pacer
+    from studio.widgets.plots import energy_plot, error_plot
+
+    p = _plot(qtbot, error_plot if log_y else energy_plot)
+    pi, vb = p.getPlotItem(), p.getPlotItem().vb
+    axis = pi.getAxis("left")
+    t = np.linspace(0.0, 10.0, 201)
+    y = 1e-3 + 0.5e-3 * np.sin(t) if log_y else 0.5 + 0.2 * np.sin(t)
+    p.set_curve(next(iter(p.curves)), t, y)
+    pacer().flush()
+    qtbot.wait(50)
+    width, view = axis.width(), vb.sceneBoundingRect()
+    resizes = []
+    vb.sigResized.connect(lambda *_: resizes.append(1))
+    ranges = [(-12.0, -3.0), (-7.3, -4.1)] if log_y else [(-3.3e-5, 5.1e-4), (-2.5e-4, 1e-4), (-123.0, 4567.0)]
+    for lo, hi in ranges:
+        pi.setYRange(lo, hi, padding=0)
+        p.repaint()
+        qtbot.wait(20)
+        assert axis.width() == width
+        assert not resizes and vb.sceneBoundingRect() == view
+        image = QImage(10, 10, QImage.Format_ARGB32)
+        painter = QPainter(image)
+        try:
+            _axis_spec, _ticks, texts = axis.generateDrawSpecs(painter)
+        finally:
+            painter.end()
+        assert texts                                         # labels, all inside the axis's box
+        box = axis.boundingRect()
+        widest = max(axis.label_width(s) for _r, _f, s in texts)
+        assert widest <= axis.textWidth <= width
+        for rect, _flags, _s in texts:
+            assert box.contains(rect)
