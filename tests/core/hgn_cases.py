@@ -55,3 +55,28 @@ def autograd_jacobians(net, graph, q, p):
         if gp is not None:
             jp[..., col] = gp
     return phi.detach(), jq, jp
+
+
+def assert_matches_autograd(net, graph, q, p):
+    """The analytic Jacobians (``net.jacobians``) and contracted gradients
+    (``net.gradients``) of ``net`` equal torch autograd at (q, p); returns
+    (the autograd Jacobians (jq, jp), the analytic (gq, gp))."""
+    phi, Jq, Jp = net.jacobians(graph, q, p)
+    phi_t, jq_t, jp_t = autograd_jacobians(net, graph, q, p)
+    scale = max(1.0, float(jq_t.abs().max()), float(jp_t.abs().max()))
+    assert float((phi - phi_t).abs().max()) < 1e-12 * max(1.0, float(phi_t.abs().max()))
+    assert float((Jq - jq_t[..., net.q_cols]).abs().max()) < 1e-11 * scale
+    assert float((Jp - jp_t[..., net.p_cols]).abs().max()) < 1e-11 * scale
+    if net.separable:  # the columns left out are exactly zero
+        assert torch.all(jq_t[..., net.p_cols] == 0) and torch.all(jp_t[..., net.q_cols] == 0)
+    # the contracted (reverse-mode) gradients used by evaluation and roll-outs
+    H, gq, gp = net.gradients(graph, q, p)
+    qt = q.clone().requires_grad_(True)
+    pt = p.clone().requires_grad_(True)
+    Ht = net(graph, qt, pt)
+    aq, ap = torch.autograd.grad(Ht.sum(), (qt, pt))
+    gscale = max(1.0, float(aq.abs().max()), float(ap.abs().max()))
+    assert float((H - Ht.detach()).abs().max()) < 1e-11 * max(1.0, float(H.abs().max()))
+    assert float((gq - aq).abs().max()) < 1e-11 * gscale
+    assert float((gp - ap).abs().max()) < 1e-11 * gscale
+    return (jq_t, jp_t), (gq, gp)
