@@ -112,17 +112,25 @@ class NetworkHamiltonian(LearnedHamiltonian):
 
         return torch.as_tensor(x, dtype=self.network.dtype, device=self.network.device)
 
+    def _check_state(self, system, q, p):
+        """(q, p) checked for ``system`` and of the same shape."""
+        q = self._check(system, q)
+        p = self._check(system, p, "p")
+        if p.shape != q.shape:
+            raise HGNError(f"q and p differ in shape: {q.shape} and {p.shape}")
+        return q, p
+
     def _batch(self, system, q, p=None):
         """Checked batches (S, N, d) as tensors on the network's device, and
         whether the input was one state."""
-        q = self._check(system, q)
+        if p is None:
+            q = self._check(system, q)
+        else:
+            q, p = self._check_state(system, q, p)
         single = q.ndim == 2
         qb = self._tensor(q[None] if single else q)
         if p is None:
             return qb, None, single
-        p = self._check(system, p, "p")
-        if p.shape != q.shape:
-            raise HGNError(f"q and p differ in shape: {q.shape} and {p.shape}")
         return qb, self._tensor(p[None] if single else p), single
 
     def _graph(self, system, qb, pairs=None):
@@ -191,10 +199,7 @@ class NetworkHamiltonian(LearnedHamiltonian):
         import torch
 
         if self._table_stepper(system, exact, "pair") is not None:
-            q = self._check(system, q)
-            p = self._check(system, p, "p")
-            if p.shape != q.shape:
-                raise HGNError(f"q and p differ in shape: {q.shape} and {p.shape}")
+            q, p = self._check_state(system, q, p)
             return (self.kinetic_energy(system, p) + self.potential_energy(system, q, pairs)
                     + self._const(system))
         qb, pb, single = self._batch(system, q, p)
@@ -205,10 +210,7 @@ class NetworkHamiltonian(LearnedHamiltonian):
     def gradients(self, system: System, q, p, pairs=None, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(dH/dq, dH/dp), each the shape of q; ``exact``: bypass the fast tables."""
         if self._table_stepper(system, exact, "pair") is not None:
-            q = self._check(system, q)
-            p = self._check(system, p, "p")
-            if p.shape != q.shape:
-                raise HGNError(f"q and p differ in shape: {q.shape} and {p.shape}")
+            q, p = self._check_state(system, q, p)
             return self.potential_gradient(system, q, pairs), self.kinetic_gradient(system, p)
         qb, pb, single = self._batch(system, q, p)
         _, gq, gp = self.network.gradients(self._graph(system, qb, pairs), qb, pb, energy=False)
@@ -221,10 +223,7 @@ class NetworkHamiltonian(LearnedHamiltonian):
         fast = self._fast(system, self._check(system, p, "p"), "kinetic_energy", exact)
         if fast is not None:
             return fast
-        pb, _, single = self._batch(system, p)
-        net = self.network
-        T, _ = net.kinetic_part(self._tensor(system.masses), pb, net.theta.detach()[net.p_cols])
-        return self._out(T, single)
+        return self._kinetic(system, p, True)
 
     def kinetic_gradient(self, system: System, p, exact: bool = False) -> np.ndarray:
         """dT_hat/dp, the shape of p."""
@@ -232,10 +231,7 @@ class NetworkHamiltonian(LearnedHamiltonian):
         fast = self._fast(system, self._check(system, p, "p"), "kinetic_gradient", exact)
         if fast is not None:
             return fast
-        pb, _, single = self._batch(system, p)
-        net = self.network
-        _, g = net.kinetic_part(self._tensor(system.masses), pb, net.theta.detach()[net.p_cols], energy=False)
-        return self._out(g, single)
+        return self._kinetic(system, p, False)
 
     def potential_energy(self, system: System, q, pairs=None, exact: bool = False) -> np.ndarray:
         """V_hat(q) (without the constant): 0-d for one state, (S,) for a batch."""
@@ -256,6 +252,13 @@ class NetworkHamiltonian(LearnedHamiltonian):
         if fast is not None:
             return fast
         return self._potential(system, q, pairs, False)[1]
+
+    def _kinetic(self, system, p, energy):
+        """T_hat (``energy``) or dT_hat/dp from the exact network."""
+        pb, _, single = self._batch(system, p)
+        net = self.network
+        T, g = net.kinetic_part(self._tensor(system.masses), pb, net.theta.detach()[net.p_cols], energy=energy)
+        return self._out(T if energy else g, single)
 
     def _potential(self, system, q, pairs, energy):
         import torch
