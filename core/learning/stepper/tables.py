@@ -189,51 +189,35 @@ def _to_numpy(x) -> np.ndarray:
 
 class InvariantFunctions:
     """The per-pair function f_c(r) = theta_V . pair(r) of each mass class and
-    the kinetic function T1(k) = theta_T . kinetic(k), exactly, from a
-    network with ``pair(r, gsum, order, shift_at)``, ``static_sum(mi, mj)``
-    and a kinetic layer (the numpy ``InvariantNetwork`` or the torch HGN: same
-    semantics); numpy float64 in and out."""
+    the kinetic function T1(k) = theta_T . kinetic(k), exactly, from an
+    invariant :class:`core.learning.hgn.network.HGN` (its ``pair``,
+    ``static_sum`` and kinetic layer); numpy float64 in and out."""
 
     def __init__(self, network, theta, system: System):
         self.net = network
-        self.torch_net = isinstance(network, torch.nn.Module)
         theta = _to_numpy(theta)
         self.thT, self.thV = theta[network.p_cols], theta[network.q_cols]
         self.shift = float(system.cutoff) if (system.cutoff is not None
                                               and getattr(network, "cutoff_shift", True)) else None
-        if self.torch_net:
-            self.tdev = next(network.parameters()).device
-            W, b = network.layer("kin")
-            self.kin_w, self.kin_b = _to_numpy(W)[:, 0], _to_numpy(b)
-        else:
-            self.kin_w, self.kin_b = network.kin.W[:, 0].copy(), network.kin.b.copy()
+        self.tdev = next(network.parameters()).device
+        W, b = network.layer("kin")
+        self.kin_w, self.kin_b = _to_numpy(W)[:, 0], _to_numpy(b)
         n_K = len(self.kin_w)
         self.linear = bool(getattr(network, "linear_kinetic", len(self.thT) > n_K))
-        self.n_S = self._static_width()
-
-    def _static_width(self) -> int:
-        if self.torch_net:
-            return int(self.net.widths.get("static", 0)) if hasattr(self.net, "widths") else 0
-        return int(self.net.static.n_out)
+        self.n_S = int(network.widths.get("static", 0))
 
     def gsum(self, mi: float, mj: float):
         if self.n_S == 0:
-            return torch.zeros((1, 0), dtype=torch.float64, device=self.tdev) if self.torch_net else np.zeros((1, 0))
-        if self.torch_net:
-            with torch.no_grad():
-                return self.net.static_sum(torch.tensor([mi], dtype=torch.float64, device=self.tdev),
-                                           torch.tensor([mj], dtype=torch.float64, device=self.tdev))
-        return self.net.static_sum(np.array([mi]), np.array([mj]))
+            return torch.zeros((1, 0), dtype=torch.float64, device=self.tdev)
+        with torch.no_grad():
+            return self.net.static_sum(torch.tensor([mi], dtype=torch.float64, device=self.tdev),
+                                       torch.tensor([mj], dtype=torch.float64, device=self.tdev))
 
     def pair(self, r: np.ndarray, gsum, order: int = 2):
         """[f, f', (f'')] of one class (gsum from :meth:`gsum`) at r (P,)."""
-        if self.torch_net:
-            with torch.no_grad():
-                out = self.net.pair(torch.as_tensor(r, dtype=torch.float64, device=self.tdev), gsum, order, self.shift)
-            out = [_to_numpy(x) for x in out]
-        else:
-            out = self.net.pair(np.asarray(r, dtype=np.float64), gsum, order, self.shift)
-        return [x @ self.thV for x in out]
+        with torch.no_grad():
+            out = self.net.pair(torch.as_tensor(r, dtype=torch.float64, device=self.tdev), gsum, order, self.shift)
+        return [_to_numpy(x) @ self.thV for x in out]
 
     def kinetic(self, k: np.ndarray):
         """(T1, T1', T1'') at k (n,), from the kinetic layer's weights."""
