@@ -14,15 +14,15 @@ from core.physics.system import System
 
 
 def _network_model(model) -> bool:
+    """A learned model holding an HGN (a NetworkHamiltonian or the like)."""
     from core.learning.hgn.network import HGN
 
     return isinstance(getattr(model, "network", None), HGN) and callable(getattr(model, "_const", None))
 
 
 def _invariant_network(model) -> bool:
-    net = getattr(model, "network", None)
-    return (net is not None and bool(getattr(net, "separable", False)) and getattr(net, "encoding", "") == "invariant"
-            and callable(getattr(net, "pair", None)) and callable(getattr(model, "_const", None)))
+    """A learned model holding a separable (invariant) HGN: the table stepper's."""
+    return _network_model(model) and model.network.encoding == "invariant"
 
 
 def make_stepper(model, system: System, device="cpu", dtype=torch.float64, *, skin: float = DEFAULT_SKIN,
