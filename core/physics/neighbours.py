@@ -5,7 +5,10 @@ Pair searches use a k-d tree (scipy's cKDTree, periodic via ``boxsize``):
 O(N log N), never an O(N^2) scan. The neighbour list keeps the candidate pairs
 within ``cutoff + skin`` and rebuilds them only when some particle has moved
 more than ``skin / 2`` since the last build, which guarantees that no pair
-within the cutoff is missed.
+within the cutoff is missed. The move is the raw displacement (no minimum
+image): positions wrapped into the box between two calls count as moved by a
+box length, so users of the list that fix each pair's periodic image at build
+time (``ForceField``, the roll-out steppers) rebuild it then.
 """
 from __future__ import annotations
 
@@ -63,7 +66,11 @@ class NeighbourList:
     def needs_rebuild(self, q: np.ndarray) -> bool:
         if self._q_ref is None or self._q_ref.shape != q.shape:
             return True
-        d = minimum_image(q - self._q_ref, self.box)
+        # the raw displacement, not the minimum image: a particle wrapped
+        # across a periodic face has jumped by a box length, and the periodic
+        # image of each pair fixed at the last build (ForceField, the
+        # steppers) is stale after it, so that must count as a move
+        d = q - self._q_ref
         return float(np.max(np.einsum("ij,ij->i", d, d), initial=0.0)) > (0.5 * self.skin) ** 2
 
     def pairs(self, q: np.ndarray) -> np.ndarray:

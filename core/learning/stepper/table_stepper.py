@@ -207,9 +207,7 @@ class TableStepper(Stepper):
         if self.nlist is None:
             return
         if self._q_ref is not None:
-            dq = q - self._q_ref
-            if self.box is not None:
-                dq -= self.box * torch.round(dq / self.box)
+            dq = q - self._q_ref  # raw, no minimum image: a wrapped position makes the fixed images stale
             if float((dq * dq).sum(1).max()) <= (0.5 * self.nlist.skin) ** 2:
                 return
         qn = q.detach().to("cpu", torch.float64).numpy()
