@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.errors import HGNError
 from core.physics import builders
 from core.physics.forces import ForceField, derivatives, potential_energy
 from core.physics.initial import initial_state
