@@ -11,11 +11,38 @@ header; every array is stored under its own name. Readers check the format
 marker, the kind and the version and raise :class:`~core.errors.HGNError`
 with a clear message for corrupt, truncated or foreign files.
 
-Writes are atomic: the data go to a temporary file in the same folder, which
-is fsync'ed and then renamed over the target, so a failed save (disk full, no
-permission, a crash) leaves any previous file intact. The file gets the
-permissions of any new file of the user (0666 less the umask), not the
-owner-only 0600 of a temporary file (:func:`new_file_mode`).
+Reading is bounded (:func:`load_npz`): the archive's table of contents is
+checked against the file before anything is decompressed (stored members
+must be as long as they say, compressed ones may not claim more than
+:data:`MAX_EXPANSION` times their compressed size, the header at most
+:data:`MAX_HEADER_BYTES`), every array's ``.npy`` header (dtype, shape) must
+match the bytes the member holds, and arrays are read in chunks into one
+buffer of that size, so a file cannot make the program allocate far more than
+its size justifies. The JSON header may nest at most :data:`MAX_HEADER_DEPTH`
+levels. Only plain real numbers, booleans and strings are read: object,
+complex, structured and date arrays are refused.
+
+Headers are validated against one declarative schema per kind
+(:class:`Field`, :func:`check_fields`) and arrays against the header
+(:class:`Arr`, :func:`check_arrays`: dtype, shape with named sizes such as
+``N`` or ``d``, finiteness) before use; the schemas live beside the loader of
+each kind (:mod:`core.files.io`, :mod:`core.files.project` and the model
+modules of :mod:`core.learning`); the embedded system's is here
+(:data:`SYSTEM_FIELDS`, :data:`SYSTEM_ARRAYS`) because models read it too.
+Every message names the file and the field.
+
+Writes are atomic (:func:`atomic_write`): the data go to a temporary file
+``.<name>.<token>.hgn-partial`` in the target's folder, which is fsync'ed and
+then renamed over the target, so a failed save (disk full, no permission, a
+crash) leaves any previous file intact; the temporary file is removed when the
+save fails, is interrupted (KeyboardInterrupt) or is terminated (SIGTERM, when
+the save runs in the main thread). A save holds an advisory lock on its
+temporary file; temporary files of killed saves (no lock held, older than
+:data:`STALE_AFTER_S`) are removed by the next save to the same folder. A
+symbolic link at the target is written through (the link stays, the file it
+points to gets the new content); a read-only target is refused, not replaced.
+A new file gets the permissions of any new file of the user (0666 less the
+umask, :func:`new_file_mode`); a replaced file keeps its permissions.
 
 This module sits in core's base layer (beside ``errors``, ``jobs`` and
 ``settings``): the learned models in :mod:`core.learning` save and load
@@ -26,9 +53,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
-import tempfile
+import re
+import secrets
+import signal
+import stat
+import struct
+import threading
+import time
 import zipfile
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,25 +75,212 @@ FORMAT = "hgn-studio"
 VERSION = 1
 HEADER_KEY = "__header__"
 
+#: the JSON header may take at most this many bytes
+MAX_HEADER_BYTES = 64 * 2**20
+#: and nest at most this many levels of lists and objects
+MAX_HEADER_DEPTH = 64
+#: a compressed member may declare at most this many bytes per compressed byte
+#: (HGN Studio writes uncompressed files; real data compresses far less)
+MAX_EXPANSION = 64
+#: ... plus this allowance per file (small members compress better)
+EXPANSION_ALLOWANCE = 1 * 2**20
+#: an archive may hold at most this many members
+MAX_MEMBERS = 100_000
+#: bytes read from a member at a time
+_CHUNK = 8 * 2**20
+#: dtype kinds an array may have: bool, signed/unsigned integers, real floats, strings
+_READABLE_KINDS = "biufSU"
 
+#: the temporary files of saves: ``.<target name>.<token>.hgn-partial``
+TEMP_SUFFIX = ".hgn-partial"
+_TEMP_RE = re.compile(r"^\..+\.[0-9a-f]{16}" + re.escape(TEMP_SUFFIX) + "$")
+#: a temporary file no save holds and older than this (seconds) is left from a killed save
+STALE_AFTER_S = 300.0
+
+
+# ======================================================================
+# paths
+# ======================================================================
+def as_path(path, what: str = "file name") -> Path:
+    """``path`` (str or os.PathLike) as a Path; HGNError for anything else."""
+    if isinstance(path, Path):
+        return path
+    if isinstance(path, str) or (isinstance(path, os.PathLike) and not isinstance(path, bytes)):
+        try:
+            p = Path(path)
+        except TypeError:
+            p = None
+        if p is not None and str(p) not in ("", "."):
+            return p
+    if isinstance(path, str):
+        raise HGNError(f"a {what} is needed, got an empty string")
+    raise HGNError(f"a {what} (text or path) is needed, got {type(path).__name__}"
+                   + (f" {path!r}" if path is None or isinstance(path, (int, float, bytes)) else ""))
+
+
+def existing_file(path) -> Path:
+    """``path`` as a Path; HGNError when it does not exist or is a folder."""
+    path = as_path(path)
+    try:
+        if not path.exists():
+            raise HGNError(f"file not found: {path}")
+        if path.is_dir():
+            raise HGNError(f"{path} is a folder, not a file")
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise HGNError(f"cannot open {path}: {exc.strerror or exc}") from None
+    return path
+
+
+# ======================================================================
+# writing
+# ======================================================================
 def save_npz(path, kind: str, header: dict, arrays: dict[str, np.ndarray], compress: bool = False) -> Path:
     """Write ``arrays`` and ``header`` to ``path`` atomically; returns the path."""
-    path = Path(path)
+    path = as_path(path)
+    if not isinstance(kind, str) or not kind:
+        raise HGNError(f"a file kind must be a non-empty string, got {kind!r}")
+    if not isinstance(header, dict) or not isinstance(arrays, dict):
+        raise HGNError("save_npz needs a header dict and a dict of arrays")
     head = {"format": FORMAT, "version": VERSION, "kind": kind, **header}
     try:
         text = json.dumps(head, allow_nan=True)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise HGNError(f"cannot store header of {kind} file: {exc}") from None
     for name in arrays:
-        if name == HEADER_KEY or "/" in name:
+        if not isinstance(name, str) or name == HEADER_KEY or "/" in name or not name:
             raise HGNError(f"array name {name!r} is reserved or invalid")
     payload = {k: np.asarray(v) for k, v in arrays.items()}
-    if any(a.dtype == object for a in payload.values()):
-        raise HGNError("object arrays cannot be stored (they would need pickle)")
+    for k, a in payload.items():
+        if a.dtype.hasobject:
+            raise HGNError(f"array {k!r}: object arrays cannot be stored (they would need pickle)")
+        if a.dtype.kind not in _READABLE_KINDS:
+            raise HGNError(f"array {k!r} has dtype {a.dtype}, which HGN Studio files do not hold "
+                           "(use real numbers, booleans or strings)")
     payload[HEADER_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     with atomic_write(path) as fh:
         (np.savez_compressed if compress else np.savez)(fh, **payload)
     return path
+
+
+# -- temporary files ----------------------------------------------------
+_LIVE: set[str] = set()           # temporary files of saves in progress in this process
+_LIVE_LOCK = threading.Lock()
+_SIGNAL_STATE = {"depth": 0, "previous": None}
+
+
+def _on_sigterm(signum, frame):  # pragma: no cover - exercised in a subprocess by the tests
+    """Remove this process's temporary files, then let SIGTERM do what it did before."""
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for tmp in live:
+        remove_quietly(tmp)
+    previous = _SIGNAL_STATE["previous"]
+    if callable(previous):
+        previous(signum, frame)
+        return
+    if previous == signal.SIG_IGN:
+        return
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+@contextlib.contextmanager
+def _temp_removed_on_sigterm():
+    """While the block runs in the main thread, SIGTERM removes the temporary
+    files of this process's saves before ending it as before."""
+    main = threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM")
+    installed = False
+    if main:
+        try:
+            if _SIGNAL_STATE["depth"] == 0:
+                _SIGNAL_STATE["previous"] = signal.signal(signal.SIGTERM, _on_sigterm)
+            _SIGNAL_STATE["depth"] += 1
+            installed = True
+        except (ValueError, OSError):  # not allowed here (embedded interpreter)
+            installed = False
+    try:
+        yield
+    finally:
+        if installed:
+            _SIGNAL_STATE["depth"] -= 1
+            if _SIGNAL_STATE["depth"] == 0:
+                previous = _SIGNAL_STATE["previous"]
+                _SIGNAL_STATE["previous"] = None
+                with contextlib.suppress(ValueError, OSError, TypeError):
+                    signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _try_lock(fd) -> bool | None:
+    """An exclusive advisory lock on ``fd`` without waiting: True (got it),
+    False (another process holds it), None (no advisory locks here)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return None
+
+
+def clean_stale_temporaries(folder, now: float | None = None, legacy_of: str | None = None) -> list[str]:
+    """Remove the temporary files of killed saves in ``folder``: names of the
+    pattern ``.<name>.<token>.hgn-partial``, not held by a live save (no
+    advisory lock on them, not a save of this process) and not modified for
+    :data:`STALE_AFTER_S` seconds. ``legacy_of``: a target name whose
+    temporary files of older versions (``.<name>.<8 characters>.tmp``) are
+    removed on the same terms. Returns the names removed; errors are ignored."""
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    with _LIVE_LOCK:
+        live = set(_LIVE)
+    legacy = None if legacy_of is None else re.compile("^" + re.escape(f".{legacy_of}.") + r"[a-z0-9_]{8}\.tmp$")
+    for entry in entries:
+        ours = _TEMP_RE.match(entry.name) or (legacy is not None and legacy.match(entry.name))
+        if not ours or entry.path in live:
+            continue
+        try:
+            if (not entry.is_file(follow_symlinks=False)
+                    or now - entry.stat(follow_symlinks=False).st_mtime < STALE_AFTER_S):
+                continue
+            fd = os.open(entry.path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            if _try_lock(fd) is not False:  # nobody holds it (or no locks here: its age decides)
+                remove_quietly(entry.path)
+                removed.append(entry.name)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _target(path: Path) -> Path:
+    """Where a save to ``path`` writes: the file a symbolic link points to (so
+    the link stays), else ``path``. HGNError for a folder or a read-only file."""
+    target = path
+    if path.is_symlink():
+        target = Path(os.path.realpath(path))
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise HGNError(f"cannot save {path}: folder {folder} does not exist")
+    if target.is_dir():
+        raise HGNError(f"cannot save {path}: it is a folder")
+    if target.exists():
+        st = target.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise HGNError(f"cannot save {path}: it is not a regular file")
+        if not st.st_mode & 0o222 or not os.access(target, os.W_OK):
+            raise HGNError(f"cannot save {path}: the file is read-only; it was not replaced (make it writable "
+                           "or save under another name)")
+    return target
 
 
 @contextlib.contextmanager
@@ -66,74 +289,429 @@ def atomic_write(path, mode: str = "wb"):
     "w"); when the ``with`` block ends normally it is fsync'ed and renamed over
     ``path``, so readers see the old file or the whole new one, never a part.
 
-    A missing folder raises HGNError before anything is written; an OSError
-    (disk full, no permission) becomes HGNError and leaves any previous file
-    unchanged; any other exception (e.g. Cancelled) removes the temporary file
-    and propagates as it is.
+    A missing folder or a read-only target raises HGNError before anything is
+    written; an OSError (disk full, no permission) becomes HGNError and leaves
+    any previous file unchanged; any other exception (e.g. Cancelled,
+    KeyboardInterrupt) removes the temporary file and propagates as it is.
+    A symbolic link at ``path`` is written through. Stale temporary files of
+    killed saves in the folder are removed first (:func:`clean_stale_temporaries`).
     """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise HGNError(f"cannot save {path}: folder {folder} does not exist")
+    if mode not in ("wb", "w"):
+        raise HGNError(f"atomic_write opens files for writing ('wb' or 'w'), not {mode!r}")
+    path = as_path(path)
+    target = _target(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    clean_stale_temporaries(folder, legacy_of=target.name)
+    tmp = str(folder / f".{target.name}.{secrets.token_hex(8)}{TEMP_SUFFIX}")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise HGNError(f"could not save {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, mode) as fh:
-            os.fchmod(fh.fileno(), new_file_mode())
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        remove_quietly(tmp)
-        raise HGNError(f"could not save {path}: {exc.strerror or exc}; "
-                       "the previous file (if any) is unchanged") from None
-    except BaseException:
-        remove_quietly(tmp)
-        raise
+        old_mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else None
+    except OSError:
+        old_mode = None
+    with _temp_removed_on_sigterm():
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+        except OSError as exc:
+            raise HGNError(f"could not save {path}: {exc.strerror or exc}") from None
+        with _LIVE_LOCK:
+            _LIVE.add(tmp)
+        try:
+            _try_lock(fd)
+            with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as fh:
+                os.fchmod(fh.fileno(), new_file_mode() if old_mode is None else old_mode)
+                yield fh
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+            _fsync_folder(folder)
+        except OSError as exc:
+            remove_quietly(tmp)
+            raise HGNError(f"could not save {path}: {exc.strerror or exc}; "
+                           "the previous file (if any) is unchanged") from None
+        except BaseException:
+            remove_quietly(tmp)
+            raise
+        finally:
+            with _LIVE_LOCK:
+                _LIVE.discard(tmp)
 
 
-def existing_file(path) -> Path:
-    """``path`` as a Path; HGNError when it does not exist or is a folder."""
-    path = Path(path)
-    if not path.exists():
-        raise HGNError(f"file not found: {path}")
-    if path.is_dir():
-        raise HGNError(f"{path} is a folder, not a file")
-    return path
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable where the system allows it (errors ignored)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ======================================================================
+# reading (bounded)
+# ======================================================================
+def _damaged(fname: str, what: str) -> HGNError:
+    return HGNError(f"{fname} is corrupt, truncated or not an HGN Studio file ({what})")
+
+
+def _check_table(zf: zipfile.ZipFile, fname: str, size: int) -> list[zipfile.ZipInfo]:
+    """The archive's members, after checking their declared sizes against the file."""
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise _damaged(fname, f"{len(infos)} members, more than {MAX_MEMBERS}")
+    total = 0
+    for info in infos:
+        name = info.filename
+        if info.flag_bits & 0x1:
+            raise _damaged(fname, f"member {name!r} is encrypted")
+        if info.compress_type == zipfile.ZIP_STORED:
+            if info.file_size != info.compress_size:
+                raise _damaged(fname, f"member {name!r} is stored uncompressed but declares {info.file_size} bytes "
+                                      f"in {info.compress_size}")
+        elif info.compress_type == zipfile.ZIP_DEFLATED:
+            if info.file_size > MAX_EXPANSION * info.compress_size + EXPANSION_ALLOWANCE:
+                raise HGNError(f"{fname}: member {name!r} declares {info.file_size} bytes from "
+                               f"{info.compress_size} compressed bytes, more than {MAX_EXPANSION} times its size; "
+                               "refused (a damaged or crafted archive)")
+        else:
+            raise _damaged(fname, f"member {name!r} uses compression method {info.compress_type}, which HGN "
+                                  "Studio files never use")
+        if info.compress_size > size or info.header_offset > size:
+            raise _damaged(fname, f"member {name!r} declares {info.compress_size} bytes at offset "
+                                  f"{info.header_offset} in a file of {size} bytes")
+        total += info.file_size
+    if total > MAX_EXPANSION * size + EXPANSION_ALLOWANCE:
+        raise HGNError(f"{fname}: the archive declares {total} bytes of data in a file of {size} bytes; refused "
+                       "(a damaged or crafted archive)")
+    return infos
+
+
+def _read_exact(fp, nbytes: int, fname: str, name: str) -> bytearray:
+    buf = bytearray(nbytes)
+    view = memoryview(buf)
+    pos = 0
+    while pos < nbytes:
+        chunk = fp.read(min(_CHUNK, nbytes - pos))
+        if not chunk:
+            raise _damaged(fname, f"member {name!r} ends after {pos} of {nbytes} bytes")
+        view[pos:pos + len(chunk)] = chunk
+        pos += len(chunk)
+    return buf
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, fname: str) -> np.ndarray:
+    """One ``.npy`` member: header checked against the member's declared size, data read in chunks."""
+    name = info.filename
+    with zf.open(info) as fp:
+        try:
+            version = np.lib.format.read_magic(fp)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
+            else:
+                raise ValueError(f"npy format version {version}")
+        except (ValueError, TypeError, SyntaxError, OverflowError) as exc:
+            raise _damaged(fname, f"member {name!r} has no valid array header: {exc}") from None
+        dtype = np.dtype(dtype)
+        if dtype.hasobject or dtype.names is not None or dtype.subdtype is not None:
+            raise HGNError(f"{fname}: array {name[:-4]!r} holds Python objects or records ({dtype}), which HGN "
+                           "Studio files never hold")
+        if dtype.kind not in _READABLE_KINDS:
+            what = "complex numbers" if dtype.kind == "c" else f"dtype {dtype}"
+            raise HGNError(f"{fname}: array {name[:-4]!r} holds {what}; HGN Studio files hold real numbers")
+        count = math.prod(int(n) for n in shape)
+        nbytes = count * dtype.itemsize
+        offset = fp.tell()
+        if offset + nbytes != info.file_size:
+            raise _damaged(fname, f"array {name[:-4]!r} declares shape {tuple(shape)} of {dtype} ({nbytes} bytes) "
+                                  f"but its member holds {info.file_size - offset}")
+        data = _read_exact(fp, nbytes, fname, name)
+        if fp.read(1):
+            raise _damaged(fname, f"member {name!r} is longer than it declares")
+    arr = np.frombuffer(data, dtype=dtype, count=count) if nbytes else np.empty(count, dtype=dtype)
+    return arr.reshape(shape, order="F" if fortran else "C")
+
+
+def json_depth_ok(doc, limit: int) -> bool:
+    """True when ``doc`` nests at most ``limit`` levels of lists and dicts (iterative)."""
+    stack = [(doc, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            v = v.values()
+        elif not isinstance(v, list):
+            continue
+        if depth > limit:
+            return False
+        stack.extend((x, depth + 1) for x in v if isinstance(x, (dict, list)))
+    return True
+
+
+def _parse_header(raw: np.ndarray, fname: str) -> dict:
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise _damaged(fname, f"the header is a {raw.dtype} array of shape {raw.shape}, not bytes")
+    if raw.size > MAX_HEADER_BYTES:
+        raise HGNError(f"{fname}: the header takes {raw.size} bytes, more than {MAX_HEADER_BYTES}; refused")
+    try:
+        header = json.loads(raw.tobytes().decode("utf-8"))
+    except RecursionError:
+        raise HGNError(f"{fname}: the header nests deeper than {MAX_HEADER_DEPTH} levels; refused "
+                       "(a damaged or crafted file)") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _damaged(fname, f"the header is not valid JSON: {str(exc)[:120]}") from None
+    if not json_depth_ok(header, MAX_HEADER_DEPTH):
+        raise HGNError(f"{fname}: the header nests deeper than {MAX_HEADER_DEPTH} levels; refused "
+                       "(a damaged or crafted file)")
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise HGNError(f"{fname} is not an HGN Studio file (format marker missing)")
+    version = header.get("version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise HGNError(f"{fname}: header field 'version' must be a whole number, got {_show(version)}")
+    if version > VERSION:
+        raise HGNError(f"{fname} was written by a newer HGN Studio (file version {version}, this "
+                       f"one reads {VERSION})")
+    if version < 1:
+        raise HGNError(f"{fname}: header field 'version' must be 1..{VERSION}, got {version}")
+    if not isinstance(header.get("kind"), str):
+        raise HGNError(f"{fname}: header field 'kind' must be a string, got {_show(header.get('kind'))}")
+    return header
 
 
 def load_npz(path, kind: str | tuple[str, ...] | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     """Read a file written by :func:`save_npz`; returns (header, arrays).
 
-    ``kind`` restricts the accepted file kinds (one name or a tuple).
-    """
+    ``kind`` restricts the accepted file kinds (one name or a tuple). The
+    reading is bounded (see the module notes); arrays are read-only views of
+    freshly read buffers (or writable copies where numpy makes them)."""
     path = existing_file(path)
+    fname = path.name
     try:
-        with np.load(path, allow_pickle=False) as z:
-            names = list(z.files)
-            if HEADER_KEY not in names:
-                raise HGNError(f"{path.name} is not an HGN Studio file (no header); was it written by another program?")
-            header = json.loads(bytes(z[HEADER_KEY]).decode("utf-8"))
-            arrays = {k: z[k] for k in names if k != HEADER_KEY}
+        size = path.stat().st_size
+        with zipfile.ZipFile(path) as zf:
+            infos = _check_table(zf, fname, size)
+            members = {}
+            for info in infos:
+                if not info.filename.endswith(".npy"):
+                    raise HGNError(f"{fname}: member {info.filename!r} is not an array; not an HGN Studio file")
+                members[info.filename[:-4]] = info
+            if HEADER_KEY not in members:
+                raise HGNError(f"{fname} is not an HGN Studio file (no header); was it written by another program?")
+            hinfo = members.pop(HEADER_KEY)
+            if hinfo.file_size > MAX_HEADER_BYTES + 1024:
+                raise HGNError(f"{fname}: the header takes {hinfo.file_size} bytes, more than {MAX_HEADER_BYTES}; "
+                               "refused")
+            header = _parse_header(_read_member(zf, hinfo, fname), fname)
+            if kind is not None:
+                kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+                if header.get("kind") not in kinds:
+                    raise HGNError(f"{fname} holds a {header.get('kind')!r}, expected {' or '.join(kinds)}")
+            arrays = {k: _read_member(zf, info, fname) for k, info in members.items()}
     except HGNError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError,
-            zipfile.LargeZipFile) as exc:
-        raise HGNError(f"{path.name} is corrupt, truncated or not an HGN Studio file "
-                       f"({type(exc).__name__}: {exc})") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise HGNError(f"{path.name} is not an HGN Studio file (format marker missing)")
-    if int(header.get("version", 0)) > VERSION:
-        raise HGNError(f"{path.name} was written by a newer HGN Studio (file version {header.get('version')}, this "
-                       f"one reads {VERSION})")
-    if kind is not None:
-        kinds = (kind,) if isinstance(kind, str) else tuple(kind)
-        if header.get("kind") not in kinds:
-            raise HGNError(f"{path.name} holds a {header.get('kind')!r}, expected {' or '.join(kinds)}")
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError,
+            zlib.error, NotImplementedError, RuntimeError, OverflowError, MemoryError, TypeError,
+            IndexError, struct.error) as exc:
+        raise _damaged(fname, f"{type(exc).__name__}: {str(exc)[:160]}") from None
     return header, arrays
+
+
+# ======================================================================
+# schemas: headers and arrays checked before use
+# ======================================================================
+def _show(v, limit: int = 60) -> str:
+    text = repr(v)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_TYPE_WORDS = {"int": "a whole number", "number": "a number", "str": "a string", "bool": "true or false",
+               "dict": "a JSON object", "list": "a list", "any": "any value"}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One header field: its type, whether it must be there, and its range.
+
+    ``type``: "int" (whole number, not bool), "number" (int or float, not
+    bool; finite unless ``finite=False``), "str", "bool", "dict", "list",
+    "any". ``lo``/``hi``: inclusive bounds (numbers, or lengths of str and
+    list); ``above``: exclusive lower bound of a number; ``choices``: allowed values; ``null``: None is allowed;
+    ``fields``: the schema of a dict; ``items``: the Field of every list item.
+    """
+
+    type: str
+    required: bool = True
+    lo: float | None = None
+    hi: float | None = None
+    above: float | None = None
+    choices: tuple | None = None
+    null: bool = False
+    finite: bool = True
+    fields: dict | None = None
+    items: "Field | None" = None
+
+    def check(self, value, where: str):
+        """``value`` if it fits, else HGNError naming ``where`` (``"<file>: header field 'a.b'"``)."""
+        if value is None:
+            if self.null:
+                return value
+            raise HGNError(f"{where} must be {_TYPE_WORDS[self.type]}, got null")
+        t = self.type
+        ok = {"int": isinstance(value, int) and not isinstance(value, bool),
+              "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+              "str": isinstance(value, str), "bool": isinstance(value, bool),
+              "dict": isinstance(value, dict), "list": isinstance(value, list), "any": True}[t]
+        if not ok:
+            raise HGNError(f"{where} must be {_TYPE_WORDS[t]}, got {_show(value)}")
+        if t == "number" and self.finite and not math.isfinite(value):
+            raise HGNError(f"{where} must be a finite number, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise HGNError(f"{where} must be one of {', '.join(map(repr, self.choices))}, got {_show(value)}")
+        if t in ("int", "number", "str", "list"):
+            size = value if t in ("int", "number") else len(value)
+            noun = "" if t in ("int", "number") else (" characters" if t == "str" else " items")
+            if self.lo is not None and size < self.lo:
+                raise HGNError(f"{where} must be at least {self.lo:g}{noun}, got {_show(value)}")
+            if self.hi is not None and size > self.hi:
+                raise HGNError(f"{where} must be at most {self.hi:g}{noun}, got {_show(value)}")
+            if self.above is not None and not size > self.above:
+                raise HGNError(f"{where} must be greater than {self.above:g}, got {_show(value)}")
+        if t == "dict" and self.fields is not None:
+            check_fields(value, self.fields, where)
+        if t == "list" and self.items is not None:
+            for i, item in enumerate(value):
+                self.items.check(item, field_label(where, f"[{i}]"))
+        return value
+
+
+def field_label(where: str, name) -> str:
+    """The label of field ``name`` (a key, or ``[i]`` for a list item) inside
+    ``where``: ``"f.npz: header"`` -> ``"f.npz: header field 'dt'"``,
+    ``"f.npz: header field 'system'"`` -> ``"f.npz: header field 'system.dim'"``."""
+    if where.endswith("'") and " field '" in where:
+        return where[:-1] + (name if name.startswith("[") else "." + name) + "'"
+    return f"{where} field '{name}'"
+
+
+def check_fields(doc, fields: dict[str, Field], where: str) -> dict:
+    """Check the dict ``doc`` against ``fields`` (name -> Field); returns ``doc``.
+    ``where`` names it in messages: ``"t.npz: header"`` gives ``"t.npz: header
+    field 'dt' must be ..."``; nested fields give ``'system.dim'``. Unknown
+    fields are allowed (later additions)."""
+    if not isinstance(doc, dict):
+        raise HGNError(f"{where} must be a JSON object, got {_show(doc)}")
+    for name, f in fields.items():
+        label = field_label(where, name)
+        if name not in doc:
+            if f.required:
+                raise HGNError(f"{label} is missing (file damaged or written by another program)")
+            continue
+        f.check(doc[name], label)
+    return doc
+
+
+@dataclass(frozen=True)
+class Arr:
+    """One array of a file: ``dtype`` "float" (real floating point; integers
+    allowed with ``ints=True``), "int" (integers) or "any" (bool, numbers);
+    ``shape``: one entry per axis, an int, a size name bound on first use
+    (``"N"``, ``"d"``...) or None (any); ``finite``: no NaN or inf."""
+
+    dtype: str = "float"
+    shape: tuple | None = None
+    finite: bool = True
+    required: bool = True
+    ints: bool = True
+
+
+def check_array(a: np.ndarray, spec: Arr, sizes: dict, where: str) -> np.ndarray:
+    """``a`` if it fits ``spec`` (binding new size names into ``sizes``), else HGNError naming ``where``."""
+    a = np.asarray(a)
+    k = a.dtype.kind
+    if spec.dtype == "int":
+        if k not in "iu":
+            if not (a.size == 0 and k in "fb"):
+                raise HGNError(f"{where} must hold whole numbers, got dtype {a.dtype}")
+    elif spec.dtype == "float":
+        if k == "c":
+            raise HGNError(f"{where} holds complex numbers; it must hold real numbers")
+        if k != "f" and not (spec.ints and k in "iu"):
+            raise HGNError(f"{where} must hold real numbers, got dtype {a.dtype}")
+    elif k not in "biuf":
+        raise HGNError(f"{where} must hold numbers, got dtype {a.dtype}")
+    if spec.shape is not None:
+        if a.ndim != len(spec.shape):
+            raise HGNError(f"{where} has shape {a.shape}, expected {_shape_text(spec.shape, sizes)}")
+        for n, want in zip(a.shape, spec.shape):
+            if want is None:
+                continue
+            if isinstance(want, str):
+                want = sizes.setdefault(want, n)
+            if n != want:
+                raise HGNError(f"{where} has shape {a.shape}, expected {_shape_text(spec.shape, sizes)}")
+    if spec.finite and k in "fc" and a.size and not np.isfinite(a).all():
+        bad = np.argwhere(~np.isfinite(a))[0]
+        raise HGNError(f"{where} holds a value that is not finite (NaN or inf) at index {tuple(int(i) for i in bad)}")
+    return a
+
+
+def _shape_text(shape: tuple, sizes: dict) -> str:
+    parts = [str(sizes.get(s, s)) if isinstance(s, str) else ("any" if s is None else str(s)) for s in shape]
+    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+
+
+def check_arrays(arrays: dict, specs: dict[str, Arr], fname: str, sizes: dict | None = None,
+                 prefix: str = "") -> dict:
+    """Check ``arrays[prefix + name]`` against ``specs[name]`` for every spec;
+    returns ``sizes`` (the size names bound). HGNError names the file and array."""
+    sizes = {} if sizes is None else sizes
+    for name, spec in specs.items():
+        key = prefix + name
+        if key not in arrays:
+            if spec.required:
+                raise HGNError(f"{fname}: array {key!r} is missing (file damaged or written by another program)")
+            continue
+        check_array(arrays[key], spec, sizes, f"{fname}: array {key!r}")
+    return sizes
+
+
+def header_int(value, where: str, lo: int | None = None) -> int:
+    """``value`` as an int when it is a whole number (``Field("int", lo=lo)``), else HGNError."""
+    return Field("int", lo=lo).check(value, where)
+
+
+#: the header of a system inside a file (a system file's ``system``, an entry of
+#: ``systems``, a model's ``train_system``, the xyz record's ``system``)
+SYSTEM_FIELDS = {
+    "dim": Field("int", choices=(2, 3)),
+    "n": Field("int", required=False, lo=1),
+    "potential": Field("dict", fields={"kind": Field("str", lo=1, hi=64)}),
+    "cutoff": Field("number", required=False, null=True, lo=0),
+    "name": Field("str", required=False),
+    "meta": Field("dict", required=False, null=True),
+}
+#: its arrays (size names: N particles, d dimensions, E edges)
+SYSTEM_ARRAYS = {
+    "positions": Arr("float", ("N", "d")),
+    "masses": Arr("float", ("N",)),
+    "edges": Arr("int", ("E", 2), required=False),
+    "edge_scale": Arr("float", ("E",), required=False),
+    "box": Arr("float", ("d",), required=False),
+}
+
+
+def check_system_part(header, arrays: dict, prefix: str, fname: str, what: str = "system") -> dict:
+    """Check a system's header (:data:`SYSTEM_FIELDS`) and its ``prefix``-named
+    arrays (:data:`SYSTEM_ARRAYS`, N and d from the header) before the System
+    is built; returns the arrays without the prefix. HGNError names the file."""
+    check_fields(header, SYSTEM_FIELDS, f"{fname}: {what}")
+    sizes = {"d": header["dim"]}
+    if "n" in header:
+        sizes["N"] = header["n"]
+    check_arrays(arrays, SYSTEM_ARRAYS, f"{fname}: {what}", sizes, prefix)
+    return {k: arrays[prefix + k] for k in SYSTEM_ARRAYS if prefix + k in arrays}
 
 
 def jsonable(value, where: str):

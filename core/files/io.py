@@ -54,7 +54,8 @@ import numpy as np
 
 from core.errors import HGNError
 from . import kinds
-from core.container import jsonable, load_npz, save_npz
+from core.container import (Arr, Field, check_array, check_arrays, check_fields, check_system_part, field_label,
+                            jsonable, load_npz, save_npz)
 from .kinds import describe, load_any, system_in  # the registry's entry points, also reachable from here
 from core.physics.system import System
 from core.physics.trajectory import Dataset, Trajectory
@@ -68,6 +69,52 @@ _SYSTEM_OPTIONAL = ("edges", "edge_scale", "box")
 _TRAJ_ARRAYS = ("t", "q", "p", "kinetic", "potential", "momentum")
 DATASET_ARRAYS = ("q", "p", "dqdt", "dpdt", "energy", "train", "test")
 XYZ_SUFFIXES = (".xyz", ".extxyz")
+
+# ----------------------------------------------------------------------
+# schemas: what a loader accepts (core.container.Field / Arr), written once
+# ----------------------------------------------------------------------
+#: names listed in a header (array names of meta arrays)
+_NAMES = Field("list", required=False, items=Field("str", lo=1, hi=200))
+#: one entry of a header's ``trajectories``
+TRAJECTORY_FIELDS = {
+    "system": Field("int", required=False, lo=0),
+    "n_frames": Field("int", required=False, lo=1),
+    "dt": Field("number", above=0),
+    "save_every": Field("int", lo=1),
+    "label": Field("str", required=False),
+    "meta": Field("dict", required=False, null=True),
+    "meta_arrays": _NAMES,
+}
+#: the arrays of trajectory K (``trajK.<name>``; T frames of the system's N particles in d dimensions)
+TRAJECTORY_ARRAYS = {
+    "t": Arr("float", ("T",)),
+    "q": Arr("float", ("T", "N", "d")),
+    "p": Arr("float", ("T", "N", "d")),
+    "kinetic": Arr("float", ("T",)),
+    "potential": Arr("float", ("T",)),
+    "momentum": Arr("float", ("T", "d")),
+}
+#: the header's ``dataset``
+DATASET_FIELDS = {
+    "system": Field("int", required=False, choices=(0,)),
+    "n_snapshots": Field("int", required=False, lo=0),
+    "meta": Field("dict", required=False, null=True),
+    "meta_arrays": _NAMES,
+    "trajectories": Field("list", required=False, items=Field("int", lo=0)),
+}
+#: a dataset's arrays (S snapshots)
+DATASET_ARRAY_SPECS = {
+    "q": Arr("float", ("S", "N", "d")),
+    "p": Arr("float", ("S", "N", "d")),
+    "dqdt": Arr("float", ("S", "N", "d")),
+    "dpdt": Arr("float", ("S", "N", "d")),
+    "energy": Arr("float", ("S",)),
+    "train": Arr("int", (None,)),
+    "test": Arr("int", (None,)),
+}
+#: a file's list of systems and of trajectories
+SYSTEMS_FIELD = Field("list", lo=1, items=Field("dict"))
+TRAJECTORIES_FIELD = Field("list", required=False, items=Field("dict"))
 
 
 # ----------------------------------------------------------------------
@@ -121,33 +168,16 @@ def same_system(a: System, b: System) -> bool:
 
 
 def system_from(header: dict, arrays: dict, prefix: str, fname: str, what: str = "system") -> System:
-    """The System described by ``header`` and the ``prefix``-named arrays; HGNError naming ``fname``."""
-    if not isinstance(header, dict):
-        raise HGNError(f"{fname}: the {what} description is not a JSON object")
-    sub = {}
-    for k in ("positions", "masses") + _SYSTEM_OPTIONAL:
-        if prefix + k in arrays:
-            sub[k] = arrays[prefix + k]
-    for k in ("positions", "masses"):
-        if k not in sub:
-            raise HGNError(f"{fname}: the {what} has no {k!r} array (file damaged or written by another program)")
-    try:
-        dim = int(header["dim"])
-    except KeyError:
-        raise HGNError(f"{fname}: the {what} description is missing 'dim'") from None
-    except (TypeError, ValueError):
-        raise HGNError(f"{fname}: the {what} has an invalid dimension {header.get('dim')!r}") from None
-    if sub["positions"].ndim != 2 or sub["positions"].shape[1:] != (dim,):
-        raise HGNError(f"{fname}: {what} positions have shape {sub['positions'].shape}, expected (N, {dim})")
-    if "n" in header and int(header["n"]) != sub["positions"].shape[0]:
-        raise HGNError(f"{fname}: the {what} header says {header['n']} particles but the positions hold "
-                       f"{sub['positions'].shape[0]}")
-    if not isinstance(header.get("potential"), dict):
-        raise HGNError(f"{fname}: the {what} description is missing its potential")
+    """The System described by ``header`` and the ``prefix``-named arrays,
+    checked against the system schema (:data:`core.container.SYSTEM_FIELDS`,
+    :data:`~core.container.SYSTEM_ARRAYS`) first; HGNError naming ``fname``."""
+    sub = check_system_part(header, arrays, prefix, fname, what)
     try:
         return System.from_header_and_arrays(header, sub)
     except HGNError as exc:
         raise HGNError(f"{fname}: invalid {what}: {exc}") from None
+    except (TypeError, ValueError, KeyError, OverflowError, AttributeError) as exc:
+        raise HGNError(f"{fname}: invalid {what} ({type(exc).__name__}: {exc})") from None
 
 
 # ----------------------------------------------------------------------
@@ -161,7 +191,7 @@ def save_system(path, system: System) -> Path:
 def load_system(path) -> System:
     """Read a system file; HGNError if it is not one or is invalid."""
     header, arrays = load_npz(path, SYSTEM_KIND)
-    return system_from(header.get("system"), arrays, "", Path(path).name)
+    return system_from(header.get("system"), arrays, "", kinds.file_name(path))
 
 
 # ----------------------------------------------------------------------
@@ -217,37 +247,46 @@ def check_trajectory_shapes(tr: Trajectory, where: str) -> None:
         raise HGNError(f"{where}: save_every must be a whole number >= 1, got {tr.save_every!r}")
 
 
+def meta_of(entry: dict, arrays: dict, pre: str, where: str) -> dict:
+    """The meta dict of a header entry with its arrays (``<pre>meta.<name>``) put back."""
+    meta = dict(entry.get("meta") or {})
+    for name in entry.get("meta_arrays", []):
+        if pre + "meta." + name not in arrays:
+            raise HGNError(f"{where} is missing array {pre}meta.{name}")
+        meta[name] = check_array(arrays[pre + "meta." + name], Arr("any", finite=False), {},
+                                 f"{where}: array {pre}meta.{name}")
+    return meta
+
+
 def unpack_trajectories(header: dict, arrays: dict, systems: list[System], fname: str) -> list[Trajectory]:
-    """The trajectories listed in ``header`` (inverse of :func:`pack_trajectories`), checked."""
-    entries = header.get("trajectories", [])
-    if not isinstance(entries, list):
-        raise HGNError(f"{fname}: 'trajectories' in the header is not a list")
+    """The trajectories listed in ``header`` (inverse of :func:`pack_trajectories`),
+    checked against :data:`TRAJECTORY_FIELDS` and :data:`TRAJECTORY_ARRAYS`."""
+    entries = TRAJECTORIES_FIELD.check(header.get("trajectories", []), f"{fname}: header field 'trajectories'")
     out = []
     for k, e in enumerate(entries):
         where = f"{fname}: trajectory {k}"
-        if not isinstance(e, dict):
-            raise HGNError(f"{where}: description is not a JSON object")
+        check_fields(e, TRAJECTORY_FIELDS, field_label(f"{fname}: header field 'trajectories'", f"[{k}]"))
         j = e.get("system", 0)
-        if isinstance(j, bool) or not isinstance(j, int) or not 0 <= j < len(systems):
+        if not 0 <= j < len(systems):
             raise HGNError(f"{where} refers to system {j!r}, but the file holds {len(systems)}")
         pre = f"traj{k}."
         missing = [name for name in _TRAJ_ARRAYS if pre + name not in arrays]
         if missing:
             raise HGNError(f"{where} is missing array(s) {', '.join(pre + m for m in missing)} (file damaged?)")
-        meta = dict(e.get("meta") or {})
-        for name in e.get("meta_arrays", []):
-            if pre + "meta." + name not in arrays:
-                raise HGNError(f"{where} is missing array {pre}meta.{name}")
-            meta[name] = arrays[pre + "meta." + name]
+        s = systems[j]
+        sizes = {"N": s.n, "d": s.dim}
+        if "n_frames" in e:
+            sizes["T"] = e["n_frames"]
         try:
-            tr = Trajectory(system=systems[j], **{name: arrays[pre + name] for name in _TRAJ_ARRAYS},
-                            dt=e["dt"], save_every=e["save_every"], label=e.get("label", ""), meta=meta)
-        except KeyError as exc:
-            raise HGNError(f"{where}: description is missing {exc.args[0]!r}") from None
+            check_arrays(arrays, TRAJECTORY_ARRAYS, fname, sizes, pre)
+        except HGNError as exc:
+            if "n_frames" in e and "has shape" in str(exc):
+                raise HGNError(f"{exc} (header says {e['n_frames']} frames of {s.n} particles in {s.dim}D)") from None
+            raise
+        meta = meta_of(e, arrays, pre, where)
+        tr = Trajectory(system=s, **{name: arrays[pre + name] for name in _TRAJ_ARRAYS},
+                        dt=float(e["dt"]), save_every=e["save_every"], label=e.get("label", ""), meta=meta)
         check_trajectory_shapes(tr, where)
-        if "n_frames" in e and e["n_frames"] != tr.n_frames:
-            raise HGNError(f"{where}: header says {e['n_frames']} frames, arrays hold {tr.n_frames}")
-        tr.save_every = int(tr.save_every)
         out.append(tr)
     return out
 
@@ -257,6 +296,7 @@ def unpack_systems(header: dict, arrays: dict, fname: str) -> list[System]:
     hs = header.get("systems")
     if not isinstance(hs, list) or not hs:
         raise HGNError(f"{fname}: the header lists no systems (file damaged or written by another program)")
+    SYSTEMS_FIELD.check(hs, f"{fname}: header field 'systems'")
     return [system_from(h, arrays, f"system{j}.", fname, f"system {j}") for j, h in enumerate(hs)]
 
 
@@ -284,7 +324,7 @@ def save_trajectory(path, trajectory: Trajectory) -> Path:
 
 def load_trajectories(path) -> list[Trajectory]:
     """Read every trajectory of a trajectory file (a list, in saved order)."""
-    fname = Path(path).name
+    fname = kinds.file_name(path)
     header, arrays = load_npz(path, TRAJECTORY_KIND)
     systems = unpack_systems(header, arrays, fname)
     trajs = unpack_trajectories(header, arrays, systems, fname)
@@ -295,9 +335,11 @@ def load_trajectories(path) -> list[Trajectory]:
 
 def load_trajectory(path, index: int = 0) -> Trajectory:
     """Read trajectory number ``index`` of a trajectory file."""
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        raise HGNError(f"the trajectory number must be a whole number, got {index!r}")
     trajs = load_trajectories(path)
     if not -len(trajs) <= index < len(trajs):
-        raise HGNError(f"{Path(path).name} holds {len(trajs)} trajectories; there is no number {index}")
+        raise HGNError(f"{kinds.file_name(path)} holds {len(trajs)} trajectories; there is no number {index}")
     return trajs[index]
 
 
@@ -355,26 +397,26 @@ def save_dataset(path, dataset: Dataset) -> Path:
 
 
 def load_dataset(path) -> Dataset:
-    """Read a dataset file; HGNError if it is not one or is inconsistent."""
-    fname = Path(path).name
+    """Read a dataset file; HGNError if it is not one or is inconsistent
+    (checked against :data:`DATASET_FIELDS` and :data:`DATASET_ARRAY_SPECS`)."""
+    fname = kinds.file_name(path)
     header, arrays = load_npz(path, DATASET_KIND)
     systems = unpack_systems(header, arrays, fname)
     info = header.get("dataset")
     if not isinstance(info, dict):
         raise HGNError(f"{fname}: the header has no dataset description")
+    check_fields(info, DATASET_FIELDS, f"{fname}: header field 'dataset'")
     missing = [n for n in DATASET_ARRAYS if n not in arrays]
     if missing:
         raise HGNError(f"{fname} is missing dataset array(s) {', '.join(missing)} (file damaged?)")
-    meta = dict(info.get("meta") or {})
-    for name in info.get("meta_arrays", []):
-        if "meta." + name not in arrays:
-            raise HGNError(f"{fname} is missing array meta.{name}")
-        meta[name] = arrays["meta." + name]
+    sizes = {"N": systems[0].n, "d": systems[0].dim}
+    if "n_snapshots" in info:
+        sizes["S"] = info["n_snapshots"]
+    check_arrays(arrays, DATASET_ARRAY_SPECS, fname, sizes)
+    meta = meta_of(info, arrays, "", fname)
     trajs = unpack_trajectories(header, arrays, systems, fname)
     ds = Dataset(system=systems[0], **{n: arrays[n] for n in DATASET_ARRAYS}, trajectories=trajs, meta=meta)
     check_dataset(ds, fname)
-    if "n_snapshots" in info and info["n_snapshots"] != ds.n_snapshots:
-        raise HGNError(f"{fname}: header says {info['n_snapshots']} snapshots, arrays hold {ds.n_snapshots}")
     return ds
 
 
@@ -444,4 +486,4 @@ __all__ = ["save_system", "load_system", "save_trajectories", "save_trajectory",
            # building blocks shared with core.files.project and core.files.xyz (same layout inside other containers)
            "DATASET_ARRAYS", "split_meta", "system_header", "system_arrays", "same_system",
            "system_from", "pack_trajectories", "check_trajectory_shapes", "unpack_trajectories",
-           "unpack_systems", "check_dataset"]
+           "unpack_systems", "check_dataset", "meta_of"]

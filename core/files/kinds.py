@@ -31,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from core.errors import HGNError
-from core.container import jsonable, load_npz
+from core.container import as_path, jsonable, load_npz
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,11 @@ def by_suffix(path) -> FileKind | None:
     return next((k for k in KINDS.values() if suffix in k.suffixes), None)
 
 
+def file_name(path) -> str:
+    """The name of ``path`` for messages; HGNError unless it is text or a path."""
+    return as_path(path).name
+
+
 def load_any(path) -> tuple[str, object]:
     """Open any file core can read; returns ``(kind, value)``.
 
@@ -95,8 +100,10 @@ def load_any(path) -> tuple[str, object]:
     also for ``.xyz``/``.extxyz`` files), a Dataset (``dataset``), a fitted
     model (``model``, ``baseline_model``, ``rf_hnn_model``), a Project
     (``project``), or whatever the loader of another registered kind returns.
+    HGNError (naming the file) for anything it cannot open, including a
+    ``path`` that is not a file name (None, a number...).
     """
-    path = Path(path)
+    path = as_path(path)
     kind = by_suffix(path)
     if kind is None:
         header, _ = load_npz(path)
@@ -115,13 +122,13 @@ def system_in(path):
     name, value = load_any(path)
     kind = KINDS.get(name)
     if kind is None or kind.system_of is None:
-        raise HGNError(f"{Path(path).name} holds a {name}, not a system")
+        raise HGNError(f"{file_name(path)} holds a {name}, not a system")
     return kind.system_of(value)
 
 
 def describe(path) -> str:
     """A few human-readable lines saying what a file holds (for ``python -m core info``)."""
-    path = Path(path)
+    path = as_path(path)
     lines = [f"{path}"]
     kind = by_suffix(path)
     if kind is not None:
@@ -148,5 +155,5 @@ def short_json(d: dict, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-__all__ = ["FileKind", "KINDS", "register", "get", "model_kinds", "label_of", "by_suffix", "load_any",
+__all__ = ["FileKind", "KINDS", "register", "get", "model_kinds", "label_of", "by_suffix", "file_name", "load_any",
            "system_in", "describe", "short_json"]

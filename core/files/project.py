@@ -61,9 +61,9 @@ import numpy as np
 
 from core.errors import HGNError
 from . import kinds
-from core.container import FORMAT, jsonable, load_npz, save_npz
-from .io import (DATASET_ARRAYS, check_dataset, pack_trajectories, same_system, split_meta, system_arrays,
-                 system_header, unpack_systems, unpack_trajectories)
+from core.container import FORMAT, Arr, Field, as_path, check_arrays, check_fields, jsonable, load_npz, save_npz
+from .io import (DATASET_ARRAYS, DATASET_ARRAY_SPECS, DATASET_FIELDS, check_dataset, meta_of, pack_trajectories,
+                 same_system, split_meta, system_arrays, system_header, unpack_systems, unpack_trajectories)
 from core.learning.rollout_buffer import RolloutBuffer
 from core.physics.system import System
 from core.physics.trajectory import Dataset, Trajectory
@@ -73,6 +73,80 @@ PROJECT_KIND = "project"
 PROJECT_VERSION = 1
 #: the suffix the studio proposes for project files
 PROJECT_SUFFIX = ".hgnproj"
+
+# ----------------------------------------------------------------------
+# the schema of a project header (core.container.Field), checked before use
+# ----------------------------------------------------------------------
+_TEXT = Field("str", required=False, null=True)
+_RESULT = Field("number", required=False, null=True, finite=False)
+#: the embedded file of a model (its own header and the names of its arrays)
+EMBEDDED_MODEL_FIELDS = {
+    "kind": Field("str"),
+    "version": Field("int", required=False, lo=1),
+    "header": Field("dict"),
+    "arrays": Field("list", items=Field("str", lo=1, hi=300)),
+}
+#: a dataset inside a project (as a dataset file's, on any of the project's systems)
+PROJECT_DATASET_FIELDS = {**DATASET_FIELDS, "system": Field("int", lo=0)}
+#: one entry of ``models``
+MODEL_RECORD_FIELDS = {
+    "name": Field("str"),
+    "method": Field("str"),
+    "settings": Field("dict", required=False, null=True),
+    "system": Field("int", lo=0),
+    "fit_time": _RESULT, "test_mse": _RESULT, "data_time": _RESULT,
+    "final_position_mse": _RESULT, "max_abs_drift": _RESULT,
+    "info": Field("dict", required=False, null=True),
+    "model": Field("dict", required=False, null=True, fields=EMBEDDED_MODEL_FIELDS),
+    "note": _TEXT,
+    "loss": Field("bool", required=False, null=True),
+    "dataset": Field("dict", required=False, null=True, fields=PROJECT_DATASET_FIELDS),
+}
+#: ``rollout``
+ROLLOUT_FIELDS = {
+    "truth": Field("int", lo=0),
+    "prediction": Field("int", required=False, null=True, lo=0),
+    "model_name": _TEXT, "label": _TEXT,
+    "zero_shot": Field("bool", required=False, null=True),
+    "steps": Field("int", required=False, null=True, lo=0),
+}
+#: ``view.camera`` (the studio's 3D camera)
+CAMERA_FIELDS = {
+    "center": Field("list", required=False, lo=2, hi=3, items=Field("number")),
+    "scale_factor": Field("number", required=False, above=0),
+    "elevation": Field("number", required=False),
+    "azimuth": Field("number", required=False),
+    "fov": Field("number", required=False, lo=0, hi=179),
+}
+#: ``view`` (what the studio's views showed)
+VIEW_FIELDS = {
+    "frame": Field("int", required=False, lo=0),
+    "layout": _TEXT, "colour": _TEXT, "loop": _TEXT,
+    "camera": Field("dict", required=False, null=True, fields=CAMERA_FIELDS),
+    "speed": Field("number", required=False, above=0),
+}
+#: ``project``
+PROJECT_INFO_FIELDS = {
+    "version": Field("int", lo=1),
+    "name": _TEXT, "saved": _TEXT, "program": _TEXT,
+}
+#: the whole header
+PROJECT_FIELDS = {
+    "project": Field("dict", fields=PROJECT_INFO_FIELDS),
+    "systems": Field("list", required=False, items=Field("dict")),
+    "trajectories": Field("list", required=False, items=Field("dict")),
+    "system": Field("int", required=False, null=True, lo=0),
+    "system_source": Field("dict", required=False),
+    "simulation": Field("dict", required=False),
+    "method": Field("str", required=False),
+    "model_settings": Field("dict", required=False),
+    "models": Field("list", required=False, items=Field("dict", fields=MODEL_RECORD_FIELDS)),
+    "current_model": Field("int", required=False, lo=-1),
+    "rollout": Field("dict", required=False, null=True, fields=ROLLOUT_FIELDS),
+    "ground_truth": Field("list", required=False, items=Field("int", lo=0)),
+    "view": Field("dict", required=False, fields=VIEW_FIELDS),
+    "ui": Field("dict", required=False),
+}
 
 
 # ----------------------------------------------------------------------
@@ -196,8 +270,7 @@ def _embed_model(model, prefix: str) -> tuple[dict | None, dict, str]:
 
 
 def _restore_model(desc: dict, arrays: dict, prefix: str, where: str):
-    if not isinstance(desc, dict) or not isinstance(desc.get("header"), dict):
-        raise HGNError(f"{where}: the embedded model description is damaged")
+    """(model, note) of an embedded model (its description checked by the schema already)."""
     kind = desc.get("kind")
     model_kind = kinds.get(kind)
     if model_kind is None or not model_kind.model:
@@ -216,8 +289,8 @@ def _restore_model(desc: dict, arrays: dict, prefix: str, where: str):
         try:
             return model_kind.load(path), ""
         except HGNError as exc:
-            raise HGNError(f"{where}: {str(exc).replace('model.npz: ', '')}") from None
-        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            raise HGNError(f"{where}: embedded {str(exc).replace('model.npz: ', '')}") from None
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError, OverflowError, RuntimeError) as exc:
             raise HGNError(f"{where}: the embedded model is damaged ({type(exc).__name__}: {exc})") from None
 
 
@@ -352,17 +425,6 @@ def save_project(path, project: Project, datasets: bool = True) -> Path:
 # ----------------------------------------------------------------------
 # loading
 # ----------------------------------------------------------------------
-def _need(d: dict, key: str, types, where: str, default=...):
-    if key not in d:
-        if default is not ...:
-            return default
-        raise HGNError(f"{where} is missing {key!r} (file damaged or written by another program)")
-    v = d[key]
-    if types is not None and not isinstance(v, types):
-        raise HGNError(f"{where}: {key!r} has the wrong type ({type(v).__name__})")
-    return v
-
-
 def _index(v, n: int, what: str, where: str) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < n:
         raise HGNError(f"{where} refers to {what} {v!r}, but the file holds {n}")
@@ -370,17 +432,15 @@ def _index(v, n: int, what: str, where: str) -> int:
 
 
 def _unpack_dataset(desc: dict, arrays: dict, prefix: str, systems, trajs, where: str) -> Dataset:
-    if not isinstance(desc, dict):
-        raise HGNError(f"{where}: the dataset description is damaged")
     sys_ = systems[_index(desc.get("system"), len(systems), "system", where)]
     missing = [n for n in DATASET_ARRAYS if prefix + n not in arrays]
     if missing:
         raise HGNError(f"{where} is missing array(s) {', '.join(prefix + m for m in missing)} (file damaged?)")
-    meta = dict(desc.get("meta") or {})
-    for name in desc.get("meta_arrays", []):
-        if prefix + "meta." + name not in arrays:
-            raise HGNError(f"{where} is missing array {prefix}meta.{name}")
-        meta[name] = arrays[prefix + "meta." + name]
+    sizes = {"N": sys_.n, "d": sys_.dim}
+    if "n_snapshots" in desc:
+        sizes["S"] = desc["n_snapshots"]
+    check_arrays(arrays, DATASET_ARRAY_SPECS, where, sizes, prefix)
+    meta = meta_of(desc, arrays, prefix, where)
     series = [trajs[_index(k, len(trajs), "trajectory", where)] for k in desc.get("trajectories", [])]
     ds = Dataset(system=sys_, **{n: arrays[prefix + n] for n in DATASET_ARRAYS}, trajectories=series, meta=meta)
     check_dataset(ds, where)
@@ -399,8 +459,10 @@ def read_header(path) -> dict:
 
 def load_project(path) -> Project:
     """Read a project file; HGNError (naming the file and the problem) if it
-    is not one, is damaged, or was written by a newer version."""
-    path = Path(path)
+    is not one, is damaged, or was written by a newer version. The header is
+    checked against :data:`PROJECT_FIELDS` (and the schemas of the systems,
+    trajectories, datasets and embedded models it holds) before use."""
+    path = as_path(path)
     fname = path.name
     header, arrays = load_npz(path)
     kind = header.get("kind")
@@ -409,20 +471,16 @@ def load_project(path) -> Project:
     info = header.get("project")
     if not isinstance(info, dict):
         raise HGNError(f"{fname}: the project description is missing (file damaged?)")
-    try:
-        version = int(info.get("version", 0))
-    except (TypeError, ValueError):
-        raise HGNError(f"{fname}: the project version {info.get('version')!r} is not a number") from None
-    if version > PROJECT_VERSION:
+    version = info.get("version", 0)
+    if isinstance(version, int) and not isinstance(version, bool) and version > PROJECT_VERSION:
         raise HGNError(f"{fname} was written by a newer HGN Studio (project version {version}, "
                        f"this one reads {PROJECT_VERSION})")
-    if version < 1:
-        raise HGNError(f"{fname}: invalid project version {version}")
+    check_fields(header, PROJECT_FIELDS, f"{fname}: header")
     try:
         return _load(header, arrays, fname, info)
     except HGNError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
         raise HGNError(f"{fname}: the project is damaged ({type(exc).__name__}: {exc})") from None
 
 
@@ -431,19 +489,14 @@ def _load(header: dict, arrays: dict, fname: str, info: dict) -> Project:
     if header.get("trajectories") and not systems:
         raise HGNError(f"{fname}: trajectories without systems (file damaged?)")
     trajs = unpack_trajectories(header, arrays, systems, fname) if systems else []
-    where = fname
     cur = header.get("system")
-    system = None if cur is None else systems[_index(cur, len(systems), "system", f"{where}: project system")]
+    system = None if cur is None else systems[_index(cur, len(systems), "system", f"{fname}: project system")]
 
     models = []
-    entries = _need(header, "models", list, where, [])
-    for i, e in enumerate(entries):
-        w = f"{fname}: model {i}"
-        if not isinstance(e, dict):
-            raise HGNError(f"{w}: description is not a JSON object")
-        name = str(_need(e, "name", str, w))
+    for i, e in enumerate(header.get("models", [])):
+        name = e["name"]
         w = f"{fname}: model {i} ({name})"
-        m_sys = systems[_index(e.get("system"), len(systems), "system", w)]
+        m_sys = systems[_index(e["system"], len(systems), "system", w)]
         model, note = None, str(e.get("note") or "")
         if e.get("model") is not None:
             model, why = _restore_model(e["model"], arrays, f"model{i}.", w)
@@ -452,49 +505,51 @@ def _load(header: dict, arrays: dict, fname: str, info: dict) -> Project:
         if e.get("loss"):
             if f"model{i}.loss" not in arrays:
                 raise HGNError(f"{w} is missing its loss curve (array model{i}.loss)")
+            check_arrays(arrays, {"loss": Arr("float", (None,), finite=False)}, w, prefix=f"model{i}.")
             loss = np.asarray(arrays[f"model{i}.loss"], dtype=np.float64)
         dataset = None
         if e.get("dataset") is not None:
             dataset = _unpack_dataset(e["dataset"], arrays, f"dataset{i}.", systems, trajs, f"{w} dataset")
-        settings = _need(e, "settings", dict, w, {})
-        info_d = _need(e, "info", dict, w, {})
         models.append(ModelRecord(
-            name=name, method=str(_need(e, "method", str, w)), settings=settings, system=m_sys, model=model,
-            dataset=dataset, fit_time=float(e.get("fit_time", 0.0)), test_mse=float(e.get("test_mse", np.nan)),
-            data_time=float(e.get("data_time", 0.0)), loss=loss,
-            final_position_mse=_optional_float(e.get("final_position_mse"), f"{w} final_position_mse"),
-            max_abs_drift=_optional_float(e.get("max_abs_drift"), f"{w} max_abs_drift"),
-            info=info_d, note=note))
+            name=name, method=e["method"], settings=e.get("settings") or {}, system=m_sys, model=model,
+            dataset=dataset, fit_time=_number(e.get("fit_time"), 0.0), test_mse=_number(e.get("test_mse"), np.nan),
+            data_time=_number(e.get("data_time"), 0.0), loss=loss,
+            final_position_mse=e.get("final_position_mse"), max_abs_drift=e.get("max_abs_drift"),
+            info=e.get("info") or {}, note=note))
 
     rollout = None
     r = header.get("rollout")
     if r is not None:
         w = f"{fname}: roll-out"
-        if not isinstance(r, dict):
-            raise HGNError(f"{w}: description is not a JSON object")
-        truth = trajs[_index(r.get("truth"), len(trajs), "trajectory", w)]
+        truth = trajs[_index(r["truth"], len(trajs), "trajectory", w)]
         pred = None
         if r.get("prediction") is not None:
-            pred = trajs[_index(r.get("prediction"), len(trajs), "trajectory", w)]
-        _check_rollout(RolloutRecord(truth=truth, prediction=pred))
-        rollout = RolloutBuffer.from_trajectories(truth, pred, model_name=str(r.get("model_name", "")),
-                                                  label=str(r.get("label", "")),
+            pred = trajs[_index(r["prediction"], len(trajs), "trajectory", w)]
+        try:
+            _check_rollout(RolloutRecord(truth=truth, prediction=pred))
+        except HGNError as exc:
+            raise HGNError(f"{w}: {exc}") from None
+        rollout = RolloutBuffer.from_trajectories(truth, pred, model_name=str(r.get("model_name") or ""),
+                                                  label=str(r.get("label") or ""),
                                                   zero_shot=bool(r.get("zero_shot", False)))
 
     ground = [trajs[_index(k, len(trajs), "trajectory", f"{fname}: imported ground truth")]
-              for k in _need(header, "ground_truth", list, where, [])]
+              for k in header.get("ground_truth", [])]
     cur_model = header.get("current_model", -1)
-    if isinstance(cur_model, bool) or not isinstance(cur_model, int) or not -1 <= cur_model < len(models):
+    if not -1 <= cur_model < len(models):
         cur_model = len(models) - 1
-    return Project(system=system, system_source=_need(header, "system_source", dict, where, {}),
-                   simulation=_need(header, "simulation", dict, where, {}),
-                   method=str(header.get("method", "rfhgn")),
-                   model_settings=_need(header, "model_settings", dict, where, {}),
+    return Project(system=system, system_source=header.get("system_source", {}),
+                   simulation=header.get("simulation", {}), method=header.get("method", "rfhgn"),
+                   model_settings=header.get("model_settings", {}),
                    models=models, current_model=cur_model, rollout=rollout, ground_truth=ground,
-                   view=_need(header, "view", dict, where, {}), ui=_need(header, "ui", dict, where, {}),
-                   name=str(info.get("name", "")),
-                   meta={"version": int(info.get("version", 1)), "saved": info.get("saved"),
+                   view=header.get("view", {}), ui=header.get("ui", {}),
+                   name=str(info.get("name") or ""),
+                   meta={"version": info["version"], "saved": info.get("saved"),
                          "program": info.get("program"), "format": FORMAT})
+
+
+def _number(v, default: float) -> float:
+    return default if v is None else float(v)
 
 
 def is_project_file(path) -> bool:

@@ -59,6 +59,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import zlib
 from pathlib import Path
 
@@ -66,7 +67,8 @@ import numpy as np
 
 from core.errors import HGNError
 from . import kinds
-from core.container import FORMAT, VERSION, atomic_write, existing_file
+from core.container import (EXPANSION_ALLOWANCE, FORMAT, MAX_EXPANSION, MAX_HEADER_DEPTH, VERSION, Field,
+                            atomic_write, check_fields, existing_file, json_depth_ok)
 from .io import (XYZ_SUFFIXES, check_trajectory_shapes, describe_system, describe_trajectory, split_meta,
                  system_from, system_header)
 from core.jobs import CancelLike, ProgressFn, check_cancel, report
@@ -74,6 +76,28 @@ from core.physics.system import System
 from core.physics.trajectory import Trajectory
 
 HGN_KEY = "hgn"
+#: bounds on what a file may make the reader do (checked before ASE parses it)
+#: the comment line without the ``hgn`` record (key=value pairs, Properties) may take at most this many bytes
+MAX_COMMENT_BYTES = 2**20
+#: the comment line with the ``hgn`` record at most this many
+MAX_RECORD_LINE_BYTES = 256 * 2**20
+#: an atom line at most this many
+MAX_ATOM_LINE_BYTES = 2**16
+#: the columns of ``Properties`` at most this many in all
+MAX_COLUMNS = 1000
+#: estimated memory per frame (an ase.Atoms) and per atom, against MAX_EXPANSION x the file size
+_FRAME_COST, _ATOM_COST = 4096, 256
+#: the decoded ``hgn`` record (JSON) of the first frame
+HGN_RECORD_FIELDS = {
+    "format": Field("str"),
+    "version": Field("int", required=False, lo=1),
+    "system": Field("dict"),
+    "trajectory": Field("dict", required=False, null=True, fields={
+        "dt": Field("number", required=False, above=0),
+        "save_every": Field("int", required=False, lo=1),
+        "label": Field("str", required=False),
+        "meta": Field("dict", required=False, null=True)}),
+}
 #: how far apart (relative) frame times may be and still count as evenly spaced
 _EVEN_RTOL = 1e-6
 
@@ -87,15 +111,31 @@ def _encode(doc: dict) -> str:
 
 
 def _decode(text: str, fname: str) -> dict:
+    """The ``hgn`` record: base64, then zlib inflated to at most
+    :data:`~core.container.MAX_EXPANSION` times its size, then JSON of bounded depth."""
+    damaged = (f"{fname}: the '{HGN_KEY}' record on the first comment line is damaged; "
+               "give the system explicitly to import the positions anyway")
     try:
         pad = "=" * (-len(text) % 4)
-        doc = json.loads(zlib.decompress(base64.urlsafe_b64decode(text + pad)).decode("utf-8"))
-    except (ValueError, zlib.error, UnicodeDecodeError, TypeError):
-        raise HGNError(f"{fname}: the '{HGN_KEY}' record on the first comment line is damaged; "
-                       "give the system explicitly to import the positions anyway") from None
+        packed = base64.urlsafe_b64decode(text + pad)
+        cap = MAX_EXPANSION * len(packed) + EXPANSION_ALLOWANCE
+        inflate = zlib.decompressobj()
+        raw = inflate.decompress(packed, cap)
+        if inflate.unconsumed_tail:
+            raise HGNError(f"{fname}: the '{HGN_KEY}' record inflates to more than {cap} bytes from {len(packed)}; "
+                           "refused (a damaged or crafted file)")
+        doc = json.loads(raw.decode("utf-8"))
+    except HGNError:
+        raise
+    except RecursionError:
+        raise HGNError(f"{damaged} (it nests too deep)") from None
+    except (ValueError, zlib.error, UnicodeDecodeError, TypeError, MemoryError):
+        raise HGNError(damaged) from None
+    if not json_depth_ok(doc, MAX_HEADER_DEPTH):
+        raise HGNError(f"{damaged} (it nests deeper than {MAX_HEADER_DEPTH} levels)")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise HGNError(f"{fname}: the '{HGN_KEY}' record was not written by HGN Studio")
-    return doc
+    return check_fields(doc, HGN_RECORD_FIELDS, f"{fname}: the '{HGN_KEY}' record")
 
 
 def _system_record(system: System) -> dict:
@@ -228,12 +268,100 @@ def write_trajectory(path, traj: Trajectory, symbol: str = "X", forces: bool = F
 # ----------------------------------------------------------------------
 # reading
 # ----------------------------------------------------------------------
+_PROPERTIES = re.compile(rb"(?:^|\s)Properties=(\S+)", re.IGNORECASE)
+_HGN_TOKEN = re.compile(rb"(?:^|\s)" + HGN_KEY.encode() + rb"=(\S*)")
+
+
+def _unreadable(fname: str, what: str) -> HGNError:
+    return HGNError(f"{fname} is not a readable extended XYZ file ({what})")
+
+
+def prescan(path) -> tuple[int, int]:
+    """Check the layout of an XYZ file before ASE parses it; returns (frames,
+    atoms per frame of frame 0). Bounded: every atom-count line must be a
+    whole number whose atom lines are in the file (a count of 99999999999 is
+    refused when the file ends, not looped over), comment lines without the
+    ``hgn`` record take at most :data:`MAX_COMMENT_BYTES`, ``Properties`` at
+    most :data:`MAX_COLUMNS` columns, atom lines at most
+    :data:`MAX_ATOM_LINE_BYTES`, and the frames may not need far more memory
+    than the file's size justifies."""
+    path = existing_file(path)
+    fname = path.name
+    size = path.stat().st_size
+    frames, first, atoms = 0, 0, 0
+    with open(path, "rb") as fh:
+        line_no = 0
+        while True:
+            line = fh.readline(256)
+            line_no += 1
+            if not line.strip():
+                break
+            if not line.endswith(b"\n") and len(line) == 256:
+                raise _unreadable(fname, f"line {line_no} is not an atom count")
+            try:
+                n = int(line.decode("ascii").strip())
+            except (UnicodeDecodeError, ValueError):
+                raise _unreadable(fname, f"line {line_no}: expected the number of atoms, got "
+                                         f"{line.strip()[:40]!r}") from None
+            if n < 0:
+                raise _unreadable(fname, f"line {line_no}: a negative number of atoms ({n})")
+            comment = fh.readline(MAX_RECORD_LINE_BYTES + 1)
+            line_no += 1
+            _check_comment(comment, fname, line_no, frames)
+            for k in range(n):
+                atom = fh.readline(MAX_ATOM_LINE_BYTES + 1)
+                line_no += 1
+                if not atom:
+                    raise _unreadable(fname, f"frame {frames} has {k} atoms, expected {n}: the file ends there")
+                if len(atom) > MAX_ATOM_LINE_BYTES:
+                    raise _unreadable(fname, f"line {line_no} is longer than {MAX_ATOM_LINE_BYTES} bytes")
+            if frames == 0:
+                first = n
+            frames += 1
+            atoms += n
+            if frames * _FRAME_COST + atoms * _ATOM_COST > MAX_EXPANSION * size + 64 * EXPANSION_ALLOWANCE:
+                raise HGNError(f"{fname}: {frames} frames of {n} atoms in {size} bytes would need far more memory "
+                               "than the file's size justifies; refused")
+            pos = fh.tell()
+            while fh.readline(64).lstrip().startswith(b"VEC"):  # ASE's lattice vectors as pseudo-atoms
+                pos = fh.tell()
+            fh.seek(pos)
+    return frames, first
+
+
+def _check_comment(comment: bytes, fname: str, line_no: int, frame: int) -> None:
+    if len(comment) > MAX_RECORD_LINE_BYTES:
+        raise HGNError(f"{fname}: the comment line of frame {frame} is longer than {MAX_RECORD_LINE_BYTES} bytes; "
+                       "refused")
+    rest = len(comment)
+    token = _HGN_TOKEN.search(comment)
+    if token is not None:
+        if frame > 0:
+            raise _unreadable(fname, f"line {line_no}: an '{HGN_KEY}' record on frame {frame} (only frame 0 has one)")
+        rest -= len(token.group(1))
+    if rest > MAX_COMMENT_BYTES:
+        raise HGNError(f"{fname}: the comment line of frame {frame} takes {rest} bytes besides the '{HGN_KEY}' "
+                       f"record, more than {MAX_COMMENT_BYTES}; refused")
+    props = _PROPERTIES.search(comment)
+    if props is not None:
+        parts = props.group(1).strip(b"\"'").split(b":")
+        try:
+            cols = sum(int(c) for c in parts[2::3])
+        except ValueError:
+            raise _unreadable(fname, f"line {line_no}: Properties {props.group(1)[:60]!r} is malformed") from None
+        if cols > MAX_COLUMNS or any(int(c) < 0 for c in parts[2::3]):
+            raise _unreadable(fname, f"line {line_no}: Properties declares {cols} columns (at most {MAX_COLUMNS})")
+
+
 def read_frames(path) -> list:
     """All frames of an extxyz file as ``ase.Atoms`` (HGNError for files that
-    are missing, empty, not extxyz, or whose frames differ in atom count)."""
+    are missing, empty, not extxyz, or whose frames differ in atom count).
+    The file is checked first (:func:`prescan`), so ASE parses only files of
+    bounded cost."""
     import ase.io
 
     path = existing_file(path)
+    prescan(path)
     try:
         frames = ase.io.read(path, index=":", format="extxyz")
     except Exception as exc:  # ASE raises a zoo of types for malformed text
@@ -299,8 +427,18 @@ def read_trajectory(path, system=None, *, potential=None, cutoff: float | None =
     or a PairPotential) with ``cutoff`` or ``edges`` builds a system instead.
     ``dt``: time between frames, for files without times. ``dim``: 2 or 3
     for files without a system. ``label`` overrides the trajectory's label.
+    HGNError (naming the file) for anything it cannot read.
     """
-    path = Path(path)
+    path = existing_file(path)
+    try:
+        return _read_trajectory(path, system, potential, cutoff, edges, masses, dt, dim, label)
+    except HGNError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError, ZeroDivisionError) as exc:
+        raise HGNError(f"{path.name}: cannot import the trajectory ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def _read_trajectory(path: Path, system, potential, cutoff, edges, masses, dt, dim, label) -> Trajectory:
     fname = path.name
     frames = read_frames(path)
     T, n = len(frames), len(frames[0])
@@ -402,6 +540,11 @@ def read_trajectory(path, system=None, *, potential=None, cutoff: float | None =
         meta["forces"] = f3[..., :d].copy()
     if len(notes) > 1:
         meta["import"] = notes
+    for what, a in (("times", t), ("positions", q), ("momenta", p), ("kinetic energies", kinetic),
+                    ("potential energies", potential_e), ("total momenta", momentum)):
+        if not np.isfinite(a).all():
+            k = int(np.argwhere(~np.isfinite(a))[0, 0])
+            raise HGNError(f"{fname}: frame {k}: the {what} are not finite (NaN or inf)")
     return Trajectory(system=sys_, t=t, q=q, p=p, kinetic=kinetic, potential=potential_e, momentum=momentum,
                       dt=traj_dt, save_every=save_every, label=label if label is not None else lab, meta=meta)
 

@@ -204,10 +204,11 @@ def test_missing_arrays(tmp_path, fitted, drop, msg):
 @pytest.mark.parametrize("edit,msg", [
     (lambda h: h["rollout"].update(truth=99), "refers to trajectory 99"),
     (lambda h: h["models"][0].update(system=5), "refers to system 5"),
-    (lambda h: h.update(models="nope"), "wrong type"),
-    (lambda h: h["models"][0].pop("name"), "missing 'name'"),
+    (lambda h: h.update(models="nope"), "header field 'models' must be a list, got 'nope'"),
+    (lambda h: h["models"][0].pop("name"), r"header field 'models\[0\].name' is missing"),
     (lambda h: h.pop("project"), "project description is missing"),
-    (lambda h: h["models"][0]["model"]["header"].pop("config"), "missing 'config'"),
+    (lambda h: h["models"][0]["model"]["header"].pop("config"),
+     r"model 0 \(rfhgn-1\): embedded header field 'config' is missing"),
     (lambda h: h["models"][0]["model"].update(kind="martian-model"), None),
 ])
 def test_damaged_headers(tmp_path, fitted, edit, msg):

@@ -41,11 +41,29 @@ from pathlib import Path
 
 import numpy as np
 
+from core.container import Field
 from core.errors import HGNError
+from ..hgn import ENCODINGS, FRAME_RULES
 from ..learned import NetworkHamiltonian, plain_info
 from core.physics.system import System
 
 FILE_KIND = "baseline_model"
+#: the header of a baseline model file (core.container.Field); arrays are checked in TrainedHGN.load
+FILE_FIELDS = {
+    "config": Field("dict"),
+    "encoding": Field("str", choices=ENCODINGS),
+    "dim": Field("int", choices=(2, 3)),
+    "widths": Field("dict"),
+    "linear_kinetic": Field("bool"),
+    "pool_edges": Field("bool"),
+    "cutoff_shift": Field("bool"),
+    "frame_rule": Field("str", required=False, choices=FRAME_RULES),
+    "constant": Field("number", required=False),
+    "n_ref": Field("int", lo=1),
+    "e_ref": Field("int", required=False, null=True, lo=0),
+    "info": Field("dict", required=False, null=True),
+    "train_system": Field("dict", required=False),
+}
 
 
 class TrainedHGN(NetworkHamiltonian):
@@ -143,11 +161,14 @@ class TrainedHGN(NetworkHamiltonian):
 
     @classmethod
     def load(cls, path, device=None) -> "TrainedHGN":
-        """Open a baseline model file on ``device`` (None or "cpu": the CPU; "cuda"; float64)."""
+        """Open a baseline model file on ``device`` (None or "cpu": the CPU; "cuda"; float64).
+        The header is checked against :data:`FILE_FIELDS` and every array's
+        dtype, shape (against the header's widths) and finiteness before the
+        network is built."""
         import torch
 
-        from core.container import load_npz
-        from ..hgn import DEFAULT_FRAME_RULE
+        from core.container import Arr, check_arrays, check_fields, check_system_part, load_npz
+        from ..hgn import DEFAULT_FRAME_RULE, LAYERS
         from ..hgn.device import resolve_device
         from ..hgn.network import HGN
         from .config import BaselineConfig
@@ -155,28 +176,51 @@ class TrainedHGN(NetworkHamiltonian):
         dev = resolve_device(device)
         header, arrays = load_npz(path, FILE_KIND)
         name = Path(path).name
+        check_fields(header, FILE_FIELDS, f"{name}: header")
         try:
             config = BaselineConfig.from_dict(header["config"])
-            network = HGN(header["encoding"], int(header["dim"]), header["widths"],
-                          linear_kinetic=bool(header["linear_kinetic"]), pool_edges=bool(header["pool_edges"]),
-                          cutoff_shift=bool(header["cutoff_shift"]),
-                          frame_rule=header.get("frame_rule", DEFAULT_FRAME_RULE), dtype=torch.float64)
-            state = {k.split(".", 1)[1]: torch.from_numpy(np.asarray(v, dtype=np.float64))
-                     for k, v in arrays.items() if k.startswith("state.")}
-            constant = float(np.asarray(arrays["constant"]).reshape(-1)[0])
-            n_ref = int(header["n_ref"])
-            e_ref = header.get("e_ref")
-            train_system = None
-            if "train_system" in header:
-                sys_arrays = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("train_system.")}
+        except HGNError as exc:
+            raise HGNError(f"{name}: the stored settings are invalid: {exc}") from None
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+            raise HGNError(f"{name}: the stored settings are invalid ({type(exc).__name__}: {exc})") from None
+        encoding, widths = header["encoding"], header["widths"]
+        unknown = sorted(set(widths) - set(LAYERS[encoding]))
+        if unknown:
+            raise HGNError(f"{name}: header field 'widths' names layer(s) {unknown} that the {encoding} encoding "
+                           f"does not have ({', '.join(LAYERS[encoding])})")
+        sizes = {f"w_{n}": widths.get(n, 0) for n in LAYERS[encoding]}
+        specs = {"state.theta": Arr("float", ("L",)), "constant": Arr("float", (1,))}
+        for n in LAYERS[encoding]:
+            specs[f"state.{n}_W"] = Arr("float", (f"w_{n}", f"in_{n}"))
+            specs[f"state.{n}_b"] = Arr("float", (f"w_{n}",))
+            specs[f"state.{n}_mu"] = Arr("float", (f"in_{n}",), required=False)
+            specs[f"state.{n}_s"] = Arr("float", (f"in_{n}",), required=False)
+        check_arrays(arrays, specs, name, sizes)
+        train_system = None
+        if "train_system" in header:
+            sys_arrays = check_system_part(header["train_system"], arrays, "train_system.", name, "train_system")
+            try:
                 train_system = System.from_header_and_arrays(header["train_system"], sys_arrays)
-        except KeyError as exc:
-            raise HGNError(f"{name}: baseline model file is missing {exc.args[0]!r}") from None
+            except HGNError as exc:
+                raise HGNError(f"{name}: invalid training system: {exc}") from None
+            except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+                raise HGNError(f"{name}: invalid training system ({type(exc).__name__}: {exc})") from None
+        try:
+            network = HGN(encoding, header["dim"], widths,
+                          linear_kinetic=header["linear_kinetic"], pool_edges=header["pool_edges"],
+                          cutoff_shift=header["cutoff_shift"],
+                          frame_rule=header.get("frame_rule", DEFAULT_FRAME_RULE), dtype=torch.float64)
+        except HGNError as exc:
+            raise HGNError(f"{name}: the stored network is invalid: {exc}") from None
+        state = {k.split(".", 1)[1]: torch.from_numpy(np.array(v, dtype=np.float64))
+                 for k, v in arrays.items() if k.startswith("state.")}
         try:
             network.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             raise HGNError(f"{name}: the stored weights do not fit the stored network ({exc})") from None
-        return cls(config, network.to(dev), constant, n_ref, train_system, header.get("info", {}), e_ref)
+        constant = float(np.asarray(arrays["constant"]).reshape(-1)[0])
+        return cls(config, network.to(dev), constant, header["n_ref"], train_system, header.get("info") or {},
+                   header.get("e_ref"))
 
 
 def load_model(path):

@@ -34,12 +34,16 @@ from pathlib import Path
 import numpy as np
 import scipy.linalg as sla
 
+from core.container import Field
 from core.errors import HGNError
 from core.jobs import check_cancel, report
 from core.physics.system import System
 from core.physics.trajectory import Dataset
 
 FILE_KIND = "rf_hnn_model"
+#: the header of an RF-HNN file (core.container.Field; arrays are checked in RFHNNModel.load)
+FILE_FIELDS = {"config": Field("dict"), "constant": Field("number", required=False),
+               "info": Field("dict", required=False, null=True), "train_system": Field("dict")}
 
 
 @dataclass
@@ -164,16 +168,31 @@ class RFHNNModel:
 
     @classmethod
     def load(cls, path) -> "RFHNNModel":
-        from core.container import load_npz
+        """Read an RF-HNN file: header checked against :data:`FILE_FIELDS`,
+        arrays against the training system (W is (width, 2 N d)) before use."""
+        from core.container import Arr, check_arrays, check_fields, check_system_part, load_npz
 
         header, arrays = load_npz(path, FILE_KIND)
+        name = Path(path).name
+        check_fields(header, FILE_FIELDS, f"{name}: header")
         try:
-            sys_arrays = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("train_system.")}
+            config = RFHNNConfig.from_dict(header["config"])
+        except HGNError as exc:
+            raise HGNError(f"{name}: the stored settings are invalid: {exc}") from None
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+            raise HGNError(f"{name}: the stored settings are invalid ({type(exc).__name__}: {exc})") from None
+        sys_arrays = check_system_part(header["train_system"], arrays, "train_system.", name, "train_system")
+        try:
             system = System.from_header_and_arrays(header["train_system"], sys_arrays)
-            return cls(RFHNNConfig.from_dict(header["config"]), arrays["W"], arrays["b"], arrays["theta"],
-                       float(np.asarray(arrays["constant"]).reshape(-1)[0]), system, header.get("info", {}))
-        except KeyError as exc:
-            raise HGNError(f"{Path(path).name}: RF-HNN file is missing {exc.args[0]!r}") from None
+        except HGNError as exc:
+            raise HGNError(f"{name}: invalid training system: {exc}") from None
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+            raise HGNError(f"{name}: invalid training system ({type(exc).__name__}: {exc})") from None
+        sizes = {"width": config.width, "D": 2 * system.n * system.dim}
+        check_arrays(arrays, {"W": Arr("float", ("width", "D")), "b": Arr("float", ("width",)),
+                              "theta": Arr("float", ("width",)), "constant": Arr("float", (1,))}, name, sizes)
+        return cls(config, arrays["W"], arrays["b"], arrays["theta"],
+                   float(np.asarray(arrays["constant"]).reshape(-1)[0]), system, header.get("info") or {})
 
 
 def _sample(X: np.ndarray, config: RFHNNConfig, rng: np.random.Generator):

@@ -51,12 +51,26 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import HGNError
-from core.container import load_npz, save_npz
+from core.container import Arr, Field, check_arrays, check_fields, check_system_part, load_npz, save_npz
+from core.learning.hgn import LAYERS
 from core.learning.hgn.device import resolve_device
 from core.learning.hgn.network import HGN
 from ..learned import NetworkHamiltonian, plain_info
 from core.physics.system import System
 from .config import RFConfig
+
+#: the header of a model file (core.container.Field; arrays are checked in :meth:`FittedModel.load`)
+MODEL_FIELDS = {
+    "config": Field("dict"),
+    "encoding": Field("str", required=False),
+    "dim": Field("int", choices=(2, 3)),
+    "constant": Field("number", required=False),
+    "n_ref": Field("int", lo=1),
+    "e_ref": Field("int", required=False, null=True, lo=0),
+    "info": Field("dict", required=False, null=True),
+    "train_system": Field("dict", required=False),
+}
+
 
 class FittedModel(NetworkHamiltonian):
     """A fitted RF-HGN. See the module notes for shapes and the file format.
@@ -106,32 +120,54 @@ class FittedModel(NetworkHamiltonian):
     @classmethod
     def load(cls, path, device=None) -> "FittedModel":
         """Read a model file (any version of the format; ``device``: where
-        the network runs, default the CPU)."""
+        the network runs, default the CPU). The header is checked against
+        :data:`MODEL_FIELDS` and every array's dtype, shape (against the
+        layer widths and the network's inputs) and finiteness before use."""
         header, arrays = load_npz(path, "model")
+        name = Path(path).name
         dev = resolve_device(device)
+        check_fields(header, MODEL_FIELDS, f"{name}: header")
         try:
             stored = dict(header["config"])
             # files written before frame_rule existed used the paper's rule
             stored.setdefault("frame_rule", "nearest")
             config = RFConfig.from_dict(stored)
-            dim = int(header["dim"])
-            theta = np.asarray(arrays["theta"], dtype=np.float64)
-            constant = float(np.asarray(arrays["constant"]).reshape(-1)[0])
+        except HGNError as exc:
+            raise HGNError(f"{name}: the stored settings are invalid: {exc}") from None
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+            raise HGNError(f"{name}: the stored settings are invalid ({type(exc).__name__}: {exc})") from None
+        dim = header["dim"]
+        layers = LAYERS.get(config.encoding, ())
+        specs = {"theta": Arr("float", ("L",)), "constant": Arr("float", (1,))}
+        for n in layers:
+            specs[f"{n}_W"] = Arr("float", (f"w_{n}", None))
+            specs[f"{n}_b"] = Arr("float", (f"w_{n}",))
+        check_arrays(arrays, specs, name)
+        train_system = None
+        if "train_system" in header:
+            sys_arrays = check_system_part(header["train_system"], arrays, "train_system.", name, "train_system")
+            if header["train_system"]["dim"] != dim:
+                raise HGNError(f"{name}: header field 'dim' is {dim} but the training system is "
+                               f"{header['train_system']['dim']}D")
+            try:
+                train_system = System.from_header_and_arrays(header["train_system"], sys_arrays)
+            except HGNError as exc:
+                raise HGNError(f"{name}: invalid training system: {exc}") from None
+            except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+                raise HGNError(f"{name}: invalid training system ({type(exc).__name__}: {exc})") from None
+        theta = np.asarray(arrays["theta"], dtype=np.float64)
+        constant = float(np.asarray(arrays["constant"]).reshape(-1)[0])
+        try:
             net = HGN.from_arrays(config.encoding, dim, arrays, linear_kinetic=config.linear_kinetic,
                                   pool_edges=config.pool_edges, cutoff_shift=config.cutoff_shift,
                                   frame_rule=config.frame_rule, device=dev)
-            train_system = None
-            if "train_system" in header:
-                sys_arrays = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("train_system.")}
-                train_system = System.from_header_and_arrays(header["train_system"], sys_arrays)
-            n_ref = int(header["n_ref"])
-            e_ref = header.get("e_ref")
-        except KeyError as exc:
-            raise HGNError(f"{Path(path).name}: model file is missing {exc.args[0]!r}") from None
+        except HGNError as exc:
+            raise HGNError(f"{name}: the stored network does not fit its settings: {exc}") from None
         if theta.shape != (net.L,):
-            raise HGNError(f"{Path(path).name}: output layer has {theta.shape} weights, the network needs {net.L}")
+            raise HGNError(f"{name}: array 'theta' has {theta.shape[0]} weights, the network needs {net.L}")
         net.set_theta(theta)
-        return cls(config, net, None, constant, n_ref, train_system, header.get("info", {}), e_ref)
+        return cls(config, net, None, constant, header["n_ref"], train_system, header.get("info") or {},
+                   header.get("e_ref"))
 
     def __repr__(self) -> str:
         return (f"FittedModel({self.network.encoding}, {self.config.sampler}, {self.network.L} features, "
