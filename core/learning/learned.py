@@ -299,6 +299,16 @@ def training_arrays(dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     ``train`` the int64 indices, the others float64 (n_train, N, d) copies;
     HGNError when it is not a Dataset, has no (or out-of-range) training
     indices, or its arrays have the wrong shape or hold NaN/inf."""
+    train, *arrays = training_source(dataset)
+    return (train,) + tuple(np.asarray(x[train], dtype=np.float64) for x in arrays)
+
+
+def training_source(dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """As :func:`training_arrays` but without copies: ``(train, q, p, dqdt,
+    dpdt)`` with the dataset's own (S, N, d) arrays (every snapshot, any
+    real dtype; the training snapshots are ``x[train]``), checked chunk by
+    chunk so that the check's temporaries stay small (the fit streams the
+    training snapshots batch by batch from them)."""
     from core.physics.trajectory import Dataset
 
     if not isinstance(dataset, Dataset):
@@ -310,14 +320,22 @@ def training_arrays(dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     if train.min() < 0 or train.max() >= S:
         raise HGNError(f"training indices must lie in 0..{S - 1}")
     shape = (S, dataset.system.n, dataset.system.dim)
-    return (train,) + tuple(_checked(getattr(dataset, name), shape, name)[train]
-                            for name in ("q", "p", "dqdt", "dpdt"))
+    return (train,) + tuple(_checked(getattr(dataset, name), shape, name) for name in ("q", "p", "dqdt", "dpdt"))
+
+
+#: elements per chunk of the finiteness check of :func:`training_source`
+CHECK_CHUNK = 1 << 18
 
 
 def _checked(x, shape, name):
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiu":
+        x = np.asarray(x, dtype=np.float64)
     if x.shape != shape:
         raise HGNError(f"dataset {name} has shape {x.shape}, expected {shape}")
-    if not np.all(np.isfinite(x)):
-        raise HGNError(f"dataset {name} contains NaN or inf")
+    if x.dtype.kind == "f":
+        step = max(1, CHECK_CHUNK // max(1, x[:1].size))
+        for a in range(0, len(x), step):
+            if not np.isfinite(x[a:a + step]).all():
+                raise HGNError(f"dataset {name} contains NaN or inf")
     return x

@@ -103,6 +103,17 @@ def gemv_add_(b: torch.Tensor, Z: torch.Tensor, u: torch.Tensor, alpha: float = 
         b.addmv_(Z.T, u, alpha=alpha)
 
 
+def squares(x: torch.Tensor) -> np.ndarray:
+    """|x_i|^2 over the last axis of a CPU float64 tensor (..., d), flattened
+    (NumPy: d products and sums of columns, measured 8x faster than
+    ``(x * x).sum(-1)`` for d = 3)."""
+    a = x.numpy().reshape(-1, x.shape[-1])
+    out = a[:, 0] * a[:, 0]
+    for k in range(1, a.shape[1]):
+        out += a[:, k] * a[:, k]
+    return out
+
+
 def one_minus_square_(t: torch.Tensor, scale=None) -> torch.Tensor:
     """t <- (1 - t^2) * scale, in place; returns t."""
     t.mul_(t).sub_(1.0)
@@ -190,20 +201,52 @@ class FixedJacobians:
         self.chunk = chunk
         self._csr: dict = {}
         self._buf: dict = {}
+        self._kbuf: dict = {}
+        if self.device.type == "cpu":
+            self._masses2 = (2.0 * self.masses.double()).cpu().numpy()
+            self._wK, self._bK = self.wK.cpu().numpy(), self.bK.cpu().numpy()
+            self._neg_wK = -self._wK
 
     # ------------------------------------------------------------------
     @torch.no_grad()
-    def kinetic(self, p):
+    def kinetic(self, p, pp=None):
         """D = dPhi_T/dk (S*N, n_T) for p (S, N, d): the kinetic rows of
         particle i are D[s, i] p_ik / m_i, so with a = |p_i| / m_i
-        Z_p^T Z_p = (a D)^T (a D) and Z_p^T u = D^T ((p_i . u_i) / m_i)."""
-        S, N, _ = p.shape
+        Z_p^T Z_p = (a D)^T (a D) and Z_p^T u = D^T ((p_i . u_i) / m_i).
+        ``pp``: |p_i|^2 (S*N,) when already known. On the CPU D is a view
+        of a buffer that the next call overwrites."""
+        S, N, d = p.shape
+        if _host(p):
+            # NumPy on a reused buffer, the linear column written once (measured 0.3 against 0.6 ms for
+            # 256 snapshots of the 3x3x3 task with torch's ops, (p * p).sum(-1) and the concatenation)
+            if pp is None:
+                pp = squares(p)
+            D = self._kinetic_buffer(S * N)
+            h = D[:, :self.nK]
+            np.multiply((pp.reshape(S, N) / self._masses2).reshape(-1, 1), self._wK, out=h)  # k w_K
+            h += self._bK
+            np.tanh(h, out=h)
+            np.multiply(h, h, out=h)  # (1 - h^2) w_K
+            h -= 1.0
+            h *= self._neg_wK
+            return torch.from_numpy(D)
         k = (p * p).sum(-1).mul_(0.5).div_(self.masses)  # (S, N)
         h = torch.addcmul(self.bK, k.reshape(-1, 1), self.wK_row)
         tanh_(h)
         h.mul_(h)  # (1 - h^2) w_K
         torch.addcmul(self.wK_row, h, self.wK_row, value=-1.0, out=h)
         D = torch.cat([h, h.new_ones((S * N, 1))], 1) if self.nT > self.nK else h  # linear feature: dk/dk = 1
+        return D
+
+    def _kinetic_buffer(self, rows):
+        D = self._kbuf.get(rows)
+        if D is None:
+            D = np.empty((rows, self.nT))
+            if self.nT > self.nK:
+                D[:, self.nK:] = 1.0  # linear feature: dk/dk = 1 (never overwritten)
+            self._kbuf[rows] = D
+            if len(self._kbuf) > 2:  # the full batch and the last, shorter one
+                self._kbuf.pop(next(iter(self._kbuf)))
         return D
 
     @torch.no_grad()

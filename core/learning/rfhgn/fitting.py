@@ -54,7 +54,7 @@ the network, which come from torch autograd through ``HGN.features`` in float64)
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+import warnings
 
 import numpy as np
 import scipy.linalg as sla
@@ -63,10 +63,10 @@ import torch
 from core.errors import HGNError
 from core.jobs import available_cores, check_cancel, report
 from core.learning.hgn.device import blas_threads, resolve_device, torch_threads
-from core.learning.hgn.fixed import FixedJacobians, gemv_add_, gram_add_
+from core.learning.hgn.fixed import FixedJacobians, _host, gemv_add_, gram_add_, squares
 from core.learning.hgn.graph import Graph
 from core.learning.hgn.network import HGN
-from ..learned import training_arrays
+from ..learned import training_source
 from core.physics.neighbours import minimum_image
 from core.physics.system import System
 from core.physics.trajectory import Dataset, Trajectory
@@ -79,51 +79,80 @@ from .sampling import choose_points, local_energies, sample_network
 CHOLESKY_RESIDUAL = 1e-6
 
 
-@dataclass
 class Group:
     """Training rows of one system: states where the gradient is taken and
-    the right-hand sides (dq/dt, dp/dt) there (float64 tensors on the fit's
-    device)."""
+    the right-hand sides (dq/dt, dp/dt) there. The arrays (S_all, N, d)
+    stay where they are (the dataset's own, never copied whole): ``rows``
+    lists the training snapshots (None: all of them) and :meth:`batch`
+    hands out float64 tensors on ``device`` batch by batch (views of the
+    arrays when the snapshots are consecutive float64 rows on the CPU,
+    otherwise a copy of the batch only), so the fit's memory does not grow
+    with the number of snapshots."""
 
-    system: System
-    q: torch.Tensor  # (S, N, d)
-    p: torch.Tensor
-    dqdt: torch.Tensor
-    dpdt: torch.Tensor
-
-    def __post_init__(self):
+    def __init__(self, system: System, q, p, dqdt, dpdt, rows=None, device=None):
+        self.system = system
+        self.arrays = tuple(np.asarray(x) for x in (q, p, dqdt, dpdt))
+        self.device = torch.device("cpu") if device is None else torch.device(device)
+        n_all = self.arrays[0].shape[0]
+        self.rows = None if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
+        self.n = n_all if self.rows is None else len(self.rows)
+        self.offset = 0  # rows = offset + arange(n): slices instead of gathers
+        if self.rows is not None and len(self.rows) and \
+                np.array_equal(self.rows, np.arange(self.rows[0], self.rows[0] + len(self.rows))):
+            self.offset, self.rows = int(self.rows[0]), None
+        self.shape = (self.n,) + self.arrays[0].shape[1:]
         self._graphs: dict = {}
 
-    def graph(self, a: int, b: int) -> Graph:
-        """The graph of snapshots a..b (fixed graphs: one per batch size, reused)."""
+    def index(self, a: int, b: int):
+        """Where training snapshots a..b lie in the arrays (a slice or indices)."""
+        if self.rows is None:
+            return slice(self.offset + a, self.offset + b)
+        return self.rows[a:b]
+
+    def tensor(self, x) -> torch.Tensor:
+        """A (part of an) array as a float64 contiguous tensor on the device
+        (no copy for float64 C-contiguous rows on the CPU)."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        if not x.flags.writeable:  # read-only data (a loaded file): only read here
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*not writable.*")
+                t = torch.as_tensor(x)
+        else:
+            t = torch.from_numpy(x)
+        return t if self.device.type == "cpu" else t.to(self.device)
+
+    def batch(self, a: int, b: int, which=(0, 1, 2, 3)) -> tuple:
+        """(q, p, dqdt, dpdt) of training snapshots a..b (or those listed in ``which``)."""
+        i = self.index(a, b)
+        return tuple(self.tensor(self.arrays[k][i]) for k in which)
+
+    def graph(self, a: int, b: int, q) -> Graph:
+        """The graph of snapshots a..b at positions q (fixed graphs: one per batch size, reused)."""
         if self.system.edges is None:
-            return Graph.build(self.system, self.q[a:b], device=self.q.device)
+            return Graph.build(self.system, q, device=self.device)
         S = b - a
         g = self._graphs.get(S)
         if g is None:
-            g = self._graphs[S] = Graph.build(self.system, self.q[a:b], device=self.q.device)
+            g = self._graphs[S] = Graph.build(self.system, q, device=self.device)
         return g
 
 
-def _group(system, q, p, dqdt, dpdt, device) -> Group:
-    t = (lambda x: torch.as_tensor(np.ascontiguousarray(x, dtype=np.float64), device=device))  # noqa: E731
-    return Group(system, t(q), t(p), t(dqdt), t(dpdt))
+def _group(system, q, p, dqdt, dpdt, device, rows=None) -> Group:
+    return Group(system, q, p, dqdt, dpdt, rows, device)
 
 
-def _check_overlap(g: Group) -> None:
-    """Every training snapshot of a fixed graph once: no two particles on top
-    of each other (the fixed-graph fast path checks its own distances)."""
-    system = g.system
-    if getattr(g, "_checked", False) or system.edges is None or not len(system.edges) or not g.q.shape[0]:
+def _check_overlap(system: System, q) -> None:
+    """No two particles of the snapshots q (a batch) on top of each other
+    (fixed graphs; the fixed-graph fast path checks its own distances)."""
+    if system.edges is None or not len(system.edges) or not q.shape[0]:
         return
-    dl = g.q[:, system.edges[:, 0]] - g.q[:, system.edges[:, 1]]
+    dl = q[:, system.edges[:, 0]] - q[:, system.edges[:, 1]]
     if system.box is not None:
-        box = torch.as_tensor(system.box, dtype=torch.float64, device=g.q.device)
+        box = torch.as_tensor(system.box, dtype=torch.float64, device=q.device)
         dl = dl - box * torch.round(dl / box)
     if float((dl * dl).sum(-1).min()) <= 0:
         raise HGNError("two particles of a snapshot sit on top of each other (pair distance 0); "
                        "the pair features are undefined there")
-    g._checked = True
 
 
 # ======================================================================
@@ -169,18 +198,34 @@ class NormalEquations:
             b[2] += up @ up + uq @ uq
             b[3] += up.numel() + uq.numel()
 
-    def add_kinetic(self, D, p, dqdt, masses) -> None:
+    def add_kinetic(self, D, p, dqdt, masses, pp=None) -> None:
         """The kinetic rows of a fixed-graph batch from D = dPhi_T/dk
         (S*N, n_T) (:meth:`core.learning.hgn.fixed.FixedJacobians.kinetic`):
         the d rows of particle i are D p_ik / m_i, so they add
-        |p_i|^2/m_i^2 D^T D and D^T (p_i . dq_i/dt) / m_i (D is scaled in place)."""
+        |p_i|^2/m_i^2 D^T D and D^T (p_i . dq_i/dt) / m_i (D is scaled in
+        place). ``pp``: |p_i|^2 (S*N,) numpy when known (CPU)."""
         blk = self._blocks["p"]
-        gemv_add_(blk[1], D, ((p * dqdt).sum(-1) / masses).reshape(-1))
-        D.mul_((torch.linalg.vector_norm(p, dim=-1) / masses).reshape(-1, 1))
-        gram_add_(blk[0], D)
-        u = dqdt.reshape(-1)
-        blk[2] += u @ u
-        blk[3] += u.numel()
+        if _host(D, p, dqdt) and pp is not None:
+            S, N, d = p.shape
+            m = masses.cpu().numpy()
+            pn, un = p.numpy().reshape(S * N, d), dqdt.numpy().reshape(S * N, d)
+            pu = pn[:, 0] * un[:, 0]
+            for k in range(1, d):
+                pu += pn[:, k] * un[:, k]
+            gemv_add_(blk[1], D, torch.from_numpy((pu.reshape(S, N) / m).reshape(-1)))
+            a = (np.sqrt(pp).reshape(S, N) / m).reshape(-1, 1)
+            Dn = D.numpy()
+            Dn *= a
+            gram_add_(blk[0], D)
+            u = un.reshape(-1)
+            blk[2] += float(u @ u)
+        else:
+            gemv_add_(blk[1], D, ((p * dqdt).sum(-1) / masses).reshape(-1))
+            D.mul_((torch.linalg.vector_norm(p, dim=-1) / masses).reshape(-1, 1))
+            gram_add_(blk[0], D)
+            u = dqdt.reshape(-1)
+            blk[2] += u @ u
+        blk[3] += dqdt.numel()
 
     @property
     def blocks(self) -> dict:
@@ -195,7 +240,7 @@ def _fast(group: Group, network: HGN) -> bool:
 
 def _batches(group: Group, network: HGN, config: RFConfig):
     """Snapshot index ranges of at most batch_size snapshots within the memory budget."""
-    S, N, d = group.q.shape
+    S, N, d = group.shape
     E = 0 if group.system.edges is None else len(group.system.edges)
     if _fast(group, network):
         # geometry, slot vectors and kinetic rows per snapshot (the chunk buffers are fixed)
@@ -211,48 +256,58 @@ def _batches(group: Group, network: HGN, config: RFConfig):
 
 def assemble(network: HGN, groups: list[Group], config: RFConfig, progress=None, cancel=None,
              stage_from: float = 0.0, stage_to: float = 1.0, record: dict | None = None) -> NormalEquations:
-    """The normal equations of the groups' rows. ``record`` (optional dict):
-    receives ``r_max`` (fixed graphs: the largest pair distance of the
-    training snapshots)."""
+    """The normal equations of the groups' rows, streamed batch by batch
+    from the groups' arrays. ``record`` (optional dict): receives ``k_max``
+    (the largest kinetic energy of a training particle) and, for fixed
+    graphs, ``r_max`` (the largest pair distance of the training snapshots)."""
     ne = NormalEquations(network)
     plan = [(g, a, b) for g in groups for a, b in _batches(g, network, config)]
     fixed = {}
     for n, (g, a, b) in enumerate(plan):
         check_cancel(cancel)
+        q, p, dqdt, dpdt = g.batch(a, b)
         if _fast(g, network):
             fj = fixed.get(id(g))
             if fj is None:
-                fj = fixed[id(g)] = FixedJacobians(network, g.graph(0, 1))
-            _assemble_fixed(ne, fj, g, a, b, record)
+                fj = fixed[id(g)] = FixedJacobians(network, g.graph(0, 1, q[:1]))
+            _assemble_fixed(ne, fj, q, p, dqdt, dpdt, record)
         else:
-            _check_overlap(g)
-            _, Jq, Jp = network.jacobians(g.graph(a, b), g.q[a:b], g.p[a:b])
-            ne.add(Jq, Jp, g.dqdt[a:b], g.dpdt[a:b])
+            _check_overlap(g.system, q)
+            if record is not None:
+                k = 0.5 * (p * p).sum(-1) / torch.as_tensor(g.system.masses, dtype=torch.float64, device=p.device)
+                record["k_max"] = max(record.get("k_max", 0.0), float(k.max()) if k.numel() else 0.0)
+            _, Jq, Jp = network.jacobians(g.graph(a, b, q), q, p)
+            ne.add(Jq, Jp, dqdt, dpdt)
         report(progress, "assemble", stage_from + (stage_to - stage_from) * (n + 1) / len(plan))
     return ne
 
 
-def _assemble_fixed(ne: NormalEquations, fj: FixedJacobians, g: Group, a: int, b: int, record) -> None:
-    p, dqdt = g.p[a:b], g.dqdt[a:b]
-    ne.add_kinetic(fj.kinetic(p), p, dqdt, fj.masses)
+def _assemble_fixed(ne: NormalEquations, fj: FixedJacobians, q, p, dqdt, dpdt, record) -> None:
+    pp = squares(p) if _host(p) else None
+    D = fj.kinetic(p, pp)
+    if record is not None and p.numel():
+        pmax = float((pp.reshape(p.shape[:2]) / fj._masses2).max()) if pp is not None else \
+            float((0.5 * (p * p).sum(-1) / fj.masses).max())
+        record["k_max"] = max(record.get("k_max", 0.0), pmax)
+    ne.add_kinetic(D, p, dqdt, fj.masses, pp)
     if fj.E == 0:
-        u = g.dpdt[a:b].reshape(-1)
+        u = dpdt.reshape(-1)
         blk = ne._blocks["q"]
         blk[2] += u @ u
         blk[3] += u.numel()
         return
-    r, uh = fj.geometry(g.q[a:b])
+    r, uh = fj.geometry(q)
     rmin, rmax = torch.aminmax(r)
     if float(rmin) <= 0:
         raise HGNError("two particles of a snapshot sit on top of each other (pair distance 0); "
                        "the pair features are undefined there")
     if record is not None:
         record["r_max"] = max(record.get("r_max", 0.0), float(rmax))
-    S = b - a
+    S = q.shape[0]
     step = fj.chunk or S
     for c0 in range(0, S, step):
         c1 = min(c0 + step, S)
-        ne.add_rows("q", fj.rows(r, uh, c0, c1), g.dpdt[a + c0:a + c1].reshape(-1), -1.0)
+        ne.add_rows("q", fj.rows(r, uh, c0, c1), dpdt[c0:c1].reshape(-1), -1.0)
 
 
 # ======================================================================
@@ -320,10 +375,11 @@ def solve(ne: NormalEquations, config: RFConfig):
 # ======================================================================
 def _fit_groups(groups: list[Group], known: tuple[System, np.ndarray, np.ndarray, float] | None,
                 config: RFConfig, progress, cancel, t0: float, correction=None) -> FittedModel:
-    device = groups[0].q.device
+    device = groups[0].device
     rng = np.random.default_rng(config.seed)
     report(progress, "sample", 0.0)
-    sets = choose_points([(g.system, g.q, g.p) for g in groups], config, rng, device)
+    sets = choose_points([(g.system, g.arrays[0], g.arrays[1], g.index(0, g.n)) for g in groups], config, rng,
+                         device)
     network = sample_network(config, sets, rng, None, progress, cancel)
     rounds = config.adaptive_rounds if config.sampler == "adaptive" else 0
     span = 1.0 / (rounds + 1)
@@ -362,12 +418,11 @@ def _fit_groups(groups: list[Group], known: tuple[System, np.ndarray, np.ndarray
     for g, s in zip(groups, sets):
         if not _fast(g, network) and s.graph.P:
             r_max = max(r_max, float(s.graph.delta(s.q)[1].max()))
-    k_max = max(float((0.5 * (g.p * g.p).sum(-1) / torch.as_tensor(g.system.masses, device=device)).max())
-                for g in groups)
+    k_max = record.get("k_max", 0.0)
     model = FittedModel(config, network, None, constant, n_ref, groups[0].system, e_ref=e_ref)
     model.info.update(
         fit_time=time.perf_counter() - t0,
-        n_snapshots=int(sum(g.q.shape[0] for g in groups)),
+        n_snapshots=int(sum(g.n for g in groups)),
         n_particles=int(groups[0].system.n),
         n_features=int(network.L),
         n_rows=int(sinfo["rows"]),
@@ -393,15 +448,15 @@ def fit(dataset: Dataset, config: RFConfig | None = None, progress=None, cancel=
         raise HGNError(f"config must be an RFConfig, got {type(config).__name__}")
     config.validate()
     device = resolve_device(config.device)
-    train, q, p, dqdt, dpdt = training_arrays(dataset)
+    train, q, p, dqdt, dpdt = training_source(dataset)  # the dataset's arrays, not copied
     S = dataset.n_snapshots
     system = dataset.system
     energy = np.asarray(dataset.energy, dtype=np.float64).reshape(-1)
     known = None
     if energy.shape == (S,):
-        known = (system, q[0], p[0], float(energy[train[0]]))
+        known = (system, q[train[0]], p[train[0]], float(energy[train[0]]))
     with torch_threads(config.threads), blas_threads(config.threads):
-        group = _group(system, q, p, dqdt, dpdt, device)
+        group = Group(system, q, p, dqdt, dpdt, train, device)
         model = _fit_groups([group], known, config, progress, cancel, t0)
     model.info["source"] = "derivatives"
     model.info["fit_time"] = time.perf_counter() - t0
@@ -491,9 +546,10 @@ def _project_correction(network: HGN, theta, ne: NormalEquations, groups, h, con
     for g in groups:
         for a, b in _batches(g, network, config):
             check_cancel(cancel)
-            graph = g.graph(a, b)
-            _, Jq, Jp = network.jacobians(graph, g.q[a:b], g.p[a:b])
-            cq, cp = correction_gradients(network, graph, g.q[a:b], g.p[a:b])
+            q, p = g.batch(a, b, (0, 1))
+            graph = g.graph(a, b, q)
+            _, Jq, Jp = network.jacobians(graph, q, p)
+            cq, cp = correction_gradients(network, graph, q, p)
             cq = cq * (0.5 * h)
             cp = cp * (0.5 * h)
             # rows: Jp . delta = dC/dp (dq/dt rows), -Jq . delta = -dC/dq (dp/dt rows)

@@ -112,22 +112,43 @@ class SampleSet:
         return self._r
 
 
+def _rows(x, at, device):
+    """x[at] as a float64 tensor on ``device`` (x numpy or a tensor; no copy
+    for a slice of float64 rows on the same device)."""
+    if isinstance(x, torch.Tensor):
+        if not isinstance(at, slice):
+            at = torch.as_tensor(np.asarray(at), device=x.device)
+        return torch.as_tensor(x[at], dtype=torch.float64, device=device)
+    x = np.ascontiguousarray(x[at], dtype=np.float64)
+    if not x.flags.writeable:
+        x = x.copy()  # at most the chosen snapshots
+    return torch.as_tensor(x, device=device)
+
+
 def choose_points(groups: list, config: RFConfig, rng: np.random.Generator, device=None) -> list[SampleSet]:
     """Pick the snapshots and edges that the layers are sampled from.
 
     ``groups``: (system, q (S, N, d), p (S, N, d)) of the training data (one
-    group per system; usually one), numpy arrays or tensors."""
+    group per system; usually one), numpy arrays or tensors, or (system, q,
+    p, rows) where the training snapshots are q[rows], p[rows] (a slice or
+    an index array): only the chosen snapshots are copied."""
     budget = max(2, config.sample_points // max(1, len(groups)))
     out = []
-    for system, q, p in groups:
-        q = torch.as_tensor(q, dtype=torch.float64, device=device)
-        p = torch.as_tensor(p, dtype=torch.float64, device=device)
-        S, N = q.shape[0], q.shape[1]
+    for system, q, p, *rows in groups:
+        rows = rows[0] if rows else slice(None)
+        S = len(range(*rows.indices(len(q)))) if isinstance(rows, slice) else len(rows)
+        N = q.shape[1]
         n_snap = min(S, max(1, math.ceil(budget / max(N, 1))))
         idx = np.sort(rng.permutation(S)[:n_snap]) if n_snap < S else np.arange(S)
         if n_snap < S:
-            it = torch.as_tensor(idx, device=q.device)
-            q, p = q[it], p[it]
+            if isinstance(rows, slice):
+                start, _, step = rows.indices(len(q))
+                at = start + step * idx
+            else:
+                at = np.asarray(rows)[idx]
+        else:
+            at = rows
+        q, p = (_rows(x, at, device) for x in (q, p))
         if system.edges is not None:  # fixed graph: its edges need no positions (the fit checks distances)
             g = Graph.fixed(np.asarray(system.edges, dtype=np.int64).reshape(-1, 2), n_snap, N, system.dim,
                             torch.as_tensor(system.masses, dtype=torch.float64, device=q.device),
@@ -189,30 +210,6 @@ class ArrayPoints:
         self._extremes = extremes
         self._sum = col_sum
 
-    @classmethod
-    def tanh(cls, r, w, b):
-        """The points tanh(r w + b) (n, len(w)) of 1-D inputs r (torch
-        tensors; the pre-activation by ``torch.addcmul`` as the network's,
-        tanh by NumPy as :func:`core.learning.hgn.fixed.tanh_`), built chunk by
-        chunk with their column sums; each column is monotone in r, so the
-        extremes are those of r's extremes."""
-        r = r.detach().reshape(-1).cpu().contiguous()
-        w = w.detach().reshape(-1).cpu()
-        b = b.detach().reshape(-1).cpu()
-        n, m = len(r), len(w)
-        X = np.empty((n, m))
-        if n == 0:
-            return cls(X)
-
-        def fill(a, c, x):
-            torch.addcmul(b, r[a:c, None], w, out=torch.from_numpy(x))
-            np.tanh(x, out=x)
-
-        out = np.empty((max(1, min(n, STATS_CHUNK // max(m, 1))) + 1, m))
-        col_sum = _column_sums(X, out, fill)
-        ends = X[[int(torch.argmin(r)), int(torch.argmax(r))]]
-        return cls(X, (ends.min(axis=0), ends.max(axis=0)), col_sum)
-
     def take(self, i) -> np.ndarray:
         return self.X[i]
 
@@ -233,8 +230,74 @@ class ArrayPoints:
         return mu, np.sqrt(_column_sums(self.X, out, ("square", mu)) / n)
 
 
+#: doubles per chunk of :class:`TanhPoints`' streamed moments (in the L2 cache)
+TANH_CHUNK = 1 << 16
+
+
+class TanhPoints:
+    """The points tanh(r w + b) (n, len(w)) of 1-D inputs r, never stored
+    whole: rows are computed when drawn (:meth:`take`), the column extremes
+    are the rows at r's extremes (each column is monotone in r) and the
+    column mean and sd are streamed chunk by chunk in cache (each chunk's
+    own mean and sum of squared deviations, merged by Chan's update: as
+    stable as the two-pass formula, one pass over the points). The
+    pre-activation is ``torch.addcmul`` as the network's, tanh NumPy's as
+    :func:`core.learning.hgn.fixed.tanh_`. Measured on the 3x3x3 task's
+    20,000 x 32 message points: 1.5 against 4.5 ms for the stored array and
+    its column sums in two passes; the moments agree to round-off."""
+
+    def __init__(self, r, w, b):
+        self.r = r.detach().reshape(-1).cpu().contiguous()
+        self.w = w.detach().reshape(-1).cpu().contiguous()
+        self.b = b.detach().reshape(-1).cpu().contiguous()
+        self.n, self.width = len(self.r), len(self.w)
+        self._extremes = None
+
+    def take(self, i) -> np.ndarray:
+        i = np.asarray(i, dtype=np.int64)
+        x = torch.addcmul(self.b, self.r[torch.from_numpy(i.reshape(-1))][:, None], self.w).numpy()
+        np.tanh(x, out=x)
+        return x.reshape(i.shape + (self.width,))
+
+    def extremes(self):
+        """(lo, hi) per column (n > 0)."""
+        if self._extremes is None:
+            ends = self.take([int(torch.argmin(self.r)), int(torch.argmax(self.r))])
+            self._extremes = (ends.min(axis=0), ends.max(axis=0))
+        return self._extremes
+
+    def moments(self):
+        """(mean, sd) per column."""
+        n, m = self.n, self.width
+        if n == 0:
+            return np.zeros(m), np.zeros(m)
+        step = max(1, min(n, TANH_CHUNK // max(m, 1)))
+        buf = np.empty((step, m))
+        tb = torch.from_numpy(buf)
+        ones = np.ones(step)  # column sums as BLAS products (measured 7 against 40 us a chunk for x.sum(0))
+        mean, m2, count = np.zeros(m), np.zeros(m), 0
+        for a in range(0, n, step):
+            k = min(a + step, n) - a
+            x = buf[:k]
+            torch.addcmul(self.b, self.r[a:a + k, None], self.w, out=tb[:k])
+            np.tanh(x, out=x)
+            mc = (ones[:k] @ x) / k
+            x -= mc
+            np.multiply(x, x, out=x)
+            m2c = ones[:k] @ x
+            if count == 0:
+                mean, m2 = mc, m2c
+            else:
+                total = count + k
+                delta = mc - mean
+                mean = mean + delta * (k / total)
+                m2 = m2 + m2c + delta * delta * (count * k / total)
+            count += k
+        return mean, np.sqrt(m2 / n)
+
+
 def _points(X):
-    if isinstance(X, ArrayPoints):
+    if isinstance(X, (ArrayPoints, TanhPoints)):
         return X
     X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X, dtype=np.float64)
     return ArrayPoints(X)
@@ -392,8 +455,8 @@ def sample_network(config: RFConfig, sets: list[SampleSet], rng: np.random.Gener
             gs = torch.cat([net.static_sum(s.graph.masses[s.graph.i[s.edges]], s.graph.masses[s.graph.j[s.edges]])
                             for s in sets])
             z = torch.cat([gs, e], 1)
-        else:  # e = tanh(r w_E + b_E) with its column sums and extremes
-            z = ArrayPoints.tanh(r, We[:, 0], be)
+        else:  # e = tanh(r w_E + b_E), computed where needed
+            z = TanhPoints(r, We[:, 0], be)
         net.set_layer("msg", *_layer(z, config.message_width, config, rng, tgt("msg")))
         report(progress, "sample", 1.0)
         return net
