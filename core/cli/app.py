@@ -9,7 +9,10 @@ evaluate) is one line in that list.
 
 Errors a user can cause (bad arguments, :class:`~core.errors.HGNError` from
 core, a cancelled job) print one line ``error: ...`` to stderr and exit with
-code 2; they never show a traceback. Anything else is a bug and does.
+code 2; they never show a traceback. Anything else is a bug and does. A
+learned roll-out that diverged (``core.learning.rollout``) is written, marked
+diverged, and the command prints one line ``error: ...`` saying where and
+exits with code 3 (:data:`EXIT_DIVERGED`).
 """
 from __future__ import annotations
 
@@ -32,6 +35,8 @@ COMMAND_MODULES = [
 
 #: exit code for user errors (bad arguments, bad files, invalid settings)
 EXIT_USAGE = 2
+#: exit code of a run that finished but whose result is marked diverged (a learned roll-out that blew up)
+EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -126,6 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error("interrupted")
         return EXIT_INTERRUPTED
     return int(code or 0)
+
+
+def error_line(message: str) -> None:
+    """Print ``message`` as the one line ``error: ...`` on stderr."""
+    _error(message)
 
 
 def _error(message: str) -> None:

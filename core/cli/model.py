@@ -397,8 +397,15 @@ def run_train(args) -> int:
             keep = ds.meta.get("train_trajectories")
             if keep is not None and len(keep) and len(trajs) > 1:
                 trajs = [trajs[int(k)] for k in keep]
+            from core.physics.trajectory import static_series
+
+            if static_series(trajs):
+                raise HGNError(f"the time series of {args.data} are degenerate: no particle moves in any frame "
+                               "(zero momentum, fixed positions), so there is no motion to learn")
             model = fit_time_series(trajs, config, progress=bar, correct=not args.no_correction)
         else:
+            ds.check_trainable(where=f"the training snapshots of {args.data}" if args.data else
+                               "the drawn training snapshots")
             model = fit(ds, config, progress=bar)
     finally:
         bar.close()
@@ -485,6 +492,7 @@ def run_rollout(args) -> int:
     finally:
         bar.close()
     _print_warnings(caught)
+    diverged = pred.diverged
     trajs = [pred] if truth is None else [truth, pred]
     if is_xyz(args.out):
         from core.files.xyz import write_trajectory
@@ -500,6 +508,17 @@ def run_rollout(args) -> int:
            "max_abs_drift_prediction": float(np.max(np.abs(metrics.energy_drift(pred)))),
            **{k: pred.meta[k] for k in ("pair_distance_range", "training_pair_distance_range",
                                          "outside_training_range") if k in pred.meta}}
+    if diverged is not None:
+        doc["diverged"] = diverged
+        print(f"{system!r}")
+        for w in written:
+            print(f"wrote {w} (the prediction is marked diverged: {diverged['frames']} frames before it)")
+        if args.json:
+            print(f"wrote {_write_json(args.json, doc)}")
+        from core.cli.app import EXIT_DIVERGED, error_line
+
+        error_line(diverged["reason"])
+        return EXIT_DIVERGED
     if truth is not None:
         m = metrics.rollout_measures(truth, pred)
         doc.update({k: v for k, v in m.items() if not isinstance(v, list)})
@@ -541,12 +560,15 @@ def evaluate(model, ds, rollouts: int = DEFAULT_EVAL_ROLLOUTS, progress=None, **
         chosen = idx[:rollouts]
         out["rollouts_from"] = "held-out trajectories" if held is not None and len(held) else "all trajectories"
     if chosen:
-        per, zs, hs, mses = [], [], [], []
+        per, zs, hs, mses, diverged = [], [], [], [], []
         for k in chosen:
             truth = trajs[k]
             steps = (truth.n_frames - 1) * truth.save_every
             pred = rollout(model, truth.system, truth.q[0], truth.p[0], truth.dt, steps, truth.save_every,
                            progress=progress, learned_energy=False, **rollout_kw)
+            if pred.diverged is not None:  # no measures of a path that blew up; said in the result
+                diverged.append({"trajectory": k, **pred.diverged})
+                continue
             m = metrics.rollout_measures(truth, pred)
             per.append({"trajectory": k, **{a: b for a, b in m.items() if not isinstance(b, list)},
                         **({"outside_training_range": pred.meta["outside_training_range"]}
@@ -554,10 +576,13 @@ def evaluate(model, ds, rollouts: int = DEFAULT_EVAL_ROLLOUTS, progress=None, **
             zs.append(m["zerr"])
             hs.append(m["herr"])
             mses.append(m["position_mse"])
+        if diverged:
+            out["diverged"] = diverged
+    if chosen and per:
         zg = metrics.geometric_mean(zs)
         hg = metrics.geometric_mean(hs)
         out["rollouts"] = {
-            "n": len(chosen), "t": trajs[chosen[0]].t.tolist(),
+            "n": len(per), "t": trajs[per[0]["trajectory"]].t.tolist(),
             "zerr_geometric_mean": zg.tolist(), "herr_geometric_mean": hg.tolist(),
             "position_mse_mean": np.mean(np.asarray(mses), axis=0).tolist(),
             "final_zerr_geometric_mean": float(zg[-1]), "final_herr_geometric_mean": float(hg[-1]),
@@ -608,8 +633,15 @@ def run_evaluate(args) -> int:
         print(f"  final Herr (geometric mean): {_fmt(r['final_herr_geometric_mean'])}")
         print(f"  final position MSE (mean):   {_fmt(r['final_position_mse_mean'])}")
         print(f"  max |energy drift| of predictions: {_fmt(r['max_abs_drift_prediction'])}")
-    elif args.rollouts:
+    elif args.rollouts and not res.get("diverged"):
         print("rollouts: none (the dataset holds no time series)")
     if args.json:
         print(f"wrote {_write_json(args.json, res)}")
+    if res.get("diverged"):
+        from core.cli.app import EXIT_DIVERGED, error_line
+
+        d = res["diverged"]
+        error_line(f"{len(d)} of the roll-outs diverged (left out of the measures); the first, of held-out "
+                   f"trajectory {d[0]['trajectory']}: {d[0]['reason']}")
+        return EXIT_DIVERGED
     return 0

@@ -62,6 +62,21 @@ rollout). The rollout goes on: whether the model still holds there is for
 the caller to judge (it often does not: a bond stretched beyond anything seen
 can break).
 
+Divergence: a roll-out that blows up is stopped and marked, not written as
+numbers. It has diverged when a learned gradient, a state or an energy
+becomes NaN or infinite, or when the TRUE energy along the predicted path
+moves from its start by more than ``core.physics.integrators.ENERGY_ERROR_LIMIT``
+times the energy scale K(0) + |V(0)| (checked at every saved frame; the
+bound and why are in ``core.physics.integrators``: a learned model that
+conserves its H_hat and is anywhere near the truth never gets there, one that
+left its training range and broke does). With ``on_divergence="stop"`` (the
+default) the trajectory returned holds the frames before the divergence and
+``meta["diverged"] = {"step", "t", "reason", "frames"}`` (the step and time
+at which it was detected, why, and the frames kept); :attr:`Trajectory.diverged
+<core.physics.trajectory.Trajectory.diverged>` reads it, and it is saved in
+the file's header with the trajectory's meta. ``on_divergence="error"``
+raises :class:`~core.errors.HGNError` instead (the message is the reason).
+
 Periodic boxes: positions are integrated and saved unwrapped, as in the
 ground truth (``core.physics.integrators``).
 
@@ -94,7 +109,8 @@ import numpy as np
 
 from core.errors import HGNError
 from core.physics.forces import DEFAULT_SKIN, ForceField
-from core.physics.integrators import Frame, FrameFn, check_run_settings, n_saved_frames
+from core.physics.integrators import (ENERGY_ERROR_LIMIT, Frame, FrameFn, check_run_memory, check_run_settings,
+                                      energy_scale, n_saved_frames)
 from core.jobs import CancelLike, ProgressFn, check_cancel, report
 from core.physics.system import System
 from core.physics.trajectory import Trajectory
@@ -106,6 +122,8 @@ FIXED_POINT_MAX_ITER = 50
 #: seconds between two progress reports
 PROGRESS_INTERVAL = 0.05
 INTEGRATORS = ("auto", "explicit", "implicit")
+#: what a diverged roll-out does: stop and mark the trajectory, or raise HGNError
+DIVERGENCE_POLICIES = ("stop", "error")
 
 
 #: torch threads of a roll-out unless told otherwise. Measured on the 2-core
@@ -176,10 +194,21 @@ def _numpy(x) -> np.ndarray:
     return x.detach().cpu().double().numpy()
 
 
-def _blowup(step: int, dt: float) -> HGNError:
-    return HGNError(f"the rollout blew up at step {step}: the learned gradients became NaN or infinite. "
-                    f"Reduce the time step dt (now {dt:g}) or start closer to the states the model "
-                    "was fitted on")
+class Diverged(Exception):
+    """Raised inside a roll-out when it diverged (see the module notes);
+    :func:`rollout` turns it into the ``meta["diverged"]`` mark or an HGNError."""
+
+    def __init__(self, step: int, reason: str, advice: str):
+        super().__init__(reason)
+        self.step, self.reason, self.advice = step, reason, advice
+
+    def message(self, t: float) -> str:
+        return f"the rollout diverged at step {self.step} (t = {t:.6g}): {self.reason}. {self.advice}"
+
+
+def _blowup(step: int, dt: float) -> Diverged:
+    return Diverged(step, "the learned gradients became NaN or infinite",
+                    f"Reduce the time step dt (now {dt:g}) or start closer to the states the model was fitted on")
 
 
 def check_rollout_settings(integrator: str = "auto", tol: float = FIXED_POINT_TOL,
@@ -271,9 +300,19 @@ class Recorder:
         self.kinetic = np.empty(n_frames)
         self.momentum = np.empty((n_frames, d))
         self.learned = np.empty(n_frames) if learned_energy else None
+        self.h0, self.scale = 0.0, 0.0  # H(0) and the energy scale, set by frame 0
+
+    def truncate(self, k: int) -> None:
+        """Keep the first ``k`` frames (a diverged roll-out)."""
+        self.q, self.p = self.q[:k], self.p[:k]
+        self.potential, self.kinetic, self.momentum = self.potential[:k], self.kinetic[:k], self.momentum[:k]
+        if self.learned is not None:
+            self.learned = self.learned[:k]
+        self.n_frames = k
 
     def save(self, k: int, step: int, q: np.ndarray, p: np.ndarray) -> None:
-        """Store (q, p) of ``step`` as frame ``k``; HGNError when its energy is not finite."""
+        """Store (q, p) of ``step`` as frame ``k``; :class:`Diverged` when its true
+        energy is not finite or moved beyond the limit (module notes)."""
         self.q[k] = _numpy(q)
         self.p[k] = _numpy(p)
         q, p = self.q[k], self.p[k]
@@ -284,8 +323,21 @@ class Recorder:
             self.learned[k] = self.grads.energy(q, p)
         if self.monitor is not None:
             self.monitor.check(q, step)
-        if not math.isfinite(self.potential[k] + self.kinetic[k]):
-            raise _blowup(step, self.dt)
+        h = self.potential[k] + self.kinetic[k]
+        if not math.isfinite(h):
+            raise Diverged(step, "the true energy of the predicted state is NaN or infinite (particles on top "
+                                 "of each other or flown apart)",
+                           f"Reduce the time step dt (now {self.dt:g}) or start closer to the states the model "
+                           "was fitted on")
+        if k == 0:
+            self.h0, self.scale = h, energy_scale(self.kinetic[0], self.potential[0])
+        elif self.scale > 0 and not abs(h - self.h0) <= ENERGY_ERROR_LIMIT * self.scale:
+            raise Diverged(step, f"the true energy along the predicted path moved by "
+                                 f"{abs(h - self.h0) / self.scale:.3g} times the energy scale K(0) + |V(0)| = "
+                                 f"{self.scale:.3g} (limit {ENERGY_ERROR_LIMIT:g})",
+                           "The model has left the states it was fitted on (see the pair distance range); fit "
+                           "it on data that cover this motion, or reduce the time step dt "
+                           f"(now {self.dt:g})")
         if self.on_frame is not None:
             qv, pv = self.q[k].view(), self.p[k].view()
             qv.flags.writeable = False
@@ -415,7 +467,7 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
             progress: ProgressFn | None = None, cancel: CancelLike | None = None,
             on_frame: FrameFn | None = None, *, integrator: str = "auto",
             tol: float = FIXED_POINT_TOL, max_iter: int = FIXED_POINT_MAX_ITER,
-            on_no_convergence: str = "error", learned_energy: bool = True,
+            on_no_convergence: str = "error", on_divergence: str = "stop", learned_energy: bool = True,
             skin: float = DEFAULT_SKIN, label: str | None = None, t0: float = 0.0,
             device: str = "cpu", precision: str = "float64", threads: int = ROLLOUT_THREADS) -> Trajectory:
     """Integrate the learned Hamiltonian ``model`` on ``system`` from (q0, p0)
@@ -440,7 +492,9 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
     The trajectory's kinetic and potential energies are the TRUE ones along
     the predicted path. ``meta`` holds the integrator, the number of gradient
     evaluations, the wall time per step and the neighbour-list builds.
-    Raises HGNError for bad settings or a blow-up, Cancelled when cancelled.
+    ``on_divergence`` ("stop" or "error"): what a roll-out that blows up does
+    (module notes: stopped and marked in ``meta["diverged"]``, or HGNError).
+    Raises HGNError for bad settings, Cancelled when cancelled.
 
     The parts: :func:`explicit_step` and :func:`implicit_step` (one step of
     each integrator), :class:`FixedPointSolver` (the implicit stages),
@@ -467,6 +521,9 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
         raise HGNError("the explicit Stoermer-Verlet rollout needs a separable model (H = T(p) + V(q)); "
                        "this model is not separable: use the implicit integrator")
     threads = check_threads(threads)
+    if on_divergence not in DIVERGENCE_POLICIES:
+        raise HGNError(f"on_divergence must be one of {', '.join(DIVERGENCE_POLICIES)}, got {on_divergence!r}")
+    check_run_memory("the roll-out", system.n, system.dim, steps, save_every)
     from core.learning.hgn.device import blas_threads, torch_threads
     from core.learning.stepper import make_stepper, resolve_precision
 
@@ -480,35 +537,47 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
     solver = FixedPointSolver(tol, max_iter, on_no_convergence, dt, cancel)
     explicit = integrator == "explicit"
 
+    diverged = None
+    k = 0
+    start = time.perf_counter()
     with torch_threads(threads), blas_threads(threads):
         check_cancel(cancel)
         q, p = grads.tensor(q), grads.tensor(p)  # check_state's copies: the caller's arrays are never written
         recorder.save(0, 0, q, p)
+        k = 1
         grads.prepare(q, p)  # state-dependent tables and workspaces, outside the timed loop
         report(progress, "rollout", 0.0)
         last_report = start = time.perf_counter()
-        if explicit:
-            g = grads.potential(q)    # dV/dq at q_0
-        else:
-            g, _ = grads.both(q, p)   # first guess of H_q(q_0, p_1/2)
-        if not _finite(g):
-            raise _blowup(0, dt)
-        k = 1
-        for step in range(1, steps + 1):
-            if cancel is not None and cancel.is_set():
-                check_cancel(cancel)
+        try:
             if explicit:
-                q, p, g = explicit_step(grads, q, p, g, dt, step)
+                g = grads.potential(q)    # dV/dq at q_0
             else:
-                q, p, g = implicit_step(grads, solver, q, p, g, dt, step)
-            if step % save_every == 0:
-                recorder.save(k, step, q, p)
-                k += 1
-            if progress is not None and time.perf_counter() - last_report >= PROGRESS_INTERVAL:
-                report(progress, "rollout", step / steps)
-                last_report = time.perf_counter()
+                g, _ = grads.both(q, p)   # first guess of H_q(q_0, p_1/2)
+            if not _finite(g):
+                raise _blowup(0, dt)
+            for step in range(1, steps + 1):
+                if cancel is not None and cancel.is_set():
+                    check_cancel(cancel)
+                if explicit:
+                    q, p, g = explicit_step(grads, q, p, g, dt, step)
+                else:
+                    q, p, g = implicit_step(grads, solver, q, p, g, dt, step)
+                if step % save_every == 0:
+                    recorder.save(k, step, q, p)
+                    k += 1
+                if progress is not None and time.perf_counter() - last_report >= PROGRESS_INTERVAL:
+                    report(progress, "rollout", step / steps)
+                    last_report = time.perf_counter()
+        except Diverged as exc:
+            if on_divergence == "error":
+                raise HGNError(exc.message(t0 + exc.step * dt)) from None
+            diverged = {"step": int(exc.step), "t": t0 + exc.step * dt, "reason": exc.message(t0 + exc.step * dt),
+                        "frames": int(k)}
     elapsed = time.perf_counter() - start
     report(progress, "rollout", 1.0)
+    if diverged is not None:  # the frames before the divergence
+        n_frames = k
+        recorder.truncate(k)
 
     t = t0 + dt * save_every * np.arange(n_frames)
     meta = {"integrator": "stoermer-verlet" if explicit else "generalised-leapfrog",
@@ -525,6 +594,8 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
         meta.update(monitor.meta())
     if recorder.learned is not None:
         meta["learned_energy"] = recorder.learned
+    if diverged is not None:
+        meta["diverged"] = diverged
     return Trajectory(system=system, t=t, q=recorder.q, p=recorder.p, kinetic=recorder.kinetic,
                       potential=recorder.potential, momentum=recorder.momentum,
                       dt=dt, save_every=save_every, label=label or model_name(model), meta=meta)

@@ -26,8 +26,18 @@ state that is integrated).
 Long runs follow the job protocol of ``core.jobs``: ``cancel`` is checked
 every step (and so far more often than every 0.1 s), ``progress("simulate",
 fraction)`` is reported at most every ~0.05 s and at the end, and a blow-up
-(a non-finite energy or force) raises :class:`~core.errors.HGNError` that
-asks for a smaller time step.
+raises :class:`~core.errors.HGNError` that names the step and asks for a
+smaller time step. A blow-up is a non-finite energy or force, or an energy
+error |H(t) - H(0)| beyond :data:`ENERGY_ERROR_LIMIT` times the run's energy
+scale E = K(0) + |V(0)| (checked every :data:`ENERGY_CHECK_EVERY` steps and at
+every saved frame). Why that bound: for a stable step velocity Verlet keeps
+the energy error bounded (for a harmonic mode of frequency w it oscillates
+with relative amplitude ~ (w dt)^2 / (4 - (w dt)^2), 1 only at w dt = 1.41,
+near the stability limit w dt = 2); beyond the limit the error grows
+geometrically without bound (seen: 7.6e287 after 100 steps). An error as
+large as the energy itself is therefore never an accurate run, and such a
+run must not become data. E = 0 (everything at rest in equilibrium) stays at
+rest; there only non-finite values are checked.
 """
 from __future__ import annotations
 
@@ -38,6 +48,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from core import validate
 from core.errors import HGNError
 from core.jobs import CancelLike, ProgressFn, check_cancel, report
 from .neighbours import wrap
@@ -47,6 +58,12 @@ ForceFn = Callable[[np.ndarray], "tuple[float, np.ndarray]"]
 
 #: seconds between two progress reports
 PROGRESS_INTERVAL = 0.05
+#: largest accepted |H(t) - H(0)| / (K(0) + |V(0)|) of a run (see the module notes)
+ENERGY_ERROR_LIMIT = 1.0
+#: steps between two energy-error checks (besides every saved frame)
+ENERGY_CHECK_EVERY = 10
+#: bytes of one saved (N, d) float64 array per particle and dimension
+_F64 = 8
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,26 +125,45 @@ def n_saved_frames(steps: int, save_every: int) -> int:
 
 def check_run_settings(dt, steps, save_every) -> tuple[float, int, int]:
     """Validate and normalise (dt, steps, save_every); HGNError when wrong."""
-    try:
-        dt = float(dt)
-    except (TypeError, ValueError):
-        raise HGNError(f"time step dt must be a number, got {dt!r}") from None
-    if not math.isfinite(dt) or dt <= 0:
-        raise HGNError(f"time step dt must be > 0, got {dt}")
-    for name, v, lo in (("steps", steps, 0), ("save_every", save_every, 1)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer, float, np.floating)) \
-                or not math.isfinite(float(v)) or not float(v).is_integer():
-            raise HGNError(f"{name} must be a whole number, got {v!r}")
-        if int(v) < lo:
-            raise HGNError(f"{name} must be >= {lo}, got {int(v)}")
-    return dt, int(steps), int(save_every)
+    dt = validate.positive("time step dt", dt)
+    return dt, validate.whole("steps", steps, 0), validate.whole("save_every", save_every, 1)
+
+
+def run_bytes(n: int, dim: int, steps: int, save_every: int, arrays: int = 2) -> float:
+    """Estimated bytes of the saved frames of one run: ``arrays`` float64
+    (T, N, d) arrays (q and p; 3 with the forces) for T saved frames."""
+    return float(n_saved_frames(steps, save_every)) * n * dim * _F64 * arrays
+
+
+def check_run_memory(what: str, n: int, dim: int, steps: int, save_every: int, arrays: int = 2,
+                     runs: int = 1, extra: float = 0.0) -> None:
+    """HGNError before a run whose saved frames cannot fit in this machine's memory."""
+    need = runs * run_bytes(n, dim, steps, save_every, arrays) + extra
+    validate.check_memory(f"{what} ({runs} x {n_saved_frames(steps, save_every)} saved frames of {n} particles)"
+                          if runs > 1 else f"{what} ({n_saved_frames(steps, save_every)} saved frames of {n} "
+                          "particles)", need, "save fewer frames (a larger save_every, fewer steps) or use a "
+                          "smaller system")
+
+
+def energy_scale(kinetic: float, potential: float) -> float:
+    """The energy scale K(0) + |V(0)| the energy error of a run is measured against."""
+    return abs(float(kinetic)) + abs(float(potential))
+
+
+def energy_blowup(step: int, t: float, dt: float, error: float, scale: float, limit: float) -> HGNError:
+    """The error of a run whose energy error passed the limit (see the module notes)."""
+    return HGNError(f"the simulation blew up at step {step} (t = {t:.6g}): the energy error |H - H(0)| "
+                    f"reached {error / scale:.3g} times the energy scale K(0) + |V(0)| = {scale:.3g} (limit "
+                    f"{limit:g}), so velocity Verlet is unstable or far from accurate at this step. Reduce the "
+                    f"time step dt (now {dt:g}; e.g. {dt / 4:g}); no result was kept")
 
 
 def velocity_verlet(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: np.ndarray,
                     dt: float, steps: int, save_every: int = 1, box: np.ndarray | None = None,
                     progress: ProgressFn | None = None, cancel: CancelLike | None = None,
                     on_frame: FrameFn | None = None, save_forces: bool = False,
-                    wrap_saved: bool = False, t0: float = 0.0) -> VerletRun:
+                    wrap_saved: bool = False, t0: float = 0.0,
+                    energy_limit: float | None = ENERGY_ERROR_LIMIT) -> VerletRun:
     """Integrate ``steps`` velocity-Verlet steps from (q0, p0) and return the
     frames at every ``save_every``-th step (the initial state is frame 0).
 
@@ -135,8 +171,11 @@ def velocity_verlet(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: n
     ``box`` and ``wrap_saved``: see the module notes (positions are integrated
     unwrapped; with ``wrap_saved`` the saved copies are folded into ``box``).
     ``save_forces`` also keeps F at every saved frame (the exact dp/dt, used
-    by data generation). Raises HGNError on bad settings or a blow-up and
-    :class:`~core.errors.Cancelled` when ``cancel`` is set.
+    by data generation). ``energy_limit``: the largest relative energy
+    error accepted (module notes; None: only non-finite values are a
+    blow-up). Raises HGNError on bad settings, on saved frames that would not
+    fit in memory, or on a blow-up, and :class:`~core.errors.Cancelled` when
+    ``cancel`` is set.
     """
     dt, steps, save_every = check_run_settings(dt, steps, save_every)
     q = np.array(q0, dtype=np.float64)  # copies: the caller's arrays are not touched
@@ -153,8 +192,11 @@ def velocity_verlet(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: n
     if wrap_saved and box is None:
         raise HGNError("wrap_saved needs a periodic box")
 
+    if energy_limit is not None:
+        energy_limit = validate.positive("energy_limit", energy_limit)
     n_frames = n_saved_frames(steps, save_every)
     n, d = q.shape
+    check_run_memory("the run", n, d, steps, save_every, 3 if save_forces else 2)
     qs = np.empty((n_frames, n, d))
     ps = np.empty((n_frames, n, d))
     fs = np.empty((n_frames, n, d)) if save_forces else None
@@ -175,6 +217,16 @@ def velocity_verlet(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: n
                            "check the initial state for overlapping particles")
         return v, f
 
+    e_ref = [0.0, 0.0]  # H(0), energy scale
+
+    def check_energy(step: int, v: float) -> None:
+        if energy_limit is None or e_ref[1] <= 0.0:
+            return
+        h = v + float(np.einsum("ij,ij,i->", p, p, half_inv_m[:, 0]))
+        err = abs(h - e_ref[0])
+        if not err <= energy_limit * e_ref[1]:  # also true for NaN
+            raise energy_blowup(step, t0 + step * dt, dt, err, e_ref[1], energy_limit)
+
     def save(k: int, step: int, v: float, f: np.ndarray) -> None:
         qs[k] = wrap(q, box) if wrap_saved else q
         ps[k] = p
@@ -192,6 +244,8 @@ def velocity_verlet(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: n
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a blow-up raises HGNError below
         check_cancel(cancel)
         v, f = evaluate(0)
+        k0 = float(np.einsum("ij,ij,i->", p, p, half_inv_m[:, 0]))
+        e_ref[:] = [v + k0, energy_scale(k0, v)]
         save(0, 0, v, f)
         report(progress, "simulate", 0.0)
         last_report = time.perf_counter()
@@ -207,8 +261,11 @@ def velocity_verlet(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: n
             np.multiply(f, half_dt, out=buf)
             p += buf
             if step % save_every == 0:
+                check_energy(step, v)
                 save(k, step, v, f)
                 k += 1
+            elif step % ENERGY_CHECK_EVERY == 0 or step == steps:
+                check_energy(step, v)
             if progress is not None:
                 now = time.perf_counter()
                 if now - last_report >= PROGRESS_INTERVAL:

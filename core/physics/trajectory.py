@@ -48,6 +48,15 @@ class Trajectory:
         """Relative energy drift per saved frame: :func:`energy_drift` of this run."""
         return energy_drift(self)
 
+    @property
+    def diverged(self) -> dict | None:
+        """For a learned roll-out that blew up and was stopped
+        (``core.learning.rollout``): ``{"step", "t", "reason", "frames"}``
+        (where it was detected, the one-line reason, the frames kept), from
+        ``meta["diverged"]`` (saved in the file's header); None otherwise."""
+        d = self.meta.get("diverged") if isinstance(self.meta, dict) else None
+        return d if isinstance(d, dict) else None
+
 
 def energy_drift(energy, kinetic=None) -> np.ndarray:
     """Relative energy drift (H(t) - H(0)) / E_ref of a run, per frame.
@@ -108,7 +117,38 @@ class Dataset:
     def n_snapshots(self) -> int:
         return int(self.q.shape[0])
 
+    def check_trainable(self, idx=None, where: str = "the training data") -> None:
+        """HGNError when the snapshots ``idx`` (default: the training split)
+        are degenerate: every momentum and every force is zero, so nothing
+        moves and there is nothing to learn (a fit would return H = const and
+        report a test error of 0). Seen with data drawn at zero displacement
+        and zero momentum."""
+        idx = self.train if idx is None else idx
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        if idx.size == 0:
+            raise HGNError(f"{where} hold no snapshots")
+        if degenerate(np.asarray(self.p)[idx], np.asarray(self.dpdt)[idx]):
+            raise HGNError(f"{where} are degenerate: all {idx.size} snapshots have zero momentum and zero force "
+                           "(particles at rest in equilibrium, e.g. drawn with displacement 0 and momentum 0), "
+                           "so there is no motion to learn; draw them with a displacement or momentum > 0")
+
     def subset(self, idx) -> "Dataset":
         idx = np.asarray(idx)
         return Dataset(self.system, self.q[idx], self.p[idx], self.dqdt[idx], self.dpdt[idx],
                        self.energy[idx], np.arange(len(idx)), np.zeros(0, dtype=np.int64), [], dict(self.meta))
+
+
+def degenerate(p, dpdt) -> bool:
+    """True when every momentum and every force (dp/dt) of the snapshots is
+    exactly zero: snapshots of particles at rest in equilibrium, from which
+    no dynamics can be learned (see :meth:`Dataset.check_trainable`)."""
+    return not np.any(p) and not np.any(dpdt)
+
+
+def static_series(trajectories) -> bool:
+    """True when no trajectory moves: every frame of every run equals its
+    first and every momentum is zero (a time series with nothing to learn)."""
+    for tr in trajectories:
+        if np.any(tr.p) or np.any(tr.q != tr.q[:1]):
+            return False
+    return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.errors import HGNError
 from core.physics import builders
 from core.physics.forces import ForceField, derivatives, potential_energy
 from core.physics.initial import initial_state
@@ -87,3 +88,110 @@ def test_learned_table_stepper_rebuilds_its_pairs_after_a_wrap():
     got = st.potential(torch.from_numpy(qw.copy())).numpy().copy()
     want = make_stepper(model, s).potential(torch.from_numpy(qw.copy())).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
+# ---------------------------------------------------------------------------
+# no silent garbage
+# ---------------------------------------------------------------------------
+def cli(argv, capsys):
+    """Run the command line in this process: (exit code, stdout, stderr)."""
+    from core.cli import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err: str, warnings: bool = False) -> str:
+    lines = err.strip().splitlines()
+    if warnings:  # the roll-out's extrapolation warning comes first, as its own line
+        lines = [x for x in lines if not x.startswith("warning: ")]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_exploding_ground_truth_stops_naming_the_step_and_writes_nothing(tmp_path, capsys):
+    # the run of the issue: relative drift 7.6e287, exit 0 and a dataset that later broke train
+    code, out, err = cli(["simulate", "--kind", "cubic", "--n", 3, "--dt", 0.8, "--out", tmp_path / "t.npz",
+                          "--dataset-out", tmp_path / "d.npz", "-q"], capsys)
+    line = one_error_line(err)
+    assert code == 2 and out == ""
+    assert "at step" in line and "energy error" in line and "Reduce the time step" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_exploding_ground_truth_in_the_python_api():
+    from core.physics.datagen import DataSpec, generate
+
+    s = builders.cubic_lattice(3, 3, 3)
+    q0, p0 = initial_state(s, seed=0)
+    with pytest.raises(HGNError, match=r"blew up at step \d+ .*energy error.*Reduce the time step dt \(now 0.8"):
+        simulate(s, q0, p0, dt=0.8, steps=100, save_every=10)
+    with pytest.raises(HGNError, match="Reduce the time step"):
+        generate(s, DataSpec(n_trajectories=2, steps=100, dt=0.8))
+    # a stable step is untouched: the same start at dt 0.1 runs with a small energy error
+    tr = simulate(s, q0, p0, dt=0.1, steps=1000, save_every=100)
+    assert np.abs(tr.energy_drift()).max() < 0.05
+
+
+def test_degenerate_training_data_are_refused(tmp_path, capsys):
+    code, out, err = cli(["train", "--kind", "chain", "--n", 4, "--displacement", 0, "--momentum", 0,
+                          "--out", tmp_path / "m.npz", "-q"], capsys)
+    assert code == 2 and "degenerate" in one_error_line(err)
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_degenerate_data_are_refused_by_the_baseline_fit():
+    from core.learning.baselines import BaselineConfig
+    from core.learning.baselines import fit as fit_baseline
+    from core.physics.datagen import random_snapshots
+
+    ds = random_snapshots(builders.chain(4), 20, displacement=0.0, momentum=0.0, seed=0)
+    with pytest.raises(HGNError, match="degenerate"):
+        fit_baseline(ds, BaselineConfig(time_budget=1.0))
+
+
+@pytest.fixture(scope="module")
+def narrow_model(tmp_path_factory):
+    """An RF-HGN fitted on tiny motions of a chain: it breaks far outside them."""
+    from core.learning.rfhgn import RFConfig, fit
+    from core.physics.datagen import random_snapshots
+
+    s = builders.chain(4)
+    model = fit(random_snapshots(s, 500, 0.02, 0.02, seed=0, test_fraction=0.2), RFConfig())
+    path = tmp_path_factory.mktemp("model") / "narrow.model.npz"
+    model.save(path)
+    return s, model, path
+
+
+def test_a_diverging_rollout_is_stopped_and_marked(narrow_model, tmp_path):
+    from core.files.io import load_trajectories, save_trajectories
+    from core.learning.rollout import rollout
+
+    s, model, _ = narrow_model
+    q0, p0 = initial_state(s, 0.1, 0.5, seed=0)
+    tr = rollout(model, s, q0, p0, 0.05, 2000, 10)
+    d = tr.diverged
+    assert d is not None and 0 < d["step"] < 2000 and d["frames"] == tr.n_frames < 201
+    assert "diverged at step" in d["reason"] and "energy" in d["reason"]
+    assert np.isfinite(tr.q).all() and len(tr.t) == tr.n_frames
+    # every kept frame is within the bound; the file keeps the mark in its header
+    save_trajectories(tmp_path / "r.npz", [tr])
+    back = load_trajectories(tmp_path / "r.npz")[0]
+    assert back.diverged == d
+
+
+def test_cli_rollout_that_diverges_exits_non_zero_with_one_line(narrow_model, tmp_path, capsys):
+    from core.files.io import load_trajectories
+
+    _, _, path = narrow_model
+    code, out, err = cli(["rollout", "--model", path, "--momentum", 0.5, "--dt", 0.05, "--steps", 2000,
+                          "--out", tmp_path / "r.npz", "--json", tmp_path / "r.json", "-q"], capsys)
+    line = one_error_line(err, warnings=True)
+    assert code == 3 and "diverged at step" in line
+    truth, pred = load_trajectories(tmp_path / "r.npz")
+    assert truth.diverged is None and pred.diverged is not None and pred.n_frames < truth.n_frames
+    import json
+
+    assert json.loads((tmp_path / "r.json").read_text())["diverged"]["step"] == pred.diverged["step"]

@@ -277,13 +277,21 @@ def test_state_of_the_wrong_size_and_a_non_model_are_user_errors(lattice):
 def test_blow_up_is_reported_with_advice(lattice):
     s, q0, p0 = lattice
 
+    far = np.abs(q0 - s.positions).max() + 0.1
+
     class Exploding(TrueHamiltonian):
         def potential_gradient(self, system, q, pairs=None):
             g = super().potential_gradient(system, q)
-            return g * np.inf if np.abs(q - system.positions).max() > 0.2 else g
+            return g * np.inf if np.abs(q - system.positions).max() > far else g
 
-    with pytest.raises(HGNError, match="blew up"):
-        rollout(Exploding(s), s, q0, 50 * p0, 0.05, 200)
+    # default: stopped and marked diverged, the frames before it kept
+    tr = rollout(Exploding(s), s, q0, 50 * p0, 0.05, 200)
+    d = tr.diverged
+    assert d is not None and 0 < d["step"] < 200 and "NaN or infinite" in d["reason"]
+    assert "Reduce the time step" in d["reason"] and tr.n_frames == d["frames"] < 201
+    assert np.isfinite(tr.q).all() and np.isfinite(tr.total).all() and len(tr.t) == tr.n_frames
+    with pytest.raises(HGNError, match="diverged at step .*NaN or infinite.*Reduce the time step"):
+        rollout(Exploding(s), s, q0, 50 * p0, 0.05, 200, on_divergence="error")
 
 
 # ---------------------------------------------------------------------------

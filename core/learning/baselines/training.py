@@ -271,6 +271,11 @@ def fit(dataset: Dataset, config: BaselineConfig | None = None, progress=None, c
     config.validate()
     train, q, p, dqdt, dpdt = training_arrays(dataset)
     system = dataset.system
+    dataset.check_trainable(train)
+    if system.edges is not None and len(system.edges) == 0:
+        raise HGNError("the system has no springs (no edges), so there is no potential to learn and the "
+                       "baseline's edge encoder has no input; draw springs between the particles, or fit an "
+                       "RF-HGN, which learns the kinetic energy alone")
     if config.encoding == "frame" and system.box is not None:
         raise HGNError("the frame encoding needs a non-periodic system; use the invariant encoding")
     mon = _monitor_arrays(monitor, system)
@@ -298,6 +303,9 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
     f64 = dict(dtype=torch.float64, device=device)
     q_tr = torch.as_tensor(q[tr_idx], **f64)
     g_tr = Graph.build(system, q_tr, device=device)
+    if int(g_tr.P) == 0:
+        raise HGNError(f"no pair of particles is within the cutoff {system.cutoff:g} in any training snapshot, so "
+                       "there is no potential to learn; use a larger cutoff or a higher density")
     p_tr = torch.as_tensor(p[tr_idx], **f64)
     stats = input_statistics(g_tr, q_tr, p_tr, config.encoding)
     with torch.no_grad():  # the training range (roll-outs check it and tables cover it, as for RF-HGN)
