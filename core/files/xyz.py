@@ -120,10 +120,14 @@ def _decode(text: str, fname: str) -> dict:
         packed = base64.urlsafe_b64decode(text + pad)
         cap = MAX_EXPANSION * len(packed) + EXPANSION_ALLOWANCE
         inflate = zlib.decompressobj()
-        raw = inflate.decompress(packed, cap)
-        if inflate.unconsumed_tail:
-            raise HGNError(f"{fname}: the '{HGN_KEY}' record inflates to more than {cap} bytes from {len(packed)}; "
-                           "refused (a damaged or crafted file)")
+        raw, tail = bytearray(), packed
+        while tail and not inflate.eof:
+            raw += inflate.decompress(tail, 2**20)
+            tail = inflate.unconsumed_tail
+            if len(raw) > cap:
+                raise HGNError(f"{fname}: the '{HGN_KEY}' record inflates to more than {cap} bytes from "
+                               f"{len(packed)}; refused (a damaged or crafted file)")
+        raw += inflate.flush()
         doc = json.loads(raw.decode("utf-8"))
     except HGNError:
         raise
