@@ -78,7 +78,9 @@ from core.physics.trajectory import Trajectory
 HGN_KEY = "hgn"
 #: bounds on what a file may make the reader do (checked before ASE parses it)
 #: the comment line without the ``hgn`` record (key=value pairs, Properties) may take at most this many bytes
-MAX_COMMENT_BYTES = 2**20
+MAX_COMMENT_BYTES = 2**16
+#: ... and hold at most this many ``key=value`` pairs (ASE parses each slowly)
+MAX_COMMENT_KEYS = 1000
 #: the comment line with the ``hgn`` record at most this many
 MAX_RECORD_LINE_BYTES = 256 * 2**20
 #: an atom line at most this many
@@ -346,6 +348,10 @@ def _check_comment(comment: bytes, fname: str, line_no: int, frame: int) -> None
     if rest > MAX_COMMENT_BYTES:
         raise HGNError(f"{fname}: the comment line of frame {frame} takes {rest} bytes besides the '{HGN_KEY}' "
                        f"record, more than {MAX_COMMENT_BYTES}; refused")
+    keys = comment.count(b"=") - (token is not None)
+    if keys > MAX_COMMENT_KEYS:
+        raise HGNError(f"{fname}: the comment line of frame {frame} holds {keys} key=value pairs, more than "
+                       f"{MAX_COMMENT_KEYS}; refused")
     props = _PROPERTIES.search(comment)
     if props is not None:
         parts = props.group(1).strip(b"\"'").split(b":")

@@ -214,10 +214,14 @@ class TrainedHGN(NetworkHamiltonian):
             raise HGNError(f"{name}: the stored network is invalid: {exc}") from None
         state = {k.split(".", 1)[1]: torch.from_numpy(np.array(v, dtype=np.float64))
                  for k, v in arrays.items() if k.startswith("state.")}
+        for key, value in state.items():
+            if key.endswith("_s") and bool((value <= 0).any()):
+                raise HGNError(f"{name}: array 'state.{key}' (input scales) must be > 0")
         try:
             network.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise HGNError(f"{name}: the stored weights do not fit the stored network ({exc})") from None
+            why = " ".join(str(exc).split())
+            raise HGNError(f"{name}: the stored weights do not fit the stored network ({why})") from None
         constant = float(np.asarray(arrays["constant"]).reshape(-1)[0])
         return cls(config, network.to(dev), constant, header["n_ref"], train_system, header.get("info") or {},
                    header.get("e_ref"))
