@@ -11,6 +11,7 @@ read them from there (:meth:`SettingsMixin.help_texts`,
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, Callable, ClassVar, Iterable
 
 from .errors import HGNError
@@ -28,10 +29,25 @@ def setting(default: Any = dataclasses.MISSING, help: str = "", choices: Iterabl
     return dataclasses.field(default=default, metadata=metadata)
 
 
-class SettingsMixin:
+class _SettingsMeta(type):
+    """Makes a call with a wrong parameter list (an unknown name, too many
+    values) an HGNError naming the known settings, like :meth:`SettingsMixin.from_dict`,
+    instead of the dataclass ``__init__``'s TypeError."""
+
+    def __call__(cls, *args, **kwargs):
+        try:
+            inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+        except TypeError as exc:
+            names = ", ".join(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else ""
+            raise HGNError(f"{cls.label}s: {exc}; known are: {names}") from None
+        return super().__call__(*args, **kwargs)
+
+
+class SettingsMixin(metaclass=_SettingsMeta):
     """Mix into a dataclass whose ``__post_init__`` validates its fields.
 
-    ``label`` names one setting in messages ("RF-HGN setting").
+    ``label`` names one setting in messages ("RF-HGN setting"). A call with
+    a wrong parameter list raises HGNError (see ``_SettingsMeta``).
     """
 
     label: ClassVar[str] = "setting"
@@ -44,7 +60,7 @@ class SettingsMixin:
         if not isinstance(d, dict):
             raise HGNError(f"{cls.label}s must be a mapping of names to values, got {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
+        unknown = sorted(set(map(str, d)) - names)
         if unknown:
             raise HGNError(f"unknown {cls.label}(s): {', '.join(map(str, unknown))}; "
                            f"known are: {', '.join(sorted(names))}")

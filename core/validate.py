@@ -30,9 +30,10 @@ from core.errors import HGNError
 MAX_LENGTH = 1e9
 
 
-def whole(name: str, v, lo: int | None = None, hi: int | None = None) -> int:
+def whole(name: str, v, lo: int | None = None, hi: int | None = None, at_least: str = "at least") -> int:
     """``v`` as an int when it is a whole number (int, or a float/numpy
-    number with no fraction) within [lo, hi]; HGNError otherwise."""
+    number with no fraction) within [lo, hi]; HGNError otherwise
+    (``at_least``: the words of the lower bound in the message, e.g. ">=")."""
     ok = not isinstance(v, bool) and isinstance(v, numbers.Real)
     if ok:
         try:
@@ -44,7 +45,7 @@ def whole(name: str, v, lo: int | None = None, hi: int | None = None) -> int:
         raise HGNError(f"{name} must be a whole number, got {v!r}")
     v = int(v)
     if lo is not None and v < lo:
-        raise HGNError(f"{name} must be at least {lo}, got {v}")
+        raise HGNError(f"{name} must be {at_least} {lo}, got {v}")
     if hi is not None and v > hi:
         raise HGNError(f"{name} must be at most {hi}, got {v}")
     return v
@@ -61,6 +62,8 @@ def number(name: str, v, lo: float | None = None, hi: float | None = None, *, ab
         f = float(v)
     except (OverflowError, ValueError):
         raise HGNError(f"{name} must be a number, got {v!r}") from None
+    if lo is not None and not (f > lo if above else f >= lo):  # NaN fails here too
+        raise HGNError(f"{name} must be {'>' if above else '>='} {lo:g}, got {f:g}")
     if not math.isfinite(f):
         raise HGNError(f"{name} must be a finite number, got {f}")
     if lo is not None and (f <= lo if above else f < lo):
@@ -98,7 +101,10 @@ def seed(v) -> int:
 
 def fraction(name: str, v) -> float:
     """A share in [0, 1)."""
-    return number(name, v, 0.0, 1.0, below=True)
+    f = number(name, v)
+    if not 0.0 <= f < 1.0:
+        raise HGNError(f"{name} must be in [0, 1), got {f:g}")
+    return f
 
 
 def choice(name: str, v, options) -> str:

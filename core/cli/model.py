@@ -259,15 +259,27 @@ class StageBar:
 
 
 def _check_out(path) -> None:
-    folder = Path(path).parent
-    if str(folder) and not folder.exists():
-        raise HGNError(f"cannot write {path}: folder {folder} does not exist")
+    """HGNError before any work when ``path`` cannot be written (core.validate.check_writable)."""
+    from core.validate import check_writable
+
+    check_writable(path)
 
 
 def _whole(name: str, v: int, lo: int) -> int:
-    if v < lo:
-        raise HGNError(f"{name} must be at least {lo}, got {v}")
-    return v
+    from core.validate import whole
+
+    return whole(name, v, lo)
+
+
+def _check_state_options(args) -> None:
+    """The drawn states' settings, before any work."""
+    from core import validate
+
+    validate.amplitude("--displacement", args.displacement)
+    validate.amplitude("--momentum", args.momentum)
+    if args.temperature is not None:
+        validate.amplitude("--temperature", args.temperature)
+    validate.whole("--seed", args.seed, 0, at_least=">=")
 
 
 def _given_system_options(args) -> list[str]:
@@ -370,8 +382,12 @@ def training_data(args):
 
     n_train = _whole("--snapshots", args.snapshots, 1)
     n_test = _whole("--test-snapshots", args.test_snapshots, 0)
+    _check_state_options(args)
     system = _system(args)
     total = n_train + n_test
+    from core.physics.datagen import check_snapshot_memory
+
+    check_snapshot_memory(system, total)
     return random_snapshots(system, total, args.displacement, args.momentum, seed=args.seed,
                             test_fraction=n_test / total, temperature=args.temperature)
 
@@ -382,6 +398,7 @@ def run_train(args) -> int:
 
     _check_out(args.out)
     config = config_from_args(args)
+    config.check_memory()
     if args.no_correction and not args.time_series:
         raise HGNError("--no-correction applies to --time-series fits only")
     if args.time_series and args.data is None:
@@ -473,10 +490,15 @@ def run_rollout(args) -> int:
 
     check_run_settings(args.dt, args.steps, args.save_every)  # fail before any work
     check_rollout_settings(args.integrator, args.tol, args.max_iter)
+    _check_state_options(args)
     _check_device(args.device)
     model = load_model(args.model)
     system = rollout_system(args, model)
     _check_model_fits_system(model, system)
+    from core.physics.integrators import check_run_memory
+
+    check_run_memory("rollout (ground truth and prediction)", system.n, system.dim, args.steps, args.save_every,
+                     runs=1 if args.no_truth else 2)
     q0, p0 = initial_state(system, args.displacement, args.momentum, args.temperature, seed=args.seed)
     bar = StageBar(args.quiet)
     try:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import math
 from pathlib import Path
 
 import numpy as np
@@ -260,11 +259,12 @@ class TqdmProgress:
 
 
 def _check_folder(path) -> None:
+    """HGNError before any work when ``path`` cannot be written (core.validate.check_writable)."""
     if path is None:
         return
-    folder = Path(path).parent
-    if str(folder) and not folder.exists():
-        raise HGNError(f"cannot write {path}: folder {folder} does not exist")
+    from core.validate import check_writable
+
+    check_writable(path)
 
 
 def xyz_names(out: Path, count: int) -> list[Path]:
@@ -296,19 +296,31 @@ def run_simulate(args) -> int:
         raise HGNError("say where to write the result: --out FILE and/or --dataset-out FILE")
     if args.dataset_out is not None and is_xyz(args.dataset_out):
         raise HGNError("--dataset-out writes the HGN Studio .npz format; give a .npz name")
-    if args.trajectories < 1:
-        raise HGNError(f"--trajectories must be at least 1, got {args.trajectories}")
-    if not (0.0 <= args.test_fraction < 1.0) or math.isnan(args.test_fraction):
-        raise HGNError(f"--test-fraction must be in [0, 1), got {args.test_fraction}")
-    if args.seed < 0:
-        raise HGNError(f"--seed must be >= 0, got {args.seed}")
-    _check_folder(args.out)
+    from core import validate
+    from core.physics.integrators import check_run_memory, check_run_settings, run_bytes
+
+    validate.whole("--trajectories", args.trajectories, 1)
+    validate.fraction("--test-fraction", args.test_fraction)
+    validate.whole("--seed", args.seed, 0, at_least=">=")
+    validate.amplitude("--displacement", args.displacement)
+    validate.amplitude("--momentum", args.momentum)
+    if args.temperature is not None:
+        validate.amplitude("--temperature", args.temperature)
+    check_run_settings(args.dt, args.steps, args.save_every)
+    if args.out is not None and is_xyz(args.out):
+        for name in xyz_names(args.out, args.trajectories):
+            _check_folder(name)
+    else:
+        _check_folder(args.out)
     _check_folder(args.dataset_out)
     system = system_from_args(args)
-
-    from core.physics.integrators import check_run_settings
-
-    check_run_settings(args.dt, args.steps, args.save_every)  # fail before drawing states
+    # every run is held until the end, with its forces when a dataset is written, and the dataset copies them
+    # (q, p, dq/dt, dp/dt): all of it must fit before the first step (check_run_memory)
+    with_data = args.dataset_out is not None
+    dataset = 4 * run_bytes(system.n, system.dim, args.steps, args.save_every, 1) * args.trajectories \
+        if with_data else 0.0
+    check_run_memory("simulate", system.n, system.dim, args.steps, args.save_every, 3 if with_data else 2,
+                     runs=args.trajectories, extra=dataset)
     bar = TqdmProgress(args.trajectories, args.steps, disable=True if args.quiet else None)
     runs, trajs = [], []
     try:

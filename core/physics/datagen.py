@@ -28,11 +28,11 @@ int arrays of length S) and the trajectories on each side
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from core import validate
 from core.errors import HGNError
 from .forces import ForceField, kinetic_energy
 from .initial import initial_state
@@ -88,6 +88,8 @@ class DataSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DataSpec":
+        if not isinstance(d, dict):
+            raise HGNError(f"data settings must be a mapping of names to values, got {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
@@ -95,40 +97,30 @@ class DataSpec:
         return cls(**d).validate()
 
 
-# -- validation helpers ------------------------------------------------------
-def _whole(name, v, lo):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer, float, np.floating)) \
-            or not math.isfinite(float(v)) or not float(v).is_integer():
-        raise HGNError(f"{name} must be a whole number, got {v!r}")
-    if int(v) < lo:
-        raise HGNError(f"{name} must be at least {lo}, got {int(v)}")
-    return int(v)
-
-
-def _amplitude(name, v):
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        raise HGNError(f"{name} must be a number, got {v!r}") from None
-    if not math.isfinite(v) or v < 0:
-        raise HGNError(f"{name} must be >= 0, got {v}")
-    return v
-
-
-def _seed(v):
-    if v is None:
-        raise HGNError("a seed is required so that the data can be reproduced")
-    return _whole("seed", v, 0)
+# -- validation helpers (core.validate) ----------------------------------------
+_whole = validate.whole
+_amplitude = validate.amplitude
+_seed = validate.seed
 
 
 def _fraction(v):
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        raise HGNError(f"test fraction must be a number, got {v!r}") from None
-    if not (0.0 <= v < 1.0):
-        raise HGNError(f"test fraction must be in [0, 1), got {v}")
-    return v
+    return validate.fraction("test fraction", v)
+
+
+#: float64 (N, d) arrays held per snapshot while data are made: q, p, dq/dt, dp/dt
+_SNAPSHOT_ARRAYS = 4
+
+
+def check_snapshot_memory(system: System, n: int) -> None:
+    """HGNError before drawing ``n`` snapshots of ``system`` that cannot fit in memory."""
+    validate.check_memory(f"{n} snapshots of {system.n} particles", float(n) * system.n * system.dim * 8
+                          * _SNAPSHOT_ARRAYS, "draw fewer snapshots or use a smaller system")
+
+
+def _check_system(system) -> System:
+    if not isinstance(system, System):
+        raise HGNError(f"data generation needs a System, got {type(system).__name__}")
+    return system
 
 
 def _split_count(n: int, fraction: float) -> int:
@@ -162,6 +154,8 @@ def dataset_from_parts(system: System, parts, test_fraction: float, rng: np.rand
     ``simulate --dataset-out`` and :func:`core.files.project.dataset_from_trajectories`.
     """
     n_traj = len(parts)
+    if n_traj == 0:
+        raise HGNError("a dataset needs at least one trajectory's snapshots, got none")
     q = np.concatenate([part[0] for part in parts])
     p = np.concatenate([part[1] for part in parts])
     dpdt = np.concatenate([part[2] for part in parts])
@@ -191,8 +185,17 @@ def generate(system: System, spec: DataSpec | None = None, progress: ProgressFn 
 
     Progress is reported as ``("simulate", fraction of all runs)``.
     """
-    spec = (spec or DataSpec()).validate()
+    _check_system(system)
+    spec = DataSpec() if spec is None else spec
+    if not isinstance(spec, DataSpec):
+        raise HGNError(f"spec must be a DataSpec, got {type(spec).__name__}")
+    spec = spec.validate()
     n_traj = int(spec.n_trajectories)
+    # the runs (q, p, forces) are all held, then copied into the dataset (q, p, dq/dt, dp/dt)
+    per_run = float(spec.steps // spec.save_every + 1) * system.n * system.dim * 8
+    validate.check_memory(f"{n_traj} runs of {spec.steps // spec.save_every + 1} saved frames of {system.n} "
+                          "particles", n_traj * per_run * (3 + _SNAPSHOT_ARRAYS),
+                          "save fewer frames (a larger save_every), fewer runs or a smaller system")
     seeds = np.random.SeedSequence(int(spec.seed)).spawn(n_traj + 1)
     runs, trajs = [], []
     for k in range(n_traj):
@@ -225,7 +228,9 @@ def random_snapshots(system: System, n: int, displacement: float = DEFAULT_DISPL
     (``test_fraction=0``); draw a test set with another seed, or pass a
     fraction for a seeded split by snapshot. Progress stage: "sample".
     """
+    _check_system(system)
     n = _whole("number of snapshots", n, 1)
+    check_snapshot_memory(system, n)
     displacement = _amplitude("displacement", displacement)
     momentum = _amplitude("momentum", momentum)
     if temperature is not None:

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from core import validate
 from core.errors import HGNError
 from .neighbours import wrap
 from .system import System
@@ -41,12 +42,16 @@ def initial_state(system: System, displacement: float = 0.1, momentum: float = 0
     the momenta are drawn from the Maxwell-Boltzmann distribution instead and
     rescaled to that temperature exactly. Total momentum is removed.
     """
-    for name, v in (("displacement", displacement), ("momentum", momentum)):
-        if not np.isfinite(v) or v < 0:
-            raise HGNError(f"{name} amplitude must be >= 0, got {v}")
-    if temperature is not None and (not np.isfinite(temperature) or temperature < 0):
-        raise HGNError(f"temperature must be >= 0, got {temperature}")
-    rng = rng if rng is not None else np.random.default_rng(seed)
+    if not isinstance(system, System):
+        raise HGNError(f"initial_state needs a System, got {type(system).__name__}")
+    displacement = validate.amplitude("displacement amplitude", displacement)
+    momentum = validate.amplitude("momentum amplitude", momentum)
+    if temperature is not None:
+        temperature = validate.amplitude("temperature", temperature)
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise HGNError(f"rng must be a numpy Generator, got {type(rng).__name__}")
+    if rng is None:
+        rng = np.random.default_rng(None if seed is None else validate.seed(seed))
     n, d = system.n, system.dim
     q = system.positions + displacement * rng.standard_normal((n, d))
     if system.box is not None:

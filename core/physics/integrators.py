@@ -126,7 +126,8 @@ def n_saved_frames(steps: int, save_every: int) -> int:
 def check_run_settings(dt, steps, save_every) -> tuple[float, int, int]:
     """Validate and normalise (dt, steps, save_every); HGNError when wrong."""
     dt = validate.positive("time step dt", dt)
-    return dt, validate.whole("steps", steps, 0), validate.whole("save_every", save_every, 1)
+    return dt, validate.whole("steps", steps, 0, at_least=">="), validate.whole("save_every", save_every, 1,
+                                                                                 at_least=">=")
 
 
 def run_bytes(n: int, dim: int, steps: int, save_every: int, arrays: int = 2) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -43,10 +44,9 @@ class PairPotential:
     def __post_init__(self):
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            try:
-                v = float(v)
-            except (TypeError, ValueError):
-                raise HGNError(f"{self.kind} potential: parameter {f.name}={v!r} is not a number") from None
+            if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                raise HGNError(f"{self.kind} potential: parameter {f.name}={v!r} is not a number")
+            v = float(v)
             if not math.isfinite(v):
                 raise HGNError(f"{self.kind} potential: parameter {f.name} must be finite, got {v}")
             object.__setattr__(self, f.name, v)
@@ -78,6 +78,8 @@ class PairPotential:
 
     @staticmethod
     def from_dict(d: dict) -> "PairPotential":
+        if not isinstance(d, dict):
+            raise HGNError(f"a potential must be described by a mapping {{kind, parameters...}}, got {d!r:.80}")
         d = dict(d)
         kind = d.pop("kind", None)
         return make_potential(kind, **d)
@@ -184,7 +186,7 @@ def make_potential(kind: str | None, **params) -> PairPotential:
         raise HGNError(f"unknown potential {kind!r}; known potentials: {', '.join(sorted(POTENTIALS))}")
     cls = POTENTIALS[key]
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(params) - names
+    unknown = {str(k) for k in params} - names
     if unknown:
         raise HGNError(f"{key} potential has no parameter(s) {sorted(unknown)}; its parameters are {sorted(names)}")
     return cls(**params)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from core import validate
 from core.errors import HGNError
 from .forces import DEFAULT_SKIN, ForceField
 from .integrators import FrameFn, VerletRun, check_run_settings, velocity_verlet
@@ -28,11 +29,13 @@ from .trajectory import Trajectory
 
 def check_state(system: System, q0, p0) -> tuple[np.ndarray, np.ndarray]:
     """Validate an initial state against a system; float64 copies back."""
+    if not isinstance(system, System):
+        raise HGNError(f"a simulation needs a System, got {type(system).__name__}")
     shape = (system.n, system.dim)
     try:
         q = np.array(q0, dtype=np.float64)
         p = np.array(p0, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise HGNError("initial positions and momenta must be arrays of numbers") from None
     if q.shape != shape:
         raise HGNError(f"initial positions must have shape {shape} (N, d) for this system, got {q.shape}")
@@ -53,6 +56,7 @@ def run_system(system: System, q0, p0, dt: float, steps: int, save_every: int = 
     also hold the forces) and the force field used (for its statistics)."""
     dt, steps, save_every = check_run_settings(dt, steps, save_every)
     q, p = check_state(system, q0, p0)
+    skin = validate.amplitude("neighbour-list skin", skin)
     ff = ForceField(system, skin=skin)
     run = velocity_verlet(ff.energy_forces, q, p, system.masses, dt, steps, save_every,
                           box=system.box, progress=progress, cancel=cancel, on_frame=on_frame,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.errors import HGNError
+from core.validate import MAX_LENGTH
 from .potentials import PairPotential, make_potential
 
 #: two particles closer than this (in length units) count as overlapping
@@ -60,6 +61,10 @@ class System:
                 raise HGNError(f"cutoff must be a number, got {self.cutoff!r}") from None
         if isinstance(self.potential, dict):
             self.potential = PairPotential.from_dict(self.potential)
+        if not isinstance(self.name, str):
+            raise HGNError(f"a system's name must be text, got {self.name!r:.80}")
+        if not isinstance(self.meta, dict):
+            raise HGNError(f"a system's meta must be a mapping, got {type(self.meta).__name__}")
         self.validate()
 
     # ------------------------------------------------------------------
@@ -89,6 +94,11 @@ class System:
         if not np.all(np.isfinite(q)):
             bad = int(np.argwhere(~np.isfinite(q))[0, 0])
             raise HGNError(f"position of particle {bad} is not finite (NaN or inf)")
+        if np.abs(q).max() > MAX_LENGTH:
+            bad = int(np.argmax(np.abs(q).max(axis=1)))
+            raise HGNError(f"position of particle {bad} ({np.abs(q[bad]).max():g}) is beyond {MAX_LENGTH:g} length "
+                           "units: lengths are in reduced units (a spacing is ~1), and float64 positions that "
+                           "large cannot resolve a displacement")
         m = self.masses
         if m.shape != (n,):
             raise HGNError(f"masses must have one value per particle ({n}), got shape {m.shape}")
@@ -125,12 +135,15 @@ class System:
                 raise HGNError("edge_scale needs fixed edges; a cutoff system has no fixed edge list")
             if not np.isfinite(self.cutoff) or self.cutoff <= 0:
                 raise HGNError(f"cutoff must be > 0, got {self.cutoff}")
+            if self.cutoff > MAX_LENGTH:
+                raise HGNError(f"cutoff {self.cutoff:g} is beyond {MAX_LENGTH:g} length units (reduced units)")
         if self.box is not None:
             b = self.box
             if b.shape != (self.dim,):
                 raise HGNError(f"box must have one length per axis ({self.dim}), got shape {b.shape}")
-            if not np.all(np.isfinite(b)) or np.any(b <= 0):
-                raise HGNError(f"box lengths must be finite and > 0, got {b.tolist()}")
+            if not np.all(np.isfinite(b)) or np.any(b <= 0) or np.any(b > MAX_LENGTH):
+                raise HGNError(f"box lengths must be > 0 and at most {MAX_LENGTH:g} (reduced units), "
+                               f"got {b.tolist()}")
             if self.cutoff is not None and self.cutoff >= 0.5 * b.min():
                 raise HGNError(f"cutoff {self.cutoff} must be less than half the smallest box length "
                                f"({0.5 * b.min()}) for the minimum-image convention")
@@ -240,7 +253,7 @@ def _has_duplicate_pairs(e: np.ndarray, n: int) -> bool:
 def _as_float_array(x, name: str) -> np.ndarray:
     try:
         a = np.array(x, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise HGNError(f"{name} must be numbers") from None
     return a
 

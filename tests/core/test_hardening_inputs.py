@@ -195,3 +195,133 @@ def test_cli_rollout_that_diverges_exits_non_zero_with_one_line(narrow_model, tm
     import json
 
     assert json.loads((tmp_path / "r.json").read_text())["diverged"]["step"] == pred.diverged["step"]
+
+
+# ---------------------------------------------------------------------------
+# inputs: refused before work starts, with an estimate where it helps
+# ---------------------------------------------------------------------------
+@pytest.fixture
+def no_run(monkeypatch):
+    """Fail the test if any ground-truth run starts (the refusal must come first)."""
+    import core.physics.simulate as sim
+
+    def run_system(*a, **k):
+        raise AssertionError("the simulation started before the input was refused")
+
+    monkeypatch.setattr(sim, "run_system", run_system)
+
+
+@pytest.mark.parametrize("argv", [
+    ["simulate", "--kind", "chain", "--n", 1_000_000_000_000],
+    ["simulate", "--kind", "cubic", "--n", 100_000],
+    ["simulate", "--kind", "chain", "--steps", 1_000_000_000_000_000],
+    ["simulate", "--kind", "chain", "--steps", 10 ** 12, "--save-every", 1, "--trajectories", 3],
+], ids=["n=1e12", "cubic 1e5^3", "steps=1e15", "frames"])
+def test_sizes_beyond_memory_are_refused_with_an_estimate(argv, tmp_path, capsys, no_run):
+    code, out, err = cli(argv + ["--out", tmp_path / "x.npz", "-q"], capsys)
+    line = one_error_line(err)
+    assert code == 2 and "needs about" in line and "this machine has" in line, line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_width_beyond_any_machine_is_refused(tmp_path, capsys):
+    code, out, err = cli(["train", "--kind", "chain", "--n", 4, "--edge-width", 100_000_000, "--out",
+                          tmp_path / "m.npz", "-q"], capsys)
+    assert code == 2 and "edge_width" in one_error_line(err)
+    code, out, err = cli(["train", "--kind", "chain", "--n", 4, "--edge-width", 400_000, "--out",
+                          tmp_path / "m.npz", "-q"], capsys)
+    line = one_error_line(err)
+    assert code == 2 and "needs about" in line and "TB" in line and "this machine has" in line
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--kind", "chain", "--spacing", 1e300], "spacing"),
+    (["--kind", "cubic", "--n", 2, "--spacing", 1e300], "spacing"),
+    (["--kind", "molecular", "--n", 8, "--cutoff", 0.5, "--density", 1e-300], "density"),
+    (["--kind", "molecular", "--n", 8, "--cutoff", 1e300, "--density", 1e-300], "cutoff"),
+])
+def test_lengths_beyond_reduced_units_are_refused_before_the_run(argv, words, tmp_path, capsys, no_run):
+    code, out, err = cli(["simulate"] + argv + ["--out", tmp_path / "x.npz", "-q"], capsys)
+    line = one_error_line(err)
+    assert code == 2 and words in line and "length units" in line, line
+
+
+@pytest.mark.parametrize("target", ["/sys/hgn-test.npz", "FILE/x.npz", "DIR"])
+def test_unwritable_output_is_reported_before_the_computing(target, tmp_path, capsys, no_run):
+    (tmp_path / "FILE").write_text("a file, not a folder")
+    (tmp_path / "DIR").mkdir()
+    out_path = target if target.startswith("/") else tmp_path / target
+    code, out, err = cli(["simulate", "--kind", "chain", "--out", out_path, "-q"], capsys)
+    line = one_error_line(err)
+    assert code == 2 and "cannot write" in line, line
+
+
+def test_rollout_output_checked_before_the_roll_out(narrow_model, tmp_path, capsys, no_run):
+    _, _, path = narrow_model
+    code, out, err = cli(["rollout", "--model", path, "--out", "/sys/hgn-test.npz", "-q"], capsys)
+    assert code == 2 and "cannot write" in one_error_line(err)
+
+
+def test_scale_beyond_memory_is_refused(narrow_model, tmp_path, capsys):
+    from core.files.io import save_system
+
+    save_system(tmp_path / "cube.npz", builders.cubic_lattice(2, 2, 2))
+    code, out, err = cli(["rollout", "--model", narrow_model[2], "--system", tmp_path / "cube.npz", "--scale",
+                          100_000, "--out", tmp_path / "r.npz", "-q"], capsys)
+    line = one_error_line(err)
+    assert code == 2 and "needs about" in line and "this machine has" in line
+
+
+def test_scale_of_a_system_without_builder_fields_is_refused(narrow_model, tmp_path, capsys):
+    from core.files.io import save_system
+
+    s = builders.chain(4)
+    s.meta = {"builder": "chain", "dim": 2}  # n, spacing and mass lost
+    save_system(tmp_path / "s.npz", s)
+    code, out, err = cli(["rollout", "--model", narrow_model[2], "--system", tmp_path / "s.npz", "--scale", 2,
+                          "--out", tmp_path / "r.npz", "-q"], capsys)
+    line = one_error_line(err)
+    assert code == 2 and "lacks n, spacing, mass" in line
+    with pytest.raises(HGNError, match="names no builder"):
+        builders.rebuild_scaled(builders.chain(4).copy(meta={}), 2)
+
+
+def test_a_system_without_springs_trains_or_is_refused_clearly(tmp_path, capsys):
+    from core.files.io import save_system
+    from core.learning.baselines import BaselineConfig
+    from core.learning.baselines import fit as fit_baseline
+    from core.physics.datagen import random_snapshots
+
+    drawn = builders.custom(2, [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # particles drawn, no springs
+    with pytest.raises(HGNError, match="no springs"):
+        fit_baseline(random_snapshots(drawn, 20, seed=0), BaselineConfig(time_budget=1.0))
+    save_system(tmp_path / "drawn.npz", drawn)
+    code, out, err = cli(["train", "--system", tmp_path / "drawn.npz", "--out", tmp_path / "m.npz", "-q"], capsys)
+    assert code == 0 and (tmp_path / "m.npz").exists(), err
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: initial_state(builders.chain(4), displacement="large"), "displacement"),
+    (lambda: initial_state(builders.chain(4), momentum=[0.1]), "momentum"),
+    (lambda: initial_state(builders.chain(4), seed=-1), "seed"),
+    (lambda: initial_state("chain", seed=0), "System"),
+    (lambda: builders.molecular(8, cutoff=0.5, jitter=0.1, seed=-3), "seed"),
+    (lambda: builders.chain(4, spacing="1.0"), "spacing"),
+    (lambda: builders.chain(4, potential_params=[1.0, 2.0]), "potential_params"),
+    (lambda: simulate("chain", np.zeros((4, 2)), np.zeros((4, 2)), 0.01, 10), "System"),
+    (lambda: simulate(builders.chain(4), np.zeros((4, 2)), np.zeros((4, 2)), 0.01, 10, skin="0.3"), "skin"),
+    (lambda: __import__("core.learning.rfhgn", fromlist=["RFConfig"]).RFConfig(edge_widht=8), "known are"),
+    (lambda: __import__("core.learning.rfhgn", fromlist=["RFConfig"]).RFConfig(*range(30)), "known are"),
+    (lambda: __import__("core.learning.baselines", fromlist=["BaselineConfig"]).BaselineConfig(lr=1e-3),
+     "known are"),
+    (lambda: __import__("core.physics.datagen", fromlist=["generate"]).generate(builders.chain(4), spec="fast"),
+     "DataSpec"),
+    (lambda: __import__("core.physics.datagen", fromlist=["DataSpec"]).DataSpec.from_dict(["steps", 5]), "mapping"),
+    (lambda: __import__("core.physics.datagen", fromlist=["x"]).dataset_from_parts(
+        builders.chain(4), [], 0.2, np.random.default_rng(0), [], {}), "at least one"),
+    (lambda: __import__("core.physics.datagen", fromlist=["x"]).random_snapshots("chain", 5), "System"),
+    (lambda: __import__("core.physics.potentials", fromlist=["x"]).PairPotential.from_dict("harmonic"), "mapping"),
+])
+def test_python_api_misuse_is_an_hgn_error(call, match):
+    with pytest.raises(HGNError, match=match):
+        call()

@@ -45,13 +45,13 @@ c is set after training from one known energy, as in the RF fit.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
+from core import validate
 from core.errors import HGNError
 from core.settings import SettingsMixin, setting
 from ..rfhgn.config import ENCODINGS as RF_ENCODINGS
-from ..rfhgn.config import RFConfig
+from ..rfhgn.config import MAX_WIDTH, RFConfig
 from ..hgn.device import DEVICES
 from .optimizers import OPTIMIZERS, get_spec
 
@@ -111,31 +111,22 @@ class BaselineConfig(SettingsMixin):
 
     # ------------------------------------------------------------------
     def validate(self) -> None:
-        def number(name, lo, strict=False, hi=None):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise HGNError(f"baseline setting {name} must be a number, got {v!r}")
-            v = float(v)
-            if not math.isfinite(v) or (v <= lo if strict else v < lo) or (hi is not None and v >= hi):
-                rng = f"{'>' if strict else '>='} {lo}" + (f" and < {hi}" if hi is not None else "")
-                raise HGNError(f"baseline setting {name} must be {rng}, got {v}")
-            setattr(self, name, v)
+        def label(name):
+            return f"baseline setting {name}"
 
-        def integer(name, lo):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer():
-                raise HGNError(f"baseline setting {name} must be a whole number, got {v!r}")
-            if int(v) < lo:
-                raise HGNError(f"baseline setting {name} must be at least {lo}, got {int(v)}")
-            setattr(self, name, int(v))
+        def number(name, lo, strict=False, hi=None):
+            setattr(self, name, validate.number(label(name), getattr(self, name), lo, hi, above=strict,
+                                                below=hi is not None))
+
+        def integer(name, lo, hi=None):
+            setattr(self, name, validate.whole(label(name), getattr(self, name), lo, hi))
 
         def flag(name):
-            if not isinstance(getattr(self, name), bool):
-                raise HGNError(f"baseline setting {name} must be true or false, got {getattr(self, name)!r}")
+            validate.flag(label(name), getattr(self, name))
 
         def choice(name, options):
             v = getattr(self, name)
-            if v not in options:
+            if not isinstance(v, str) or v not in options:
                 raise HGNError(f"baseline setting {name}={v!r} is not one of {', '.join(options)}")
 
         if not isinstance(self.optimizer, str):
@@ -157,10 +148,10 @@ class BaselineConfig(SettingsMixin):
         integer("threads", 1)
         integer("seed", 0)
         choice("encoding", ENCODINGS)
-        integer("node_width", 1)
-        integer("static_width", 0)
-        integer("edge_width", 1)
-        integer("message_width", 1)
+        integer("node_width", 1, MAX_WIDTH)
+        integer("static_width", 0, MAX_WIDTH)
+        integer("edge_width", 1, MAX_WIDTH)
+        integer("message_width", 1, MAX_WIDTH)
         flag("linear_kinetic")
         flag("pool_edges")
         flag("cutoff_shift")

@@ -41,9 +41,9 @@ paper's constant is still one setting away).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from core import validate
 from core.errors import HGNError
 from core.settings import SettingsMixin, setting
 from core.learning.hgn import FRAME_RULES
@@ -58,6 +58,11 @@ FRAME_SETTINGS = RECOMMENDED["frame"]
 SAMPLERS = ("swim", "elm", "adaptive")
 ACTIVATIONS = ("tanh",)
 SOLVERS = ("auto", "cholesky", "lstsq")
+#: largest width of any layer: the fit's normal matrix is L x L float64 with L ~ the sum of the widths, so at
+#: this width it alone is 8 TB (no machine); below it :meth:`RFConfig.check_memory` compares with this machine
+MAX_WIDTH = 1_000_000
+#: L x L float64 matrices the fit holds at once (the normal matrix, its scaled copy and the factor)
+_NORMAL_COPIES = 3
 
 
 @dataclass
@@ -128,47 +133,36 @@ class RFConfig(SettingsMixin):
         self.validate()
 
     def validate(self) -> None:
-        """Raise :class:`HGNError` naming the first bad setting."""
+        """Raise :class:`HGNError` naming the first bad setting (checks of core.validate)."""
+        def label(name):
+            return f"RF-HGN setting {name}"
+
         def choice(name, options):
             v = getattr(self, name)
-            if v not in options:
+            if not isinstance(v, str) or v not in options:
                 raise HGNError(f"RF-HGN setting {name}={v!r} is not one of {', '.join(options)}")
 
-        def integer(name, lo):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer():
-                raise HGNError(f"RF-HGN setting {name} must be a whole number, got {v!r}")
-            v = int(v)
-            if v < lo:
-                raise HGNError(f"RF-HGN setting {name} must be at least {lo}, got {v}")
-            setattr(self, name, v)
+        def integer(name, lo, hi=None):
+            setattr(self, name, validate.whole(label(name), getattr(self, name), lo, hi))
 
         def number(name, lo, strict):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise HGNError(f"RF-HGN setting {name} must be a number, got {v!r}")
-            v = float(v)
-            if not math.isfinite(v) or (v <= lo if strict else v < lo):
-                raise HGNError(f"RF-HGN setting {name} must be {'>' if strict else '>='} {lo}, got {v}")
-            setattr(self, name, v)
+            setattr(self, name, validate.number(label(name), getattr(self, name), lo, above=strict))
 
         def flag(name):
-            v = getattr(self, name)
-            if not isinstance(v, bool):
-                raise HGNError(f"RF-HGN setting {name} must be true or false, got {v!r}")
+            validate.flag(label(name), getattr(self, name))
 
         choice("encoding", ENCODINGS)
         choice("sampler", SAMPLERS)
         choice("activation", ACTIVATIONS)
         choice("solver", SOLVERS)
         choice("frame_rule", FRAME_RULES)
-        integer("node_width", 1)
-        integer("static_width", 0)
-        integer("edge_width", 1)
-        integer("message_width", 1)
+        integer("node_width", 1, MAX_WIDTH)
+        integer("static_width", 0, MAX_WIDTH)
+        integer("edge_width", 1, MAX_WIDTH)
+        integer("message_width", 1, MAX_WIDTH)
         integer("batch_size", 1)
         integer("sample_points", 2)
-        integer("adaptive_rounds", 1)
+        integer("adaptive_rounds", 1, 1000)
         integer("seed", 0)
         integer("threads", 0)
         if self.device not in DEVICES:
@@ -187,6 +181,26 @@ class RFConfig(SettingsMixin):
                            "(the frame encoding puts the mass into the node input); set it to 0")
 
     # ------------------------------------------------------------------
+    def n_features(self) -> int:
+        """An upper estimate of the number of output features L (the size of
+        the fit's normal matrix): every width, plus the linear kinetic term."""
+        return (self.node_width + self.static_width + self.edge_width + self.message_width
+                + int(self.linear_kinetic) + 1)
+
+    def fit_memory_bytes(self) -> float:
+        """Estimated bytes a fit holds besides its data: the L x L normal
+        matrices and one assembly batch (``batch_memory_mb``)."""
+        L = float(self.n_features())
+        return _NORMAL_COPIES * L * L * 8 + self.batch_memory_mb * 2 ** 20
+
+    def check_memory(self) -> None:
+        """HGNError before a fit whose normal equations cannot fit in this
+        machine's memory (e.g. edge_width 1e8: the normal matrix alone would
+        be 8e16 bytes)."""
+        validate.check_memory(f"an RF-HGN fit with {self.n_features()} features (widths node {self.node_width}, "
+                              f"edge {self.edge_width}, message {self.message_width})", self.fit_memory_bytes(),
+                              "use smaller widths")
+
     @classmethod
     def from_dict(cls, d: dict) -> "RFConfig":
         """As :meth:`SettingsMixin.from_dict`; ``blas_threads`` (settings and
