@@ -179,6 +179,9 @@ class EventLog:
                     if t1 - t0 > log.min_s:
                         try:
                             name = receiver.objectName() or ""
+                            parent = receiver.parent() if not name and hasattr(receiver, "parent") else None
+                            if parent is not None and parent.objectName():    # a plot's viewport: the plot
+                                name = f"{parent.objectName()}.viewport"
                             what = f"{event.type().name} -> {type(receiver).__name__}" + (f"#{name}" if name else "")
                         except Exception:   # noqa: BLE001 - a receiver being deleted
                             what = "event"
@@ -420,6 +423,7 @@ def measure(repeat: int, code: Path, diagnose: bool = True, events: bool = False
     # -- baseline (Adam, 3 s): torch is imported and trained ------------------------
     _phase("baselines")
     st.set_method("baseline", optimizer="adam", time_budget=3.0, max_epochs=100000)
+    _pump(0.3)                 # chosen before Train is pressed (not in the same event-loop turn)
     for _ in range(repeat):
         n = len(st.models)
         t0 = time.perf_counter()
@@ -452,6 +456,9 @@ def measure(repeat: int, code: Path, diagnose: bool = True, events: bool = False
         dlg.show()
         dlg.pathEdit.setText(str(folder / f"clip{k}.mp4"))
         dlg.strideSpin.setValue(max(1, buf.n_filled // 60))
+        # the dialog is shown and drawn before Export is pressed (a user cannot
+        # press it in the turn that opens the dialog): its opening is not the export's
+        _pump(0.3)
         t0 = time.perf_counter()
         dlg.start_export()
         t1 = _wait(lambda d=dlg: d.job is None or not d.job.is_running(), 600, "the export")

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from core.errors import HGNError
 from core.files.project import ModelRecord
@@ -31,6 +31,7 @@ from core.learning.rollout_buffer import RolloutBuffer
 from . import pipeline
 from .commands import AddModelCommand, set_system
 from .defaults import BUILDER_DEFAULTS, SIMULATION
+from .pacing import pacer
 from .workers import JobRunner
 
 #: what the progress bar says for each stage core reports
@@ -167,6 +168,7 @@ class Jobs(QObject):
         self._pending: tuple | None = None
         self._target = ""                              # model name of the running/pending roll-out
         self._running = False
+        self._adding = None                            # pacer key of a trained model not yet added
 
         self.trainer.progress.connect(self._on_progress)
         self.roller.progress.connect(self._on_progress)
@@ -303,11 +305,14 @@ class Jobs(QObject):
         # does its share (the table, the plots), so the first frame is not
         # held up by them
         self._rollout_record(rec)
-        # the table, the current model's plots: in the next event-loop turn
-        # (queued before any roll-out chunk can arrive)
-        QTimer.singleShot(0, lambda: self._add_trained(rec))
+        # the table, the current model's plots: in a turn of the window's
+        # pacer, first in its queue (studio.pacing: not in the batch of this
+        # handler nor of the views' and plots' first drawing of the roll-out)
+        self._adding = ("trained", rec.name)
+        pacer().later(self._adding, lambda: self._add_trained(rec), first=True)
 
     def _add_trained(self, rec) -> None:
+        self._adding = None
         self.status.emit(f"trained {rec.name}: fit time {rec.fit_time:.3g} s, test MSE {rec.test_mse:.3g}")
         self.undo.push(AddModelCommand(self.document, rec, f"Train {rec.name}"))
         self.trained.emit(rec)
@@ -450,6 +455,9 @@ class Jobs(QObject):
     def shutdown(self) -> None:
         """Stop and join everything (window closing, another project opened)."""
         self._pending = None
+        if self._adding is not None:         # a model not in the document yet stays out of the next one
+            pacer().cancel(self._adding)
+            self._adding = None
         self.trainer.shutdown()
         self.roller.shutdown()
         self._update_running()

@@ -184,6 +184,7 @@ class MainWindow(QMainWindow):
         self.enable_export(self.projects.export_video, "Export the roll-out as a video (MP4, WebM or GIF)")
         self._last_error = ""
         self._cursor_time = 0.0
+        self._mse = None                 # (roll-out buffer, its position MSE so far): see _position_mse
         # while a roll-out streams in, the plots get its data at most this
         # often (each then draws in a pacer turn of its own)
         self._plot_timer = QTimer(self)
@@ -536,16 +537,25 @@ class MainWindow(QMainWindow):
         """Show the current model: its loss curve and its roll-out (computed
         when the one shown belongs to another model)."""
         rec = self.document.current_model()
+        # the plot page in a pacer turn of its own: showing the other page
+        # lays it out and paints it, which should not share a batch with the
+        # models table's update or the roll-out's start
+        pacer().later(self.plotTabs, self._show_model_plots)
+        shown = self.document.rollout
+        if rec is not None and rec.model is not None and (shown is None or shown.model_name != rec.name) \
+                and self.jobs.rollout_target != rec.name:
+            self.jobs.rollout(index)
+
+    def _show_model_plots(self) -> None:
+        """The current model's loss curve (gradient-trained models) on the
+        third plot page, else the energies page."""
+        rec = self.document.current_model()
         if rec is not None and rec.loss is not None and len(rec.loss) > 1:
             self.lossPlot.set_curve("loss", np.arange(1, len(rec.loss) + 1), np.asarray(rec.loss))
             self.plotTabs.setCurrentWidget(self.lossPlot)
         else:
             self.lossPlot.clear_curves()
             self.plotTabs.setCurrentWidget(self.partsPlot)
-        shown = self.document.rollout
-        if rec is not None and rec.model is not None and (shown is None or shown.model_name != rec.name) \
-                and self.jobs.rollout_target != rec.name:
-            self.jobs.rollout(index)
 
     @Slot()
     def _update_plots(self) -> None:
@@ -561,12 +571,29 @@ class MainWindow(QMainWindow):
         pred = b.with_prediction
         self.energyPlot.set_curve("ground truth", t, b.drift("truth"))
         self.energyPlot.set_curve("prediction", *((t, b.drift("prediction")) if pred else (none, none)))
-        self.errorPlot.set_curve("position MSE", *((t, b.position_mse()) if pred else (none, none)))
+        self.errorPlot.set_curve("position MSE", *((t, self._position_mse(b)) if pred else (none, none)))
         for which in ("truth", "prediction"):
             on = which == "truth" or pred
             self.partsPlot.set_curve(f"kinetic ({which})", *((t, b.kinetic[which][:n]) if on else (none, none)))
             self.partsPlot.set_curve(f"potential ({which})",
                                      *((t, b.potential[which][:n]) if on else (none, none)))
+
+    def _position_mse(self, b) -> np.ndarray:
+        """``b.position_mse()`` of the filled frames, computed for the frames
+        new since the last call only (the whole error of a long roll-out,
+        recomputed a few times a second while it streams in, took 5-20 ms
+        of the GUI thread; filled frames do not change)."""
+        from core.learning.metrics import position_mse
+
+        n = b.n_filled
+        shown, done = self._mse if self._mse is not None else (None, None)
+        if shown is not b or len(done) > n:
+            done = np.zeros(0)
+        k = len(done)
+        if k < n:
+            done = np.concatenate([done, position_mse(b.q["truth"][k:n], b.q["prediction"][k:n], b.system.box)])
+        self._mse = (b, done)
+        return done
 
     @Slot(int)
     def _on_frame(self, f: int) -> None:
@@ -591,6 +618,7 @@ class MainWindow(QMainWindow):
         from .export.gui import camera_state
 
         d, v = self.document, self.views
+        v.settle_camera()
         for key, value in (("frame", int(self.time.frame)), ("layout", v.layout_mode), ("colour", v.colour_mode),
                            ("camera", camera_state(v.truthView.view.camera)), ("speed", float(self.time.speed)),
                            ("loop", self.time.loop)):
@@ -606,6 +634,7 @@ class MainWindow(QMainWindow):
         if view.get("colour"):
             self.views.set_colour_mode(view["colour"])
         cam = view.get("camera") or {}
+        self.views.settle_camera()               # the new system's framing first, then the saved one
         camera = self.views.truthView.view.camera
         for key in ("fov", "elevation", "azimuth", "scale_factor"):
             if isinstance(cam.get(key), (int, float)):

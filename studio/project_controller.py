@@ -629,6 +629,7 @@ class ProjectController(QObject):
     def _camera(self) -> dict:
         from .export.gui import camera_state
 
+        self.window.views.settle_camera()
         return camera_state(self.window.views.truthView.view.camera)
 
     @Slot()

@@ -208,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     w.drawingPanel.layersSpin.setValue(3)
     w.drawingPanel.layerSpacing.setValue(0.9)
     w.drawingPanel.use()
+    w.views.settle_camera()
     w.views.truthView.view.camera.elevation = 30.0
     w.views.truthView.view.camera.azimuth = 40.0
     _pump(app, 0.8)

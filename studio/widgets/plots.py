@@ -244,6 +244,24 @@ class PlotGrid(pg.GraphicsObject):
             p.restore()
 
 
+def grid_plot(**kw) -> pg.PlotWidget:
+    """A PlotWidget whose left and bottom axes are :class:`GridAxis` es:
+    call :func:`cache_grid` after ``showGrid``."""
+    return pg.PlotWidget(axisItems={ax: GridAxis(ax) for ax in ("left", "bottom")}, **kw)
+
+
+def cache_grid(plot: pg.PlotWidget) -> PlotGrid:
+    """The plot's grid as one cached :class:`PlotGrid` and its axes as cached
+    pictures: a repaint that changes no range (the plot moved by a layout, a
+    new cursor position) copies them instead of laying out the tick labels
+    and drawing the grid again."""
+    pi = plot.getPlotItem()
+    plot.plotGrid = PlotGrid([pi.getAxis("left"), pi.getAxis("bottom")], pi.vb)
+    for ax in ("left", "bottom"):
+        pi.getAxis(ax).setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+    return plot.plotGrid
+
+
 class TimePlot(pg.PlotWidget):
     def __init__(self, title: str, ylabel: str, parent: QWidget | None = None, log_y: bool = False,
                  cursor: bool = True, xlabel: str = "time", empty_text: str = ""):
@@ -256,14 +274,11 @@ class TimePlot(pg.PlotWidget):
         for ax in ("left", "bottom"):
             pi.getAxis(ax).enableAutoSIPrefix(False)
         pi.showGrid(x=True, y=True, alpha=0.25)
-        # both axes' grid lines: one cached picture over the plot area (see GridAxis)
-        self.plotGrid = PlotGrid([pi.getAxis("left"), pi.getAxis("bottom")], pi.vb)
-        # the grid is drawn by self.plotGrid (see GridAxis); a changed
-        # curve or a moved cursor would replay the axes' label pictures
-        # (~4 ms each): keep each axis as a cached picture, redrawn only when
-        # its range or size changes
-        for ax in ("left", "bottom"):
-            pi.getAxis(ax).setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+        # both axes' grid lines: one cached picture over the plot area (see
+        # GridAxis); a changed curve or a moved cursor would replay the axes'
+        # label pictures (~4 ms each): each axis a cached picture too,
+        # redrawn only when its range or size changes
+        cache_grid(self)
         pi.setMenuEnabled(True)
         # the legend: in the title's band, at its right end, outside the plot area
         self.legend = pg.LegendItem(offset=None, labelTextSize="8pt", horSpacing=8, verSpacing=-6)
@@ -331,15 +346,16 @@ class TimePlot(pg.PlotWidget):
         self.getPlotItem().layout.setRowFixedHeight(0, max(TITLE_ROW, height))
 
     def set_curve(self, name: str, x: np.ndarray, y: np.ndarray) -> None:
-        """New data for a curve: drawn now, or while a roll-out streams in
-        (:meth:`begin_stream`) in a turn of the window's pacer of its own."""
+        """New data for a curve (:meth:`curve_data` has them at once), drawn
+        in a turn of the window's pacer of the plot's own
+        (:mod:`studio.pacing`): the plot's paint -- a new range re-lays out
+        its tick labels and grid -- does not share an event-loop batch with
+        another plot's, a view's render or the handler that gave the data
+        (a new model, a roll-out's end). Several calls before that turn are
+        drawn once."""
         self._data[name] = (np.asarray(x, float), np.asarray(y, float))
-        if self.streaming or self._ending:
-            self._pending.add(name)
-            pacer().later(self, self._apply_pending)
-            return
-        self._apply(name)
-        self._set_empty(self.is_empty())
+        self._pending.add(name)
+        pacer().later(self, self._apply_pending)
 
     def _apply(self, name: str) -> None:
         x, y = self._data[name]
@@ -348,15 +364,23 @@ class TimePlot(pg.PlotWidget):
         self.curves[name].setData(x, y, connect="finite")
 
     def clear_curves(self) -> None:
+        """No data: the plot says what will appear there, at once (a plot
+        that is already empty is left alone)."""
         pacer().cancel(self)
         self._pending.clear()
         self._span = None
         if self.streaming or self._ending:
             self.streaming = self._ending = False
             self._narrowing(True)
+        drawn = any(len(item.xData if item.xData is not None else ()) for item in self.curves.values())
         for name in self.curves:
-            self.set_curve(name, np.zeros(0), np.zeros(0))
-        self.getPlotItem().enableAutoRange()
+            self._data[name] = (np.zeros(0), np.zeros(0))
+            if drawn:
+                self._apply(name)
+        self._set_empty(True)
+        pi = self.getPlotItem()
+        if drawn or any(a is False for a in pi.vb.state["autoRange"]):
+            pi.enableAutoRange()
 
     def set_time_span(self, t0: float, t1: float) -> None:
         """Fix the x range to [t0, t1] (a roll-out's whole planned span), so
@@ -402,7 +426,8 @@ class TimePlot(pg.PlotWidget):
         return pacer().pending(self)
 
     def _apply_pending(self) -> None:
-        """The plot's pacer turn: draw the waiting data (see begin_stream)."""
+        """The plot's pacer turn: draw the waiting data (see set_curve and
+        begin_stream)."""
         pi = self.getPlotItem()
         if self._span is not None:
             t0, t1 = self._span

@@ -151,16 +151,21 @@ class OffscreenSurface(QWidget):
     def paintEvent(self, ev):  # noqa: N802
         # a render waiting for its pacer turn is not done inside this paint
         # (the window's repaint would hold it): the last picture until then,
-        # when it has the surface's size; else (e.g. grab()) the render now
-        if self._image is None or self._image.size() != self.size() \
-                or (self._dirty and not pacer().pending(self)):
+        # stretched to a new size (a surface shown again in a stack, whose
+        # hidden page kept its old size; a resized window); without a
+        # picture, or dirty with no render queued (e.g. grab()), the render now
+        if self._image is None or (self._dirty and not pacer().pending(self)):
             self.render()
         p = QPainter(self)
-        p.drawImage(0, 0, self._image)
+        if self._image.size() == self.size():
+            p.drawImage(0, 0, self._image)
+        else:
+            p.drawImage(self.rect(), self._image)
         p.end()
 
     def resizeEvent(self, ev):  # noqa: N802
-        self._dirty = True
+        # the picture at the new size in a pacer turn (see paintEvent)
+        self.mark_dirty()
         super().resizeEvent(ev)
 
     # -- input forwarded to the canvas (camera interaction) --------------------

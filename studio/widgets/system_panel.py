@@ -27,6 +27,7 @@ from ..document import builder_params, potential_from_settings, system_source
 from ..scene import palette
 from ..scene.palette import rgb255
 from .forms import FieldForm, FieldSpec
+from .plots import cache_grid, grid_plot
 
 POTENTIAL_LABELS = {"harmonic": "Harmonic spring", "anharmonic": "Anharmonic (FPU-β)",
                     "morse": "Morse", "lennard-jones": "Lennard-Jones"}
@@ -113,12 +114,15 @@ class SystemPanel(QWidget):
             f.bind(document, f"potential/{k}", push)
             self.potentialForms[k] = f
             self.potentialStack.addWidget(f)
-        self.potentialPlot = pg.PlotWidget(background=None)
+        self.potentialPlot = grid_plot(background=None)
         self.potentialPlot.setObjectName("potentialPlot")
         self.potentialPlot.setTitle("V(r)", size="9pt")
         self.potentialPlot.setLabel("bottom", "r")
         self.potentialPlot.setLabel("left", "V")
         self.potentialPlot.showGrid(x=True, y=True, alpha=0.25)
+        # cached axes and grid: the panel's layout moving the plot (a longer
+        # summary line) repaints it by copying them (see plots.cache_grid)
+        cache_grid(self.potentialPlot)
         for ax in ("left", "bottom"):
             self.potentialPlot.getPlotItem().getAxis(ax).enableAutoSIPrefix(False)
         self.potentialPlot.setMinimumHeight(150)

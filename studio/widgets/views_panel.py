@@ -208,7 +208,7 @@ class ViewsPanel(QWidget):
         self.frame = 0
         for v in (self.truthView, self.predictionView):
             v.set_system(system, reset_camera=False)
-        self.truthView.reset_camera()            # the cameras are linked: both follow
+        self.reset_camera_later()
         self._auto_bonds(system)
         self.info.setText(f"{system.n} particles")
         self._update_titles()
@@ -231,12 +231,25 @@ class ViewsPanel(QWidget):
         if not same:
             for v in (self.truthView, self.predictionView):
                 v.set_system(buffer.system, reset_camera=False)
-            self.truthView.reset_camera()
+            self.reset_camera_later()
             self._auto_bonds(buffer.system)
         self.info.setText(f"{buffer.system.n} particles")
         self._update_titles()
         self._update_placeholder()
         self.show_frame(0)
+
+    # -- the camera ------------------------------------------------------------------
+    def reset_camera_later(self) -> None:
+        """Frame the new system in a pacer turn of its own, before the views'
+        renders (:mod:`studio.pacing`): a camera change updates the scene
+        transforms of both linked views (10-20 ms on a busy machine), which
+        should not share a batch with the handler that showed the system."""
+        pacer().later(self.resetCamera, self.truthView.reset_camera, first=True)
+
+    def settle_camera(self) -> None:
+        """A camera reset still waiting for its turn, done now (before the
+        camera is read or set from elsewhere: saving, restoring a project)."""
+        pacer().take(self.resetCamera)
 
     # -- per frame -----------------------------------------------------------------
     @Slot(int)

@@ -317,6 +317,8 @@ def test_empty_plots_say_what_appears_and_legends_stay_off_the_curves(qtbot):
     for p in plots:
         for name in p.curves:
             p.set_curve(name, t, 1.0 + np.sin(t))
+    # drawn one plot per turn of the window's pacer (studio.pacing)
+    qtbot.waitUntil(lambda: not any(p.drawing_pending for p in plots), timeout=2000)
     qtbot.wait(20)
     for p in plots:
         pi = p.getPlotItem()
