@@ -87,7 +87,7 @@ EXPANSION_ALLOWANCE = 1 * 2**20
 #: an archive may hold at most this many members
 MAX_MEMBERS = 100_000
 #: bytes read from a member at a time
-_CHUNK = 8 * 2**20
+_CHUNK = 2**20
 #: dtype kinds an array may have: bool, signed/unsigned integers, real floats, strings
 _READABLE_KINDS = "biufSU"
 
@@ -190,7 +190,8 @@ def _temp_removed_on_sigterm():
     files of this process's saves before ending it as before."""
     main = threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM")
     installed = False
-    if main:
+    # a handler installed outside Python (getsignal gives None) could not be restored: leave it alone
+    if main and (_SIGNAL_STATE["depth"] > 0 or signal.getsignal(signal.SIGTERM) is not None):
         try:
             if _SIGNAL_STATE["depth"] == 0:
                 _SIGNAL_STATE["previous"] = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -207,7 +208,7 @@ def _temp_removed_on_sigterm():
                 previous = _SIGNAL_STATE["previous"]
                 _SIGNAL_STATE["previous"] = None
                 with contextlib.suppress(ValueError, OSError, TypeError):
-                    signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+                    signal.signal(signal.SIGTERM, previous)
 
 
 def _try_lock(fd) -> bool | None:
@@ -388,50 +389,85 @@ def _check_table(zf: zipfile.ZipFile, fname: str, size: int) -> list[zipfile.Zip
     return infos
 
 
-def _read_exact(fp, nbytes: int, fname: str, name: str) -> bytearray:
-    buf = bytearray(nbytes)
-    view = memoryview(buf)
-    pos = 0
-    while pos < nbytes:
-        chunk = fp.read(min(_CHUNK, nbytes - pos))
-        if not chunk:
-            raise _damaged(fname, f"member {name!r} ends after {pos} of {nbytes} bytes")
-        view[pos:pos + len(chunk)] = chunk
-        pos += len(chunk)
-    return buf
+def _array_header(fp, fname: str, name: str):
+    """(shape, fortran_order, dtype, count, nbytes) from the ``.npy`` header at ``fp``'s position, checked."""
+    try:
+        version = np.lib.format.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
+        else:
+            raise ValueError(f"npy format version {version}")
+    except Exception as exc:  # noqa: BLE001 - numpy's header parser raises ValueError, SyntaxError, TokenError...
+        raise _damaged(fname, f"member {name!r} has no valid array header: {type(exc).__name__}: "
+                              f"{str(exc)[:120]}") from None
+    dtype = np.dtype(dtype)
+    if dtype.hasobject or dtype.names is not None or dtype.subdtype is not None:
+        raise HGNError(f"{fname}: array {name[:-4]!r} holds Python objects or records ({dtype}), which HGN "
+                       "Studio files never hold")
+    if dtype.kind not in _READABLE_KINDS:
+        what = "complex numbers" if dtype.kind == "c" else f"dtype {dtype}"
+        raise HGNError(f"{fname}: array {name[:-4]!r} holds {what}; HGN Studio files hold real numbers")
+    count = math.prod(int(n) for n in shape)
+    return shape, fortran, dtype, count, count * dtype.itemsize
 
 
-def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, fname: str) -> np.ndarray:
-    """One ``.npy`` member: header checked against the member's declared size, data read in chunks."""
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, fname: str, raw=None) -> np.ndarray:
+    """One ``.npy`` member: header checked against the member's declared size,
+    data read in chunks into the array (a stored member straight from the
+    file ``raw``, its CRC checked as zipfile would)."""
     name = info.filename
+    if raw is not None and info.compress_type == zipfile.ZIP_STORED:
+        return _read_stored(raw, info, fname)
     with zf.open(info) as fp:
-        try:
-            version = np.lib.format.read_magic(fp)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
-            elif version == (2, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
-            else:
-                raise ValueError(f"npy format version {version}")
-        except (ValueError, TypeError, SyntaxError, OverflowError) as exc:
-            raise _damaged(fname, f"member {name!r} has no valid array header: {exc}") from None
-        dtype = np.dtype(dtype)
-        if dtype.hasobject or dtype.names is not None or dtype.subdtype is not None:
-            raise HGNError(f"{fname}: array {name[:-4]!r} holds Python objects or records ({dtype}), which HGN "
-                           "Studio files never hold")
-        if dtype.kind not in _READABLE_KINDS:
-            what = "complex numbers" if dtype.kind == "c" else f"dtype {dtype}"
-            raise HGNError(f"{fname}: array {name[:-4]!r} holds {what}; HGN Studio files hold real numbers")
-        count = math.prod(int(n) for n in shape)
-        nbytes = count * dtype.itemsize
+        shape, fortran, dtype, count, nbytes = _array_header(fp, fname, name)
         offset = fp.tell()
         if offset + nbytes != info.file_size:
             raise _damaged(fname, f"array {name[:-4]!r} declares shape {tuple(shape)} of {dtype} ({nbytes} bytes) "
                                   f"but its member holds {info.file_size - offset}")
-        data = _read_exact(fp, nbytes, fname, name)
+        arr = np.empty(count, dtype=dtype)
+        view = memoryview(arr.reshape(-1).view(np.uint8)) if nbytes else memoryview(b"")
+        pos = 0
+        while pos < nbytes:
+            chunk = fp.read(min(_CHUNK, nbytes - pos))
+            if not chunk:
+                raise _damaged(fname, f"member {name!r} ends after {pos} of {nbytes} bytes")
+            view[pos:pos + len(chunk)] = chunk
+            pos += len(chunk)
         if fp.read(1):
             raise _damaged(fname, f"member {name!r} is longer than it declares")
-    arr = np.frombuffer(data, dtype=dtype, count=count) if nbytes else np.empty(count, dtype=dtype)
+    return arr.reshape(shape, order="F" if fortran else "C")
+
+
+def _read_stored(raw, info: zipfile.ZipInfo, fname: str) -> np.ndarray:
+    """A stored (uncompressed) member read from the archive file ``raw`` into its array in one pass."""
+    name = info.filename
+    raw.seek(info.header_offset)
+    local = raw.read(30)
+    if len(local) != 30 or local[:4] != b"PK\x03\x04":
+        raise _damaged(fname, f"member {name!r} has no local header")
+    n_len, x_len = struct.unpack("<HH", local[26:30])
+    start = info.header_offset + 30 + n_len + x_len
+    raw.seek(start)
+    shape, fortran, dtype, count, nbytes = _array_header(raw, fname, name)
+    offset = raw.tell() - start
+    if offset + nbytes != info.file_size:
+        raise _damaged(fname, f"array {name[:-4]!r} declares shape {tuple(shape)} of {dtype} ({nbytes} bytes) "
+                              f"but its member holds {info.file_size - offset}")
+    raw.seek(start)
+    crc = zlib.crc32(raw.read(offset))
+    arr = np.empty(count, dtype=dtype)
+    view = memoryview(arr.reshape(-1).view(np.uint8)) if nbytes else memoryview(bytearray())
+    pos = 0
+    while pos < nbytes:
+        got = raw.readinto(view[pos:pos + min(_CHUNK, nbytes - pos)])
+        if not got:
+            raise _damaged(fname, f"member {name!r} ends after {pos} of {nbytes} bytes")
+        crc = zlib.crc32(view[pos:pos + got], crc)
+        pos += got
+    if crc != info.CRC:
+        raise _damaged(fname, f"member {name!r} fails its checksum (CRC)")
     return arr.reshape(shape, order="F" if fortran else "C")
 
 
@@ -490,7 +526,7 @@ def load_npz(path, kind: str | tuple[str, ...] | None = None) -> tuple[dict, dic
     fname = path.name
     try:
         size = path.stat().st_size
-        with zipfile.ZipFile(path) as zf:
+        with open(path, "rb") as raw, zipfile.ZipFile(path) as zf:
             infos = _check_table(zf, fname, size)
             members = {}
             for info in infos:
@@ -503,17 +539,19 @@ def load_npz(path, kind: str | tuple[str, ...] | None = None) -> tuple[dict, dic
             if hinfo.file_size > MAX_HEADER_BYTES + 1024:
                 raise HGNError(f"{fname}: the header takes {hinfo.file_size} bytes, more than {MAX_HEADER_BYTES}; "
                                "refused")
-            header = _parse_header(_read_member(zf, hinfo, fname), fname)
+            header = _parse_header(_read_member(zf, hinfo, fname, raw), fname)
             if kind is not None:
                 kinds = (kind,) if isinstance(kind, str) else tuple(kind)
                 if header.get("kind") not in kinds:
                     raise HGNError(f"{fname} holds a {header.get('kind')!r}, expected {' or '.join(kinds)}")
-            arrays = {k: _read_member(zf, info, fname) for k, info in members.items()}
+            arrays = {k: _read_member(zf, info, fname, raw) for k, info in members.items()}
     except HGNError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError,
             zlib.error, NotImplementedError, RuntimeError, OverflowError, MemoryError, TypeError,
             IndexError, struct.error) as exc:
+        raise _damaged(fname, f"{type(exc).__name__}: {str(exc)[:160]}") from None
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged archive makes zipfile or numpy raise
         raise _damaged(fname, f"{type(exc).__name__}: {str(exc)[:160]}") from None
     return header, arrays
 

@@ -381,3 +381,33 @@ def test_messages_name_the_file_and_the_field(files, tmp_path):
     msg = refused(bad)
     assert msg == "named.npz: header field 'trajectories[0].dt' must be a number, got '0.1s'"
     json.dumps(msg)
+
+
+def test_a_save_leaves_the_sigterm_handler_as_it_was_and_works_in_threads(tmp_path):
+    import threading
+
+    from core.physics import builders
+
+    def mine(signum, frame):
+        pass
+
+    old = signal.signal(signal.SIGTERM, mine)
+    try:
+        io.save_system(tmp_path / "a.npz", builders.chain(3))
+        assert signal.getsignal(signal.SIGTERM) is mine
+        errors = []
+        t = threading.Thread(target=lambda: _save_or_record(tmp_path / "b.npz", errors))
+        t.start()
+        t.join()
+        assert errors == [] and io.load_system(tmp_path / "b.npz").n == 3
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _save_or_record(path, errors):
+    from core.physics import builders
+
+    try:
+        io.save_system(path, builders.chain(3))
+    except Exception as exc:  # noqa: BLE001 - reported to the test's thread
+        errors.append(exc)
