@@ -67,18 +67,25 @@ def workspace(name: str, shape, dtype=torch.float64, device=None) -> torch.Tenso
     between calls while at most :data:`WORKSPACE_BYTES` (the next request of
     the same name overwrites it); elsewhere (or larger) a fresh tensor
     (torch's CUDA allocator caches its memory itself)."""
-    device = torch.device("cpu") if device is None else torch.device(device)
-    n = math.prod(shape)
-    size = n * torch.empty((), dtype=dtype).element_size()
-    if device.type != "cpu" or size > WORKSPACE_BYTES:
-        return torch.empty(shape, dtype=dtype, device=device)
+    shape = tuple(shape)
     cache = getattr(_LOCAL, "work", None)
     if cache is None:
         cache = _LOCAL.work = {}
-    t = cache.get((name, dtype))
-    if t is None or t.numel() < n:
-        t = cache[(name, dtype)] = torch.empty(max(n, 1), dtype=dtype)
-    return t[:n].view(shape)
+    key = (name, dtype, device)
+    hit = cache.get(key)
+    if hit is not None and hit[1] == shape:
+        return hit[2]
+    dev = torch.device("cpu") if device is None else torch.device(device)
+    n = math.prod(shape)
+    if dev.type != "cpu" or n * _ITEMSIZE.get(dtype, 8) > WORKSPACE_BYTES:
+        return torch.empty(shape, dtype=dtype, device=dev)
+    flat = hit[0] if hit is not None and hit[0].numel() >= n else torch.empty(max(n, 1), dtype=dtype)
+    view = flat[:n].view(shape)
+    cache[key] = (flat, shape, view)
+    return view
+
+
+_ITEMSIZE = {torch.float64: 8, torch.float32: 4, torch.int64: 8, torch.int32: 4}
 
 
 def tanh_(x: torch.Tensor) -> torch.Tensor:
@@ -157,6 +164,19 @@ def one_minus_square_(t: torch.Tensor, scale=None) -> torch.Tensor:
     if scale is None:
         return t.neg_()
     return t.mul_(-scale)
+
+
+_CSR_WARNED = False
+
+
+def _csr(crow, col, values, size):
+    """A sparse CSR tensor without torch's once-per-process beta warning."""
+    global _CSR_WARNED
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta.*")
+        A = torch.sparse_csr_tensor(crow, col, values, size=size, check_invariants=False)
+    _CSR_WARNED = True  # torch warns once per process (TORCH_WARN_ONCE)
+    return A
 
 
 class FixedJacobians:
@@ -238,6 +258,9 @@ class FixedJacobians:
         self.chunk = chunk
         self._csr: dict = {}
         self._zs: dict = {}
+        self._lean = self.device.type == "cpu" and self.dtype == torch.float64 and self.scatter == "csr"
+        if self._lean:
+            self._WMeT, self._bm = self.WMeT.numpy(), self.bm.numpy()
         if self.device.type == "cpu":
             self._masses2 = (2.0 * self.masses.double()).cpu().numpy()
             self._wK, self._bK = self.wK.cpu().numpy(), self.bK.cpu().numpy()
@@ -359,6 +382,8 @@ class FixedJacobians:
         c = b - a
         E, N, d, nE, nV = self.E, self.N, self.d, self.nE, self.nV
         ce = c * E
+        if self._lean and not features:
+            return self._rows_host(r, uh, a, b)
         buf = self._buffers(c)
         e, m, dz, dm, J = buf["e"], buf["m"], buf["dz"], buf["dm"], buf["J"]
         torch.addcmul(self.be, r[a:b].reshape(ce, 1), self.wE_row, out=e)
@@ -379,10 +404,7 @@ class FixedJacobians:
         torch.addcmul(dz, m, dz, value=-1.0, out=dmm)
         if self.scatter == "csr":
             crow, col, nnz = self._sum_matrix(c)
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta.*")
-                A = torch.sparse_csr_tensor(crow, col, uh[a * nnz:b * nnz], size=(c * N * d, ce),
-                                            check_invariants=False)
+            A = _csr(crow, col, uh[a * nnz:b * nnz], (c * N * d, ce))
             Z = torch.addmm(J, A, dm, beta=0.0, out=J)  # no zero-fill and copy of the result
         else:
             X = uh[a:b, :, :, None] * dm.view(c, E, 1, nV)
@@ -391,6 +413,34 @@ class FixedJacobians:
             J.index_add_(1, self.ej, X, alpha=-1.0)
             Z = J.view(c * N * d, nV)
         return (Z, feats) if features else Z
+
+    def _rows_host(self, r, uh, a, b):
+        """:meth:`rows` on the CPU in float64 with the CSR sum: the same
+        arithmetic with NumPy's calls on the buffers' arrays (fewer checks
+        and conversions a chunk)."""
+        c = b - a
+        ce = c * self.E
+        buf = self._buffers(c)
+        e, m, dz, dm, J = buf["e"], buf["m"], buf["dz"], buf["dm"], buf["J"]
+        en, mn, dzn, dmn = e.numpy(), m.numpy(), dz.numpy(), dm.numpy()
+        nE = self.nE
+        torch.addcmul(self.be, r[a:b].reshape(ce, 1), self.wE_row, out=e)
+        np.tanh(en, out=en)
+        np.matmul(en, self._WMeT, out=mn)
+        mn += buf["zs"].numpy() if self.zs is not None else self._bm
+        np.tanh(mn, out=mn)
+        de = dm[:, :nE]
+        np.multiply(en, en, out=dmn[:, :nE])  # f'_e = (1 - e^2) w_E
+        torch.addcmul(self.wE_row, de, self.wE_row, value=-1.0, out=de)
+        np.matmul(dmn[:, :nE], self._WMeT, out=dzn)
+        np.multiply(mn, mn, out=mn)  # f'_m = (1 - m^2) dz
+        torch.addcmul(dz, m, dz, value=-1.0, out=dm[:, nE:])
+        crow, col, nnz = self._sum_matrix(c)
+        if _CSR_WARNED:
+            A = torch.sparse_csr_tensor(crow, col, uh[a * nnz:b * nnz], size=(J.shape[0], ce), check_invariants=False)
+        else:
+            A = _csr(crow, col, uh[a * nnz:b * nnz], (J.shape[0], ce))
+        return torch.addmm(J, A, dm, beta=0.0, out=J)
 
     @torch.no_grad()
     def jacobian_q(self, q):

@@ -170,14 +170,31 @@ class NormalEquations:
         else:
             L = network.L
             self._blocks = {"all": [torch.zeros((L, L), **kw), torch.zeros(L, **kw), torch.zeros((), **kw), 0]}
+        self._cpu = network.device.type == "cpu"
+        self._numpy = {k: (v[0].numpy(), v[1].numpy()) for k, v in self._blocks.items()} if self._cpu else {}
 
     def add_rows(self, name: str, Z, u, sign: float = 1.0) -> None:
         """Rows Z (R, cols) with right-hand sides u (R,) into block ``name``
         ("p", "q" or "all")."""
         blk = self._blocks[name]
-        gram_add_(blk[0], Z)
-        gemv_add_(blk[1], Z, u, sign)
-        blk[2] += u @ u
+        if self._cpu and not (Z.requires_grad or u.requires_grad) and Z.dtype == u.dtype == torch.float64:
+            # NumPy on the CPU (OpenBLAS's syrk for Z^T Z, see core.learning.hgn.fixed.gram_add_), without
+            # the per-call checks of the device-neutral helpers
+            Zn, un = Z.numpy(), u.numpy()
+            G, b = self._numpy[name]
+            G += Zn.T @ Zn
+            v = Zn.T @ un
+            if sign == 1.0:
+                b += v
+            elif sign == -1.0:
+                b -= v
+            else:
+                b += sign * v
+            blk[2] += float(un @ un)
+        else:
+            gram_add_(blk[0], Z)
+            gemv_add_(blk[1], Z, u, sign)
+            blk[2] += u @ u
         blk[3] += u.numel()
 
     def add(self, Jq, Jp, dqdt, dpdt) -> None:
