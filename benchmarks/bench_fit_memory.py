@@ -158,7 +158,8 @@ def markdown(doc: dict) -> str:
         tim = [f"{x['fit_s']:.2f} s" if "fit_s" in x else "-" for x in rows]
         lines.append(f"| {n:,} | {data:.1f} MiB | " + " | ".join(ext) + " | " + " | ".join(tim) + " |")
     methods = sorted({x.get("method", "") for r in refs for x in doc["runs"][r] if x.get("method")})
-    lines += ["", "Method: " + "; ".join(methods) + "."]
+    lines += ["", "Method: " + "; ".join(methods) + ". Fit time: wall time of that one fit on the shared "
+              "machine (other jobs running), for orientation only; benchmarks/fit_speed.py measures speed."]
     return "\n".join(lines)
 
 
