@@ -110,8 +110,10 @@ def as_path(path, what: str = "file name") -> Path:
             p = Path(path)
         except TypeError:
             p = None
-        if p is not None and str(p) not in ("", "."):
+        if p is not None and str(p) not in ("", ".") and "\0" not in str(p):
             return p
+        if p is not None and "\0" in str(p):
+            raise HGNError(f"a {what} may not contain a NUL character, got {str(path)[:60]!r}")
     if isinstance(path, str):
         raise HGNError(f"a {what} is needed, got an empty string")
     raise HGNError(f"a {what} (text or path) is needed, got {type(path).__name__}"
@@ -119,15 +121,20 @@ def as_path(path, what: str = "file name") -> Path:
 
 
 def existing_file(path) -> Path:
-    """``path`` as a Path; HGNError when it does not exist or is a folder."""
+    """``path`` as a Path; HGNError when it does not exist, is a folder or
+    is not a regular file (a pipe or a device would block or never end)."""
     path = as_path(path)
     try:
         if not path.exists():
             raise HGNError(f"file not found: {path}")
         if path.is_dir():
             raise HGNError(f"{path} is a folder, not a file")
-    except OSError as exc:  # e.g. a name too long for the file system
-        raise HGNError(f"cannot open {path}: {exc.strerror or exc}") from None
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise HGNError(f"{path} is not a regular file (a pipe, socket or device); give a file")
+    except (OSError, ValueError) as exc:  # e.g. a name too long for the file system
+        if isinstance(exc, HGNError):
+            raise
+        raise HGNError(f"cannot open {path}: {getattr(exc, 'strerror', None) or exc}") from None
     return path
 
 

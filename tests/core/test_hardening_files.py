@@ -5,7 +5,8 @@ leave nothing behind and respect links, permissions and the umask.
 One test per failure listed in the issue; each failed on the code before the
 hardening (9e2be3b) unless its docstring says otherwise (there: 39 of 44
 failed; passing were the umask, out-of-range test indices, a complex
-trajectory array and two of the wrong-argument calls)."""
+trajectory array and two of the wrong-argument calls; the SIGTERM-handler and
+pipe/device guards added later pass there too)."""
 from __future__ import annotations
 
 import json
@@ -411,3 +412,26 @@ def _save_or_record(path, errors):
         io.save_system(path, builders.chain(3))
     except Exception as exc:  # noqa: BLE001 - reported to the test's thread
         errors.append(exc)
+
+
+@pytest.mark.parametrize("make", ["fifo", "nul", "device"])
+def test_pipes_devices_and_impossible_names_are_refused_at_once(tmp_path, make):
+    """Guards (refused on 9e2be3b too): a pipe, a device or a NUL in the name give HGNError at once (a
+    reader blocked on a pipe is stopped here after 10 s by SIGALRM)."""
+    if make == "fifo":
+        path = tmp_path / "pipe.npz"
+        os.mkfifo(path)
+    else:
+        path = "a\0b.npz" if make == "nul" else "/dev/zero"
+
+    def ring(signum, frame):
+        raise TimeoutError("still reading after 10 s")
+
+    old = signal.signal(signal.SIGALRM, ring)
+    signal.alarm(10)
+    try:
+        with pytest.raises(HGNError):
+            kinds.load_any(path)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)

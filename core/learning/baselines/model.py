@@ -199,6 +199,9 @@ class TrainedHGN(NetworkHamiltonian):
         train_system = None
         if "train_system" in header:
             sys_arrays = check_system_part(header["train_system"], arrays, "train_system.", name, "train_system")
+            if header["train_system"]["dim"] != header["dim"]:
+                raise HGNError(f"{name}: header field 'dim' is {header['dim']} but the training system is "
+                               f"{header['train_system']['dim']}D")
             try:
                 train_system = System.from_header_and_arrays(header["train_system"], sys_arrays)
             except HGNError as exc:
