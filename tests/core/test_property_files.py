@@ -234,7 +234,9 @@ def damage_container(data, raw, src: Path, dst: Path) -> str:
         dst.write_bytes(bytes(b))
         return f"flip {flips}"
     if op in ("field", "drop_field"):
-        path = data.draw(st.sampled_from(_paths(header)), label="path")
+        every = _paths(header)
+        shallow = [q for q in every if len(q) <= 3]  # the schema's fields more often than deep meta values
+        path = data.draw(st.one_of(st.sampled_from(shallow), st.sampled_from(every)), label="path")
         parent = _at(header, path)
         if op == "field":
             value = data.draw(st.sampled_from(WEIRD), label="value")
