@@ -291,6 +291,62 @@ def _target(path: Path) -> Path:
     return target
 
 
+class Temporary:
+    """The temporary file of one save to ``path``, as :func:`atomic_write` and
+    the video writer (:mod:`core.files.video`) use it: created next to the
+    target (a symbolic link followed; a read-only target refused, HGNError),
+    named ``.<name>.<16 hex>.hgn-partial``, with the target's permissions (or
+    those of a new file), locked while it lives so that
+    :func:`clean_stale_temporaries` of other saves leaves it alone; then
+    :meth:`publish` renames it over the target or :meth:`discard` removes it.
+    Creating one removes the stale temporary files of killed saves in the folder."""
+
+    def __init__(self, path):
+        self.path = as_path(path)
+        self.target = _target(self.path)
+        self.folder = self.target.parent if str(self.target.parent) else Path(".")
+        clean_stale_temporaries(self.folder, legacy_of=self.target.name)
+        self.name = str(self.folder / f".{self.target.name}.{secrets.token_hex(8)}{TEMP_SUFFIX}")
+        try:
+            mode = stat.S_IMODE(self.target.stat().st_mode) if self.target.exists() else new_file_mode()
+        except OSError:
+            mode = new_file_mode()
+        try:
+            self.fd = os.open(self.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+        except OSError as exc:
+            raise HGNError(f"could not save {self.path}: {exc.strerror or exc}") from None
+        with _LIVE_LOCK:
+            _LIVE.add(self.name)
+        try:
+            os.fchmod(self.fd, mode)
+        except OSError:
+            pass
+        _try_lock(self.fd)
+
+    def publish(self) -> Path:
+        """fsync the temporary file, rename it over the target; OSError as raised."""
+        try:
+            os.fsync(self.fd)
+            os.replace(self.name, self.target)
+        finally:
+            self._close()
+        _fsync_folder(self.folder)
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the temporary file (again: nothing happens)."""
+        remove_quietly(self.name)
+        self._close()
+
+    def _close(self) -> None:
+        fd, self.fd = getattr(self, "fd", None), None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with _LIVE_LOCK:
+            _LIVE.discard(self.name)
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode: str = "wb"):
     """Open a temporary file next to ``path`` for writing (``mode`` "wb" or
@@ -300,47 +356,28 @@ def atomic_write(path, mode: str = "wb"):
     A missing folder or a read-only target raises HGNError before anything is
     written; an OSError (disk full, no permission) becomes HGNError and leaves
     any previous file unchanged; any other exception (e.g. Cancelled,
-    KeyboardInterrupt) removes the temporary file and propagates as it is.
-    A symbolic link at ``path`` is written through. Stale temporary files of
-    killed saves in the folder are removed first (:func:`clean_stale_temporaries`).
+    KeyboardInterrupt) removes the temporary file and propagates as it is, and
+    so does SIGTERM in the main thread. A symbolic link at ``path`` is written
+    through. Stale temporary files of killed saves in the folder are removed
+    first (:class:`Temporary`).
     """
     if mode not in ("wb", "w"):
         raise HGNError(f"atomic_write opens files for writing ('wb' or 'w'), not {mode!r}")
     path = as_path(path)
-    target = _target(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    clean_stale_temporaries(folder, legacy_of=target.name)
-    tmp = str(folder / f".{target.name}.{secrets.token_hex(8)}{TEMP_SUFFIX}")
-    try:
-        old_mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else None
-    except OSError:
-        old_mode = None
     with _temp_removed_on_sigterm():
+        tmp = Temporary(path)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
-        except OSError as exc:
-            raise HGNError(f"could not save {path}: {exc.strerror or exc}") from None
-        with _LIVE_LOCK:
-            _LIVE.add(tmp)
-        try:
-            _try_lock(fd)
-            with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as fh:
-                os.fchmod(fh.fileno(), new_file_mode() if old_mode is None else old_mode)
+            with os.fdopen(os.dup(tmp.fd), mode, **({"encoding": "utf-8"} if mode == "w" else {})) as fh:
                 yield fh
                 fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-            _fsync_folder(folder)
+            tmp.publish()
         except OSError as exc:
-            remove_quietly(tmp)
+            tmp.discard()
             raise HGNError(f"could not save {path}: {exc.strerror or exc}; "
                            "the previous file (if any) is unchanged") from None
         except BaseException:
-            remove_quietly(tmp)
+            tmp.discard()
             raise
-        finally:
-            with _LIVE_LOCK:
-                _LIVE.discard(tmp)
 
 
 def _fsync_folder(folder: Path) -> None:

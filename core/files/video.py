@@ -22,11 +22,14 @@ a GIF keeps every k-th frame (k = ceil(fps / 50)) at fps / k, which plays at
 the asked speed (``VideoWriter.keep_every``).
 
 Atomic output: frames go to a hidden temporary file in the target folder
-(``.NAME.XXXX.part``), which :meth:`VideoWriter.close` renames over the
-target once the encoder has been flushed; :meth:`VideoWriter.abort` (a
-cancelled export) and any error remove it. A previous file of the same name
-is therefore left intact by a failed or cancelled export, and no half-written
-video is ever left behind.
+(``.NAME.<16 hex>.hgn-partial``, a :class:`core.container.Temporary`, as every
+save uses), which :meth:`VideoWriter.close` renames over the target once the
+encoder has been flushed; :meth:`VideoWriter.abort` (a cancelled export) and
+any error remove it. A previous file of the same name is therefore left
+intact by a failed or cancelled export, and no half-written video is ever
+left behind; the temporary file of a killed export is removed by the next
+save to the folder. A symbolic link at the target is written through and a
+read-only target is refused, as for every save.
 
 :class:`BackgroundEncoder` runs a writer in a thread with a small bounded
 queue, so that rendering (which must stay on the thread that owns the GL
@@ -39,10 +42,8 @@ frame as a PNG (zlib only, atomic).
 from __future__ import annotations
 
 import math
-import os
 import queue
 import struct
-import tempfile
 import threading
 import zlib
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import Cancelled, HGNError
-from core.container import atomic_write, new_file_mode, remove_quietly
+from core.container import Temporary, atomic_write
 
 #: the largest frame a writer accepts (the export dialog stops at 1920x1080)
 MAX_SIZE = (4096, 4096)
@@ -164,20 +165,10 @@ class VideoWriter:
             opts["preset"] = str(preset)
         opts.update({str(k): str(v) for k, v in (options or {}).items()})
         self.options = opts
-        folder = self.path.parent if str(self.path.parent) else Path(".")
-        if not folder.is_dir():
-            raise HGNError(f"cannot write {self.path}: folder {folder} does not exist")
         if self.path.is_dir():
             raise HGNError(f"cannot write {self.path}: it is a folder")
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=folder)
-            try:
-                os.fchmod(fd, new_file_mode())   # the user's umask, not mkstemp's 0600
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise HGNError(f"cannot write {self.path}: {exc.strerror or exc}") from None
-        self.tmp = Path(tmp)
+        self._temp = Temporary(self.path)
+        self.tmp = Path(self._temp.name)
         self.frames = 0
         self.closed = False
         try:
@@ -225,9 +216,8 @@ class VideoWriter:
             for packet in self._stream.encode():
                 self._container.mux(packet)
             self._container.close()
-            with open(self.tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(self.tmp, self.path)
+            self._container = None
+            self._temp.publish()
         except Exception as exc:
             self._cleanup()
             self.closed = True
@@ -251,7 +241,9 @@ class VideoWriter:
             except Exception:
                 pass
             self._container = None
-        remove_quietly(self.tmp)
+        temp = getattr(self, "_temp", None)
+        if temp is not None:
+            temp.discard()
 
     def __enter__(self) -> "VideoWriter":
         return self

@@ -435,3 +435,25 @@ def test_pipes_devices_and_impossible_names_are_refused_at_once(tmp_path, make):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
+
+def test_video_exports_follow_the_same_save_rules(tmp_path):
+    """A read-only video is refused, a link is written through, the temporary file is one the cleaner knows."""
+    from core.files.video import VideoWriter
+
+    frame = np.zeros((32, 32, 3), np.uint8)
+    ro = tmp_path / "ro.mp4"
+    ro.write_bytes(b"old")
+    ro.chmod(0o444)
+    with pytest.raises(HGNError, match="read-only"):
+        VideoWriter(ro, 32, 32)
+    assert ro.read_bytes() == b"old"
+    real = tmp_path / "real.mp4"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.mp4"
+    link.symlink_to(real)
+    w = VideoWriter(link, 32, 32)
+    w.write(frame)
+    assert [n for n in leftovers(tmp_path) if n.endswith(".hgn-partial")]
+    w.close()
+    assert link.is_symlink() and real.read_bytes() != b"old" and leftovers(tmp_path) == []

@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+from core import container
 from core.files import video
 from core.errors import Cancelled, HGNError
 from core.files.video import BackgroundEncoder, VideoWriter, probe, read_frames
@@ -25,7 +26,7 @@ def moving_bar(k: int, w: int = W, h: int = H) -> np.ndarray:
 
 
 def leftovers(folder) -> list[str]:
-    return [n for n in os.listdir(folder) if n.endswith(".part") or n.endswith(".tmp")]
+    return [n for n in os.listdir(folder) if n.endswith((".part", ".tmp", ".hgn-partial"))]
 
 
 @pytest.mark.parametrize("suffix,codec", [(".mp4", "h264"), (".webm", "vp9"), (".gif", "gif")])
@@ -193,7 +194,7 @@ def test_failed_final_rename_keeps_previous_file(tmp_path, monkeypatch):
     def full(src, dst):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(video.os, "replace", full)
+    monkeypatch.setattr(container.os, "replace", full)
     with pytest.raises(HGNError, match="No space left on device.*previous file"):
         w.close()
     assert path.read_bytes() == b"old" and leftovers(tmp_path) == []
