@@ -306,7 +306,7 @@ def save_trajectories(path, trajectories: Trajectory | Iterable[Trajectory]) -> 
     Trajectories on equal systems (e.g. ground truth and a rollout) share one
     stored system, and read back sharing one System object.
     """
-    trajs = [trajectories] if isinstance(trajectories, Trajectory) else list(trajectories)
+    trajs = trajectory_list(trajectories)
     if not trajs:
         raise HGNError("nothing to save: the list of trajectories is empty")
     systems: list[System] = []
@@ -315,6 +315,15 @@ def save_trajectories(path, trajectories: Trajectory | Iterable[Trajectory]) -> 
         arrays.update(system_arrays(s, f"system{j}."))
     header = {"systems": [system_header(s) for s in systems], "trajectories": entries}
     return save_npz(path, TRAJECTORY_KIND, header, arrays)
+
+
+def trajectory_list(trajectories) -> list:
+    """One Trajectory or an iterable of them as a list; HGNError for anything else."""
+    if isinstance(trajectories, Trajectory):
+        return [trajectories]
+    if isinstance(trajectories, (str, bytes, dict)) or not hasattr(trajectories, "__iter__"):
+        raise HGNError(f"expected a Trajectory or a list of them, got {type(trajectories).__name__}")
+    return list(trajectories)
 
 
 def save_trajectory(path, trajectory: Trajectory) -> Path:
@@ -486,4 +495,4 @@ __all__ = ["save_system", "load_system", "save_trajectories", "save_trajectory",
            # building blocks shared with core.files.project and core.files.xyz (same layout inside other containers)
            "DATASET_ARRAYS", "split_meta", "system_header", "system_arrays", "same_system",
            "system_from", "pack_trajectories", "check_trajectory_shapes", "unpack_trajectories",
-           "unpack_systems", "check_dataset", "meta_of"]
+           "unpack_systems", "check_dataset", "meta_of", "trajectory_list"]

@@ -63,7 +63,8 @@ from core.errors import HGNError
 from . import kinds
 from core.container import FORMAT, Arr, Field, as_path, check_arrays, check_fields, jsonable, load_npz, save_npz
 from .io import (DATASET_ARRAYS, DATASET_ARRAY_SPECS, DATASET_FIELDS, check_dataset, meta_of, pack_trajectories,
-                 same_system, split_meta, system_arrays, system_header, unpack_systems, unpack_trajectories)
+                 same_system, split_meta, system_arrays, system_header, trajectory_list, unpack_systems,
+                 unpack_trajectories)
 from core.learning.rollout_buffer import RolloutBuffer
 from core.physics.system import System
 from core.physics.trajectory import Dataset, Trajectory
@@ -564,6 +565,8 @@ def is_project_file(path) -> bool:
 
 def describe_project(project: Project) -> str:
     """One line saying what a project holds (for status bars and logs)."""
+    if not isinstance(project, Project):
+        raise HGNError(f"expected a Project, got {type(project).__name__}")
     parts = []
     if project.system is not None:
         s = project.system
@@ -598,7 +601,7 @@ def dataset_from_trajectories(trajectories, test_fraction: float = 0.25, seed: i
     from core.physics.datagen import dataset_from_parts
     from core.physics.forces import ForceField
 
-    trajs = [trajectories] if isinstance(trajectories, Trajectory) else list(trajectories)
+    trajs = trajectory_list(trajectories)
     if not trajs:
         raise HGNError("no trajectories to fit on: import one first")
     for k, tr in enumerate(trajs):
@@ -610,8 +613,12 @@ def dataset_from_trajectories(trajectories, test_fraction: float = 0.25, seed: i
     try:
         stride = int(stride)
         frac = float(test_fraction)
-    except (TypeError, ValueError):
-        raise HGNError("stride must be a whole number and test_fraction a number") from None
+        seed = int(seed)
+    except (TypeError, ValueError, OverflowError):
+        raise HGNError("stride and seed must be whole numbers and test_fraction a number, got "
+                       f"stride={stride!r}, seed={seed!r}, test_fraction={test_fraction!r}") from None
+    if seed < 0:
+        raise HGNError(f"seed must be >= 0, got {seed}")
     if stride < 1:
         raise HGNError(f"stride must be >= 1, got {stride}")
     if not 0.0 <= frac < 1.0:
@@ -634,7 +641,7 @@ def dataset_from_trajectories(trajectories, test_fraction: float = 0.25, seed: i
     meta = {"source": "imported", "labels": [tr.label for tr in trajs], "stride": stride,
             "forces": "file" if use_file else "computed"}
     # the split lists let a time-series fit keep the test trajectories out
-    return dataset_from_parts(system, parts, frac, np.random.default_rng(int(seed)), trajs, meta)
+    return dataset_from_parts(system, parts, frac, np.random.default_rng(seed), trajs, meta)
 
 
 __all__ = ["Project", "ModelRecord", "RolloutRecord", "save_project", "load_project", "read_header",

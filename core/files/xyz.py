@@ -198,6 +198,8 @@ def _iter_atoms(traj: Trajectory, symbol: str, forces: bool, wrap: bool):
     if not isinstance(traj, Trajectory):
         raise HGNError(f"expected a Trajectory, got {type(traj).__name__}")
     check_trajectory_shapes(traj, "trajectory")
+    if not isinstance(symbol, str):
+        raise HGNError(f"symbol must be a chemical symbol such as 'X' or 'Ar', got {symbol!r}")
     s = traj.system
     n, d = s.n, s.dim
     try:

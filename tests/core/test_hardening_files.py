@@ -457,3 +457,15 @@ def test_video_exports_follow_the_same_save_rules(tmp_path):
     assert [n for n in leftovers(tmp_path) if n.endswith(".hgn-partial")]
     w.close()
     assert link.is_symlink() and real.read_bytes() != b"old" and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("call", [
+    lambda p, tr: io.save_trajectories(p / "x.npz", 5), lambda p, tr: io.save_trajectories(p / "x.npz", None),
+    lambda p, tr: project_files.dataset_from_trajectories(None),
+    lambda p, tr: project_files.dataset_from_trajectories(7),
+    lambda p, tr: project_files.dataset_from_trajectories([tr], seed="a"),
+    lambda p, tr: project_files.describe_project(None), lambda p, tr: xyz.write_trajectory(p / "x.xyz", tr, symbol=5),
+])
+def test_wrong_values_to_the_saving_api(tmp_path, call):
+    with pytest.raises(HGNError):
+        call(tmp_path, _traj())
