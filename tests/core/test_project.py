@@ -252,7 +252,7 @@ def test_failed_save_keeps_previous_file(tmp_path, fitted, monkeypatch):
     with pytest.raises(HGNError, match="No space left on device"):
         save_project(path, make_project(fitted))
     assert path.read_bytes() == before
-    assert [n for n in os.listdir(tmp_path) if n.endswith(".tmp")] == []
+    assert [n for n in os.listdir(tmp_path) if n.endswith((".tmp", ".hgn-partial"))] == []
     monkeypatch.undo()
     assert load_project(path).name == "old"
 
