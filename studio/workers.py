@@ -565,8 +565,12 @@ class JobRunner(QObject):
     # -- reading ------------------------------------------------------------------
     @Slot()
     def _on_readable(self) -> None:
+        # what was read is delivered in the next event-loop turn: reading a
+        # large result (a fitted model and its data) and handling it (the
+        # roll-out it starts, the window's share) are two batches, not one
         self._drain(READ_BUDGET)
-        self._pump()
+        if self._inbox and not self._pump_timer.isActive():
+            self._pump_timer.start()
 
     def _drain(self, budget: float | None) -> None:
         """Read from the worker (up to ``budget`` seconds) into the inbox."""

@@ -64,6 +64,7 @@ class GridAxis(pg.AxisItem):
         self._grid_alpha = False
         self._lines = None                   # the grid lines of the current picture
         self._least_text = 0                 # the reserved text width (px)
+        self._old = None                     # (picture, grid lines) last made
         super().__init__(orientation, **kw)
 
     # -- a stable width (left/right axes) ------------------------------------------
@@ -108,7 +109,12 @@ class GridAxis(pg.AxisItem):
 
     # the axis's picture (its line, ticks and labels) and the grid lines are
     # made together and dropped together (pyqtgraph sets picture = None
-    # whenever the range, size, pens or fonts change)
+    # whenever the range, size, pens or fonts change). Once the axis has a
+    # picture, a new one is made in a pacer turn of the axis's own
+    # (studio.pacing): the turn that changes the range (new data, the
+    # view's matrix, the curves drawn again) shows the previous labels and
+    # grid, and the next turn lays out the labels and draws the grid -- two
+    # batches of about half the work each instead of one
     @property
     def picture(self):
         return self._picture
@@ -118,8 +124,18 @@ class GridAxis(pg.AxisItem):
         self._picture = value
         if value is None:
             self._lines = None
-            if self.gridItem is not None:
+            if self._old is not None:
+                pacer().later(self, self._rebuild)
+            elif self.gridItem is not None:
                 self.gridItem.update()
+
+    def _rebuild(self) -> None:
+        """The pacer turn: the axis's new picture and grid lines, drawn."""
+        if self._picture is None or self._lines is None:
+            self._build()
+        self.update()
+        if self.gridItem is not None:
+            self.gridItem.update()
 
     def setGrid(self, grid) -> None:  # noqa: N802 (pyqtgraph's name)
         super().setGrid(grid)
@@ -179,6 +195,7 @@ class GridAxis(pg.AxisItem):
         finally:
             painter.end()
         self._picture = picture
+        self._old = (picture, self._lines)
 
     def grid_lines(self) -> list:
         """The grid lines [(pen, p1, p2)] in the axis's coordinates (made
@@ -187,8 +204,18 @@ class GridAxis(pg.AxisItem):
             self._build()
         return self._lines or []
 
+    def drawn_lines(self) -> list:
+        """The grid lines to draw now: the current ones, or those of the
+        previous picture while the new one waits for its turn."""
+        if self._lines is None and self._old is not None and pacer().pending(self):
+            return self._old[1] or []
+        return self.grid_lines()
+
     def paint(self, p, opt, widget) -> None:
         if self._picture is None or self._lines is None:
+            if self._old is not None and pacer().pending(self):
+                self._old[0].play(p)          # the previous picture until the axis's turn
+                return
             self._build()
         self._picture.play(p)
 
@@ -229,7 +256,7 @@ class PlotGrid(pg.GraphicsObject):
         for axis in self.axes:
             if axis.grid_alpha() is False or not axis.isVisible():
                 continue
-            lines = axis.grid_lines()
+            lines = axis.drawn_lines()
             if not lines:
                 continue
             p.save()

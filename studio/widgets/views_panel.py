@@ -235,7 +235,10 @@ class ViewsPanel(QWidget):
             self._auto_bonds(buffer.system)
         self.info.setText(f"{buffer.system.n} particles")
         self._update_titles()
-        self._update_placeholder()
+        # the prediction view's page (message or particles) in a pacer turn
+        # of its own: showing the other page lays it out and paints it,
+        # which should not share the batch of the roll-out's start
+        pacer().later(self.predictionView.placeholder, self._update_placeholder, first=True)
         self.show_frame(0)
 
     # -- the camera ------------------------------------------------------------------

@@ -55,7 +55,7 @@ def test_one_piece_per_event_loop_turn_with_a_gap(qtbot):
     qtbot.waitUntil(lambda: len(ran) == 1, timeout=2000)
     qtbot.wait(10)
     assert ran == [0] and posted == [1]          # its posted event handled, the next piece not yet run
-    qtbot.waitUntil(lambda: len(ran) == 3, timeout=2000)
+    qtbot.waitUntil(lambda: len(ran) == 3 and len(posted) == 3, timeout=2000)
     assert posted == [1, 2, 3]                   # each piece's event before the next piece
 
 

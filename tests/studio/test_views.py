@@ -185,6 +185,7 @@ def _buffer(prediction=True, same=False):
 
 
 def test_prediction_view_is_empty_until_a_prediction_exists(qtbot):
+    from studio.pacing import pacer
     from studio.scene import palette
 
     panel = _panel(qtbot)
@@ -198,9 +199,11 @@ def test_prediction_view_is_empty_until_a_prediction_exists(qtbot):
     assert non_background_fraction(tv.render_image()) > 0.01 and not tv.empty
     # a ground-truth-only roll-out: still nothing to show, and it says why
     panel.set_rollout(_buffer(prediction=False))
+    pacer().flush()                      # the view's page follows in a pacer turn (studio.pacing)
     assert pv.empty and "no prediction" in pv.placeholder.text()
     # a roll-out with a prediction: the particles, in the prediction's colour
     panel.set_rollout(buf)
+    pacer().flush()
     assert not pv.empty and pv.surface_widget.isVisible() and not pv.placeholder.isVisible()
     img = pv.render_image()
     assert _share(img, palette.rgb255(palette.PREDICTION)) > 0.01
