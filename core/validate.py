@@ -28,6 +28,8 @@ from core.errors import HGNError
 
 #: largest length (position, box, spacing, cutoff) accepted, in reduced units
 MAX_LENGTH = 1e9
+#: most threads accepted for any library (torch refuses counts beyond a C int; no machine has more cores)
+MAX_THREADS = 4096
 
 
 def whole(name: str, v, lo: int | None = None, hi: int | None = None, at_least: str = "at least") -> int:
@@ -166,6 +168,13 @@ def check_writable(path, what: str = "output") -> Path:
     if path is None or str(path) == "":
         raise HGNError(f"no {what} file given")
     p = Path(path)
+    try:
+        return _check_writable(p, what)
+    except OSError as exc:  # a name too long, a loop of links, ...: what the write itself would meet
+        raise HGNError(f"cannot write {what} {str(p)[:200]}: {exc.strerror or exc}") from None
+
+
+def _check_writable(p: Path, what: str) -> Path:
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.exists():
         raise HGNError(f"cannot write {what} {p}: folder {folder} does not exist")
@@ -175,6 +184,8 @@ def check_writable(path, what: str = "output") -> Path:
         raise HGNError(f"cannot write {what} {p}: it is a folder; give a file name")
     if p.exists() and not os.access(p, os.W_OK):
         raise HGNError(f"cannot write {what} {p}: the file is read-only")
+    if len(p.name.encode("utf-8", "surrogateescape")) > 255:
+        raise HGNError(f"cannot write {what} {str(p)[:200]}...: the file name is longer than 255 bytes")
     try:  # a real write (permissions, read-only mounts, ACLs: whatever the write itself would meet)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".hgn-write-check-")
     except OSError as exc:

@@ -127,6 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Cancelled:
         _error("cancelled")
         return EXIT_USAGE
+    except OSError as exc:  # the machine's answer (disk full, permission, name too long): not a bug of ours
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        _error(f"{exc.strerror or exc}{where}")
+        return EXIT_USAGE
     except KeyboardInterrupt:
         _error("interrupted")
         return EXIT_INTERRUPTED

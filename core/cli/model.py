@@ -495,10 +495,11 @@ def run_rollout(args) -> int:
     model = load_model(args.model)
     system = rollout_system(args, model)
     _check_model_fits_system(model, system)
-    from core.physics.integrators import check_run_memory
+    from core.physics.integrators import check_run_memory, check_run_time
 
     check_run_memory("rollout (ground truth and prediction)", system.n, system.dim, args.steps, args.save_every,
                      runs=1 if args.no_truth else 2)
+    check_run_time("rollout (ground truth and prediction)", system.n, args.steps, 1 if args.no_truth else 2)
     q0, p0 = initial_state(system, args.displacement, args.momentum, args.temperature, seed=args.seed)
     bar = StageBar(args.quiet)
     try:

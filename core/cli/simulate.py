@@ -297,7 +297,7 @@ def run_simulate(args) -> int:
     if args.dataset_out is not None and is_xyz(args.dataset_out):
         raise HGNError("--dataset-out writes the HGN Studio .npz format; give a .npz name")
     from core import validate
-    from core.physics.integrators import check_run_memory, check_run_settings, run_bytes
+    from core.physics.integrators import check_run_memory, check_run_settings, check_run_time, run_bytes
 
     validate.whole("--trajectories", args.trajectories, 1)
     validate.fraction("--test-fraction", args.test_fraction)
@@ -321,6 +321,7 @@ def run_simulate(args) -> int:
         if with_data else 0.0
     check_run_memory("simulate", system.n, system.dim, args.steps, args.save_every, 3 if with_data else 2,
                      runs=args.trajectories, extra=dataset)
+    check_run_time("simulate", system.n, args.steps, args.trajectories)
     bar = TqdmProgress(args.trajectories, args.steps, disable=True if args.quiet else None)
     runs, trajs = [], []
     try:

@@ -110,7 +110,7 @@ import numpy as np
 from core.errors import HGNError
 from core.physics.forces import DEFAULT_SKIN, ForceField
 from core.physics.integrators import (ENERGY_ERROR_LIMIT, Frame, FrameFn, check_run_memory, check_run_settings,
-                                      energy_scale, n_saved_frames)
+                                      check_run_time, energy_scale, n_saved_frames)
 from core.jobs import CancelLike, ProgressFn, check_cancel, report
 from core.physics.system import System
 from core.physics.trajectory import Trajectory
@@ -135,10 +135,9 @@ ROLLOUT_THREADS = 1
 
 def check_threads(threads) -> int:
     """``threads`` as a whole number >= 0, or HGNError."""
-    if isinstance(threads, bool) or not isinstance(threads, (int, float)) or not float(threads).is_integer() \
-            or threads < 0:
-        raise HGNError(f"roll-out threads must be a whole number >= 0 (0 = every core), got {threads!r}")
-    return int(threads)
+    from core import validate
+
+    return validate.whole("roll-out threads (0 = every core)", threads, 0, validate.MAX_THREADS)
 
 
 class RolloutConvergenceWarning(RuntimeWarning):
@@ -524,6 +523,7 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
     if on_divergence not in DIVERGENCE_POLICIES:
         raise HGNError(f"on_divergence must be one of {', '.join(DIVERGENCE_POLICIES)}, got {on_divergence!r}")
     check_run_memory("the roll-out", system.n, system.dim, steps, save_every)
+    check_run_time("the roll-out", system.n, steps)
     from core.learning.hgn.device import blas_threads, torch_threads
     from core.learning.stepper import make_stepper, resolve_precision
 

@@ -6,6 +6,7 @@ rebuilt (and scaled up for zero-shot tests) from its description.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -40,7 +41,7 @@ def _positive(name: str, v) -> float:
 
 
 def _dim(dim) -> int:
-    if isinstance(dim, bool) or dim not in (2, 3):
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Real) or dim not in (2, 3):
         raise HGNError(f"dimension must be 2 or 3, got {dim!r}")
     return int(dim)
 

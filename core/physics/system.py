@@ -12,6 +12,7 @@ applies the minimum-image convention.
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,11 +43,17 @@ class System:
         self.positions = _as_float_array(self.positions, "positions")
         self.masses = _as_float_array(self.masses, "masses")
         if self.edges is not None:
-            e = np.asarray(self.edges)
+            try:
+                e = np.asarray(self.edges)
+            except (TypeError, ValueError, OverflowError):
+                raise HGNError("edges must be pairs of integer particle indices") from None
             if e.size == 0:
                 e = np.zeros((0, 2), dtype=np.int64)
+            if e.dtype.kind not in "iuf":
+                raise HGNError(f"edges must be pairs of integer particle indices, got {self.edges!r:.60}")
             if not np.issubdtype(e.dtype, np.integer):
-                if not np.all(np.isfinite(e)) or not np.all(np.asarray(e) == np.round(e)):
+                if not np.all(np.isfinite(e)) or not np.all(np.asarray(e) == np.round(e)) \
+                        or (e.size and np.abs(e).max() >= 2.0 ** 62):
                     raise HGNError("edges must be pairs of integer particle indices")
                 e = e.astype(np.int64)
             self.edges = e.astype(np.int64)
@@ -82,7 +89,7 @@ class System:
 
     def validate(self) -> None:
         """Raise :class:`HGNError` naming the first thing that is wrong."""
-        if isinstance(self.dim, bool) or self.dim not in (2, 3):
+        if isinstance(self.dim, bool) or not isinstance(self.dim, numbers.Real) or self.dim not in (2, 3):
             raise HGNError(f"dimension must be 2 or 3, got {self.dim!r}")
         self.dim = int(self.dim)
         q = self.positions

@@ -224,6 +224,14 @@ def test_sizes_beyond_memory_are_refused_with_an_estimate(argv, tmp_path, capsys
     assert list(tmp_path.iterdir()) == []
 
 
+def test_runs_that_cannot_finish_are_refused_with_an_estimate(tmp_path, capsys, no_run):
+    # few saved frames, so memory is no obstacle: the old code started a run of 1e15 steps
+    code, out, err = cli(["simulate", "--kind", "chain", "--steps", 10 ** 15, "--save-every", 10 ** 15,
+                          "--out", tmp_path / "x.npz", "-q"], capsys)
+    line = one_error_line(err)
+    assert code == 2 and "would take at least" in line and "years" in line, line
+
+
 def test_width_beyond_any_machine_is_refused(tmp_path, capsys):
     code, out, err = cli(["train", "--kind", "chain", "--n", 4, "--edge-width", 100_000_000, "--out",
                           tmp_path / "m.npz", "-q"], capsys)

@@ -145,7 +145,7 @@ class BaselineConfig(SettingsMixin):
         dev = self.device
         if not isinstance(dev, str) or not (dev in DEVICES or (dev.startswith("cuda:") and dev[5:].isdigit())):
             raise HGNError(f"baseline setting device={dev!r} is not one of {', '.join(DEVICES)} (or cuda:N)")
-        integer("threads", 1)
+        integer("threads", 1, validate.MAX_THREADS)
         integer("seed", 0)
         choice("encoding", ENCODINGS)
         integer("node_width", 1, MAX_WIDTH)

@@ -164,7 +164,7 @@ class RFConfig(SettingsMixin):
         integer("sample_points", 2)
         integer("adaptive_rounds", 1, 1000)
         integer("seed", 0)
-        integer("threads", 0)
+        integer("threads", 0, validate.MAX_THREADS)
         if self.device not in DEVICES:
             raise HGNError(f"RF-HGN setting device={self.device!r} is not one of {', '.join(DEVICES)}")
         number("regularisation", 0.0, strict=False)
