@@ -241,6 +241,9 @@ def check_trajectory_shapes(tr: Trajectory, where: str) -> None:
         a = np.asarray(getattr(tr, name))
         if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
             raise HGNError(f"{where}: {name} must hold real numbers, got dtype {a.dtype}")
+        if not np.isfinite(a).all():
+            frame = int(np.argwhere(~np.isfinite(a))[0, 0])
+            raise HGNError(f"{where}: {name} is not finite (NaN or inf) at frame {frame}")
     if not (isinstance(tr.dt, (int, float, np.number)) and math.isfinite(float(tr.dt)) and float(tr.dt) > 0):
         raise HGNError(f"{where}: time step dt must be a number > 0, got {tr.dt!r}")
     if isinstance(tr.save_every, bool) or not float(tr.save_every).is_integer() or int(tr.save_every) < 1:
@@ -370,6 +373,13 @@ def check_dataset(ds: Dataset, where: str) -> None:
             raise HGNError(f"{where}: {name} has shape {a.shape}, expected {q.shape} like q")
     if np.asarray(ds.energy).shape != (n_s,):
         raise HGNError(f"{where}: energy has shape {np.asarray(ds.energy).shape}, expected ({n_s},)")
+    for name in ("q", "p", "dqdt", "dpdt", "energy"):
+        a = np.asarray(getattr(ds, name))
+        if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+            raise HGNError(f"{where}: {name} must hold real numbers, got dtype {a.dtype}")
+        if not np.isfinite(a).all():
+            snap = int(np.argwhere(~np.isfinite(a))[0, 0])
+            raise HGNError(f"{where}: {name} is not finite (NaN or inf) at snapshot {snap}")
     for name in ("train", "test"):
         a = np.asarray(getattr(ds, name))
         if a.ndim != 1 or (a.size and not np.issubdtype(a.dtype, np.integer)):

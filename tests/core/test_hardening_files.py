@@ -469,3 +469,18 @@ def test_video_exports_follow_the_same_save_rules(tmp_path):
 def test_wrong_values_to_the_saving_api(tmp_path, call):
     with pytest.raises(HGNError):
         call(tmp_path, _traj())
+
+
+def test_non_finite_data_is_refused_when_saved_too(tmp_path):
+    """What loading would refuse is not written: a NaN position or energy stops the save with HGNError."""
+    tr = _traj()
+    tr.q[2, 1, 0] = np.nan
+    with pytest.raises(HGNError, match="q is not finite .* frame 2"):
+        io.save_trajectories(tmp_path / "t.npz", tr)
+    from file_cases import small_parts
+
+    ds = small_parts()[2]
+    ds.energy[3] = np.inf
+    with pytest.raises(HGNError, match="energy is not finite .* snapshot 3"):
+        io.save_dataset(tmp_path / "d.npz", ds)
+    assert leftovers(tmp_path) == [] and list(tmp_path.iterdir()) == []
