@@ -3,10 +3,10 @@ naming the file and the field, reading is bounded by the file's size, saves
 leave nothing behind and respect links, permissions and the umask.
 
 One test per failure listed in the issue; each failed on the code before the
-hardening (9e2be3b) unless its docstring says otherwise (there: 39 of 44
-failed; passing were the umask, out-of-range test indices, a complex
-trajectory array and two of the wrong-argument calls; the SIGTERM-handler and
-pipe/device guards added later pass there too)."""
+hardening (9e2be3b) unless its docstring says otherwise: there 48 of these 57
+cases fail; passing there are the umask, out-of-range test indices, a complex
+trajectory array, two of the wrong-argument calls, the SIGTERM-handler guard
+and the three pipe/device/NUL guards."""
 from __future__ import annotations
 
 import json
