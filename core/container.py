@@ -318,7 +318,10 @@ class Temporary:
         with _LIVE_LOCK:
             _LIVE.add(self.name)
         try:
-            os.fchmod(self.fd, mode)
+            if hasattr(os, "fchmod"):
+                os.fchmod(self.fd, mode)
+            else:  # pragma: no cover - Windows before Python 3.13
+                os.chmod(self.name, mode)
         except OSError:
             pass
         _try_lock(self.fd)
