@@ -567,8 +567,17 @@ def load_npz(path, kind: str | tuple[str, ...] | None = None) -> tuple[dict, dic
     """Read a file written by :func:`save_npz`; returns (header, arrays).
 
     ``kind`` restricts the accepted file kinds (one name or a tuple). The
-    reading is bounded (see the module notes); arrays are read-only views of
-    freshly read buffers (or writable copies where numpy makes them)."""
+    reading is bounded (see the module notes)."""
+    return _open_npz(path, kind, True)
+
+
+def list_npz(path, kind: str | tuple[str, ...] | None = None) -> tuple[dict, dict[str, tuple[tuple, np.dtype]]]:
+    """(header, {array name: (shape, dtype)}) of a container, reading only the
+    arrays' headers (e.g. to describe a large file); checked as :func:`load_npz` checks."""
+    return _open_npz(path, kind, False)
+
+
+def _open_npz(path, kind, read_arrays: bool):
     path = existing_file(path)
     fname = path.name
     try:
@@ -591,7 +600,10 @@ def load_npz(path, kind: str | tuple[str, ...] | None = None) -> tuple[dict, dic
                 kinds = (kind,) if isinstance(kind, str) else tuple(kind)
                 if header.get("kind") not in kinds:
                     raise HGNError(f"{fname} holds a {header.get('kind')!r}, expected {' or '.join(kinds)}")
-            arrays = {k: _read_member(zf, info, fname, raw) for k, info in members.items()}
+            if read_arrays:
+                arrays = {k: _read_member(zf, info, fname, raw) for k, info in members.items()}
+            else:
+                arrays = {k: _member_layout(zf, info, fname) for k, info in members.items()}
     except HGNError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError,
@@ -601,6 +613,16 @@ def load_npz(path, kind: str | tuple[str, ...] | None = None) -> tuple[dict, dic
     except Exception as exc:  # noqa: BLE001 - whatever a damaged archive makes zipfile or numpy raise
         raise _damaged(fname, f"{type(exc).__name__}: {str(exc)[:160]}") from None
     return header, arrays
+
+
+def _member_layout(zf: zipfile.ZipFile, info: zipfile.ZipInfo, fname: str) -> tuple[tuple, np.dtype]:
+    """(shape, dtype) of a member from its ``.npy`` header, checked against its size; no data read."""
+    with zf.open(info) as fp:
+        shape, _, dtype, _, nbytes = _array_header(fp, fname, info.filename)
+        if fp.tell() + nbytes != info.file_size:
+            raise _damaged(fname, f"array {info.filename[:-4]!r} declares shape {tuple(shape)} of {dtype} "
+                                  f"({nbytes} bytes) but its member holds {info.file_size - fp.tell()}")
+    return tuple(shape), dtype
 
 
 # ======================================================================

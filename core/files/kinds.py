@@ -31,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from core.errors import HGNError
-from core.container import as_path, jsonable, load_npz
+from core.container import as_path, jsonable, list_npz, load_npz
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def describe(path) -> str:
     kind = by_suffix(path)
     if kind is not None:
         return "\n".join(lines + list(kind.describe(path)))
-    header, arrays = load_npz(path)
+    header, arrays = list_npz(path)  # names, shapes and dtypes only: the kind's describe reads what it needs
     name = header.get("kind")
     lines.append(f"  kind: {name} (HGN Studio file, version {header.get('version')})")
     kind = KINDS.get(name)
@@ -143,7 +143,7 @@ def describe(path) -> str:
         extra = {k: v for k, v in header.items() if k not in ("format", "version", "kind")}
         if extra:
             lines.append(f"  header: {short_json(extra)}")
-    listed = [f"{k} {tuple(a.shape)} {a.dtype}" for k, a in arrays.items()]
+    listed = [f"{k} {shape} {dtype}" for k, (shape, dtype) in arrays.items()]
     more = f", ... ({len(listed) - 12} more)" if len(listed) > 12 else ""
     lines.append("  arrays: " + ", ".join(listed[:12]) + more)
     return "\n".join(lines)
