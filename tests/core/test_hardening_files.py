@@ -3,8 +3,8 @@ naming the file and the field, reading is bounded by the file's size, saves
 leave nothing behind and respect links, permissions and the umask.
 
 One test per failure listed in the issue; each failed on the code before the
-hardening (9e2be3b) unless its docstring says otherwise: there 48 of the first 57
-cases fail (49 of 58 with the info-memory test added last); passing there are the umask, out-of-range test indices, a complex
+hardening (9e2be3b) unless its docstring says otherwise: there 49 of these 58
+cases fail; passing there are the umask, out-of-range test indices, a complex
 trajectory array, two of the wrong-argument calls, the SIGTERM-handler guard
 and the three pipe/device/NUL guards."""
 from __future__ import annotations
