@@ -23,11 +23,21 @@ import numpy as np
 from core.errors import HGNError
 
 POTENTIALS: dict[str, type["PairPotential"]] = {}
+#: potentials defined by data (arrays of knots, not a few float parameters): built by
+#: ``cls.from_params(**fields)``; kept apart from :data:`POTENTIALS`, whose classes have float parameters
+#: with defaults (the studio's parameter forms). See ``core.physics.splines``.
+DATA_POTENTIALS: dict[str, type["PairPotential"]] = {}
 
 
 def register(cls):
     """Class decorator: make a potential available by its ``kind`` name."""
     POTENTIALS[cls.kind] = cls
+    return cls
+
+
+def register_data(cls):
+    """Class decorator: make a data-defined potential (``from_params``) available by its ``kind`` name."""
+    DATA_POTENTIALS[cls.kind] = cls
     return cls
 
 
@@ -172,9 +182,31 @@ class LennardJones(PairPotential):
         return 2.0 ** (1.0 / 6.0) * self.sigma
 
 
+@register
+@dataclass(frozen=True)
+class QuarticSpring(PairPotential):
+    """V(r) = k (r^2 - r0^2)^2; with k = r0 = 1 the spring (r^2 - 1)^2 of the
+    NeurIPS-2022 physics-GNN benchmark (Thangamuthu et al., 2022)."""
+
+    k: float = 1.0
+    r0: float = 1.0
+    kind: ClassVar[str] = "quartic"
+    positive: ClassVar[tuple[str, ...]] = ("k",)
+    nonnegative: ClassVar[tuple[str, ...]] = ("r0",)
+
+    def energy(self, r):
+        r = np.asarray(r)
+        return self.k * (r * r - self.r0 * self.r0) ** 2
+
+    def dvdr(self, r):
+        r = np.asarray(r)
+        return 4.0 * self.k * r * (r * r - self.r0 * self.r0)
+
+
 #: accepted spellings of potential names
 ALIASES = {"lj": "lennard-jones", "lennard_jones": "lennard-jones", "lennardjones": "lennard-jones",
-           "fpu": "anharmonic", "fpu-beta": "anharmonic", "spring": "harmonic"}
+           "fpu": "anharmonic", "fpu-beta": "anharmonic", "spring": "harmonic",
+           "neurips-spring": "quartic", "quartic-spring": "quartic", "splines": "spline"}
 
 
 def make_potential(kind: str | None, **params) -> PairPotential:
@@ -182,11 +214,15 @@ def make_potential(kind: str | None, **params) -> PairPotential:
     if not isinstance(kind, str):
         raise HGNError(f"potential kind must be a name such as {sorted(POTENTIALS)}, got {kind!r}")
     key = ALIASES.get(kind.strip().lower(), kind.strip().lower())
+    if key in DATA_POTENTIALS:
+        return DATA_POTENTIALS[key].from_params(**params)
     if key not in POTENTIALS:
-        raise HGNError(f"unknown potential {kind!r}; known potentials: {', '.join(sorted(POTENTIALS))}")
+        known = sorted(POTENTIALS) + sorted(DATA_POTENTIALS)
+        raise HGNError(f"unknown potential {kind!r}; known potentials: {', '.join(known)}")
     cls = POTENTIALS[key]
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = {str(k) for k in params} - names
     if unknown:
         raise HGNError(f"{key} potential has no parameter(s) {sorted(unknown)}; its parameters are {sorted(names)}")
     return cls(**params)
+

@@ -8,13 +8,15 @@ import torch
 
 from core.physics import builders, forces
 from core.physics.forces import ForceField, derivatives, hamiltonian, kinetic_energy, potential_energy
-from core.physics.potentials import POTENTIALS, Anharmonic, Harmonic, LennardJones, Morse, make_potential
+from core.physics.potentials import (POTENTIALS, Anharmonic, Harmonic, LennardJones, Morse, QuarticSpring,
+                                     make_potential)
 
 POTENTIAL_CASES = [
     (Harmonic(k=2.5, r0=1.2), np.linspace(0.3, 3.0, 41)),
     (Anharmonic(k=1.5, r0=1.0, beta=2.0), np.linspace(0.2, 2.5, 41)),
     (Morse(D=1.3, a=1.7, r0=1.1), np.linspace(0.5, 4.0, 41)),
     (LennardJones(epsilon=0.8, sigma=1.1), np.linspace(0.9, 3.5, 41)),
+    (QuarticSpring(k=1.3, r0=1.1), np.linspace(0.2, 2.5, 41)),
 ]
 
 
