@@ -94,7 +94,9 @@ def small_parts():
 
 def make_valid_files(folder) -> dict[str, Path]:
     """One valid file of every kind in ``folder``: kind -> path (``xyz`` for
-    extended XYZ). Models are tiny fits on the small dataset."""
+    extended XYZ; also ``system_periodic``, a 3D cutoff system in a box, and
+    ``model_frame``, an RF-HGN with the frame encoding). Models are tiny fits
+    on the small dataset."""
     from core.files import io, xyz
     from core.files.project import ModelRecord, Project, RolloutRecord, save_project
     from core.learning.baselines import BaselineConfig
@@ -119,6 +121,12 @@ def make_valid_files(folder) -> dict[str, Path]:
     }
     rec = ModelRecord(name="rf", method="rfhgn", settings={"node_width": 4}, system=system, model=rf, dataset=ds,
                       fit_time=0.5, test_mse=1e-3, loss=np.array([1.0, 0.5]))
+    from core.physics import builders
+
+    out["system_periodic"] = io.save_system(folder / "periodic.npz",
+                                            builders.molecular(8, density=0.3, dim=3, cutoff=1.2, seed=1))
+    out["model_frame"] = fit(ds, RFConfig(encoding="frame", node_width=4, edge_width=4, message_width=8,
+                                          fast_tables=False)).save(folder / "model_frame.npz")
     out["project"] = save_project(folder / "project.hgnproj", Project(
         system=system, models=[rec], current_model=0, rollout=RolloutRecord(truth=traj),
         view={"frame": 1, "camera": {"center": [0.0, 0.0, 0.0], "fov": 30.0}}, name="p"))

@@ -1,7 +1,8 @@
 """Issue 11, property-based: damaged files of every kind are refused cleanly.
 
 From one valid file of every kind (system, trajectory, dataset, the three
-model kinds, project, extended XYZ) hypothesis makes damaged ones:
+model kinds, project, extended XYZ; plus a periodic 3D cutoff system and a
+frame-encoding RF-HGN) hypothesis makes damaged ones:
 truncation, byte flips (plain and inside compressed members), header fields
 set to values of the wrong type or range or removed, arrays of the wrong
 dtype (complex, strings, narrower), shape, with NaN/inf, missing or added,
@@ -49,7 +50,8 @@ MEMORY_LIMIT_MB = 200.0
 #: a case still running after this many seconds is stopped (SIGALRM) and counted as a failure
 HARD_STOP_S = 10
 EXAMPLES = 45
-CONTAINER_KINDS = ["system", "trajectory", "dataset", "model", "baseline_model", "rf_hnn_model", "project"]
+CONTAINER_KINDS = ["system", "system_periodic", "trajectory", "dataset", "model", "model_frame", "baseline_model",
+                   "rf_hnn_model", "project"]
 REPORT = os.environ.get("HGN_PROPERTY_REPORT")
 
 WEIRD = [None, "", "abc", "1e999", -1, 0, 2, 10**30, -(10**19), 1e308, 1.5, float("nan"), float("inf"), True,
