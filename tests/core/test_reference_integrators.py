@@ -1,0 +1,117 @@
+"""Reference integrators (issue 12): RK4 and DOP853 converge at their orders
+on an analytic oscillator, write frames at the ground truth's times, and
+share velocity_verlet's signature, checks and result."""
+import threading
+
+import numpy as np
+import pytest
+
+from core.errors import Cancelled, HGNError
+from core.physics import builders
+from core.physics.forces import ForceField
+from core.physics.integrators import velocity_verlet
+from core.physics.reference import INTEGRATORS, dop853, integrator, rk4
+
+OMEGA = 1.3
+MASS = 0.7
+T_END = 10.0
+
+
+def oscillator(q):
+    """A 1-D harmonic oscillator of frequency OMEGA and mass MASS: (V, F)."""
+    k = MASS * OMEGA**2
+    return 0.5 * k * float((q * q).sum()), -k * q
+
+
+def exact(t, q0=1.0, p0=0.4):
+    c, s = np.cos(OMEGA * t), np.sin(OMEGA * t)
+    return q0 * c + p0 / (MASS * OMEGA) * s, -q0 * MASS * OMEGA * s + p0 * c
+
+
+def final_error(run):
+    q, p = exact(run.t[-1])
+    return abs(run.q[-1, 0, 0] - q) + abs(run.p[-1, 0, 0] - p)
+
+
+def slope(hs, errs):
+    return np.polyfit(np.log(hs), np.log(errs), 1)[0]
+
+
+def test_rk4_converges_at_fourth_order():
+    hs = [0.1, 0.05, 0.025]
+    errs = [final_error(rk4(oscillator, [[1.0]], [[0.4]], [MASS], h, int(round(T_END / h)), 10)) for h in hs]
+    assert 3.8 < slope(hs, errs) < 4.2, errs
+    # and Verlet under the same measurement is second order (the measurement separates the orders)
+    errs_v = [final_error(velocity_verlet(oscillator, [[1.0]], [[0.4]], [MASS], h, int(round(T_END / h)), 10))
+              for h in hs]
+    assert 1.8 < slope(hs, errs_v) < 2.2, errs_v
+
+
+def test_dop853_converges_at_eighth_order_with_a_fixed_step():
+    # huge tolerances accept every step; first_step = max_step = h make it a fixed-step method
+    hs = [1.0, 0.5, 0.25]
+    errs = []
+    for h in hs:
+        n = int(round(T_END / h))
+        errs.append(final_error(dop853(oscillator, [[1.0]], [[0.4]], [MASS], h, n, n, rtol=1e3, atol=1e3,
+                                       max_step=h, first_step=h)))
+    assert 7.5 < slope(hs, errs) < 8.5, errs
+
+
+def test_dop853_reference_is_accurate_and_writes_frames_at_the_verlet_times():
+    run = dop853(oscillator, [[1.0]], [[0.4]], [MASS], 0.01, 1000, 25)
+    ver = velocity_verlet(oscillator, [[1.0]], [[0.4]], [MASS], 0.01, 1000, 25)
+    assert np.array_equal(run.t, ver.t) and run.q.shape == ver.q.shape
+    q, p = exact(run.t)
+    err = np.max(np.abs(run.q[:, 0, 0] - q)) + np.max(np.abs(run.p[:, 0, 0] - p))
+    assert err < 1e-10, err
+    err_v = np.max(np.abs(ver.q[:, 0, 0] - q))
+    assert err_v > 1e-6  # Verlet at dt 0.01 is far less accurate: the reference can tell
+    # saved energies are those of the saved states
+    assert np.allclose(run.potential, 0.5 * MASS * OMEGA**2 * run.q[:, 0, 0] ** 2, rtol=1e-14, atol=0)
+    assert np.allclose(run.kinetic, run.p[:, 0, 0] ** 2 / (2 * MASS), rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("name", sorted(INTEGRATORS))
+def test_integrators_agree_on_a_system_with_the_ground_truth_signature(name):
+    system = builders.chain(n=4, dim=2)
+    rng = np.random.default_rng(0)
+    q0 = system.positions + 0.05 * rng.standard_normal(system.positions.shape)
+    p0 = 0.2 * rng.standard_normal(q0.shape)
+    ff = ForceField(system)
+    frames = []
+    run = integrator(name)(ff.energy_forces, q0, p0, system.masses, 0.005, 400, 20, save_forces=True,
+                           on_frame=frames.append)
+    ref = dop853(ForceField(system).energy_forces, q0, p0, system.masses, 0.005, 400, 20)
+    assert [f.index for f in frames] == list(range(len(run.t))) and len(run.t) == 21
+    assert np.array_equal(run.t, ref.t)
+    tol = {"verlet": 1e-4, "rk4": 1e-8, "dop853": 0.0}[name]
+    assert np.max(np.abs(run.q - ref.q)) <= tol
+    assert np.max(np.abs(run.q - q0)) > 1e-2  # it moved
+    assert np.allclose(run.forces[-1], ForceField(system).forces(run.q[-1]), rtol=1e-13, atol=1e-13)
+    assert np.allclose(run.total, run.total[0], rtol=0, atol=1e-3)
+
+
+def test_rk4_blow_up_is_refused():
+    with pytest.raises(HGNError, match="blew up"):
+        rk4(oscillator, [[1.0]], [[0.4]], [MASS], 5.0, 200, 1)
+
+
+def test_bad_settings_and_names_are_refused():
+    with pytest.raises(HGNError, match="dt"):
+        rk4(oscillator, [[1.0]], [[0.4]], [MASS], -0.1, 10)
+    with pytest.raises(HGNError, match="masses"):
+        dop853(oscillator, [[1.0]], [[0.4]], [MASS, 1.0], 0.1, 10)
+    with pytest.raises(HGNError, match="rtol"):
+        dop853(oscillator, [[1.0]], [[0.4]], [MASS], 0.1, 10, rtol=0.0)
+    with pytest.raises(HGNError, match="unknown integrator"):
+        integrator("euler")
+    assert integrator("Velocity-Verlet") is velocity_verlet
+
+
+@pytest.mark.parametrize("fn", [rk4, dop853])
+def test_cancel_stops_a_reference_run(fn):
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        fn(oscillator, [[1.0]], [[0.4]], [MASS], 0.01, 1000, 10, cancel=cancel)
