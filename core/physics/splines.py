@@ -257,3 +257,55 @@ def grf_potential(seed: int, length_scale: float = GRF_LENGTH_SCALE, amplitude: 
     v[0] = v[-1] = amplitude
     return SplinePotential(r=tuple(x.tolist()), V=tuple(v.tolist()), slopes=(0.0, 0.0), wall=wall,
                            source=f"grf seed={int(seed)} length_scale={length_scale:g} amplitude={amplitude:g}")
+
+
+#: largest potential description file read (bytes): 10,000 knots as JSON text need < 1 MB
+MAX_POTENTIAL_FILE = 16 * 2**20
+#: the settings of :func:`grf_potential` besides the seed (the command line's -P names)
+GRF_SETTINGS = ("length_scale", "amplitude", "r_lo", "r_hi", "knots", "wall")
+
+
+def read_potential_file(path) -> PairPotential:
+    """The potential described by a JSON file: ``{"kind": "spline", "r": [...],
+    "V": [...], "slopes": [left, right] (optional), "wall": W (optional)}`` (or
+    any other kind with its parameters, e.g. ``{"kind": "morse", "D": 2}``).
+    HGNError naming the file and what is wrong."""
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > MAX_POTENTIAL_FILE:
+            raise HGNError(f"potential file {p}: {size} bytes is more than the {MAX_POTENTIAL_FILE} accepted")
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HGNError(f"potential file {p} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HGNError(f"potential file {p} cannot be read: {exc}") from None
+    try:
+        d = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise HGNError(f"potential file {p} is not valid JSON ({exc}); expected "
+                       '{"kind": "spline", "r": [...], "V": [...], "slopes": [left, right]}') from None
+    if not isinstance(d, dict):
+        raise HGNError(f"potential file {p} must hold one JSON object such as "
+                       f'{{"kind": "spline", "r": [...], "V": [...]}}, got {type(d).__name__}')
+    try:
+        return PairPotential.from_dict(d)
+    except HGNError as exc:
+        raise HGNError(f"potential file {p}: {exc}") from None
+
+
+def grf_from_settings(seed, settings: dict) -> SplinePotential:
+    """:func:`grf_potential` from command-line style settings (``-P name=value`` floats)."""
+    unknown = sorted(set(settings) - set(GRF_SETTINGS))
+    if unknown:
+        raise HGNError(f"the grf potential has no setting(s) {unknown}; its settings are {list(GRF_SETTINGS)}")
+    kw = dict(settings)
+    if "knots" in kw:
+        k = kw["knots"]
+        if not (isinstance(k, numbers.Real) and math.isfinite(k) and float(k).is_integer()):
+            raise HGNError(f"random (grf) potential: knots must be a whole number, got {k!r}")
+        kw["knots"] = int(k)
+    return grf_potential(seed, **kw)

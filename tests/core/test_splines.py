@@ -231,3 +231,32 @@ def test_quartic_spring_is_the_neurips_benchmark_spring():
     assert np.array_equal(q.energy(r), (r**2 - 1.0) ** 2)
     assert np.max(np.abs(q.dvdr(r) - fd(q, r))) < 1e-6
     assert q.r_min == 1.0 and q.dvdr(np.array(1.0)) == 0.0
+
+
+def test_potential_files_are_read_and_refused_clearly(tmp_path):
+    from core.physics.splines import read_potential_file
+
+    f = tmp_path / "V.json"
+    f.write_text(json.dumps({"kind": "spline", "r": KNOTS["r"], "V": KNOTS["V"], "slopes": KNOTS["slopes"]}))
+    assert read_potential_file(f) == spline()
+    f.write_text(json.dumps({"kind": "spline", "r": KNOTS["r"], "V": KNOTS["V"]}))
+    assert read_potential_file(f).slopes == (0.0, 0.0)  # stated default
+    for text, msg in [("{", "not valid JSON"), ("[1, 2]", "one JSON object"),
+                      (json.dumps({"kind": "spline", "r": [1.0, 2.0], "V": [0.0]}), "'V' has 1 values"),
+                      (json.dumps({"kind": "spline", "r": [1.0, 2.0], "V": [0.0, 1e400]}), "'V'")]:
+        f.write_text(text)
+        with pytest.raises(HGNError, match=msg) as err:
+            read_potential_file(f)
+        assert "V.json" in str(err.value)
+    with pytest.raises(HGNError, match="does not exist"):
+        read_potential_file(tmp_path / "missing.json")
+
+
+def test_grf_from_command_line_settings():
+    from core.physics.splines import grf_from_settings
+
+    assert grf_from_settings(3, {"length_scale": 0.2, "knots": 20.0}) == grf_potential(3, length_scale=0.2, knots=20)
+    with pytest.raises(HGNError, match="no setting"):
+        grf_from_settings(3, {"sigma": 1.0})
+    with pytest.raises(HGNError, match="knots"):
+        grf_from_settings(3, {"knots": 20.5})
