@@ -17,11 +17,14 @@ cancel (:meth:`confirm_close`; the question is the injectable ``choose``).
 Autosave and recovery. While something changed (system, models, roll-out),
 the project is written every :data:`AUTOSAVE_SECONDS` (without training
 data, so it stays small and quick) in the background to
-``autosave/autosave-<pid>.hgnproj`` next to the studio's settings file. A
-clean exit deletes it unless it still holds models nobody saved or
-discarded. At the next start, autosaves whose process is no longer running
-(a crash, a kill, a power cut) are found and the newest is offered for
-restoring; several studios running at once each keep their own.
+``autosave/autosave-<run>.hgnproj`` next to the studio's settings file,
+named by an identity of the studio run and guarded by a lock the run holds
+while it lives (:mod:`studio.autosave`). A clean exit deletes it unless it
+still holds models nobody saved or discarded. At the next start, every
+autosave whose run is over (its lock is free: a crash, a kill, a power cut)
+is offered, newest first: restore, discard, or keep for the next start;
+nothing is deleted but by that choice. Several studios running at once each
+keep their own.
 
 Opening anything (File > Open, drag and drop, recent files) goes through
 :meth:`open_path`, which reads the whole file first and changes nothing when
@@ -37,7 +40,6 @@ folder.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -48,6 +50,7 @@ from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
 from core.errors import HGNError
 from core.files.project import PROJECT_SUFFIX
 
+from .autosave import RunLock, orphaned_autosaves, remove
 from .pacing import pacer
 from .workers import JobRunner
 
@@ -78,20 +81,6 @@ def _autosave_copy(project):
                                view=dict(project.view), ui=dict(project.ui))
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
-
-
 class ProjectController(QObject):
     """Project files of one main window (see the module notes)."""
 
@@ -99,7 +88,8 @@ class ProjectController(QObject):
     projectSaved = Signal(str)
     autosaved = Signal(str)
 
-    def __init__(self, window, autosave_seconds: float = AUTOSAVE_SECONDS, ask=None, choose=None):
+    def __init__(self, window, autosave_seconds: float = AUTOSAVE_SECONDS, ask=None, choose=None,
+                 recover=None):
         super().__init__(window)
         self.window = window
         self.document = window.document
@@ -109,6 +99,11 @@ class ProjectController(QObject):
         self._discarded = False
         #: ask(title, text) -> bool; a QMessageBox by default (tests replace it)
         self.ask = ask or self._ask
+        #: recover(path, when, can_restore) -> "restore" | "discard" | "keep": what to do with
+        #: an autosave of a run that is over; a QMessageBox by default (tests replace it)
+        self.recover = recover or self._recover
+        #: this run's identity, its autosave and the lock that says it is alive (studio.autosave)
+        self.run = RunLock(self.autosave_folder())
         #: choose(title, text) -> "save" | "discard" | "cancel"; a QMessageBox by default
         self.choose = choose or self._choose
         self.saveJobs = JobRunner(self)
@@ -432,7 +427,8 @@ class ProjectController(QObject):
         return Path(self.window.settings.fileName()).resolve().parent / "autosave"
 
     def autosave_path(self) -> Path:
-        return self.autosave_folder() / f"autosave-{os.getpid()}{PROJECT_SUFFIX}"
+        """This run's autosave (named by the run's identity, see studio.autosave)."""
+        return self.run.path
 
     @Slot()
     def autosave(self, force: bool = False, wait: bool = False) -> bool:
@@ -440,9 +436,8 @@ class ProjectController(QObject):
         thread, or on this thread with ``wait=True``."""
         if not (self.dirty or force) or self.saveJobs.is_running() or self.document.system is None:
             return False
-        folder = self.autosave_folder()
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            self.run.acquire()                 # the lock first: a live run's autosave is never offered
             project = _autosave_copy(self.project())
             if wait:
                 path = _write_project(self.autosave_path(), project, False)
@@ -456,50 +451,63 @@ class ProjectController(QObject):
         return self.saveJobs.start("autosave", _write_project, self.autosave_path(), project, False)
 
     def recovery_candidates(self) -> list[Path]:
-        """Autosaves of studios that are no longer running, newest first."""
-        folder = self.autosave_folder()
-        if not folder.is_dir():
-            return []
-        out = []
-        for p in folder.glob(f"autosave-*{PROJECT_SUFFIX}"):
-            try:
-                pid = int(p.name[len("autosave-"):-len(PROJECT_SUFFIX)])
-            except ValueError:
-                continue
-            if pid != os.getpid() and not _pid_alive(pid):
-                out.append(p)
-        return sorted(out, key=lambda p: p.stat().st_mtime, reverse=True)
+        """Autosaves of studio runs that are over (their lock is free), newest first."""
+        return orphaned_autosaves(self.autosave_folder(), self.run.run_id)
 
     def offer_recovery(self) -> bool:
-        """Ask whether to restore the newest crashed session's autosave;
-        True when it was restored. Stale autosaves are removed either way."""
-        cands = self.recovery_candidates()
-        if not cands:
-            return False
-        newest = cands[0]
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(newest.stat().st_mtime))
+        """Offer every autosave of a run that is over (a crash, a kill), newest
+        first: restore it, discard it, or keep it for the next start. Only the
+        user's choice deletes one; after a restore the others can be kept or
+        discarded. True when one was restored."""
         restored = False
-        if self.ask("Restore autosaved project?",
-                    f"HGN Studio did not close properly last time. An autosave from {when} was found.\n\n"
-                    "Restore it?"):
-            from core.files.project import load_project
-
+        for path in self.recovery_candidates():
             try:
-                project = load_project(newest)
-            except HGNError as exc:
-                self.window.show_error(f"the autosave cannot be restored: {exc}")
-            else:
-                self.path = None
-                self._apply(project, saved=False)      # its models are in no file the user named
-                self._update_title()
-                self.window.show_status(f"restored the autosave from {when}")
-                restored = True
-        for p in cands:
-            try:
-                p.unlink()
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
             except OSError:
-                pass
+                continue                       # gone meanwhile (another studio took it)
+            choice = self.recover(path, when, not restored)
+            if choice == "discard":
+                remove(path)
+            elif choice == "restore" and not restored:
+                restored = self._restore(path, when)
         return restored
+
+    def _restore(self, path: Path, when: str) -> bool:
+        from core.files.project import load_project
+
+        try:
+            project = load_project(path)
+        except HGNError as exc:
+            self.window.show_error(f"the autosave cannot be restored (kept: {path}): {exc}")
+            return False
+        self.path = None
+        self._apply(project, saved=False)      # its models are in no file the user named
+        self._update_title()
+        # this run's own autosave holds it now; then the old one may go
+        if self.autosave(force=True, wait=True):
+            remove(path)
+        self.window.show_status(f"restored the autosave from {when}")
+        return True
+
+    def _recover(self, path: Path, when: str, can_restore: bool) -> str:
+        box = QMessageBox(self.window)
+        box.setWindowTitle("Restore autosaved project?")
+        box.setIcon(QMessageBox.Question)
+        if can_restore:
+            box.setText(f"HGN Studio did not close properly. An autosave from {when} was found.\n\n"
+                        "Restore it, discard it, or keep it to decide at the next start?")
+        else:
+            box.setText(f"Another autosave, from {when}, was found (a project was restored already).\n\n"
+                        "Discard it, or keep it to decide at the next start?")
+        box.setInformativeText(str(path))
+        restore = box.addButton("Restore", QMessageBox.AcceptRole) if can_restore else None
+        discard = box.addButton("Discard", QMessageBox.DestructiveRole)
+        keep = box.addButton("Keep for later", QMessageBox.RejectRole)
+        box.setDefaultButton(restore or keep)
+        box.exec()
+        clicked = box.clickedButton()
+        return "restore" if clicked is restore and restore is not None else \
+            "discard" if clicked is discard else "keep"
 
     def _ask(self, title: str, text: str) -> bool:
         return QMessageBox.question(self.window, title, text, QMessageBox.Yes | QMessageBox.No,
@@ -513,15 +521,17 @@ class ProjectController(QObject):
         self.saveJobs.shutdown(10000)
         if self.document.has_unsaved_models() and not self._discarded:
             try:
-                self.autosave_folder().mkdir(parents=True, exist_ok=True)
+                self.run.acquire()
                 _write_project(self.autosave_path(), _autosave_copy(self.project()), False)
             except (OSError, HGNError):
                 pass
+            self.run.release()                 # over: the next start offers what it kept
             return
         try:
             self.autosave_path().unlink()
         except OSError:
             pass
+        self.run.release()
 
     # ------------------------------------------------------------------
     # imported ground truth

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -242,32 +243,99 @@ _CRASHING_STUDIO = textwrap.dedent("""
     c = w.projects
     from core.physics import builders
     from studio.commands import set_system
-    set_system(w.document, w.undo, builders.triangular_lattice(3, 5), {{"kind": "triangular"}})
+    set_system(w.document, w.undo, builders.triangular_lattice(3, {m}), {{"kind": "triangular"}})
     w.views.set_layout("overlay")
     assert c.dirty and c.autosave(wait=True)
     print(c.autosave_path(), flush=True)
+    if {wait}:                          # a live studio: waits until told to crash
+        sys.stdin.readline()
     os.kill(os.getpid(), signal.SIGKILL)
 """)
 
 
-def test_recovery_after_a_kill(qtbot, window, isolated_settings):
+def _crashed_studio(isolated_settings, m=5):
+    """Run a studio that autosaves a 3 x m lattice and is killed; its autosave."""
     env = dict(os.environ, HGN_STUDIO_SETTINGS=str(isolated_settings))
-    r = subprocess.run([sys.executable, "-c", _CRASHING_STUDIO.format(root=str(ROOT))], env=env, cwd=ROOT,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", _CRASHING_STUDIO.format(root=str(ROOT), m=m, wait=False)], env=env,
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == -signal.SIGKILL, r.stderr
     left = Path(r.stdout.strip().splitlines()[-1])
     assert left.exists()
+    return left
 
+
+def test_recovery_after_a_kill(qtbot, window, isolated_settings):
+    left = _crashed_studio(isolated_settings)
     w = window
     c = controller(w)
     asked = []
-    c.ask = lambda title, text: asked.append(text) or True
+    c.recover = lambda path, when, can_restore: asked.append((path, can_restore)) or "restore"
     assert c.recovery_candidates() == [left]
     assert c.offer_recovery()
-    assert asked and "did not close properly" in asked[0]
+    assert asked == [(left, True)]
     assert w.session.system.n == 15 and w.views.layout_mode == "overlay"
+    # restored: this run's own autosave holds it, the old one is gone
     assert not left.exists() and c.recovery_candidates() == []
+    from core.files.project import load_project
+
+    assert load_project(c.autosave_path()).system.n == 15
     assert c.offer_recovery() is False           # nothing more to offer
+
+
+def test_recovery_does_not_trust_process_ids(qtbot, window, isolated_settings, monkeypatch):
+    """A crashed run's autosave is offered even when its old process id now
+    belongs to another live process (the system reuses ids): here every
+    process id answers as alive."""
+    left = _crashed_studio(isolated_settings)
+    real_kill = os.kill
+
+    def kill(pid, sig):
+        if sig == 0:
+            return None                           # "a process with this id exists"
+        return real_kill(pid, sig)
+
+    monkeypatch.setattr(os, "kill", kill)
+    c = controller(window)
+    assert c.recovery_candidates() == [left]
+
+
+def test_two_crashed_runs_are_both_offered_and_only_the_users_choice_deletes(qtbot, window, isolated_settings):
+    first = _crashed_studio(isolated_settings, m=4)
+    time.sleep(1.1)                               # distinct modification times (newest first)
+    second = _crashed_studio(isolated_settings, m=6)
+    c = controller(window)
+    assert c.recovery_candidates() == [second, first]
+    offered = []
+    c.recover = lambda path, when, can_restore: offered.append(path) or "keep"
+    assert not c.offer_recovery()
+    assert offered == [second, first] and first.exists() and second.exists()     # kept: nothing deleted
+    # the next start: restore the newest, discard the other
+    choices = iter(["restore", "discard"])
+    offered.clear()
+    c.recover = lambda path, when, can_restore: offered.append((path, can_restore)) or next(choices)
+    assert c.offer_recovery()
+    assert offered == [(second, True), (first, False)]
+    assert window.session.system.n == 18 and not first.exists() and not second.exists()
+
+
+def test_a_live_studios_autosave_is_not_offered(qtbot, window, isolated_settings):
+    env = dict(os.environ, HGN_STUDIO_SETTINGS=str(isolated_settings))
+    live = subprocess.Popen([sys.executable, "-c", _CRASHING_STUDIO.format(root=str(ROOT), m=5, wait=True)],
+                            env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        path = Path(live.stdout.readline().strip())
+        assert path.exists()
+        c = controller(window)
+        assert c.recovery_candidates() == []      # its run holds the lock
+        live.stdin.write("\n")
+        live.stdin.flush()
+        assert live.wait(60) == -signal.SIGKILL
+        assert c.recovery_candidates() == [path]  # the lock went with the process
+    finally:
+        if live.poll() is None:
+            live.kill()
+            live.wait()
 
 
 def test_import_xyz_fit_and_compare(qtbot, window, tmp_path):
