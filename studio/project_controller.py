@@ -115,9 +115,13 @@ class ProjectController(QObject):
         self._timer.start()
         d = self.document
         d.dirtyChanged.connect(lambda _d: self._update_title())
-        for sig in (d.systemChanged, d.modelsChanged, d.rolloutStarted, d.rolloutFinished, d.currentModelChanged,
-                    d.groundTruthChanged):
+        for sig in (d.systemChanged, d.groundTruthChanged):
             sig.connect(self._update_enabled)
+        # a roll-out's start and end, a new model: in a pacer turn of its own
+        # (studio.pacing; enabling an action updates the menus and the tool
+        # bar showing it, which should not share the batch of a roll-out's start)
+        for sig in (d.modelsChanged, d.rolloutStarted, d.rolloutFinished, d.currentModelChanged):
+            sig.connect(lambda *_a: pacer().later(self.exportVideoAction, self._update_enabled))
         window.setAcceptDrops(True)
         window.installEventFilter(self)
         self._make_actions()

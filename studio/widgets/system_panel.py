@@ -14,7 +14,7 @@ import dataclasses
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
                                QStackedWidget, QVBoxLayout, QWidget)
 
@@ -142,6 +142,11 @@ class SystemPanel(QWidget):
         self.summary = QLabel("")
         self.summary.setObjectName("systemSummary")
         self.summary.setWordWrap(True)
+        # three lines reserved (the longest summary, a zero-shot roll-out's,
+        # at the panel's usual width): a new summary does not re-lay out the
+        # panel and resize the V(r) plot below it
+        self.summary.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        self.summary.setMinimumHeight(3 * self.summary.fontMetrics().lineSpacing())
 
         gen = QGroupBox("Generator")
         gl = QVBoxLayout(gen)
