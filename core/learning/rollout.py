@@ -214,10 +214,10 @@ def check_rollout_settings(integrator: str = "auto", tol: float = FIXED_POINT_TO
                            max_iter: int = FIXED_POINT_MAX_ITER, on_no_convergence: str = "error") -> tuple[float, int]:
     """Validate the integrator settings (HGNError when wrong); returns the
     normalised (tol, max_iter)."""
-    if integrator not in INTEGRATORS:
-        raise HGNError(f"integrator must be one of {', '.join(INTEGRATORS)}, got {integrator!r}")
-    if on_no_convergence not in ("error", "warn"):
-        raise HGNError(f"on_no_convergence must be 'error' or 'warn', got {on_no_convergence!r}")
+    from core import validate
+
+    validate.choice("integrator", integrator, INTEGRATORS)
+    validate.choice("on_no_convergence", on_no_convergence, ("error", "warn"))
     try:
         tol = float(tol)
     except (TypeError, ValueError):
@@ -520,8 +520,11 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
         raise HGNError("the explicit Stoermer-Verlet rollout needs a separable model (H = T(p) + V(q)); "
                        "this model is not separable: use the implicit integrator")
     threads = check_threads(threads)
-    if on_divergence not in DIVERGENCE_POLICIES:
-        raise HGNError(f"on_divergence must be one of {', '.join(DIVERGENCE_POLICIES)}, got {on_divergence!r}")
+    from core import validate
+
+    validate.choice("on_divergence", on_divergence, DIVERGENCE_POLICIES)
+    if not (isinstance(precision, str) or type(precision).__module__ == "torch"):
+        raise HGNError(f"precision must be one of float64, float32, got {precision!r:.60}")
     check_run_memory("the roll-out", system.n, system.dim, steps, save_every)
     check_run_time("the roll-out", system.n, steps)
     from core.learning.hgn.device import blas_threads, torch_threads

@@ -333,3 +333,18 @@ def test_a_system_without_springs_trains_or_is_refused_clearly(tmp_path, capsys)
 def test_python_api_misuse_is_an_hgn_error(call, match):
     with pytest.raises(HGNError, match=match):
         call()
+
+
+def test_cli_evaluate_with_diverging_rollouts_exits_non_zero_with_one_line(narrow_model, tmp_path, capsys):
+    import json
+
+    code, _, err = cli(["simulate", "--kind", "chain", "--n", 4, "--momentum", 0.5, "--dt", 0.05, "--steps", 400,
+                        "--trajectories", 2, "--out", tmp_path / "t.npz", "--dataset-out", tmp_path / "d.npz",
+                        "-q"], capsys)
+    assert code == 0, err
+    code, out, err = cli(["evaluate", "--model", narrow_model[2], "--data", tmp_path / "d.npz", "--json",
+                          tmp_path / "e.json", "-q"], capsys)
+    line = one_error_line(err, warnings=True)
+    assert code == 3 and "diverged" in line
+    doc = json.loads((tmp_path / "e.json").read_text())
+    assert doc["diverged"] and doc["diverged"][0]["step"] > 0 and "rollouts" not in doc

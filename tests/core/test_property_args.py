@@ -262,8 +262,12 @@ def api_calls():
     from core.physics.potentials import make_potential
     from core.physics.simulate import simulate
 
+    from core.learning.rfhgn.truth import TrueHamiltonian
+    from core.learning.rollout import rollout
+
     s = builders.chain(3)
     q0, p0 = initial_state(s, seed=0)
+    truth = TrueHamiltonian(s)
     return {
         "chain n": lambda v: builders.chain(v),
         "chain spacing": lambda v: builders.chain(3, spacing=v),
@@ -311,6 +315,17 @@ def api_calls():
         "BaselineConfig learning_rate": lambda v: BaselineConfig(learning_rate=v),
         "BaselineConfig optimizer": lambda v: BaselineConfig(optimizer=v),
         "BaselineConfig.from_dict": lambda v: BaselineConfig.from_dict(v),
+        "rollout dt": lambda v: rollout(truth, s, q0, p0, v, 5),
+        "rollout steps": lambda v: rollout(truth, s, q0, p0, 0.01, v),
+        "rollout p0": lambda v: rollout(truth, s, q0, v, 0.01, 5),
+        "rollout system": lambda v: rollout(truth, v, q0, p0, 0.01, 5),
+        "rollout integrator": lambda v: rollout(truth, s, q0, p0, 0.01, 5, integrator=v),
+        "rollout tol": lambda v: rollout(truth, s, q0, p0, 0.01, 5, integrator="implicit", tol=v),
+        "rollout threads": lambda v: rollout(truth, s, q0, p0, 0.01, 5, threads=v),
+        "rollout device": lambda v: rollout(truth, s, q0, p0, 0.01, 5, device=v),
+        "rollout precision": lambda v: rollout(truth, s, q0, p0, 0.01, 5, precision=v),
+        "rollout on_divergence": lambda v: rollout(truth, s, q0, p0, 0.01, 5, on_divergence=v),
+        "rollout t0": lambda v: rollout(truth, s, q0, p0, 0.01, 5, t0=v),
     }
 
 
