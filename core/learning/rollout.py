@@ -66,7 +66,8 @@ Divergence: a roll-out that blows up is stopped and marked, not written as
 numbers. It has diverged when a learned gradient, a state or an energy
 becomes NaN or infinite, or when the TRUE energy along the predicted path
 moves from its start by more than ``core.physics.integrators.ENERGY_ERROR_LIMIT``
-times the energy scale K(0) + |V(0)| (checked at every saved frame; the
+times the energy scale max(K(0) + |V(0)|, the system's own energy scale
+``core.physics.simulate.energy_floor``) (checked at every saved frame; the
 bound and why are in ``core.physics.integrators``: a learned model that
 conserves its H_hat and is anywhere near the truth never gets there, one that
 left its training range and broke does). With ``on_divergence="stop"`` (the
@@ -76,6 +77,9 @@ at which it was detected, why, and the frames kept); :attr:`Trajectory.diverged
 <core.physics.trajectory.Trajectory.diverged>` reads it, and it is saved in
 the file's header with the trajectory's meta. ``on_divergence="error"``
 raises :class:`~core.errors.HGNError` instead (the message is the reason).
+A roll-out continued in chunks passes ``energy_reference`` = the first
+chunk's ``meta["energy_reference"]`` ([H(0), scale]) so that every chunk
+measures against the same start and the chunks decide as one run.
 
 Periodic boxes: positions are integrated and saved unwrapped, as in the
 ground truth (``core.physics.integrators``).
@@ -288,7 +292,8 @@ class Recorder:
     (optional), the range monitor and the ``on_frame`` callback."""
 
     def __init__(self, system: System, ff: ForceField, grads, n_frames: int, dt: float,
-                 t0: float, learned_energy: bool, monitor: RangeMonitor | None, on_frame: FrameFn | None):
+                 t0: float, learned_energy: bool, monitor: RangeMonitor | None, on_frame: FrameFn | None,
+                 energy_floor: float = 0.0, energy_reference: tuple[float, float] | None = None):
         n, d = system.n, system.dim
         self.ff, self.grads, self.monitor, self.on_frame = ff, grads, monitor, on_frame
         self.dt, self.t0, self.n_frames = dt, t0, n_frames
@@ -299,7 +304,8 @@ class Recorder:
         self.kinetic = np.empty(n_frames)
         self.momentum = np.empty((n_frames, d))
         self.learned = np.empty(n_frames) if learned_energy else None
-        self.h0, self.scale = 0.0, 0.0  # H(0) and the energy scale, set by frame 0
+        self.floor, self.reference = energy_floor, energy_reference
+        self.h0, self.scale = energy_reference or (0.0, 0.0)  # H(0) and the energy scale, set by frame 0
 
     def truncate(self, k: int) -> None:
         """Keep the first ``k`` frames (a diverged roll-out)."""
@@ -328,8 +334,8 @@ class Recorder:
                                  "of each other or flown apart)",
                            f"Reduce the time step dt (now {self.dt:g}) or start closer to the states the model "
                            "was fitted on")
-        if k == 0:
-            self.h0, self.scale = h, energy_scale(self.kinetic[0], self.potential[0])
+        if k == 0 and self.reference is None:
+            self.h0, self.scale = h, energy_scale(self.kinetic[0], self.potential[0], self.floor)
         elif self.scale > 0 and not abs(h - self.h0) <= ENERGY_ERROR_LIMIT * self.scale:
             raise Diverged(step, f"the true energy along the predicted path moved by "
                                  f"{abs(h - self.h0) / self.scale:.3g} times the energy scale K(0) + |V(0)| = "
@@ -466,7 +472,8 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
             progress: ProgressFn | None = None, cancel: CancelLike | None = None,
             on_frame: FrameFn | None = None, *, integrator: str = "auto",
             tol: float = FIXED_POINT_TOL, max_iter: int = FIXED_POINT_MAX_ITER,
-            on_no_convergence: str = "error", on_divergence: str = "stop", learned_energy: bool = True,
+            on_no_convergence: str = "error", on_divergence: str = "stop", energy_reference=None,
+            learned_energy: bool = True,
             skin: float = DEFAULT_SKIN, label: str | None = None, t0: float = 0.0,
             device: str = "cpu", precision: str = "float64", threads: int = ROLLOUT_THREADS) -> Trajectory:
     """Integrate the learned Hamiltonian ``model`` on ``system`` from (q0, p0)
@@ -492,7 +499,9 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
     the predicted path. ``meta`` holds the integrator, the number of gradient
     evaluations, the wall time per step and the neighbour-list builds.
     ``on_divergence`` ("stop" or "error"): what a roll-out that blows up does
-    (module notes: stopped and marked in ``meta["diverged"]``, or HGNError).
+    (module notes: stopped and marked in ``meta["diverged"]``, or HGNError);
+    ``energy_reference``: [H(0), scale] of the first chunk of a roll-out
+    continued in chunks (its ``meta["energy_reference"]``).
     Raises HGNError for bad settings, Cancelled when cancelled.
 
     The parts: :func:`explicit_step` and :func:`implicit_step` (one step of
@@ -527,6 +536,10 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
         raise HGNError(f"precision must be one of float64, float32, got {precision!r:.60}")
     check_run_memory("the roll-out", system.n, system.dim, steps, save_every)
     check_run_time("the roll-out", system.n, steps)
+    from core.physics.integrators import check_energy_reference
+    from core.physics.simulate import energy_floor
+
+    energy_reference = check_energy_reference(energy_reference)
     from core.learning.hgn.device import blas_threads, torch_threads
     from core.learning.stepper import make_stepper, resolve_precision
 
@@ -536,7 +549,8 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
     n_frames = n_saved_frames(steps, save_every)
     r_train = training_distance_range(model)
     monitor = RangeMonitor(ff, r_train, dt, t0) if r_train is not None else None
-    recorder = Recorder(system, ff, grads, n_frames, dt, t0, learned_energy, monitor, on_frame)
+    recorder = Recorder(system, ff, grads, n_frames, dt, t0, learned_energy, monitor, on_frame,
+                        energy_floor(system), energy_reference)
     solver = FixedPointSolver(tol, max_iter, on_no_convergence, dt, cancel)
     explicit = integrator == "explicit"
 
@@ -599,6 +613,7 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
         meta["learned_energy"] = recorder.learned
     if diverged is not None:
         meta["diverged"] = diverged
+    meta["energy_reference"] = [float(recorder.h0), float(recorder.scale)]
     return Trajectory(system=system, t=t, q=recorder.q, p=recorder.p, kinetic=recorder.kinetic,
                       potential=recorder.potential, momentum=recorder.momentum,
                       dt=dt, save_every=save_every, label=label or model_name(model), meta=meta)

@@ -29,15 +29,20 @@ fraction)`` is reported at most every ~0.05 s and at the end, and a blow-up
 raises :class:`~core.errors.HGNError` that names the step and asks for a
 smaller time step. A blow-up is a non-finite energy or force, or an energy
 error |H(t) - H(0)| beyond :data:`ENERGY_ERROR_LIMIT` times the run's energy
-scale E = K(0) + |V(0)| (checked every :data:`ENERGY_CHECK_EVERY` steps and at
-every saved frame). Why that bound: for a stable step velocity Verlet keeps
+scale E = max(K(0) + |V(0)|, E_floor) (checked every :data:`ENERGY_CHECK_EVERY`
+steps and at every saved frame). E_floor is the system's own energy scale
+(``core.physics.simulate.energy_floor``: one natural pair energy of its
+potential per interacting pair, i.e. every bond stretched by half its length),
+so that a state at rest (K(0) + |V(0)| ~ 1e-31) is not stopped by round-off.
+A run continued in chunks passes ``energy_reference=(H(0), E)`` of its first
+chunk (kept in each run's ``energy_reference``), so that it decides exactly
+as one uninterrupted run. Why that bound: for a stable step velocity Verlet keeps
 the energy error bounded (for a harmonic mode of frequency w it oscillates
 with relative amplitude ~ (w dt)^2 / (4 - (w dt)^2), 1 only at w dt = 1.41,
 near the stability limit w dt = 2); beyond the limit the error grows
 geometrically without bound (seen: 7.6e287 after 100 steps). An error as
 large as the energy itself is therefore never an accurate run, and such a
-run must not become data. E = 0 (everything at rest in equilibrium) stays at
-rest; there only non-finite values are checked.
+run must not become data.
 """
 from __future__ import annotations
 
@@ -117,6 +122,8 @@ class VerletRun:
     dt: float
     save_every: int
     steps: int
+    #: (H(0), energy scale) the energy error was measured against (pass it on to continue the run in chunks)
+    energy_reference: Optional[tuple[float, float]] = None
 
     @property
     def total(self) -> np.ndarray:
@@ -167,9 +174,20 @@ def check_run_time(what: str, n: int, steps: int, runs: int = 1) -> None:
                        f"{MAX_RUN_SECONDS / 86400:g} days); use fewer steps")
 
 
-def energy_scale(kinetic: float, potential: float) -> float:
-    """The energy scale K(0) + |V(0)| the energy error of a run is measured against."""
-    return abs(float(kinetic)) + abs(float(potential))
+def energy_scale(kinetic: float, potential: float, floor: float = 0.0) -> float:
+    """The energy scale max(K(0) + |V(0)|, floor) the energy error of a run is measured against."""
+    return max(abs(float(kinetic)) + abs(float(potential)), float(floor))
+
+
+def check_energy_reference(ref) -> tuple[float, float] | None:
+    """``(H(0), scale)`` of a run continued in chunks, checked; None passes."""
+    if ref is None:
+        return None
+    try:
+        h0, scale = ref
+    except (TypeError, ValueError):
+        raise HGNError(f"energy_reference must be a pair (H(0), energy scale), got {ref!r:.60}") from None
+    return validate.number("energy_reference H(0)", h0), validate.number("energy_reference scale", scale, 0.0)
 
 
 def energy_blowup(step: int, t: float, dt: float, error: float, scale: float, limit: float) -> HGNError:
@@ -185,7 +203,8 @@ def velocity_verlet(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: n
                     progress: ProgressFn | None = None, cancel: CancelLike | None = None,
                     on_frame: FrameFn | None = None, save_forces: bool = False,
                     wrap_saved: bool = False, t0: float = 0.0,
-                    energy_limit: float | None = ENERGY_ERROR_LIMIT) -> VerletRun:
+                    energy_limit: float | None = ENERGY_ERROR_LIMIT, energy_floor: float = 0.0,
+                    energy_reference: tuple[float, float] | None = None) -> VerletRun:
     """Integrate ``steps`` velocity-Verlet steps from (q0, p0) and return the
     frames at every ``save_every``-th step (the initial state is frame 0).
 
@@ -195,7 +214,10 @@ def velocity_verlet(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: n
     ``save_forces`` also keeps F at every saved frame (the exact dp/dt, used
     by data generation). ``energy_limit``: the largest relative energy
     error accepted (module notes; None: only non-finite values are a
-    blow-up). Raises HGNError on bad settings, on saved frames that would not
+    blow-up), ``energy_floor`` the smallest energy scale (the system's own,
+    see the module notes), ``energy_reference`` (H(0), scale) of the first
+    chunk of a run continued in chunks. Raises HGNError on bad settings, on
+    saved frames that would not
     fit in memory, or on a blow-up, and :class:`~core.errors.Cancelled` when
     ``cancel`` is set.
     """
@@ -216,6 +238,8 @@ def velocity_verlet(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: n
 
     if energy_limit is not None:
         energy_limit = validate.positive("energy_limit", energy_limit)
+    energy_floor = validate.number("energy_floor", energy_floor, 0.0)
+    energy_reference = check_energy_reference(energy_reference)
     n_frames = n_saved_frames(steps, save_every)
     n, d = q.shape
     check_run_memory("the run", n, d, steps, save_every, 3 if save_forces else 2)
@@ -268,7 +292,7 @@ def velocity_verlet(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: n
         check_cancel(cancel)
         v, f = evaluate(0)
         k0 = float(np.einsum("ij,ij,i->", p, p, half_inv_m[:, 0]))
-        e_ref[:] = [v + k0, energy_scale(k0, v)]
+        e_ref[:] = energy_reference or [v + k0, energy_scale(k0, v, energy_floor)]
         save(0, 0, v, f)
         report(progress, "simulate", 0.0)
         last_report = time.perf_counter()
@@ -300,4 +324,4 @@ def velocity_verlet(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: n
     report(progress, "simulate", 1.0)
     t = t0 + dt * save_every * np.arange(n_frames)
     return VerletRun(t=t, q=qs, p=ps, potential=pot, kinetic=kin, momentum=mom, forces=fs,
-                     dt=dt, save_every=save_every, steps=steps)
+                     dt=dt, save_every=save_every, steps=steps, energy_reference=(e_ref[0], e_ref[1]))

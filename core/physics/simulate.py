@@ -16,6 +16,8 @@ grow its timeline and energy plot while the run goes on.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from core import validate
@@ -48,10 +50,33 @@ def check_state(system: System, q0, p0) -> tuple[np.ndarray, np.ndarray]:
     return q, p
 
 
+def energy_floor(system: System) -> float:
+    """The system's own energy scale, the floor of the energy scale a run's
+    energy error is measured against (``core.physics.integrators``): one
+    natural pair energy of its potential, max(|V(r_min)|, |V(1.5 r_min) -
+    V(r_min)|) (a bond stretched by half its length), per interacting pair
+    (its edges; N for cutoff systems)."""
+    pot = system.potential
+    try:
+        r = float(pot.r_min)
+    except Exception:  # noqa: BLE001 - a potential without a natural length: lengths are ~1 in reduced units
+        r = 1.0
+    if not (math.isfinite(r) and r > 0):
+        r = 1.0
+    with np.errstate(all="ignore"):
+        v0 = float(np.asarray(pot.energy(np.array([r])))[0])
+        v1 = float(np.asarray(pot.energy(np.array([1.5 * r])))[0])
+    unit = max(abs(v0), abs(v1 - v0))
+    if not (math.isfinite(unit) and unit > 0):
+        unit = 1.0
+    pairs = len(system.edges) if system.edges is not None else system.n
+    return unit * max(pairs, 1)
+
+
 def run_system(system: System, q0, p0, dt: float, steps: int, save_every: int = 1,
                progress: ProgressFn | None = None, cancel: CancelLike | None = None,
                on_frame: FrameFn | None = None, save_forces: bool = False,
-               skin: float = DEFAULT_SKIN) -> tuple[VerletRun, ForceField]:
+               skin: float = DEFAULT_SKIN, energy_reference=None) -> tuple[VerletRun, ForceField]:
     """Validated ground-truth run; returns the raw :class:`VerletRun` (which can
     also hold the forces) and the force field used (for its statistics)."""
     dt, steps, save_every = check_run_settings(dt, steps, save_every)
@@ -60,13 +85,16 @@ def run_system(system: System, q0, p0, dt: float, steps: int, save_every: int = 
     ff = ForceField(system, skin=skin)
     run = velocity_verlet(ff.energy_forces, q, p, system.masses, dt, steps, save_every,
                           box=system.box, progress=progress, cancel=cancel, on_frame=on_frame,
-                          save_forces=save_forces)
+                          save_forces=save_forces, energy_floor=energy_floor(system),
+                          energy_reference=energy_reference)
     return run, ff
 
 
 def to_trajectory(system: System, run: VerletRun, ff: ForceField | None = None,
                   label: str = "ground truth") -> Trajectory:
     meta = {"integrator": "velocity-verlet", "steps": run.steps, "unwrapped": True}
+    if run.energy_reference is not None:
+        meta["energy_reference"] = [float(x) for x in run.energy_reference]
     if ff is not None:
         meta["neighbour_builds"] = ff.neighbour_builds
     return Trajectory(system=system, t=run.t, q=run.q, p=run.p, kinetic=run.kinetic,
@@ -76,15 +104,20 @@ def to_trajectory(system: System, run: VerletRun, ff: ForceField | None = None,
 
 def simulate(system: System, q0, p0, dt: float, steps: int, save_every: int = 1,
              progress: ProgressFn | None = None, cancel: CancelLike | None = None,
-             on_frame: FrameFn | None = None, skin: float = DEFAULT_SKIN) -> Trajectory:
+             on_frame: FrameFn | None = None, skin: float = DEFAULT_SKIN,
+             energy_reference=None) -> Trajectory:
     """Integrate the system from (q0, p0) for ``steps`` steps of ``dt``, saving
     every ``save_every``-th step (frame 0 is the initial state; frames are
     evenly spaced, so a remainder of steps beyond the last multiple of
     ``save_every`` is integrated but not saved).
 
     Raises :class:`~core.errors.HGNError` for dt <= 0, steps < 0,
-    save_every < 1, a state of the wrong shape or with NaN, and a blow-up;
+    save_every < 1, a state of the wrong shape or with NaN, and a blow-up
+    (see ``core.physics.integrators``; ``energy_reference``: the
+    ``meta["energy_reference"]`` of the first chunk when a run is continued
+    in chunks, so that it decides as one run);
     :class:`~core.errors.Cancelled` when ``cancel`` is set.
     """
-    run, ff = run_system(system, q0, p0, dt, steps, save_every, progress, cancel, on_frame, skin=skin)
+    run, ff = run_system(system, q0, p0, dt, steps, save_every, progress, cancel, on_frame, skin=skin,
+                         energy_reference=energy_reference)
     return to_trajectory(system, run, ff)

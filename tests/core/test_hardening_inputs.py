@@ -348,3 +348,39 @@ def test_cli_evaluate_with_diverging_rollouts_exits_non_zero_with_one_line(narro
     assert code == 3 and "diverged" in line
     doc = json.loads((tmp_path / "e.json").read_text())
     assert doc["diverged"] and doc["diverged"][0]["step"] > 0 and "rollouts" not in doc
+
+
+def test_the_energy_bound_has_the_system_scale_as_floor():
+    """A start almost at rest (K(0) + |V(0)| ~ 1e-31) must not trip the bound on round-off."""
+    from core.learning.rfhgn.truth import TrueHamiltonian
+    from core.learning.rollout import rollout
+    from core.physics.simulate import energy_floor
+
+    s = builders.chain(4)
+    assert energy_floor(s) == pytest.approx(3 * 0.125)  # harmonic k=1, r0=1: V(1.5) - V(1) per edge
+    q0 = s.positions + 1e-16
+    p0 = np.full_like(q0, 1e-16)
+    tr = simulate(s, q0, p0, 0.01, 200, 20)
+    assert tr.meta["energy_reference"][1] == pytest.approx(energy_floor(s))
+    pred = rollout(TrueHamiltonian(s), s, q0, p0, 0.01, 200, 20)
+    assert pred.diverged is None and pred.n_frames == 11
+
+
+def test_a_roll_out_in_chunks_decides_as_one_run(narrow_model):
+    from core.learning.rollout import rollout
+
+    s, model, _ = narrow_model
+    q0, p0 = initial_state(s, 0.1, 0.5, seed=0)
+    one = rollout(model, s, q0, p0, 0.05, 2000, 10, learned_energy=False)
+    assert one.diverged is not None
+    q, p, t0, ref, frames = q0, p0, 0.0, None, 0
+    while True:  # chunks of 5 frames, each from the last state of the one before, as the studio does
+        part = rollout(model, s, q, p, 0.05, 50, 10, t0=t0, energy_reference=ref, learned_energy=False)
+        ref = ref or part.meta["energy_reference"]
+        frames += part.n_frames - (1 if t0 else 0)
+        if part.diverged is not None:
+            assert part.diverged["t"] == pytest.approx(one.diverged["t"])
+            break
+        q, p, t0 = part.q[-1], part.p[-1], t0 + 50 * 0.05
+        assert t0 < 100
+    assert frames == one.n_frames

@@ -29,6 +29,7 @@ import os
 import resource
 import signal
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -102,7 +103,9 @@ def run_cli(argv) -> tuple[object, str, str, float]:
 
     out, err = io.StringIO(), io.StringIO()
     t0 = time.perf_counter()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    # a fresh working folder per case: relative output names drawn by hypothesis ("nan", "{") land there
+    with tempfile.TemporaryDirectory(prefix="hgn-args-") as work, contextlib.chdir(work), \
+            contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             with time_limit():
                 code = main([str(a) for a in argv])
