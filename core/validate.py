@@ -160,14 +160,18 @@ def check_memory(what: str, n_bytes: float, advice: str = "") -> None:
 # ----------------------------------------------------------------------
 # output paths
 # ----------------------------------------------------------------------
-def check_writable(path, what: str = "output") -> Path:
+def check_writable(path, what: str = "output", suffixes: tuple[str, ...] | None = None) -> Path:
     """HGNError unless ``path`` can be written: its folder exists and is a
-    writable folder, and ``path`` is not a folder nor a read-only file.
-    Called before the work, so a long computation never ends in "cannot
-    write". Returns the path."""
+    writable folder, and ``path`` is not a folder nor a read-only file;
+    with ``suffixes``, its name must end in one of them (a name such as
+    "nan" or "-0.5" is a slip in a command line, not a file name). Called
+    before the work, so a long computation never ends in "cannot write".
+    Returns the path."""
     if path is None or str(path) == "":
         raise HGNError(f"no {what} file given")
     p = Path(path)
+    if suffixes and not p.name.lower().endswith(tuple(suffixes)):
+        raise HGNError(f"{what} {str(p)[:200]!r}: give a file name ending in {' or '.join(suffixes)}")
     try:
         return _check_writable(p, what)
     except OSError as exc:  # a name too long, a loop of links, ...: what the write itself would meet

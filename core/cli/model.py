@@ -258,11 +258,12 @@ class StageBar:
             self.bar = None
 
 
-def _check_out(path) -> None:
-    """HGNError before any work when ``path`` cannot be written (core.validate.check_writable)."""
+def _check_out(path, what: str = "--out", suffixes=(".npz",)) -> None:
+    """HGNError before any work when ``path`` cannot be written or has no
+    fitting name ending (core.validate.check_writable)."""
     from core.validate import check_writable
 
-    check_writable(path)
+    check_writable(path, what, suffixes)
 
 
 def _whole(name: str, v: int, lo: int) -> int:
@@ -351,7 +352,7 @@ def _load_dataset(path):
 def _write_json(path, doc: dict) -> Path:
     """Write ``doc`` as JSON atomically (temp file, then rename)."""
     path = Path(path)
-    _check_out(path)
+    _check_out(path, "--json", (".json",))
     with atomic_write(path, "w") as fh:
         fh.write(json.dumps(doc, indent=2, allow_nan=True))
     return path
@@ -482,9 +483,9 @@ def run_rollout(args) -> int:
     from core.learning.rollout import RolloutExtrapolationWarning, rollout
     from core.physics.simulate import simulate
 
-    _check_out(args.out)
+    _check_out(args.out, "--out", (".npz", ".xyz", ".extxyz"))
     if args.json:
-        _check_out(args.json)
+        _check_out(args.json, "--json", (".json",))
     from core.physics.integrators import check_run_settings
     from core.learning.rollout import check_rollout_settings
 
@@ -620,7 +621,7 @@ def run_evaluate(args) -> int:
     from core.learning.rollout import RolloutExtrapolationWarning, model_name
 
     if args.json:
-        _check_out(args.json)
+        _check_out(args.json, "--json", (".json",))
     if args.rollouts < 0:
         raise HGNError(f"--rollouts must be >= 0, got {args.rollouts}")
     from core.learning.rollout import check_rollout_settings

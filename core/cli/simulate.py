@@ -258,13 +258,18 @@ class TqdmProgress:
         self.bar.close()
 
 
-def _check_folder(path) -> None:
+#: file name endings accepted for trajectories and datasets
+TRAJECTORY_SUFFIXES = (".npz", ".xyz", ".extxyz")
+DATASET_SUFFIXES = (".npz",)
+
+
+def _check_folder(path, what: str = "output", suffixes=None) -> None:
     """HGNError before any work when ``path`` cannot be written (core.validate.check_writable)."""
     if path is None:
         return
     from core.validate import check_writable
 
-    check_writable(path)
+    check_writable(path, what, suffixes)
 
 
 def xyz_names(out: Path, count: int) -> list[Path]:
@@ -307,12 +312,11 @@ def run_simulate(args) -> int:
     if args.temperature is not None:
         validate.amplitude("--temperature", args.temperature)
     check_run_settings(args.dt, args.steps, args.save_every)
+    _check_folder(args.out, "--out", TRAJECTORY_SUFFIXES)
     if args.out is not None and is_xyz(args.out):
         for name in xyz_names(args.out, args.trajectories):
             _check_folder(name)
-    else:
-        _check_folder(args.out)
-    _check_folder(args.dataset_out)
+    _check_folder(args.dataset_out, "--dataset-out", DATASET_SUFFIXES)
     system = system_from_args(args)
     # every run is held until the end, with its forces when a dataset is written, and the dataset copies them
     # (q, p, dq/dt, dp/dt): all of it must fit before the first step (check_run_memory)

@@ -254,14 +254,26 @@ def test_lengths_beyond_reduced_units_are_refused_before_the_run(argv, words, tm
     assert code == 2 and words in line and "length units" in line, line
 
 
-@pytest.mark.parametrize("target", ["/sys/hgn-test.npz", "FILE/x.npz", "DIR"])
+@pytest.mark.parametrize("target", ["/sys/hgn-test.npz", "FILE/x.npz", "DIR.npz"])
 def test_unwritable_output_is_reported_before_the_computing(target, tmp_path, capsys, no_run):
     (tmp_path / "FILE").write_text("a file, not a folder")
-    (tmp_path / "DIR").mkdir()
+    (tmp_path / "DIR.npz").mkdir()
     out_path = target if target.startswith("/") else tmp_path / target
     code, out, err = cli(["simulate", "--kind", "chain", "--out", out_path, "-q"], capsys)
     line = one_error_line(err)
     assert code == 2 and "cannot write" in line, line
+
+
+@pytest.mark.parametrize("argv", [
+    ["simulate", "--kind", "chain", "--out", "nan"],
+    ["simulate", "--kind", "chain", "--out", "x.npz", "--dataset-out", "{"],
+    ["train", "--kind", "chain", "--out", "-0.5"],
+])
+def test_output_names_without_a_file_ending_are_refused(argv, tmp_path, capsys, monkeypatch, no_run):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli(argv + ["-q"], capsys)
+    assert code == 2 and "give a file name ending in" in one_error_line(err)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_rollout_output_checked_before_the_roll_out(narrow_model, tmp_path, capsys, no_run):
