@@ -127,7 +127,7 @@ class Dataset:
         idx = np.asarray(idx, dtype=np.int64).reshape(-1)
         if idx.size == 0:
             raise HGNError(f"{where} hold no snapshots")
-        if degenerate(np.asarray(self.p)[idx], np.asarray(self.dpdt)[idx]):
+        if degenerate(self.p, self.dpdt, idx):
             raise HGNError(f"{where} are degenerate: all {idx.size} snapshots have zero momentum and zero force "
                            "(particles at rest in equilibrium, e.g. drawn with displacement 0 and momentum 0), "
                            "so there is no motion to learn; draw them with a displacement or momentum > 0")
@@ -138,11 +138,22 @@ class Dataset:
                        self.energy[idx], np.arange(len(idx)), np.zeros(0, dtype=np.int64), [], dict(self.meta))
 
 
-def degenerate(p, dpdt) -> bool:
-    """True when every momentum and every force (dp/dt) of the snapshots is
-    exactly zero: snapshots of particles at rest in equilibrium, from which
-    no dynamics can be learned (see :meth:`Dataset.check_trainable`)."""
-    return not np.any(p) and not np.any(dpdt)
+#: snapshots read at once by :func:`degenerate` (it stops at the first that moves, so data are not copied whole)
+_DEGENERATE_CHUNK = 256
+
+
+def degenerate(p, dpdt, idx=None) -> bool:
+    """True when every momentum and every force (dp/dt) of the snapshots
+    ``idx`` (default all) is exactly zero: snapshots of particles at rest in
+    equilibrium, from which no dynamics can be learned (see
+    :meth:`Dataset.check_trainable`). Reads chunks of snapshots and stops at
+    the first that moves, so memory stays bounded in the number of snapshots."""
+    idx = np.arange(len(p)) if idx is None else np.asarray(idx, dtype=np.int64).reshape(-1)
+    for a in range(0, len(idx), _DEGENERATE_CHUNK):
+        rows = idx[a:a + _DEGENERATE_CHUNK]
+        if np.any(p[rows]) or np.any(dpdt[rows]):
+            return False
+    return True
 
 
 def static_series(trajectories) -> bool:

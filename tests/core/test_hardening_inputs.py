@@ -396,3 +396,13 @@ def test_a_roll_out_in_chunks_decides_as_one_run(narrow_model):
         q, p, t0 = part.q[-1], part.p[-1], t0 + 50 * 0.05
         assert t0 < 100
     assert frames == one.n_frames
+
+
+def test_the_python_fit_refuses_degenerate_data_and_impossible_widths():
+    from core.learning.rfhgn import RFConfig, fit
+    from core.physics.datagen import random_snapshots
+
+    with pytest.raises(HGNError, match="degenerate"):
+        fit(random_snapshots(builders.chain(4), 20, displacement=0.0, momentum=0.0, seed=0), RFConfig())
+    with pytest.raises(HGNError, match="needs about .* this machine has"):
+        fit(random_snapshots(builders.chain(4), 20, seed=0), RFConfig(edge_width=500_000))

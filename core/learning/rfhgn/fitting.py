@@ -466,6 +466,8 @@ def fit(dataset: Dataset, config: RFConfig | None = None, progress=None, cancel=
     config.validate()
     device = resolve_device(config.device)
     train, q, p, dqdt, dpdt = training_source(dataset)  # the dataset's arrays, not copied
+    dataset.check_trainable(train)  # zero momenta and forces: nothing to learn (read in chunks, no copy)
+    config.check_memory()  # normal equations beyond this machine's memory: refused before the work
     S = dataset.n_snapshots
     system = dataset.system
     energy = np.asarray(dataset.energy, dtype=np.float64).reshape(-1)
