@@ -387,19 +387,25 @@ class PackedModel:
     @classmethod
     def from_file(cls, path, kind: str = "baseline_model") -> "PackedModel":
         """Read a model file (fitted RF-HGN or baseline) without torch (for
-        opening projects in the GUI)."""
-        from core.physics.system import System
+        opening models and projects in the GUI). The file gets the checks of
+        core's loader that need no torch (header schema, stored settings,
+        every array's dtype, shape and finiteness, the training system), so a
+        damaged file is refused here with core's HGNError; the checks that
+        need the network run when a worker unpacks it."""
+        from core.container import load_npz
 
-        load_npz = _core_load_npz()
         path = Path(path)
-        blob = path.read_bytes()
-        header, arrays = load_npz(path)
-        meta = {"kind": header.get("kind", kind), "info": header.get("info") or {}, "dim": header.get("dim")}
-        meta["name"] = _display_name(meta["kind"], header.get("config") or {}, meta["info"])
-        if "train_system" in header:
-            sys_arrays = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("train_system.")}
-            meta["train_system"] = System.from_header_and_arrays(header["train_system"], sys_arrays)
-        return cls(blob, meta)
+        header, arrays = load_npz(path, kind)
+        if kind == "model":
+            from core.learning.rfhgn.model_file import check_model_file
+        else:
+            from core.learning.baselines.model import check_model_file
+        config, train_system = check_model_file(header, arrays, path.name)
+        meta = {"kind": kind, "info": header.get("info") or {}, "dim": header["dim"]}
+        meta["name"] = _display_name(kind, header["config"], meta["info"])
+        if train_system is not None:
+            meta["train_system"] = train_system
+        return cls(path.read_bytes(), meta)
 
 
 def _display_name(kind: str, config: dict, info: dict) -> str:
@@ -417,15 +423,6 @@ def _display_name(kind: str, config: dict, info: dict) -> str:
         return f"HGN ({spec.label if spec else opt})"
     except Exception:  # noqa: BLE001 - a name is only for display
         return "HGN"
-
-
-def _core_load_npz():
-    """core's container reader (it has moved between core modules)."""
-    try:
-        from core.container import load_npz
-    except ImportError:
-        from core.files.fileformat import load_npz
-    return load_npz
 
 
 def _load_real(kind: str, path: Path):

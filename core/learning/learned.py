@@ -276,6 +276,27 @@ def _float64():
     return torch.float64
 
 
+def train_system_of(header: dict, arrays: dict, name: str):
+    """The training system stored in a model file's ``header`` and arrays
+    (prefixed ``train_system.``), checked (:func:`core.container.check_system_part`,
+    its dimension against the header's ``dim``); None when the file has none.
+    Torch-free: the studio's window checks model files with it too."""
+    from core.container import check_system_part
+
+    if "train_system" not in header:
+        return None
+    sys_arrays = check_system_part(header["train_system"], arrays, "train_system.", name, "train_system")
+    if header["train_system"]["dim"] != header["dim"]:
+        raise HGNError(f"{name}: header field 'dim' is {header['dim']} but the training system is "
+                       f"{header['train_system']['dim']}D")
+    try:
+        return System.from_header_and_arrays(header["train_system"], sys_arrays)
+    except HGNError as exc:
+        raise HGNError(f"{name}: invalid training system: {exc}") from None
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+        raise HGNError(f"{name}: invalid training system ({type(exc).__name__}: {exc})") from None
+
+
 def plain_info(x):
     """``x`` with numpy scalars and arrays turned into plain Python numbers and
     lists (dict keys as strings), for the JSON ``info`` of a model file."""

@@ -164,50 +164,19 @@ class TrainedHGN(NetworkHamiltonian):
         """Open a baseline model file on ``device`` (None or "cpu": the CPU; "cuda"; float64).
         The header is checked against :data:`FILE_FIELDS` and every array's
         dtype, shape (against the header's widths) and finiteness before the
-        network is built."""
+        network is built (:func:`check_model_file`, torch-free)."""
         import torch
 
-        from core.container import Arr, check_arrays, check_fields, check_system_part, load_npz
-        from ..hgn import DEFAULT_FRAME_RULE, LAYERS
+        from core.container import load_npz
+        from ..hgn import DEFAULT_FRAME_RULE
         from ..hgn.device import resolve_device
         from ..hgn.network import HGN
-        from .config import BaselineConfig
 
         dev = resolve_device(device)
         header, arrays = load_npz(path, FILE_KIND)
         name = Path(path).name
-        check_fields(header, FILE_FIELDS, f"{name}: header")
-        try:
-            config = BaselineConfig.from_dict(header["config"])
-        except HGNError as exc:
-            raise HGNError(f"{name}: the stored settings are invalid: {exc}") from None
-        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
-            raise HGNError(f"{name}: the stored settings are invalid ({type(exc).__name__}: {exc})") from None
+        config, train_system = check_model_file(header, arrays, name)
         encoding, widths = header["encoding"], header["widths"]
-        unknown = sorted(set(widths) - set(LAYERS[encoding]))
-        if unknown:
-            raise HGNError(f"{name}: header field 'widths' names layer(s) {unknown} that the {encoding} encoding "
-                           f"does not have ({', '.join(LAYERS[encoding])})")
-        sizes = {f"w_{n}": widths.get(n, 0) for n in LAYERS[encoding]}
-        specs = {"state.theta": Arr("float", ("L",)), "constant": Arr("float", (1,))}
-        for n in LAYERS[encoding]:
-            specs[f"state.{n}_W"] = Arr("float", (f"w_{n}", f"in_{n}"))
-            specs[f"state.{n}_b"] = Arr("float", (f"w_{n}",))
-            specs[f"state.{n}_mu"] = Arr("float", (f"in_{n}",), required=False)
-            specs[f"state.{n}_s"] = Arr("float", (f"in_{n}",), required=False)
-        check_arrays(arrays, specs, name, sizes)
-        train_system = None
-        if "train_system" in header:
-            sys_arrays = check_system_part(header["train_system"], arrays, "train_system.", name, "train_system")
-            if header["train_system"]["dim"] != header["dim"]:
-                raise HGNError(f"{name}: header field 'dim' is {header['dim']} but the training system is "
-                               f"{header['train_system']['dim']}D")
-            try:
-                train_system = System.from_header_and_arrays(header["train_system"], sys_arrays)
-            except HGNError as exc:
-                raise HGNError(f"{name}: invalid training system: {exc}") from None
-            except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
-                raise HGNError(f"{name}: invalid training system ({type(exc).__name__}: {exc})") from None
         try:
             network = HGN(encoding, header["dim"], widths,
                           linear_kinetic=header["linear_kinetic"], pool_edges=header["pool_edges"],
@@ -217,9 +186,6 @@ class TrainedHGN(NetworkHamiltonian):
             raise HGNError(f"{name}: the stored network is invalid: {exc}") from None
         state = {k.split(".", 1)[1]: torch.from_numpy(np.array(v, dtype=np.float64))
                  for k, v in arrays.items() if k.startswith("state.")}
-        for key, value in state.items():
-            if key.endswith("_s") and bool((value <= 0).any()):
-                raise HGNError(f"{name}: array 'state.{key}' (input scales) must be > 0")
         try:
             network.load_state_dict(state, strict=True)
         except RuntimeError as exc:
@@ -228,6 +194,44 @@ class TrainedHGN(NetworkHamiltonian):
         constant = float(np.asarray(arrays["constant"]).reshape(-1)[0])
         return cls(config, network.to(dev), constant, header["n_ref"], train_system, header.get("info") or {},
                    header.get("e_ref"))
+
+
+def check_model_file(header: dict, arrays: dict, name: str):
+    """``(config, train_system)`` of a baseline model file's header and
+    arrays after checking the header against :data:`FILE_FIELDS`, the stored
+    settings, the layer names, every array's dtype, shape (against the
+    header's widths) and finiteness, and the training system; HGNError naming
+    the file (``name``) and the field otherwise. Torch-free: the studio's
+    window checks model files with it too."""
+    from core.container import Arr, check_arrays, check_fields
+    from ..hgn import LAYERS
+    from ..learned import train_system_of
+    from .config import BaselineConfig
+
+    check_fields(header, FILE_FIELDS, f"{name}: header")
+    try:
+        config = BaselineConfig.from_dict(header["config"])
+    except HGNError as exc:
+        raise HGNError(f"{name}: the stored settings are invalid: {exc}") from None
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+        raise HGNError(f"{name}: the stored settings are invalid ({type(exc).__name__}: {exc})") from None
+    encoding, widths = header["encoding"], header["widths"]
+    unknown = sorted(set(widths) - set(LAYERS[encoding]))
+    if unknown:
+        raise HGNError(f"{name}: header field 'widths' names layer(s) {unknown} that the {encoding} encoding "
+                       f"does not have ({', '.join(LAYERS[encoding])})")
+    sizes = {f"w_{n}": widths.get(n, 0) for n in LAYERS[encoding]}
+    specs = {"state.theta": Arr("float", ("L",)), "constant": Arr("float", (1,))}
+    for n in LAYERS[encoding]:
+        specs[f"state.{n}_W"] = Arr("float", (f"w_{n}", f"in_{n}"))
+        specs[f"state.{n}_b"] = Arr("float", (f"w_{n}",))
+        specs[f"state.{n}_mu"] = Arr("float", (f"in_{n}",), required=False)
+        specs[f"state.{n}_s"] = Arr("float", (f"in_{n}",), required=False)
+    check_arrays(arrays, specs, name, sizes)
+    for key, value in arrays.items():
+        if key.startswith("state.") and key.endswith("_s") and bool((np.asarray(value) <= 0).any()):
+            raise HGNError(f"{name}: array '{key}' (input scales) must be > 0")
+    return config, train_system_of(header, arrays, name)
 
 
 def load_model(path):

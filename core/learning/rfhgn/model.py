@@ -51,26 +51,13 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import HGNError
-from core.container import Arr, Field, check_arrays, check_fields, check_system_part, load_npz, save_npz
-from core.learning.hgn import LAYERS
+from core.container import load_npz, save_npz
 from core.learning.hgn.device import resolve_device
 from core.learning.hgn.network import HGN
 from ..learned import NetworkHamiltonian, plain_info
 from core.physics.system import System
 from .config import RFConfig
-
-#: the header of a model file (core.container.Field; arrays are checked in :meth:`FittedModel.load`)
-MODEL_FIELDS = {
-    "config": Field("dict"),
-    "encoding": Field("str", required=False),
-    "dim": Field("int", choices=(2, 3)),
-    "constant": Field("number", required=False),
-    "n_ref": Field("int", lo=1),
-    "e_ref": Field("int", required=False, null=True, lo=0),
-    "info": Field("dict", required=False, null=True),
-    "train_system": Field("dict", required=False),
-}
-
+from .model_file import MODEL_FIELDS, check_model_file  # noqa: F401 - MODEL_FIELDS re-exported
 
 class FittedModel(NetworkHamiltonian):
     """A fitted RF-HGN. See the module notes for shapes and the file format.
@@ -126,35 +113,8 @@ class FittedModel(NetworkHamiltonian):
         header, arrays = load_npz(path, "model")
         name = Path(path).name
         dev = resolve_device(device)
-        check_fields(header, MODEL_FIELDS, f"{name}: header")
-        try:
-            stored = dict(header["config"])
-            # files written before frame_rule existed used the paper's rule
-            stored.setdefault("frame_rule", "nearest")
-            config = RFConfig.from_dict(stored)
-        except HGNError as exc:
-            raise HGNError(f"{name}: the stored settings are invalid: {exc}") from None
-        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
-            raise HGNError(f"{name}: the stored settings are invalid ({type(exc).__name__}: {exc})") from None
+        config, train_system = check_model_file(header, arrays, name)
         dim = header["dim"]
-        layers = LAYERS.get(config.encoding, ())
-        specs = {"theta": Arr("float", ("L",)), "constant": Arr("float", (1,))}
-        for n in layers:
-            specs[f"{n}_W"] = Arr("float", (f"w_{n}", None))
-            specs[f"{n}_b"] = Arr("float", (f"w_{n}",))
-        check_arrays(arrays, specs, name)
-        train_system = None
-        if "train_system" in header:
-            sys_arrays = check_system_part(header["train_system"], arrays, "train_system.", name, "train_system")
-            if header["train_system"]["dim"] != dim:
-                raise HGNError(f"{name}: header field 'dim' is {dim} but the training system is "
-                               f"{header['train_system']['dim']}D")
-            try:
-                train_system = System.from_header_and_arrays(header["train_system"], sys_arrays)
-            except HGNError as exc:
-                raise HGNError(f"{name}: invalid training system: {exc}") from None
-            except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
-                raise HGNError(f"{name}: invalid training system ({type(exc).__name__}: {exc})") from None
         theta = np.asarray(arrays["theta"], dtype=np.float64)
         constant = float(np.asarray(arrays["constant"]).reshape(-1)[0])
         try:
