@@ -183,7 +183,12 @@ def rollout_job(model, system: System, q0: np.ndarray, p0: np.ndarray, dt: float
     the first chunk of each run includes frame 0. Warnings of the learned
     roll-out (e.g. core.learning.rollout's extrapolation warning, which every chunk
     would repeat) are collected and emitted once per kind as
-    ``("warning", message)``. Returns timing figures and the warnings.
+    ``("warning", message)``. Both runs are checked for blow-ups against
+    their first chunk's energy (``energy_reference``), so the chunks decide
+    as one run would: a learned roll-out that diverges (core.learning.rollout,
+    ``Trajectory.diverged``) ends the job after that chunk, with a
+    ``("warning", ...)`` naming the step and the reason, and the result's
+    ``"diverged"``. Returns timing figures, the warnings and ``diverged``.
     """
     import warnings
 
@@ -204,12 +209,15 @@ def rollout_job(model, system: System, q0: np.ndarray, p0: np.ndarray, dt: float
     first_chunk_time = None
     first = True
     seen_warnings: dict[str, str] = {}
+    ref_t = ref_p = diverged = None
     while done < total_frames or first:
         check_cancel(cancel)
         k = min(chunk, total_frames - done)
         n_steps = k * save_every
         if with_truth:
-            tr = simulate(system, q_t, p_t, dt, n_steps, save_every=save_every, cancel=cancel)
+            tr = simulate(system, q_t, p_t, dt, n_steps, save_every=save_every, cancel=cancel,
+                          energy_reference=ref_t)
+            ref_t = tr.meta.get("energy_reference", ref_t)
             q_t, p_t = tr.q[-1].copy(), tr.p[-1].copy()
             if not first:
                 tr = _strip_start(tr, k)
@@ -219,7 +227,10 @@ def rollout_job(model, system: System, q0: np.ndarray, p0: np.ndarray, dt: float
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 pr = rollout(model, system, q_p, p_p, dt, n_steps, save_every=save_every, cancel=cancel,
-                             t0=done * save_every * dt, device=device, precision=precision, threads=threads)
+                             t0=done * save_every * dt, device=device, precision=precision, threads=threads,
+                             energy_reference=ref_p)
+            ref_p = pr.meta.get("energy_reference", ref_p)
+            diverged = pr.diverged
             for wmsg in caught:
                 kind = type(wmsg.message).__name__
                 if kind not in seen_warnings:
@@ -231,6 +242,12 @@ def rollout_job(model, system: System, q0: np.ndarray, p0: np.ndarray, dt: float
                 pr = _strip_start(pr, k)
             if emit:
                 emit(("prediction", pr))
+            if diverged is not None:
+                message = f"Learned roll-out stopped: {diverged['reason']}"
+                seen_warnings["diverged"] = message
+                if emit:
+                    emit(("warning", message))
+                break
         if first_chunk_time is None:
             first_chunk_time = time.perf_counter() - t0
         done += k
@@ -240,4 +257,5 @@ def rollout_job(model, system: System, q0: np.ndarray, p0: np.ndarray, dt: float
         if total_frames == 0:
             break
     return {"frames": total_frames + 1, "time": time.perf_counter() - t0,
-            "first_chunk_time": first_chunk_time, "warnings": list(seen_warnings.values())}
+            "first_chunk_time": first_chunk_time, "warnings": list(seen_warnings.values()),
+            "diverged": diverged}

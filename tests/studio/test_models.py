@@ -246,3 +246,30 @@ def test_rollout_warnings_are_reported_once_not_per_chunk():
     assert len(warnings) == 1 and "training data" in warnings[0]
     assert out["warnings"] == warnings
     assert sum(1 for kind, _ in items if kind == "prediction") > 3     # several chunks, one warning
+
+
+def test_a_diverging_rollout_ends_the_job_with_its_reason():
+    """A learned roll-out that blows up (here the exact Hamiltonian stepped
+    with dt far beyond Verlet's stability) stops the chunked job after the
+    chunk where it diverged, says why, and decides as one uninterrupted
+    run does (the chunks share the first chunk's energy reference)."""
+    from core.learning.rfhgn import TrueHamiltonian
+    from core.learning.rollout import rollout
+
+    s = _tiny_system()
+    rng = np.random.default_rng(3)
+    q0 = s.positions + 0.1 * rng.standard_normal(s.positions.shape)
+    p0 = 0.1 * rng.standard_normal(s.positions.shape)
+    dt, steps, save_every = 2.5, 4000, 5
+    one = rollout(TrueHamiltonian(s), s, q0, p0, dt, steps, save_every=save_every)
+    assert one.diverged is not None                   # the case really diverges
+    items = []
+    out = pipeline.rollout_job(TrueHamiltonian(s), s, q0, p0, dt, steps, save_every, emit=items.append,
+                               with_truth=False)
+    assert out["diverged"] is not None
+    assert out["diverged"]["t"] == pytest.approx(one.diverged["t"])
+    frames = sum(tr.n_frames for which, tr in items if which == "prediction")
+    assert frames == one.n_frames < steps // save_every + 1     # nothing after the divergence
+    warnings_ = [w for which, w in items if which == "warning"]
+    assert any("stopped" in w and "diverged" in w for w in warnings_), warnings_
+    assert items[-1][0] == "warning"                  # the job ended right after saying so
