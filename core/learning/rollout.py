@@ -338,7 +338,8 @@ class Recorder:
             self.h0, self.scale = h, energy_scale(self.kinetic[0], self.potential[0], self.floor)
         elif self.scale > 0 and not abs(h - self.h0) <= ENERGY_ERROR_LIMIT * self.scale:
             raise Diverged(step, f"the true energy along the predicted path moved by "
-                                 f"{abs(h - self.h0) / self.scale:.3g} times the energy scale K(0) + |V(0)| = "
+                                 f"{abs(h - self.h0) / self.scale:.3g} times the energy scale "
+                                 "max(K(0) + |V(0)|, the system's own) = "
                                  f"{self.scale:.3g} (limit {ENERGY_ERROR_LIMIT:g})",
                            "The model has left the states it was fitted on (see the pair distance range); fit "
                            "it on data that cover this motion, or reduce the time step dt "

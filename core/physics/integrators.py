@@ -193,7 +193,8 @@ def check_energy_reference(ref) -> tuple[float, float] | None:
 def energy_blowup(step: int, t: float, dt: float, error: float, scale: float, limit: float) -> HGNError:
     """The error of a run whose energy error passed the limit (see the module notes)."""
     return HGNError(f"the simulation blew up at step {step} (t = {t:.6g}): the energy error |H - H(0)| "
-                    f"reached {error / scale:.3g} times the energy scale K(0) + |V(0)| = {scale:.3g} (limit "
+                    f"reached {error / scale:.3g} times the energy scale max(K(0) + |V(0)|, the system's own) = "
+                    f"{scale:.3g} (limit "
                     f"{limit:g}), so velocity Verlet is unstable or far from accurate at this step. Reduce the "
                     f"time step dt (now {dt:g}; e.g. {dt / 4:g}); no result was kept")
 
