@@ -42,8 +42,12 @@ _KIND_OPTIONS = {
     "cubic": {"n", "m", "l", "spacing", "mass", "potential", "param"},
     "molecular": {"n", "density", "dim", "mass", "potential", "param", "cutoff", "periodic", "jitter"},
 }
+for _options in _KIND_OPTIONS.values():  # a potential from a file or a random draw: for every kind
+    _options.update(("potential_file", "potential_seed"))
 _BUILD_OPTIONS = ("kind", "n", "m", "l", "spacing", "mass", "potential", "param", "cutoff", "density",
-                  "periodic", "dim", "jitter")
+                  "periodic", "dim", "jitter", "potential_file", "potential_seed")
+#: --potential names that draw a random potential (core.physics.splines.grf_potential)
+GRF_NAMES = ("grf", "random")
 
 
 def _builder_default(kind: str, name: str):
@@ -101,7 +105,12 @@ def register(subparsers) -> None:
     ini.add_argument("--seed", type=int, default=spec.seed,
                      help="random seed; trajectory k starts from seed + k (default: %(default)s)")
 
-    run = p.add_argument_group("integration (velocity Verlet)")
+    run = p.add_argument_group("integration (velocity Verlet, or a reference integrator)")
+    run.add_argument("--integrator", choices=("verlet", "rk4", "dop853"), default="verlet",
+                     help="verlet: velocity Verlet (symplectic, 2nd order); rk4: classical Runge-Kutta with the "
+                          "fixed step --dt (4th order); dop853: SciPy's adaptive DOP853 at rtol 1e-12, atol 1e-12, "
+                          "frames written at the same times as verlet's (--dt x --save-every) "
+                          "(default: %(default)s)")
     run.add_argument("--dt", type=float, default=spec.dt, help="time step, time units (default: %(default)s)")
     run.add_argument("--steps", type=int, default=spec.steps, help="number of time steps (default: %(default)s)")
     run.add_argument("--save-every", type=int, default=spec.save_every,
@@ -158,12 +167,22 @@ def add_system_options(parser, title: str = "system (build one, or load one with
                            f"{_builder_default('chain', 'dim')}, molecular {_builder_default('molecular', 'dim')}; "
                            f"square and triangular lattices are 2D, cubic 3D)")
     sysg.add_argument("--potential", default=None,
-                      help=f"pair potential V(r), one of {', '.join(sorted(POTENTIALS))} (default: lattices "
+                      help=f"pair potential V(r), one of {', '.join(sorted(POTENTIALS))}, or grf: a smooth "
+                           f"bounded random potential drawn from a Gaussian random field with --potential-seed "
+                           f"(-P length_scale=0.3 -P amplitude=1 -P r_lo=0.5 -P r_hi=2.5 -P knots=33) "
+                           f"(default: lattices "
                            f"{_builder_default('chain', 'potential')}, molecular "
                            f"{_builder_default('molecular', 'potential')})")
     sysg.add_argument("-P", "--param", action="append", default=None, metavar="NAME=VALUE",
                       help="a parameter of the potential, repeat for several; parameters and their defaults: "
                            + _potential_help())
+    sysg.add_argument("--potential-file", metavar="V.json", default=None,
+                      help='a pair potential defined by data: a JSON file {"kind": "spline", "r": [...], '
+                           '"V": [...], "slopes": [left, right]} (slopes optional, default [0, 0]): the clamped '
+                           'cubic spline through (r_i, V_i), a repulsive wall below r_0, levelling off above the '
+                           'last knot (see core/physics/splines.py); instead of --potential/-P')
+    sysg.add_argument("--potential-seed", type=int, default=None, metavar="S",
+                      help="seed of --potential grf (default: 0); the drawn knots are stored with the system")
     sysg.add_argument("--cutoff", type=float, default=None,
                       help=f"molecular only: pairs closer than this interact (V truncated and shifted), length "
                            f"units (default: {_builder_default('molecular', 'cutoff')})")
@@ -221,7 +240,10 @@ def system_from_args(args):
         if v is not None:
             kw[name] = v
     params = _parse_params(args.param)
-    if params:
+    data_potential = potential_from_args(args, params)
+    if data_potential is not None:
+        kw["potential"] = data_potential
+    elif params:
         kw["potential_params"] = params
     if kind == "molecular":
         kw["seed"] = args.seed
@@ -230,6 +252,29 @@ def system_from_args(args):
         return builders.BUILDERS[kind](*sizes, **kw)
     except TypeError as exc:  # an unexpected keyword: a bug in _KIND_OPTIONS, said plainly
         raise HGNError(f"{kind}: {exc}") from None
+
+
+def potential_from_args(args, params: dict):
+    """The potential of --potential-file or --potential grf (with --potential-seed and -P settings), or
+    None when the potential is a built-in one named by --potential (with -P parameters)."""
+    from core.physics import splines
+
+    name = getattr(args, "potential", None)
+    path = getattr(args, "potential_file", None)
+    seed = getattr(args, "potential_seed", None)
+    grf = isinstance(name, str) and name.strip().lower() in GRF_NAMES
+    if seed is not None and not grf:
+        raise HGNError("--potential-seed applies to --potential grf only")
+    if path is not None:
+        if name is not None or params:
+            raise HGNError("--potential-file defines the whole potential; drop --potential and -P")
+        return splines.read_potential_file(path)
+    if grf:
+        from core import validate
+
+        seed = 0 if seed is None else validate.whole("--potential-seed", seed, 0, at_least=">=")
+        return splines.grf_from_settings(seed, params)
+    return None
 
 
 class TqdmProgress:
@@ -332,9 +377,10 @@ def run_simulate(args) -> int:
         for k in range(args.trajectories):
             q0, p0 = initial_state(system, args.displacement, args.momentum, args.temperature, seed=args.seed + k)
             run, ff = run_system(system, q0, p0, args.dt, args.steps, args.save_every,
-                                 progress=bar.for_run(k), save_forces=args.dataset_out is not None)
+                                 progress=bar.for_run(k), save_forces=args.dataset_out is not None,
+                                 integrator=args.integrator)
             runs.append(run)
-            trajs.append(to_trajectory(system, run, ff))
+            trajs.append(to_trajectory(system, run, ff, integrator=args.integrator))
     finally:
         bar.close()
 
@@ -356,7 +402,8 @@ def run_simulate(args) -> int:
     if args.dataset_out is not None:
         spec = {"n_trajectories": args.trajectories, "steps": args.steps, "dt": args.dt,
                 "save_every": args.save_every, "displacement": args.displacement, "momentum": args.momentum,
-                "temperature": args.temperature, "seed": args.seed, "test_fraction": args.test_fraction}
+                "temperature": args.temperature, "seed": args.seed, "test_fraction": args.test_fraction,
+                "integrator": args.integrator}
         ds = dataset_from_runs(system, runs, trajs, args.test_fraction, args.seed, spec)
         written.append(save_dataset(args.dataset_out, ds))
     if not args.quiet:

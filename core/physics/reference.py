@@ -35,8 +35,8 @@ from core import validate
 from core.errors import HGNError
 from core.jobs import CancelLike, ProgressFn, check_cancel, report
 from .integrators import (ENERGY_CHECK_EVERY, ENERGY_ERROR_LIMIT, PROGRESS_INTERVAL, ForceFn, Frame, FrameFn,
-                          VerletRun, check_run_memory, check_run_settings, check_run_time, energy_blowup,
-                          energy_scale, n_saved_frames, velocity_verlet)
+                          VerletRun, check_energy_reference, check_run_memory, check_run_settings, check_run_time,
+                          energy_blowup, energy_scale, n_saved_frames, velocity_verlet)
 from .neighbours import wrap
 
 #: DOP853 tolerances of the reference (rtol relative, atol absolute in units of q and p)
@@ -48,7 +48,7 @@ class _Recorder:
     """The saved frames, energy checks, progress and ``on_frame`` of one run."""
 
     def __init__(self, name, q, p, masses, dt, steps, save_every, box, progress, cancel, on_frame,
-                 save_forces, wrap_saved, t0, energy_limit):
+                 save_forces, wrap_saved, t0, energy_limit, energy_floor, energy_reference):
         self.name = name
         self.dt, self.steps, self.save_every = check_run_settings(dt, steps, save_every)
         m = np.asarray(masses, dtype=np.float64)
@@ -63,6 +63,8 @@ class _Recorder:
         if wrap_saved and box is None:
             raise HGNError("wrap_saved needs a periodic box")
         self.limit = None if energy_limit is None else validate.positive("energy_limit", energy_limit)
+        self.floor = validate.number("energy_floor", energy_floor, 0.0)
+        self.given_reference = check_energy_reference(energy_reference)
         self.n_frames = n_saved_frames(self.steps, self.save_every)
         n, d = q.shape
         check_run_memory("the run", n, d, self.steps, self.save_every, 3 if save_forces else 2)
@@ -93,7 +95,7 @@ class _Recorder:
 
     def start(self, v: float, p) -> None:
         k0 = self.kinetic(p)
-        self.ref = (v + k0, energy_scale(k0, v))
+        self.ref = self.given_reference or (v + k0, energy_scale(k0, v, self.floor))
         report(self.progress, "simulate", 0.0)
 
     def check_energy(self, step: int, v: float, p) -> None:
@@ -132,20 +134,21 @@ class _Recorder:
         report(self.progress, "simulate", 1.0)
         t = self.t0 + self.dt * self.save_every * np.arange(self.n_frames)
         return VerletRun(t=t, q=self.qs, p=self.ps, potential=self.pot, kinetic=self.kin, momentum=self.mom,
-                         forces=self.fs, dt=self.dt, save_every=self.save_every, steps=self.steps)
+                         forces=self.fs, dt=self.dt, save_every=self.save_every, steps=self.steps,
+                         energy_reference=(float(self.ref[0]), float(self.ref[1])))
 
 
 def rk4(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: np.ndarray, dt: float, steps: int,
         save_every: int = 1, box: np.ndarray | None = None, progress: ProgressFn | None = None,
         cancel: CancelLike | None = None, on_frame: FrameFn | None = None, save_forces: bool = False,
-        wrap_saved: bool = False, t0: float = 0.0,
-        energy_limit: float | None = ENERGY_ERROR_LIMIT) -> VerletRun:
+        wrap_saved: bool = False, t0: float = 0.0, energy_limit: float | None = ENERGY_ERROR_LIMIT,
+        energy_floor: float = 0.0, energy_reference: tuple[float, float] | None = None) -> VerletRun:
     """Classical RK4 with the fixed step ``dt``; arguments and result as
     :func:`~core.physics.integrators.velocity_verlet`."""
     q = np.array(q0, dtype=np.float64)
     p = np.array(p0, dtype=np.float64)
     rec = _Recorder("RK4", q, p, masses, dt, steps, save_every, box, progress, cancel, on_frame, save_forces,
-                    wrap_saved, t0, energy_limit)
+                    wrap_saved, t0, energy_limit, energy_floor, energy_reference)
     h = rec.dt
     inv_m = 1.0 / rec.m[:, None]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -181,7 +184,8 @@ def dop853(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: np.ndarray
            save_every: int = 1, box: np.ndarray | None = None, progress: ProgressFn | None = None,
            cancel: CancelLike | None = None, on_frame: FrameFn | None = None, save_forces: bool = False,
            wrap_saved: bool = False, t0: float = 0.0,
-           energy_limit: float | None = ENERGY_ERROR_LIMIT, rtol: float = DOP853_RTOL,
+           energy_limit: float | None = ENERGY_ERROR_LIMIT, energy_floor: float = 0.0,
+           energy_reference: tuple[float, float] | None = None, rtol: float = DOP853_RTOL,
            atol: float = DOP853_ATOL, max_step: float = math.inf,
            first_step: float | None = None) -> VerletRun:
     """SciPy's adaptive DOP853 at ``rtol``/``atol``, frames written at the
@@ -194,7 +198,7 @@ def dop853(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: np.ndarray
     q = np.array(q0, dtype=np.float64)
     p = np.array(p0, dtype=np.float64)
     rec = _Recorder("DOP853", q, p, masses, dt, steps, save_every, box, progress, cancel, on_frame, save_forces,
-                    wrap_saved, t0, energy_limit)
+                    wrap_saved, t0, energy_limit, energy_floor, energy_reference)
     rtol = validate.positive("rtol", rtol)
     atol = validate.positive("atol", atol)
     shape = q.shape

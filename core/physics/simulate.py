@@ -23,7 +23,7 @@ import numpy as np
 from core import validate
 from core.errors import HGNError
 from .forces import DEFAULT_SKIN, ForceField
-from .integrators import FrameFn, VerletRun, check_run_settings, velocity_verlet
+from .integrators import FrameFn, VerletRun, check_run_settings
 from core.jobs import CancelLike, ProgressFn
 from .system import System
 from .trajectory import Trajectory
@@ -76,23 +76,33 @@ def energy_floor(system: System) -> float:
 def run_system(system: System, q0, p0, dt: float, steps: int, save_every: int = 1,
                progress: ProgressFn | None = None, cancel: CancelLike | None = None,
                on_frame: FrameFn | None = None, save_forces: bool = False,
-               skin: float = DEFAULT_SKIN, energy_reference=None) -> tuple[VerletRun, ForceField]:
+               skin: float = DEFAULT_SKIN, energy_reference=None,
+               integrator: str = "verlet") -> tuple[VerletRun, ForceField]:
     """Validated ground-truth run; returns the raw :class:`VerletRun` (which can
-    also hold the forces) and the force field used (for its statistics)."""
+    also hold the forces) and the force field used (for its statistics).
+    ``integrator``: "verlet" (velocity Verlet), "rk4" or "dop853" (the reference
+    integrators of ``core.physics.reference``, same arguments and checks)."""
+    from .reference import integrator as integrator_named
+
+    step_fn = integrator_named(integrator)
     dt, steps, save_every = check_run_settings(dt, steps, save_every)
     q, p = check_state(system, q0, p0)
     skin = validate.amplitude("neighbour-list skin", skin)
     ff = ForceField(system, skin=skin)
-    run = velocity_verlet(ff.energy_forces, q, p, system.masses, dt, steps, save_every,
-                          box=system.box, progress=progress, cancel=cancel, on_frame=on_frame,
-                          save_forces=save_forces, energy_floor=energy_floor(system),
-                          energy_reference=energy_reference)
+    run = step_fn(ff.energy_forces, q, p, system.masses, dt, steps, save_every,
+                  box=system.box, progress=progress, cancel=cancel, on_frame=on_frame,
+                  save_forces=save_forces, energy_floor=energy_floor(system),
+                  energy_reference=energy_reference)
     return run, ff
 
 
+#: the names trajectories record for the integrators of :func:`run_system`
+INTEGRATOR_LABELS = {"verlet": "velocity-verlet", "rk4": "rk4", "dop853": "dop853"}
+
+
 def to_trajectory(system: System, run: VerletRun, ff: ForceField | None = None,
-                  label: str = "ground truth") -> Trajectory:
-    meta = {"integrator": "velocity-verlet", "steps": run.steps, "unwrapped": True}
+                  label: str = "ground truth", integrator: str = "verlet") -> Trajectory:
+    meta = {"integrator": INTEGRATOR_LABELS.get(integrator, integrator), "steps": run.steps, "unwrapped": True}
     if run.energy_reference is not None:
         meta["energy_reference"] = [float(x) for x in run.energy_reference]
     if ff is not None:
@@ -105,7 +115,7 @@ def to_trajectory(system: System, run: VerletRun, ff: ForceField | None = None,
 def simulate(system: System, q0, p0, dt: float, steps: int, save_every: int = 1,
              progress: ProgressFn | None = None, cancel: CancelLike | None = None,
              on_frame: FrameFn | None = None, skin: float = DEFAULT_SKIN,
-             energy_reference=None) -> Trajectory:
+             energy_reference=None, integrator: str = "verlet") -> Trajectory:
     """Integrate the system from (q0, p0) for ``steps`` steps of ``dt``, saving
     every ``save_every``-th step (frame 0 is the initial state; frames are
     evenly spaced, so a remainder of steps beyond the last multiple of
@@ -115,9 +125,10 @@ def simulate(system: System, q0, p0, dt: float, steps: int, save_every: int = 1,
     save_every < 1, a state of the wrong shape or with NaN, and a blow-up
     (see ``core.physics.integrators``; ``energy_reference``: the
     ``meta["energy_reference"]`` of the first chunk when a run is continued
-    in chunks, so that it decides as one run);
+    in chunks, so that it decides as one run; ``integrator``: "verlet",
+    "rk4" or "dop853", see :func:`run_system`);
     :class:`~core.errors.Cancelled` when ``cancel`` is set.
     """
     run, ff = run_system(system, q0, p0, dt, steps, save_every, progress, cancel, on_frame, skin=skin,
-                         energy_reference=energy_reference)
-    return to_trajectory(system, run, ff)
+                         energy_reference=energy_reference, integrator=integrator)
+    return to_trajectory(system, run, ff, integrator=integrator)

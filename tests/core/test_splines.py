@@ -285,3 +285,85 @@ def test_models_and_datasets_fitted_on_a_spline_carry_it(tmp_path):
     true = simulate(big, big.positions, p0, 0.01, 50, 10)
     assert pred.n_frames == true.n_frames
     assert np.max(np.abs(pred.q - true.q)) < 0.05 * np.max(np.abs(true.q - true.q[0])) + 1e-3
+
+
+# -- the command line (python -m core simulate) ------------------------------------------------------------
+def _cli(argv, capsys):
+    from core.cli import app
+
+    code = app.main(argv)
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_cli_simulates_a_potential_file_bit_for_bit_as_the_python_api(tmp_path, capsys):
+    from core.files.io import load_trajectory
+    from core.physics.datagen import DataSpec
+    from core.physics.initial import initial_state
+
+    f = tmp_path / "V.json"
+    f.write_text(json.dumps({"kind": "spline", **KNOTS}))
+    out = tmp_path / "t.npz"
+    code, text = _cli(["simulate", "--potential-file", str(f), "--kind", "chain", "--n", "3", "--steps", "60",
+                       "--dt", "0.01", "--save-every", "3", "--seed", "2", "--integrator", "rk4", "--out", str(out),
+                       "-q"], capsys)
+    assert code == 0, text
+    tr = load_trajectory(out)
+    assert tr.system.potential == spline() and tr.meta["integrator"] == "rk4"
+    from core.physics import builders
+
+    system = builders.chain(3, potential=spline())
+    spec = DataSpec()
+    q0, p0 = initial_state(system, spec.displacement, spec.momentum, spec.temperature, seed=2)
+    ref = simulate(system, q0, p0, dt=0.01, steps=60, save_every=3, integrator="rk4")
+    assert np.array_equal(tr.q, ref.q) and np.array_equal(tr.p, ref.p)
+
+
+def test_cli_draws_a_grf_potential_from_its_seed(tmp_path, capsys):
+    from core.files.io import load_trajectory
+
+    out = tmp_path / "t.npz"
+    code, text = _cli(["simulate", "--potential", "grf", "--potential-seed", "4", "-P", "length_scale=0.2",
+                       "-P", "amplitude=2", "--kind", "chain", "--n", "2", "--spacing", "1.5", "--steps", "20",
+                       "--out", str(out), "-q"], capsys)
+    assert code == 0, text
+    assert load_trajectory(out).system.potential == grf_potential(4, length_scale=0.2, amplitude=2.0)
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["--potential-seed", "3"], "--potential grf only"),
+    (["--potential", "grf", "-P", "sigma=1"], "no setting"),
+    (["--potential-file", "{f}", "-P", "k=1"], "drop --potential"),
+    (["--potential-file", "{missing}"], "does not exist"),
+    (["--integrator", "euler"], "invalid choice"),
+])
+def test_cli_refuses_bad_potential_options_with_one_line(tmp_path, capsys, argv, msg):
+    f = tmp_path / "V.json"
+    f.write_text(json.dumps({"kind": "spline", **KNOTS}))
+    argv = [a.format(f=f, missing=tmp_path / "nope.json") for a in argv]
+    code, text = _cli(["simulate", "--kind", "chain", "--n", "2", "--steps", "5", "--out", str(tmp_path / "t.npz"),
+                       *argv], capsys)
+    assert code == 2 and msg in text
+    assert "Traceback" not in text
+
+
+def test_a_potential_written_by_one_process_is_simulated_by_another(tmp_path):
+    from core.files.io import load_trajectory
+    from core.physics.datagen import DataSpec
+    from core.physics.initial import initial_state
+
+    pot = grf_potential(9, length_scale=0.25)
+    system = make_system(2, [[0.0, 0.0], [1.4, 0.0], [2.6, 0.2]], potential=pot, edges=[[0, 1], [1, 2]])
+    path = save_system(tmp_path / "s.npz", system)
+    out = tmp_path / "t.npz"
+    cmd = [sys.executable, "-m", "core", "simulate", "--system", str(path), "--steps", "80", "--dt", "0.01",
+           "--save-every", "4", "--seed", "5", "--integrator", "dop853", "--out", str(out), "-q"]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    tr = load_trajectory(out)
+    assert tr.system.potential.to_dict() == pot.to_dict()
+    spec = DataSpec()
+    q0, p0 = initial_state(system, spec.displacement, spec.momentum, spec.temperature, seed=5)
+    ref = simulate(system, q0, p0, dt=0.01, steps=80, save_every=4, integrator="dop853")
+    assert np.array_equal(tr.q, ref.q) and np.array_equal(tr.p, ref.p)
+    assert np.max(np.abs(tr.q - tr.q[0])) > 1e-3
