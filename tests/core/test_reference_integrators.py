@@ -115,3 +115,15 @@ def test_cancel_stops_a_reference_run(fn):
     cancel.set()
     with pytest.raises(Cancelled):
         fn(oscillator, [[1.0]], [[0.4]], [MASS], 0.01, 1000, 10, cancel=cancel)
+
+
+@pytest.mark.parametrize("fn", [rk4, dop853])
+def test_energy_reference_and_floor_are_honoured_like_verlet(fn):
+    run = fn(oscillator, [[1.0]], [[0.4]], [MASS], 0.01, 100, 10)
+    h0 = 0.5 * MASS * OMEGA**2 + 0.4**2 / (2 * MASS)
+    assert run.energy_reference[0] == pytest.approx(h0, rel=1e-14)
+    # a chunk continued with the first chunk's reference decides against it: a wrong H(0) with a tiny scale trips
+    with pytest.raises(HGNError, match="blew up"):
+        fn(oscillator, [[1.0]], [[0.4]], [MASS], 0.01, 100, 10, energy_reference=(h0 + 1.0, 1e-3))
+    floored = fn(oscillator, [[1.0]], [[0.4]], [MASS], 0.01, 20, 10, energy_floor=50.0)
+    assert floored.energy_reference[1] == 50.0
