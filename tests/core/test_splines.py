@@ -367,3 +367,15 @@ def test_a_potential_written_by_one_process_is_simulated_by_another(tmp_path):
     ref = simulate(system, q0, p0, dt=0.01, steps=80, save_every=4, integrator="dop853")
     assert np.array_equal(tr.q, ref.q) and np.array_equal(tr.p, ref.p)
     assert np.max(np.abs(tr.q - tr.q[0])) > 1e-3
+
+
+def test_project_files_carry_a_spline_potential_and_its_trajectories(tmp_path):
+    from core.files.project import Project, load_project, save_project
+
+    pot = grf_potential(12)
+    system = make_system(2, [[0.0, 0.0], [1.5, 0.0]], potential=pot, edges=[[0, 1]])
+    tr = simulate(system, system.positions, np.array([[-0.2, 0.0], [0.2, 0.0]]), 0.02, 40, 4, integrator="dop853")
+    back = load_project(save_project(tmp_path / "p.hgnproj", Project(system=system, ground_truth=[tr])))
+    assert back.system.potential == pot
+    assert back.ground_truth[0].system.potential == pot
+    assert np.array_equal(back.ground_truth[0].q, tr.q) and back.ground_truth[0].meta["integrator"] == "dop853"
