@@ -587,10 +587,12 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
                     report(progress, "rollout", step / steps)
                     last_report = time.perf_counter()
         except Diverged as exc:
+            t_div = t0 + exc.step * dt
+            # a roll-out continued from t0 (in chunks) counts its steps from the start of the whole run
+            exc.step += int(round(t0 / dt))
             if on_divergence == "error":
-                raise HGNError(exc.message(t0 + exc.step * dt)) from None
-            diverged = {"step": int(exc.step), "t": t0 + exc.step * dt, "reason": exc.message(t0 + exc.step * dt),
-                        "frames": int(k)}
+                raise HGNError(exc.message(t_div)) from None
+            diverged = {"step": int(exc.step), "t": t_div, "reason": exc.message(t_div), "frames": int(k)}
     elapsed = time.perf_counter() - start
     report(progress, "rollout", 1.0)
     if diverged is not None:  # the frames before the divergence

@@ -268,6 +268,8 @@ def test_a_diverging_rollout_ends_the_job_with_its_reason():
                                with_truth=False)
     assert out["diverged"] is not None
     assert out["diverged"]["t"] == pytest.approx(one.diverged["t"])
+    assert out["diverged"]["step"] == one.diverged["step"]        # counted from the start of the whole run
+    assert f"step {one.diverged['step']} " in out["diverged"]["reason"]
     frames = sum(tr.n_frames for which, tr in items if which == "prediction")
     assert frames == one.n_frames < steps // save_every + 1     # nothing after the divergence
     warnings_ = [w for which, w in items if which == "warning"]
