@@ -273,3 +273,20 @@ def test_a_new_command_module_is_one_line(monkeypatch, capsys):
     code, out, _ = run(["--help"], capsys)
     assert code == 0 and "hello" in out
     assert run(["hello", "--name", "HGN"], capsys)[0] == 0 and seen["name"] == "HGN"
+
+
+def test_simulate_molecular_with_the_default_settings_runs(tmp_path, capsys):
+    """`simulate --kind molecular` with nothing else given must work: a 0.1
+    displacement at density 0.8 put Lennard-Jones pairs at r ~ 0.78 and blew
+    up at step 9 with the default dt; systems with a cutoff default to a
+    smaller displacement, the others keep 0.1."""
+    code, out, err = run(["simulate", "--kind", "molecular", "--out", tmp_path / "md.npz"], capsys)
+    assert code == 0, err
+    (tr,) = io.load_trajectories(tmp_path / "md.npz")
+    assert np.isfinite(tr.q).all() and abs(tr.energy_drift()).max() < 1e-2
+    lattice = tr.system.positions
+    assert np.sqrt(np.mean((tr.q[0] - lattice) ** 2)) == pytest.approx(0.02, rel=0.2)
+    code, out, err = run(["simulate", "--kind", "chain", "--out", tmp_path / "chain.npz"], capsys)
+    assert code == 0, err
+    (ch,) = io.load_trajectories(tmp_path / "chain.npz")
+    assert np.sqrt(np.mean((ch.q[0] - ch.system.positions) ** 2)) == pytest.approx(0.1, rel=0.3)
