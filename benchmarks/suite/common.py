@@ -208,6 +208,9 @@ def rollout_summary(model, system, starts, dt: float, steps: int, save_every: in
         except Exception as exc:  # a blow-up is a result, not a crash of the suite
             failed = f"{type(exc).__name__}: {exc}"
             break
+        if pred.diverged is not None:  # stopped and marked by core.learning.rollout: a result too
+            failed = f"diverged: {pred.diverged['reason']}"
+            break
         m = rollout_measures(truth, pred)
         zs.append(max(m["final_zerr"], 1e-300))
         zmax.append(float(np.max(m["zerr"])))
