@@ -276,6 +276,17 @@ def _float64():
     return torch.float64
 
 
+def stored_settings(config_cls, stored, name: str):
+    """``config_cls.from_dict(stored)``: the settings stored in a model file,
+    or HGNError naming the file (``name``) and what was wrong with them."""
+    try:
+        return config_cls.from_dict(stored)
+    except HGNError as exc:
+        raise HGNError(f"{name}: the stored settings are invalid: {exc}") from None
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+        raise HGNError(f"{name}: the stored settings are invalid ({type(exc).__name__}: {exc})") from None
+
+
 def train_system_of(header: dict, arrays: dict, name: str):
     """The training system stored in a model file's ``header`` and arrays
     (prefixed ``train_system.``), checked (:func:`core.container.check_system_part`,

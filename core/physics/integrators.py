@@ -199,6 +199,27 @@ def energy_blowup(step: int, t: float, dt: float, error: float, scale: float, li
                     f"time step dt (now {dt:g}; e.g. {dt / 4:g}); no result was kept")
 
 
+def check_start(q0, p0, masses, box=None, wrap_saved: bool = False):
+    """``(q, p, m)``: float64 copies of a run's start state and masses (the
+    caller's arrays are not touched), checked (shapes (N, d), one mass per
+    particle, finite, masses > 0; ``wrap_saved`` needs a ``box``); HGNError
+    otherwise. Every ground-truth integrator starts with it."""
+    q = np.array(q0, dtype=np.float64)
+    p = np.array(p0, dtype=np.float64)
+    m = np.asarray(masses, dtype=np.float64)
+    if q.ndim != 2 or p.shape != q.shape:
+        raise HGNError(f"q0 and p0 must both have shape (N, d); got {q.shape} and {p.shape}")
+    if m.shape != (q.shape[0],):
+        raise HGNError(f"masses must have one value per particle ({q.shape[0]}), got shape {m.shape}")
+    if not (np.all(np.isfinite(q)) and np.all(np.isfinite(p))):
+        raise HGNError("initial positions and momenta must be finite (found NaN or inf)")
+    if not np.all(m > 0):
+        raise HGNError("masses must be > 0")
+    if wrap_saved and box is None:
+        raise HGNError("wrap_saved needs a periodic box")
+    return q, p, m
+
+
 def velocity_verlet(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: np.ndarray,
                     dt: float, steps: int, save_every: int = 1, box: np.ndarray | None = None,
                     progress: ProgressFn | None = None, cancel: CancelLike | None = None,
@@ -223,19 +244,7 @@ def velocity_verlet(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: n
     ``cancel`` is set.
     """
     dt, steps, save_every = check_run_settings(dt, steps, save_every)
-    q = np.array(q0, dtype=np.float64)  # copies: the caller's arrays are not touched
-    p = np.array(p0, dtype=np.float64)
-    m = np.asarray(masses, dtype=np.float64)
-    if q.ndim != 2 or p.shape != q.shape:
-        raise HGNError(f"q0 and p0 must both have shape (N, d); got {q.shape} and {p.shape}")
-    if m.shape != (q.shape[0],):
-        raise HGNError(f"masses must have one value per particle ({q.shape[0]}), got shape {m.shape}")
-    if not (np.all(np.isfinite(q)) and np.all(np.isfinite(p))):
-        raise HGNError("initial positions and momenta must be finite (found NaN or inf)")
-    if not np.all(m > 0):
-        raise HGNError("masses must be > 0")
-    if wrap_saved and box is None:
-        raise HGNError("wrap_saved needs a periodic box")
+    q, p, m = check_start(q0, p0, masses, box, wrap_saved)
 
     if energy_limit is not None:
         energy_limit = validate.positive("energy_limit", energy_limit)

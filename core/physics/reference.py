@@ -36,6 +36,7 @@ from core.errors import HGNError
 from core.jobs import CancelLike, ProgressFn, check_cancel, report
 from .integrators import (ENERGY_CHECK_EVERY, ENERGY_ERROR_LIMIT, PROGRESS_INTERVAL, ForceFn, Frame, FrameFn,
                           VerletRun, check_energy_reference, check_run_memory, check_run_settings, check_run_time,
+                          check_start,
                           energy_blowup, energy_scale, n_saved_frames, velocity_verlet)
 from .neighbours import wrap
 
@@ -51,17 +52,7 @@ class _Recorder:
                  save_forces, wrap_saved, t0, energy_limit, energy_floor, energy_reference):
         self.name = name
         self.dt, self.steps, self.save_every = check_run_settings(dt, steps, save_every)
-        m = np.asarray(masses, dtype=np.float64)
-        if q.ndim != 2 or p.shape != q.shape:
-            raise HGNError(f"q0 and p0 must both have shape (N, d); got {q.shape} and {p.shape}")
-        if m.shape != (q.shape[0],):
-            raise HGNError(f"masses must have one value per particle ({q.shape[0]}), got shape {m.shape}")
-        if not (np.all(np.isfinite(q)) and np.all(np.isfinite(p))):
-            raise HGNError("initial positions and momenta must be finite (found NaN or inf)")
-        if not np.all(m > 0):
-            raise HGNError("masses must be > 0")
-        if wrap_saved and box is None:
-            raise HGNError("wrap_saved needs a periodic box")
+        m = check_start(q, p, masses, box, wrap_saved)[2]
         self.limit = None if energy_limit is None else validate.positive("energy_limit", energy_limit)
         self.floor = validate.number("energy_floor", energy_floor, 0.0)
         self.given_reference = check_energy_reference(energy_reference)

@@ -205,16 +205,11 @@ def check_model_file(header: dict, arrays: dict, name: str):
     window checks model files with it too."""
     from core.container import Arr, check_arrays, check_fields
     from ..hgn import LAYERS
-    from ..learned import train_system_of
+    from ..learned import stored_settings, train_system_of
     from .config import BaselineConfig
 
     check_fields(header, FILE_FIELDS, f"{name}: header")
-    try:
-        config = BaselineConfig.from_dict(header["config"])
-    except HGNError as exc:
-        raise HGNError(f"{name}: the stored settings are invalid: {exc}") from None
-    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
-        raise HGNError(f"{name}: the stored settings are invalid ({type(exc).__name__}: {exc})") from None
+    config = stored_settings(BaselineConfig, header["config"], name)
     encoding, widths = header["encoding"], header["widths"]
     unknown = sorted(set(widths) - set(LAYERS[encoding]))
     if unknown:

@@ -39,6 +39,7 @@ from core.errors import HGNError
 from core.jobs import check_cancel, report
 from core.physics.system import System
 from core.physics.trajectory import Dataset
+from ..learned import stored_settings
 
 FILE_KIND = "rf_hnn_model"
 #: the header of an RF-HNN file (core.container.Field; arrays are checked in RFHNNModel.load)
@@ -175,12 +176,7 @@ class RFHNNModel:
         header, arrays = load_npz(path, FILE_KIND)
         name = Path(path).name
         check_fields(header, FILE_FIELDS, f"{name}: header")
-        try:
-            config = RFHNNConfig.from_dict(header["config"])
-        except HGNError as exc:
-            raise HGNError(f"{name}: the stored settings are invalid: {exc}") from None
-        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
-            raise HGNError(f"{name}: the stored settings are invalid ({type(exc).__name__}: {exc})") from None
+        config = stored_settings(RFHNNConfig, header["config"], name)
         sys_arrays = check_system_part(header["train_system"], arrays, "train_system.", name, "train_system")
         try:
             system = System.from_header_and_arrays(header["train_system"], sys_arrays)

@@ -11,9 +11,8 @@ built, in the process that evaluates it.
 from __future__ import annotations
 
 from core.container import Arr, Field, check_arrays, check_fields
-from core.errors import HGNError
 from core.learning.hgn import LAYERS
-from ..learned import train_system_of
+from ..learned import stored_settings, train_system_of
 from .config import RFConfig
 
 #: the header of a model file (core.container.Field; arrays: :func:`check_model_file`)
@@ -36,15 +35,9 @@ def check_model_file(header: dict, arrays: dict, name: str):
     and the training system; HGNError naming the file (``name``) and the
     field otherwise."""
     check_fields(header, MODEL_FIELDS, f"{name}: header")
-    try:
-        stored = dict(header["config"])
-        # files written before frame_rule existed used the paper's rule
-        stored.setdefault("frame_rule", "nearest")
-        config = RFConfig.from_dict(stored)
-    except HGNError as exc:
-        raise HGNError(f"{name}: the stored settings are invalid: {exc}") from None
-    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
-        raise HGNError(f"{name}: the stored settings are invalid ({type(exc).__name__}: {exc})") from None
+    stored = dict(header["config"])
+    stored.setdefault("frame_rule", "nearest")  # files written before frame_rule existed used the paper's rule
+    config = stored_settings(RFConfig, stored, name)
     specs = {"theta": Arr("float", ("L",)), "constant": Arr("float", (1,))}
     for n in LAYERS.get(config.encoding, ()):
         specs[f"{n}_W"] = Arr("float", (f"w_{n}", None))
