@@ -486,7 +486,11 @@ def settings_of_system(system: System) -> list[tuple[str, str, object]]:
     out = [("system", "kind", kind)]
     out += [(f"generator/{kind}", k, meta[k]) for k in BUILDER_DEFAULTS[kind] if k in meta]
     pot = system.potential
-    if dataclasses.is_dataclass(pot) and getattr(pot, "kind", None) in _potential_defaults():
+    if getattr(pot, "kind", None) == "spline":         # the drawn potential: its knots as lists
+        out.append(("system", "potential", "spline"))
+        out += [("potential/spline", k, list(v) if isinstance(v, (list, tuple)) else v)
+                for k, v in pot.to_dict().items() if k != "kind"]
+    elif dataclasses.is_dataclass(pot) and getattr(pot, "kind", None) in _potential_defaults():
         out.append(("system", "potential", pot.kind))
         out += [(f"potential/{pot.kind}", f.name, getattr(pot, f.name)) for f in dataclasses.fields(pot)]
     return out

@@ -15,22 +15,26 @@ import dataclasses
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
-                               QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QPushButton, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
 
 from core.errors import HGNError
 from core.physics.potentials import POTENTIALS
 
-from ..commands import choose_kind, set_setting, set_system
+from ..commands import SetSettingsCommand, choose_kind, set_setting, set_system
 from ..defaults import BUILDER_DEFAULTS, PARAM_LABELS, PARAM_TIPS, SIMULATION, SYSTEM_KINDS
 from ..document import builder_params, potential_from_settings, system_source
 from ..scene import palette
 from ..scene.palette import rgb255
 from .forms import FieldForm, FieldSpec
 from .plots import cache_grid, grid_plot
+from .spline_editor import SplineEditor, fit_to, spline_changes
 
 POTENTIAL_LABELS = {"harmonic": "Harmonic spring", "anharmonic": "Anharmonic (FPU-β)",
-                    "morse": "Morse", "lennard-jones": "Lennard-Jones"}
+                    "morse": "Morse", "lennard-jones": "Lennard-Jones", "quartic": "Quartic spring",
+                    "spline": "Spline (drawn)"}
+#: the drawn potential's kind (core.physics.splines.SplinePotential; not in POTENTIALS)
+SPLINE = "spline"
 POTENTIAL_TIPS = {"k": "spring constant", "r0": "rest length", "beta": "quartic coefficient",
                   "D": "well depth", "a": "well width parameter", "epsilon": "well depth",
                   "sigma": "length scale (zero crossing)"}
@@ -114,6 +118,9 @@ class SystemPanel(QWidget):
             f.bind(document, f"potential/{k}", push)
             self.potentialForms[k] = f
             self.potentialStack.addWidget(f)
+        self.potentialCombo.addItem(POTENTIAL_LABELS[SPLINE], SPLINE)
+        self.splineControls = self._spline_controls()
+        self.potentialStack.addWidget(self.splineControls)
         self.potentialPlot = grid_plot(background=None)
         self.potentialPlot.setObjectName("potentialPlot")
         self.potentialPlot.setTitle("V(r)", size="9pt")
@@ -132,6 +139,8 @@ class SystemPanel(QWidget):
                                                                        style=pg.QtCore.Qt.DashLine))
         self.potentialPlot.addItem(self.cutoffLine)
         self.potentialPlot.addItem(pg.InfiniteLine(angle=0, pen=pg.mkPen(rgb255(palette.ZERO_ENERGY, alpha=True))))
+        self.splineEditor = SplineEditor(document, undo, self.potentialPlot, self.vCurve)
+        self.splineEditor.error.connect(self.error)
 
         self.startForm = FieldForm(start_specs(), prefix="start_")
         self.startForm.bind(document, "simulation", push)
@@ -211,10 +220,52 @@ class SystemPanel(QWidget):
         if not self._showing and k and k != self.kind:
             self.undo.push(choose_kind(self.document, k))
 
+    def _spline_controls(self) -> QWidget:
+        w = QWidget()
+        w.setObjectName("splineControls")
+        lay = QFormLayout(w)
+        lay.setContentsMargins(0, 0, 0, 0)
+        hint = QLabel("Drag a point to change it; double-click the plot to add one; right-click a point "
+                      "to remove it (Ctrl+Z undoes).")
+        hint.setWordWrap(True)
+        lay.addRow(hint)
+        self.grfSeed = QSpinBox()
+        self.grfSeed.setObjectName("grfSeed")
+        self.grfSeed.setRange(0, 2**31 - 2)
+        self.grfSeed.setToolTip("random seed of the Gaussian random field")
+        self.grfLength = QDoubleSpinBox()
+        self.grfLength.setObjectName("grfLength")
+        self.grfLength.setRange(0.02, 5.0)
+        self.grfLength.setSingleStep(0.05)
+        self.grfLength.setValue(0.3)
+        self.grfLength.setToolTip("length scale of the Gaussian random field (distance units)")
+        self.randomButton = QPushButton("Random potential")
+        self.randomButton.setObjectName("randomPotential")
+        self.randomButton.setToolTip("Draw a smooth bounded random potential (Gaussian random field)")
+        self.randomButton.clicked.connect(self.random_potential)
+        lay.addRow("Seed", self.grfSeed)
+        lay.addRow("Length scale", self.grfLength)
+        lay.addRow(self.randomButton)
+        return w
+
+    @Slot()
+    def random_potential(self) -> bool:
+        """A random spline from the seed and length scale fields (one undoable command)."""
+        return self.splineEditor.randomize(self.grfSeed.value(), self.grfLength.value())
+
     @Slot()
     def _on_potential_combo(self) -> None:
         k = self.potentialCombo.currentData()
-        if not self._showing and k and k != self.potential_kind:
+        if not self._showing and k == SPLINE and k != self.potential_kind and not self.splineEditor.has_points():
+            # the first drawn spline starts from the potential shown now
+            changes = [("system", "potential", SPLINE)]
+            try:
+                r, v = self.curve_data()
+                changes += spline_changes(fit_to(self.potential(), r, v))
+            except (HGNError, IndexError, TypeError):
+                pass
+            self.undo.push(SetSettingsCommand(self.document, changes, "Potential Spline (drawn)"))
+        elif not self._showing and k and k != self.potential_kind:
             self.undo.push(set_setting(self.document, "system", "potential", k,
                                        f"Potential {self.potentialCombo.currentText()}"))
 
@@ -238,6 +289,8 @@ class SystemPanel(QWidget):
             self.builderStack.setCurrentWidget(self.builderForms[self.kind])
         if self.potential_kind in self.potentialForms:
             self.potentialStack.setCurrentWidget(self.potentialForms[self.potential_kind])
+        elif self.potential_kind == SPLINE:
+            self.potentialStack.setCurrentWidget(self.splineControls)
 
     def potential(self):
         """The potential the settings describe (HGNError marks the field)."""
@@ -254,15 +307,19 @@ class SystemPanel(QWidget):
             pot = self.potential()
         except HGNError as exc:
             self.vCurve.setData([], [])
+            self.splineEditor.show()
             self.error.emit(str(exc))
             return
         r, v = potential_curve(pot)
+        self.splineEditor.show()
         self.vCurve.setData(r, v)
         cutoff = self.document.get("generator/molecular", "cutoff") if self.kind == "molecular" else None
         self.cutoffLine.setVisible(isinstance(cutoff, (int, float)))
         if isinstance(cutoff, (int, float)):
             self.cutoffLine.setValue(cutoff)
         lo, hi = np.nanmin(v), np.nanmax(v)
+        if pot.kind == SPLINE:
+            lo, hi = min(lo, min(pot.V)), max(hi, max(pot.V))
         self.potentialPlot.setYRange(lo - 0.05 * (hi - lo + 1e-12), hi + 0.05 * (hi - lo + 1e-12))
         self.potentialPlot.setXRange(r[0], r[-1], padding=0.02)
 
@@ -319,8 +376,9 @@ class SystemPanel(QWidget):
         showing the error."""
         form = self.builderForms[self.kind]
         form.clear_errors()
-        pform = self.potentialForms[self.potential_kind]
-        pform.clear_errors()
+        pform = self.potentialForms.get(self.potential_kind)
+        if pform is not None:
+            pform.clear_errors()
         from core.physics.builders import build
 
         if not self.commit():
@@ -331,7 +389,7 @@ class SystemPanel(QWidget):
             system = build(self.kind, potential=pot, **self.builder_params())
         except HGNError as exc:
             msg = str(exc)
-            if not form.show_message(msg):
+            if not form.show_message(msg) and pform is not None:
                 pform.show_message(msg)
             self.error.emit(msg)
             return None
@@ -341,6 +399,14 @@ class SystemPanel(QWidget):
 
 def potential_curve(pot, n: int = 300) -> tuple[np.ndarray, np.ndarray]:
     """Distances and V(r) around the potential's minimum, clipped for display."""
+    if pot.kind == SPLINE:
+        lo, hi = float(pot.r[0]), float(pot.r[-1])
+        pad = 0.12 * (hi - lo)
+        r = np.linspace(max(lo - pad, 0.5 * lo), hi + pad, n)
+        v = np.asarray(pot.energy(r), float)
+        vs = np.asarray(pot.V, float)
+        top = float(vs.max()) + 0.5 * max(float(vs.max() - vs.min()), 1e-9)
+        return r, np.where(v > top, np.nan, v)
     r0 = max(float(pot.r_min), 1e-3)
     if pot.kind == "lennard-jones":
         r = np.linspace(0.88 * getattr(pot, "sigma", r0), 3.0 * r0, n)

@@ -1,0 +1,136 @@
+"""The drawn spline potential on the system panel's V(r) plot (issue 12):
+control points fitted to the current potential, moved (method and mouse
+drag), added, removed, drawn at random; each edit one undo step; Build
+carries the SplinePotential; a saved project reopens with the same points."""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtTest import QTest
+
+from core.files.project import load_project
+from core.physics.potentials import make_potential
+from core.physics.splines import SplinePotential, grf_potential
+
+
+def _spline(window):
+    sp = window.systemPanel
+    sp.set_potential_kind("harmonic")
+    sp.set_potential_kind("spline")
+    return sp, sp.splineEditor
+
+
+def test_choosing_the_spline_fits_the_current_potential_and_undoes_in_one_step(qtbot, window):
+    sp = window.systemPanel
+    sp.set_potential_kind("harmonic")
+    n0 = window.undo.count()
+    sp.set_potential_kind("spline")
+    ed = sp.splineEditor
+    assert window.undo.count() == n0 + 1 and sp.potential_kind == "spline"
+    r, v = ed.points()
+    assert len(r) >= 6
+    harm = make_potential("harmonic")
+    assert np.allclose(v, harm.energy(r))                    # knots on the current V(r)
+    assert ed.knots.isVisible()
+    x, y = ed.knots.getData()
+    assert np.allclose(x, r) and np.allclose(y, v)
+    window.undo.undo()
+    assert sp.potential_kind == "harmonic" and not ed.knots.isVisible()
+
+
+def test_moving_a_point_is_one_undoable_command_and_build_carries_the_spline(qtbot, window):
+    sp, ed = _spline(window)
+    r0, v0 = ed.points()
+    n0 = window.undo.count()
+    # r is kept between its neighbours
+    assert ed.move_point(2, r0[3] + 10.0, 0.75)
+    r1, v1 = ed.points()
+    assert window.undo.count() == n0 + 1
+    assert v1[2] == 0.75 and r0[2] < r1[2] < r0[3]
+    assert np.all(np.diff(r1) > 0)
+    # the curve goes through the moved point
+    rc, vc = sp.curve_data()
+    ok = np.isfinite(vc) & (rc >= r1[0]) & (rc <= r1[-1])
+    assert np.allclose(vc[ok], SplinePotential(r=tuple(r1), V=tuple(v1), slopes=ed.potential().slopes)
+                       .energy(rc[ok]))
+    window.undo.undo()
+    r2, v2 = ed.points()
+    assert np.array_equal(r2, r0) and np.array_equal(v2, v0)
+    window.undo.redo()
+    qtbot.mouseClick(sp.buildButton, Qt.LeftButton)
+    s = window.session.system
+    assert s.potential.kind == "spline"
+    assert np.allclose(s.potential.r, r1) and np.allclose(s.potential.V, v1)
+
+
+def test_add_remove_and_random_points(qtbot, window):
+    sp, ed = _spline(window)
+    r0, _ = ed.points()
+    assert ed.add_point(0.5 * (r0[1] + r0[2]), 3.0)
+    r1, v1 = ed.points()
+    assert len(r1) == len(r0) + 1 and 3.0 in v1
+    window.undo.undo()
+    assert len(ed.points()[0]) == len(r0)
+    while len(ed.points()[0]) > 4:
+        assert ed.remove_point(1)
+    assert not ed.remove_point(0) and len(ed.points()[0]) == 4        # at least 4 points kept
+    sp.grfSeed.setValue(5)
+    sp.grfLength.setValue(0.4)
+    n0 = window.undo.count()
+    qtbot.mouseClick(sp.randomButton, Qt.LeftButton)
+    assert window.undo.count() == n0 + 1
+    want = grf_potential(5, 0.4, knots=12)
+    r, v = ed.points()
+    assert np.allclose(r, want.r) and np.allclose(v, want.V)
+
+
+def test_a_mouse_drag_moves_a_point(qtbot, window):
+    sp, ed = _spline(window)
+    window.show()
+    qtbot.waitExposed(window)
+    plot = sp.potentialPlot
+    plot.show()
+    qtbot.wait(50)
+    r0, v0 = ed.points()
+    vb = plot.getPlotItem().getViewBox()
+    i = 3
+
+    def widget_point(x, y):
+        return plot.mapFromScene(vb.mapViewToScene(QPointF(x, y)))
+
+    start = widget_point(r0[i], v0[i])
+    y_target = v0[i] + 0.3 * (np.nanmax(v0) - np.nanmin(v0) + 0.1)
+    end = widget_point(r0[i], y_target)
+    n0 = window.undo.count()
+    vp = plot.viewport()
+    QTest.mousePress(vp, Qt.LeftButton, Qt.NoModifier, start)
+    for k in range(1, 9):
+        p = start + (end - start) * (k / 8)
+        QTest.mouseMove(vp, p)
+        qtbot.wait(10)
+    QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, end)
+    qtbot.wait(20)
+    r1, v1 = ed.points()
+    assert window.undo.count() == n0 + 1
+    assert v1[i] > v0[i] + 0.1 * (y_target - v0[i])
+    assert np.allclose(np.delete(v1, i), np.delete(v0, i))
+
+
+def test_saved_project_reopens_with_the_same_points(qtbot, window, tmp_path):
+    sp, ed = _spline(window)
+    ed.move_point(1, ed.points()[0][1], -0.4)
+    qtbot.mouseClick(sp.buildButton, Qt.LeftButton)
+    r, v = ed.points()
+    path = tmp_path / "spline.hgnproj"
+    c = window.projects
+    assert c.save_to(path)
+    saved = load_project(path)
+    assert saved.system.potential.kind == "spline" and np.array_equal(saved.system.potential.V, v)
+    ed.move_point(2, ed.points()[0][2], 5.0)            # edits after the save are not in the file
+    sp.set_potential_kind("morse")
+    assert c.open_path(path)
+    assert sp.potential_kind == "spline" and sp.potentialCombo.currentData() == "spline"
+    r2, v2 = ed.points()
+    assert np.array_equal(r2, r) and np.array_equal(v2, v)
+    x, y = ed.knots.getData()
+    assert ed.knots.isVisible() and np.allclose(y, v)
