@@ -404,7 +404,8 @@ class Jobs(QObject):
         self.roller.start("rollout", pipeline.rollout_job, rec.model, system, q0, p0, dt, steps, save_every,
                           with_truth=truth is None, device=str(sim.get("rollout_device", "cpu")),
                           precision=str(sim.get("rollout_precision", "float64")),
-                          threads=int(sim.get("rollout_threads", SIMULATION.rollout_threads)))
+                          threads=int(sim.get("rollout_threads", SIMULATION.rollout_threads)),
+                          integrator=str(sim.get("integrator", SIMULATION.integrator)))
         self.document.start_rollout(buf)
         self.progress.emit(STAGE_NAMES["rollout"], 0.0)
         self._update_running()

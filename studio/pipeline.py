@@ -72,6 +72,9 @@ def check_simulation(sim: dict) -> None:
     tf = sim.get("test_fraction")
     if tf is not None and not 0.0 <= tf < 1.0:
         raise HGNError(f"test_fraction: must be in [0, 1), got {tf}")
+    integ = sim.get("integrator", "verlet")
+    if integ not in ("verlet", "rk4", "dop853"):
+        raise HGNError(f"integrator: must be verlet, rk4 or dop853, got {integ!r}")
     if sim.get("save_every", 1) > sim.get("steps", 1):
         raise HGNError("save_every: must not exceed the steps per trajectory")
 
@@ -174,7 +177,7 @@ def rollout_job(model, system: System, q0: np.ndarray, p0: np.ndarray, dt: float
                 save_every: int, *, progress=None, cancel=None, emit: Callable | None = None,
                 with_truth: bool = True, first_chunk: int = 2,
                 max_chunk: int = ROLLOUT_CHUNK_FRAMES * 8, device: str = "cpu", precision: str = "float64",
-                threads: int = 1) -> dict:
+                threads: int = 1, integrator: str = "verlet") -> dict:
     """Ground truth and learned roll-out from (q0, p0), chunk by chunk.
 
     Every chunk continues from the last saved state of its run, so the result
@@ -189,6 +192,8 @@ def rollout_job(model, system: System, q0: np.ndarray, p0: np.ndarray, dt: float
     ``Trajectory.diverged``) ends the job after that chunk, with a
     ``("warning", ...)`` naming the step and the reason, and the result's
     ``"diverged"``. Returns timing figures, the warnings and ``diverged``.
+    ``integrator`` names the ground truth's integrator (verlet, rk4, dop853;
+    core.physics.simulate).
     """
     import warnings
 
@@ -216,7 +221,7 @@ def rollout_job(model, system: System, q0: np.ndarray, p0: np.ndarray, dt: float
         n_steps = k * save_every
         if with_truth:
             tr = simulate(system, q_t, p_t, dt, n_steps, save_every=save_every, cancel=cancel,
-                          energy_reference=ref_t)
+                          energy_reference=ref_t, integrator=integrator)
             ref_t = tr.meta.get("energy_reference", ref_t)
             q_t, p_t = tr.q[-1].copy(), tr.p[-1].copy()
             if not first:

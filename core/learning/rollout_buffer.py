@@ -54,6 +54,8 @@ class RolloutBuffer:
         #: warnings the learned roll-out raised (shown in the status bar)
         self.warnings: list[str] = []
         self._cache: dict = {}
+        #: runs whose only frame is the start set_initial wrote (their first chunk repeats it)
+        self._from_start: dict[str, bool] = {}
 
     @classmethod
     def from_trajectories(cls, truth: Trajectory, prediction: Trajectory | None = None,
@@ -98,6 +100,9 @@ class RolloutBuffer:
         if which not in self.count:
             raise HGNError(f"unknown run {which!r}")
         k = self.count[which]
+        if k == 1 and traj.n_frames and self._from_start.get(which) and np.isclose(traj.t[0], self.t[0]):
+            k = 0        # the first chunk starts with the frame set_initial already shows: write over it
+        self._from_start[which] = False
         m = min(traj.n_frames, self.n_frames - k)
         if m <= 0:
             return
@@ -118,6 +123,7 @@ class RolloutBuffer:
             self.potential[which][0] = potential
             self.momentum[which][0] = np.sum(p0, axis=0)
             self.count[which] = max(self.count[which], 1)
+            self._from_start[which] = self.count[which] == 1
         self._cache.clear()
 
     # ------------------------------------------------------------------

@@ -42,6 +42,9 @@ def simulation_specs() -> list[FieldSpec]:
         FieldSpec("rollout_threads", "Roll-out threads", "int", s.rollout_threads,
                   tip="torch threads of learned roll-outs, 0 = every core (one was measured faster on a busy "
                       "2-core machine)", minimum=0, maximum=256),
+        FieldSpec("integrator", "Ground-truth integrator", "choice", s.integrator, ("verlet", "rk4", "dop853"),
+                  tip="integrator of the roll-out's ground truth: velocity Verlet (symplectic, step dt), "
+                      "classical RK4 (step dt) or adaptive DOP853 (tolerance 1e-12; dt sets the frames)"),
     ]
 
 

@@ -5,8 +5,10 @@ carries the SplinePotential; a saved project reopens with the same points."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
+from studio_helpers import build_tiny_lattice, set_tiny_training, train_and_wait
 
 from core.files.project import load_project
 from core.physics.potentials import make_potential
@@ -134,3 +136,96 @@ def test_saved_project_reopens_with_the_same_points(qtbot, window, tmp_path):
     assert np.array_equal(r2, r) and np.array_equal(v2, v)
     x, y = ed.knots.getData()
     assert ed.knots.isVisible() and np.allclose(y, v)
+
+
+# ---------------------------------------------------------------------------
+# the ground-truth integrator (simulation settings -> pipeline -> core simulate)
+# ---------------------------------------------------------------------------
+def _tiny_state():
+    from core.physics import builders
+    from core.physics.initial import initial_state
+
+    system = builders.build("chain", n=6)
+    q0, p0 = initial_state(system, displacement=0.1, momentum=0.2, seed=3)
+    return system, q0, p0
+
+
+def test_rollout_job_runs_the_chosen_ground_truth_integrator():
+    from core.physics.simulate import simulate
+    from studio import pipeline
+
+    system, q0, p0 = _tiny_state()
+    for name, label in (("rk4", "rk4"), ("dop853", "dop853"), ("verlet", "velocity-verlet")):
+        got = []
+        pipeline.rollout_job(None, system, q0, p0, 0.05, 40, 2, emit=got.append, integrator=name)
+        chunks = [t for kind, t in got if kind == "truth"]
+        assert chunks and all(t.meta["integrator"] == label for t in chunks)
+        q = np.concatenate([t.q for t in chunks])
+        one = simulate(system, q0, p0, 0.05, 40, save_every=2, integrator=name)
+        assert q.shape == one.q.shape
+        assert np.allclose(q, one.q, rtol=0, atol=1e-9), name       # chunks continue the same run
+    verlet = simulate(system, q0, p0, 0.05, 40, save_every=2, integrator="verlet")
+    rk4 = simulate(system, q0, p0, 0.05, 40, save_every=2, integrator="rk4")
+    assert not np.allclose(verlet.q, rk4.q, rtol=0, atol=1e-9)        # the choice changes the truth
+
+
+def test_the_integrator_setting_reaches_the_rollout_job(qtbot, window, monkeypatch):
+    from studio import pipeline
+
+    tp = window.trainPanel
+    combo = tp.simForm.editors["integrator"]
+    n0 = window.undo.count()
+    combo.setCurrentIndex(combo.findText("rk4"))
+    assert window.document.get("simulation", "integrator") == "rk4"
+    assert window.undo.count() == n0 + 1
+    window.undo.undo()
+    assert window.document.get("simulation", "integrator") == "verlet"
+    window.undo.redo()
+    with pytest.raises(Exception, match="integrator"):
+        pipeline.check_simulation({"integrator": "euler"})
+    build_tiny_lattice(qtbot, window, 3, 3)
+    set_tiny_training(window)
+    train_and_wait(qtbot, window)
+    # the roll-out shown after training has an RK4 ground truth
+    from core.physics.simulate import simulate
+
+    buf = window.document.rollout
+    n = buf.n_filled
+    q = buf.q["truth"][:n]
+    one = simulate(buf.system, q[0], buf.p["truth"][0], buf.dt, (n - 1) * buf.save_every,
+                   save_every=buf.save_every, integrator="rk4")
+    verlet = simulate(buf.system, q[0], buf.p["truth"][0], buf.dt, (n - 1) * buf.save_every,
+                      save_every=buf.save_every, integrator="verlet")
+    assert np.allclose(q, one.q, rtol=0, atol=1e-9)
+    assert not np.allclose(q, verlet.q, rtol=0, atol=1e-12)
+    # ... and a roll-out asked for later passes the model's setting to the job
+    seen = {}
+
+    def start(name, fn, *args, **kw):
+        seen.update(kw)
+        return False
+
+    monkeypatch.setattr(window.jobs.roller, "start", start)
+    window.jobs.rollout(0)
+    assert seen.get("integrator") == "rk4"
+
+
+def test_the_first_chunk_of_a_rollout_does_not_repeat_the_start_frame():
+    """The window shows frame 0 at once (set_initial); the job's first chunk
+    starts with that frame again: frame k of the buffer is the run's frame k."""
+    from core.learning.rollout_buffer import RolloutBuffer
+    from core.physics.simulate import simulate
+
+    system, q0, p0 = _tiny_state()
+    one = simulate(system, q0, p0, 0.05, 40, save_every=2)
+    buf = RolloutBuffer(system, 0.05, 40, 2)
+    buf.set_initial(q0, p0, 0.0, 0.0)
+    got = []
+    from studio import pipeline
+
+    pipeline.rollout_job(None, system, q0, p0, 0.05, 40, 2, emit=got.append)
+    for kind, t in got:
+        buf.add(kind, t)
+    assert buf.count["truth"] == one.n_frames
+    assert np.allclose(buf.q["truth"], one.q, rtol=0, atol=1e-12)
+    assert np.allclose(buf.t, one.t)
