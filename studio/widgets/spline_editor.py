@@ -6,7 +6,7 @@ The points live in the document (section ``potential/spline``: ``r``, ``V``,
 :class:`core.physics.splines.SplinePotential`), so the project saves them and
 Build builds the system with that potential. Every edit -- a drag (one command
 when the mouse is released), a point added (double-click on the plot) or
-removed (right-click on it), a random potential (GRF) -- is ONE undoable
+removed (right-click on it, or click it and press Delete), a random potential (GRF) -- is ONE undoable
 :class:`studio.commands.SetSettingsCommand`. While a point is dragged only the
 markers and the curve move (a preview); the document changes at the release.
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 
 from core.errors import HGNError
 from core.physics.splines import SplinePotential, grf_potential
@@ -81,12 +82,15 @@ class KnotItem(pg.ScatterPlotItem):
             self.editor.preview_point(self._drag, p.x(), p.y())
 
     def mouseClickEvent(self, ev):
-        if ev.button() == Qt.RightButton:
-            pts = self.pointsAt(ev.pos())
-            if len(pts):
-                ev.accept()
-                self.editor.remove_point(int(pts[0].index()))
-                return
+        pts = self.pointsAt(ev.pos())
+        if len(pts) and ev.button() == Qt.RightButton:
+            ev.accept()
+            self.editor.remove_point(int(pts[0].index()))
+            return
+        if len(pts) and ev.button() == Qt.LeftButton and not ev.double():
+            ev.accept()
+            self.editor.select(int(pts[0].index()))
+            return
         super().mouseClickEvent(ev)
 
 
@@ -107,6 +111,11 @@ class SplineEditor(pg.QtCore.QObject):
         plot.addItem(self.knots)
         self.knots.setVisible(False)
         plot.scene().sigMouseClicked.connect(self._on_scene_click)
+        #: the point Delete removes (a left click on a point selects it)
+        self.selected: int | None = None
+        plot.setFocusPolicy(Qt.ClickFocus)
+        self.deleteShortcut = QShortcut(QKeySequence(Qt.Key_Delete), plot, context=Qt.WidgetWithChildrenShortcut)
+        self.deleteShortcut.activated.connect(self.remove_selected)
 
     # -- what the document holds ------------------------------------------
     def active(self) -> bool:
@@ -137,8 +146,27 @@ class SplineEditor(pg.QtCore.QObject):
         except HGNError:
             self.knots.setVisible(False)
             return
-        self.knots.setData(r, v)
+        if self.selected is not None and self.selected >= len(r):
+            self.selected = None
+        self.knots.setData(r, v, brush=self._brushes(len(r)))
         self.knots.setVisible(True)
+
+    def _brushes(self, n: int) -> list:
+        return [pg.mkBrush(90, 200, 255, 240) if i == self.selected else pg.mkBrush(230, 120, 30, 220)
+                for i in range(n)]
+
+    def select(self, i: int | None) -> None:
+        """Mark point ``i`` as the one Delete removes."""
+        self.selected = i
+        self.show()
+
+    def remove_selected(self) -> bool:
+        if self.selected is None or not self.active() or not self.has_points():
+            return False
+        i, self.selected = self.selected, None
+        removed = self.remove_point(i)
+        self.show()
+        return removed
 
     # -- edits --------------------------------------------------------------
     def _push(self, pot: SplinePotential, text: str) -> bool:
@@ -168,7 +196,7 @@ class SplineEditor(pg.QtCore.QObject):
             pot = self._edited(r, v)
         except HGNError:
             return
-        self.knots.setData(r, v)
+        self.knots.setData(r, v, brush=self._brushes(len(r)))
         from .system_panel import potential_curve
 
         rr, vv = potential_curve(pot)

@@ -118,6 +118,34 @@ def test_a_mouse_drag_moves_a_point(qtbot, window):
     assert np.allclose(np.delete(v1, i), np.delete(v0, i))
 
 
+def test_click_and_delete_removes_a_point_and_a_spline_system_trains(qtbot, window):
+    build_tiny_lattice(qtbot, window, 3, 3)
+    sp, ed = _spline(window)
+    window.show()
+    qtbot.waitExposed(window)
+    plot = sp.potentialPlot
+    r0, v0 = ed.points()
+    vb = plot.getPlotItem().getViewBox()
+    at = plot.mapFromScene(vb.mapViewToScene(QPointF(r0[2], v0[2])))
+    QTest.mouseClick(plot.viewport(), Qt.LeftButton, Qt.NoModifier, at)
+    assert ed.selected == 2
+    n0 = window.undo.count()
+    window.activateWindow()
+    plot.setFocus()
+    qtbot.waitUntil(plot.hasFocus, timeout=3000)
+    QTest.keyClick(plot, Qt.Key_Delete)
+    r1, v1 = ed.points()
+    assert window.undo.count() == n0 + 1 and len(r1) == len(r0) - 1
+    assert np.array_equal(r1, np.delete(r0, 2))
+    # Build and train on the drawn potential (the worker process rebuilds it from its description)
+    qtbot.mouseClick(sp.buildButton, Qt.LeftButton)
+    assert window.document.system.potential.kind == "spline" and window.document.system.n == 9
+    set_tiny_training(window)
+    rec = train_and_wait(qtbot, window)
+    assert rec.system.potential.kind == "spline" and np.array_equal(rec.system.potential.r, r1)
+    assert np.isfinite(rec.test_mse) and rec.test_mse >= 0
+
+
 def test_saved_project_reopens_with_the_same_points(qtbot, window, tmp_path):
     sp, ed = _spline(window)
     ed.move_point(1, ed.points()[0][1], -0.4)
