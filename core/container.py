@@ -22,14 +22,12 @@ its size justifies. The JSON header may nest at most :data:`MAX_HEADER_DEPTH`
 levels. Only plain real numbers, booleans and strings are read: object,
 complex, structured and date arrays are refused.
 
-Headers are validated against one declarative schema per kind
-(:class:`Field`, :func:`check_fields`) and arrays against the header
-(:class:`Arr`, :func:`check_arrays`: dtype, shape with named sizes such as
-``N`` or ``d``, finiteness) before use; the schemas live beside the loader of
-each kind (:mod:`core.files.io`, :mod:`core.files.project` and the model
-modules of :mod:`core.learning`); the embedded system's is here
-(:data:`SYSTEM_FIELDS`, :data:`SYSTEM_ARRAYS`) because models read it too.
-Every message names the file and the field.
+Headers are validated against one declarative schema per kind and arrays
+against the header before use (:mod:`core.schema`: ``Field``,
+``check_fields``, ``Arr``, ``check_arrays``); the schemas live beside the
+loader of each kind (:mod:`core.files.io`, :mod:`core.files.project` and the
+model modules of :mod:`core.learning`). Every message names the file and the
+field.
 
 Writes are atomic (:func:`atomic_write`): the data go to a temporary file
 ``.<name>.<token>.hgn-partial`` in the target's folder, which is fsync'ed and
@@ -64,12 +62,12 @@ import threading
 import time
 import zipfile
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from core.errors import HGNError
+from core.schema import show as _show
 
 FORMAT = "hgn-studio"
 VERSION = 1
@@ -623,202 +621,6 @@ def _member_layout(zf: zipfile.ZipFile, info: zipfile.ZipInfo, fname: str) -> tu
             raise _damaged(fname, f"array {info.filename[:-4]!r} declares shape {tuple(shape)} of {dtype} "
                                   f"({nbytes} bytes) but its member holds {info.file_size - fp.tell()}")
     return tuple(shape), dtype
-
-
-# ======================================================================
-# schemas: headers and arrays checked before use
-# ======================================================================
-def _show(v, limit: int = 60) -> str:
-    text = repr(v)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-_TYPE_WORDS = {"int": "a whole number", "number": "a number", "str": "a string", "bool": "true or false",
-               "dict": "a JSON object", "list": "a list", "any": "any value"}
-
-
-@dataclass(frozen=True)
-class Field:
-    """One header field: its type, whether it must be there, and its range.
-
-    ``type``: "int" (whole number, not bool), "number" (int or float, not
-    bool; finite unless ``finite=False``), "str", "bool", "dict", "list",
-    "any". ``lo``/``hi``: inclusive bounds (numbers, or lengths of str and
-    list); ``above``: exclusive lower bound of a number; ``choices``: allowed values; ``null``: None is allowed;
-    ``fields``: the schema of a dict; ``items``: the Field of every list item.
-    """
-
-    type: str
-    required: bool = True
-    lo: float | None = None
-    hi: float | None = None
-    above: float | None = None
-    choices: tuple | None = None
-    null: bool = False
-    finite: bool = True
-    fields: dict | None = None
-    items: "Field | None" = None
-
-    def check(self, value, where: str):
-        """``value`` if it fits, else HGNError naming ``where`` (``"<file>: header field 'a.b'"``)."""
-        if value is None:
-            if self.null:
-                return value
-            raise HGNError(f"{where} must be {_TYPE_WORDS[self.type]}, got null")
-        t = self.type
-        ok = {"int": isinstance(value, int) and not isinstance(value, bool),
-              "number": isinstance(value, (int, float)) and not isinstance(value, bool),
-              "str": isinstance(value, str), "bool": isinstance(value, bool),
-              "dict": isinstance(value, dict), "list": isinstance(value, list), "any": True}[t]
-        if not ok:
-            raise HGNError(f"{where} must be {_TYPE_WORDS[t]}, got {_show(value)}")
-        if t == "number" and self.finite and not math.isfinite(value):
-            raise HGNError(f"{where} must be a finite number, got {value!r}")
-        if self.choices is not None and value not in self.choices:
-            raise HGNError(f"{where} must be one of {', '.join(map(repr, self.choices))}, got {_show(value)}")
-        if t in ("int", "number", "str", "list"):
-            size = value if t in ("int", "number") else len(value)
-            noun = "" if t in ("int", "number") else (" characters" if t == "str" else " items")
-            if self.lo is not None and size < self.lo:
-                raise HGNError(f"{where} must be at least {self.lo:g}{noun}, got {_show(value)}")
-            if self.hi is not None and size > self.hi:
-                raise HGNError(f"{where} must be at most {self.hi:g}{noun}, got {_show(value)}")
-            if self.above is not None and not size > self.above:
-                raise HGNError(f"{where} must be greater than {self.above:g}, got {_show(value)}")
-        if t == "dict" and self.fields is not None:
-            check_fields(value, self.fields, where)
-        if t == "list" and self.items is not None:
-            for i, item in enumerate(value):
-                self.items.check(item, field_label(where, f"[{i}]"))
-        return value
-
-
-def field_label(where: str, name) -> str:
-    """The label of field ``name`` (a key, or ``[i]`` for a list item) inside
-    ``where``: ``"f.npz: header"`` -> ``"f.npz: header field 'dt'"``,
-    ``"f.npz: header field 'system'"`` -> ``"f.npz: header field 'system.dim'"``."""
-    if where.endswith("'") and " field '" in where:
-        return where[:-1] + (name if name.startswith("[") else "." + name) + "'"
-    return f"{where} field '{name}'"
-
-
-def check_fields(doc, fields: dict[str, Field], where: str) -> dict:
-    """Check the dict ``doc`` against ``fields`` (name -> Field); returns ``doc``.
-    ``where`` names it in messages: ``"t.npz: header"`` gives ``"t.npz: header
-    field 'dt' must be ..."``; nested fields give ``'system.dim'``. Unknown
-    fields are allowed (later additions)."""
-    if not isinstance(doc, dict):
-        raise HGNError(f"{where} must be a JSON object, got {_show(doc)}")
-    for name, f in fields.items():
-        label = field_label(where, name)
-        if name not in doc:
-            if f.required:
-                raise HGNError(f"{label} is missing (file damaged or written by another program)")
-            continue
-        f.check(doc[name], label)
-    return doc
-
-
-@dataclass(frozen=True)
-class Arr:
-    """One array of a file: ``dtype`` "float" (real floating point; integers
-    allowed with ``ints=True``), "int" (integers) or "any" (bool, numbers);
-    ``shape``: one entry per axis, an int, a size name bound on first use
-    (``"N"``, ``"d"``...) or None (any); ``finite``: no NaN or inf."""
-
-    dtype: str = "float"
-    shape: tuple | None = None
-    finite: bool = True
-    required: bool = True
-    ints: bool = True
-
-
-def check_array(a: np.ndarray, spec: Arr, sizes: dict, where: str) -> np.ndarray:
-    """``a`` if it fits ``spec`` (binding new size names into ``sizes``), else HGNError naming ``where``."""
-    a = np.asarray(a)
-    k = a.dtype.kind
-    if spec.dtype == "int":
-        if k not in "iu":
-            if not (a.size == 0 and k in "fb"):
-                raise HGNError(f"{where} must hold whole numbers, got dtype {a.dtype}")
-    elif spec.dtype == "float":
-        if k == "c":
-            raise HGNError(f"{where} holds complex numbers; it must hold real numbers")
-        if k != "f" and not (spec.ints and k in "iu"):
-            raise HGNError(f"{where} must hold real numbers, got dtype {a.dtype}")
-    elif k not in "biuf":
-        raise HGNError(f"{where} must hold numbers, got dtype {a.dtype}")
-    if spec.shape is not None:
-        if a.ndim != len(spec.shape):
-            raise HGNError(f"{where} has shape {a.shape}, expected {_shape_text(spec.shape, sizes)}")
-        for n, want in zip(a.shape, spec.shape):
-            if want is None:
-                continue
-            if isinstance(want, str):
-                want = sizes.setdefault(want, n)
-            if n != want:
-                raise HGNError(f"{where} has shape {a.shape}, expected {_shape_text(spec.shape, sizes)}")
-    if spec.finite and k in "fc" and a.size and not np.isfinite(a).all():
-        bad = np.argwhere(~np.isfinite(a))[0]
-        raise HGNError(f"{where} holds a value that is not finite (NaN or inf) at index {tuple(int(i) for i in bad)}")
-    return a
-
-
-def _shape_text(shape: tuple, sizes: dict) -> str:
-    parts = [str(sizes.get(s, s)) if isinstance(s, str) else ("any" if s is None else str(s)) for s in shape]
-    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
-
-
-def check_arrays(arrays: dict, specs: dict[str, Arr], fname: str, sizes: dict | None = None,
-                 prefix: str = "") -> dict:
-    """Check ``arrays[prefix + name]`` against ``specs[name]`` for every spec;
-    returns ``sizes`` (the size names bound). HGNError names the file and array."""
-    sizes = {} if sizes is None else sizes
-    for name, spec in specs.items():
-        key = prefix + name
-        if key not in arrays:
-            if spec.required:
-                raise HGNError(f"{fname}: array {key!r} is missing (file damaged or written by another program)")
-            continue
-        check_array(arrays[key], spec, sizes, f"{fname}: array {key!r}")
-    return sizes
-
-
-def header_int(value, where: str, lo: int | None = None) -> int:
-    """``value`` as an int when it is a whole number (``Field("int", lo=lo)``), else HGNError."""
-    return Field("int", lo=lo).check(value, where)
-
-
-#: the header of a system inside a file (a system file's ``system``, an entry of
-#: ``systems``, a model's ``train_system``, the xyz record's ``system``)
-SYSTEM_FIELDS = {
-    "dim": Field("int", choices=(2, 3)),
-    "n": Field("int", required=False, lo=1),
-    "potential": Field("dict", fields={"kind": Field("str", lo=1, hi=64)}),
-    "cutoff": Field("number", required=False, null=True, lo=0),
-    "name": Field("str", required=False),
-    "meta": Field("dict", required=False, null=True),
-}
-#: its arrays (size names: N particles, d dimensions, E edges)
-SYSTEM_ARRAYS = {
-    "positions": Arr("float", ("N", "d")),
-    "masses": Arr("float", ("N",)),
-    "edges": Arr("int", ("E", 2), required=False),
-    "edge_scale": Arr("float", ("E",), required=False),
-    "box": Arr("float", ("d",), required=False),
-}
-
-
-def check_system_part(header, arrays: dict, prefix: str, fname: str, what: str = "system") -> dict:
-    """Check a system's header (:data:`SYSTEM_FIELDS`) and its ``prefix``-named
-    arrays (:data:`SYSTEM_ARRAYS`, N and d from the header) before the System
-    is built; returns the arrays without the prefix. HGNError names the file."""
-    check_fields(header, SYSTEM_FIELDS, f"{fname}: {what}")
-    sizes = {"d": header["dim"]}
-    if "n" in header:
-        sizes["N"] = header["n"]
-    check_arrays(arrays, SYSTEM_ARRAYS, f"{fname}: {what}", sizes, prefix)
-    return {k: arrays[prefix + k] for k in SYSTEM_ARRAYS if prefix + k in arrays}
 
 
 def jsonable(value, where: str):

@@ -54,8 +54,8 @@ import numpy as np
 
 from core.errors import HGNError
 from . import kinds
-from core.container import (Arr, Field, check_array, check_arrays, check_fields, check_system_part, field_label,
-                            jsonable, load_npz, save_npz)
+from core.container import jsonable, load_npz, save_npz
+from core.schema import Arr, Field, check_array, check_arrays, check_fields, check_system_part, field_label
 from .kinds import describe, load_any, system_in  # the registry's entry points, also reachable from here
 from core.physics.system import System
 from core.physics.trajectory import Dataset, Trajectory
@@ -71,7 +71,7 @@ DATASET_ARRAYS = ("q", "p", "dqdt", "dpdt", "energy", "train", "test")
 XYZ_SUFFIXES = (".xyz", ".extxyz")
 
 # ----------------------------------------------------------------------
-# schemas: what a loader accepts (core.container.Field / Arr), written once
+# schemas: what a loader accepts (core.schema.Field / Arr), written once
 # ----------------------------------------------------------------------
 #: names listed in a header (array names of meta arrays)
 _NAMES = Field("list", required=False, items=Field("str", lo=1, hi=200))
@@ -169,8 +169,8 @@ def same_system(a: System, b: System) -> bool:
 
 def system_from(header: dict, arrays: dict, prefix: str, fname: str, what: str = "system") -> System:
     """The System described by ``header`` and the ``prefix``-named arrays,
-    checked against the system schema (:data:`core.container.SYSTEM_FIELDS`,
-    :data:`~core.container.SYSTEM_ARRAYS`) first; HGNError naming ``fname``."""
+    checked against the system schema (:data:`core.schema.SYSTEM_FIELDS`,
+    :data:`~core.schema.SYSTEM_ARRAYS`) first; HGNError naming ``fname``."""
     sub = check_system_part(header, arrays, prefix, fname, what)
     try:
         return System.from_header_and_arrays(header, sub)

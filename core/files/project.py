@@ -61,7 +61,8 @@ import numpy as np
 
 from core.errors import HGNError
 from . import kinds
-from core.container import FORMAT, Arr, Field, as_path, check_arrays, check_fields, jsonable, load_npz, save_npz
+from core.container import FORMAT, as_path, jsonable, load_npz, save_npz
+from core.schema import Arr, Field, check_arrays, check_fields
 from .io import (DATASET_ARRAYS, DATASET_ARRAY_SPECS, DATASET_FIELDS, check_dataset, meta_of, pack_trajectories,
                  same_system, split_meta, system_arrays, system_header, trajectory_list, unpack_systems,
                  unpack_trajectories)
@@ -76,7 +77,7 @@ PROJECT_VERSION = 1
 PROJECT_SUFFIX = ".hgnproj"
 
 # ----------------------------------------------------------------------
-# the schema of a project header (core.container.Field), checked before use
+# the schema of a project header (core.schema.Field), checked before use
 # ----------------------------------------------------------------------
 _TEXT = Field("str", required=False, null=True)
 _RESULT = Field("number", required=False, null=True, finite=False)

@@ -67,8 +67,9 @@ import numpy as np
 
 from core.errors import HGNError
 from . import kinds
-from core.container import (EXPANSION_ALLOWANCE, FORMAT, MAX_EXPANSION, MAX_HEADER_DEPTH, VERSION, Field,
-                            atomic_write, check_fields, existing_file, json_depth_ok)
+from core.container import (EXPANSION_ALLOWANCE, FORMAT, MAX_EXPANSION, MAX_HEADER_DEPTH, VERSION,
+                            atomic_write, existing_file, json_depth_ok)
+from core.schema import Field, check_fields
 from .io import (XYZ_SUFFIXES, check_trajectory_shapes, describe_system, describe_trajectory, split_meta,
                  system_from, system_header)
 from core.jobs import CancelLike, ProgressFn, check_cancel, report

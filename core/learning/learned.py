@@ -289,10 +289,10 @@ def stored_settings(config_cls, stored, name: str):
 
 def train_system_of(header: dict, arrays: dict, name: str):
     """The training system stored in a model file's ``header`` and arrays
-    (prefixed ``train_system.``), checked (:func:`core.container.check_system_part`,
+    (prefixed ``train_system.``), checked (:func:`core.schema.check_system_part`,
     its dimension against the header's ``dim``); None when the file has none.
     Torch-free: the studio's window checks model files with it too."""
-    from core.container import check_system_part
+    from core.schema import check_system_part
 
     if "train_system" not in header:
         return None

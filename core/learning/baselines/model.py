@@ -41,14 +41,14 @@ from pathlib import Path
 
 import numpy as np
 
-from core.container import Field
+from core.schema import Field
 from core.errors import HGNError
 from ..hgn import ENCODINGS, FRAME_RULES
 from ..learned import NetworkHamiltonian, plain_info
 from core.physics.system import System
 
 FILE_KIND = "baseline_model"
-#: the header of a baseline model file (core.container.Field); arrays are checked in TrainedHGN.load
+#: the header of a baseline model file (core.schema.Field); arrays are checked in TrainedHGN.load
 FILE_FIELDS = {
     "config": Field("dict"),
     "encoding": Field("str", choices=ENCODINGS),
@@ -203,7 +203,7 @@ def check_model_file(header: dict, arrays: dict, name: str):
     header's widths) and finiteness, and the training system; HGNError naming
     the file (``name``) and the field otherwise. Torch-free: the studio's
     window checks model files with it too."""
-    from core.container import Arr, check_arrays, check_fields
+    from core.schema import Arr, check_arrays, check_fields
     from ..hgn import LAYERS
     from ..learned import stored_settings, train_system_of
     from .config import BaselineConfig

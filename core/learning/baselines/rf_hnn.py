@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import scipy.linalg as sla
 
-from core.container import Field
+from core.schema import Field
 from core.errors import HGNError
 from core.jobs import check_cancel, report
 from core.physics.system import System
@@ -42,7 +42,7 @@ from core.physics.trajectory import Dataset
 from ..learned import stored_settings
 
 FILE_KIND = "rf_hnn_model"
-#: the header of an RF-HNN file (core.container.Field; arrays are checked in RFHNNModel.load)
+#: the header of an RF-HNN file (core.schema.Field; arrays are checked in RFHNNModel.load)
 FILE_FIELDS = {"config": Field("dict"), "constant": Field("number", required=False),
                "info": Field("dict", required=False, null=True), "train_system": Field("dict")}
 
@@ -171,7 +171,8 @@ class RFHNNModel:
     def load(cls, path) -> "RFHNNModel":
         """Read an RF-HNN file: header checked against :data:`FILE_FIELDS`,
         arrays against the training system (W is (width, 2 N d)) before use."""
-        from core.container import Arr, check_arrays, check_fields, check_system_part, load_npz
+        from core.container import load_npz
+        from core.schema import Arr, check_arrays, check_fields, check_system_part
 
         header, arrays = load_npz(path, FILE_KIND)
         name = Path(path).name

@@ -10,12 +10,12 @@ built, in the process that evaluates it.
 """
 from __future__ import annotations
 
-from core.container import Arr, Field, check_arrays, check_fields
+from core.schema import Arr, Field, check_arrays, check_fields
 from core.learning.hgn import LAYERS
 from ..learned import stored_settings, train_system_of
 from .config import RFConfig
 
-#: the header of a model file (core.container.Field; arrays: :func:`check_model_file`)
+#: the header of a model file (core.schema.Field; arrays: :func:`check_model_file`)
 MODEL_FIELDS = {
     "config": Field("dict"),
     "encoding": Field("str", required=False),
