@@ -51,6 +51,8 @@ from .defaults import (
     ZERO_SHOT,
 )
 
+#: the settings of the drawn potential (core.physics.splines.SplinePotential's fields)
+SPLINE_FIELDS = ("r", "V", "slopes", "wall", "source")
 SECTION_HEADS = ("system", "generator", "potential", "simulation", "train", "model", "zero_shot")
 
 
@@ -85,6 +87,9 @@ def _defaults() -> dict[str, dict]:
         out[f"generator/{k}"] = dict(params)
     for k, params in _potential_defaults().items():
         out[f"potential/{k}"] = dict(params)
+    # the drawn spline (studio.widgets.spline_editor): no points until the user
+    # chooses it (then a fit of the potential shown); kept between runs like the rest
+    out["potential/spline"] = {k: None for k in SPLINE_FIELDS}
     for k, params in methods.items():
         out[f"model/{k}"] = dict(params)
     return out
@@ -446,7 +451,10 @@ def potential_from_settings(doc: Document):
     from core.physics.potentials import make_potential
 
     kind = doc.get("system", "potential")
-    return make_potential(kind, **doc.values(f"potential/{kind}"))
+    values = doc.values(f"potential/{kind}")
+    if kind == "spline":                 # unset fields: the class's defaults; no points: core says so
+        values = {k: v for k, v in values.items() if v is not None}
+    return make_potential(kind, **values)
 
 
 def builder_params(doc: Document, kind: str | None = None) -> dict:

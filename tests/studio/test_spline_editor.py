@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
-from studio_helpers import build_tiny_lattice, set_tiny_training, train_and_wait
+from studio_helpers import build_tiny_lattice, make_window, set_tiny_training, train_and_wait
 
 from core.files.project import load_project
 from core.physics.potentials import make_potential
@@ -257,3 +257,20 @@ def test_the_first_chunk_of_a_rollout_does_not_repeat_the_start_frame():
     assert buf.count["truth"] == one.n_frames
     assert np.allclose(buf.q["truth"], one.q, rtol=0, atol=1e-12)
     assert np.allclose(buf.t, one.t)
+
+
+def test_the_drawn_points_and_the_integrator_persist_between_runs(qtbot, isolated_settings):
+    w = make_window(qtbot)
+    sp, ed = _spline(w)
+    ed.move_point(3, ed.points()[0][3], 0.9)
+    w.trainPanel.simForm.editors["integrator"].setCurrentText("dop853")
+    r, v = ed.points()
+    w.close()
+    w2 = make_window(qtbot)
+    sp2, ed2 = w2.systemPanel, w2.systemPanel.splineEditor
+    assert sp2.potential_kind == "spline" and sp2.potentialStack.currentWidget() is sp2.splineControls
+    r2, v2 = ed2.points()
+    assert np.array_equal(r2, r) and np.array_equal(v2, v) and ed2.knots.isVisible()
+    assert w2.document.get("simulation", "integrator") == "dop853"
+    rc, vc = sp2.curve_data()
+    assert np.isfinite(vc).sum() > 100                  # the curve of the restored spline is drawn
