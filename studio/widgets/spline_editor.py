@@ -220,8 +220,9 @@ class SplineEditor(pg.QtCore.QObject):
     def add_point(self, x: float, y: float) -> bool:
         """A new control point at (x, y) (inside the points' range, or beyond either end)."""
         r, v = self.points()
-        if not (np.isfinite(x) and np.isfinite(y)) or x <= 0 or np.any(np.isclose(r, x, rtol=0, atol=1e-9)):
-            return False
+        gap = MIN_GAP * float(r[-1] - r[0])
+        if not (np.isfinite(x) and np.isfinite(y)) or x <= 0 or np.any(np.abs(r - x) < gap):
+            return False             # (a double-click on a point does not add a twin)
         k = int(np.searchsorted(r, x))
         r, v = np.insert(r, k, x), np.insert(v, k, y)
         return self._push(self._edited(r, v), "Add spline point")

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 from studio_helpers import build_tiny_lattice, make_window, set_tiny_training, train_and_wait
 
 from core.files.project import load_project
@@ -71,6 +73,7 @@ def test_add_remove_and_random_points(qtbot, window):
     assert ed.add_point(0.5 * (r0[1] + r0[2]), 3.0)
     r1, v1 = ed.points()
     assert len(r1) == len(r0) + 1 and 3.0 in v1
+    assert not ed.add_point(r1[3] + 1e-6, 1.0)                     # no twin of an existing point
     window.undo.undo()
     assert len(ed.points()[0]) == len(r0)
     while len(ed.points()[0]) > 4:
@@ -116,6 +119,21 @@ def test_a_mouse_drag_moves_a_point(qtbot, window):
     assert window.undo.count() == n0 + 1
     assert v1[i] > v0[i] + 0.1 * (y_target - v0[i])
     assert np.allclose(np.delete(v1, i), np.delete(v0, i))
+    # a double-click between two points adds one there
+    x_new = 0.5 * (r1[1] + r1[2])
+    y_new = float(np.nanmax(v1))
+    at = widget_point(x_new, y_new)
+    # as a window system delivers it: press, release, double-click, release
+    QTest.mouseClick(vp, Qt.LeftButton, Qt.NoModifier, at)
+    dbl = QMouseEvent(QEvent.MouseButtonDblClick, QPointF(at), QPointF(vp.mapToGlobal(at)), Qt.LeftButton,
+                      Qt.LeftButton, Qt.NoModifier)
+    QApplication.sendEvent(vp, dbl)
+    QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, at)
+    qtbot.wait(20)
+    r2, v2 = ed.points()
+    assert len(r2) == len(r1) + 1 and window.undo.count() == n0 + 2
+    k = int(np.argmin(np.abs(r2 - x_new)))
+    assert abs(r2[k] - x_new) < 0.05 * (r2[-1] - r2[0]) and abs(v2[k] - y_new) < 0.1 * (np.ptp(v1) + 0.1)
 
 
 def test_click_and_delete_removes_a_point_and_a_spline_system_trains(qtbot, window):
