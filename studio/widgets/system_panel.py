@@ -303,6 +303,8 @@ class SystemPanel(QWidget):
             raise
 
     def _update_curve(self) -> None:
+        if self.potential_kind == SPLINE and self._spline_in_between():
+            return          # a command is halfway through setting the points (r set, V not yet)
         try:
             pot = self.potential()
         except HGNError as exc:
@@ -322,6 +324,10 @@ class SystemPanel(QWidget):
             lo, hi = min(lo, min(pot.V)), max(hi, max(pot.V))
         self.potentialPlot.setYRange(lo - 0.05 * (hi - lo + 1e-12), hi + 0.05 * (hi - lo + 1e-12))
         self.potentialPlot.setXRange(r[0], r[-1], padding=0.02)
+
+    def _spline_in_between(self) -> bool:
+        r, v = self.document.get("potential/spline", "r"), self.document.get("potential/spline", "V")
+        return isinstance(r, list) and isinstance(v, list) and len(r) != len(v)
 
     def curve_data(self):
         return self.vCurve.getData()

@@ -70,12 +70,16 @@ def test_moving_a_point_is_one_undoable_command_and_build_carries_the_spline(qtb
 def test_add_remove_and_random_points(qtbot, window):
     sp, ed = _spline(window)
     r0, _ = ed.points()
+    errors = []
+    sp.error.connect(errors.append)
     assert ed.add_point(0.5 * (r0[1] + r0[2]), 3.0)
+    assert errors == []                   # no error from the half-set points (r set, V not yet)
+    assert len(sp.curve_data()[0]) > 100
     r1, v1 = ed.points()
     assert len(r1) == len(r0) + 1 and 3.0 in v1
     assert not ed.add_point(r1[3] + 1e-6, 1.0)                     # no twin of an existing point
     window.undo.undo()
-    assert len(ed.points()[0]) == len(r0)
+    assert len(ed.points()[0]) == len(r0) and errors == []
     while len(ed.points()[0]) > 4:
         assert ed.remove_point(1)
     assert not ed.remove_point(0) and len(ed.points()[0]) == 4        # at least 4 points kept
