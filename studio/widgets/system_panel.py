@@ -258,12 +258,13 @@ class SystemPanel(QWidget):
         k = self.potentialCombo.currentData()
         if not self._showing and k == SPLINE and k != self.potential_kind and not self.splineEditor.has_points():
             # the first drawn spline starts from the potential shown now
-            changes = [("system", "potential", SPLINE)]
+            changes = []
             try:
                 r, v = self.curve_data()
                 changes += spline_changes(fit_to(self.potential(), r, v))
             except (HGNError, IndexError, TypeError):
                 pass
+            changes.append(("system", "potential", SPLINE))     # last: the points are there when it shows
             self.undo.push(SetSettingsCommand(self.document, changes, "Potential Spline (drawn)"))
         elif not self._showing and k and k != self.potential_kind:
             self.undo.push(set_setting(self.document, "system", "potential", k,
@@ -327,6 +328,8 @@ class SystemPanel(QWidget):
 
     def _spline_in_between(self) -> bool:
         r, v = self.document.get("potential/spline", "r"), self.document.get("potential/spline", "V")
+        if r is None or v is None:
+            return (r is None) != (v is None)
         return isinstance(r, list) and isinstance(v, list) and len(r) != len(v)
 
     def curve_data(self):

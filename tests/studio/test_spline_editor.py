@@ -28,8 +28,11 @@ def test_choosing_the_spline_fits_the_current_potential_and_undoes_in_one_step(q
     sp = window.systemPanel
     sp.set_potential_kind("harmonic")
     n0 = window.undo.count()
+    errors = []
+    sp.error.connect(errors.append)
     sp.set_potential_kind("spline")
     ed = sp.splineEditor
+    assert errors == []                    # no error from a half-made choice (kind set, points not yet)
     assert window.undo.count() == n0 + 1 and sp.potential_kind == "spline"
     r, v = ed.points()
     assert len(r) >= 6
@@ -39,7 +42,7 @@ def test_choosing_the_spline_fits_the_current_potential_and_undoes_in_one_step(q
     x, y = ed.knots.getData()
     assert np.allclose(x, r) and np.allclose(y, v)
     window.undo.undo()
-    assert sp.potential_kind == "harmonic" and not ed.knots.isVisible()
+    assert sp.potential_kind == "harmonic" and not ed.knots.isVisible() and errors == []
 
 
 def test_moving_a_point_is_one_undoable_command_and_build_carries_the_spline(qtbot, window):
