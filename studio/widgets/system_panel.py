@@ -226,7 +226,7 @@ class SystemPanel(QWidget):
         lay = QFormLayout(w)
         lay.setContentsMargins(0, 0, 0, 0)
         hint = QLabel("Drag a point to change it; double-click the plot to add one; right-click a point "
-                      "to remove it (Ctrl+Z undoes).")
+                      "(or click it and press Delete) to remove it. Ctrl+Z undoes; Build uses it.")
         hint.setWordWrap(True)
         lay.addRow(hint)
         self.grfSeed = QSpinBox()
