@@ -80,7 +80,7 @@ class SimulationDefaults:
     rollout_device: str = "cpu"      # where learned roll-outs run: cpu | cuda (core.learning.rollout)
     rollout_precision: str = "float64"  # float32: separable models only (measured error in core.learning.stepper)
     rollout_threads: int = 1         # torch threads of a roll-out, 0 = every core (rollout.ROLLOUT_THREADS)
-    integrator: str = "verlet"       # ground truth of the roll-out: verlet | rk4 | dop853 (core.physics.reference)
+    integrator: str = "verlet"       # ground truth (data, roll-out): verlet | rk4 | dop853 (core.physics.reference)
 
 
 SIMULATION = SimulationDefaults()

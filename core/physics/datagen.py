@@ -58,7 +58,10 @@ class DataSpec:
     ``temperature`` (k_B T), when given, draws Maxwell-Boltzmann momenta
     instead of ``momentum``. ``save_every`` steps separate two snapshots of a
     run; each run contributes ``steps // save_every + 1`` snapshots (its
-    initial state included).
+    initial state included). ``integrator`` integrates the runs: "verlet"
+    (velocity Verlet, the default), "rk4" or "dop853"
+    (:mod:`core.physics.reference`); the snapshots' derivatives are exact
+    either way (the forces at the saved states).
     """
 
     n_trajectories: int = 10
@@ -70,6 +73,7 @@ class DataSpec:
     temperature: float | None = None
     seed: int = DEFAULT_SEED
     test_fraction: float = DEFAULT_TEST_FRACTION
+    integrator: str = "verlet"
 
     def validate(self) -> "DataSpec":
         """Raise HGNError naming the first bad setting; returns self."""
@@ -81,6 +85,10 @@ class DataSpec:
             _amplitude("temperature", self.temperature)
         _seed(self.seed)
         _fraction(self.test_fraction)
+        from .reference import INTEGRATORS
+
+        if not isinstance(self.integrator, str) or self.integrator not in INTEGRATORS:
+            raise HGNError(f"integrator must be one of {', '.join(INTEGRATORS)}, got {self.integrator!r}")
         return self
 
     def to_dict(self) -> dict:
@@ -207,7 +215,7 @@ def generate(system: System, spec: DataSpec | None = None, progress: ProgressFn 
             def sub(stage, f, k=k):
                 progress(stage, (k + f) / n_traj)
         run, ff = run_system(system, q0, p0, spec.dt, spec.steps, spec.save_every,
-                             progress=sub, cancel=cancel, save_forces=True)
+                             progress=sub, cancel=cancel, save_forces=True, integrator=spec.integrator)
         runs.append(run)
         trajs.append(to_trajectory(system, run, ff))
     report(progress, "simulate", 1.0)

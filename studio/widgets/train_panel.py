@@ -43,7 +43,8 @@ def simulation_specs() -> list[FieldSpec]:
                   tip="torch threads of learned roll-outs, 0 = every core (one was measured faster on a busy "
                       "2-core machine)", minimum=0, maximum=256),
         FieldSpec("integrator", "Ground-truth integrator", "choice", s.integrator, ("verlet", "rk4", "dop853"),
-                  tip="integrator of the roll-out's ground truth: velocity Verlet (symplectic, step dt), "
+                  tip="integrator of the ground truth (training data and roll-out): velocity Verlet "
+                      "(symplectic, step dt), "
                       "classical RK4 (step dt) or adaptive DOP853 (tolerance 1e-12; dt sets the frames)"),
     ]
 

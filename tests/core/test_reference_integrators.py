@@ -127,3 +127,28 @@ def test_energy_reference_and_floor_are_honoured_like_verlet(fn):
         fn(oscillator, [[1.0]], [[0.4]], [MASS], 0.01, 100, 10, energy_reference=(h0 + 1.0, 1e-3))
     floored = fn(oscillator, [[1.0]], [[0.4]], [MASS], 0.01, 20, 10, energy_floor=50.0)
     assert floored.energy_reference[1] == 50.0
+
+
+def test_training_data_follow_the_chosen_integrator():
+    """DataSpec.integrator: the runs of generate() are integrated by it (the
+    studio's ground-truth choice reaches the training data too); the saved
+    states differ from Verlet's, the derivatives are the exact forces at them."""
+    from core.physics.datagen import DataSpec, generate
+    from core.physics.simulate import simulate
+
+    system = builders.chain(5, dim=2)
+    spec = dict(n_trajectories=2, steps=40, dt=0.05, save_every=4, seed=3)
+    verlet = generate(system, DataSpec(**spec))
+    rk = generate(system, DataSpec(**spec, integrator="rk4"))
+    assert rk.meta["spec"]["integrator"] == "rk4"
+    assert not np.allclose(rk.q, verlet.q, rtol=0, atol=1e-9)
+    # the first run's saved states are an rk4 run from its start (frame 0 of the data)
+    one = simulate(system, rk.q[0], rk.p[0], 0.05, 40, save_every=4, integrator="rk4")
+    n = one.n_frames
+    assert any(np.allclose(rk.q[k:k + n], one.q, rtol=0, atol=1e-12) for k in range(0, len(rk.q) - n + 1))
+    ff = ForceField(system)
+    assert np.allclose(rk.dpdt[5], ff.forces(rk.q[5]), rtol=0, atol=1e-12)
+    with pytest.raises(HGNError, match="integrator"):
+        DataSpec(**spec, integrator="euler").validate()
+    assert DataSpec.from_dict({k: v for k, v in DataSpec().to_dict().items() if k != "integrator"}).integrator \
+        == "verlet"                                              # settings saved before keep Verlet

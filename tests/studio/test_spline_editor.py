@@ -299,3 +299,13 @@ def test_the_drawn_points_and_the_integrator_persist_between_runs(qtbot, isolate
     assert w2.document.get("simulation", "integrator") == "dop853"
     rc, vc = sp2.curve_data()
     assert np.isfinite(vc).sum() > 100                  # the curve of the restored spline is drawn
+
+
+def test_the_integrator_setting_reaches_the_training_data():
+    """The Train panel's ground-truth integrator also integrates the training
+    runs (pipeline.data_spec -> core.physics.datagen.DataSpec.integrator)."""
+    from studio import pipeline
+
+    spec = pipeline.data_spec({"integrator": "rk4", "dt": 0.02, "steps": 40, "save_every": 4})
+    assert spec.integrator == "rk4" and spec.validate() is spec
+    assert pipeline.data_spec({"dt": 0.02}).integrator == "verlet"
