@@ -460,11 +460,18 @@ def describe_system(s: System) -> str:
 
 
 def describe_trajectory(tr: Trajectory) -> str:
-    """One line on a trajectory: frames, times, H(0) and the largest energy drift."""
+    """One line on a trajectory: frames, times, the integrator (when recorded), H(0), the largest
+    energy drift, and where it diverged (a learned roll-out that was stopped)."""
     t = tr.t
     drift = float(np.max(np.abs(tr.energy_drift()))) if tr.n_frames else 0.0
-    return (f"'{tr.label}': {tr.n_frames} frames, t = {t[0]:g}..{t[-1]:g}, dt = {tr.dt:g}, "
+    integ = tr.meta.get("integrator")
+    how = f", {integ}" if isinstance(integ, str) and integ else ""
+    line = (f"'{tr.label}': {tr.n_frames} frames, t = {t[0]:g}..{t[-1]:g}, dt = {tr.dt:g}{how}, "
             f"saved every {tr.save_every} steps, H(0) = {tr.total[0]:.6g}, max |relative energy drift| = {drift:.3g}")
+    div = tr.diverged
+    if div:
+        line += f"; diverged at step {div.get('step')} (t = {div.get('t')})"
+    return line
 
 
 def _system_lines(path) -> list[str]:

@@ -290,3 +290,21 @@ def test_simulate_molecular_with_the_default_settings_runs(tmp_path, capsys):
     assert code == 0, err
     (ch,) = io.load_trajectories(tmp_path / "chain.npz")
     assert np.sqrt(np.mean((ch.q[0] - ch.system.positions) ** 2)) == pytest.approx(0.1, rel=0.3)
+
+
+def test_info_names_the_integrator_and_a_divergence(tmp_path, capsys):
+    from core.learning.rfhgn import TrueHamiltonian
+    from core.learning.rollout import rollout
+
+    code, out, err = run(["simulate", "--kind", "chain", "--n", "4", "--integrator", "rk4", "--steps", "20",
+                          "--out", tmp_path / "rk.npz"], capsys)
+    assert code == 0, err
+    code, out, err = run(["info", tmp_path / "rk.npz"], capsys)
+    assert code == 0 and ", rk4, saved every" in out, out
+    system = builders.chain(4, dim=2)
+    q0, p0 = initial_state(system, 0.1, 0.1, seed=0)
+    tr = rollout(TrueHamiltonian(system), system, q0, p0, 2.5, 400, save_every=5)
+    assert tr.diverged is not None
+    io.save_trajectories(tmp_path / "div.npz", [tr])
+    code, out, err = run(["info", tmp_path / "div.npz"], capsys)
+    assert code == 0 and f"diverged at step {tr.diverged['step']} " in out, out
