@@ -221,6 +221,17 @@ def pack_trajectories(trajs: list[Trajectory], systems: list[System]) -> tuple[l
     return entries, arrays
 
 
+def _real_and_finite(a, name: str, where: str, unit: str) -> None:
+    """HGNError unless ``a`` holds real, finite numbers; a non-finite value is
+    located by its first index (``unit``: "frame", "snapshot")."""
+    a = np.asarray(a)
+    if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+        raise HGNError(f"{where}: {name} must hold real numbers, got dtype {a.dtype}")
+    if not np.isfinite(a).all():
+        first = int(np.argwhere(~np.isfinite(a))[0, 0])
+        raise HGNError(f"{where}: {name} is not finite (NaN or inf) at {unit} {first}")
+
+
 def check_trajectory_shapes(tr: Trajectory, where: str) -> None:
     """HGNError (starting with ``where``) unless ``tr``'s arrays fit its system and each other."""
     s = tr.system
@@ -238,12 +249,7 @@ def check_trajectory_shapes(tr: Trajectory, where: str) -> None:
         if a.shape != shape:
             raise HGNError(f"{where}: {name} has shape {a.shape}, expected {shape} ({t_n} frames)")
     for name in _TRAJ_ARRAYS:
-        a = np.asarray(getattr(tr, name))
-        if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
-            raise HGNError(f"{where}: {name} must hold real numbers, got dtype {a.dtype}")
-        if not np.isfinite(a).all():
-            frame = int(np.argwhere(~np.isfinite(a))[0, 0])
-            raise HGNError(f"{where}: {name} is not finite (NaN or inf) at frame {frame}")
+        _real_and_finite(getattr(tr, name), name, where, "frame")
     if not (isinstance(tr.dt, (int, float, np.number)) and math.isfinite(float(tr.dt)) and float(tr.dt) > 0):
         raise HGNError(f"{where}: time step dt must be a number > 0, got {tr.dt!r}")
     if isinstance(tr.save_every, bool) or not float(tr.save_every).is_integer() or int(tr.save_every) < 1:
@@ -374,12 +380,7 @@ def check_dataset(ds: Dataset, where: str) -> None:
     if np.asarray(ds.energy).shape != (n_s,):
         raise HGNError(f"{where}: energy has shape {np.asarray(ds.energy).shape}, expected ({n_s},)")
     for name in ("q", "p", "dqdt", "dpdt", "energy"):
-        a = np.asarray(getattr(ds, name))
-        if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
-            raise HGNError(f"{where}: {name} must hold real numbers, got dtype {a.dtype}")
-        if not np.isfinite(a).all():
-            snap = int(np.argwhere(~np.isfinite(a))[0, 0])
-            raise HGNError(f"{where}: {name} is not finite (NaN or inf) at snapshot {snap}")
+        _real_and_finite(getattr(ds, name), name, where, "snapshot")
     for name in ("train", "test"):
         a = np.asarray(getattr(ds, name))
         if a.ndim != 1 or (a.size and not np.issubdtype(a.dtype, np.integer)):
