@@ -210,6 +210,16 @@ def _at(doc, path):
     return doc
 
 
+def _flip_bytes(data, raw: bytes, most: int) -> tuple[bytes, list]:
+    """``raw`` with 1 to ``most`` bytes XOR-ed by drawn non-zero values, and the (position, value) pairs."""
+    b = bytearray(raw)
+    flips = data.draw(st.lists(st.tuples(st.integers(0, len(b) - 1), st.integers(1, 255)), min_size=1,
+                               max_size=most), label="flips")
+    for pos, x in flips:
+        b[pos] ^= x
+    return bytes(b), flips
+
+
 def _copy(raw):
     header, arrays = raw
     return json.loads(json.dumps(header)), {k: v.copy() for k, v in arrays.items()}
@@ -228,12 +238,8 @@ def damage_container(data, raw, src: Path, dst: Path) -> str:
         dst.write_bytes(b[:cut])
         return f"truncate at {cut} of {len(b)}"
     if op == "flip":
-        b = bytearray(src.read_bytes())
-        flips = data.draw(st.lists(st.tuples(st.integers(0, len(b) - 1), st.integers(1, 255)), min_size=1,
-                                   max_size=8), label="flips")
-        for pos, x in flips:
-            b[pos] ^= x
-        dst.write_bytes(bytes(b))
+        b, flips = _flip_bytes(data, src.read_bytes(), 8)
+        dst.write_bytes(b)
         return f"flip {flips}"
     if op in ("field", "drop_field"):
         every = _paths(header)
@@ -383,12 +389,8 @@ def damage_xyz(data, text: str) -> str | tuple[str, str]:
         cut = data.draw(st.integers(0, len(text) - 1), label="cut")
         return text[:cut], f"truncate at {cut}"
     if op == "flip":
-        b = bytearray(text.encode())
-        flips = data.draw(st.lists(st.tuples(st.integers(0, len(b) - 1), st.integers(1, 255)), min_size=1,
-                                   max_size=6), label="flips")
-        for pos, x in flips:
-            b[pos] ^= x
-        return bytes(b), f"flip {flips}"
+        b, flips = _flip_bytes(data, text.encode(), 6)
+        return b, f"flip {flips}"
     if op in ("record", "record_bomb"):
         head, _, rest = lines[1].partition("hgn=")
         rec, sep, tail = rest.partition(" ")
