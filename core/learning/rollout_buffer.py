@@ -54,8 +54,6 @@ class RolloutBuffer:
         #: warnings the learned roll-out raised (shown in the status bar)
         self.warnings: list[str] = []
         self._cache: dict = {}
-        #: runs whose only frame is the start set_initial wrote (their first chunk repeats it)
-        self._from_start: dict[str, bool] = {}
 
     @classmethod
     def from_trajectories(cls, truth: Trajectory, prediction: Trajectory | None = None,
@@ -100,9 +98,8 @@ class RolloutBuffer:
         if which not in self.count:
             raise HGNError(f"unknown run {which!r}")
         k = self.count[which]
-        if k == 1 and traj.n_frames and self._from_start.get(which) and np.isclose(traj.t[0], self.t[0]):
-            k = 0        # the first chunk starts with the frame set_initial already shows: write over it
-        self._from_start[which] = False
+        if k and traj.n_frames and abs(traj.t[0] - self.t[k - 1]) < 0.5 * self.dt * self.save_every:
+            k -= 1       # the chunk starts with the last frame shown (a roll-out's first chunk after set_initial)
         m = min(traj.n_frames, self.n_frames - k)
         if m <= 0:
             return
@@ -123,7 +120,6 @@ class RolloutBuffer:
             self.potential[which][0] = potential
             self.momentum[which][0] = np.sum(p0, axis=0)
             self.count[which] = max(self.count[which], 1)
-            self._from_start[which] = self.count[which] == 1
         self._cache.clear()
 
     # ------------------------------------------------------------------
