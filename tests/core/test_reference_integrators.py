@@ -152,3 +152,109 @@ def test_training_data_follow_the_chosen_integrator():
         DataSpec(**spec, integrator="euler").validate()
     assert DataSpec.from_dict({k: v for k, v in DataSpec().to_dict().items() if k != "integrator"}).integrator \
         == "verlet"                                              # settings saved before keep Verlet
+
+
+# ----------------------------------------------------------------------
+# the ground truth's own error against the DOP853 reference (issue 12)
+# ----------------------------------------------------------------------
+from core.physics.reference import ReferenceCheck, compare_to_reference, reference_check  # noqa: E402
+from core.physics.simulate import simulate  # noqa: E402
+
+DIMER_A = 0.2          # initial stretch of the harmonic dimer (k = 1, r0 = 1, masses 1)
+DIMER_T = 8.0
+
+
+def dimer():
+    system = builders.chain(n=2, dim=2)          # harmonic k = 1, r0 = 1, unit masses
+    q0 = system.positions.copy()
+    q0[1, 0] += DIMER_A
+    return system, q0, np.zeros_like(q0)
+
+
+def dimer_exact(t):
+    """Closed form: the bond length r(t) = 1 + a cos(sqrt(2) t), centre of mass at rest."""
+    r = 1.0 + DIMER_A * np.cos(np.sqrt(2.0) * t)
+    centre = 0.5 * (1.0 + DIMER_A)
+    q = np.zeros((len(t), 2, 2))
+    q[:, 0, 0] = centre - 0.5 * r
+    q[:, 1, 0] = centre + 0.5 * r
+    return q
+
+
+def test_the_reference_of_a_harmonic_dimer_is_its_closed_form():
+    system, q0, p0 = dimer()
+    truth = simulate(system, q0, p0, 0.05, int(DIMER_T / 0.05), 4)
+    from core.physics.reference import reference_trajectory
+
+    ref = reference_trajectory(truth)
+    assert np.array_equal(ref.t, truth.t)
+    assert np.max(np.abs(ref.q - dimer_exact(ref.t))) < 1e-10
+    # the check's errors are the truth's distance from the closed form (to the reference's accuracy)
+    check = reference_check(truth)
+    exact_err = np.sqrt(((truth.q - dimer_exact(truth.t)) ** 2).sum(-1)).max(-1)
+    assert np.allclose(check.position_max, exact_err, rtol=0, atol=1e-9)
+    assert check.position_max[0] == 0.0 and check.position_max[-1] > 1e-4
+    assert check.integrator == "velocity-verlet" and "DOP853" in check.reference
+
+
+# energy: Verlet's error is bounded and O(dt^2); RK4 damps a linear oscillator by
+# |R(i h w)| = 1 - (h w)^6 / 144 + ... per step, i.e. O(dt^5) over a fixed time
+@pytest.mark.parametrize("name,order,energy_order", [("verlet", 2, 2), ("rk4", 4, 5)])
+def test_ground_truth_error_against_the_reference_scales_with_the_order(name, order, energy_order):
+    system, q0, p0 = dimer()
+    hs = [0.1, 0.05, 0.025]
+    pos, energy = [], []
+    for h in hs:
+        n = int(round(DIMER_T / h))
+        truth = simulate(system, q0, p0, h, n, n // 8, integrator=name)
+        check = reference_check(truth)
+        pos.append(check.position_max[-1])
+        energy.append(np.max(np.abs(check.energy)))
+    assert order - 0.25 < slope(hs, pos) < order + 0.25, pos
+    assert energy_order - 0.3 < slope(hs, energy) < energy_order + 0.3, energy
+
+
+def test_dop853_ground_truth_checks_as_exact_and_periodic_images_compare_alike():
+    system, q0, p0 = dimer()
+    truth = simulate(system, q0, p0, 0.05, 100, 10, integrator="dop853")
+    check = reference_check(truth)
+    assert np.max(check.position_max) < 1e-10 and np.max(np.abs(check.energy)) < 1e-10
+    # a frame shifted by a whole box length is the same state in a periodic box
+    box_sys = builders.chain(n=2, dim=2)
+    box_sys.box = np.array([10.0, 10.0])
+    shifted = simulate(box_sys, q0, p0, 0.05, 100, 10, integrator="dop853")
+    shifted.q[3, 1, 0] += 10.0
+    assert np.max(reference_check(shifted).position_max) < 1e-10
+    shifted.system.box = None                       # without a box the shift is a real error
+    assert np.max(compare_to_reference(shifted, truth).position_max) > 9.9
+
+
+def test_the_check_round_trips_as_json_and_damaged_ones_are_refused():
+    import json
+
+    system, q0, p0 = dimer()
+    check = reference_check(simulate(system, q0, p0, 0.1, 40, 5, integrator="rk4"))
+    back = ReferenceCheck.from_dict(json.loads(json.dumps(check.to_dict())))
+    for k in ReferenceCheck.SERIES:
+        assert np.array_equal(getattr(back, k), getattr(check, k))
+    assert (back.integrator, back.reference, back.dt) == (check.integrator, check.reference, check.dt)
+    assert "largest position error" in back.summary()
+    good = check.to_dict()
+    for damage, words in [({"t": "x"}, "'t' must be a list"), ({"energy": good["energy"][:-1]}, "'energy' has"),
+                          ({"position_max": [float("nan")] * len(good["t"])}, "NaN"),
+                          ({"t": good["t"][::-1]}, "must increase"), ({"dt": -1}, "'dt'"),
+                          ({"integrator": 3}, "'integrator'")]:
+        with pytest.raises(HGNError, match=words):
+            ReferenceCheck.from_dict({**good, **damage})
+    with pytest.raises(HGNError, match="expected an object"):
+        ReferenceCheck.from_dict([1, 2])
+
+
+def test_the_check_refuses_frames_off_the_save_grid():
+    system, q0, p0 = dimer()
+    truth = simulate(system, q0, p0, 0.1, 40, 5)
+    truth.t[3] += 0.05
+    with pytest.raises(HGNError, match="not evenly spaced"):
+        reference_check(truth)
+    with pytest.raises(HGNError, match="needs a ground-truth Trajectory"):
+        reference_check(np.zeros(3))
