@@ -81,6 +81,7 @@ class SimulationDefaults:
     rollout_precision: str = "float64"  # float32: separable models only (measured error in core.learning.stepper)
     rollout_threads: int = 1         # torch threads of a roll-out, 0 = every core (rollout.ROLLOUT_THREADS)
     integrator: str = "verlet"       # ground truth (data, roll-out): verlet | rk4 | dop853 (core.physics.reference)
+    reference_check: bool = False    # after each roll-out: its ground truth against DOP853 (studio.jobs)
 
 
 SIMULATION = SimulationDefaults()

@@ -112,6 +112,9 @@ class Document(QObject):
     rolloutExtended = Signal(int)           # frames filled
     rolloutFinished = Signal(object)        # RolloutBuffer
     groundTruthChanged = Signal()
+    #: the roll-out's ground truth was checked against the reference (the
+    #: core.physics.reference.ReferenceCheck), or the check went (None)
+    referenceChanged = Signal(object)
     #: a whole new project is shown (after the signals above): views restore the view state
     replaced = Signal()
     dirtyChanged = Signal(bool)
@@ -126,6 +129,7 @@ class Document(QObject):
         self._counter = 0
         self._dirty = False
         self._saved_models: dict[int, ModelRecord] = {}
+        self._reference = None
         self._adopt(project if project is not None else Project())
 
     # ------------------------------------------------------------------
@@ -253,6 +257,7 @@ class Document(QObject):
         self.project.system = system
         self.project.system_source = dict(source or {})
         self.project.rollout = None
+        self.set_reference_check(None)
         self.systemChanged.emit(system)
         self._set_dirty(True)
 
@@ -312,9 +317,44 @@ class Document(QObject):
     # ------------------------------------------------------------------
     # roll-out
     # ------------------------------------------------------------------
-    def start_rollout(self, buffer: RolloutBuffer) -> None:
+    def start_rollout(self, buffer: RolloutBuffer, integrator: str = "") -> None:
+        """A new roll-out to show; ``integrator`` names its ground truth's
+        integrator (core.physics.simulate's labels, "imported" for another
+        code's trajectory). A check of the previous ground truth goes."""
         self.project.rollout = buffer
+        self.project.ui["rollout"] = {"integrator": str(integrator)}
+        self.set_reference_check(None)
         self.rolloutStarted.emit(buffer)
+
+    @property
+    def rollout_integrator(self) -> str:
+        """The integrator of the shown roll-out's ground truth ("" when unknown)."""
+        d = self.project.ui.get("rollout")
+        v = d.get("integrator", "") if isinstance(d, dict) else ""
+        return v if isinstance(v, str) else ""
+
+    # ------------------------------------------------------------------
+    # the ground truth against the reference
+    # ------------------------------------------------------------------
+    @property
+    def reference_check(self):
+        """The shown roll-out's ground truth against the DOP853 reference
+        (a core.physics.reference.ReferenceCheck), or None. Kept in the
+        project (``ui["reference_check"]``), so saving keeps it."""
+        return self._reference
+
+    def set_reference_check(self, check) -> None:
+        """Store a check of the shown roll-out's ground truth (None: drop it)."""
+        if check is None and self._reference is None:
+            self.project.ui.pop("reference_check", None)
+            return
+        self._reference = check
+        if check is None:
+            self.project.ui.pop("reference_check", None)
+        else:
+            self.project.ui["reference_check"] = check.to_dict()
+            self._set_dirty(True)
+        self.referenceChanged.emit(check)
 
     def add_rollout_chunk(self, which: str, traj) -> None:
         buf = self.project.rollout
@@ -347,7 +387,9 @@ class Document(QObject):
 
     def show_trajectory(self, traj) -> None:
         """A ground-truth trajectory alone (no prediction) on the timeline."""
-        self.start_rollout(RolloutBuffer.from_trajectories(traj, label=traj.label))
+        meta = traj.meta if isinstance(traj.meta, dict) else {}
+        self.start_rollout(RolloutBuffer.from_trajectories(traj, label=traj.label),
+                           str(meta.get("integrator", "imported")))
         self.finish_rollout()
 
     # ------------------------------------------------------------------
@@ -408,6 +450,7 @@ class Document(QObject):
             self.rolloutStarted.emit(project.rollout)
             self.rolloutFinished.emit(project.rollout)
         self.groundTruthChanged.emit()
+        self.referenceChanged.emit(self._reference)
         self.currentModelChanged.emit(project.current_model)
         self.replaced.emit()
         self.dirtyChanged.emit(self._dirty)
@@ -438,6 +481,16 @@ class Document(QObject):
                         .setdefault(sub, {})[key] = value
         if not -1 <= project.current_model < len(project.models):
             project.current_model = len(project.models) - 1
+        self._reference = None
+        if project.rollout is not None and "reference_check" in ui:
+            from core.physics.reference import ReferenceCheck
+
+            try:
+                self._reference = ReferenceCheck.from_dict(ui["reference_check"], "the project's reference check")
+            except HGNError:
+                ui.pop("reference_check")       # damaged: the user can check again
+        else:
+            ui.pop("reference_check", None)
         self.project = project
         self._counter = max([_number(m.name) for m in project.models] + [0])
 

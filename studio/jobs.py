@@ -27,6 +27,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from core.errors import HGNError
 from core.files.project import ModelRecord
 from core.learning.rollout_buffer import RolloutBuffer
+from core.physics.simulate import INTEGRATOR_LABELS
 
 from . import pipeline
 from .commands import AddModelCommand, set_system
@@ -38,7 +39,7 @@ from .workers import JobRunner
 STAGE_NAMES = {"simulate": "simulating ground truth", "sample": "sampling random features",
                "assemble": "assembling normal equations", "solve": "solving", "epochs": "training epochs",
                "evaluate": "measuring test error", "rollout": "rolling out", "datagen": "generating data",
-               "import": "reading imported data"}
+               "import": "reading imported data", "reference": "computing the DOP853 reference"}
 #: stages that make the training data; when one completes the fit starts
 DATA_STAGES = ("simulate", "datagen", "import")
 
@@ -152,6 +153,8 @@ class Jobs(QObject):
     runningChanged = Signal(bool)
     #: a fitted model joined the document (its ModelRecord)
     trained = Signal(object)
+    #: the ground truth's check against the reference started (True) or ended (False)
+    checkingChanged = Signal(bool)
 
     def __init__(self, document, undo, parent: QObject | None = None):
         super().__init__(parent)
@@ -160,6 +163,8 @@ class Jobs(QObject):
         #: the runners (public for benchmarks and tests that wait on them)
         self.trainer = JobRunner(self)
         self.roller = JobRunner(self)
+        #: the ground truth against the DOP853 reference (check_reference)
+        self.checker = JobRunner(self)
         #: perf_counter stamps of the last Train: train_pressed, trained, first_frame
         self.timing: dict[str, float] = {}
         self._train_sim: dict = {}
@@ -169,6 +174,8 @@ class Jobs(QObject):
         self._target = ""                              # model name of the running/pending roll-out
         self._running = False
         self._adding = None                            # pacer key of a trained model not yet added
+        self._checking = None                          # the roll-out whose truth is being checked
+        self._auto_check = False                       # check the roll-out that just finished
 
         self.trainer.progress.connect(self._on_progress)
         self.roller.progress.connect(self._on_progress)
@@ -182,12 +189,18 @@ class Jobs(QObject):
         self.roller.finished.connect(self._on_rollout_finished)
         self.roller.cancelled.connect(lambda: self.cancelled.emit("Roll-out"))
         self.roller.done.connect(self._on_rollout_done)
+        self.checker.progress.connect(self._on_progress)
+        self.checker.failed.connect(self.failed)
+        self.checker.started.connect(self._update_running)
+        self.checker.finished.connect(self._on_checked)
+        self.checker.cancelled.connect(lambda: self.cancelled.emit("Reference check"))
+        self.checker.done.connect(self._on_check_done)
 
     # ------------------------------------------------------------------
     # state
     # ------------------------------------------------------------------
     def is_running(self) -> bool:
-        return self.trainer.is_running() or self.roller.is_running()
+        return self.trainer.is_running() or self.roller.is_running() or self.checker.is_running()
 
     def is_training(self) -> bool:
         return self.trainer.is_running()
@@ -406,7 +419,8 @@ class Jobs(QObject):
                           precision=str(sim.get("rollout_precision", "float64")),
                           threads=int(sim.get("rollout_threads", SIMULATION.rollout_threads)),
                           integrator=str(sim.get("integrator", SIMULATION.integrator)))
-        self.document.start_rollout(buf)
+        name = str(sim.get("integrator", SIMULATION.integrator))
+        self.document.start_rollout(buf, "imported" if truth is not None else INTEGRATOR_LABELS.get(name, name))
         self.progress.emit(STAGE_NAMES["rollout"], 0.0)
         self._update_running()
         return True
@@ -426,15 +440,63 @@ class Jobs(QObject):
     def _on_rollout_finished(self, _result) -> None:
         if self.document.rollout is self._buffer:
             self.document.finish_rollout()
+            # the setting "Check each roll-out": when the runner is free (_on_rollout_done)
+            self._auto_check = bool(self.document.get("simulation", "reference_check")) and \
+                self.document.rollout_integrator not in ("dop853", "imported")
+
+    # ------------------------------------------------------------------
+    # the ground truth against the reference
+    # ------------------------------------------------------------------
+    def is_checking(self) -> bool:
+        return self.checker.is_running()
+
+    def check_reference(self) -> bool:
+        """Compare the shown roll-out's ground truth with the DOP853 reference
+        from its first frame, in a worker (pipeline.reference_job); the result
+        goes into the document (Document.set_reference_check). False, with a
+        message, when it cannot start."""
+        doc = self.document
+        buf = doc.rollout
+        if buf is None or buf.count["truth"] < 2:
+            return self._refuse(HGNError("no ground truth to check yet: train a model (or roll one out) first"))
+        if not buf.finished or self.roller.is_running():
+            return self._refuse(HGNError("the roll-out is still running; check its ground truth when it is done"))
+        if self.checker.is_running():
+            return self._refuse(HGNError("the ground truth is already being checked against the reference"))
+        truth = buf.trajectory("truth", buf.count["truth"])
+        self._checking = buf
+        if not self.checker.start("reference", pipeline.reference_job, truth, doc.rollout_integrator):
+            self._checking = None
+            return self._refuse(HGNError("the ground truth is already being checked against the reference"))
+        self.progress.emit(STAGE_NAMES["reference"], 0.0)
+        self.status.emit(f"checking the ground truth ({truth.n_frames} frames) against DOP853…")
+        self.checkingChanged.emit(True)
+        self._update_running()
+        return True
+
+    @Slot(object)
+    def _on_checked(self, check) -> None:
+        if self.document.rollout is self._checking:       # still the roll-out it was computed for
+            self.document.set_reference_check(check)
+            self.status.emit(check.summary())
+
+    @Slot()
+    def _on_check_done(self) -> None:
+        self._checking = None
+        self.checkingChanged.emit(False)
+        self._update_running()
 
     @Slot()
     def _on_rollout_done(self) -> None:
         self._buffer = None
+        auto, self._auto_check = self._auto_check, False
         if self._pending is not None:
             args, self._pending = self._pending, None
             self._start_rollout(*args)
         else:
             self._target = ""
+            if auto and not self.checker.is_running():
+                self.check_reference()
         self._update_running()
 
     def cancel_rollout(self) -> None:
@@ -449,6 +511,7 @@ class Jobs(QObject):
         self._pending = None
         self.trainer.cancel()
         self.roller.cancel()
+        self.checker.cancel()
         if ran:
             self.progress.emit("cancelling…", -1.0)
         return ran
@@ -461,4 +524,5 @@ class Jobs(QObject):
             self._adding = None
         self.trainer.shutdown()
         self.roller.shutdown()
+        self.checker.shutdown()
         self._update_running()

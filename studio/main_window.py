@@ -42,6 +42,7 @@ from .timeline import TimeModel
 from .widgets.drawing_panel import DrawingPanel
 from .widgets.models_panel import ModelsPanel
 from .widgets.plots import energy_parts_plot, energy_plot, error_plot, loss_plot
+from .widgets.reference_plot import ReferencePanel
 from .widgets.system_panel import SystemPanel, describe
 from .widgets.timeline_bar import TimelineBar
 from .widgets.train_panel import TrainPanel, set_bar
@@ -139,6 +140,8 @@ class MainWindow(QMainWindow):
         self.partsPlot = energy_parts_plot()
         self.lossPlot = loss_plot()
         self.plots = [self.energyPlot, self.errorPlot, self.partsPlot]
+        #: the ground truth against the DOP853 reference (a page next to the energies)
+        self.referencePanel = ReferencePanel(doc, self.jobs)
 
         central = QWidget()
         cl = QVBoxLayout(central)
@@ -166,6 +169,7 @@ class MainWindow(QMainWindow):
         self.plotTabs.setDocumentMode(True)
         self.plotTabs.addTab(self.partsPlot, "Energies")
         self.plotTabs.addTab(self.lossPlot, "Training loss")
+        self.plotTabs.addTab(self.referencePanel, "Ground-truth error")
         plots.addWidget(self.plotTabs)
         self.plotsDock = self._dock("Plots", "plotsDock", plots, Qt.BottomDockWidgetArea)
         self.modelsDock = self._dock("Models", "modelsDock", _scroll(self.modelsPanel), Qt.RightDockWidgetArea)
@@ -320,6 +324,7 @@ class MainWindow(QMainWindow):
         tp.trainRequested.connect(self.train)
         tp.cancelRequested.connect(self.cancel)
         tp.error.connect(self.show_error)
+        tp.referenceRequested.connect(self.referencePanel.request)
 
         doc.systemChanged.connect(self._on_system)
         doc.rolloutStarted.connect(self._on_rollout_started)
@@ -342,6 +347,8 @@ class MainWindow(QMainWindow):
         jobs.cancelled.connect(self._on_cancelled)
         jobs.runningChanged.connect(self._update_running)
         jobs.trained.connect(self._on_trained)
+        jobs.checkingChanged.connect(self._show_reference_page)
+        doc.referenceChanged.connect(self._show_reference_page)
         self.jobStatus.cancelButton.clicked.connect(self.cancel)
 
         self.modelsPanel.rolloutRequested.connect(self.rollout_model)
@@ -604,6 +611,12 @@ class MainWindow(QMainWindow):
         t = self.time.time(f)
         for p in self.plots:
             p.set_cursor(t)
+        self.referencePanel.plot.set_cursor(t)
+
+    def _show_reference_page(self, what) -> None:
+        """A check started (True) or arrived: its page comes to the front."""
+        if what is not None and what is not False:
+            self.plotTabs.setCurrentWidget(self.referencePanel)
 
     @Slot(bool)
     def _on_playing(self, playing: bool) -> None:

@@ -15,6 +15,8 @@ directly.
   geometrically; each chunk is emitted as ``("truth"|"prediction", Trajectory)``
   so the timeline fills while the roll-out runs, and the first frames reach
   the screen within a fraction of a second.
+* :func:`reference_job` -- the ground truth's own error against the DOP853
+  reference from its first frame (core.physics.reference.reference_check).
 """
 from __future__ import annotations
 
@@ -267,3 +269,16 @@ def rollout_job(model, system: System, q0: np.ndarray, p0: np.ndarray, dt: float
     return {"frames": total_frames + 1, "time": time.perf_counter() - t0,
             "first_chunk_time": first_chunk_time, "warnings": list(seen_warnings.values()),
             "diverged": diverged}
+
+
+# ---------------------------------------------------------------------------
+# the ground truth against the reference
+# ---------------------------------------------------------------------------
+def reference_job(truth, integrator: str = "", *, progress=None, cancel=None, emit=None):
+    """The ground truth ``truth`` (a Trajectory) against SciPy's DOP853 at
+    rtol 1e-12 from its first frame, frames at its times: a
+    core.physics.reference.ReferenceCheck (position and energy error per
+    frame). ``integrator`` names the run checked."""
+    from core.physics.reference import reference_check
+
+    return reference_check(truth, integrator=integrator, progress=progress, cancel=cancel)

@@ -46,6 +46,10 @@ def simulation_specs() -> list[FieldSpec]:
                   tip="integrator of the ground truth (training data and roll-out): velocity Verlet "
                       "(symplectic, step dt), "
                       "classical RK4 (step dt) or adaptive DOP853 (tolerance 1e-12; dt sets the frames)"),
+        FieldSpec("reference_check", "Check each roll-out", "bool", s.reference_check,
+                  tip="after every roll-out with a Verlet or RK4 ground truth, integrate it again with DOP853 "
+                      "(rtol 1e-12) in the background and plot the ground truth's own error (plots: "
+                      "Ground-truth error). Off: only when asked (the button below)"),
     ]
 
 
@@ -54,6 +58,8 @@ class TrainPanel(QWidget):
 
     trainRequested = Signal()
     cancelRequested = Signal()
+    #: "Check against reference": the shown roll-out's ground truth vs DOP853
+    referenceRequested = Signal()
     error = Signal(str)
 
     def __init__(self, document, undo, parent: QWidget | None = None):
@@ -84,8 +90,15 @@ class TrainPanel(QWidget):
         self.resultLabel.setObjectName("trainResult")
         self.resultLabel.setWordWrap(True)
 
+        self.referenceButton = QPushButton("Check ground truth against DOP853")
+        self.referenceButton.setObjectName("trainCheckReference")
+        self.referenceButton.setToolTip("Integrate the shown roll-out's ground truth again with SciPy's DOP853 "
+                                        "(rtol 1e-12) and plot its own error (plots: Ground-truth error)")
+        self.referenceButton.clicked.connect(self.referenceRequested)
         sim = QGroupBox("Simulation (training data)")
-        QVBoxLayout(sim).addWidget(self.simForm)
+        sl = QVBoxLayout(sim)
+        sl.addWidget(self.simForm)
+        sl.addWidget(self.referenceButton)
         model = QGroupBox("Model")
         ml = QVBoxLayout(model)
         fl = QFormLayout()

@@ -1,0 +1,99 @@
+"""The ground truth's own error: the shown roll-out's ground truth against
+SciPy's DOP853 at rtol 1e-12 from the same start (issue 12).
+
+:class:`ReferencePanel` is a page of the plots dock: a log-scale
+:class:`~studio.widgets.plots.TimePlot` of the largest and the RMS distance
+of a particle from its reference position and of |H - H_ref| per frame,
+and a "Check against reference (DOP853)" button. The check runs only when
+asked (the button, the Train panel's button, or the simulation setting
+"Check each roll-out" after every roll-out), in a worker
+(:meth:`studio.jobs.Jobs.check_reference`: DOP853 costs far more than the
+Verlet run it checks, so it is not part of every roll-out). The result lives
+in the document (:attr:`studio.document.Document.reference_check`, saved
+with the project); a new roll-out or system drops it.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+
+from ..scene import palette
+from .plots import TimePlot, pen
+
+#: the curves: (name, pen)
+CURVES = (("max |q − q_ref|", pen(palette.TRUTH)), ("RMS |q − q_ref|", pen(palette.TRUTH, 1.5, dashed=True)),
+          ("|H − H_ref|", pen(palette.LOSS)))
+EMPTY_TEXT = ("The ground truth's own error against an accurate reference<br>"
+              "(SciPy DOP853, rtol 1e-12, from the same start) appears here:<br>"
+              "press “Check against reference” after a roll-out")
+BUTTON_TEXT = "Check against reference (DOP853)"
+BUTTON_TIP = ("Integrate the shown roll-out's ground truth again from its first frame with SciPy's adaptive "
+              "DOP853 (rtol 1e-12) and plot how far the ground truth (Verlet or RK4 at step dt) is from it: "
+              "position error per particle and energy error, per frame. Runs in the background.")
+
+
+def reference_plot() -> TimePlot:
+    p = TimePlot("Ground truth vs DOP853 reference", "error", log_y=True, empty_text=EMPTY_TEXT)
+    p.setObjectName("referencePlot")
+    for name, curve_pen in CURVES:
+        p.add_curve(name, curve_pen)
+    return p
+
+
+class ReferencePanel(QWidget):
+    """The reference-error plot, its button and a one-line summary."""
+
+    def __init__(self, document, jobs, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.document = document
+        self.jobs = jobs
+        self.plot = reference_plot()
+        self.checkButton = QPushButton(BUTTON_TEXT)
+        self.checkButton.setObjectName("checkReferenceButton")
+        self.checkButton.setToolTip(BUTTON_TIP)
+        self.checkButton.clicked.connect(self.request)
+        self.summary = QLabel("")
+        self.summary.setObjectName("referenceSummary")
+        self.summary.setStyleSheet(f"color: {palette.hex_of(palette.MUTED)};")
+        self.summary.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        row = QHBoxLayout()
+        row.setContentsMargins(4, 0, 4, 2)
+        row.addWidget(self.checkButton)
+        row.addWidget(self.summary, 1)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        lay.addWidget(self.plot, 1)
+        lay.addLayout(row)
+        document.referenceChanged.connect(self.show_check)
+        jobs.checkingChanged.connect(self._on_checking)
+        self.show_check(document.reference_check)
+
+    @Slot()
+    def request(self) -> bool:
+        """Check the shown roll-out's ground truth (False, with a message, when it cannot)."""
+        return self.jobs.check_reference()
+
+    @Slot(bool)
+    def _on_checking(self, running: bool) -> None:
+        self.checkButton.setEnabled(not running)
+        self.checkButton.setText("Checking against DOP853…" if running else BUTTON_TEXT)
+
+    @Slot(object)
+    def show_check(self, check) -> None:
+        """Plot a core.physics.reference.ReferenceCheck (None: the empty state)."""
+        if check is None:
+            self.plot.clear_curves()
+            self.summary.setText("")
+            self.summary.setToolTip("")
+            return
+        t = np.asarray(check.t, float)
+        for (name, _), y in zip(CURVES, (check.position_max, check.position_rms, np.abs(check.energy))):
+            self.plot.set_curve(name, t, np.asarray(y, float))
+        text = check.summary()
+        self.summary.setText(text)
+        self.summary.setToolTip(f"{text}; the reference took {check.seconds:.2g} s. Position errors are "
+                                "distances (length units), the energy error is in energy units; "
+                                "frame 0 is the shared start (no error).")
