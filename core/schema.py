@@ -193,7 +193,24 @@ SYSTEM_FIELDS = {
     "cutoff": Field("number", required=False, null=True, lo=0),
     "name": Field("str", required=False),
     "meta": Field("dict", required=False, null=True),
+    "port": Field("dict", required=False, null=True, fields=None),  # PORT_FIELDS, set below
 }
+#: one drive of a system's port (core.physics.port.Drive)
+DRIVE_FIELDS = {
+    "nodes": Field("list", lo=1, items=Field("int", lo=0)),
+    "amplitude": Field("number", lo=0),
+    "frequency": Field("number", above=0),
+    "phase": Field("number", required=False),
+    "direction": Field("list", lo=2, hi=3, items=Field("number")),
+}
+#: a system's damping and forcing (core.physics.port.Port): damping is a number >= 0 or a list of them, one per
+#: particle (checked by Port itself: a list can be long)
+PORT_FIELDS = {
+    "damping": Field("any", required=False),
+    "drives": Field("list", required=False, items=Field("dict", fields=DRIVE_FIELDS)),
+    "field": Field("list", required=False, null=True, lo=2, hi=3, items=Field("number")),
+}
+SYSTEM_FIELDS["port"] = Field("dict", required=False, null=True, fields=PORT_FIELDS)
 #: its arrays (size names: N particles, d dimensions, E edges)
 SYSTEM_ARRAYS = {
     "positions": Arr("float", ("N", "d")),

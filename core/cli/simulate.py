@@ -339,7 +339,7 @@ def dataset_from_runs(system, runs, trajs, test_fraction: float, seed: int, spec
     runs' saved forces), split by trajectory when there are several."""
     from core.physics.datagen import dataset_from_parts
 
-    parts = [(r.q, r.p, r.forces, r.kinetic + r.potential, np.arange(r.q.shape[0])) for r in runs]
+    parts = [(r.q, r.p, r.forces, r.kinetic + r.potential, np.arange(r.q.shape[0]), r.t) for r in runs]
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
     return dataset_from_parts(system, parts, test_fraction, rng, trajs,
                               {"source": "python -m core simulate", "spec": spec})

@@ -634,7 +634,7 @@ def dataset_from_trajectories(trajectories, test_fraction: float = 0.25, seed: i
         else:
             ff = ForceField(system)
             dpdt = np.stack([ff.forces(x) for x in tr.q[idx]])
-        parts.append((tr.q[idx], tr.p[idx], dpdt, (tr.kinetic + tr.potential)[idx], idx))
+        parts.append((tr.q[idx], tr.p[idx], dpdt, (tr.kinetic + tr.potential)[idx], idx, tr.t[idx]))
     n_snapshots = sum(len(part[4]) for part in parts)
     if n_snapshots < 2:
         raise HGNError(f"only {n_snapshots} snapshot(s): a fit needs at least 2 (import more frames or lower the "

@@ -39,6 +39,7 @@ from .initial import initial_state
 from .integrators import check_run_settings
 from .reference import integrator
 from core.jobs import CancelLike, ProgressFn, check_cancel, report
+from .port import port_of
 from .simulate import run_system, to_trajectory
 from .system import System
 from .trajectory import Dataset
@@ -148,9 +149,12 @@ def dataset_from_parts(system: System, parts, test_fraction: float, rng: np.rand
                        trajectories, meta: dict) -> Dataset:
     """The snapshots of several time series of ``system`` as one Dataset.
 
-    ``parts``: one ``(q, p, dpdt, energy, frames)`` per trajectory, the
+    ``parts``: one ``(q, p, dpdt, energy, frames[, times])`` per trajectory, the
     arrays of its chosen frames ((F, N, d), (F, N, d), (F, N, d), (F,)) and
-    their frame numbers ``frames`` (F,); dq/dt is p/m. With several
+    their frame numbers ``frames`` (F,) (and times (F,)); dq/dt is p/m. For
+    a damped or driven system (``system.port``) ``dpdt`` holds the forces
+    -dV/dq, the times are required, the port's -gamma p/m + F_ext(t) is added
+    and ``meta["time_of_snapshot"]`` (S,) keeps the times. With several
     trajectories the test snapshots are whole trajectories (a seeded random
     ``test_fraction`` of them, drawn from ``rng``); with one, a random
     ``test_fraction`` of its snapshots. ``meta`` gets ``split`` ("trajectory",
@@ -165,6 +169,13 @@ def dataset_from_parts(system: System, parts, test_fraction: float, rng: np.rand
     q = np.concatenate([part[0] for part in parts])
     p = np.concatenate([part[1] for part in parts])
     dpdt = np.concatenate([part[2] for part in parts])
+    port = port_of(system)
+    if port is not None:  # damped or driven: dp/dt = F(q) - gamma p/m + F_ext(t), and the times are kept
+        if any(len(part) < 6 for part in parts):
+            raise HGNError("the snapshots of a damped or driven system need their times (dp/dt depends on t)")
+        times = np.concatenate([np.asarray(part[5], dtype=np.float64) for part in parts])
+        dpdt = dpdt + port.terms(system.masses, system.dim).dpdt(times, p)
+        meta = dict(meta, time_of_snapshot=times)
     energy = np.concatenate([part[3] for part in parts])
     traj_of = np.concatenate([np.full(len(part[4]), k, dtype=np.int64) for k, part in enumerate(parts)])
     frame_of = np.concatenate([np.asarray(part[4], dtype=np.int64) for part in parts])
@@ -218,7 +229,7 @@ def generate(system: System, spec: DataSpec | None = None, progress: ProgressFn 
         trajs.append(to_trajectory(system, run, ff))
     report(progress, "simulate", 1.0)
 
-    parts = [(r.q, r.p, r.forces, r.total, np.arange(r.q.shape[0])) for r in runs]
+    parts = [(r.q, r.p, r.forces, r.total, np.arange(r.q.shape[0]), r.t) for r in runs]
     return dataset_from_parts(system, parts, spec.test_fraction, np.random.default_rng(seeds[n_traj]), trajs,
                               {"source": "generate", "spec": spec.to_dict()})
 

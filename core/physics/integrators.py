@@ -43,13 +43,32 @@ near the stability limit w dt = 2); beyond the limit the error grows
 geometrically without bound (seen: 7.6e287 after 100 steps). An error as
 large as the energy itself is therefore never an accurate run, and such a
 run must not become data.
+
+Damping and forcing (``port``, :mod:`core.physics.port`; dp/dt = -dH/dq -
+gamma p/m + F(t)): one step is the Strang splitting
+
+    D(dt/2) K(dt/2) Q(dt) K(dt/2) D(dt/2)
+
+with D the exact damping flow p <- p exp(-gamma dt / (2 m)), K the kick
+p <- p + dt/2 (F(q) + F_ext(t)) (F_ext at the start of the step for the
+first kick and at its end for the second) and Q the drift q <- q + dt p/m.
+It is symmetric, hence second order, and without damping and forcing it is
+velocity Verlet (the plain loop runs then, bit for bit). The injected and
+dissipated energies are accumulated every step with the trapezoid rule on
+the powers F_ext(t).v and sum gamma |v|^2 at the step ends
+(``VerletRun.injected``/``dissipated``); the blow-up check then measures
+|H(t) - H(0) - (injected - dissipated)|, the energy balance's error, against
+the energy scale plus |injected| + dissipated, not |H(t) - H(0)|, which a
+damped or driven run changes legitimately. A run continued in chunks passes
+``energy_reference=(H(0) + injected - dissipated of the earlier chunks,
+scale)``.
 """
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 
@@ -57,6 +76,9 @@ from core import validate
 from core.errors import HGNError
 from core.jobs import CancelLike, ProgressFn, check_cancel, report
 from .neighbours import wrap
+
+if TYPE_CHECKING:
+    from .port import PortTerms
 
 #: force_fn(q) -> (potential energy V, forces F = -dV/dq with the shape of q)
 ForceFn = Callable[[np.ndarray], "tuple[float, np.ndarray]"]
@@ -124,6 +146,10 @@ class VerletRun:
     steps: int
     #: (H(0), energy scale) the energy error was measured against (pass it on to continue the run in chunks)
     energy_reference: Optional[tuple[float, float]] = None
+    #: with damping or forcing (``port``): the energy injected by the external forces and dissipated by the
+    #: damping from the start of the run to each saved frame, accumulated every step (T,); else None
+    injected: Optional[np.ndarray] = None
+    dissipated: Optional[np.ndarray] = None
 
     @property
     def total(self) -> np.ndarray:
@@ -190,8 +216,15 @@ def check_energy_reference(ref) -> tuple[float, float] | None:
     return validate.number("energy_reference H(0)", h0), validate.number("energy_reference scale", scale, 0.0)
 
 
-def energy_blowup(step: int, t: float, dt: float, error: float, scale: float, limit: float) -> HGNError:
+def energy_blowup(step: int, t: float, dt: float, error: float, scale: float, limit: float,
+                  balance: bool = False) -> HGNError:
     """The error of a run whose energy error passed the limit (see the module notes)."""
+    if balance:
+        return HGNError(f"the simulation blew up at step {step} (t = {t:.6g}): the energy balance error "
+                        f"|H - H(0) - (injected - dissipated)| reached {error / scale:.3g} times the energy scale "
+                        f"max(K(0) + |V(0)|, the system's own) + |injected| + dissipated = {scale:.3g} (limit "
+                        f"{limit:g}), so the integrator is unstable or far from accurate at this step. Reduce the "
+                        f"time step dt (now {dt:g}; e.g. {dt / 4:g}); no result was kept")
     return HGNError(f"the simulation blew up at step {step} (t = {t:.6g}): the energy error |H - H(0)| "
                     f"reached {error / scale:.3g} times the energy scale max(K(0) + |V(0)|, the system's own) = "
                     f"{scale:.3g} (limit "
@@ -226,7 +259,8 @@ def velocity_verlet(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: n
                     on_frame: FrameFn | None = None, save_forces: bool = False,
                     wrap_saved: bool = False, t0: float = 0.0,
                     energy_limit: float | None = ENERGY_ERROR_LIMIT, energy_floor: float = 0.0,
-                    energy_reference: tuple[float, float] | None = None) -> VerletRun:
+                    energy_reference: tuple[float, float] | None = None,
+                    port: "PortTerms | None" = None) -> VerletRun:
     """Integrate ``steps`` velocity-Verlet steps from (q0, p0) and return the
     frames at every ``save_every``-th step (the initial state is frame 0).
 
@@ -238,7 +272,10 @@ def velocity_verlet(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: n
     error accepted (module notes; None: only non-finite values are a
     blow-up), ``energy_floor`` the smallest energy scale (the system's own,
     see the module notes), ``energy_reference`` (H(0), scale) of the first
-    chunk of a run continued in chunks. Raises HGNError on bad settings, on
+    chunk of a run continued in chunks. ``port``: damping and forcing
+    (:class:`core.physics.port.PortTerms` of the system; see "Damping and
+    forcing" in the module notes); None or an inactive port runs plain
+    velocity Verlet, bit for bit. Raises HGNError on bad settings, on
     saved frames that would not
     fit in memory, or on a blow-up, and :class:`~core.errors.Cancelled` when
     ``cancel`` is set.
@@ -264,6 +301,14 @@ def velocity_verlet(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: n
     dt_inv_m = dt / m[:, None]
     half_dt = 0.5 * dt
     buf = np.empty_like(q)
+    if port is not None and not (port.damped or port.forced):
+        port = None  # nothing to add: plain velocity Verlet, bit for bit
+    decay = port.decay(half_dt) if port is not None and port.damped else None
+    fext = port.external(t0) if port is not None and port.forced else None
+    balance = [0.0, 0.0]  # energy injected, dissipated since the start (accumulated every step, trapezoid)
+    power = [0.0, 0.0]  # injected, dissipated power at the current step
+    inj = np.empty(n_frames) if port is not None else None
+    dis = np.empty(n_frames) if port is not None else None
 
     def evaluate(step: int):
         v, f = force_fn(q)
@@ -280,13 +325,19 @@ def velocity_verlet(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: n
         if energy_limit is None or e_ref[1] <= 0.0:
             return
         h = v + float(np.einsum("ij,ij,i->", p, p, half_inv_m[:, 0]))
-        err = abs(h - e_ref[0])
-        if not err <= energy_limit * e_ref[1]:  # also true for NaN
-            raise energy_blowup(step, t0 + step * dt, dt, err, e_ref[1], energy_limit)
+        if port is None:
+            err, scale = abs(h - e_ref[0]), e_ref[1]
+        else:  # against the energy balance: H(t) - H(0) = injected - dissipated, up to the integrator's error
+            err = abs(h - e_ref[0] - (balance[0] - balance[1]))
+            scale = e_ref[1] + abs(balance[0]) + balance[1]
+        if not err <= energy_limit * scale:  # also true for NaN
+            raise energy_blowup(step, t0 + step * dt, dt, err, scale, energy_limit, port is not None)
 
     def save(k: int, step: int, v: float, f: np.ndarray) -> None:
         qs[k] = wrap(q, box) if wrap_saved else q
         ps[k] = p
+        if inj is not None:
+            inj[k], dis[k] = balance
         if fs is not None:
             fs[k] = f
         pot[k] = v
@@ -303,6 +354,8 @@ def velocity_verlet(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: n
         v, f = evaluate(0)
         k0 = float(np.einsum("ij,ij,i->", p, p, half_inv_m[:, 0]))
         e_ref[:] = energy_reference or [v + k0, energy_scale(k0, v, energy_floor)]
+        if port is not None:
+            power[:] = (port.injected(t0, p), port.dissipated(p))
         save(0, 0, v, f)
         report(progress, "simulate", 0.0)
         last_report = time.perf_counter()
@@ -310,13 +363,33 @@ def velocity_verlet(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: n
         for step in range(1, steps + 1):
             if cancel is not None and cancel.is_set():
                 check_cancel(cancel)
-            np.multiply(f, half_dt, out=buf)
-            p += buf
-            np.multiply(p, dt_inv_m, out=buf)
-            q += buf
-            v, f = evaluate(step)
-            np.multiply(f, half_dt, out=buf)
-            p += buf
+            if port is None:
+                np.multiply(f, half_dt, out=buf)
+                p += buf
+                np.multiply(p, dt_inv_m, out=buf)
+                q += buf
+                v, f = evaluate(step)
+                np.multiply(f, half_dt, out=buf)
+                p += buf
+            else:
+                if decay is not None:
+                    p *= decay
+                p += half_dt * (f + fext) if fext is not None else half_dt * f
+                np.multiply(p, dt_inv_m, out=buf)
+                q += buf
+                v, f = evaluate(step)
+                t_now = t0 + step * dt
+                if port.forced:
+                    fext = port.external(t_now, out=fext)
+                    p += half_dt * (f + fext)
+                else:
+                    p += half_dt * f
+                if decay is not None:
+                    p *= decay
+                p_in, p_out = port.injected(t_now, p), port.dissipated(p)
+                balance[0] += half_dt * (power[0] + p_in)
+                balance[1] += half_dt * (power[1] + p_out)
+                power[:] = (p_in, p_out)
             if step % save_every == 0:
                 check_energy(step, v)
                 save(k, step, v, f)
@@ -334,4 +407,5 @@ def velocity_verlet(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: n
     report(progress, "simulate", 1.0)
     t = t0 + dt * save_every * np.arange(n_frames)
     return VerletRun(t=t, q=qs, p=ps, potential=pot, kinetic=kin, momentum=mom, forces=fs,
-                     dt=dt, save_every=save_every, steps=steps, energy_reference=(e_ref[0], e_ref[1]))
+                     dt=dt, save_every=save_every, steps=steps, energy_reference=(e_ref[0], e_ref[1]),
+                     injected=inj, dissipated=dis)

@@ -24,6 +24,7 @@ from core import validate
 from core.errors import HGNError
 from .forces import DEFAULT_SKIN, ForceField
 from .integrators import FrameFn, VerletRun, check_run_settings
+from .port import port_of
 from core.jobs import CancelLike, ProgressFn
 from .system import System
 from .trajectory import Trajectory
@@ -88,11 +89,19 @@ def run_system(system: System, q0, p0, dt: float, steps: int, save_every: int = 
     dt, steps, save_every = check_run_settings(dt, steps, save_every)
     q, p = check_state(system, q0, p0)
     skin = validate.amplitude("neighbour-list skin", skin)
+    port = port_of(system)
+    extra = {}
+    if port is not None:
+        if integrator != "verlet":
+            raise HGNError(f"{system.name or 'this system'} is damped or driven ({port.describe()}); the "
+                           f"{integrator} integrator integrates Hamiltonian systems only: use the integrator "
+                           "verlet (the Strang splitting of velocity Verlet with the exact damping flow)")
+        extra["port"] = port.terms(system.masses, system.dim)
     ff = ForceField(system, skin=skin)
     run = step_fn(ff.energy_forces, q, p, system.masses, dt, steps, save_every,
                   box=system.box, progress=progress, cancel=cancel, on_frame=on_frame,
                   save_forces=save_forces, energy_floor=energy_floor(system),
-                  energy_reference=energy_reference)
+                  energy_reference=energy_reference, **extra)
     return run, ff
 
 
@@ -107,6 +116,9 @@ def to_trajectory(system: System, run: VerletRun, ff: ForceField | None = None,
         meta["energy_reference"] = [float(x) for x in run.energy_reference]
     if ff is not None:
         meta["neighbour_builds"] = ff.neighbour_builds
+    if run.injected is not None:  # damped or driven: the energy balance, accumulated every step
+        meta["injected"] = run.injected
+        meta["dissipated"] = run.dissipated
     return Trajectory(system=system, t=run.t, q=run.q, p=run.p, kinetic=run.kinetic,
                       potential=run.potential, momentum=run.momentum, dt=run.dt,
                       save_every=run.save_every, label=label, meta=meta)

@@ -19,6 +19,7 @@ import numpy as np
 
 from core.errors import HGNError
 from core.validate import MAX_LENGTH
+from .port import Port
 from .potentials import PairPotential, make_potential
 
 #: two particles closer than this (in length units) count as overlapping
@@ -38,6 +39,8 @@ class System:
     name: str = ""
     #: free-form description of how the system was built (builder and args)
     meta: dict = field(default_factory=dict)
+    #: damping and forcing (``core.physics.port``); None: Hamiltonian dynamics
+    port: Port | None = None
 
     def __post_init__(self):
         self.positions = _as_float_array(self.positions, "positions")
@@ -72,6 +75,8 @@ class System:
             raise HGNError(f"a system's name must be text, got {self.name!r:.80}")
         if not isinstance(self.meta, dict):
             raise HGNError(f"a system's meta must be a mapping, got {type(self.meta).__name__}")
+        if self.port is not None and not isinstance(self.port, Port):
+            self.port = Port.from_dict(self.port)
         self.validate()
 
     # ------------------------------------------------------------------
@@ -154,6 +159,8 @@ class System:
             if self.cutoff is not None and self.cutoff >= 0.5 * b.min():
                 raise HGNError(f"cutoff {self.cutoff} must be less than half the smallest box length "
                                f"({0.5 * b.min()}) for the minimum-image convention")
+        if self.port is not None:
+            self.port.check(n, self.dim)
         self._check_overlaps()
 
     def _check_overlaps(self) -> None:
@@ -199,14 +206,17 @@ class System:
                  edges=None if self.edges is None else self.edges.copy(),
                  cutoff=self.cutoff, box=None if self.box is None else self.box.copy(),
                  edge_scale=None if self.edge_scale is None else self.edge_scale.copy(),
-                 name=self.name, meta=json.loads(json.dumps(self.meta)))
+                 name=self.name, meta=json.loads(json.dumps(self.meta)), port=self.port)
         d.update(changes)
         return System(**d)
 
     def to_header(self) -> dict:
         """JSON-able description of everything but the arrays."""
-        return {"dim": self.dim, "n": self.n, "potential": self.potential.to_dict(),
-                "cutoff": self.cutoff, "name": self.name, "meta": self.meta}
+        h = {"dim": self.dim, "n": self.n, "potential": self.potential.to_dict(),
+             "cutoff": self.cutoff, "name": self.name, "meta": self.meta}
+        if self.port is not None:  # only then: files of undamped, undriven systems stay as they were
+            h["port"] = self.port.to_dict()
+        return h
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The arrays, under the names the file format uses."""
@@ -226,15 +236,16 @@ class System:
                        potential=PairPotential.from_dict(header["potential"]),
                        edges=arrays.get("edges"), cutoff=header.get("cutoff"), box=arrays.get("box"),
                        edge_scale=arrays.get("edge_scale"), name=header.get("name", ""),
-                       meta=header.get("meta", {}) or {})
+                       meta=header.get("meta", {}) or {}, port=header.get("port"))
         except KeyError as exc:
             raise HGNError(f"system description is missing {exc.args[0]!r}") from None
 
     def __repr__(self) -> str:
         graph = f"{len(self.edges)} edges" if self.edges is not None else f"cutoff {self.cutoff}"
         box = f", box {self.box.tolist()}" if self.box is not None else ""
+        port = f", {self.port.describe()}" if self.port is not None else ""
         return (f"System({self.name or 'unnamed'}: {self.n} particles in {self.dim}D, {self.potential.kind}, "
-                f"{graph}{box})")
+                f"{graph}{box}{port})")
 
 
 #: per dimension, a unit direction with irrational components (lattice sites project apart) for the
