@@ -6,7 +6,8 @@ The points live in the document (section ``potential/spline``: ``r``, ``V``,
 :class:`core.physics.splines.SplinePotential`), so the project saves them and
 Build builds the system with that potential. Every edit -- a drag (one command
 when the mouse is released), a point added (double-click on the plot) or
-removed (right-click on it, or click it and press Delete), a random potential (GRF) -- is ONE undoable
+removed (right-click on it, or click it and press Delete), new end slopes, a random potential (GRF: seed,
+length scale, amplitude) -- is ONE undoable
 :class:`studio.commands.SetSettingsCommand`. While a point is dragged only the
 markers and the curve move (a preview); the document changes at the release.
 
@@ -237,10 +238,23 @@ class SplineEditor(pg.QtCore.QObject):
             return False
         return self._push(self._edited(np.delete(r, i), np.delete(v, i)), f"Remove spline point {i + 1}")
 
-    def randomize(self, seed: int, length_scale: float) -> bool:
+    def set_slopes(self, left: float, right: float) -> bool:
+        """New end slopes V'(r_0), V'(r_n-1) of the spline (the wall below and
+        the tail above continue them): one undoable command."""
+        old = self.potential()
+        try:
+            pot = SplinePotential(r=old.r, V=old.V, slopes=(float(left), float(right)), wall=old.wall,
+                                  source=old.source)
+        except (HGNError, TypeError, ValueError) as exc:
+            self.error.emit(str(exc))
+            return False
+        which = [name for name, a, b in (("left", left, old.slopes[0]), ("right", right, old.slopes[1])) if a != b]
+        return self._push(pot, f"Spline {' and '.join(which) or 'end'} slope{'s' if len(which) > 1 else ''}")
+
+    def randomize(self, seed: int, length_scale: float, amplitude: float = 1.0) -> bool:
         """A random potential (Gaussian random field, core.physics.splines.grf_potential)."""
         try:
-            pot = grf_potential(int(seed), float(length_scale), knots=GRF_EDITOR_KNOTS)
+            pot = grf_potential(int(seed), float(length_scale), float(amplitude), knots=GRF_EDITOR_KNOTS)
         except (HGNError, TypeError, ValueError) as exc:
             self.error.emit(str(exc))
             return False

@@ -239,19 +239,73 @@ class SystemPanel(QWidget):
         self.grfLength.setSingleStep(0.05)
         self.grfLength.setValue(0.3)
         self.grfLength.setToolTip("length scale of the Gaussian random field (distance units)")
+        self.grfAmplitude = QDoubleSpinBox()
+        self.grfAmplitude.setObjectName("grfAmplitude")
+        self.grfAmplitude.setRange(0.01, 1000.0)
+        self.grfAmplitude.setDecimals(3)
+        self.grfAmplitude.setSingleStep(0.1)
+        self.grfAmplitude.setValue(1.0)
+        self.grfAmplitude.setToolTip("height of the random potential: its values lie between 0 and this "
+                                     "(energy units); the end points sit on that rim")
         self.randomButton = QPushButton("Random potential")
         self.randomButton.setObjectName("randomPotential")
         self.randomButton.setToolTip("Draw a smooth bounded random potential (Gaussian random field)")
         self.randomButton.clicked.connect(self.random_potential)
+        self.slopeLeft, self.slopeRight = QDoubleSpinBox(), QDoubleSpinBox()
+        for box, side, tip in ((self.slopeLeft, "Left", "V'(r) at the first point; the repulsive wall below it "
+                                "continues this slope"),
+                               (self.slopeRight, "Right", "V'(r) at the last point; beyond it V levels off "
+                                "(0: exactly constant)")):
+            box.setObjectName(f"splineSlope{side}")
+            box.setRange(-1e6, 1e6)
+            box.setDecimals(4)
+            box.setSingleStep(0.1)
+            box.setKeyboardTracking(False)          # one edit per Enter / arrow step, not per keystroke
+            box.setToolTip(tip)
+            box.valueChanged.connect(lambda v, side=side: self._on_slope(side, v))
+        slopes = QHBoxLayout()
+        slopes.addWidget(self.slopeLeft)
+        slopes.addWidget(QLabel("right"))
+        slopes.addWidget(self.slopeRight)
+        lay.addRow("End slopes: left", slopes)
         lay.addRow("Seed", self.grfSeed)
         lay.addRow("Length scale", self.grfLength)
+        lay.addRow("Amplitude", self.grfAmplitude)
         lay.addRow(self.randomButton)
         return w
 
+    def _on_slope(self, side: str, value: float) -> None:
+        """One end slope edited (the other stays what the document holds: the
+        box shows it rounded)."""
+        ed = self.splineEditor
+        if self._showing or not ed.active() or not ed.has_points():
+            return
+        try:
+            left, right = ed.potential().slopes
+        except HGNError:
+            return
+        left, right = (value, right) if side == "Left" else (left, value)
+        if not ed.set_slopes(left, right):
+            self._show_slopes()
+
+    def _show_slopes(self) -> None:
+        """The spin boxes show the document's end slopes (no command)."""
+        try:
+            left, right = self.splineEditor.potential().slopes
+        except HGNError:
+            return
+        self._showing = True
+        try:
+            for box, v in ((self.slopeLeft, left), (self.slopeRight, right)):
+                if box.value() != v:
+                    box.setValue(v)
+        finally:
+            self._showing = False
+
     @Slot()
     def random_potential(self) -> bool:
-        """A random spline from the seed and length scale fields (one undoable command)."""
-        return self.splineEditor.randomize(self.grfSeed.value(), self.grfLength.value())
+        """A random spline from the seed, length scale and amplitude fields (one undoable command)."""
+        return self.splineEditor.randomize(self.grfSeed.value(), self.grfLength.value(), self.grfAmplitude.value())
 
     @Slot()
     def _on_potential_combo(self) -> None:
@@ -315,6 +369,8 @@ class SystemPanel(QWidget):
             return
         r, v = potential_curve(pot)
         self.splineEditor.show()
+        if pot.kind == SPLINE:
+            self._show_slopes()
         self.vCurve.setData(r, v)
         cutoff = self.document.get("generator/molecular", "cutoff") if self.kind == "molecular" else None
         self.cutoffLine.setVisible(isinstance(cutoff, (int, float)))

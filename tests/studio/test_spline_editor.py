@@ -96,6 +96,52 @@ def test_add_remove_and_random_points(qtbot, window):
     assert np.allclose(r, want.r) and np.allclose(v, want.V)
 
 
+def test_grf_amplitude_and_end_slopes_are_edits_that_undo(qtbot, window):
+    sp, ed = _spline(window)
+    # a random potential of the amplitude asked for
+    sp.grfSeed.setValue(7)
+    sp.grfLength.setValue(0.25)
+    sp.grfAmplitude.setValue(3.5)
+    n0 = window.undo.count()
+    qtbot.mouseClick(sp.randomButton, Qt.LeftButton)
+    assert window.undo.count() == n0 + 1
+    want = grf_potential(7, 0.25, 3.5, knots=12)
+    r, v = ed.points()
+    assert np.array_equal(r, want.r) and np.array_equal(v, want.V)
+    assert v[0] == v[-1] == 3.5 and np.all((v > 0) & (v <= 3.5)) and v.max() > 1.0   # not the default 1
+    assert "amplitude=3.5" in window.document.get("potential/spline", "source")
+    # the spin boxes show the document's end slopes (0, 0 for a random one)
+    assert (sp.slopeLeft.value(), sp.slopeRight.value()) == (0.0, 0.0)
+    # the left slope: one command, the right one untouched
+    sp.slopeLeft.setValue(-2.5)
+    assert window.undo.count() == n0 + 2
+    pot = ed.potential()
+    assert pot.slopes == (-2.5, 0.0) and np.array_equal(pot.r, r) and np.array_equal(pot.V, v)
+    h = 1e-6                                         # the curve's slope at the first knot is the one set
+    assert abs((pot.energy(np.array([r[0] + h]))[0] - pot.energy(np.array([r[0] - h]))[0]) / (2 * h) + 2.5) < 1e-4
+    sp.slopeRight.setValue(0.75)
+    assert window.undo.count() == n0 + 3 and ed.potential().slopes == (-2.5, 0.75)
+    assert window.undo.text(window.undo.index() - 1) == "Spline right slope"
+    window.undo.undo()
+    assert ed.potential().slopes == (-2.5, 0.0) and sp.slopeRight.value() == 0.0    # the box follows
+    window.undo.undo()
+    assert ed.potential().slopes == (0.0, 0.0) and sp.slopeLeft.value() == 0.0
+    window.undo.redo()
+    window.undo.redo()
+    # Build carries the slopes
+    qtbot.mouseClick(sp.buildButton, Qt.LeftButton)
+    assert window.document.system.potential.slopes == (-2.5, 0.75)
+    # a fitted spline's slopes are not rounded by the boxes: editing one keeps the other exact
+    sp.set_potential_kind("harmonic")
+    window.document.set("potential/spline", "r", None)
+    window.document.set("potential/spline", "V", None)
+    sp.set_potential_kind("spline")
+    exact_right = ed.potential().slopes[1]
+    assert round(exact_right, 4) != exact_right           # a value the 4-decimal box cannot show
+    sp.slopeLeft.setValue(1.0)
+    assert ed.potential().slopes == (1.0, exact_right)
+
+
 def test_a_mouse_drag_moves_a_point(qtbot, window):
     sp, ed = _spline(window)
     window.show()
