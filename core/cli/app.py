@@ -76,12 +76,22 @@ def _register_info(subparsers) -> None:
                     "dataset (snapshots, split), and the stored arrays.",
         formatter_class=HelpFormatter)
     p.add_argument("files", nargs="+", metavar="FILE", help="HGN Studio .npz files or .xyz/.extxyz files")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON document per file instead (a list of them for several files): file, kind, "
+                        "version, lines (the text info prints), arrays, the systems, trajectories or dataset, a "
+                        "model's header, and damping and forcing where present")
     p.set_defaults(func=_run_info)
 
 
 def _run_info(args) -> int:
-    from core.files.kinds import describe
+    from core.files.kinds import describe, describe_json
 
+    if args.json:
+        import json
+
+        docs = [describe_json(f) for f in args.files]
+        print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, allow_nan=False))
+        return 0
     for k, f in enumerate(args.files):
         if k:
             print()

@@ -126,6 +126,8 @@ def register(subparsers) -> None:
     run.add_argument("--trajectories", type=int, default=DEFAULT_TRAJECTORIES,
                      help="number of independent runs from different random starts (default: %(default)s)")
 
+    add_port_options(p)
+
     out = p.add_argument_group("output")
     out.add_argument("--out", metavar="FILE",
                      help="write the trajectories here: .xyz or .extxyz for extended XYZ (one file per trajectory, "
@@ -203,6 +205,126 @@ def add_system_options(parser, title: str = "system (build one, or load one with
     sysg.add_argument("--jitter", type=float, default=None,
                       help=f"molecular only: random displacement of the starting lattice sites, in lattice "
                            f"spacings, < 0.3, drawn with --seed (default: {_builder_default('molecular', 'jitter')})")
+
+
+#: the damping and forcing options (dest names) of :func:`add_port_options`
+PORT_OPTIONS = ("damping", "damping_nodes", "drive_nodes", "drive_amplitude", "drive_frequency", "drive_phase",
+                "drive_direction", "field")
+
+
+def add_port_options(parser) -> None:
+    """Damping and forcing of the system (``core.physics.port``), read back by :func:`port_from_args`."""
+    g = parser.add_argument_group(
+        "damping and forcing (port-Hamiltonian: dp/dt = -dV/dq - gamma p/m + F(t); see docs/port_hamiltonian.md)")
+    g.add_argument("--damping", type=float, default=None, metavar="G",
+                   help="friction coefficient gamma >= 0 (force per velocity, mass/time) of every particle, or of "
+                        "the --damping-nodes only (default: none)")
+    g.add_argument("--damping-nodes", default=None, metavar="I,J,...",
+                   help="damp only these particles (indices from 0, e.g. a boundary layer); needs --damping")
+    g.add_argument("--drive-nodes", default=None, metavar="I,J,...",
+                   help="drive these particles with the force A cos(W t + PHASE) along --drive-direction")
+    g.add_argument("--drive-amplitude", type=float, default=None, metavar="A",
+                   help="drive amplitude A >= 0, force units (needed with --drive-nodes)")
+    g.add_argument("--drive-frequency", type=float, default=None, metavar="W",
+                   help="drive angular frequency W > 0, radians per time unit (needed with --drive-nodes)")
+    g.add_argument("--drive-phase", type=float, default=None, metavar="PHASE",
+                   help="drive phase, radians (default: 0)")
+    g.add_argument("--drive-direction", default=None, metavar="X,Y[,Z]",
+                   help="drive direction, one component per axis, not all zero; only its direction counts "
+                        "(default: the x axis)")
+    g.add_argument("--field", default=None, metavar="GX,GY[,GZ]",
+                   help="a constant field g (an acceleration, like gravity): every particle feels m g")
+
+
+def _index_list(option: str, text: str) -> tuple[int, ...]:
+    items = [x.strip() for x in str(text).split(",")]
+    if not items or any(not x for x in items):
+        raise HGNError(f"{option} expects particle indices separated by commas (e.g. 0,1,2), got {text!r}")
+    out = []
+    for x in items:
+        try:
+            out.append(int(x))
+        except ValueError:
+            raise HGNError(f"{option}: {x!r} is not a particle index (a whole number >= 0)") from None
+    return tuple(out)
+
+
+def _vector_arg(option: str, text: str, dim: int) -> tuple[float, ...]:
+    import math
+
+    items = [x.strip() for x in str(text).split(",")]
+    try:
+        v = tuple(float(x) for x in items)
+    except ValueError:
+        raise HGNError(f"{option} expects {dim} numbers separated by commas (one per axis), got {text!r}") from None
+    if len(v) != dim:
+        raise HGNError(f"{option} needs {dim} components (one per axis of this {dim}D system), got {len(v)}: "
+                       f"{text!r}")
+    if not all(math.isfinite(x) for x in v):
+        raise HGNError(f"{option} must hold finite numbers, got {text!r}")
+    return v
+
+
+def given_port_options(args) -> list[str]:
+    return [o for o in PORT_OPTIONS if getattr(args, o, None) is not None]
+
+
+def port_from_args(args, system):
+    """``system`` with the damping and forcing the options describe (they replace any the system carries,
+    e.g. from --system FILE); ``system`` itself when none is given. HGNError naming the option for bad
+    values (negative damping, a node that does not exist, a zero direction, ...)."""
+    from core.physics.port import Drive, Port
+
+    given = given_port_options(args)
+    if not given:
+        return system
+    n, dim = system.n, system.dim
+
+    def nodes(option, text):
+        idx = _index_list(option, text)
+        bad = [i for i in idx if not 0 <= i < n]
+        if bad:
+            raise HGNError(f"{option}: particle {bad[0]} does not exist (the system has {n} particles, numbered "
+                           f"0..{n - 1})")
+        if len(set(idx)) != len(idx):
+            raise HGNError(f"{option}: particle {next(i for i in idx if idx.count(i) > 1)} is listed twice")
+        return idx
+
+    damping = 0.0
+    if args.damping_nodes is not None and args.damping is None:
+        raise HGNError("--damping-nodes says which particles --damping damps; give --damping G too")
+    if args.damping is not None:
+        try:
+            g = Port(args.damping).damping
+        except HGNError as exc:
+            raise HGNError(f"--damping: {exc}") from None
+        if args.damping_nodes is not None:
+            per = np.zeros(n)
+            per[list(nodes("--damping-nodes", args.damping_nodes))] = g
+            damping = per
+        else:
+            damping = g
+    drives = ()
+    drive_opts = [o for o in given if o.startswith("drive_")]
+    if drive_opts:
+        if args.drive_nodes is None:
+            raise HGNError(f"--{drive_opts[0].replace('_', '-')} describes a drive; say which particles it drives "
+                           "with --drive-nodes I,J,...")
+        missing = [f"--drive-{o}" for o in ("amplitude", "frequency") if getattr(args, f"drive_{o}") is None]
+        if missing:
+            raise HGNError(f"--drive-nodes needs {' and '.join(missing)}")
+        direction = _vector_arg("--drive-direction", args.drive_direction, dim) \
+            if args.drive_direction is not None else (1.0,) + (0.0,) * (dim - 1)
+        driven = nodes("--drive-nodes", args.drive_nodes)
+        try:
+            drives = (Drive(driven, args.drive_amplitude, args.drive_frequency, direction,
+                            0.0 if args.drive_phase is None else args.drive_phase),)
+        except HGNError as exc:
+            text = str(exc)
+            word = next((w for w in ("amplitude", "frequency", "phase", "direction") if f"drive {w}" in text), None)
+            raise HGNError(f"--drive-{word}: {text}" if word else text) from None
+    field = _vector_arg("--field", args.field, dim) if args.field is not None else None
+    return system.copy(port=Port(damping, drives, field))
 
 
 def given_system_options(args) -> list[str]:
@@ -347,6 +469,7 @@ def dataset_from_runs(system, runs, trajs, test_fraction: float, seed: int, spec
 
 def run_simulate(args) -> int:
     from core.physics.initial import initial_state
+    from core.physics.port import port_of
     from core.files.io import is_xyz, save_dataset, save_trajectories
     from core.physics.simulate import run_system, to_trajectory
 
@@ -371,7 +494,7 @@ def run_simulate(args) -> int:
         for name in xyz_names(args.out, args.trajectories):
             _check_folder(name)
     _check_folder(args.dataset_out, "--dataset-out", DATASET_SUFFIXES)
-    system = system_from_args(args)
+    system = port_from_args(args, system_from_args(args))
     if args.displacement is None:
         args.displacement = MOLECULAR_DISPLACEMENT if system.cutoff is not None else _spec_defaults().displacement
     # every run is held until the end, with its forces when a dataset is written, and the dataset copies them
@@ -422,8 +545,18 @@ def run_simulate(args) -> int:
         tr = trajs[0]
         print(f"{system!r}")
         what = "1 trajectory" if len(trajs) == 1 else f"{len(trajs)} trajectories"
-        print(f"{what} of {tr.n_frames} frames, t = {tr.t[0]:g}..{tr.t[-1]:g} "
-              f"(dt {tr.dt:g}, every {tr.save_every} steps); max |relative energy drift| {drift:.3g}")
+        if port_of(system) is None:
+            print(f"{what} of {tr.n_frames} frames, t = {tr.t[0]:g}..{tr.t[-1]:g} "
+                  f"(dt {tr.dt:g}, every {tr.save_every} steps); max |relative energy drift| {drift:.3g}")
+        else:  # the energy changes on purpose: the balance's error is the measure
+            from core.physics.port import energy_balance
+
+            res = max(float(np.max(np.abs(energy_balance(t)["residual"]))) for t in trajs)
+            b = energy_balance(tr)
+            print(f"{what} of {tr.n_frames} frames, t = {tr.t[0]:g}..{tr.t[-1]:g} "
+                  f"(dt {tr.dt:g}, every {tr.save_every} steps); energy balance of the first: H - H(0) = "
+                  f"{b['change'][-1]:.6g}, injected {b['injected'][-1]:.6g}, dissipated {b['dissipated'][-1]:.6g}; "
+                  f"max |H - H(0) - (injected - dissipated)| {res:.3g}")
         for w in written:
             print(f"wrote {w}")
     return 0

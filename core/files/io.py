@@ -57,6 +57,7 @@ from . import kinds
 from core.container import jsonable, load_npz, save_npz
 from core.schema import Arr, Field, check_array, check_arrays, check_fields, check_system_part, field_label
 from .kinds import describe, load_any, system_in  # the registry's entry points, also reachable from here
+from core.physics.port import energy_balance, port_of, port_summary
 from core.physics.system import System
 from core.physics.trajectory import Dataset, Trajectory
 
@@ -456,8 +457,34 @@ def describe_system(s: System) -> str:
     scale = ", per-edge scale" if s.edge_scale is not None else ""
     m = s.masses
     mass = f"mass {m[0]:g}" if np.all(m == m[0]) else f"masses {m.min():g}..{m.max():g}"
+    port = f"; {s.port.describe()}" if s.port is not None else ""
     return (f"{s.name or 'unnamed'}: {s.n} particles in {s.dim}D, {mass}, {s.potential.kind} ({pot}), "
-            f"{graph}{scale}{box}")
+            f"{graph}{scale}{box}{port}")
+
+
+def system_summary(s: System) -> dict:
+    """A system as JSON values for ``python -m core info --json`` (what :func:`describe_system` says)."""
+    m = s.masses
+    return {"name": s.name, "n": s.n, "dim": s.dim, "masses": {"min": float(m.min()), "max": float(m.max())},
+            "potential": s.potential.to_dict(), "edges": None if s.edges is None else int(len(s.edges)),
+            "cutoff": s.cutoff, "box": None if s.box is None else s.box.tolist(),
+            "edge_scale": s.edge_scale is not None, "line": describe_system(s), **port_summary(s.port)}
+
+
+def trajectory_summary(tr: Trajectory) -> dict:
+    """A trajectory as JSON values (what :func:`describe_trajectory` says, and the energy balance of a
+    damped or driven run)."""
+    drift = float(np.max(np.abs(tr.energy_drift()))) if tr.n_frames else 0.0
+    out = {"label": tr.label, "frames": tr.n_frames, "t0": float(tr.t[0]), "t1": float(tr.t[-1]), "dt": tr.dt,
+           "save_every": tr.save_every, "integrator": tr.meta.get("integrator"), "H0": float(tr.total[0]),
+           "max_relative_energy_drift": drift, "diverged": tr.diverged, "line": describe_trajectory(tr)}
+    if port_of(tr.system) is not None:
+        b = energy_balance(tr)
+        out["energy_balance"] = {"injected": float(b["injected"][-1]), "dissipated": float(b["dissipated"][-1]),
+                                 "change": float(b["change"][-1]),
+                                 "max_abs_residual": float(np.max(np.abs(b["residual"]))),
+                                 "accumulated_every_step": b["accumulated"]}
+    return out
 
 
 def describe_trajectory(tr: Trajectory) -> str:
@@ -469,6 +496,10 @@ def describe_trajectory(tr: Trajectory) -> str:
     how = f", {integ}" if isinstance(integ, str) and integ else ""
     line = (f"'{tr.label}': {tr.n_frames} frames, t = {t[0]:g}..{t[-1]:g}, dt = {tr.dt:g}{how}, "
             f"saved every {tr.save_every} steps, H(0) = {tr.total[0]:.6g}, max |relative energy drift| = {drift:.3g}")
+    if port_of(tr.system) is not None:
+        b = energy_balance(tr)
+        line += (f"; energy balance: injected {b['injected'][-1]:.6g}, dissipated {b['dissipated'][-1]:.6g}, "
+                 f"max |H - H(0) - (injected - dissipated)| {np.max(np.abs(b['residual'])):.3g}")
     div = tr.diverged
     if div:
         line += f"; diverged at step {div.get('step')} (t = {div.get('t')})"
@@ -499,17 +530,43 @@ def _dataset_lines(path) -> list[str]:
     return lines
 
 
+def _system_summary(path) -> dict:
+    return {"systems": [system_summary(load_system(path))]}
+
+
+def trajectories_summary(trajs) -> dict:
+    systems: list[System] = []
+    for tr in trajs:
+        if not any(s is tr.system for s in systems):
+            systems.append(tr.system)
+    return {"systems": [system_summary(s) for s in systems],
+            "trajectories": [trajectory_summary(tr) for tr in trajs]}
+
+
+def _dataset_summary(path) -> dict:
+    ds = load_dataset(path)
+    return {"systems": [system_summary(ds.system)],
+            "dataset": {"snapshots": ds.n_snapshots, "train": int(len(ds.train)), "test": int(len(ds.test)),
+                        "time_series": len(ds.trajectories),
+                        "meta": jsonable({k: v for k, v in ds.meta.items() if not isinstance(v, np.ndarray)},
+                                         "dataset meta"),
+                        "meta_arrays": sorted(k for k, v in ds.meta.items() if isinstance(v, np.ndarray))},
+            "trajectories": [trajectory_summary(tr) for tr in ds.trajectories]}
+
+
 kinds.register(kinds.FileKind(SYSTEM_KIND, load_system, "a system", describe=_system_lines,
-                              system_of=lambda system: system))
+                              system_of=lambda system: system, summary=_system_summary))
 kinds.register(kinds.FileKind(TRAJECTORY_KIND, load_trajectories, "a trajectory", describe=_trajectory_lines,
-                              system_of=lambda trajs: trajs[0].system))
+                              system_of=lambda trajs: trajs[0].system,
+                              summary=lambda path: trajectories_summary(load_trajectories(path))))
 kinds.register(kinds.FileKind(DATASET_KIND, load_dataset, "a dataset", describe=_dataset_lines,
-                              system_of=lambda ds: ds.system))
+                              system_of=lambda ds: ds.system, summary=_dataset_summary))
 
 
 __all__ = ["save_system", "load_system", "save_trajectories", "save_trajectory", "load_trajectories",
            "load_trajectory", "save_dataset", "load_dataset", "load_any", "describe", "system_in", "is_xyz",
-           "describe_system", "describe_trajectory",
+           "describe_system", "describe_trajectory", "port_summary", "system_summary", "trajectory_summary",
+           "trajectories_summary",
            # building blocks shared with core.files.project and core.files.xyz (same layout inside other containers)
            "DATASET_ARRAYS", "split_meta", "system_header", "system_arrays", "same_system",
            "system_from", "pack_trajectories", "check_trajectory_shapes", "unpack_trajectories",

@@ -54,6 +54,8 @@ class FileKind:
     opens_as: str | None = None
     #: a fitted model: a project embeds it through its own file and reads it back with ``load``
     model: bool = False
+    #: ``summary(path) -> dict`` (JSON values) for ``python -m core info --json``; None: the header is given
+    summary: Callable[[Path], dict] | None = None
 
 
 #: kind name -> FileKind (filled by the modules listed in the module docstring)
@@ -149,6 +151,59 @@ def describe(path) -> str:
     return "\n".join(lines)
 
 
+def describe_json(path) -> dict:
+    """What :func:`describe` says, as one JSON document (``python -m core info --json``): ``file``,
+    ``kind``, ``version`` (None for extended XYZ), ``lines`` (the lines :func:`describe` prints after the
+    file name), ``arrays`` ({name: {shape, dtype}} of a container), the kind's own summary (``systems``,
+    ``trajectories``, ``dataset``, ...; or ``header``: the header's fields for kinds without one) and, where
+    a system is damped or driven, its ``damping`` and ``forcing`` at the top level (of the first system that
+    has them; a model's identified values are the model's ``identified`` when it reports them)."""
+    path = as_path(path)
+    lines = describe(path).splitlines()[1:]
+    doc: dict = {"file": str(path)}
+    kind = by_suffix(path)
+    if kind is not None:
+        doc.update(kind=kind.opens_as or kind.name, version=None, lines=lines)
+    else:
+        header, arrays = list_npz(path)
+        name = header.get("kind")
+        kind = KINDS.get(name)
+        doc.update(kind=name, version=header.get("version"), lines=lines,
+                   arrays={k: {"shape": list(shape), "dtype": str(dtype)} for k, (shape, dtype) in arrays.items()})
+        if kind is None or kind.summary is None:
+            doc["header"] = jsonable({k: v for k, v in header.items() if k not in ("format", "version", "kind")},
+                                     "header")
+    if kind is not None and kind.summary is not None:
+        doc.update(kind.summary(path))
+    if "damping" not in doc:
+        port = _first_port(doc)
+        if port is not None:
+            doc["damping"], doc["forcing"] = port.get("damping"), port.get("forcing")
+    return jsonable(doc, "info")
+
+
+def _first_port(doc: dict) -> dict | None:
+    """The damping and forcing of the first system in ``doc`` that has them (summaries' ``systems``, or a
+    header's ``system``/``systems``/``train_system``)."""
+    from core.physics.port import Port, port_summary
+
+    systems = list(doc.get("systems") or [])
+    header = doc.get("header") or {}
+    for key in ("system", "train_system"):
+        if isinstance(header.get(key), dict):
+            systems.append(header[key])
+    systems += [s for s in header.get("systems") or [] if isinstance(s, dict)]
+    for s in systems:
+        if s.get("damping") is not None or s.get("forcing") is not None:
+            return {"damping": s.get("damping"), "forcing": s.get("forcing")}
+        if isinstance(s.get("port"), dict):
+            try:
+                return port_summary(Port.from_dict(s["port"]))
+            except HGNError:
+                continue
+    return None
+
+
 def short_json(d: dict, limit: int = 300) -> str:
     """``d`` (without numpy arrays) as JSON, cut to ``limit`` characters."""
     text = json.dumps(jsonable({k: v for k, v in d.items() if not isinstance(v, np.ndarray)}, "meta"))
@@ -156,4 +211,4 @@ def short_json(d: dict, limit: int = 300) -> str:
 
 
 __all__ = ["FileKind", "KINDS", "register", "get", "model_kinds", "label_of", "by_suffix", "file_name", "load_any",
-           "system_in", "describe", "short_json"]
+           "system_in", "describe", "describe_json", "short_json"]

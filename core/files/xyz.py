@@ -643,9 +643,21 @@ def describe(path) -> str:
     return "\n".join(lines)
 
 
+def _summary(path) -> dict:
+    """``python -m core info --json``: the system and trajectory of a file written by HGN Studio, else only
+    the frame count."""
+    from .io import trajectories_summary
+
+    frames = read_frames(path)
+    out = {"frames": len(frames), "atoms": len(frames[0])}
+    if isinstance(frames[0].info.get(HGN_KEY), str):
+        out.update(trajectories_summary([read_trajectory(path)]))
+    return out
+
+
 kinds.register(kinds.FileKind("xyz", lambda path: [read_trajectory(path)], "an extended XYZ trajectory",
                               describe=lambda path: [describe(path)], suffixes=XYZ_SUFFIXES,
-                              opens_as="trajectory"))
+                              opens_as="trajectory", summary=_summary))
 
 
 __all__ = ["write_trajectory", "read_trajectory", "read_frames", "trajectory_to_atoms", "describe"]

@@ -241,11 +241,17 @@ def random_snapshots(system: System, n: int, displacement: float = DEFAULT_DISPL
     """``n`` independent snapshots: positions = reference + N(0, displacement^2)
     per coordinate, momenta N(0, momentum^2) (or Maxwell-Boltzmann at
     ``temperature``), total momentum removed, each with exact derivatives and
-    energy. No time series. By default every snapshot is for training
+    energy (a damped system's dp/dt includes -gamma p/m; a driven system is
+    refused: its dp/dt needs a time). No time series. By default every snapshot is for training
     (``test_fraction=0``); draw a test set with another seed, or pass a
     fraction for a seeded split by snapshot. Progress stage: "sample".
     """
     _check_system(system)
+    port = port_of(system)
+    if port is not None and port.forced:
+        raise HGNError(f"{system.name or 'the system'} is driven ({port.describe()}): its dp/dt depends on the "
+                       "time, which independent random snapshots do not have; make the data from time series "
+                       "(generate, or simulate --dataset-out)")
     n = _whole("number of snapshots", n, 1)
     check_snapshot_memory(system, n)
     displacement = _amplitude("displacement", displacement)
@@ -270,6 +276,9 @@ def random_snapshots(system: System, n: int, displacement: float = DEFAULT_DISPL
         raise HGNError("some snapshots have infinite energy or forces (particles on top of each other): "
                        "use a smaller displacement")
     report(progress, "sample", 1.0)
+    port = port_of(system)
+    if port is not None:  # damping only (refused above when driven): dp/dt = F(q) - gamma p/m
+        dpdt += port.terms(system.masses, system.dim).dpdt(0.0, p)
     dqdt = p / system.masses[:, None]
     energy = kinetic_energy(p, system.masses) + pot
     train, test = split_indices(n, test_fraction, np.random.default_rng(ss_split))

@@ -391,3 +391,19 @@ def energy_balance(trajectory) -> dict:
     return {"t": np.asarray(tr.t, dtype=np.float64), "change": change, "injected": inj, "dissipated": dis,
             "residual": change - (inj - dis), "injected_saved": inj_s, "dissipated_saved": dis_s,
             "residual_saved": change - (inj_s - dis_s), "accumulated": bool(acc)}
+
+
+def port_summary(port) -> dict:
+    """``{"damping", "forcing"}`` of a :class:`~core.physics.port.Port` as JSON values (None for no port):
+    damping a number (uniform) or ``{"per_particle": [...], "damped": count, "min", "max"}``; forcing
+    ``{"drives": [{nodes, amplitude, frequency, phase, direction}], "field": [g...] or None}``."""
+    if port is None:
+        return {"damping": None, "forcing": None}
+    if port.per_particle:
+        g = port.damping
+        damping = {"per_particle": g.tolist(), "damped": int(np.count_nonzero(g)), "min": float(g.min()),
+                   "max": float(g.max())}
+    else:
+        damping = port.damping
+    return {"damping": damping, "forcing": {"drives": [d.to_dict() for d in port.drives],
+                                            "field": None if port.field is None else list(port.field)}}

@@ -295,3 +295,15 @@ def test_a_damaged_port_in_a_file_is_refused_naming_the_file_and_field(tmp_path)
 def test_bad_settings_are_refused_clearly(make, words):
     with pytest.raises(HGNError, match=words):
         make()
+
+
+def test_random_snapshots_of_a_damped_system_include_the_damping_and_a_driven_one_is_refused():
+    from core.physics.datagen import random_snapshots
+
+    s = builders.chain(4).copy(port=Port(0.3))
+    ds = random_snapshots(s, 5, seed=1)
+    ff = ForceField(s)
+    for k in range(5):
+        np.testing.assert_allclose(ds.dpdt[k], ff.forces(ds.q[k]) - 0.3 * ds.p[k], rtol=0, atol=1e-15)
+    with pytest.raises(HGNError, match="time series"):
+        random_snapshots(boundary_driven(), 5)
