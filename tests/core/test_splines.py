@@ -379,3 +379,48 @@ def test_project_files_carry_a_spline_potential_and_its_trajectories(tmp_path):
     assert back.system.potential == pot
     assert back.ground_truth[0].system.potential == pot
     assert np.array_equal(back.ground_truth[0].q, tr.q) and back.ground_truth[0].meta["integrator"] == "dop853"
+
+
+# -- models fitted on a random potential behave like any other (command line, zero-shot, another process) ----------
+def test_a_model_fitted_on_a_grf_chain_rolls_out_zero_shot_here_and_in_another_process(tmp_path, capsys):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from core.files.io import load_trajectory
+    from core.learning.rfhgn import FittedModel
+
+    pot = grf_potential(3, amplitude=2.0)
+    a = f"{pot.r_min!r}"                               # the chain sits in the potential's deepest well
+    data, model, out = tmp_path / "d.npz", tmp_path / "m.npz", tmp_path / "r.npz"
+    code, text = _cli(["simulate", "--potential", "grf", "--potential-seed", "3", "-P", "amplitude=2", "--kind",
+                       "chain", "--n", "4", "--spacing", a, "--steps", "200", "--dt", "0.01", "--save-every", "2",
+                       "--trajectories", "6", "--out", str(tmp_path / "t.npz"), "--dataset-out", str(data), "-q"],
+                      capsys)
+    assert code == 0, text
+    code, text = _cli(["train", "--data", str(data), "--out", str(model), "--edge-width", "64", "-q"], capsys)
+    assert code == 0, text
+    assert FittedModel.load(model).train_system.potential == pot            # the potential is in the model file
+    # zero-shot: the chain twice as long, same potential, no refit
+    code, text = _cli(["rollout", "--model", str(model), "--scale", "2", "--steps", "200", "--save-every", "10",
+                       "--dt", "0.01", "--seed", "5", "--out", str(out), "--json", str(tmp_path / "r.json"), "-q"],
+                      capsys)
+    assert code == 0, text
+    truth, pred = load_trajectory(out, index=0), load_trajectory(out, index=1)
+    assert truth.system.n == pred.system.n == 8 and truth.system.potential == pot
+    moved = np.max(np.abs(truth.q - truth.q[0]))
+    assert moved > 1e-3 and np.max(np.abs(pred.q - truth.q)) < 0.1 * moved     # follows the truth
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["n_particles"] == 8 and result["outside_training_range"] is False
+    assert result["final_position_mse"] < 1e-3 * float(np.mean((truth.q[-1] - truth.q[0]) ** 2))
+    # another process knows nothing of this potential but what the model file says
+    out2 = tmp_path / "r2.npz"
+    root = Path(__file__).resolve().parents[2]
+    r = subprocess.run([sys.executable, "-m", "core", "rollout", "--model", str(model), "--scale", "2", "--steps",
+                        "200", "--save-every", "10", "--dt", "0.01", "--seed", "5", "--out", str(out2), "-q"],
+                       capture_output=True, text=True, cwd=root, timeout=300)
+    assert r.returncode == 0, r.stderr
+    t2, p2 = load_trajectory(out2, index=0), load_trajectory(out2, index=1)
+    assert t2.system.potential == pot
+    assert np.array_equal(t2.q, truth.q)                                      # the same ground truth, bit for bit
+    assert np.allclose(p2.q, pred.q, rtol=0, atol=1e-12)
