@@ -157,7 +157,8 @@ def describe_json(path) -> dict:
     file name), ``arrays`` ({name: {shape, dtype}} of a container), the kind's own summary (``systems``,
     ``trajectories``, ``dataset``, ...; or ``header``: the header's fields for kinds without one) and, where
     a system is damped or driven, its ``damping`` and ``forcing`` at the top level (of the first system that
-    has them; a model's identified values are the model's ``identified`` when it reports them)."""
+    has them). A model fitted with damping and forcing (``core.learning.rfhgn.port``) reports its identified
+    ``damping``, ``forcing`` and ``field`` there instead, with ``identified: true``."""
     path = as_path(path)
     lines = describe(path).splitlines()[1:]
     doc: dict = {"file": str(path)}
@@ -175,6 +176,11 @@ def describe_json(path) -> dict:
                                      "header")
     if kind is not None and kind.summary is not None:
         doc.update(kind.summary(path))
+    ident = (doc.get("header") or {}).get("info", {})
+    ident = ident.get("port") if isinstance(ident, dict) else None
+    if isinstance(ident, dict) and "damping" not in doc:  # a model that identified them (rfhgn.port.fit_port)
+        doc["damping"], doc["forcing"] = ident.get("damping"), ident.get("forcing")
+        doc["field"], doc["identified"] = ident.get("field"), True
     if "damping" not in doc:
         port = _first_port(doc)
         if port is not None:

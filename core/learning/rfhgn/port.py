@@ -1,0 +1,384 @@
+"""RF-HGN with damping and forcing identified in the same linear solve (issue 13; docs/port_hamiltonian.md).
+
+For snapshots (q, p, dq/dt, dp/dt, t) of a port-Hamiltonian system
+(``core.physics.port``: dp/dt = -dH/dq - gamma dH/dp + F(t), dH/dp = p/m)
+the rows
+
+    dPhi/dp (y_s) . theta                                   = dq/dt (s)
+   -dPhi/dq (y_s) . theta - gamma (dq/dt)_s + sum_k a_k B_k(t_s) = dp/dt (s)
+
+are linear in (theta, gamma, a): the damping enters through the *observed*
+velocity dq/dt (the data's, not the network's dH/dp, so the rows stay
+linear), and the forcing through a basis in time B_k, for every candidate
+particle i, axis j and known angular frequency w the two columns
+cos(w t) e_ij and sin(w t) e_ij, plus (optionally) a constant field: the
+columns m_i e_j (F = m g, g unknown). Damping is one gamma for every
+particle ("uniform") or one per particle ("per-particle"). All unknowns come
+from one least-squares solve of the augmented normal equations: the hidden
+layers are sampled as :func:`core.learning.rfhgn.fitting.fit` samples them,
+the columns are scaled to unit norm and ``config.regularisation`` is added
+(:func:`core.learning.rfhgn.fitting.solve_block`), so a coefficient's
+relative bias from the ridge is of the order of the regularisation.
+
+The assembly here uses the network's general analytic Jacobians
+(:meth:`core.learning.hgn.network.HGN.jacobians`) batch by batch, not the
+fixed-graph fast path of :mod:`~core.learning.rfhgn.fitting` (the port
+columns need the rows themselves); without port columns it solves the same
+least-squares problem as ``fit`` (the same theta to round-off).
+
+The fitted model is a :class:`~core.learning.rfhgn.model.FittedModel` whose
+``info["port"]`` holds the identified coefficients (saved with the model
+file; ``python -m core info MODEL --json`` reports them as ``damping`` and
+``forcing``): ``damping`` (a number, or a list per particle), ``forcing``:
+``{"frequencies": [...], "nodes": [...], "cos": [[[...]]], "sin": ...,
+"amplitude", "phase", "direction"}`` per frequency and node (F_i(t) = c_i
+cos(w t) + s_i sin(w t) = A_i cos(w t + phi_i) u_i when c_i and s_i are
+parallel, as for any Drive), and ``field``. :func:`identified_port` turns
+them back into a :class:`core.physics.port.Port`.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from core.errors import HGNError
+from core.jobs import available_cores, check_cancel, report
+from core.learning.hgn.device import blas_threads, resolve_device, torch_threads
+from core.learning.hgn.graph import Graph
+from core.physics.port import Drive, Port
+from core.physics.system import System
+from core.physics.trajectory import Dataset
+from ..learned import training_source
+from .config import RFConfig
+from .fitting import solve_block
+from .model import FittedModel
+from .sampling import choose_points, local_energies, sample_network
+
+DAMPING_MODES = ("none", "uniform", "per-particle")
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    """Which port terms a fit identifies.
+
+    ``damping``: "none", "uniform" (one gamma) or "per-particle" (one per
+    particle). ``nodes``: the particles the forcing may act on (all axes);
+    ``frequencies``: the known angular frequencies of the forcing (empty: no
+    periodic forcing); ``field``: also identify a constant field g (F = m g).
+    :meth:`from_system` reads them from a system's own port (the data's).
+    """
+
+    damping: str = "uniform"
+    nodes: tuple[int, ...] = ()
+    frequencies: tuple[float, ...] = ()
+    field: bool = False
+
+    def __post_init__(self):
+        if self.damping not in DAMPING_MODES:
+            raise HGNError(f"port damping must be one of {', '.join(DAMPING_MODES)}, got {self.damping!r}")
+        nodes = tuple(int(i) for i in self.nodes)
+        if len(set(nodes)) != len(nodes) or any(i < 0 for i in nodes):
+            raise HGNError(f"port nodes must be distinct particle indices >= 0, got {list(self.nodes)}")
+        object.__setattr__(self, "nodes", nodes)
+        freqs = tuple(float(w) for w in self.frequencies)
+        if any(not (math.isfinite(w) and w > 0) for w in freqs):
+            raise HGNError(f"forcing frequencies must be finite angular frequencies > 0, got {list(freqs)}")
+        if len(set(freqs)) != len(freqs):
+            raise HGNError(f"forcing frequencies must be distinct, got {list(freqs)}")
+        if freqs and not nodes:
+            raise HGNError("forcing frequencies need the particles the forcing acts on (nodes)")
+        object.__setattr__(self, "frequencies", freqs)
+        object.__setattr__(self, "field", bool(self.field))
+
+    @classmethod
+    def from_system(cls, system: System) -> "PortSpec":
+        """The terms of ``system.port``: its damping mode, its drives' nodes and frequencies, its field."""
+        port = system.port
+        if port is None:
+            return cls(damping="none")
+        damping = "per-particle" if port.per_particle else ("uniform" if port.damped else "none")
+        nodes = sorted({i for d in port.drives for i in d.nodes})
+        freqs = sorted({d.frequency for d in port.drives})
+        return cls(damping=damping, nodes=tuple(nodes), frequencies=tuple(freqs), field=port.field is not None)
+
+    @property
+    def timed(self) -> bool:
+        return bool(self.frequencies)
+
+    def n_columns(self, n: int, d: int) -> int:
+        g = {"none": 0, "uniform": 1, "per-particle": n}[self.damping]
+        return g + 2 * len(self.frequencies) * len(self.nodes) * d + (d if self.field else 0)
+
+    def check(self, system: System) -> "PortSpec":
+        bad = [i for i in self.nodes if i >= system.n]
+        if bad:
+            raise HGNError(f"port node {bad[0]} does not exist (the system has {system.n} particles)")
+        return self
+
+    def to_dict(self) -> dict:
+        return {"damping": self.damping, "nodes": list(self.nodes), "frequencies": list(self.frequencies),
+                "field": self.field}
+
+
+def port_columns(spec: PortSpec, system: System, dqdt: np.ndarray, t: np.ndarray | None) -> np.ndarray:
+    """The port's columns X (S*N*d, c) of the dp/dt rows of snapshots with velocities dqdt (S, N, d) at
+    times t (S,): [-gamma columns | cos, sin per frequency, node, axis | m_i e_j per axis]."""
+    S, N, d = dqdt.shape
+    cols = []
+    if spec.damping == "uniform":
+        cols.append(-dqdt.reshape(S, N, d, 1))
+    elif spec.damping == "per-particle":
+        x = np.zeros((S, N, d, N))
+        idx = np.arange(N)
+        x[:, idx, :, idx] = -np.moveaxis(dqdt, 1, 0)
+        cols.append(x)
+    if spec.frequencies:
+        nodes = np.asarray(spec.nodes, dtype=np.int64)
+        for w in spec.frequencies:
+            for fn in (np.cos, np.sin):
+                b = fn(w * t)  # (S,)
+                x = np.zeros((S, N, d, len(nodes), d))
+                for j in range(d):
+                    x[:, nodes, j, np.arange(len(nodes)), j] = b[:, None]  # adjacent advanced indices: (S, m)
+                cols.append(x.reshape(S, N, d, -1))
+    if spec.field:
+        x = np.zeros((S, N, d, d))
+        for j in range(d):
+            x[:, :, j, j] = system.masses[None, :]
+        cols.append(x)
+    if not cols:
+        return np.zeros((S * N * d, 0))
+    return np.concatenate(cols, axis=-1).reshape(S * N * d, -1)
+
+
+class _Normal:
+    """Z^T Z, Z^T u, u^T u and the row count of the blocks, in float64 numpy."""
+
+    def __init__(self, network, c: int):
+        self.separable = network.separable
+        if self.separable:
+            self.blocks = {"p": self._zero(network.n_T), "q": self._zero(network.n_V + c)}
+        else:
+            self.blocks = {"all": self._zero(network.L + c)}
+
+    @staticmethod
+    def _zero(n: int) -> list:
+        return [np.zeros((n, n)), np.zeros(n), 0.0, 0]
+
+    def add(self, name: str, Z: np.ndarray, u: np.ndarray) -> None:
+        blk = self.blocks[name]
+        blk[0] += Z.T @ Z
+        blk[1] += Z.T @ u
+        blk[2] += float(u @ u)
+        blk[3] += u.size
+
+
+def _times(dataset: Dataset, spec: PortSpec) -> np.ndarray | None:
+    if not spec.timed:
+        return None
+    t = dataset.meta.get("time_of_snapshot") if isinstance(dataset.meta, dict) else None
+    if t is None:
+        raise HGNError("identifying a periodic forcing needs the time of every snapshot (the dataset's "
+                       "meta['time_of_snapshot'], kept by simulate --dataset-out and generate for damped or "
+                       "driven systems); these data have none")
+    t = np.asarray(t, dtype=np.float64).reshape(-1)
+    if t.shape != (dataset.n_snapshots,) or not np.all(np.isfinite(t)):
+        raise HGNError(f"the dataset's time_of_snapshot must hold {dataset.n_snapshots} finite times, got "
+                       f"shape {t.shape}")
+    return t
+
+
+def _assemble(network, system: System, q, p, dqdt, dpdt, t, train, spec: PortSpec, config: RFConfig, device,
+              cancel) -> tuple[_Normal, float, float]:
+    c = spec.n_columns(system.n, system.dim)
+    ne = _Normal(network, c)
+    S = len(train)
+    step = max(1, min(config.batch_size, int(config.batch_memory_mb * 2 ** 20 /
+                                              (8.0 * system.n * system.dim * (2 * network.L + c + 8)))))
+    graphs: dict = {}
+    masses = torch.as_tensor(system.masses, dtype=torch.float64, device=device)
+    r_max, k_max = 0.0, 0.0
+    for a in range(0, S, step):
+        check_cancel(cancel)
+        rows = train[a:a + step]
+        qb = torch.as_tensor(np.asarray(q[rows], dtype=np.float64), device=device)
+        pb = torch.as_tensor(np.asarray(p[rows], dtype=np.float64), device=device)
+        vb = np.asarray(dqdt[rows], dtype=np.float64)
+        fb = np.asarray(dpdt[rows], dtype=np.float64)
+        if system.edges is not None:
+            g = graphs.get(len(rows))
+            if g is None:
+                g = graphs[len(rows)] = Graph.build(system, qb, device=device)
+        else:
+            g = Graph.build(system, qb, device=device)
+        if g.P:
+            r = g.delta(qb)[1]
+            if float(r.min()) <= 0:
+                raise HGNError("two particles of a snapshot sit on top of each other (pair distance 0); the pair "
+                               "features are undefined there")
+            r_max = max(r_max, float(r.max()))
+        k_max = max(k_max, float((0.5 * (pb * pb).sum(-1) / masses).max()))
+        with torch.no_grad():
+            _, Jq, Jp = network.jacobians(g, qb, pb)
+        Jq = Jq.cpu().numpy().reshape(-1, Jq.shape[-1])
+        Jp = Jp.cpu().numpy().reshape(-1, Jp.shape[-1])
+        X = port_columns(spec, system, vb, None if t is None else t[rows])
+        if ne.separable:
+            ne.add("p", Jp, vb.reshape(-1))
+            ne.add("q", np.concatenate([-Jq, X], axis=1), fb.reshape(-1))
+        else:
+            ne.add("all", np.concatenate([Jp, np.zeros((Jp.shape[0], X.shape[1]))], axis=1), vb.reshape(-1))
+            ne.add("all", np.concatenate([-Jq, X], axis=1), fb.reshape(-1))
+    return ne, r_max, k_max
+
+
+def _solve(ne: _Normal, network, c: int, config: RFConfig) -> tuple[np.ndarray, np.ndarray, dict]:
+    """theta (L,), the port coefficients (c,) and the solve information."""
+    theta = np.zeros(network.L)
+    coef = np.zeros(c)
+    info: dict = {}
+    rows, sse = 0, 0.0
+    for name, (G, b, uu, k) in ne.blocks.items():
+        x, inf = solve_block(G, b, config.regularisation, config.solver)
+        r = float(x @ G @ x - 2.0 * x @ b + uu)
+        inf["train_mse"] = max(r, 0.0) / max(k, 1)
+        info[name] = inf
+        rows += k
+        sse += max(r, 0.0)
+        if name == "p":
+            theta[network.p_cols] = x
+        elif name == "q":
+            theta[network.q_cols] = x[:network.n_V]
+            coef = x[network.n_V:]
+        else:
+            theta[:] = x[:network.L]
+            coef = x[network.L:]
+    info["train_mse"] = sse / max(rows, 1)
+    info["rows"] = rows
+    return theta, coef, info
+
+
+def identified(spec: PortSpec, coef: np.ndarray, n: int, d: int) -> dict:
+    """The port coefficients of a solve as JSON values (see the module notes)."""
+    k = 0
+    out: dict = {"spec": spec.to_dict()}
+    if spec.damping == "uniform":
+        out["damping"] = float(coef[0])
+        k = 1
+    elif spec.damping == "per-particle":
+        out["damping"] = coef[:n].tolist()
+        k = n
+    else:
+        out["damping"] = None
+    if spec.frequencies:
+        m = len(spec.nodes)
+        cos, sin, amp, phase, direction = [], [], [], [], []
+        for _ in spec.frequencies:
+            c = coef[k:k + m * d].reshape(m, d)
+            s = coef[k + m * d:k + 2 * m * d].reshape(m, d)
+            k += 2 * m * d
+            cos.append(c.tolist())
+            sin.append(s.tolist())
+            # F = c cos(wt) + s sin(wt) = A cos(wt + phi) u with A u cos(phi) = c, -A u sin(phi) = s (u along
+            # the larger of c and s)
+            a_f, ph_f, u_f = [], [], []
+            for ci, si in zip(c, s):
+                ref = ci if np.linalg.norm(ci) >= np.linalg.norm(si) else si
+                nrm = np.linalg.norm(ref)
+                u = ref / nrm if nrm > 0 else np.eye(d)[0]
+                a_c, a_s = float(ci @ u), float(si @ u)
+                a = math.hypot(a_c, a_s)
+                phi = math.atan2(-a_s, a_c)
+                if a_c < 0 and abs(phi) > math.pi / 2:  # prefer a direction with |phase| <= pi/2
+                    u, phi = -u, math.atan2(a_s, -a_c)
+                a_f.append(a)
+                ph_f.append(phi)
+                u_f.append(u.tolist())
+            amp.append(a_f)
+            phase.append(ph_f)
+            direction.append(u_f)
+        out["forcing"] = {"frequencies": list(spec.frequencies), "nodes": list(spec.nodes), "cos": cos,
+                          "sin": sin, "amplitude": amp, "phase": phase, "direction": direction}
+    else:
+        out["forcing"] = None
+    out["field"] = coef[k:k + d].tolist() if spec.field else None
+    return out
+
+
+def identified_port(ident: dict) -> Port:
+    """A :class:`~core.physics.port.Port` from identified coefficients (a model's ``info["port"]``):
+    damping as identified (negative values clipped to 0), one Drive per frequency and node with the
+    identified amplitude, phase and direction, the field."""
+    g = ident.get("damping")
+    damping = 0.0 if g is None else (np.clip(np.asarray(g, dtype=np.float64), 0.0, None)
+                                     if isinstance(g, list) else max(float(g), 0.0))
+    drives = []
+    f = ident.get("forcing")
+    if f:
+        for wi, w in enumerate(f["frequencies"]):
+            for ni, node in enumerate(f["nodes"]):
+                a = f["amplitude"][wi][ni]
+                if a > 0:
+                    drives.append(Drive((node,), a, w, tuple(f["direction"][wi][ni]), f["phase"][wi][ni]))
+    return Port(damping, tuple(drives), None if ident.get("field") is None else tuple(ident["field"]))
+
+
+def fit_port(dataset: Dataset, config: RFConfig | None = None, spec: PortSpec | None = None, progress=None,
+             cancel=None) -> FittedModel:
+    """Fit an RF-HGN with damping and forcing identified in the same solve (module notes) to the
+    training snapshots of ``dataset``. ``spec``: which terms (default: those of the data's system,
+    :meth:`PortSpec.from_system`). Returns a FittedModel with ``info["port"]`` the identified
+    coefficients."""
+    t0 = time.perf_counter()
+    config = RFConfig() if config is None else config
+    if not isinstance(config, RFConfig):
+        raise HGNError(f"config must be an RFConfig, got {type(config).__name__}")
+    config.validate()
+    if not isinstance(dataset, Dataset):
+        raise HGNError(f"fit_port needs a Dataset, got {type(dataset).__name__}")
+    system = dataset.system
+    spec = (PortSpec.from_system(system) if spec is None else spec).check(system)
+    device = resolve_device(config.device)
+    train, q, p, dqdt, dpdt = training_source(dataset)
+    dataset.check_trainable(train)
+    config.check_memory()
+    t = _times(dataset, spec)
+    c = spec.n_columns(system.n, system.dim)
+    with torch_threads(config.threads), blas_threads(config.threads):
+        rng = np.random.default_rng(config.seed)
+        report(progress, "sample", 0.0)
+        sets = choose_points([(system, q, p, train)], config, rng, device)
+        network = sample_network(config, sets, rng, None, progress, cancel)
+        ne, r_max, k_max = _assemble(network, system, q, p, dqdt, dpdt, t, train, spec, config, device, cancel)
+        report(progress, "solve", 0.0)
+        theta, coef, sinfo = _solve(ne, network, c, config)
+        rounds = config.adaptive_rounds if config.sampler == "adaptive" else 0
+        for _ in range(rounds):
+            check_cancel(cancel)
+            network = sample_network(config, sets, rng, local_energies(network, theta, sets), None, cancel)
+            ne, r_max, k_max = _assemble(network, system, q, p, dqdt, dpdt, t, train, spec, config, device,
+                                         cancel)
+            theta, coef, sinfo = _solve(ne, network, c, config)
+        network.set_theta(theta)
+        constant = 0.0
+        energy = np.asarray(dataset.energy, dtype=np.float64).reshape(-1)
+        known = energy.shape == (dataset.n_snapshots,) and np.isfinite(energy[train[0]])
+        if known:
+            kq = torch.as_tensor(np.asarray(q[train[0]], dtype=np.float64)[None], device=device)
+            kp = torch.as_tensor(np.asarray(p[train[0]], dtype=np.float64)[None], device=device)
+            with torch.no_grad():
+                e = float(network(Graph.build(system, kq, device=device), kq, kp)[0])
+            constant = float(energy[train[0]] - e)
+    model = FittedModel(config, network, None, constant, system.n, system)
+    model.info.update(
+        fit_time=time.perf_counter() - t0, n_snapshots=int(len(train)), n_particles=int(system.n),
+        n_features=int(network.L), n_rows=int(sinfo["rows"]), train_mse=float(sinfo["train_mse"]),
+        solve={k: v for k, v in sinfo.items() if isinstance(v, dict)}, energy_constant_known=bool(known),
+        train_r_max=r_max, train_k_max=k_max, cores=available_cores(), device=str(device),
+        source="derivatives (port)", port=identified(spec, coef, system.n, system.dim))
+    report(progress, "solve", 1.0)
+    return model

@@ -1,0 +1,108 @@
+"""RF-HGN with damping and forcing identified in one solve (issue 13, core/learning/rfhgn/port.py): known
+coefficients recovered from ground truth of a damped, driven 3x3x3 lattice; the undamped case is today's
+fit; the coefficients travel with the model file; bad settings refused."""
+import json
+
+import numpy as np
+import pytest
+
+from core.errors import HGNError
+from core.learning.rfhgn import RFConfig, fit
+from core.learning.rfhgn.port import PortSpec, fit_port, identified_port
+from core.physics import builders
+from core.physics.datagen import DataSpec, generate, random_snapshots
+from core.physics.port import Drive, Port
+
+LATTICE = builders.cubic_lattice(3, 3, 3)
+FACE = tuple(int(i) for i in np.flatnonzero(np.isclose(LATTICE.positions[:, 0], 0.0)))
+GAMMA, AMP, W, PHASE = 0.05, 0.1, 1.3, 0.3
+SPEC = DataSpec(n_trajectories=5, steps=500, dt=0.01, save_every=5)
+
+
+@pytest.fixture(scope="module")
+def driven():
+    """Uniform damping 0.05, one face driven along (1, 0.5, 0)."""
+    port = Port(GAMMA, (Drive(FACE, AMP, W, (1.0, 0.5, 0.0), PHASE),))
+    return generate(LATTICE.copy(port=port), SPEC)
+
+
+def test_uniform_damping_and_drive_amplitudes_are_identified(driven):
+    # candidates: every particle (the 18 undriven ones must come out ~0)
+    model = fit_port(driven, RFConfig(), PortSpec("uniform", tuple(range(27)), (W,)))
+    ident = model.info["port"]
+    assert abs(ident["damping"] / GAMMA - 1) < 1e-4, ident["damping"]
+    f = ident["forcing"]
+    amp = np.array(f["amplitude"][0])
+    on = np.isin(f["nodes"], FACE)
+    assert np.abs(amp[on] / AMP - 1).max() < 1e-4, amp[on]
+    assert amp[~on].max() < 1e-4 * AMP, amp[~on].max()
+    assert np.abs(np.array(f["phase"][0])[on] - PHASE).max() < 1e-4
+    u = np.array([1.0, 0.5, 0.0]) / np.hypot(1.0, 0.5)
+    assert np.abs(np.array(f["direction"][0])[on] - u).max() < 1e-4
+    # the plain fit, blind to damping and forcing, cannot explain these data
+    plain = fit(driven, RFConfig())
+    assert plain.info["train_mse"] > 1e3 * model.info["train_mse"], (plain.info["train_mse"], model.info["train_mse"])
+
+
+def test_the_default_spec_is_the_datas_own_port(driven):
+    model = fit_port(driven, RFConfig())
+    ident = model.info["port"]
+    assert ident["spec"] == {"damping": "uniform", "nodes": list(FACE), "frequencies": [W], "field": False}
+    port = identified_port(ident)
+    assert abs(port.damping - GAMMA) < 1e-4 * GAMMA and len(port.drives) == len(FACE)
+    for d in port.drives:
+        assert abs(d.amplitude - AMP) < 1e-4 * AMP and abs(d.phase - PHASE) < 1e-4 and d.frequency == W
+
+
+def test_per_particle_damping_of_a_boundary_layer_and_a_field_are_identified():
+    far = np.isclose(LATTICE.positions[:, 0], 2.0)
+    gamma = np.where(far, 0.2, 0.0)
+    port = Port(gamma, (Drive(FACE, AMP, W, (0.0, 0.0, 1.0), 0.0),), (0.0, 0.0, -0.02))
+    ds = generate(LATTICE.copy(port=port), SPEC)
+    model = fit_port(ds, RFConfig())
+    ident = model.info["port"]
+    assert ident["spec"]["damping"] == "per-particle" and ident["spec"]["field"]
+    assert np.abs(np.array(ident["damping"]) - gamma).max() < 1e-4
+    np.testing.assert_allclose(ident["field"], [0.0, 0.0, -0.02], rtol=0, atol=1e-6)
+
+
+def test_without_port_terms_it_is_todays_fit():
+    plain = random_snapshots(LATTICE, 200, seed=1)
+    test = random_snapshots(LATTICE, 20, seed=2)
+    for enc in ("invariant", "frame"):
+        cfg = RFConfig(encoding=enc, fast_tables=False)
+        a, b = fit(plain, cfg), fit_port(plain, cfg, PortSpec("none"))
+        assert a.network.L == b.network.L
+        for x, y in zip(a.gradients(LATTICE, test.q, test.p), b.gradients(LATTICE, test.q, test.p)):
+            assert np.abs(x - y).max() < 1e-6 * np.abs(x).max(), enc
+        assert abs(b.info["train_mse"] / a.info["train_mse"] - 1) < 1e-2
+        assert b.info["port"]["damping"] is None and b.info["port"]["forcing"] is None
+
+
+def test_the_model_file_carries_the_identified_coefficients(driven, tmp_path, capsys):
+    from core.cli.app import main
+    from core.learning.rfhgn import FittedModel
+
+    model = fit_port(driven, RFConfig())
+    path = model.save(tmp_path / "m.npz")
+    back = FittedModel.load(path)
+    assert back.info["port"] == json.loads(json.dumps(model.info["port"]))
+    assert main(["info", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["identified"] is True
+    assert doc["damping"] == model.info["port"]["damping"]
+    assert doc["forcing"]["amplitude"] == model.info["port"]["forcing"]["amplitude"]
+
+
+def test_bad_port_fits_are_refused(driven):
+    no_times = driven.subset(np.arange(10))
+    no_times.meta.pop("time_of_snapshot")
+    with pytest.raises(HGNError, match="time of every snapshot"):
+        fit_port(no_times, RFConfig(), PortSpec("uniform", (0,), (1.0,)))
+    with pytest.raises(HGNError, match="does not exist"):
+        fit_port(driven, RFConfig(), PortSpec("uniform", (27,), (1.0,)))
+    for bad, words in ((dict(damping="some"), "damping must be one of"), (dict(frequencies=(0.0,), nodes=(1,)),
+                       "frequencies must be"), (dict(frequencies=(1.0,)), "need the particles"),
+                       (dict(nodes=(1, 1)), "distinct")):
+        with pytest.raises(HGNError, match=words):
+            PortSpec(**bad)
