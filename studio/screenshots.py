@@ -8,10 +8,13 @@ Run under a virtual X server (the views need OpenGL)::
 It opens the real main window with settings in a temporary file, shows it
 empty (no model yet), trains the default lattice (the status bar's progress
 while the System tab is shown), scrubs the timeline, shows the overlay and a
-zero-shot roll-out, draws a small system, and grabs the window
+zero-shot roll-out, draws a small system, a Lennard-Jones system, a drawn
+spline potential on the V(r) plot and the ground truth's error against the
+DOP853 reference after a roll-out on it, and grabs the window
 (``QWidget.grab``) into ``assets/screenshots/*.png`` (or OUT_DIR). Pictures
 are checked to be neither black nor empty before they are written.
 
+``--spline`` makes only the drawn-potential and reference-check pictures.
 ``--small`` shows what a first-time user meets on a 1366x768 screen, grabbed
 from the whole screen so that dialogs and tooltips are in the picture: the
 quick start, the question when quitting with unsaved models, and zero-shot
@@ -125,7 +128,8 @@ def first_time(app, w, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     small = "--small" in argv
-    argv = [a for a in argv if a != "--small"]
+    only_spline = "--spline" in argv            # only the drawn potential and the reference check (6.)
+    argv = [a for a in argv if a not in ("--small", "--spline")]
     out = Path(argv[0]) if argv else ROOT / "assets" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="hgn-shots-")
@@ -152,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     if small:
         first_time(app, w, out)
         w.projects.choose = lambda *_a: "discard"
+        w.close()
+        return 0
+    if only_spline:
+        spline_and_reference(app, w, out)
         w.close()
         return 0
     _save(w, out / "studio-start.png")
@@ -220,8 +228,58 @@ def main(argv: list[str] | None = None) -> int:
     w.systemPanel.build()
     _pump(app, 0.8)
     _save(w, out / "studio-molecular-lj.png")
+
+    # 6. a drawn spline potential on a chain, then its ground truth against the reference
+    spline_and_reference(app, w, out)
     w.close()
     return 0
+
+
+def spline_and_reference(app, w, out: Path) -> None:
+    """The V(r) editor with a drawn potential (a point selected), then a
+    Verlet ground truth on it checked against DOP853 (the plot page)."""
+    d = w.document
+    sp = w.systemPanel
+    w.leftTabs.setCurrentIndex(0)
+    sp.set_kind("chain")
+    sp.builderForms["chain"].editors["n"].setValue(6)
+    sp.set_potential_kind("harmonic")
+    sp.set_potential_kind("spline")
+    ed = sp.splineEditor
+    r, v = ed.points()
+    ed.move_point(1, r[1], v[1] + 0.1)               # a steeper inner wall
+    ed.move_point(3, r[3], -0.01)                    # a broad, flat-bottomed well (minimum near r = 1.1)
+    mid = 0.5 * (r[4] + r[5])
+    ed.add_point(mid, float(ed.potential().energy(np.array([mid]))[0]) + 0.01)
+    ed.select(3)
+    sp.slopeRight.setValue(0.2)
+    sp.build()
+    _pump(app, 0.3)
+    from PySide6.QtWidgets import QScrollArea
+
+    scroll = sp.parentWidget()
+    while scroll is not None and not isinstance(scroll, QScrollArea):
+        scroll = scroll.parentWidget()
+    if scroll is not None:      # the V(r) plot in sight, not below the fold (ensureWidgetVisible asks a
+        plot = sp.potentialPlot  # QGraphicsView for its input-method rectangle and does not scroll)
+        bottom = plot.mapTo(scroll.widget(), plot.rect().bottomLeft()).y() + 12
+        bar = scroll.verticalScrollBar()
+        bar.setValue(min(bar.maximum(), max(0, bottom - scroll.viewport().height())))
+    _pump(app, 0.8)
+    _save(w, out / "studio-spline-editor.png")
+
+    for k, val in {"rollout_steps": 3000, "rollout_save_every": 10, "dt": 0.01, "integrator": "verlet"}.items():
+        d.set("simulation", k, val)
+    w.train()
+    _wait(app, lambda: d.rollout is not None and d.rollout.finished and d.rollout.model_name == d.models[-1].name
+          and not w.jobs.is_running(), 600)
+    w.referencePanel.checkButton.click()
+    if not _wait(app, lambda: d.reference_check is not None and not w.jobs.is_running(), 600):
+        raise SystemExit("the reference check did not finish")
+    w.plotTabs.setCurrentWidget(w.referencePanel)
+    w.time.set_frame(int(0.7 * (w.time.filled - 1)))
+    _pump(app, 0.8)
+    _save(w, out / "studio-reference-error.png")
 
 
 if __name__ == "__main__":

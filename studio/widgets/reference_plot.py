@@ -22,8 +22,8 @@ from ..scene import palette
 from .plots import TimePlot, pen
 
 #: the curves: (name, pen)
-CURVES = (("max |q − q_ref|", pen(palette.TRUTH)), ("RMS |q − q_ref|", pen(palette.TRUTH, 1.5, dashed=True)),
-          ("|H − H_ref|", pen(palette.LOSS)))
+CURVES = (("max |Δq|", pen(palette.TRUTH)), ("RMS |Δq|", pen(palette.TRUTH, 1.5, dashed=True)),
+          ("|ΔH|", pen(palette.LOSS)))
 EMPTY_TEXT = ("The ground truth's own error against an accurate reference<br>"
               "(SciPy DOP853, rtol 1e-12, from the same start) appears here:<br>"
               "press “Check against reference” after a roll-out")
@@ -34,10 +34,15 @@ BUTTON_TIP = ("Integrate the shown roll-out's ground truth again from its first 
 
 
 def reference_plot() -> TimePlot:
-    p = TimePlot("Ground truth vs DOP853 reference", "error", log_y=True, empty_text=EMPTY_TEXT)
+    p = TimePlot("Error vs DOP853", "error", log_y=True, empty_text=EMPTY_TEXT)
     p.setObjectName("referencePlot")
     for name, curve_pen in CURVES:
         p.add_curve(name, curve_pen)
+    p.legend.setColumnCount(len(CURVES))                 # one short row: the plot keeps its height
+    p.legend.updateSize()
+    p.getPlotItem().layout.setRowFixedHeight(0, max(24, int(np.ceil(p.legend.boundingRect().height())) + 2))
+    p.setToolTip("Δq: a particle's distance from its position in the DOP853 reference (largest and RMS over "
+                 "the particles); ΔH: the ground truth's energy minus the reference's")
     return p
 
 
@@ -93,7 +98,8 @@ class ReferencePanel(QWidget):
         for (name, _), y in zip(CURVES, (check.position_max, check.position_rms, np.abs(check.energy))):
             self.plot.set_curve(name, t, np.asarray(y, float))
         text = check.summary()
-        self.summary.setText(text)
+        self.summary.setText(f"max |Δq| {np.max(check.position_max):.3g}, |ΔH| {np.max(np.abs(check.energy)):.3g}"
+                             if check.n_frames else text)
         self.summary.setToolTip(f"{text}; the reference took {check.seconds:.2g} s. Position errors are "
                                 "distances (length units), the energy error is in energy units; "
                                 "frame 0 is the shared start (no error).")

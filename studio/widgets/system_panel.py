@@ -16,7 +16,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QPushButton, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
+                               QPushButton, QSizePolicy, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
 
 from core.errors import HGNError
 from core.physics.potentials import POTENTIALS
@@ -257,7 +257,8 @@ class SystemPanel(QWidget):
                                (self.slopeRight, "Right", "V'(r) at the last point; beyond it V levels off "
                                 "(0: exactly constant)")):
             box.setObjectName(f"splineSlope{side}")
-            box.setRange(-1e6, 1e6)
+            box.setPrefix(f"{side.lower()} ")
+            box.setRange(-1e3, 1e3)
             box.setDecimals(4)
             box.setSingleStep(0.1)
             box.setKeyboardTracking(False)          # one edit per Enter / arrow step, not per keystroke
@@ -265,9 +266,8 @@ class SystemPanel(QWidget):
             box.valueChanged.connect(lambda v, side=side: self._on_slope(side, v))
         slopes = QHBoxLayout()
         slopes.addWidget(self.slopeLeft)
-        slopes.addWidget(QLabel("right"))
         slopes.addWidget(self.slopeRight)
-        lay.addRow("End slopes: left", slopes)
+        lay.addRow("End slopes", slopes)
         lay.addRow("Seed", self.grfSeed)
         lay.addRow("Length scale", self.grfLength)
         lay.addRow("Amplitude", self.grfAmplitude)
@@ -346,6 +346,8 @@ class SystemPanel(QWidget):
             self.potentialStack.setCurrentWidget(self.potentialForms[self.potential_kind])
         elif self.potential_kind == SPLINE:
             self.potentialStack.setCurrentWidget(self.splineControls)
+        for stack in (self.builderStack, self.potentialStack):
+            fit_stack(stack)
 
     def potential(self):
         """The potential the settings describe (HGNError marks the field)."""
@@ -460,6 +462,17 @@ class SystemPanel(QWidget):
             return None
         set_system(self.document, self.undo, system, self.source(), f"Build {system.name}")
         return system
+
+
+def fit_stack(stack: QStackedWidget) -> None:
+    """A stack as tall as the page it shows, not as its tallest page (the
+    molecular generator's, the spline's controls): the V(r) plot stays close
+    below a short form."""
+    current = stack.currentWidget()
+    for i in range(stack.count()):
+        page = stack.widget(i)
+        page.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Preferred if page is current else QSizePolicy.Ignored)
+    stack.updateGeometry()
 
 
 def potential_curve(pot, n: int = 300) -> tuple[np.ndarray, np.ndarray]:

@@ -62,10 +62,11 @@ def test_check_button_plots_the_ground_truths_error_and_it_stays(qtbot, window, 
     assert np.allclose(check.energy, want.energy, rtol=1e-9, atol=1e-14)
     assert check.position_max[0] == 0.0 and check.position_max[-1] > 1e-8   # Verlet at dt 0.01 is not exact
     qtbot.waitUntil(lambda: not panel.plot.showing_empty_text, timeout=5000)
-    x, y = _drawn(panel.plot, "max |q − q_ref|")           # drawn on the log axis: log10 values
+    x, y = _drawn(panel.plot, "max |Δq|")           # drawn on the log axis: log10 values
     assert np.array_equal(x, check.t)
     assert np.allclose(10.0 ** y[1:], check.position_max[1:], rtol=1e-12, atol=0)
-    assert "largest position error" in panel.summary.text()
+    assert f"max |Δq| {check.position_max.max():.3g}" in panel.summary.text()
+    assert "largest position error" in panel.summary.toolTip()
     # scrubbing moves the cursor, the check stays
     w.time.last()
     w.time.step(-3)

@@ -355,3 +355,49 @@ def test_the_integrator_setting_reaches_the_training_data():
     spec = pipeline.data_spec({"integrator": "rk4", "dt": 0.02, "steps": 40, "save_every": 4})
     assert spec.integrator == "rk4" and spec.validate() is spec
     assert pipeline.data_spec({"dt": 0.02}).integrator == "verlet"
+
+
+def test_a_model_on_a_drawn_potential_goes_zero_shot_and_exports_headless(qtbot, window, tmp_path):
+    """Issue 12: a model fitted on a drawn spline behaves like any other: zero-shot
+    on the chain scaled up (the potential comes with the model's system) and the
+    headless video export of the saved project (a fresh process rebuilds the
+    potential from the file)."""
+    import os
+    import subprocess
+    import sys
+
+    import av
+    from studio_helpers import ROOT, non_background_fraction
+
+    sp = window.systemPanel
+    sp.set_kind("chain")
+    sp.builderForms["chain"].editors["n"].setValue(4)
+    sp, ed = _spline(window)
+    r, v = ed.points()
+    assert ed.move_point(3, r[3], v[3] - 0.02)
+    qtbot.mouseClick(sp.buildButton, Qt.LeftButton)
+    drawn = window.document.system.potential
+    assert drawn.kind == "spline" and window.document.system.n == 4
+    set_tiny_training(window)
+    rec = train_and_wait(qtbot, window)
+    assert rec.system.potential == drawn
+    d = window.document
+    assert window.zero_shot(0, 2, 60, 5)
+    qtbot.waitUntil(lambda: d.rollout is not None and d.rollout.zero_shot and d.rollout.finished
+                    and not window.jobs.is_running(), timeout=60000)
+    buf = d.rollout
+    assert buf.system.n == 8 and buf.system.potential == drawn and buf.n_filled == buf.n_frames == 13
+    err = np.abs(buf.q["prediction"] - buf.q["truth"]).max()
+    assert np.isfinite(err) and err < 0.5 * np.abs(buf.q["truth"] - buf.q["truth"][0]).max() + 1e-3
+    path = tmp_path / "drawn.hgnproj"
+    assert window.projects.save_to(path)
+    env = {k: val for k, val in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env["PYTHONPATH"] = str(ROOT)
+    png = tmp_path / "frame.png"
+    res = subprocess.run([sys.executable, str(ROOT / "main.py"), "export-video", str(path), "--out", str(png),
+                          "--frame", "6", "--size", "320x240"], capture_output=True, text=True, env=env, cwd=ROOT,
+                         timeout=180)
+    assert res.returncode == 0, res.stderr
+    with av.open(str(png)) as c:
+        img = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    assert img.shape == (240, 320, 3) and non_background_fraction(img) > 0.01
