@@ -26,6 +26,7 @@ module); the few that are the command line's own are the constants below.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
@@ -166,6 +167,11 @@ def register(subparsers) -> None:
     rg.add_argument("--time-series", action="store_true",
                     help="fit from the dataset's time series alone (symplectic-Euler residuals, no "
                          "derivatives; needs --data with trajectories)")
+    rg.add_argument("--port", action=argparse.BooleanOptionalAction, default=None,
+                    help="identify damping and forcing in the same solve (core.learning.rfhgn.port; "
+                         "docs/port_hamiltonian.md): the terms of the data's own damping and drives, or a "
+                         "uniform damping when the data carry none; --no-port fits the Hamiltonian alone "
+                         "(default: when the data's system is damped or driven)")
     rg.add_argument("--no-correction", action="store_true",
                     help="with --time-series: keep the modified Hamiltonian, without the first-order "
                          "correction back to the true one")
@@ -405,9 +411,24 @@ def run_train(args) -> int:
     if args.time_series and args.data is None:
         raise HGNError("--time-series needs --data with trajectories (time series)")
     ds = training_data(args)
+    from core.physics.port import port_of
+
+    port = args.port if args.port is not None else port_of(ds.system) is not None
+    if port and args.time_series:
+        raise HGNError("damping and forcing are identified from snapshots with derivatives only (not yet from "
+                       "time series); drop --time-series, or fit the Hamiltonian alone with --no-port")
     bar = StageBar(args.quiet)
     try:
-        if args.time_series:
+        if port:
+            from core.learning.rfhgn.port import PortSpec, fit_port
+
+            spec = PortSpec.from_system(ds.system)
+            if spec.damping == "none" and not spec.frequencies and not spec.field:
+                spec = PortSpec("uniform")
+            ds.check_trainable(where=f"the training snapshots of {args.data}" if args.data else
+                               "the drawn training snapshots")
+            model = fit_port(ds, config, spec, progress=bar)
+        elif args.time_series:
             trajs = ds.trajectories
             if not trajs:
                 raise HGNError(f"{args.data} holds no time series (trajectories); fit its snapshots without "
@@ -429,9 +450,12 @@ def run_train(args) -> int:
         bar.close()
     model.save(args.out)
     fit_time = float(model.info.get("fit_time", float("nan")))
-    test_mse = metrics.derivative_mse(model, ds) if len(ds.test) else None
+    mse = metrics.derivative_mse
+    if port:
+        from core.learning.rfhgn.port import port_derivative_mse as mse
+    test_mse = mse(model, ds) if len(ds.test) else None
     train_idx = ds.train if len(ds.train) else np.arange(ds.n_snapshots)
-    train_mse = metrics.derivative_mse(model, ds, train_idx)
+    train_mse = mse(model, ds, train_idx)
     print(f"{ds.system!r}")
     print(f"model: {config.encoding} encoding, {config.sampler.upper()} sampling "
           f"({'time series' if args.time_series else f'{len(ds.train)} training snapshots'})")
@@ -441,6 +465,10 @@ def run_train(args) -> int:
         print("test derivative MSE: n/a (the data hold no test snapshots)")
     else:
         print(f"test derivative MSE: {_fmt(test_mse)} on {len(ds.test)} held-out snapshots")
+    if port:
+        from core.learning.rfhgn.port import identified_port
+
+        print(f"identified: {identified_port(model.info['port']).describe()}")
     print(f"wrote {args.out}")
     return 0
 

@@ -382,3 +382,105 @@ def fit_port(dataset: Dataset, config: RFConfig | None = None, spec: PortSpec | 
         source="derivatives (port)", port=identified(spec, coef, system.n, system.dim))
     report(progress, "solve", 1.0)
     return model
+
+
+# ======================================================================
+def model_port(model, system: System) -> Port:
+    """The identified port of a model fitted by :func:`fit_port` (``info["port"]``), checked against
+    ``system`` (drive nodes and per-particle damping must fit it); HGNError for other models."""
+    ident = getattr(model, "info", {}).get("port") if isinstance(getattr(model, "info", None), dict) else None
+    if not isinstance(ident, dict):
+        raise HGNError("this model identified no damping or forcing (fit it with core.learning.rfhgn.port.fit_port "
+                       "or 'train' on damped or driven data)")
+    port = identified_port(ident)
+    try:
+        return port.check(system.n, system.dim)
+    except HGNError as exc:
+        raise HGNError(f"the model's identified damping and forcing do not fit {system!r}: {exc}") from None
+
+
+def port_time_derivatives(model, system: System, q, p, dqdt, t, port: Port | None = None):
+    """(dq/dt, dp/dt) the fitted port-Hamiltonian model predicts at states (S, N, d) with observed
+    velocities ``dqdt`` at times ``t`` (S,): dH_hat/dp and -dH_hat/dq - gamma dq/dt + F(t) (the rows of
+    the fit). ``port``: default the model's identified one."""
+    port = model_port(model, system) if port is None else port
+    dq, dp = model.time_derivatives(system, q, p)
+    terms = port.terms(system.masses, system.dim)
+    dqdt = np.asarray(dqdt, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64).reshape(-1)
+    ext = terms.external_series(t) if terms.forced else 0.0
+    dp = np.asarray(dp).reshape(dqdt.shape) - terms.gamma[None, :, None] * dqdt + ext
+    return np.asarray(dq).reshape(dqdt.shape), dp
+
+
+def port_derivative_mse(model, dataset: Dataset, indices=None, batch: int = 256) -> float:
+    """:func:`core.learning.metrics.derivative_mse` for a port model: the mean squared error of
+    :func:`port_time_derivatives` against the data's (default: the test snapshots)."""
+    idx = np.asarray(dataset.test if indices is None else indices, dtype=np.int64).ravel()
+    if idx.size == 0:
+        raise HGNError("no snapshots to measure the derivative error on")
+    port = model_port(model, dataset.system)
+    times = dataset.meta.get("time_of_snapshot") if isinstance(dataset.meta, dict) else None
+    if times is None:
+        if port.forced:
+            raise HGNError("the data have no snapshot times (meta['time_of_snapshot']) to evaluate the forcing at")
+        times = np.zeros(dataset.n_snapshots)
+    times = np.asarray(times, dtype=np.float64)
+    total, count = 0.0, 0
+    for a in range(0, idx.size, batch):
+        b = idx[a:a + batch]
+        dq, dp = port_time_derivatives(model, dataset.system, dataset.q[b], dataset.p[b], dataset.dqdt[b], times[b],
+                                       port)
+        total += np.sum((dq - dataset.dqdt[b]) ** 2) + np.sum((dp - dataset.dpdt[b]) ** 2)
+        count += 2 * dq.size
+    return float(total / count)
+
+
+def rollout_port(model, system: System, q0, p0, dt: float, steps: int, save_every: int = 1, t0: float = 0.0,
+                 port: Port | None = None, label: str = "RF-HGN (port)"):
+    """Roll a separable port model out: the Strang splitting of ground truth (``core.physics.integrators``)
+    with the learned forces -dV_hat/dq and velocities dT_hat/dp and the identified damping and forcing
+    (``port``: default the model's). The damping flow is p <- p exp(-gamma dt / (2m)) with the system's
+    masses (the convention of the fit). Returns a Trajectory whose kinetic and potential energies are the
+    TRUE ones along the predicted path and whose meta holds ``learned_energy``. A simple loop (CPU, float64,
+    no divergence handling beyond an HGNError on non-finite states): for measurements, until
+    :mod:`core.learning.rollout` carries damping and forcing."""
+    from core.physics.forces import ForceField, kinetic_energy
+    from core.physics.integrators import check_run_settings
+    from core.physics.simulate import check_state
+    from core.physics.trajectory import Trajectory
+
+    dt, steps, save_every = check_run_settings(dt, steps, save_every)
+    q, p = check_state(system, q0, p0)
+    if not model.separable:
+        raise HGNError("rollout_port needs a separable (invariant) model")
+    port = model_port(model, system) if port is None else port
+    terms = port.terms(system.masses, system.dim)
+    decay = terms.decay(0.5 * dt)
+    n_frames = steps // save_every + 1
+    qs, ps = np.empty((n_frames,) + q.shape), np.empty((n_frames,) + q.shape)
+    f = -np.asarray(model.potential_gradient(system, q))
+    ext = terms.external(t0)
+    qs[0], ps[0] = q, p
+    k = 1
+    for step in range(1, steps + 1):
+        p = p * decay
+        p = p + 0.5 * dt * (f + ext)
+        q = q + dt * np.asarray(model.kinetic_gradient(system, p))
+        f = -np.asarray(model.potential_gradient(system, q))
+        ext = terms.external(t0 + step * dt)
+        p = (p + 0.5 * dt * (f + ext)) * decay
+        if not (np.all(np.isfinite(q)) and np.all(np.isfinite(p))):
+            raise HGNError(f"the port roll-out blew up at step {step}: reduce dt (now {dt:g})")
+        if step % save_every == 0:
+            qs[k], ps[k] = q, p
+            k += 1
+    ff = ForceField(system)
+    pot = np.array([ff.energy_forces(x)[0] for x in qs])
+    kin = np.array([kinetic_energy(x, system.masses) for x in ps])
+    learned = np.asarray(model.energy(system, qs, ps), dtype=np.float64).reshape(-1)
+    t = t0 + dt * save_every * np.arange(n_frames)
+    return Trajectory(system=system.copy(port=port), t=t, q=qs, p=ps, kinetic=kin, potential=pot,
+                      momentum=ps.sum(axis=1), dt=dt, save_every=save_every, label=label,
+                      meta={"integrator": "strang-verlet (learned, port)", "steps": steps,
+                            "learned_energy": learned})
