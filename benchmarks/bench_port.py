@@ -1,0 +1,152 @@
+"""Issue 13 benchmark: damping and forcing identified in one solve (docs/port_hamiltonian.md).
+
+Cases (ground truth by core.physics's Strang splitting, RF-HGN by core.learning.rfhgn.port.fit_port with
+RFConfig defaults; the data's own port terms are the fit's candidates):
+
+* ``square10``: a 10x10 harmonic square lattice, damping 0.05 on every particle, the x = 0 edge driven
+  (A = 0.1, w = 1.3, phase 0.3, along x); 5 runs of 500 steps, dt 0.01, a snapshot every 5 steps (4 runs
+  train, 1 test). Measures: relative error of the identified damping and of the drive amplitudes (worst over
+  the driven particles), phase error, derivative MSE on the held-out run, the learned roll-out's position
+  MSE after 1000 steps (dt 0.01, from a new random state; core.learning.rfhgn.port.rollout_port with the
+  identified coefficients) and the same on a 30x30 lattice zero-shot (uniform identified damping, the
+  identified mean drive on the 30x30's x = 0 edge).
+* ``morse10``: the same lattice with a Morse potential (D = 1, a = 1.5), damping 0.05, no drive.
+* ``chain_resonance``: a 16-particle harmonic chain, damping 0.02, the first particle driven along x at the
+  chain's lowest normal-mode frequency 2 sin(pi / (2 * 16)) (free ends), A = 0.05.
+
+Not here yet: the Adam baseline with learnable damping and forcing (not built), fits from time series.
+
+Run: ``.venv/bin/python benchmarks/bench_port.py`` (``--quick``: fewer steps of the roll-outs). Writes
+benchmarks/results/port.json and port.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.learning.rfhgn import RFConfig, fit  # noqa: E402
+from core.learning.rfhgn.port import fit_port, port_derivative_mse, rollout_port  # noqa: E402
+from core.physics import builders  # noqa: E402
+from core.physics.datagen import DataSpec, generate  # noqa: E402
+from core.physics.initial import initial_state  # noqa: E402
+from core.physics.port import Drive, Port  # noqa: E402
+from core.physics.simulate import simulate  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SPEC = DataSpec(n_trajectories=5, steps=500, dt=0.01, save_every=5)
+
+
+def edge(system) -> tuple[int, ...]:
+    """The particles on the x = min boundary."""
+    x = system.positions[:, 0]
+    return tuple(int(i) for i in np.flatnonzero(np.isclose(x, x.min())))
+
+
+def position_mse(model, system, port, steps: int, seed: int = 99) -> tuple[float, float]:
+    q0, p0 = initial_state(system, 0.1, 0.1, seed=seed)
+    truth = simulate(system, q0, p0, 0.01, steps, save_every=steps)
+    t = time.perf_counter()
+    pred = rollout_port(model, system, q0, p0, 0.01, steps, save_every=steps, port=port)
+    return float(np.mean((pred.q[-1] - truth.q[-1]) ** 2)), time.perf_counter() - t
+
+
+def case(name: str, system, true_port: Port, steps: int, zero_shot=None) -> dict:
+    s = system.copy(port=true_port)
+    t = time.perf_counter()
+    ds = generate(s, SPEC)
+    data_s = time.perf_counter() - t
+    model = fit_port(ds, RFConfig())
+    plain = fit(ds, RFConfig())
+    ident = model.info["port"]
+    out = {"case": name, "particles": s.n, "snapshots": ds.n_snapshots, "train": int(len(ds.train)),
+           "data_s": data_s, "fit_s": model.info["fit_time"], "plain_fit_s": plain.info["fit_time"],
+           "train_mse": model.info["train_mse"], "plain_train_mse": plain.info["train_mse"],
+           "test_derivative_mse": port_derivative_mse(model, ds), "port": true_port.to_dict()}
+    gamma = float(true_port.damping)
+    out["damping_identified"] = ident["damping"]
+    out["damping_rel_error"] = abs(ident["damping"] / gamma - 1)
+    if true_port.drives:
+        d = true_port.drives[0]
+        f = ident["forcing"]
+        amp = np.array(f["amplitude"][0])
+        out["amplitude_rel_error"] = float(np.max(np.abs(amp / d.amplitude - 1)))
+        out["phase_error"] = float(np.max(np.abs(np.array(f["phase"][0]) - d.phase)))
+    from core.learning.rfhgn.port import identified_port
+
+    port = identified_port(ident)
+    out["rollout_steps"] = steps
+    out["rollout_position_mse"], out["rollout_s"] = position_mse(model, s, port, steps)
+    if zero_shot is not None:
+        big = zero_shot.copy(port=_transfer(ident, true_port, zero_shot))
+        out["zero_shot_particles"] = big.n
+        out["zero_shot_position_mse"], out["zero_shot_s"] = position_mse(model, big, big.port, steps)
+    return out
+
+
+def _transfer(ident: dict, true_port: Port, big) -> Port:
+    """Uniform identified damping; the identified drive, averaged over the driven particles, on the large
+    system's corresponding (x = min) edge."""
+    if not true_port.drives:
+        return Port(ident["damping"])
+    f = ident["forcing"]
+    cos = np.mean(np.array(f["cos"][0]), axis=0)
+    sin = np.mean(np.array(f["sin"][0]), axis=0)
+    ref = cos if np.linalg.norm(cos) >= np.linalg.norm(sin) else sin
+    u = ref / np.linalg.norm(ref)
+    a_c, a_s = float(cos @ u), float(sin @ u)
+    return Port(ident["damping"], (Drive(edge(big), float(np.hypot(a_c, a_s)), f["frequencies"][0], tuple(u),
+                                         float(np.arctan2(-a_s, a_c))),))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="roll-outs of 200 steps instead of 1000")
+    args = ap.parse_args(argv)
+    steps = 200 if args.quick else 1000
+    sq = builders.square_lattice(10, 10)
+    morse = builders.square_lattice(10, 10, potential="morse", potential_params={"D": 1.0, "a": 1.5})
+    chain = builders.chain(16)
+    w0 = 2 * np.sin(np.pi / (2 * 16))
+    rows = [
+        case("square10", sq, Port(0.05, (Drive(edge(sq), 0.1, 1.3, (1.0, 0.0), 0.3),)), steps,
+             zero_shot=builders.square_lattice(30, 30)),
+        case("morse10", morse, Port(0.05), steps),
+        case("chain_resonance", chain, Port(0.02, (Drive((0,), 0.05, float(w0), (1.0, 0.0), 0.0),)), steps),
+    ]
+    meta = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.platform(), "cores": os.cpu_count(),
+            "load": os.getloadavg()[0], "spec": SPEC.to_dict(), "config": "RFConfig() defaults",
+            "targets": {"damping_rel_error": 1e-6, "amplitude_rel_error": 1e-6, "rollout_position_mse": 1e-6}}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "port.json").write_text(json.dumps({"meta": meta, "cases": rows}, indent=2))
+    lines = ["# Damping and forcing identified in one solve (issue 13)", "",
+             f"{meta['when']}, {meta['machine']}, {meta['cores']} cores, load {meta['load']:.1f}; data: "
+             f"{SPEC.n_trajectories} runs x {SPEC.steps} steps, dt {SPEC.dt}, every {SPEC.save_every} steps "
+             f"(the last run held out); RFConfig defaults; roll-outs {steps} steps of dt 0.01 from a new state. "
+             "Issue targets: damping and amplitude relative errors <= 1e-6, roll-out position MSE <= 1e-6.", "",
+             "| case | N | gamma rel. err | amplitude rel. err (worst) | phase err | test dq,dp MSE | "
+             "roll-out pos. MSE | zero-shot 30x30 pos. MSE | fit s (plain fit s) | train MSE (plain) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        def g(k, fmt="{:.2e}", r=r):
+            return fmt.format(r[k]) if k in r else "-"
+        lines.append(f"| {r['case']} | {r['particles']} | {g('damping_rel_error')} | {g('amplitude_rel_error')} | "
+                     f"{g('phase_error')} | {g('test_derivative_mse')} | {g('rollout_position_mse')} | "
+                     f"{g('zero_shot_position_mse')} | {r['fit_s']:.2f} ({r['plain_fit_s']:.2f}) | "
+                     f"{r['train_mse']:.1e} ({r['plain_train_mse']:.1e}) |")
+    lines += ["", "Adam baseline with learnable damping and forcing: not built yet (issue 13)."]
+    (RESULTS / "port.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
