@@ -24,7 +24,8 @@ COMMANDS: dict[str, str] = {
 #: the video encoder, the export's renderer) are only ever imported by the
 #: worker processes (studio.workers).
 GUI_MODULES = ("core.learning.rfhgn.config", "core.learning.metrics", "core.physics.initial",
-               "core.learning.baselines.optimizers", "studio.export.gui", "studio.export.run")
+               "core.physics.reference", "core.learning.baselines.optimizers", "studio.export.gui",
+               "studio.export.run")
 
 
 def prepare_gui_process() -> None:
