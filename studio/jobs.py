@@ -176,6 +176,7 @@ class Jobs(QObject):
         self._adding = None                            # pacer key of a trained model not yet added
         self._checking = None                          # the roll-out whose truth is being checked
         self._auto_check = False                       # check the roll-out that just finished
+        self._quiet_cancel = False                     # a check stopped because its roll-out went
 
         self.trainer.progress.connect(self._on_progress)
         self.roller.progress.connect(self._on_progress)
@@ -193,7 +194,7 @@ class Jobs(QObject):
         self.checker.failed.connect(self.failed)
         self.checker.started.connect(self._update_running)
         self.checker.finished.connect(self._on_checked)
-        self.checker.cancelled.connect(lambda: self.cancelled.emit("Reference check"))
+        self.checker.cancelled.connect(self._on_check_cancelled)
         self.checker.done.connect(self._on_check_done)
 
     # ------------------------------------------------------------------
@@ -387,6 +388,7 @@ class Jobs(QObject):
                        truth=None) -> bool:
         args = (rec, system, sim, steps, save_every, zero_shot, truth)
         self._target = rec.name
+        self._drop_check()                # its ground truth is about to go
         if self.roller.is_running():
             self._pending = args          # after the running one has stopped
             self.roller.cancel()
@@ -480,8 +482,20 @@ class Jobs(QObject):
             self.document.set_reference_check(check)
             self.status.emit(check.summary())
 
+    def _drop_check(self) -> None:
+        """Stop a running check whose roll-out is no longer shown (no message)."""
+        if self.checker.is_running():
+            self._quiet_cancel = True
+            self.checker.cancel()
+
+    @Slot()
+    def _on_check_cancelled(self) -> None:
+        if not self._quiet_cancel:
+            self.cancelled.emit("Reference check")
+
     @Slot()
     def _on_check_done(self) -> None:
+        self._quiet_cancel = False
         self._checking = None
         self.checkingChanged.emit(False)
         self._update_running()
@@ -503,6 +517,7 @@ class Jobs(QObject):
         """Stop the running roll-out (a new system makes it pointless)."""
         self._pending = None
         self.roller.cancel()
+        self._drop_check()
 
     # ------------------------------------------------------------------
     def cancel(self) -> bool:

@@ -102,3 +102,27 @@ def test_the_setting_checks_every_rollout_and_rk4_is_closer(qtbot, window):
     assert rk4.integrator == "rk4"
     # the same start (same settings): RK4 at dt 0.01 is far closer to the reference than Verlet
     assert np.max(rk4.position_max) < 0.01 * np.max(verlet.position_max)
+
+
+def test_a_new_rollout_stops_a_running_check_quietly(qtbot, window, monkeypatch):
+    w, d = window, window.document
+    build_tiny_lattice(qtbot, w, 3, 3)
+    set_tiny_training(w)
+    train_and_wait(qtbot, w)
+    said, failed = [], []
+    w.jobs.cancelled.connect(said.append)
+    w.jobs.failed.connect(lambda m, _t: failed.append(m))
+    assert w.referencePanel.request() and w.jobs.is_checking()
+    assert not w.referencePanel.checkButton.isEnabled()
+    stops = []
+    stop = w.jobs.checker.cancel
+    monkeypatch.setattr(w.jobs.checker, "cancel", lambda: (stops.append(1), stop())[1])
+    old = d.rollout
+    w.jobs.rollout(0)                      # in the same turn: the check's result cannot have arrived
+    assert d.rollout is not old and d.reference_check is None
+    assert stops == [1]                    # the check of the old truth is asked to stop
+    qtbot.waitUntil(lambda: not w.jobs.is_running() and d.rollout.finished, timeout=60000)
+    qtbot.wait(100)
+    assert d.reference_check is None       # the old truth's check never lands on the new roll-out
+    assert said == [] and failed == []     # and stopping it said nothing
+    assert w.referencePanel.checkButton.isEnabled() and w.referencePanel.plot.showing_empty_text
