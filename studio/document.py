@@ -348,8 +348,10 @@ class Document(QObject):
         if check is None and self._reference is None:
             self.project.ui.pop("reference_check", None)
             return
+        from core.physics.reference import MAX_CHECK_FRAMES
+
         self._reference = check
-        if check is None:
+        if check is None or check.n_frames > MAX_CHECK_FRAMES:   # (longer: shown, not saved)
             self.project.ui.pop("reference_check", None)
         else:
             self.project.ui["reference_check"] = check.to_dict()

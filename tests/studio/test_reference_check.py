@@ -126,3 +126,24 @@ def test_a_new_rollout_stops_a_running_check_quietly(qtbot, window, monkeypatch)
     assert d.reference_check is None       # the old truth's check never lands on the new roll-out
     assert said == [] and failed == []     # and stopping it said nothing
     assert w.referencePanel.checkButton.isEnabled() and w.referencePanel.plot.showing_empty_text
+
+
+def test_a_check_too_long_for_the_project_header_is_shown_but_not_saved(qtbot, monkeypatch):
+    import core.physics.reference as reference
+    from studio.document import Document
+
+    def check(n):
+        t = np.arange(n, dtype=float)
+        return ReferenceCheck(t=t, position_max=t * 1e-3, position_rms=t * 1e-4, energy=t * 1e-5)
+
+    doc = Document()
+    got = []
+    doc.referenceChanged.connect(got.append)
+    monkeypatch.setattr(reference, "MAX_CHECK_FRAMES", 4)
+    small, big = check(4), check(5)
+    doc.set_reference_check(small)
+    assert doc.reference_check is small and ReferenceCheck.from_dict(doc.project.ui["reference_check"]).n_frames == 4
+    doc.set_reference_check(big)
+    assert doc.reference_check is big and "reference_check" not in doc.project.ui
+    doc.set_reference_check(None)
+    assert got == [small, big, None] and doc.reference_check is None
