@@ -59,9 +59,13 @@ the powers F_ext(t).v and sum gamma |v|^2 at the step ends
 (``VerletRun.injected``/``dissipated``); the blow-up check then measures
 |H(t) - H(0) - (injected - dissipated)|, the energy balance's error, against
 the energy scale plus |injected| + dissipated, not |H(t) - H(0)|, which a
-damped or driven run changes legitimately. A run continued in chunks passes
-``energy_reference=(H(0) + injected - dissipated of the earlier chunks,
-scale)``.
+damped or driven run changes legitimately.
+With damping or forcing, ``energy_reference`` contributes only its scale:
+the balance is measured from this run's own start (H(t0) and the energies
+injected and dissipated since), so a chunk given its first chunk's
+reference does not count the energy that left or entered before it (a
+blow-up is still caught within the chunk). Continued chunks of a driven
+run must also pass their start time ``t0``.
 """
 from __future__ import annotations
 
@@ -354,6 +358,8 @@ def velocity_verlet(force_fn: ForceFn, q0: np.ndarray, p0: np.ndarray, masses: n
         v, f = evaluate(0)
         k0 = float(np.einsum("ij,ij,i->", p, p, half_inv_m[:, 0]))
         e_ref[:] = energy_reference or [v + k0, energy_scale(k0, v, energy_floor)]
+        if port is not None:  # the balance starts here: H(0) of this run, the first chunk's scale
+            e_ref[0] = v + k0
         if port is not None:
             power[:] = (port.injected(t0, p), port.dissipated(p))
         save(0, 0, v, f)

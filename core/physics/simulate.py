@@ -78,17 +78,20 @@ def run_system(system: System, q0, p0, dt: float, steps: int, save_every: int = 
                progress: ProgressFn | None = None, cancel: CancelLike | None = None,
                on_frame: FrameFn | None = None, save_forces: bool = False,
                skin: float = DEFAULT_SKIN, energy_reference=None,
-               integrator: str = "verlet") -> tuple[VerletRun, ForceField]:
+               integrator: str = "verlet", t0: float = 0.0) -> tuple[VerletRun, ForceField]:
     """Validated ground-truth run; returns the raw :class:`VerletRun` (which can
     also hold the forces) and the force field used (for its statistics).
     ``integrator``: "verlet" (velocity Verlet), "rk4" or "dop853" (the reference
-    integrators of ``core.physics.reference``, same arguments and checks)."""
+    integrators of ``core.physics.reference``, same arguments and checks).
+    ``t0``: the time of the start (a run continued in chunks; the drives of
+    a driven system depend on it)."""
     from .reference import integrator as integrator_named
 
     step_fn = integrator_named(integrator)
     dt, steps, save_every = check_run_settings(dt, steps, save_every)
     q, p = check_state(system, q0, p0)
     skin = validate.amplitude("neighbour-list skin", skin)
+    t0 = validate.number("start time t0", t0)
     port = port_of(system)
     extra = {}
     if port is not None:
@@ -101,7 +104,7 @@ def run_system(system: System, q0, p0, dt: float, steps: int, save_every: int = 
     run = step_fn(ff.energy_forces, q, p, system.masses, dt, steps, save_every,
                   box=system.box, progress=progress, cancel=cancel, on_frame=on_frame,
                   save_forces=save_forces, energy_floor=energy_floor(system),
-                  energy_reference=energy_reference, **extra)
+                  energy_reference=energy_reference, t0=t0, **extra)
     return run, ff
 
 
@@ -127,7 +130,7 @@ def to_trajectory(system: System, run: VerletRun, ff: ForceField | None = None,
 def simulate(system: System, q0, p0, dt: float, steps: int, save_every: int = 1,
              progress: ProgressFn | None = None, cancel: CancelLike | None = None,
              on_frame: FrameFn | None = None, skin: float = DEFAULT_SKIN,
-             energy_reference=None, integrator: str = "verlet") -> Trajectory:
+             energy_reference=None, integrator: str = "verlet", t0: float = 0.0) -> Trajectory:
     """Integrate the system from (q0, p0) for ``steps`` steps of ``dt``, saving
     every ``save_every``-th step (frame 0 is the initial state; frames are
     evenly spaced, so a remainder of steps beyond the last multiple of
@@ -138,9 +141,11 @@ def simulate(system: System, q0, p0, dt: float, steps: int, save_every: int = 1,
     (see ``core.physics.integrators``; ``energy_reference``: the
     ``meta["energy_reference"]`` of the first chunk when a run is continued
     in chunks, so that it decides as one run; ``integrator``: "verlet",
-    "rk4" or "dop853", see :func:`run_system`);
+    "rk4" or "dop853", see :func:`run_system`; ``t0``: the time of the
+    start, for a run continued in chunks: a driven system's forces depend
+    on it);
     :class:`~core.errors.Cancelled` when ``cancel`` is set.
     """
     run, ff = run_system(system, q0, p0, dt, steps, save_every, progress, cancel, on_frame, skin=skin,
-                         energy_reference=energy_reference, integrator=integrator)
+                         energy_reference=energy_reference, integrator=integrator, t0=t0)
     return to_trajectory(system, run, ff, integrator=integrator)

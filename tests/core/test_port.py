@@ -307,3 +307,25 @@ def test_random_snapshots_of_a_damped_system_include_the_damping_and_a_driven_on
         np.testing.assert_allclose(ds.dpdt[k], ff.forces(ds.q[k]) - 0.3 * ds.p[k], rtol=0, atol=1e-15)
     with pytest.raises(HGNError, match="time series"):
         random_snapshots(boundary_driven(), 5)
+
+
+def test_a_driven_damped_run_in_chunks_is_one_run():
+    # 3 chunks, each passing the first chunk's energy reference (as the studio's pipeline does) and its start
+    # time t0: the frames are those of one run, bit for bit; the balance of each chunk is measured from its
+    # own start (its H(t0)), with the first chunk's scale
+    s = pair(Port(0.5, (Drive((1,), 0.05, 1.7, (1.0, 0.0)),)))
+    one = simulate(s, Q0, P0, 0.01, 600, save_every=10)
+    q, p, t0, ref, parts = Q0, P0, 0.0, None, []
+    for _ in range(3):
+        tr = simulate(s, q, p, 0.01, 200, save_every=10, energy_reference=ref, t0=t0)
+        ref = ref or tr.meta["energy_reference"]
+        assert tr.meta["energy_reference"] == [tr.total[0], ref[1]]
+        parts.append(tr)
+        q, p, t0 = tr.q[-1], tr.p[-1], tr.t[-1]
+    qs = np.concatenate([parts[0].q] + [x.q[1:] for x in parts[1:]])
+    ts = np.concatenate([parts[0].t] + [x.t[1:] for x in parts[1:]])
+    np.testing.assert_array_equal(qs, one.q)
+    np.testing.assert_allclose(ts, one.t, rtol=0, atol=1e-12)
+    # without t0 the drive would restart at t = 0 in every chunk
+    late = simulate(s, parts[1].q[0], parts[1].p[0], 0.01, 200, save_every=10)
+    assert not np.array_equal(late.q, parts[1].q)
