@@ -146,3 +146,21 @@ def test_train_on_the_command_line_identifies_the_port(tmp_path, capsys):
     assert "port" not in FittedModel.load(out).info
     assert main(["train", "--data", str(data), "--out", str(out), "--time-series"]) == 2
     assert "time series" in capsys.readouterr().err
+
+
+def test_a_small_fourier_basis_finds_a_drive_of_unknown_frequency(driven):
+    # the data span t = 0..5 in each run; a drive at the 3rd harmonic of 2 pi / 5 is found there, the other
+    # harmonics come out ~0
+    w = 3 * 2 * np.pi / 5.0
+    port = Port(GAMMA, (Drive(FACE[:3], AMP, w, (0.0, 1.0, 0.0), 0.2),))
+    ds = generate(LATTICE.copy(port=port), SPEC)
+    model = fit_port(ds, RFConfig(), PortSpec.fourier(FACE[:3], 5.0, 5))
+    f = model.info["port"]["forcing"]
+    amp = np.array(f["amplitude"])  # (harmonics, nodes)
+    assert np.abs(amp[2] / AMP - 1).max() < 1e-4, amp
+    assert np.delete(amp, 2, axis=0).max() < 1e-4 * AMP, amp
+    assert abs(model.info["port"]["damping"] / GAMMA - 1) < 1e-4
+    with pytest.raises(HGNError, match="period"):
+        PortSpec.fourier((0,), 0.0, 3)
+    with pytest.raises(HGNError, match="harmonics"):
+        PortSpec.fourier((0,), 1.0, 0)

@@ -12,7 +12,9 @@ velocity dq/dt (the data's, not the network's dH/dp, so the rows stay
 linear), and the forcing through a basis in time B_k, for every candidate
 particle i, axis j and known angular frequency w the two columns
 cos(w t) e_ij and sin(w t) e_ij, plus (optionally) a constant field: the
-columns m_i e_j (F = m g, g unknown). Damping is one gamma for every
+columns m_i e_j (F = m g, g unknown). Unknown frequencies: the small
+Fourier basis of :meth:`PortSpec.fourier` (harmonics of 2 pi / period).
+Damping is one gamma for every
 particle ("uniform") or one per particle ("per-particle"). All unknowns come
 from one least-squares solve of the augmented normal equations: the hidden
 layers are sampled as :func:`core.learning.rfhgn.fitting.fit` samples them,
@@ -104,6 +106,22 @@ class PortSpec:
         nodes = sorted({i for d in port.drives for i in d.nodes})
         freqs = sorted({d.frequency for d in port.drives})
         return cls(damping=damping, nodes=tuple(nodes), frequencies=tuple(freqs), field=port.field is not None)
+
+    @classmethod
+    def fourier(cls, nodes, period: float, harmonics: int, damping: str = "uniform",
+                field: bool = False) -> "PortSpec":
+        """Forcing at unknown frequencies: the small Fourier basis of ``harmonics`` harmonics of the base
+        angular frequency 2 pi / ``period`` (e.g. the span of the data in time), cos and sin each, on
+        ``nodes``. A drive whose frequency is one of them is identified as such; others are approximated on
+        the data's time span only."""
+        if isinstance(period, bool) or not isinstance(period, (int, float)) or not (
+                math.isfinite(period) and period > 0):
+            raise HGNError(f"the Fourier period must be a time > 0, got {period!r}")
+        if isinstance(harmonics, bool) or not isinstance(harmonics, int) or harmonics < 1:
+            raise HGNError(f"the number of Fourier harmonics must be a whole number >= 1, got {harmonics!r}")
+        w1 = 2.0 * math.pi / float(period)
+        return cls(damping=damping, nodes=tuple(nodes), frequencies=tuple(k * w1 for k in range(1, harmonics + 1)),
+                   field=field)
 
     @property
     def timed(self) -> bool:
