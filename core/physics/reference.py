@@ -406,8 +406,15 @@ def reference_trajectory(traj, rtol: float = DOP853_RTOL, atol: float = DOP853_A
     from .forces import ForceField
     from .trajectory import Trajectory
 
+    from .port import port_of
+
     dt, every, steps = _check_frames(traj)
     system = traj.system
+    port = port_of(system)
+    if port is not None:
+        raise HGNError(f"{system.name or 'this system'} is damped or driven ({port.describe()}); the DOP853 "
+                       "reference integrates conservative systems only, so this ground truth cannot be checked "
+                       "against it")
 
     def forward(_stage, fraction):
         report(progress, REFERENCE_STAGE, fraction)

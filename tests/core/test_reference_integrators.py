@@ -258,3 +258,13 @@ def test_the_check_refuses_frames_off_the_save_grid():
         reference_check(truth)
     with pytest.raises(HGNError, match="needs a ground-truth Trajectory"):
         reference_check(np.zeros(3))
+
+
+def test_a_damped_ground_truth_is_not_checked_against_a_conservative_reference():
+    from core.physics.port import Port
+
+    system, q0, p0 = dimer()
+    damped = simulate(system.copy(port=Port(0.3)), q0, p0, 0.1, 40, 5)
+    assert damped.total[-1] < 0.9 * damped.total[0]          # the damping acts
+    with pytest.raises(HGNError, match="damped or driven.*conservative"):
+        reference_check(damped)
