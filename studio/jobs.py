@@ -443,8 +443,11 @@ class Jobs(QObject):
         if self.document.rollout is self._buffer:
             self.document.finish_rollout()
             # the setting "Check each roll-out": when the runner is free (_on_rollout_done)
-            self._auto_check = bool(self.document.get("simulation", "reference_check")) and \
-                self.document.rollout_integrator not in ("dop853", "imported")
+            from core.physics.port import port_of
+
+            doc = self.document            # (a damped or driven truth has no conservative reference)
+            self._auto_check = bool(doc.get("simulation", "reference_check")) and port_of(doc.rollout.system) is None \
+                and doc.rollout_integrator not in ("dop853", "imported")
 
     # ------------------------------------------------------------------
     # the ground truth against the reference
