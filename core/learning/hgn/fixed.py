@@ -268,9 +268,17 @@ class FixedJacobians:
         self.chunk = chunk
         self._csr: dict = {}
         self._zs: dict = {}
+        self._plans: dict = {}
         self._lean = self.device.type == "cpu" and self.dtype == torch.float64 and self.scatter == "csr"
+        #: the column scale s of the folded rows (:meth:`rows_folded`): rows = Z' diag(s), or None (s = 1)
+        self.col_scale = None
         if self._lean:
             self._WMeT, self._bm = self.WMeT.numpy(), self.bm.numpy()
+            # w_E folded into the message layer's weights: dz = (1 - e^2) (diag(w_E) W_ME^T), so the edge
+            # columns of the folded rows are (1 - e^2) without the w_E factor (one pass over them less)
+            self._W2 = (self.wE[:, None] * self.WMeT).contiguous().numpy()
+            if network.pool_edges:
+                self.col_scale = np.concatenate([self.wE.numpy(), np.ones(self.nM)])
         if self.device.type == "cpu":
             self._masses2 = (2.0 * self.masses.double()).cpu().numpy()
             self._wK, self._bK = self.wK.cpu().numpy(), self.bK.cpu().numpy()
@@ -393,7 +401,10 @@ class FixedJacobians:
         E, N, d, nE, nV = self.E, self.N, self.d, self.nE, self.nV
         ce = c * E
         if self._lean and not features:
-            return self._rows_host(r, uh, a, b)
+            Z, scale = self.rows_folded(r, uh, a, b)
+            if scale is not None:
+                Z[:, :nE] *= self.wE_row  # the true rows: Z' diag(s)
+            return Z
         buf = self._buffers(c)
         e, m, dz, dm, J = buf["e"], buf["m"], buf["dz"], buf["dm"], buf["J"]
         torch.addcmul(self.be, r[a:b].reshape(ce, 1), self.wE_row, out=e)
@@ -424,33 +435,61 @@ class FixedJacobians:
             Z = J.view(c * N * d, nV)
         return (Z, feats) if features else Z
 
-    def _rows_host(self, r, uh, a, b):
-        """:meth:`rows` on the CPU in float64 with the CSR sum: the same
-        arithmetic with NumPy's calls on the buffers' arrays (fewer checks
-        and conversions a chunk)."""
+    def _plan(self, c):
+        """The lean path's per-chunk-size views (buffers, their NumPy arrays,
+        the CSR structure), built once per chunk size (kept with the
+        :func:`workspace` buffers they view: two sizes, the full chunk and the last)."""
+        pl = self._plans.get(c)
+        if pl is None:
+            buf = self._buffers(c)
+            nE, pool = self.nE, self.net.pool_edges
+            dm = buf["dm"]
+            crow, col, nnz = self._sum_matrix(c)
+            pl = {"e": buf["e"], "en": buf["e"].numpy(), "mn": buf["m"].numpy(), "m": buf["m"],
+                  "dz": buf["dz"], "dzn": buf["dz"].numpy(), "dm": dm,
+                  "de": dm.numpy()[:, :nE] if pool else buf["de"].numpy(),
+                  "dmm": dm[:, nE:] if pool else dm, "J": buf["J"], "crow": crow, "col": col, "nnz": nnz,
+                  "bias": buf["zs"].numpy() if self.zs is not None else self._bm}
+            self._plans[c] = pl
+            if len(self._plans) > 2:
+                self._plans.pop(next(iter(self._plans)))
+        return pl
+
+    def rows_folded(self, r, uh, a, b):
+        """(Z', s): the potential block's rows of snapshots a..b as Z' with
+        the true rows Z = Z' diag(s) (s: :attr:`col_scale`, or None for s =
+        1), so that Z^T Z = diag(s) Z'^T Z' diag(s) and Z^T u = diag(s) Z'^T u
+        (the fit scales its sums once at the end). On the CPU in float64 with
+        the CSR sum the w_E factor of the edge columns is folded out of Z'
+        (into the message layer's product and into s): one pass over the edge
+        features less per chunk. Z' is a view of a buffer that the next call
+        overwrites."""
+        if not self._lean:
+            with torch.no_grad():
+                return self.rows(r, uh, a, b), None
+        # (no torch.no_grad here: every tensor is a plain buffer or detached weight; measured ~10 us a call)
         c = b - a
         ce = c * self.E
-        buf = self._buffers(c)
-        e, m, dz, dm, J = buf["e"], buf["m"], buf["dz"], buf["dm"], buf["J"]
-        en, mn, dzn, dmn = e.numpy(), m.numpy(), dz.numpy(), dm.numpy()
-        nE = self.nE
-        torch.addcmul(self.be, r[a:b].reshape(ce, 1), self.wE_row, out=e)
-        np.tanh(en, out=en)
-        np.matmul(en, self._WMeT, out=mn)
-        mn += buf["zs"].numpy() if self.zs is not None else self._bm
+        pl = self._plan(c)
+        mn, dzn, de = pl["mn"], pl["dzn"], pl["de"]
+        torch.addcmul(self.be, r[a:b].reshape(ce, 1), self.wE_row, out=pl["e"])
+        e = pl["en"]
+        np.tanh(e, out=e)
+        np.matmul(e, self._WMeT, out=mn)
+        mn += pl["bias"]
         np.tanh(mn, out=mn)
-        de = dm[:, :nE]
-        np.multiply(en, en, out=dmn[:, :nE])  # f'_e = (1 - e^2) w_E
-        torch.addcmul(self.wE_row, de, self.wE_row, value=-1.0, out=de)
-        np.matmul(dmn[:, :nE], self._WMeT, out=dzn)
+        np.multiply(e, e, out=de)  # f'_e / w_E = 1 - e^2
+        np.subtract(1.0, de, out=de)
+        np.matmul(de, self._W2, out=dzn)  # dz = f'_e W_ME^T
         np.multiply(mn, mn, out=mn)  # f'_m = (1 - m^2) dz
-        torch.addcmul(dz, m, dz, value=-1.0, out=dm[:, nE:])
-        crow, col, nnz = self._sum_matrix(c)
+        torch.addcmul(pl["dz"], pl["m"], pl["dz"], value=-1.0, out=pl["dmm"])
+        nnz, J = pl["nnz"], pl["J"]
         if _CSR_WARNED:
-            A = torch.sparse_csr_tensor(crow, col, uh[a * nnz:b * nnz], size=(J.shape[0], ce), check_invariants=False)
+            A = torch.sparse_csr_tensor(pl["crow"], pl["col"], uh[a * nnz:b * nnz], size=(J.shape[0], ce),
+                                        check_invariants=False)
         else:
-            A = _csr(crow, col, uh[a * nnz:b * nnz], (J.shape[0], ce))
-        return torch.addmm(J, A, dm, beta=0.0, out=J)
+            A = _csr(pl["crow"], pl["col"], uh[a * nnz:b * nnz], (J.shape[0], ce))
+        return torch.addmm(J, A, pl["dm"], beta=0.0, out=J), self.col_scale
 
     @torch.no_grad()
     def jacobian_q(self, q):

@@ -172,16 +172,29 @@ class NormalEquations:
             self._blocks = {"all": [torch.zeros((L, L), **kw), torch.zeros(L, **kw), torch.zeros((), **kw), 0]}
         self._cpu = network.device.type == "cpu"
         self._numpy = {k: (v[0].numpy(), v[1].numpy()) for k, v in self._blocks.items()} if self._cpu else {}
+        # sums of folded rows Z' (true rows Z = Z' diag(s)): (name, s bytes) -> [s, Z'^T Z', Z'^T u] (numpy)
+        self._folded: dict = {}
 
-    def add_rows(self, name: str, Z, u, sign: float = 1.0) -> None:
+    def add_rows(self, name: str, Z, u, sign: float = 1.0, scale=None) -> None:
         """Rows Z (R, cols) with right-hand sides u (R,) into block ``name``
-        ("p", "q" or "all")."""
+        ("p", "q" or "all"). ``scale`` (numpy (cols,), CPU float64 only):
+        Z holds folded rows Z' of the true rows Z' diag(scale)
+        (:meth:`core.learning.hgn.fixed.FixedJacobians.rows_folded`); their
+        sums are kept apart and scaled once in :attr:`blocks`."""
         blk = self._blocks[name]
         if self._cpu and not (Z.requires_grad or u.requires_grad) and Z.dtype == u.dtype == torch.float64:
             # NumPy on the CPU (OpenBLAS's syrk for Z^T Z, see core.learning.hgn.fixed.gram_add_), without
             # the per-call checks of the device-neutral helpers
             Zn, un = Z.numpy(), u.numpy()
-            G, b = self._numpy[name]
+            if scale is None:
+                G, b = self._numpy[name]
+            else:
+                key = (name, scale.tobytes())
+                acc = self._folded.get(key)
+                if acc is None:
+                    n = Zn.shape[1]
+                    acc = self._folded[key] = [np.array(scale, dtype=np.float64), np.zeros((n, n)), np.zeros(n)]
+                G, b = acc[1], acc[2]
             G += Zn.T @ Zn
             v = Zn.T @ un
             if sign == 1.0:
@@ -192,6 +205,8 @@ class NormalEquations:
                 b += sign * v
             blk[2] += float(un @ un)
         else:
+            if scale is not None:
+                Z = Z * torch.as_tensor(scale, dtype=Z.dtype, device=Z.device)
             gram_add_(blk[0], Z)
             gemv_add_(blk[1], Z, u, sign)
             blk[2] += u @ u
@@ -246,8 +261,14 @@ class NormalEquations:
 
     @property
     def blocks(self) -> dict:
-        """name -> [G, b, u.u, rows] with numpy G and b (on the CPU)."""
-        return {k: [v[0].cpu().numpy(), v[1].cpu().numpy(), float(v[2]), v[3]] for k, v in self._blocks.items()}
+        """name -> [G, b, u.u, rows] with numpy G and b (on the CPU; the
+        folded rows' sums scaled in: diag(s) G' diag(s), diag(s) b')."""
+        out = {k: [v[0].cpu().numpy(), v[1].cpu().numpy(), float(v[2]), v[3]] for k, v in self._blocks.items()}
+        for (name, _), (s, G, b) in self._folded.items():
+            blk = out[name]
+            blk[0] = blk[0] + G * s[:, None] * s[None, :]
+            blk[1] = blk[1] + b * s
+        return out
 
 
 def _fast(group: Group, network: HGN) -> bool:
@@ -300,6 +321,7 @@ def assemble(network: HGN, groups: list[Group], config: RFConfig, progress=None,
 
 
 def _assemble_fixed(ne: NormalEquations, fj: FixedJacobians, q, p, dqdt, dpdt, record) -> None:
+    """One batch of a fixed graph's rows into ``ne``."""
     pp = squares(p) if _host(p) else None
     D = fj.kinetic(p, pp)
     if record is not None and p.numel():
@@ -324,7 +346,8 @@ def _assemble_fixed(ne: NormalEquations, fj: FixedJacobians, q, p, dqdt, dpdt, r
     step = fj.chunk or S
     for c0 in range(0, S, step):
         c1 = min(c0 + step, S)
-        ne.add_rows("q", fj.rows(r, uh, c0, c1), dpdt[c0:c1].reshape(-1), -1.0)
+        Z, scale = fj.rows_folded(r, uh, c0, c1)
+        ne.add_rows("q", Z, dpdt[c0:c1].reshape(-1), -1.0, scale)
 
 
 # ======================================================================
@@ -455,6 +478,24 @@ def _fit_groups(groups: list[Group], known: tuple[System, np.ndarray, np.ndarray
     return model
 
 
+def fit_threads(config: RFConfig, systems, device) -> int:
+    """The CPU threads a fit runs with: ``config.threads``, except that a
+    CPU fit of the invariant encoding on fixed graphs (``system.edges``: the
+    lattice task) runs on one thread whenever more are asked for. Its work is
+    chunks of ~33 snapshots whose products are too small to share out and
+    whose threads wait for each other on a busy machine (measured, 3x3x3
+    task, 2 cores under load ~10, wall time of 6 fits each: 1 thread 77-87 ms
+    best, 99-109 ms median; 2 threads 1,478-1,483 ms best, 2,037-2,390 ms
+    median; 2 torch threads alone 904 ms best, 2 BLAS threads alone 389 ms;
+    one 2,673 x 48 syrk 244 against 232 us on 1 and 2 threads). 0 leaves
+    torch's and BLAS's settings alone, as before."""
+    n = int(config.threads)
+    if n > 1 and torch.device(device).type == "cpu" and config.encoding == "invariant" and systems \
+            and all(s.edges is not None for s in systems):
+        return 1
+    return n
+
+
 def fit(dataset: Dataset, config: RFConfig | None = None, progress=None, cancel=None) -> FittedModel:
     """Fit an RF-HGN to the training snapshots of ``dataset`` (with exact
     derivatives) on ``config.device``. ``info["fit_time"]`` is the wall time
@@ -474,9 +515,11 @@ def fit(dataset: Dataset, config: RFConfig | None = None, progress=None, cancel=
     known = None
     if energy.shape == (S,):
         known = (system, q[train[0]], p[train[0]], float(energy[train[0]]))
-    with torch_threads(config.threads), blas_threads(config.threads):
+    threads = fit_threads(config, [system], device)
+    with torch_threads(threads), blas_threads(threads):
         group = Group(system, q, p, dqdt, dpdt, train, device)
         model = _fit_groups([group], known, config, progress, cancel, t0)
+    model.info["threads"] = threads
     model.info["source"] = "derivatives"
     model.info["fit_time"] = time.perf_counter() - t0
     return model
@@ -520,7 +563,8 @@ def fit_time_series(trajectories: list[Trajectory], config: RFConfig | None = No
         trajectories = [trajectories]
     if not trajectories:
         raise HGNError("fit_time_series needs at least one trajectory")
-    with torch_threads(config.threads), blas_threads(config.threads):
+    threads = fit_threads(config, [tr.system for tr in trajectories if isinstance(tr, Trajectory)], device)
+    with torch_threads(threads), blas_threads(threads):
         groups, hs = [], []
         for tr in trajectories:
             g, h = time_series_rows(tr, device)
@@ -537,7 +581,7 @@ def fit_time_series(trajectories: list[Trajectory], config: RFConfig | None = No
             def correction(network, theta, ne):
                 return _project_correction(network, theta, ne, groups, h, config, cancel)
         model = _fit_groups(groups, known, config, progress, cancel, t0, correction)
-    model.info.update(source="time series", spacing=h, corrected=bool(correct))
+    model.info.update(source="time series", spacing=h, corrected=bool(correct), threads=threads)
     model.info["fit_time"] = time.perf_counter() - t0
     return model
 
