@@ -414,20 +414,30 @@ def run_train(args) -> int:
     from core.physics.port import port_of
 
     port = args.port if args.port is not None else port_of(ds.system) is not None
-    if port and args.time_series:
-        raise HGNError("damping and forcing are identified from snapshots with derivatives only (not yet from "
-                       "time series); drop --time-series, or fit the Hamiltonian alone with --no-port")
+    if port and args.no_correction:
+        raise HGNError("--no-correction applies to the Hamiltonian-only time-series fit; a port fit from time "
+                       "series uses 4th-order central differences (docs/port_hamiltonian.md)")
     bar = StageBar(args.quiet)
     try:
         if port:
-            from core.learning.rfhgn.port import PortSpec, fit_port
+            from core.learning.rfhgn.port import PortSpec, fit_port, fit_port_time_series
 
             spec = PortSpec.from_system(ds.system)
             if spec.damping == "none" and not spec.frequencies and not spec.field:
                 spec = PortSpec("uniform")
-            ds.check_trainable(where=f"the training snapshots of {args.data}" if args.data else
-                               "the drawn training snapshots")
-            model = fit_port(ds, config, spec, progress=bar)
+            if args.time_series:
+                trajs = ds.trajectories
+                if not trajs:
+                    raise HGNError(f"{args.data} holds no time series (trajectories); fit its snapshots without "
+                                   "--time-series, or make the dataset with 'simulate --dataset-out'")
+                keep = ds.meta.get("train_trajectories")
+                if keep is not None and len(keep) and len(trajs) > 1:
+                    trajs = [trajs[int(k)] for k in keep]
+                model = fit_port_time_series(trajs, config, spec, progress=bar)
+            else:
+                ds.check_trainable(where=f"the training snapshots of {args.data}" if args.data else
+                                   "the drawn training snapshots")
+                model = fit_port(ds, config, spec, progress=bar)
         elif args.time_series:
             trajs = ds.trajectories
             if not trajs:
@@ -458,7 +468,8 @@ def run_train(args) -> int:
     train_mse = mse(model, ds, train_idx)
     print(f"{ds.system!r}")
     print(f"model: {config.encoding} encoding, {config.sampler.upper()} sampling "
-          f"({'time series' if args.time_series else f'{len(ds.train)} training snapshots'})")
+          f"({'time series' if args.time_series else f'{len(ds.train)} training snapshots'})"
+          + (", damping and forcing identified in the same solve" if port else ""))
     print(f"fit time: {fit_time:.4f} s ({available_cores()} cores)")
     print(f"train derivative MSE: {_fmt(train_mse)}")
     if test_mse is None:

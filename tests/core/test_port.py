@@ -248,6 +248,11 @@ def test_files_round_trip_damping_and_forcing(tmp_path):
     db = load_dataset(save_dataset(tmp_path / "d.npz", ds))
     np.testing.assert_array_equal(db.meta["time_of_snapshot"], ds.meta["time_of_snapshot"])
     assert db.system.port.to_dict() == s.port.to_dict()
+    # extended XYZ written by HGN Studio keeps the system's record, port included
+    from core.files.xyz import read_trajectory, write_trajectory
+
+    xb = read_trajectory(write_trajectory(tmp_path / "t.xyz", tr))
+    assert xb.system.port.to_dict() == s.port.to_dict()
     # an undamped system writes no port at all (old files unchanged) and loads without one
     plain = builders.chain(3)
     assert "port" not in plain.to_header()

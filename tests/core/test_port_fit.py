@@ -144,8 +144,43 @@ def test_train_on_the_command_line_identifies_the_port(tmp_path, capsys):
     from core.learning.rfhgn import FittedModel
 
     assert "port" not in FittedModel.load(out).info
-    assert main(["train", "--data", str(data), "--out", str(out), "--time-series"]) == 2
-    assert "time series" in capsys.readouterr().err
+    assert main(["train", "--data", str(data), "--out", str(out), "--time-series", "-q"]) == 0
+    assert "identified: damping 0.0" in capsys.readouterr().out
+    info = FittedModel.load(out).info
+    assert info["source"].startswith("time series (port") and abs(info["port"]["damping"] / 0.05 - 1) < 1e-2
+    assert main(["train", "--data", str(data), "--out", str(out), "--time-series", "--no-correction"]) == 2
+    assert "--no-correction" in capsys.readouterr().err
+
+
+def test_time_series_without_derivatives_identify_the_port():
+    from core.learning.rfhgn.port import fit_port_time_series, series_dataset
+
+    port = Port(GAMMA, (Drive(FACE, AMP, W, (1.0, 0.5, 0.0), PHASE),))
+    ds = generate(LATTICE.copy(port=port), DataSpec(n_trajectories=4, steps=500, dt=0.01, save_every=5))
+    errs = {}
+    for order in (2, 4):
+        ident = fit_port_time_series(ds.trajectories, RFConfig(), order=order).info["port"]
+        errs[order] = (abs(ident["damping"] / GAMMA - 1),
+                       np.abs(np.array(ident["forcing"]["amplitude"][0]) / AMP - 1).max())
+    # frames 0.05 apart: 4th-order differences leave the integrator's own O(dt^2) consistency error (~7e-5
+    # measured), 2nd-order ones 20x more
+    assert max(errs[4]) < 3e-4, errs
+    assert errs[2][0] > 5 * errs[4][0], errs
+    # the differences themselves: order 4 is exact on a quartic in time
+    tr = ds.trajectories[0]
+    tq = tr.t[:, None, None]
+    fake = type(tr)(system=tr.system, t=tr.t, q=tq ** 4 + 0 * tr.q, p=tq ** 3 + 0 * tr.p, kinetic=tr.kinetic,
+                    potential=tr.potential, momentum=tr.momentum, dt=tr.dt, save_every=tr.save_every)
+    sd = series_dataset([fake], 4)
+    t_in = sd.meta["time_of_snapshot"][:, None, None]
+    np.testing.assert_allclose(sd.dqdt, 4 * t_in ** 3 + 0 * sd.q, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(sd.dpdt, 3 * t_in ** 2 + 0 * sd.p, rtol=1e-10, atol=1e-12)
+    with pytest.raises(HGNError, match="order"):
+        series_dataset([tr], 3)
+    with pytest.raises(HGNError, match="frames"):
+        series_dataset([fake.__class__(system=tr.system, t=tr.t[:3], q=tr.q[:3], p=tr.p[:3],
+                                       kinetic=tr.kinetic[:3], potential=tr.potential[:3],
+                                       momentum=tr.momentum[:3], dt=tr.dt, save_every=tr.save_every)], 4)
 
 
 def test_a_small_fourier_basis_finds_a_drive_of_unknown_frequency(driven):

@@ -502,3 +502,54 @@ def rollout_port(model, system: System, q0, p0, dt: float, steps: int, save_ever
                       momentum=ps.sum(axis=1), dt=dt, save_every=save_every, label=label,
                       meta={"integrator": "strang-verlet (learned, port)", "steps": steps,
                             "learned_energy": learned})
+
+
+# ======================================================================
+#: central-difference stencils (offsets, weights) of d/dt, by order of accuracy
+STENCILS = {2: ((-1, 1), (-0.5, 0.5)), 4: ((-2, -1, 1, 2), (1 / 12, -8 / 12, 8 / 12, -1 / 12))}
+
+
+def series_dataset(trajectories, order: int = 4) -> Dataset:
+    """Snapshots with derivatives from time series: every interior frame of every trajectory (all of one
+    system, frames equally spaced by h), with dq/dt and dp/dt from central differences of ``order`` 2 or 4
+    (error O(h^order) beyond the data's own), its time in ``meta["time_of_snapshot"]`` and its true energy.
+    Every snapshot is for training. Used by :func:`fit_port_time_series`."""
+    from core.physics.trajectory import Trajectory
+
+    if order not in STENCILS:
+        raise HGNError(f"the finite-difference order must be one of {sorted(STENCILS)}, got {order!r}")
+    trajs = list(trajectories) if not isinstance(trajectories, Trajectory) else [trajectories]
+    if not trajs or not all(isinstance(t, Trajectory) for t in trajs):
+        raise HGNError("a time-series fit needs a list of Trajectory")
+    system = trajs[0].system
+    offsets, weights = STENCILS[order]
+    reach = max(offsets)
+    parts = []
+    for k, tr in enumerate(trajs):
+        if tr.system.n != system.n or tr.system.dim != system.dim:
+            raise HGNError(f"trajectory {k} is of another system ({tr.system!r}); fit one system at a time")
+        if tr.n_frames < 2 * reach + 1:
+            raise HGNError(f"trajectory {k} has {tr.n_frames} frames; order-{order} differences need at least "
+                           f"{2 * reach + 1}")
+        h = np.diff(tr.t)
+        if not np.allclose(h, h[0], rtol=1e-9, atol=0) or h[0] <= 0:
+            raise HGNError(f"the frames of trajectory {k} are not equally spaced in time")
+        inner = slice(reach, tr.n_frames - reach)
+        dq = sum(w * tr.q[reach + o:tr.n_frames - reach + o] for o, w in zip(offsets, weights)) / h[0]
+        dp = sum(w * tr.p[reach + o:tr.n_frames - reach + o] for o, w in zip(offsets, weights)) / h[0]
+        parts.append((tr.q[inner], tr.p[inner], dq, dp, tr.total[inner], tr.t[inner]))
+    q, p, dq, dp, e, t = (np.concatenate([x[i] for x in parts]) for i in range(6))
+    return Dataset(system=system, q=q, p=p, dqdt=dq, dpdt=dp, energy=e, train=np.arange(len(q)),
+                   test=np.zeros(0, dtype=np.int64), trajectories=[],
+                   meta={"source": f"time series, order-{order} central differences", "time_of_snapshot": t})
+
+
+def fit_port_time_series(trajectories, config: RFConfig | None = None, spec: PortSpec | None = None,
+                         order: int = 4, progress=None, cancel=None) -> FittedModel:
+    """:func:`fit_port` on time series without derivatives: the derivatives of the interior frames by
+    central differences (:func:`series_dataset`; order 4 by default, so for frames h apart the rows are
+    consistent to O(h^4) with the data). ``info["source"]`` says so."""
+    ds = series_dataset(trajectories, order)
+    model = fit_port(ds, config, spec, progress, cancel)
+    model.info["source"] = f"time series (port, order-{order} central differences)"
+    return model
