@@ -8,8 +8,8 @@ RFConfig defaults; the data's own port terms are the fit's candidates):
   train, 1 test). Measures: relative error of the identified damping and of the drive amplitudes (worst over
   the driven particles), phase error, derivative MSE on the held-out run, the learned roll-out's position
   MSE after 1000 steps (dt 0.01, from a new random state; core.learning.rfhgn.port.rollout_port with the
-  identified coefficients) and the same on a 30x30 lattice zero-shot (uniform identified damping, the
-  identified mean drive on the 30x30's x = 0 edge).
+  identified coefficients) and the same on a 30x30 lattice zero-shot (core.physics.port.transfer_port: the
+  true port for the truth, the identified one for the roll-out, carried to the corresponding particles).
 * ``morse10``: the same lattice with a Morse potential (D = 1, a = 1.5), damping 0.05, no drive.
 * ``chain_resonance``: a 16-particle harmonic chain, damping 0.02, the first particle driven along x at the
   chain's lowest normal-mode frequency 2 sin(pi / (2 * 16)) (free ends), A = 0.05.
@@ -38,7 +38,7 @@ from core.learning.rfhgn.port import fit_port, port_derivative_mse, rollout_port
 from core.physics import builders  # noqa: E402
 from core.physics.datagen import DataSpec, generate  # noqa: E402
 from core.physics.initial import initial_state  # noqa: E402
-from core.physics.port import Drive, Port  # noqa: E402
+from core.physics.port import Drive, Port, transfer_port  # noqa: E402
 from core.physics.simulate import simulate  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -52,6 +52,8 @@ def edge(system) -> tuple[int, ...]:
 
 
 def position_mse(model, system, port, steps: int, seed: int = 99) -> tuple[float, float]:
+    """Position MSE after ``steps`` of the learned roll-out with ``port`` against ground truth of ``system``
+    (with its own, true port), from the same random state; and the roll-out's wall time."""
     q0, p0 = initial_state(system, 0.1, 0.1, seed=seed)
     truth = simulate(system, q0, p0, 0.01, steps, save_every=steps)
     t = time.perf_counter()
@@ -86,25 +88,12 @@ def case(name: str, system, true_port: Port, steps: int, zero_shot=None) -> dict
     out["rollout_steps"] = steps
     out["rollout_position_mse"], out["rollout_s"] = position_mse(model, s, port, steps)
     if zero_shot is not None:
-        big = zero_shot.copy(port=_transfer(ident, true_port, zero_shot))
+        # the true port and the identified one carried to the larger lattice's corresponding particles
+        big = zero_shot.copy(port=transfer_port(true_port, system, zero_shot))
         out["zero_shot_particles"] = big.n
-        out["zero_shot_position_mse"], out["zero_shot_s"] = position_mse(model, big, big.port, steps)
+        out["zero_shot_position_mse"], out["zero_shot_s"] = position_mse(
+            model, big, transfer_port(port, system, zero_shot), steps)
     return out
-
-
-def _transfer(ident: dict, true_port: Port, big) -> Port:
-    """Uniform identified damping; the identified drive, averaged over the driven particles, on the large
-    system's corresponding (x = min) edge."""
-    if not true_port.drives:
-        return Port(ident["damping"])
-    f = ident["forcing"]
-    cos = np.mean(np.array(f["cos"][0]), axis=0)
-    sin = np.mean(np.array(f["sin"][0]), axis=0)
-    ref = cos if np.linalg.norm(cos) >= np.linalg.norm(sin) else sin
-    u = ref / np.linalg.norm(ref)
-    a_c, a_s = float(cos @ u), float(sin @ u)
-    return Port(ident["damping"], (Drive(edge(big), float(np.hypot(a_c, a_s)), f["frequencies"][0], tuple(u),
-                                         float(np.arctan2(-a_s, a_c))),))
 
 
 def main(argv=None) -> int:

@@ -407,3 +407,80 @@ def port_summary(port) -> dict:
         damping = port.damping
     return {"damping": damping, "forcing": {"drives": [d.to_dict() for d in port.drives],
                                             "field": None if port.field is None else list(port.field)}}
+
+
+# ======================================================================
+#: a position within this fraction of the system's extent from a bounding-box face lies on that face
+BOUNDARY_TOLERANCE = 1e-6
+
+
+def boundary_classes(system) -> np.ndarray:
+    """Per particle and axis: -1 on the lowest face of the reference positions' bounding box, +1 on the
+    highest, 0 inside (N, d) int. Lattices of any size have the same classes (corners, edges, faces, bulk),
+    which is how :func:`transfer_port` finds the corresponding particles."""
+    q = system.positions
+    lo, hi = q.min(axis=0), q.max(axis=0)
+    tol = BOUNDARY_TOLERANCE * max(float(np.max(hi - lo)), 1.0)
+    out = np.zeros(q.shape, dtype=np.int64)
+    out[q <= lo + tol] = -1
+    out[(q >= hi - tol) & (hi - lo > tol)] = 1
+    return out
+
+
+def transfer_port(port: Port | None, source, target) -> Port | None:
+    """The damping and forcing of ``port`` (on ``source``) carried to ``target`` (e.g. a larger lattice for
+    a zero-shot roll-out): particles correspond by their :func:`boundary_classes` (the x = min edge of a
+    10x10 lattice is the x = min edge of a 30x30 one; corners, edges, faces and the bulk each form a class).
+    Per-particle damping and the drives are averaged over each class (drives as complex amplitude vectors
+    per frequency: A u e^{i phi}); the target's particles of a class get that average. A class only partly
+    driven (or damped unevenly: a member below half or above twice its class's mean) has no counterpart and
+    is refused. The field is carried as it is."""
+    if port is None:
+        return None
+    if source.dim != target.dim:
+        raise HGNError(f"cannot carry damping and forcing from a {source.dim}D system to a {target.dim}D one")
+    port.check(source.n, source.dim)
+    cs, ct = boundary_classes(source), boundary_classes(target)
+    keys_s = [tuple(r) for r in cs]
+    keys_t = [tuple(r) for r in ct]
+    classes = sorted(set(keys_s))
+    members = {k: np.array([i for i, x in enumerate(keys_s) if x == k]) for k in classes}
+    targets = {k: np.array([i for i, x in enumerate(keys_t) if x == k], dtype=np.int64) for k in classes}
+
+    def even(values: np.ndarray, what: str, k) -> float:
+        mean = float(values.mean())
+        if mean != 0 and (values.min() < 0.5 * mean or values.max() > 2 * mean):
+            raise HGNError(f"the {what} of the source varies within one group of corresponding particles "
+                           f"(boundary class {k}: {values.min():g}..{values.max():g}); it cannot be carried to "
+                           "another system particle by particle")
+        return mean
+
+    if port.per_particle:
+        g = np.zeros(target.n)
+        for k in classes:
+            v = even(port.damping[members[k]], "damping", k)
+            g[targets[k]] = v
+        damping = g
+    else:
+        damping = port.damping
+    drives = []
+    d = source.dim
+    for w in sorted({dr.frequency for dr in port.drives}):
+        amp = np.zeros((source.n, d), dtype=np.complex128)  # A u e^{i phi} per particle
+        for dr in port.drives:
+            if dr.frequency == w:
+                amp[list(dr.nodes)] += dr.amplitude * np.exp(1j * dr.phase) * dr.unit
+        size = np.linalg.norm(amp, axis=1)
+        top = max(float(size.max()), 1e-300)
+        for k in classes:
+            idx = members[k]
+            if size[idx].mean() <= 1e-3 * top or not len(targets[k]):
+                continue  # not driven (identified drives leave ~0 on undriven candidates)
+            even(size[idx], "drive amplitude", k)
+            z = amp[idx].mean(axis=0)
+            ref = z.real if np.linalg.norm(z.real) >= np.linalg.norm(z.imag) else z.imag
+            u = ref / np.linalg.norm(ref)
+            c = complex(np.dot(z, u))
+            drives.append(Drive(tuple(int(i) for i in targets[k]), abs(c), w, tuple(float(x) for x in u),
+                                float(np.angle(c))))
+    return Port(damping, tuple(drives), port.field)

@@ -334,3 +334,40 @@ def test_a_driven_damped_run_in_chunks_is_one_run():
     # without t0 the drive would restart at t = 0 in every chunk
     late = simulate(s, parts[1].q[0], parts[1].p[0], 0.01, 200, save_every=10)
     assert not np.array_equal(late.q, parts[1].q)
+
+
+# -- carrying a port to another system (zero-shot) ------------------------------------------
+def test_transfer_port_drives_and_damps_the_corresponding_particles_of_a_larger_lattice():
+    from core.physics.port import transfer_port
+
+    a, b = builders.square_lattice(4, 4), builders.square_lattice(9, 9)
+    xa, xb = a.positions[:, 0], b.positions[:, 0]
+    edge_a = tuple(int(i) for i in np.flatnonzero(xa == xa.min()))
+    edge_b = sorted(int(i) for i in np.flatnonzero(xb == xb.min()))
+    # identified-like: one Drive per node, amplitudes and phases differing slightly; ~0 on other nodes
+    drives = [Drive((i,), 0.1 * (1 + 1e-4 * k), 1.3, (1.0, 1e-5 * k), 0.3 + 1e-5 * k) for k, i in enumerate(edge_a)]
+    drives.append(Drive((5,), 1e-9, 1.3, (0.0, 1.0)))
+    far = np.where(a.positions[:, 1] == a.positions[:, 1].max(), 0.2, 0.0)
+    port = transfer_port(Port(far, tuple(drives), (0.0, -0.01)), a, b)
+    assert sorted(i for d in port.drives for i in d.nodes) == edge_b
+    for d in port.drives:
+        assert abs(d.amplitude / 0.1 - 1) < 1e-3 and abs(d.phase - 0.3) < 1e-3 and d.frequency == 1.3
+        assert abs(d.unit[0] - 1) < 1e-8
+    np.testing.assert_array_equal(port.damping, np.where(b.positions[:, 1] == b.positions[:, 1].max(), 0.2, 0.0))
+    assert port.field == (0.0, -0.01)
+    # the forces they make: F on the target's edge = the source's edge force at every time
+    fa = Port(0.0, tuple(drives), (0.0, -0.01)).terms(a.masses, 2).external(0.7)[list(edge_a)]
+    fb = port.terms(b.masses, 2).external(0.7)[edge_b]
+    np.testing.assert_allclose(fb, np.broadcast_to(fa.mean(axis=0), fb.shape), rtol=1e-3, atol=1e-6)
+
+
+def test_transfer_port_refuses_what_has_no_counterpart():
+    from core.physics.port import transfer_port
+
+    a, b = builders.square_lattice(4, 4), builders.square_lattice(9, 9)
+    with pytest.raises(HGNError, match="varies within one group"):
+        transfer_port(Port(0.0, (Drive((0, 1), 0.1, 1.0, (1.0, 0.0)),)), a, b)  # part of one edge only
+    with pytest.raises(HGNError, match="2D system to a 3D"):
+        transfer_port(Port(0.1), a, builders.cubic_lattice(2, 2, 2))
+    assert transfer_port(None, a, b) is None
+    assert transfer_port(Port(0.1), a, b).damping == 0.1
