@@ -343,9 +343,9 @@ def _assemble_fixed(ne: NormalEquations, fj: FixedJacobians, q, p, dqdt, dpdt, r
     if record is not None:
         record["r_max"] = max(record.get("r_max", 0.0), float(rmax))
     S = q.shape[0]
-    step = fj.chunk or S
-    for c0 in range(0, S, step):
-        c1 = min(c0 + step, S)
+    n = -(-S // (fj.chunk or S)) if S else 0  # chunks of at most fj.chunk snapshots, sizes within one
+    for k in range(n):
+        c0, c1 = S * k // n, S * (k + 1) // n
         Z, scale = fj.rows_folded(r, uh, c0, c1)
         ne.add_rows("q", Z, dpdt[c0:c1].reshape(-1), -1.0, scale)
 
