@@ -226,7 +226,7 @@ def rollout_job(model, system: System, q0: np.ndarray, p0: np.ndarray, dt: float
         n_steps = k * save_every
         if with_truth:
             tr = simulate(system, q_t, p_t, dt, n_steps, save_every=save_every, cancel=cancel,
-                          energy_reference=ref_t, integrator=integrator)
+                          energy_reference=ref_t, integrator=integrator, t0=done * save_every * dt)
             ref_t = tr.meta.get("energy_reference", ref_t)
             q_t, p_t = tr.q[-1].copy(), tr.p[-1].copy()
             if not first:
