@@ -515,6 +515,32 @@ def _check_device(device: str) -> None:
     resolve_device(device)
 
 
+def _port_rollout_setup(model, system):
+    """For a model that identified damping and forcing (``core.learning.rfhgn.port``): (the identified port
+    on ``system``, the system the truth runs on). On the training system the identified port is used as it
+    is; on another (a larger lattice, --scale) it is carried to the corresponding particles, and so is the
+    training system's true port when ``system`` has none (core.physics.port.transfer_port). (None, system)
+    for other models."""
+    info = getattr(model, "info", None)
+    ident = info.get("port") if isinstance(info, dict) else None
+    if not isinstance(ident, dict):
+        return None, system
+    from core.learning.rfhgn.port import identified_port
+    from core.physics.port import transfer_port
+
+    port = identified_port(ident)
+    train = getattr(model, "train_system", None)
+    same = train is not None and train.n == system.n and np.array_equal(train.positions, system.positions)
+    if not same:
+        if train is None:
+            raise HGNError("this model identified damping and forcing but carries no training system to map "
+                           "them from; roll it out on its training system")
+        port = transfer_port(port, train, system)
+        if system.port is None and train.port is not None:
+            system = system.copy(port=transfer_port(train.port, train, system))
+    return port.check(system.n, system.dim), system
+
+
 def run_rollout(args) -> int:
     from core.learning import metrics
     from core.physics.initial import initial_state
@@ -540,6 +566,7 @@ def run_rollout(args) -> int:
     check_run_memory("rollout (ground truth and prediction)", system.n, system.dim, args.steps, args.save_every,
                      runs=1 if args.no_truth else 2)
     check_run_time("rollout (ground truth and prediction)", system.n, args.steps, 1 if args.no_truth else 2)
+    pred_port, system = _port_rollout_setup(model, system)
     q0, p0 = initial_state(system, args.displacement, args.momentum, args.temperature, seed=args.seed)
     bar = StageBar(args.quiet)
     try:
@@ -548,9 +575,15 @@ def run_rollout(args) -> int:
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RolloutExtrapolationWarning)
-            pred = rollout(model, system, q0, p0, args.dt, args.steps, args.save_every, progress=bar,
-                           integrator=args.integrator, tol=args.tol, max_iter=args.max_iter, device=args.device,
-                           precision=args.precision, threads=args.threads)
+            if pred_port is not None:
+                from core.learning.rfhgn.port import rollout_port
+
+                pred = rollout_port(model, system, q0, p0, args.dt, args.steps, args.save_every, port=pred_port)
+                pred.meta["seconds_per_step"] = (time.perf_counter() - t0) / max(args.steps, 1)
+            else:
+                pred = rollout(model, system, q0, p0, args.dt, args.steps, args.save_every, progress=bar,
+                               integrator=args.integrator, tol=args.tol, max_iter=args.max_iter,
+                               device=args.device, precision=args.precision, threads=args.threads)
         wall = time.perf_counter() - t0
     finally:
         bar.close()

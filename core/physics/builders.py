@@ -279,7 +279,9 @@ def build(kind: str, **kwargs) -> System:
 
 def rebuild_scaled(system: System, factor: int) -> System:
     """The same lattice ``factor`` times larger along every axis (for zero-shot
-    roll-outs). Only for systems made by a lattice builder."""
+    roll-outs). Only for systems made by a lattice builder. A damped or driven
+    system's port is carried to the corresponding particles
+    (:func:`core.physics.port.transfer_port`)."""
     if not isinstance(system, System):
         raise HGNError(f"rebuild_scaled needs a System, got {type(system).__name__}")
     meta = dict(system.meta) if isinstance(system.meta, dict) else {}
@@ -300,14 +302,20 @@ def rebuild_scaled(system: System, factor: int) -> System:
     grow = factor ** dims if kind == "molecular" else factor ** len(sizes)
     check_size(f"the system scaled {factor}x ({kind})", float(np.prod([float(v) for v in sizes.values()])) * grow)
     if kind == "chain":
-        return chain(sizes["n"] * factor, meta["spacing"], meta["dim"], meta["mass"], pot)
-    if kind in ("square", "triangular"):
-        return BUILDERS[kind](sizes["n"] * factor, sizes["m"] * factor, meta["spacing"], meta["mass"], pot)
-    if kind == "cubic":
-        return cubic_lattice(sizes["n"] * factor, sizes["m"] * factor, sizes["l"] * factor, meta["spacing"],
-                             meta["mass"], pot)
-    return molecular(sizes["n"] * factor ** dims, meta["density"], meta["dim"], pot, None,
-                     meta["cutoff"], meta["periodic"], meta["mass"], meta["seed"], meta["jitter"])
+        out = chain(sizes["n"] * factor, meta["spacing"], meta["dim"], meta["mass"], pot)
+    elif kind in ("square", "triangular"):
+        out = BUILDERS[kind](sizes["n"] * factor, sizes["m"] * factor, meta["spacing"], meta["mass"], pot)
+    elif kind == "cubic":
+        out = cubic_lattice(sizes["n"] * factor, sizes["m"] * factor, sizes["l"] * factor, meta["spacing"],
+                            meta["mass"], pot)
+    else:
+        out = molecular(sizes["n"] * factor ** dims, meta["density"], meta["dim"], pot, None,
+                        meta["cutoff"], meta["periodic"], meta["mass"], meta["seed"], meta["jitter"])
+    if system.port is not None:  # damping and forcing on the corresponding particles (core.physics.port)
+        from .port import transfer_port
+
+        out = out.copy(port=transfer_port(system.port, system, out))
+    return out
 
 
 #: the meta fields each builder needs to rebuild a system larger (rebuild_scaled)

@@ -371,3 +371,16 @@ def test_transfer_port_refuses_what_has_no_counterpart():
         transfer_port(Port(0.1), a, builders.cubic_lattice(2, 2, 2))
     assert transfer_port(None, a, b) is None
     assert transfer_port(Port(0.1), a, b).damping == 0.1
+
+
+def test_a_scaled_lattice_carries_the_port():
+    from core.physics.builders import rebuild_scaled
+
+    a = builders.square_lattice(3, 3)
+    x = a.positions[:, 0]
+    a = a.copy(port=Port(0.1, (Drive(tuple(int(i) for i in np.flatnonzero(x == x.min())), 0.2, 1.1, (1.0, 0.0)),)))
+    b = rebuild_scaled(a, 3)
+    xb = b.positions[:, 0]
+    assert b.n == 81 and b.port.damping == 0.1
+    assert sorted(i for d in b.port.drives for i in d.nodes) == np.flatnonzero(xb == xb.min()).tolist()
+    assert rebuild_scaled(builders.square_lattice(3, 3), 2).port is None

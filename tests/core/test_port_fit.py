@@ -139,8 +139,27 @@ def test_train_on_the_command_line_identifies_the_port(tmp_path, capsys):
     assert main(["info", str(out), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["identified"] and abs(doc["damping"] / 0.05 - 1) < 1e-2
+    # roll-outs use the identified damping and forcing, on the training system and zero-shot (--scale 2: the
+    # truth's and the prediction's ports carried to the 6x6x6 lattice's corresponding particles)
+    mse = {}
+    for scale, n in (("1", 27), ("2", 216)):
+        assert main(["rollout", "--model", str(out), "--steps", "300", "--scale", scale, "--json",
+                     str(tmp_path / "r.json"), "--out", str(tmp_path / "r.npz"), "-q"]) == 0
+        capsys.readouterr()
+        doc = json.loads((tmp_path / "r.json").read_text())
+        mse[scale] = doc["final_position_mse"]
+        assert doc["n_particles"] == n and mse[scale] < 1e-5, mse
+        from core.files.io import load_trajectories
+
+        truth, pred = load_trajectories(tmp_path / "r.npz")
+        assert truth.system.port.damped and truth.system.port.forced
+        assert pred.meta["integrator"].startswith("strang-verlet (learned, port)")
     assert main(["train", "--data", str(data), "--out", str(out), "--no-port", "-q"]) == 0
     capsys.readouterr()
+    assert main(["rollout", "--model", str(out), "--steps", "300", "--json", str(tmp_path / "r.json"),
+                 "--out", str(tmp_path / "r.npz"), "-q"]) == 0
+    capsys.readouterr()
+    assert json.loads((tmp_path / "r.json").read_text())["final_position_mse"] > 1e2 * mse["1"], mse
     from core.learning.rfhgn import FittedModel
 
     assert "port" not in FittedModel.load(out).info
