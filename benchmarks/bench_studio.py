@@ -77,14 +77,43 @@ class Ticks:
         self.timer.timeout.connect(lambda: self.t.append(time.perf_counter()))
         self.timer.start()
         self.samples: list[tuple[float, str]] = []
+        #: (time, ns the GUI thread has run, ns it has waited on a run queue) every 5 ms
+        #: (Linux's /proc/<pid>/task/<tid>/schedstat), so a stall splits into running,
+        #: waiting for a CPU and sleeping (blocked on something else)
+        self.sched: list[tuple[float, int, int]] = []
+        self._schedstat = f"/proc/self/task/{threading.get_native_id()}/schedstat"
         self.code = str(code or ROOT)
         if diagnose:
             self._main = threading.get_ident()
             threading.Thread(target=self._watch, daemon=True).start()
 
+    def _read_sched(self) -> None:
+        try:
+            with open(self._schedstat) as fh:
+                run, wait = fh.read().split()[:2]
+        except (OSError, ValueError):
+            return
+        self.sched.append((time.perf_counter(), int(run), int(wait)))
+
+    def split(self, a: float, b: float) -> dict | None:
+        """How the GUI thread spent [a, b] (ms; from the schedstat samples
+        just outside it, so a slightly longer span): ran, waited for a CPU,
+        and slept (the rest: blocked, e.g. on the X server or another thread)."""
+        import bisect
+
+        ts = [x[0] for x in self.sched]
+        i, j = bisect.bisect_right(ts, a) - 1, bisect.bisect_left(ts, b)
+        if i < 0 or j >= len(ts):
+            return None
+        (t0, r0, w0), (t1, r1, w1) = self.sched[i], self.sched[j]
+        ran, waited = (r1 - r0) / 1e6, (w1 - w0) / 1e6
+        span = 1e3 * (t1 - t0)
+        return {"span_ms": span, "ran_ms": ran, "waited_ms": waited, "slept_ms": max(0.0, span - ran - waited)}
+
     def _watch(self) -> None:
         while True:
             time.sleep(0.005)
+            self._read_sched()
             if not self.t or time.perf_counter() - self.t[-1] < 0.03:
                 continue
             frame = sys._current_frames().get(self._main)
@@ -360,6 +389,38 @@ class Studio:
         _pump(after)
 
 
+def _worker_nice() -> int | None:
+    """How many nice steps the studio's worker processes run below the window (the most of them)."""
+    try:
+        from studio import workers
+
+        pids = [w.popen.pid for w in workers.pool().all if w.popen is not None and w.popen.poll() is None]
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        return max((os.getpriority(os.PRIO_PROCESS, p) - own for p in pids), default=None)
+    except (ImportError, AttributeError, OSError):
+        return None
+
+
+def _gui_slice() -> float | None:
+    """The GUI thread's time slice as the kernel reports it (us; None: not readable)."""
+    try:
+        from studio.worker_process import thread_slice_us
+    except ImportError:
+        thread_slice_us = None
+    if thread_slice_us is not None:
+        return thread_slice_us()
+    try:                                        # older code: read it all the same
+        import ctypes
+
+        buf = (ctypes.c_uint64 * 8)()
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.syscall(315, 0, buf, 56, 0) == 0:
+            return buf[3] / 1e3                 # size+policy, flags, nice+priority, runtime
+    except (OSError, AttributeError):
+        pass
+    return None
+
+
 def _phase(text: str) -> None:
     print(f"  [{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
@@ -395,6 +456,8 @@ def measure(repeat: int, code: Path, diagnose: bool = True, events: bool = False
     stalls = {k: [] for k, _ in STALL_STAGES}
     cancels = {k: [] for k, _ in CANCEL_STAGES}
     first = []
+    #: how long the work itself took (wall seconds): lowering the workers' priority must not slow it much
+    durations: dict[str, list] = {"fit": [], "rollout": [], "zero_shot": [], "export": []}
 
     # -- Train (RF-HGN) -> first frame; stalls while fitting and rolling out ----
     _phase(f"{code}: Train (RF-HGN) x{repeat}")
@@ -406,6 +469,8 @@ def measure(repeat: int, code: Path, diagnose: bool = True, events: bool = False
         t_trained = w.timing.get("trained", time.perf_counter())
         t_done = _wait(st.idle, 300, "the roll-out")
         first.append(w.timing["first_frame"] - t_press)
+        durations["fit"].append(t_trained - t_press)
+        durations["rollout"].append(t_done - t_trained)
         stall("fit", t_press, t_trained)
         stall("rollout", t_trained, t_done)
         _pump(0.3)
@@ -417,6 +482,7 @@ def measure(repeat: int, code: Path, diagnose: bool = True, events: bool = False
         w.zero_shot(len(st.models) - 1, 2, 2000, 5)
         t1 = _wait(st.idle, 300, "the zero-shot roll-out")
         stall("rollout", t0, t1)
+        durations["zero_shot"].append(t1 - t0)
         _pump(0.3)
     rf_model = len(st.models) - 1
 
@@ -465,6 +531,7 @@ def measure(repeat: int, code: Path, diagnose: bool = True, events: bool = False
         if dlg.result is None:
             raise RuntimeError(f"export failed: {dlg.statusLabel.text()}")
         stall("export", t0, t1)
+        durations["export"].append(t1 - t0)
         dlg.close()
         dlg.deleteLater()
         _pump(0.3)
@@ -532,12 +599,21 @@ def measure(repeat: int, code: Path, diagnose: bool = True, events: bool = False
     out.update({
         "idle_gap_ms": 1e3 * idle_gap,
         "first_frame_s": first,
+        "durations_s": durations,
+        "worker_nice": _worker_nice(),
+        "gui_slice_us": _gui_slice(),
         "stall_ms": {k: [1e3 * g for g in v] for k, v in stalls.items()},
         "cancel_ms": {k: [1e3 * g for g in v] for k, v in cancels.items()},
         "torch_in_gui_process": "torch" in _sys.modules,
         # where the GUI thread was during the longest stall of each stage
         "stall_sources": {k: [[w_, ms] for w_, ms in ticks.sources(*max(v, key=lambda g: g[1] - g[0]))]
                           for k, v in spans.items() if v} if diagnose else {},
+        # the GUI thread's time in the longest stall of each stage: ran / waited for a CPU / slept
+        "stall_split": {k: ticks.split(*max(v, key=lambda g: g[1] - g[0]))
+                        for k, v in spans.items() if v} if diagnose else {},
+        # the GUI thread over each whole stage (every run of it): ran / waited for a CPU / slept
+        "stage_split": {k: [x for x in (ticks.split(a, b) for a, b in v) if x]
+                        for k, v in intervals.items() if v} if diagnose else {},
     })
     if log is not None:
         # the longest gaps of each stage and what the GUI thread handled in them
@@ -593,6 +669,7 @@ def run_version(code: Path, repeat: int, load: int, diagnose: bool = True, event
             cmd.append("--no-diagnose")
         if events:
             cmd.append("--events")
+        load_before = os.getloadavg()[0]
         procs = _start_load(load)
         try:
             t0 = time.perf_counter()
@@ -604,6 +681,8 @@ def run_version(code: Path, repeat: int, load: int, diagnose: bool = True, event
             raise SystemExit(f"measuring {code} failed (exit code {rc})")
         res = json.loads(out.read_text())
         res["wall_s"] = wall
+        # 1-minute load average before this version's run (its own load not yet started) and at its end
+        res["load_average"] = [load_before, os.getloadavg()[0]]
         res["code"] = str(code)
         res["commit"] = subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"],
                                        capture_output=True, text=True).stdout.strip()
@@ -644,6 +723,25 @@ def _fmt(a, unit):
     return f"{a['worst']:.0f} / {a['median']:.0f} ms"
 
 
+def _split_text(s: dict) -> str:
+    return (f"the GUI thread ran {s['ran_ms']:.0f} ms, waited for a CPU {s['waited_ms']:.0f} ms, slept "
+            f"{s['slept_ms']:.0f} ms (of {s['span_ms']:.0f} ms around it)")
+
+
+def _work_line(r: dict) -> str:
+    """Median wall time of the work itself, the workers' priority and the machine's load during a version."""
+    d = r.get("durations_s") or {}
+    names = {"fit": "fit", "rollout": "roll-out after Train", "zero_shot": "zero-shot roll-out", "export": "export"}
+    work = ", ".join(f"{names[k]} {statistics.median(v):.2f} s" for k, v in d.items() if v)
+    nice = r.get("worker_nice")
+    la = r.get("load_average")
+    sl = r.get("gui_slice_us")
+    return ("median work time " + (work or "-") + "; workers "
+            + ("at the window's priority" if not nice else f"{nice} nice steps below the window")
+            + (f"; GUI thread's time slice {sl / 1e3:g} ms" if sl else "")
+            + (f"; load average {la[0]:.1f} before, {la[1]:.1f} after" if la else ""))
+
+
 def report(doc: dict) -> tuple[str, str]:
     versions = list(doc["results"])
     table = rows(doc["results"])
@@ -662,12 +760,26 @@ def report(doc: dict) -> tuple[str, str]:
         r = doc["results"][v]
         lines.append(f"{v}: idle timer gap {r['idle_gap_ms']:.0f} ms; torch imported by the window's process: "
                      f"{'yes' if r['torch_in_gui_process'] else 'no'}; measured in {r['wall_s']:.0f} s")
+        lines.append(f"{v}: {_work_line(r)}")
     for v in versions:
         src = doc["results"][v].get("stall_sources") or {}
+        split = doc["results"][v].get("stall_split") or {}
         for k, label in STALL_STAGES:
             if src.get(k):
                 where, ms = src[k][0]
                 lines.append(f"  {v}, longest stall in {label}: GUI thread mostly in {where} ({ms} ms sampled)")
+            if split.get(k):
+                lines.append(f"  {v}, longest stall in {label}: {_split_text(split[k])}")
+        whole = doc["results"][v].get("stage_split") or {}
+        shares = []
+        for k, label in STALL_STAGES:
+            runs = whole.get(k) or []
+            span = sum(x["span_ms"] for x in runs)
+            if span > 0:
+                shares.append(f"{label} ran {100 * sum(x['ran_ms'] for x in runs) / span:.0f}%, waited "
+                              f"{100 * sum(x['waited_ms'] for x in runs) / span:.0f}%")
+        if shares:
+            lines.append(f"  {v}, the GUI thread over the stages: " + "; ".join(shares))
     text = "\n".join(lines)
 
     md = ["# Studio responsiveness under load (`benchmarks/bench_studio.py`)", "",
@@ -687,7 +799,7 @@ def report(doc: dict) -> tuple[str, str]:
     for v in versions:
         r = doc["results"][v]
         md.append(f"- {names[v]}: idle timer gap {r['idle_gap_ms']:.0f} ms; torch imported by the window's "
-                  f"process: {'yes' if r['torch_in_gui_process'] else 'no'}; all figures: "
+                  f"process: {'yes' if r['torch_in_gui_process'] else 'no'}; {_work_line(r)}; all figures: "
                   f"`benchmarks/results/studio.json`.")
     for v in versions:
         src = doc["results"][v].get("stall_sources") or {}
@@ -695,9 +807,11 @@ def report(doc: dict) -> tuple[str, str]:
             md += ["", f"Where the GUI thread was during the longest stall of each stage ({names[v]}; sampled "
                    "every 5 ms while the timer was more than 30 ms late; the studio's file:function when it is "
                    "on the stack, then the innermost frame):", ""]
+            split = doc["results"][v].get("stall_split") or {}
             for k, label in STALL_STAGES:
                 if src.get(k):
-                    md.append(f"- {label}: " + "; ".join(f"`{where}` {ms} ms" for where, ms in src[k]))
+                    md.append(f"- {label}: " + "; ".join(f"`{where}` {ms} ms" for where, ms in src[k])
+                              + (f"; {_split_text(split[k])}" if split.get(k) else ""))
     return text, "\n".join(md) + "\n"
 
 
