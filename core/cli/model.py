@@ -646,8 +646,12 @@ def evaluate(model, ds, rollouts: int = DEFAULT_EVAL_ROLLOUTS, progress=None, **
     from core.learning.rollout import rollout
 
     out = {"n_snapshots": ds.n_snapshots, "n_train": int(len(ds.train)), "n_test": int(len(ds.test))}
-    out["test_derivative_mse"] = metrics.derivative_mse(model, ds) if len(ds.test) else None
-    out["train_derivative_mse"] = metrics.derivative_mse(model, ds, ds.train) if len(ds.train) else None
+    port_model = _port_rollout_setup(model, ds.system)[0] is not None  # identified damping and forcing
+    mse = metrics.derivative_mse
+    if port_model:
+        from core.learning.rfhgn.port import port_derivative_mse as mse
+    out["test_derivative_mse"] = mse(model, ds) if len(ds.test) else None
+    out["train_derivative_mse"] = mse(model, ds, ds.train) if len(ds.train) else None
     trajs = ds.trajectories
     chosen = []
     if rollouts > 0 and trajs:
@@ -660,8 +664,15 @@ def evaluate(model, ds, rollouts: int = DEFAULT_EVAL_ROLLOUTS, progress=None, **
         for k in chosen:
             truth = trajs[k]
             steps = (truth.n_frames - 1) * truth.save_every
-            pred = rollout(model, truth.system, truth.q[0], truth.p[0], truth.dt, steps, truth.save_every,
-                           progress=progress, learned_energy=False, **rollout_kw)
+            if port_model:  # the identified damping and forcing (rfhgn.port.rollout_port)
+                from core.learning.rfhgn.port import rollout_port
+
+                port, _ = _port_rollout_setup(model, truth.system)
+                pred = rollout_port(model, truth.system, truth.q[0], truth.p[0], truth.dt, steps, truth.save_every,
+                                    t0=float(truth.t[0]), port=port)
+            else:
+                pred = rollout(model, truth.system, truth.q[0], truth.p[0], truth.dt, steps, truth.save_every,
+                               progress=progress, learned_energy=False, **rollout_kw)
             if pred.diverged is not None:  # no measures of a path that blew up; said in the result
                 diverged.append({"trajectory": k, **pred.diverged})
                 continue

@@ -139,6 +139,8 @@ def test_train_on_the_command_line_identifies_the_port(tmp_path, capsys):
     assert main(["info", str(out), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["identified"] and abs(doc["damping"] / 0.05 - 1) < 1e-2
+    from core.learning.rfhgn import FittedModel
+
     # roll-outs use the identified damping and forcing, on the training system and zero-shot (--scale 2: the
     # truth's and the prediction's ports carried to the 6x6x6 lattice's corresponding particles)
     mse = {}
@@ -154,14 +156,21 @@ def test_train_on_the_command_line_identifies_the_port(tmp_path, capsys):
         truth, pred = load_trajectories(tmp_path / "r.npz")
         assert truth.system.port.damped and truth.system.port.forced
         assert pred.meta["integrator"].startswith("strang-verlet (learned, port)")
+    # evaluate: the port model's derivative error and roll-outs use its identified damping and forcing
+    from core.cli.model import evaluate
+    from core.files.io import load_dataset
+
+    ds = load_dataset(data)
+    ev = evaluate(FittedModel.load(out), ds)
+    assert ev["test_derivative_mse"] < 1e-6 and ev["rollouts"]["final_position_mse_mean"] < 1e-6, ev
     assert main(["train", "--data", str(data), "--out", str(out), "--no-port", "-q"]) == 0
     capsys.readouterr()
+    ev_plain = evaluate(FittedModel.load(out), ds)
+    assert ev_plain["rollouts"]["final_position_mse_mean"] > 1e2 * ev["rollouts"]["final_position_mse_mean"]
     assert main(["rollout", "--model", str(out), "--steps", "300", "--json", str(tmp_path / "r.json"),
                  "--out", str(tmp_path / "r.npz"), "-q"]) == 0
     capsys.readouterr()
     assert json.loads((tmp_path / "r.json").read_text())["final_position_mse"] > 1e2 * mse["1"], mse
-    from core.learning.rfhgn import FittedModel
-
     assert "port" not in FittedModel.load(out).info
     assert main(["train", "--data", str(data), "--out", str(out), "--time-series", "-q"]) == 0
     assert "identified: damping 0.0" in capsys.readouterr().out
