@@ -459,10 +459,12 @@ def rollout_port(model, system: System, q0, p0, dt: float, steps: int, save_ever
     """Roll a separable port model out: the Strang splitting of ground truth (``core.physics.integrators``)
     with the learned forces -dV_hat/dq and velocities dT_hat/dp and the identified damping and forcing
     (``port``: default the model's). The damping flow is p <- p exp(-gamma dt / (2m)) with the system's
-    masses (the convention of the fit). Returns a Trajectory whose kinetic and potential energies are the
-    TRUE ones along the predicted path and whose meta holds ``learned_energy``. A simple loop (CPU, float64,
-    no divergence handling beyond an HGNError on non-finite states): for measurements, until
-    :mod:`core.learning.rollout` carries damping and forcing."""
+    masses (the convention of the fit). The learned gradients come from the roll-out's stepper
+    (:func:`core.learning.stepper.make_stepper`: tables or the exact network, as the model's config says).
+    Returns a Trajectory whose kinetic and potential energies are the TRUE ones along the predicted path and
+    whose meta holds ``learned_energy``. A simple loop (CPU, float64, no divergence handling beyond an
+    HGNError on non-finite states): for measurements, until :mod:`core.learning.rollout` carries damping and
+    forcing."""
     from core.physics.forces import ForceField, kinetic_energy
     from core.physics.integrators import check_run_settings
     from core.physics.simulate import check_state
@@ -477,15 +479,25 @@ def rollout_port(model, system: System, q0, p0, dt: float, steps: int, save_ever
     decay = terms.decay(0.5 * dt)
     n_frames = steps // save_every + 1
     qs, ps = np.empty((n_frames,) + q.shape), np.empty((n_frames,) + q.shape)
-    f = -np.asarray(model.potential_gradient(system, q))
+    from core.learning.stepper import make_stepper
+
+    stepper = make_stepper(model, system)  # the roll-out's evaluation path (tables or the exact network)
+
+    def force(x):
+        return -stepper.potential(torch.from_numpy(np.ascontiguousarray(x))).cpu().numpy()
+
+    def velocity(x):
+        return stepper.kinetic(torch.from_numpy(np.ascontiguousarray(x))).cpu().numpy()
+
+    f = force(q)
     ext = terms.external(t0)
     qs[0], ps[0] = q, p
     k = 1
     for step in range(1, steps + 1):
         p = p * decay
         p = p + 0.5 * dt * (f + ext)
-        q = q + dt * np.asarray(model.kinetic_gradient(system, p))
-        f = -np.asarray(model.potential_gradient(system, q))
+        q = q + dt * velocity(p)
+        f = force(q)
         ext = terms.external(t0 + step * dt)
         p = (p + 0.5 * dt * (f + ext)) * decay
         if not (np.all(np.isfinite(q)) and np.all(np.isfinite(p))):
