@@ -56,7 +56,7 @@ SLOT_PADDING = 2.0
 #: CPU work buffers up to this size (bytes) are kept between calls and fits
 #: (per thread): a fresh buffer costs a page fault per 4 KiB on first touch
 #: (measured: ~1,750 faults and 4.5 ms of system time per 3x3x3 fit before).
-#: The fit names 9 buffers, so at most 36 MiB stay (6.3 MiB after a 3x3x3
+#: The fit names 9 buffers, so at most 36 MiB stay (5.1 MiB after a 3x3x3
 #: fit); :func:`release_workspace` frees them.
 WORKSPACE_BYTES = 4 << 20
 
