@@ -143,3 +143,30 @@ def test_lattice_fits_run_on_one_thread_whatever_is_asked():
     model = fit(ds, RFConfig(threads=2), progress=lambda st, f: seen.append(torch.get_num_threads()))
     assert set(seen) == {1} and model.info["threads"] == 1
     assert torch.get_num_threads() == before
+
+
+def test_fixed_graph_indices_built_when_asked_for_are_the_edges_of_every_snapshot():
+    system = FIXED["fixed-2d-masses-weights"]()
+    e = np.asarray(system.edges)
+    S, E, N = 4, len(e), system.n
+    g = Graph.fixed(e, S, N, system.dim, torch.as_tensor(system.masses), None, system.edge_scale)
+    assert g._idx is None and g.P == S * E  # nothing built for the count
+    assert torch.equal(g.i, torch.as_tensor(np.tile(e[:, 0], S)))
+    assert torch.equal(g.j, torch.as_tensor(np.tile(e[:, 1], S)))
+    assert torch.equal(g.snap, torch.as_tensor(np.repeat(np.arange(S), E)))
+    assert torch.equal(g.gi, g.snap * N + g.i) and torch.equal(g.gj, g.snap * N + g.j)
+    assert g.weight.shape == (S * E,)
+    h = Graph.fixed(e, S, N, system.dim, torch.as_tensor(system.masses)).to(dtype=torch.float32)
+    assert h._idx is None and h.P == S * E and torch.equal(h.gj, g.gj)
+
+
+def test_kept_sum_structures_stay_bounded():
+    system = FIXED["fixed-3d"]()
+    net = _net(system, 2)
+    q, _ = states(system, 1)
+    fj = FixedJacobians(net, Graph.build(system, q))
+    for c in range(1, 40):
+        crow, col, nnz = fj._sum_matrix(c)
+        assert crow.dtype == torch.int32 and len(crow) == c * system.n * system.dim + 1
+        assert int(crow[-1]) == c * nnz
+    assert len(fixed._CSR_CACHE) <= 16 and len(fixed._STRUCTURES) <= 8

@@ -181,6 +181,16 @@ _CSR_WARNED = False
 #: CSR index arrays per chunk size and device, kept between fits (a fit builds a new FixedJacobians)
 _STRUCTURES: dict = {}
 _CSR_CACHE: dict = {}
+_CACHE_LOCK = threading.Lock()  # fits may run in several threads at once
+
+
+def _remember(cache: dict, key, value, size: int):
+    """cache[key] = value, dropping the oldest entries beyond ``size`` (under the lock)."""
+    with _CACHE_LOCK:
+        cache[key] = value
+        while len(cache) > size:
+            cache.pop(next(iter(cache)))
+    return value
 
 
 def _sum_structure(e: np.ndarray, N: int, d: int):
@@ -262,9 +272,7 @@ class FixedJacobians:
         self._key = (self.N, self.d, e.tobytes())
         st = _STRUCTURES.get(self._key)
         if st is None:
-            st = _STRUCTURES[self._key] = _sum_structure(e, self.N, self.d)
-            if len(_STRUCTURES) > 8:
-                _STRUCTURES.pop(next(iter(_STRUCTURES)))
+            st = _remember(_STRUCTURES, self._key, _sum_structure(e, self.N, self.d), 8)
         self.degree, ent_edge, ent_value, ent_sign, self._row_nnz = st
         self._ent_edge = ent_edge
         self._ent_value = torch.as_tensor(ent_value, device=dev)
@@ -389,10 +397,8 @@ class FixedJacobians:
             col = (np.arange(c)[:, None] * self.E + self._ent_edge[None, :]).reshape(-1)
             if small:
                 crow, col = crow.astype(np.int32), col.astype(np.int32)
-            st = (torch.as_tensor(crow, device=self.device), torch.as_tensor(col, device=self.device), nnz)
-            _CSR_CACHE[key] = st
-            if len(_CSR_CACHE) > 16:
-                _CSR_CACHE.pop(next(iter(_CSR_CACHE)))
+            st = _remember(_CSR_CACHE, key, (torch.as_tensor(crow, device=self.device),
+                                             torch.as_tensor(col, device=self.device), nnz), 16)
         return st
 
     def _buffers(self, c):
