@@ -25,6 +25,8 @@ section                  where the project keeps it
 ``train``                ``method`` (key ``method``)
 ``model/<method>``       ``model_settings[method]``
 ``zero_shot``            ``ui["zero_shot"]``: factor, steps, save_every
+``port``                 ``ui["port"]``: damping and driving Build gives the
+                         system (:func:`port_from_settings`; issue 13)
 =======================  ================================================
 
 (``ui["system"]`` has the layout older studios wrote there, so their project
@@ -36,6 +38,7 @@ import dataclasses
 import re
 from functools import lru_cache
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from core.errors import HGNError
@@ -53,7 +56,13 @@ from .defaults import (
 
 #: the settings of the drawn potential (core.physics.splines.SplinePotential's fields)
 SPLINE_FIELDS = ("r", "V", "slopes", "wall", "source")
-SECTION_HEADS = ("system", "generator", "potential", "simulation", "train", "model", "zero_shot")
+SECTION_HEADS = ("system", "generator", "potential", "simulation", "train", "model", "zero_shot", "port")
+#: the damping and driving settings (section ``port``): what Build gives the system
+#: (core.physics.port.Port; docs/port_hamiltonian.md); no damping, no drive by default
+PORT_DEFAULTS = {"damping": 0.0, "damping_where": "every particle", "drive_nodes": (),
+                 "drive_amplitude": 0.0, "drive_frequency": 1.0, "drive_phase": 0.0,
+                 "drive_direction": "1, 0", "field": ""}
+DAMPING_WHERE = ("every particle", "boundary layer")
 
 
 @lru_cache(maxsize=1)
@@ -82,7 +91,7 @@ def _defaults() -> dict[str, dict]:
     out = {"system": {"kind": DEFAULT_KIND, "potential": DEFAULT_POTENTIAL.get(DEFAULT_KIND, "harmonic")},
            "simulation": dataclasses.asdict(SIMULATION),
            "train": {"method": next(iter(methods), "rfhgn")},
-           "zero_shot": dataclasses.asdict(ZERO_SHOT)}
+           "zero_shot": dataclasses.asdict(ZERO_SHOT), "port": dict(PORT_DEFAULTS)}
     for k, params in BUILDER_DEFAULTS.items():
         out[f"generator/{k}"] = dict(params)
     for k, params in _potential_defaults().items():
@@ -186,8 +195,8 @@ class Document(QObject):
             return p.simulation
         if head == "model":
             return p.model_settings.setdefault(sub, {})
-        if head == "zero_shot":
-            return p.ui.setdefault("zero_shot", {})
+        if head in ("zero_shot", "port"):
+            return p.ui.setdefault(head, {})
         if head == "train":
             return {"method": p.method}
         ui = p.ui.setdefault("system", {})
@@ -477,6 +486,8 @@ class Document(QObject):
             for section, key, value in settings_of_system(project.system):
                 if section == "system":
                     ui["system"][key] = value
+                elif section == "port":
+                    ui.setdefault("port", {})[key] = value
                 else:
                     head, _, sub = section.partition("/")
                     ui["system"].setdefault("builders" if head == "generator" else "potentials", {}) \
@@ -527,7 +538,11 @@ def system_source(doc: Document) -> dict:
     """How :func:`system_from_settings` builds (kept with the system)."""
     kind, pot = doc.get("system", "kind"), doc.get("system", "potential")
     return {"kind": kind, "params": builder_params(doc, kind), "potential": pot,
-            "potential_params": doc.values(f"potential/{pot}")}
+            "potential_params": doc.values(f"potential/{pot}"), "port": _plain_port_settings(doc.values("port"))}
+
+
+def _plain_port_settings(values: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
 def system_from_settings(doc: Document) -> System:
@@ -535,7 +550,105 @@ def system_from_settings(doc: Document) -> System:
     from core.physics.builders import build
 
     kind = doc.get("system", "kind")
-    return build(kind, potential=potential_from_settings(doc), **builder_params(doc, kind))
+    system = build(kind, potential=potential_from_settings(doc), **builder_params(doc, kind))
+    return with_port(system, port_from_settings(doc.values("port"), system))
+
+
+def with_port(system: System, port) -> System:
+    """``system`` with ``port`` (a copy; the same system when both have none)."""
+    if port is None and system.port is None:
+        return system
+    return system.copy(port=port)
+
+
+def _numbers(label: str, text, dim: int, allow_empty: bool = False):
+    """A vector of ``dim`` numbers typed as "1, 0" (missing trailing components are 0; extra ones must be 0)."""
+    if isinstance(text, (list, tuple)):
+        parts = [str(x) for x in text]
+    else:
+        parts = [x for x in re.split(r"[,\s]+", str(text or "").strip()) if x]
+    if not parts:
+        if allow_empty:
+            return None
+        raise HGNError(f"{label}: give {dim} numbers separated by commas, e.g. {', '.join(['1'] + ['0'] * (dim - 1))}")
+    try:
+        v = [float(x) for x in parts]
+    except ValueError:
+        raise HGNError(f"{label}: {text!r} is not a list of numbers (e.g. 1, 0)") from None
+    if len(v) > dim and any(v[dim:]):
+        raise HGNError(f"{label}: {len(v)} components for a {dim}D system")
+    return tuple((v + [0.0] * dim)[:dim])
+
+
+def boundary_layer(system: System) -> np.ndarray:
+    """True for the particles on the outer layer of the system (a coordinate at its minimum or maximum
+    along some axis, within 1e-6 of the extent): a lattice's edges or faces, a chain's ends."""
+    x = np.asarray(system.positions, dtype=np.float64)
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    tol = 1e-6 * max(float(np.max(hi - lo)), 1.0)
+    on = (np.abs(x - lo) <= tol) | (np.abs(x - hi) <= tol)
+    on &= (hi - lo > tol)[None, :]          # a flat axis (a chain's y) has no boundary
+    return on.any(axis=1)
+
+
+def port_from_settings(values: dict, system: System):
+    """The core.physics.port.Port the ``port`` settings describe on ``system`` (None: undamped and
+    undriven). HGNError names the field of a bad value (its label first)."""
+    from core.physics.port import Drive, make_port
+
+    def num(key, label):
+        v = values.get(key, PORT_DEFAULTS[key])
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise HGNError(f"{label}: must be a number, got {v!r}")
+        return float(v)
+
+    gamma = num("damping", "Damping")
+    if gamma < 0:
+        raise HGNError(f"Damping: must be >= 0 (a friction coefficient), got {gamma:g}")
+    where = values.get("damping_where", "every particle")
+    damping = gamma
+    if gamma > 0 and where == "boundary layer":
+        damping = np.where(boundary_layer(system), gamma, 0.0)
+    nodes = tuple(int(i) for i in (values.get("drive_nodes") or ()))
+    amp = num("drive_amplitude", "Drive amplitude")
+    drives = []
+    if nodes and amp != 0:
+        bad = [i for i in nodes if not 0 <= i < system.n]
+        if bad:
+            raise HGNError(f"Driven particles: particle {bad[0]} does not exist (there are {system.n}, "
+                           f"numbered 0..{system.n - 1})")
+        direction = _numbers("Drive direction", values.get("drive_direction", "1, 0"), system.dim)
+        try:
+            drives.append(Drive(nodes, amp, num("drive_frequency", "Drive frequency"), direction,
+                                num("drive_phase", "Drive phase")))
+        except HGNError as exc:
+            msg = str(exc)
+            raise HGNError(msg[0].upper() + msg[1:]) from None
+    field = _numbers("Constant field", values.get("field", ""), system.dim, allow_empty=True)
+    try:
+        port = make_port(damping, drives, field if field is not None and any(field) else None)
+    except HGNError as exc:
+        raise HGNError(f"Damping: {exc}") from None
+    return None if port is None else port.check(system.n, system.dim)
+
+
+def port_settings(port, system: System | None = None) -> list[tuple[str, str, object]]:
+    """The ``port`` settings that describe ``port`` (None: no damping, no drive): the first drive of
+    several is shown; per-particle damping shows as its largest value on the boundary layer."""
+    out = {k: v for k, v in PORT_DEFAULTS.items()}
+    if port is not None:
+        g = np.asarray(port.damping, dtype=np.float64)
+        out["damping"] = float(g.max()) if g.size else 0.0
+        out["damping_where"] = "boundary layer" if port.per_particle else "every particle"
+        if port.drives:
+            d = port.drives[0]
+            out.update(drive_nodes=tuple(d.nodes), drive_amplitude=d.amplitude, drive_frequency=d.frequency,
+                       drive_phase=d.phase, drive_direction=", ".join(f"{x:g}" for x in d.direction))
+        if port.field is not None:
+            out["field"] = ", ".join(f"{x:g}" for x in port.field)
+    elif system is not None:
+        out["drive_direction"] = ", ".join(["1"] + ["0"] * (system.dim - 1))
+    return [("port", k, v) for k, v in out.items()]
 
 
 def settings_of_system(system: System) -> list[tuple[str, str, object]]:
@@ -545,7 +658,7 @@ def settings_of_system(system: System) -> list[tuple[str, str, object]]:
     meta = dict(system.meta or {})
     kind = meta.pop("builder", None)
     if kind not in BUILDER_DEFAULTS:
-        return []
+        return port_settings(system.port) if system.port is not None else []
     out = [("system", "kind", kind)]
     out += [(f"generator/{kind}", k, meta[k]) for k in BUILDER_DEFAULTS[kind] if k in meta]
     pot = system.potential
@@ -556,4 +669,4 @@ def settings_of_system(system: System) -> list[tuple[str, str, object]]:
     elif dataclasses.is_dataclass(pot) and getattr(pot, "kind", None) in _potential_defaults():
         out.append(("system", "potential", pot.kind))
         out += [(f"potential/{pot.kind}", f.name, getattr(pot, f.name)) for f in dataclasses.fields(pot)]
-    return out
+    return out + port_settings(system.port, system)

@@ -41,7 +41,7 @@ from .settings import load_json, open_settings, save_json
 from .timeline import TimeModel
 from .widgets.drawing_panel import DrawingPanel
 from .widgets.models_panel import ModelsPanel
-from .widgets.plots import energy_parts_plot, energy_plot, error_plot, loss_plot
+from .widgets.plots import balance_plot, energy_balance_curves, energy_parts_plot, energy_plot, error_plot, loss_plot
 from .widgets.reference_plot import ReferencePanel
 from .widgets.system_panel import SystemPanel, describe
 from .widgets.timeline_bar import TimelineBar
@@ -139,7 +139,9 @@ class MainWindow(QMainWindow):
         self.errorPlot = error_plot()
         self.partsPlot = energy_parts_plot()
         self.lossPlot = loss_plot()
-        self.plots = [self.energyPlot, self.errorPlot, self.partsPlot]
+        #: the energy balance of a damped or driven system (issue 13), a page beside the drift plot
+        self.balancePlot = balance_plot()
+        self.plots = [self.energyPlot, self.errorPlot, self.partsPlot, self.balancePlot]
         #: the ground truth against the DOP853 reference (a page next to the energies)
         self.referencePanel = ReferencePanel(doc, self.jobs)
 
@@ -168,6 +170,7 @@ class MainWindow(QMainWindow):
         self.plotTabs.setObjectName("plotTabs")
         self.plotTabs.setDocumentMode(True)
         self.plotTabs.addTab(self.partsPlot, "Energies")
+        self.plotTabs.addTab(self.balancePlot, "Energy balance")
         self.plotTabs.addTab(self.lossPlot, "Training loss")
         self.plotTabs.addTab(self.referencePanel, "Ground-truth error")
         plots.addWidget(self.plotTabs)
@@ -561,8 +564,11 @@ class MainWindow(QMainWindow):
             self.lossPlot.set_curve("loss", np.arange(1, len(rec.loss) + 1), np.asarray(rec.loss))
             self.plotTabs.setCurrentWidget(self.lossPlot)
         else:
+            from core.physics.port import port_of
+
             self.lossPlot.clear_curves()
-            self.plotTabs.setCurrentWidget(self.partsPlot)
+            damped = rec is not None and port_of(rec.system) is not None
+            self.plotTabs.setCurrentWidget(self.balancePlot if damped else self.partsPlot)
 
     @Slot()
     def _update_plots(self) -> None:
@@ -584,6 +590,10 @@ class MainWindow(QMainWindow):
             self.partsPlot.set_curve(f"kinetic ({which})", *((t, b.kinetic[which][:n]) if on else (none, none)))
             self.partsPlot.set_curve(f"potential ({which})",
                                      *((t, b.potential[which][:n]) if on else (none, none)))
+            bal = energy_balance_curves(b.system, t, b.p[which][:n], b.kinetic[which][:n],
+                                        b.potential[which][:n]) if on else None
+            self.balancePlot.set_curve(f"H - H0 ({which})", *((t, bal[0]) if bal else (none, none)))
+            self.balancePlot.set_curve(f"injected - dissipated ({which})", *((t, bal[1]) if bal else (none, none)))
 
     def _position_mse(self, b) -> np.ndarray:
         """``b.position_mse()`` of the filled frames, computed for the frames

@@ -37,10 +37,26 @@ LOSS_KEYS = ("loss_history", "loss_curve", "losses", "loss")
 
 
 def fit_rfhgn(dataset, config, progress=None, cancel=None):
-    """Fit an RF-HGN (the fitting module, with SciPy's solvers, is imported when called)."""
+    """Fit an RF-HGN (the fitting module, with SciPy's solvers, is imported when called). Data of a damped
+    or driven system (``system.port``): the damping and forcing are identified in the same solve
+    (core.learning.rfhgn.port.fit_port with the terms of the data's own port, as the CLI's ``train`` does;
+    docs/port_hamiltonian.md)."""
+    from core.physics.port import port_of
+
+    if port_of(dataset.system) is not None:
+        from core.learning.rfhgn.port import PortSpec, fit_port
+
+        return fit_port(dataset, config, PortSpec.from_system(dataset.system), progress=progress, cancel=cancel)
     from core.learning.rfhgn.fitting import fit
 
     return fit(dataset, config, progress=progress, cancel=cancel)
+
+
+def identified_port_of(model):
+    """The damping and forcing a model identified (its ``info["port"]``, core.learning.rfhgn.port), or None."""
+    info = getattr(model, "info", None)
+    ident = info.get("port") if isinstance(info, dict) else None
+    return ident if isinstance(ident, dict) else None
 
 
 def fit_baseline(dataset, config, progress=None, cancel=None):

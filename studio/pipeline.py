@@ -31,7 +31,7 @@ from core.jobs import check_cancel, report
 from core.physics.system import System
 
 from .defaults import ROLLOUT_CHUNK_FRAMES
-from .methods import Method, loss_curve
+from .methods import Method, identified_port_of, loss_curve
 
 
 # ---------------------------------------------------------------------------
@@ -119,6 +119,8 @@ def train_job(system: System, sim: dict, method: Method, settings: dict, *,
     fit_time = float(info.get("fit_time", wall))
     check_cancel(cancel)
     report(progress, "evaluate", 0.0)
+    if identified_port_of(model) is not None:        # dH/dp, -dH/dq - gamma dq/dt + F(t) against the data
+        from core.learning.rfhgn.port import port_derivative_mse as derivative_mse
     test = getattr(dataset, "test", None)
     if test is not None and len(test):
         test_mse = float(derivative_mse(model, dataset, indices=test))
@@ -210,6 +212,7 @@ def rollout_job(model, system: System, q0: np.ndarray, p0: np.ndarray, dt: float
     model = unpack(model)          # a baseline sent as its file: the real model, loaded once per worker
     if steps < 0 or save_every < 1 or dt <= 0:
         raise HGNError("roll-out needs dt > 0, steps >= 0 and save_every >= 1")
+    port = model_rollout_port(model, system) if model is not None else None
     total_frames = steps // save_every
     done = 0
     chunk = max(1, int(first_chunk))
@@ -236,9 +239,15 @@ def rollout_job(model, system: System, q0: np.ndarray, p0: np.ndarray, dt: float
         if model is not None:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                pr = rollout(model, system, q_p, p_p, dt, n_steps, save_every=save_every, cancel=cancel,
-                             t0=done * save_every * dt, device=device, precision=precision, threads=threads,
-                             energy_reference=ref_p)
+                if port is not None:      # the identified damping and forcing (rollout_port: a CPU loop)
+                    from core.learning.rfhgn.port import rollout_port
+
+                    pr = rollout_port(model, system, q_p, p_p, dt, n_steps, save_every, t0=done * save_every * dt,
+                                      port=port)
+                else:
+                    pr = rollout(model, system, q_p, p_p, dt, n_steps, save_every=save_every, cancel=cancel,
+                                 t0=done * save_every * dt, device=device, precision=precision, threads=threads,
+                                 energy_reference=ref_p)
             ref_p = pr.meta.get("energy_reference", ref_p)
             diverged = pr.diverged
             for wmsg in caught:
@@ -269,6 +278,23 @@ def rollout_job(model, system: System, q0: np.ndarray, p0: np.ndarray, dt: float
     return {"frames": total_frames + 1, "time": time.perf_counter() - t0,
             "first_chunk_time": first_chunk_time, "warnings": list(seen_warnings.values()),
             "diverged": diverged}
+
+
+def model_rollout_port(model, system: System):
+    """The damping and forcing a port model (core.learning.rfhgn.port) rolls out with on ``system``: its
+    identified ones, carried to the corresponding particles of a larger lattice (zero-shot:
+    core.physics.port.transfer_port), as the CLI's roll-out does; None for Hamiltonian models."""
+    ident = identified_port_of(model)
+    if ident is None:
+        return None
+    from core.learning.rfhgn.port import identified_port
+    from core.physics.port import transfer_port
+
+    port = identified_port(ident)
+    train = getattr(model, "train_system", None)
+    if train is not None and not (train.n == system.n and np.array_equal(train.positions, system.positions)):
+        port = transfer_port(port, train, system)
+    return port.check(system.n, system.dim)
 
 
 # ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ tooltip, for systems that cannot be scaled (drawn ones).
 """
 from __future__ import annotations
 
+import numpy as np
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
@@ -23,12 +24,57 @@ from .forms import FieldForm, FieldSpec
 
 #: (key of :func:`model_row`, column header): what the table shows
 COLUMNS = [("Model", "Model"), ("Fit time [s]", "Fit [s]"), ("Test MSE", "Test MSE"),
-           ("Max |drift|", "Drift")]
+           ("Max |drift|", "Drift"), ("Damping", "γ")]
 #: the rest of a row: tooltip and detail line
-DETAILS = ["Method", "Encoding", "Widths", "Particles", "Roll-out MSE (end)"]
+DETAILS = ["Method", "Encoding", "Widths", "Particles", "Roll-out MSE (end)", "Identified"]
 TIPS = {"Fit [s]": "wall time of the fit (training data generation not included)",
         "Test MSE": "derivative MSE on held-out snapshots (the paper's test error)",
-        "Drift": "largest relative energy drift |H(t) - H(0)| / |H(0)| of the model's roll-out"}
+        "Drift": "largest relative energy drift |H(t) - H(0)| / |H(0)| of the model's roll-out",
+        "γ": "the damping (friction coefficient) the fit identified, for models of damped or driven systems "
+             "(identified in the same solve as the Hamiltonian; docs/port_hamiltonian.md); – for others"}
+
+
+def identified(rec) -> dict | None:
+    """The identified damping and forcing of a model (``info["port"]`` of core.learning.rfhgn.port), or None."""
+    for info in (getattr(rec.model, "info", None), rec.info):
+        if isinstance(info, dict) and isinstance(info.get("port"), dict):
+            return info["port"]
+    return None
+
+
+def identified_damping(ident: dict | None):
+    """The identified uniform damping (a float), the range of per-particle values (text), or None."""
+    g = None if ident is None else ident.get("damping")
+    if g is None:
+        return None
+    if isinstance(g, list):
+        return f"{min(g):.4g}..{max(g):.4g}" if g else None
+    return float(g)
+
+
+def _gamma_text(g):
+    return f"{g:.5g}" if isinstance(g, float) else g
+
+
+def describe_identified(ident: dict | None) -> str:
+    """The identified coefficients in words: damping, each drive's amplitude (frequency, nodes), field."""
+    if ident is None:
+        return "–"
+    parts = []
+    g = identified_damping(ident)
+    if g is not None:
+        parts.append(f"damping γ = {g:.6g}" if isinstance(g, float) else f"damping γ = {g} (per particle)")
+    f = ident.get("forcing")
+    if f:
+        for wi, w in enumerate(f.get("frequencies", [])):
+            amps = f["amplitude"][wi]
+            nodes = f["nodes"]
+            lo, hi = (min(amps), max(amps)) if amps else (0.0, 0.0)
+            amp = f"{np.mean(amps):.4g}" if hi - lo <= 1e-3 * max(abs(hi), 1e-300) else f"{lo:.4g}..{hi:.4g}"
+            parts.append(f"drive amplitude {amp} at ω = {w:g} on {len(nodes)} particle{'s' if len(nodes) > 1 else ''}")
+    if ident.get("field") is not None:
+        parts.append("field " + ", ".join(f"{x:.4g}" for x in ident["field"]))
+    return "; ".join(parts) if parts else "–"
 
 
 def model_row(rec) -> dict:
@@ -47,6 +93,8 @@ def model_row(rec) -> dict:
         "Test MSE": rec.test_mse,
         "Roll-out MSE (end)": rec.final_position_mse,
         "Max |drift|": rec.max_abs_drift,
+        "Damping": _gamma_text(identified_damping(identified(rec))),
+        "Identified": describe_identified(identified(rec)),
     }
 
 

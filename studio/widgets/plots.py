@@ -10,7 +10,11 @@ it, so it never covers a curve. The studio uses four of them:
 * ``errorPlot`` -- roll-out position MSE against the ground truth (log scale);
 * ``energyPartsPlot`` -- kinetic and potential energy of both runs;
 * ``lossPlot`` -- the training loss per epoch of gradient-trained baselines
-  (not on the time axis, so no cursor).
+  (not on the time axis, so no cursor);
+* ``balancePlot`` -- the energy balance of a damped or driven system (issue
+  13): H(t) - H(0) of both runs against the injected minus dissipated energy
+  (:func:`energy_balance_curves`); empty for undamped, undriven systems (their
+  balance is the drift).
 
 Pens are the runs' colours of :mod:`studio.scene.palette` (the 3D views' and
 the video export's).
@@ -586,3 +590,50 @@ def loss_plot() -> TimePlot:
     p.setObjectName("lossPlot")
     p.add_curve("loss", LOSS_PEN)
     return p
+
+
+def balance_plot() -> TimePlot:
+    p = TimePlot("Energy balance (damped / driven)", "energy",
+                 empty_text="Energy balance of a damped or driven system:<br>H(t) − H(0) against the injected "
+                            "minus dissipated<br>energy appears here after a roll-out (set damping or<br>"
+                            "driving in the System tab, then Build and Train)")
+    p.setObjectName("balancePlot")
+    p.add_curve("H - H0 (truth)", TRUTH_PEN, legend=False)
+    p.add_curve("injected - dissipated (truth)", TRUTH_PEN2, legend=False)
+    p.add_curve("H - H0 (prediction)", PRED_PEN, legend=False)
+    p.add_curve("injected - dissipated (prediction)", PRED_PEN2, legend=False)
+    p.add_legend_entry("truth", TRUTH_PEN)
+    p.add_legend_entry("prediction", PRED_PEN)
+    p.add_legend_entry("H − H₀", pen(palette.AXIS, 1.5))
+    p.add_legend_entry("in − out", pen(palette.AXIS, 1.5, dashed=True))
+    return p
+
+
+def energy_balance_curves(system, t: np.ndarray, p: np.ndarray, kinetic: np.ndarray, potential: np.ndarray):
+    """(H(t) - H(0), injected - dissipated energy) per saved frame of a run of ``system`` (momenta ``p``
+    (T, N, d) at times ``t`` (T,)), the energies from the start by the trapezoid rule on the saved frames'
+    powers F(t).v and gamma |v|^2 (core.physics.port; the integrator's per-step figures are finer: the
+    difference is the quadrature's error, O(save interval^2)). None when ``system`` is neither damped nor
+    driven. Vectorised over frames (it runs on the GUI thread while a roll-out streams in)."""
+    from core.physics.port import port_of
+
+    port = port_of(system)
+    t = np.asarray(t, dtype=np.float64)
+    if port is None or len(t) == 0:
+        return None
+    p = np.asarray(p, dtype=np.float64)
+    m = np.asarray(system.masses, dtype=np.float64)
+    v = p / m[None, :, None]
+    gamma = port.gamma(system.n)
+    power = -np.einsum("tij,tij,i->t", v, v, gamma)
+    if port.field is not None and any(port.field):
+        power += np.einsum("tij,j,i->t", v, np.asarray(port.field, dtype=np.float64), m)
+    for d in port.drives:
+        nodes = np.asarray(d.nodes, dtype=np.int64)
+        au = d.amplitude * d.unit
+        power += np.cos(d.frequency * t + d.phase) * np.einsum("tij,j->t", v[:, nodes], au)
+    net = np.zeros(len(t))
+    if len(t) > 1:
+        net[1:] = np.cumsum(0.5 * (power[1:] + power[:-1]) * np.diff(t))
+    h = np.asarray(kinetic, dtype=np.float64) + np.asarray(potential, dtype=np.float64)
+    return h - h[0], net

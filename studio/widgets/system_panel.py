@@ -23,7 +23,8 @@ from core.physics.potentials import POTENTIALS
 
 from ..commands import SetSettingsCommand, choose_kind, set_setting, set_system
 from ..defaults import BUILDER_DEFAULTS, PARAM_LABELS, PARAM_TIPS, SIMULATION, SYSTEM_KINDS
-from ..document import builder_params, potential_from_settings, system_source
+from ..document import (DAMPING_WHERE, PORT_DEFAULTS, builder_params, port_from_settings, potential_from_settings,
+                        system_source, with_port)
 from ..scene import palette
 from ..scene.palette import rgb255
 from .forms import FieldForm, FieldSpec
@@ -76,6 +77,31 @@ def start_specs() -> list[FieldSpec]:
                   tip="k_B T of Maxwell-Boltzmann start momenta; 0 uses the momentum amplitude instead"),
         FieldSpec("seed", "Seed", "int", SIMULATION.seed, tip="random seed of the start states", minimum=0,
                   maximum=2**31 - 2),
+    ]
+
+
+def port_specs() -> list[FieldSpec]:
+    """Damping and driving (section ``port``; core.physics.port, docs/port_hamiltonian.md)."""
+    d = PORT_DEFAULTS
+    return [
+        FieldSpec("damping", "Damping", "float", d["damping"],
+                  tip="friction coefficient gamma >= 0 (force per velocity): the force -gamma v; 0: undamped"),
+        FieldSpec("damping_where", "Damped", "choice", d["damping_where"], DAMPING_WHERE,
+                  tip="every particle, or only the boundary layer (the particles on the system's outer "
+                      "edges or faces)"),
+        FieldSpec("drive_nodes", "Driven particles", "ints", d["drive_nodes"],
+                  tip="indices of the particles the periodic force acts on, e.g. 0, 10, 20 "
+                      "(Ctrl+click particles in the view to add or remove them); empty: no drive"),
+        FieldSpec("drive_amplitude", "Drive amplitude", "float", d["drive_amplitude"],
+                  tip="A >= 0: the force A cos(w t + phase) along the direction on each driven particle"),
+        FieldSpec("drive_frequency", "Drive frequency", "float", d["drive_frequency"],
+                  tip="angular frequency w > 0 (radians per time unit)"),
+        FieldSpec("drive_phase", "Drive phase", "float", d["drive_phase"], tip="phase (radians)"),
+        FieldSpec("drive_direction", "Drive direction", "text", d["drive_direction"],
+                  tip="direction of the force, e.g. 1, 0 (only its direction counts)"),
+        FieldSpec("field", "Constant field", "text", d["field"],
+                  tip="a constant acceleration g (like gravity), e.g. 0, -0.01; every particle feels m g; "
+                      "empty: none"),
     ]
 
 
@@ -142,6 +168,8 @@ class SystemPanel(QWidget):
         self.splineEditor = SplineEditor(document, undo, self.potentialPlot, self.vCurve)
         self.splineEditor.error.connect(self.error)
 
+        self.portForm = FieldForm(port_specs(), prefix="port_")
+        self.portForm.bind(document, "port", push)
         self.startForm = FieldForm(start_specs(), prefix="start_")
         self.startForm.bind(document, "simulation", push)
         self.buildButton = QPushButton("Build system")
@@ -170,6 +198,9 @@ class SystemPanel(QWidget):
         pl.addLayout(row2)
         pl.addWidget(self.potentialStack)
         pl.addWidget(self.potentialPlot)
+        portBox = QGroupBox("Damping and driving")
+        portBox.setObjectName("portBox")
+        QVBoxLayout(portBox).addWidget(self.portForm)
         start = QGroupBox("Start state")
         sl = QVBoxLayout(start)
         sl.addWidget(self.startForm)
@@ -178,6 +209,7 @@ class SystemPanel(QWidget):
         lay.addWidget(self.summary)
         lay.addWidget(gen)
         lay.addWidget(pot)
+        lay.addWidget(portBox)
         lay.addWidget(start)
         hb = QHBoxLayout()
         hb.addWidget(self.buildButton)
@@ -405,13 +437,14 @@ class SystemPanel(QWidget):
         return system_source(self.document)
 
     def forms(self) -> list[FieldForm]:
-        return [*self.builderForms.values(), *self.potentialForms.values(), self.startForm]
+        return [*self.builderForms.values(), *self.potentialForms.values(), self.portForm, self.startForm]
 
     def commit(self) -> bool:
         """Typed text of the shown forms into the document; False if a field
         does not parse."""
         ok = True
-        for f in (self.builderForms.get(self.kind), self.potentialForms.get(self.potential_kind), self.startForm):
+        for f in (self.builderForms.get(self.kind), self.potentialForms.get(self.potential_kind), self.portForm,
+                  self.startForm):
             if f is not None:
                 ok = f.commit() and ok
         return ok
@@ -446,6 +479,7 @@ class SystemPanel(QWidget):
         pform = self.potentialForms.get(self.potential_kind)
         if pform is not None:
             pform.clear_errors()
+        self.portForm.clear_errors()
         from core.physics.builders import build
 
         if not self.commit():
@@ -458,6 +492,14 @@ class SystemPanel(QWidget):
             msg = str(exc)
             if not form.show_message(msg) and pform is not None:
                 pform.show_message(msg)
+            self.error.emit(msg)
+            return None
+        try:
+            system = with_port(system, port_from_settings(self.document.values("port"), system))
+        except HGNError as exc:
+            msg = str(exc)
+            if not self.portForm.show_message(msg):
+                self.portForm.show_error("damping", msg)
             self.error.emit(msg)
             return None
         set_system(self.document, self.undo, system, self.source(), f"Build {system.name}")
@@ -500,4 +542,22 @@ def potential_curve(pot, n: int = 300) -> tuple[np.ndarray, np.ndarray]:
 def describe(system) -> str:
     graph = f"{len(system.edges)} springs" if system.edges is not None else f"cutoff {system.cutoff:g}"
     box = " in a periodic box" if system.box is not None else ""
-    return f"{system.name}: {system.n} particles in {system.dim}D, {system.potential.kind}, {graph}{box}"
+    return f"{system.name}: {system.n} particles in {system.dim}D, {system.potential.kind}, {graph}{box}" \
+        + describe_port(getattr(system, "port", None))
+
+
+def describe_port(port) -> str:
+    """A short tail for the summary line: damping, drives, field (empty without a port)."""
+    if port is None or not port.active:
+        return ""
+    parts = []
+    if port.damped:
+        g = np.asarray(port.damping, dtype=float)
+        parts.append(f"damping {g.max():g}" + (f" on {int(np.count_nonzero(g))} particles" if port.per_particle
+                                               else ""))
+    for d in port.drives:
+        parts.append(f"drive {d.amplitude:g} cos({d.frequency:g} t) on {len(d.nodes)} particle"
+                     + ("s" if len(d.nodes) > 1 else ""))
+    if port.field is not None and any(port.field):
+        parts.append("field " + ", ".join(f"{x:g}" for x in port.field))
+    return "; " + ", ".join(parts)
