@@ -14,7 +14,9 @@ DOP853 reference after a roll-out on it, and grabs the window
 (``QWidget.grab``) into ``assets/screenshots/*.png`` (or OUT_DIR). Pictures
 are checked to be neither black nor empty before they are written.
 
-``--spline`` makes only the drawn-potential and reference-check pictures.
+``--spline`` makes only the drawn-potential and reference-check pictures;
+``--port`` only the damped, driven lattice after training (its damping and
+driving form, the energy-balance plot and the identified coefficients).
 ``--small`` shows what a first-time user meets on a 1366x768 screen, grabbed
 from the whole screen so that dialogs and tooltips are in the picture: the
 quick start, the question when quitting with unsaved models, and zero-shot
@@ -129,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     small = "--small" in argv
     only_spline = "--spline" in argv            # only the drawn potential and the reference check (6.)
-    argv = [a for a in argv if a not in ("--small", "--spline")]
+    only_port = "--port" in argv                # only the damped, driven lattice (7.)
+    argv = [a for a in argv if a not in ("--small", "--spline", "--port")]
     out = Path(argv[0]) if argv else ROOT / "assets" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="hgn-shots-")
@@ -160,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if only_spline:
         spline_and_reference(app, w, out)
+        w.close()
+        return 0
+    if only_port:
+        damped_driven(app, w, out)
         w.close()
         return 0
     _save(w, out / "studio-start.png")
@@ -231,8 +238,66 @@ def main(argv: list[str] | None = None) -> int:
 
     # 6. a drawn spline potential on a chain, then its ground truth against the reference
     spline_and_reference(app, w, out)
+
+    # 7. a damped lattice driven on one edge: the energy balance and the identified coefficients
+    damped_driven(app, w, out)
     w.close()
     return 0
+
+
+def _scroll_to(widget) -> None:
+    """Scroll the panel's QScrollArea so that ``widget`` is in sight."""
+    from PySide6.QtWidgets import QScrollArea
+
+    scroll = widget.parentWidget()
+    while scroll is not None and not isinstance(scroll, QScrollArea):
+        scroll = scroll.parentWidget()
+    if scroll is not None:
+        bottom = widget.mapTo(scroll.widget(), widget.rect().bottomLeft()).y() + 12
+        bar = scroll.verticalScrollBar()
+        bar.setValue(min(bar.maximum(), max(0, bottom - scroll.viewport().height())))
+
+
+def damped_driven(app, w, out: Path) -> None:
+    """A 6x6 square lattice, damped (gamma 0.05) and driven on its left edge, trained: the System tab's
+    damping and driving form, the energy-balance plot and the identified damping in the models table."""
+    d = w.document
+    sp = w.systemPanel
+    w.leftTabs.setCurrentIndex(0)
+    sp.set_kind("square")
+    sp.set_potential_kind("harmonic")
+    form = sp.builderForms["square"]
+    form.editors["n"].setValue(6)
+    form.editors["m"].setValue(6)
+    pf = sp.portForm
+    for name, text in (("damping", "0"), ("drive_nodes", "")):
+        pf.editors[name].setText(text)
+        pf.editors[name].editingFinished.emit()
+    sp.build()
+    x = d.system.positions[:, 0]
+    left = np.flatnonzero(np.abs(x - x.min()) < 1e-9)
+    for name, text in (("damping", "0.05"), ("drive_nodes", ", ".join(map(str, left))), ("drive_amplitude", "0.1"),
+                       ("drive_frequency", "1.3"), ("drive_direction", "1, 0")):
+        pf.editors[name].setText(text)
+        pf.editors[name].editingFinished.emit()
+    sp.build()
+    if d.system.port is None:
+        raise SystemExit("Build did not give the system its damping and driving")
+    for k, val in {"rollout_steps": 3000, "rollout_save_every": 10, "dt": 0.01, "integrator": "verlet"}.items():
+        d.set("simulation", k, val)
+    n_models = len(d.models)
+    w.train()
+    _wait(app, lambda: len(d.models) > n_models and d.rollout is not None and d.rollout.finished
+          and d.rollout.model_name == d.models[-1].name and not w.jobs.is_running(), 600)
+    if "port" not in (d.models[-1].model.info or {}):
+        raise SystemExit("the model of the damped, driven lattice identified no damping")
+    _pump(app, 0.5)
+    if w.plotTabs.currentWidget() is not w.balancePlot or w.balancePlot.is_empty():
+        raise SystemExit("the energy-balance plot is not shown or has no data")
+    w.time.set_frame(int(0.7 * (w.time.filled - 1)))
+    _scroll_to(sp.portForm)
+    _pump(app, 0.8)
+    _save(w, out / "studio-port-balance.png")
 
 
 def spline_and_reference(app, w, out: Path) -> None:

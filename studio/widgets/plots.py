@@ -598,9 +598,10 @@ def balance_plot() -> TimePlot:
                             "minus dissipated<br>energy appears here after a roll-out (set damping or<br>"
                             "driving in the System tab, then Build and Train)")
     p.setObjectName("balancePlot")
+    # the dashed net inflow drawn over the solid H - H0 (where the balance closes they coincide)
     p.add_curve("H - H0 (truth)", TRUTH_PEN, legend=False)
-    p.add_curve("injected - dissipated (truth)", TRUTH_PEN2, legend=False)
     p.add_curve("H - H0 (prediction)", PRED_PEN, legend=False)
+    p.add_curve("injected - dissipated (truth)", TRUTH_PEN2, legend=False)
     p.add_curve("injected - dissipated (prediction)", PRED_PEN2, legend=False)
     p.add_legend_entry("truth", TRUTH_PEN)
     p.add_legend_entry("prediction", PRED_PEN)
