@@ -172,6 +172,17 @@ def register(subparsers) -> None:
                          "docs/port_hamiltonian.md): the terms of the data's own damping and drives, or a "
                          "uniform damping when the data carry none; --no-port fits the Hamiltonian alone "
                          "(default: when the data's system is damped or driven)")
+    rg.add_argument("--method", default="rf", metavar="METHOD",
+                    help="rf (the random-feature fit in one solve), or a gradient-trained baseline of the same "
+                         "network by a torch optimizer (core.learning.baselines: adam, lbfgs, sgd, ...; with "
+                         "damping and forcing learned beside it on port data, core.learning.baselines.port); "
+                         "the network options above apply, --epochs and --time-budget bound the training "
+                         "(default: %(default)s)")
+    rg.add_argument("--epochs", type=int, default=None,
+                    help="gradient-trained baselines: the most epochs (default: BaselineConfig's)")
+    rg.add_argument("--time-budget", type=float, default=None,
+                    help="gradient-trained baselines: the most seconds of training, 0 = no limit "
+                         "(default: BaselineConfig's)")
     rg.add_argument("--no-correction", action="store_true",
                     help="with --time-series: keep the modified Hamiltonian, without the first-order "
                          "correction back to the true one")
@@ -344,9 +355,22 @@ def config_from_args(args):
 
 
 def load_model(path):
-    from core.learning.rfhgn import FittedModel
+    """A model file of any kind (RF-HGN, gradient-trained baseline, RF-HNN)."""
+    from core.learning.baselines import load_model as load_any_model
 
-    return FittedModel.load(path)
+    return load_any_model(path)
+
+
+def baseline_config_from_args(args, config):
+    """The BaselineConfig of ``--method`` (an optimizer) with the network settings of ``config`` (RFConfig)."""
+    from core.learning.baselines import BaselineConfig
+
+    changes = {"optimizer": args.method, "device": config.device}
+    if args.epochs is not None:
+        changes["max_epochs"] = args.epochs
+    if args.time_budget is not None:
+        changes["time_budget"] = args.time_budget
+    return BaselineConfig.from_rf(config, **changes)
 
 
 def _load_dataset(path):
@@ -417,9 +441,28 @@ def run_train(args) -> int:
     if port and args.no_correction:
         raise HGNError("--no-correction applies to the Hamiltonian-only time-series fit; a port fit from time "
                        "series uses 4th-order central differences (docs/port_hamiltonian.md)")
+    baseline = args.method != "rf"
+    if baseline:
+        bconfig = baseline_config_from_args(args, config)
+        if args.time_series:
+            raise HGNError(f"--time-series applies to the RF fit only (--method rf), not to --method {args.method}")
     bar = StageBar(args.quiet)
     try:
-        if port:
+        if baseline:
+            ds.check_trainable(where=f"the training snapshots of {args.data}" if args.data else
+                               "the drawn training snapshots")
+            if port:
+                from core.learning.baselines.port import fit_port_baseline
+                from core.learning.rfhgn.port import PortSpec
+
+                spec = PortSpec.from_system(ds.system)
+                model = fit_port_baseline(ds, bconfig, spec if spec.damping != "none" or spec.frequencies or
+                                          spec.field else PortSpec("uniform"), progress=bar)
+            else:
+                from core.learning.baselines import fit as fit_baseline
+
+                model = fit_baseline(ds, bconfig, progress=bar)
+        elif port:
             from core.learning.rfhgn.port import PortSpec, fit_port, fit_port_time_series
 
             spec = PortSpec.from_system(ds.system)
@@ -467,9 +510,14 @@ def run_train(args) -> int:
     train_idx = ds.train if len(ds.train) else np.arange(ds.n_snapshots)
     train_mse = mse(model, ds, train_idx)
     print(f"{ds.system!r}")
-    print(f"model: {config.encoding} encoding, {config.sampler.upper()} sampling "
-          f"({'time series' if args.time_series else f'{len(ds.train)} training snapshots'})"
-          + (", damping and forcing identified in the same solve" if port else ""))
+    if baseline:
+        print(f"model: {config.encoding} encoding, trained by {model.name} for {model.info['epochs']} epochs "
+              f"({model.info['stop_reason']}; {len(ds.train)} training snapshots)"
+              + (", damping and forcing learned beside it" if port else ""))
+    else:
+        print(f"model: {config.encoding} encoding, {config.sampler.upper()} sampling "
+              f"({'time series' if args.time_series else f'{len(ds.train)} training snapshots'})"
+              + (", damping and forcing identified in the same solve" if port else ""))
     print(f"fit time: {fit_time:.4f} s ({available_cores()} cores)")
     print(f"train derivative MSE: {_fmt(train_mse)}")
     if test_mse is None:
@@ -479,7 +527,7 @@ def run_train(args) -> int:
     if port:
         from core.learning.rfhgn.port import identified_port
 
-        print(f"identified: {identified_port(model.info['port']).describe()}")
+        print(f"{'learned' if baseline else 'identified'}: {identified_port(model.info['port']).describe()}")
     print(f"wrote {args.out}")
     return 0
 

@@ -76,6 +76,8 @@ class BaselineConfig(SettingsMixin):
     optimizer: str = setting("adam", "torch.optim method (core.learning.baselines.optimizers.OPTIMIZERS)",
                              tuple(OPTIMIZERS))
     learning_rate: float = setting(0.0, "Learning rate; 0 = the optimizer's default (tuned on the benchmark task)")
+    port_learning_rate: float = setting(0.0, "Learning rate of the damping and forcing of a port baseline "
+                                             "(core.learning.baselines.port); 0 = 10x the network's")
     batch_size: int = setting(32, "Snapshots per minibatch (the full-batch methods, Rprop and LBFGS, use all)")
     time_budget: float = setting(30.0, "Stop after this many seconds of training (0 = no time limit)")
     max_epochs: int = setting(100000, "Stop after this many epochs (passes over the training snapshots)")
@@ -133,6 +135,7 @@ class BaselineConfig(SettingsMixin):
             raise HGNError(f"baseline setting optimizer must be a name, got {self.optimizer!r}")
         self.optimizer = get_spec(self.optimizer).key
         number("learning_rate", 0.0)
+        number("port_learning_rate", 0.0)
         integer("batch_size", 1)
         number("time_budget", 0.0)
         integer("max_epochs", 1)

@@ -192,10 +192,12 @@ def _monitor_arrays(monitor, system):
 class _Data:
     """Snapshots as tensors (training dtype, on the training device) with their graph."""
 
-    def __init__(self, q, p, dqdt, dpdt, graph):
+    def __init__(self, q, p, dqdt, dpdt, graph, t=None):
         import torch
 
         kw = dict(dtype=graph.dtype, device=graph.device)
+        #: the snapshots' times (port baselines with a forcing in time), or None
+        self.t = None if t is None else torch.as_tensor(np.asarray(t, dtype=np.float64), **kw)
         self.q = torch.as_tensor(q, **kw)
         self.p = torch.as_tensor(p, **kw)
         self.dqdt = torch.as_tensor(dqdt, **kw)
@@ -221,14 +223,25 @@ class _Data:
         sel = torch.as_tensor(idx, device=self.q.device)
         return g, self.q[sel], self.p[sel], self.dqdt[sel], self.dpdt[sel]
 
+    def times(self, idx):
+        """The times of the snapshots idx (None = all), or None."""
+        if self.t is None or idx is None:
+            return self.t
+        import torch
 
-def _loss(network, data: _Data, idx, create_graph: bool):
+        return self.t[torch.as_tensor(np.asarray(idx, dtype=np.int64), device=self.t.device)]
+
+
+def _loss(network, data: _Data, idx, create_graph: bool, port=None):
     """The MSE of Hamilton's equations on the snapshots idx (None = all), with
     dH/dq, dH/dp by autograd through the network (``create_graph`` keeps the
-    graph for differentiating the loss with respect to the weights)."""
+    graph for differentiating the loss with respect to the weights). ``port``
+    (a port baseline's terms, :mod:`.port`): dp/dt = -dH/dq + port.force(dq/dt, t)."""
     import torch
 
     g, q, p, dq, dp = data.batch(idx)
+    if port is not None:
+        dp = dp - port.force(dq, data.times(idx))
     q = q.detach().requires_grad_(True)
     p = p.detach().requires_grad_(True)
     with torch.enable_grad():
@@ -238,14 +251,14 @@ def _loss(network, data: _Data, idx, create_graph: bool):
     return err / (2 * dq.numel())
 
 
-def _evaluate(network, data: _Data | None, chunk: int = 256) -> float:
+def _evaluate(network, data: _Data | None, chunk: int = 256, port=None) -> float:
     """Loss on all snapshots of ``data`` without a graph for the weights."""
     if data is None or data.n == 0:
         return float("nan")
     total = 0.0
     for a in range(0, data.n, chunk):
         idx = np.arange(a, min(a + chunk, data.n))
-        total += float(_loss(network, data, idx if data.n > chunk else None, False).detach()) * len(idx)
+        total += float(_loss(network, data, idx if data.n > chunk else None, False, port).detach()) * len(idx)
     return total / data.n
 
 
@@ -259,10 +272,12 @@ def _warm_imports() -> None:
 
 
 def fit(dataset: Dataset, config: BaselineConfig | None = None, progress=None, cancel=None, *,
-        monitor=None, monitor_growth: float = 1.05) -> TrainedHGN:
+        monitor=None, monitor_growth: float = 1.05, port=None) -> TrainedHGN:
     """Train the RF-HGN architecture with every layer trainable on the
     training snapshots of ``dataset`` (see the module notes). Returns a
-    :class:`TrainedHGN`; ``info`` holds the loss curves and times."""
+    :class:`TrainedHGN`; ``info`` holds the loss curves and times. ``port``
+    (a :class:`core.learning.rfhgn.port.PortSpec`): also learn damping and
+    forcing (:mod:`core.learning.baselines.port`; ``info["port"]``)."""
     _warm_imports()
     t0 = time.perf_counter()
     config = BaselineConfig() if config is None else config
@@ -280,14 +295,23 @@ def fit(dataset: Dataset, config: BaselineConfig | None = None, progress=None, c
         raise HGNError("the frame encoding needs a non-periodic system; use the invariant encoding")
     mon = _monitor_arrays(monitor, system)
     spec = get_spec(config.optimizer)
+    times = None
+    if port is not None:
+        from .port_terms import snapshot_times
+
+        port.check(system)
+        if mon is not None:
+            raise HGNError("a monitor is not supported when training a port baseline")
+        times = snapshot_times(dataset, port, train)
 
     device = resolve_device(config.device)
     with torch_threads(max(1, min(config.threads, available_cores()))):
         return _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cancel, t0,
-                      float(monitor_growth), device)
+                      float(monitor_growth), device, port, times)
 
 
-def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cancel, t0, growth, device):
+def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cancel, t0, growth, device,
+           port_spec=None, times=None):
     import torch
 
     from ..hgn.graph import Graph
@@ -332,19 +356,35 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
     network = network.to(dtype)
     network.train()
 
-    data = _Data(q[tr_idx], p[tr_idx], dqdt[tr_idx], dpdt[tr_idx], g_tr.to(dtype=dtype))
-    val = _Data(q[val_idx], p[val_idx], dqdt[val_idx], dpdt[val_idx], g_val.to(dtype=dtype)) if g_val else None
+    t_tr = None if times is None else times[tr_idx]
+    t_val = None if times is None else times[val_idx]
+    data = _Data(q[tr_idx], p[tr_idx], dqdt[tr_idx], dpdt[tr_idx], g_tr.to(dtype=dtype), t_tr)
+    val = (_Data(q[val_idx], p[val_idx], dqdt[val_idx], dpdt[val_idx], g_val.to(dtype=dtype), t_val)
+           if g_val else None)
+    port = None
+    if port_spec is not None:
+        from .port_terms import make_terms
+
+        port = make_terms(port_spec, system, device, dtype)
     mon_data = None
     if mon is not None:
         mon_data = _Data(*mon, Graph.build(system, mon[0], device=device).to(dtype=dtype))
 
     lr = config.lr
-    optimizer = make_optimizer(spec.key, list(network.named_parameters()), lr)
+    named = list(network.named_parameters())
+    port_lr = config.port_learning_rate if config.port_learning_rate > 0 else 10.0 * lr
+    one_group = spec.key == "lbfgs" or spec.cls_name == "MuonWithAdamW"
+    if port is not None and one_group:  # optimizers of one parameter group: the network's learning rate
+        named += [(f"port.{k}", v) for k, v in port.named_parameters()]
+    optimizer = make_optimizer(spec.key, named, lr)
+    if port is not None and not one_group:
+        optimizer.add_param_group({"params": list(port.parameters()), "lr": port_lr})
     full_batch = spec.full_batch or config.batch_size >= data.n
     lbfgs = spec.key == "lbfgs"
 
-    history = {"epoch": [], "time": [], "train_loss": [], "val_loss": [], "monitor": []}
+    history = {"epoch": [], "time": [], "train_loss": [], "val_loss": [], "monitor": [], "port": []}
     best_val, best_state, best_epoch, bad = math.inf, None, 0, 0
+    best_port = None
     stop_reason = "max epochs"
     steps = 0
     budget = config.time_budget if config.time_budget > 0 else math.inf
@@ -358,7 +398,7 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
     def closure():
         check_cancel(cancel)
         optimizer.zero_grad()
-        loss = _loss(network, data, None, True)
+        loss = _loss(network, data, None, True, port)
         loss.backward()
         return loss
 
@@ -388,7 +428,7 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
                 loss = optimizer.step(closure)
             else:
                 optimizer.zero_grad()
-                loss = _loss(network, data, None, True)
+                loss = _loss(network, data, None, True, port)
                 loss.backward()
                 optimizer.step()
             steps += 1
@@ -400,7 +440,7 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
                 check_cancel(cancel)
                 idx = perm[a:a + config.batch_size]
                 optimizer.zero_grad()
-                loss = _loss(network, data, idx, True)
+                loss = _loss(network, data, idx, True, port)
                 loss.backward()
                 optimizer.step()
                 steps += 1
@@ -410,12 +450,14 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
                 if not math.isfinite(lv) or clock() >= budget:
                     break
         train_loss = float(np.average(losses, weights=counts)) if losses else float("nan")
-        val_loss = _evaluate(network, val) if val is not None else train_loss
+        val_loss = _evaluate(network, val, port=port) if val is not None else train_loss
         t_now = clock()
         history["epoch"].append(epoch)
         history["time"].append(t_now)
         history["train_loss"].append(train_loss)
         history["val_loss"].append(val_loss)
+        if port is not None and port_spec.damping != "none":
+            history["port"].append([epoch, t_now, float(port.gamma().detach().mean())])
         if mon_data is not None and (epoch == 1 or t_now >= next_monitor):
             measure_monitor(epoch, t_now)
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
@@ -426,6 +468,7 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
             best_val, best_epoch = val_loss, epoch
             if config.restore_best:
                 best_state = copy.deepcopy(network.state_dict())
+                best_port = copy.deepcopy(port.state_dict()) if port is not None else None
             bad = 0 if enough else bad + 1
         else:
             bad += 1
@@ -446,6 +489,8 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
     restored = False
     if config.restore_best and isinstance(best_state, dict):
         network.load_state_dict(best_state)
+        if port is not None:
+            port.load_state_dict(best_port)
         restored = True
     report(progress, "epochs", 1.0)
 
@@ -497,4 +542,10 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
         train_r_max=r_max,
         train_k_max=k_max,
     )
+    if port is not None:
+        from core.learning.rfhgn.port import identified
+
+        model.info.update(port=identified(port_spec, port.coefficients(), system.n, system.dim),
+                          port_history=history["port"], port_learning_rate=port_lr,
+                          source="derivatives (port baseline)")
     return model
