@@ -323,6 +323,8 @@ class MainWindow(QMainWindow):
         doc, jobs = self.document, self.jobs
         sp, tp = self.systemPanel, self.trainPanel
         sp.error.connect(self.show_error)
+        sp.message.connect(self.show_status)
+        self.views.particleClicked.connect(sp.toggle_driven)
         self.drawingPanel.error.connect(self.show_error)
         tp.trainRequested.connect(self.train)
         tp.cancelRequested.connect(self.cancel)

@@ -26,6 +26,10 @@ class ParticleView(QWidget):
     """One 3D view. ``set_system`` once per system, ``show_frame`` per frame."""
 
     rendered = Signal()
+    #: Ctrl+click on a particle: its index (e.g. to drive it: the System tab's damping and driving)
+    particleClicked = Signal(int)
+    #: how far (pixels) from a particle's projected centre a Ctrl+click still picks it
+    PICK_RADIUS = 30.0
 
     def __init__(self, title: str = "", parent: QWidget | None = None, colour=palette.TRUTH,
                  background=palette.BACKGROUND):
@@ -66,6 +70,42 @@ class ParticleView(QWidget):
         lay.addWidget(self.label)
         lay.addWidget(self.stack, 1)
         self._warm = False
+        self.surface_widget.installEventFilter(self)
+
+    # -- picking -----------------------------------------------------------------
+    def eventFilter(self, obj, ev):  # noqa: N802 (Qt name)
+        """Ctrl+click on the surface picks the particle under the mouse (the camera ignores that click)."""
+        from PySide6.QtCore import QEvent
+
+        if obj is self.surface_widget and ev.type() == QEvent.MouseButtonPress \
+                and ev.button() == Qt.LeftButton and ev.modifiers() & Qt.ControlModifier:
+            p = ev.position()
+            i = self.pick(float(p.x()), float(p.y()))
+            if i is not None:
+                self.particleClicked.emit(i)
+            return True
+        return super().eventFilter(obj, ev)
+
+    def projected(self) -> np.ndarray:
+        """The particles' centres in surface pixels (N, 2) as the camera shows them now."""
+        pos = self.particles.positions
+        if pos is None or len(pos) == 0:
+            return np.zeros((0, 2))
+        tr = self.view.scene.node_transform(self.canvas.scene)
+        m = np.asarray(tr.map(np.asarray(pos, dtype=np.float64)[:, :3]), dtype=np.float64)
+        return m[:, :2] / m[:, 3:4]
+
+    def pick(self, x: float, y: float) -> int | None:
+        """The particle whose projected centre is nearest to (x, y) (surface pixels, as the mouse gives
+        them), within PICK_RADIUS; None when there is none (or a placeholder is shown)."""
+        if self.empty or self.system is None:
+            return None
+        xy = self.projected()
+        if not len(xy):
+            return None
+        d = np.hypot(xy[:, 0] - x, xy[:, 1] - y)
+        i = int(np.argmin(d))
+        return i if d[i] <= self.PICK_RADIUS else None
 
     # -- what the scene holds (tests and callers read these) --------------------
     @property

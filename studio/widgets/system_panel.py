@@ -112,6 +112,8 @@ class SystemPanel(QWidget):
     one (undoable too). The summary line describes what the views show."""
 
     error = Signal(str)
+    #: a note for the status bar
+    message = Signal(str)
 
     def __init__(self, document, undo, parent: QWidget | None = None):
         super().__init__(parent)
@@ -468,6 +470,27 @@ class SystemPanel(QWidget):
         else:
             text = ""
         self.summary.setText(text)
+
+    # -- driven particles picked in the view ----------------------------------------
+    @Slot(int)
+    def toggle_driven(self, index: int) -> bool:
+        """Add particle ``index`` of the shown system to the driven particles, or take it out (one undoable
+        edit; Build applies it). False when the views show another system (a zero-shot roll-out's)."""
+        doc = self.document
+        r = doc.rollout
+        if doc.system is None or (r is not None and r.zero_shot) or not 0 <= index < doc.system.n:
+            self.error.emit("pick driven particles on the current system (the views show a zero-shot "
+                            "roll-out's larger one)" if doc.system is not None else "build a system first")
+            return False
+        nodes = [int(i) for i in (doc.get("port", "drive_nodes") or ())]
+        on = index not in nodes
+        nodes = sorted(nodes + [index]) if on else [i for i in nodes if i != index]
+        self.undo.push(set_setting(doc, "port", "drive_nodes", tuple(nodes),
+                                   f"{'Drive' if on else 'Stop driving'} particle {index}"))
+        hint = "" if doc.get("port", "drive_amplitude") else "; set a drive amplitude"
+        self.message.emit(f"particle {index} {'added to' if on else 'taken from'} the driven particles "
+                          f"({len(nodes)}){hint}; Build applies it")
+        return True
 
     # -- build -----------------------------------------------------------------
     @Slot()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..defaults import VIEW
@@ -59,6 +59,9 @@ def same_particles(a, b) -> bool:
 
 
 class ViewsPanel(QWidget):
+    #: Ctrl+click on a particle in either view: its index (ParticleView.particleClicked)
+    particleClicked = Signal(int)
+
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.truthView = ParticleView("Ground truth", colour=palette.TRUTH)
@@ -66,6 +69,8 @@ class ViewsPanel(QWidget):
         self.predictionView = ParticleView("Prediction", colour=palette.PREDICTION)
         self.predictionView.setObjectName("predictionView")
         self.truthView.link_camera(self.predictionView)
+        self.truthView.particleClicked.connect(self.particleClicked)
+        self.predictionView.particleClicked.connect(self.particleClicked)
         self.colourBar = ColourBar()
         self.colourBar.hide()
         self.layoutCombo = QComboBox()

@@ -157,3 +157,39 @@ def test_project_save_and_open_keeps_the_port(qtbot, trained_port, tmp_path):
     assert w.systemPanel.portForm.value("damping") == GAMMA
     assert d.models[0].model.info["port"]["damping"] == pytest.approx(GAMMA, rel=1e-3)
     assert float(w.modelsPanel.cell(0, "γ")) == pytest.approx(GAMMA, rel=1e-3)
+
+
+def test_ctrl_click_in_the_view_drives_the_particle_under_the_mouse(qtbot, window):
+    from PySide6.QtCore import QPoint
+    from PySide6.QtTest import QTest
+
+    w, d = window, window.document
+    build_tiny_lattice(qtbot, w, 3, 3)
+    view = w.views.truthView
+    img = view.render_image()
+    xy = view.projected()
+    assert xy.shape == (9, 2)
+    # independent check of the projection: the rendered picture shows a sphere at particle 4's centre and
+    # the background in the middle of the square of particles 0, 1, 3, 4
+    background = img[2, 2, :3].astype(int)
+    x, y = (int(round(v)) for v in xy[4])
+    assert np.abs(img[y, x, :3].astype(int) - background).sum() > 60
+    cx, cy = (int(round(v)) for v in xy[[0, 1, 3, 4]].mean(axis=0))       # a square's empty middle
+    assert np.abs(img[cy, cx, :3].astype(int) - background).sum() < 30
+    # Ctrl+click at particle 4 (a few pixels off its centre): it joins the driven particles, undoably
+    QTest.mouseClick(view.surface_widget, Qt.LeftButton, Qt.ControlModifier, QPoint(x + 3, y - 2))
+    assert tuple(d.get("port", "drive_nodes")) == (4,)
+    x0, y0 = (int(round(v)) for v in xy[0])
+    QTest.mouseClick(view.surface_widget, Qt.LeftButton, Qt.ControlModifier, QPoint(x0, y0))
+    assert tuple(d.get("port", "drive_nodes")) == (0, 4)
+    QTest.mouseClick(view.surface_widget, Qt.LeftButton, Qt.ControlModifier, QPoint(x, y))
+    assert tuple(d.get("port", "drive_nodes")) == (0,)
+    w.undo.undo()
+    assert tuple(d.get("port", "drive_nodes")) == (0, 4)
+    # a plain click moves the camera only; a Ctrl+click far from every particle picks none
+    QTest.mouseClick(view.surface_widget, Qt.LeftButton, Qt.NoModifier, QPoint(x0, y0))
+    QTest.mouseClick(view.surface_widget, Qt.LeftButton, Qt.ControlModifier, QPoint(2, 2))
+    assert tuple(d.get("port", "drive_nodes")) == (0, 4)
+    _type(w.systemPanel.portForm, "drive_amplitude", "0.1")
+    qtbot.mouseClick(w.systemPanel.buildButton, Qt.LeftButton)
+    assert d.system.port.drives[0].nodes == (0, 4)
