@@ -25,7 +25,10 @@ progress and cancel, on the CPU or a CUDA GPU, in float32 or float64),
 ``model`` (TrainedHGN: evaluation through
 :class:`core.learning.learned.NetworkHamiltonian` like an RF-HGN, save/load,
 conversion to an RF-HGN FittedModel), ``rf_hnn`` (random-feature HNN on the
-flattened state, the paper's non-graph comparison; numpy).
+flattened state, the paper's non-graph comparison; numpy), ``port``
+(``fit_port_baseline``: the same network with learnable damping and forcing,
+issue 13's baseline; docs/port_hamiltonian.md section 8) and ``port_terms``
+(its torch module of the learnable terms).
 
 torch is imported only when a baseline is trained or evaluated.
 """

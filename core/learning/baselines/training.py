@@ -377,7 +377,7 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
     if port is not None and one_group:  # optimizers of one parameter group: the network's learning rate
         named += [(f"port.{k}", v) for k, v in port.named_parameters()]
     optimizer = make_optimizer(spec.key, named, lr)
-    if port is not None and not one_group:
+    if port is not None and not one_group and list(port.parameters()):
         optimizer.add_param_group({"params": list(port.parameters()), "lr": port_lr})
     full_batch = spec.full_batch or config.batch_size >= data.n
     lbfgs = spec.key == "lbfgs"

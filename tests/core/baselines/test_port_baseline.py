@@ -105,3 +105,12 @@ def test_cli_refuses_an_unknown_method(tmp_path, capsys):
     assert main(["train", "--kind", "chain", "--n", "3", "--method", "nosuch", "--out", str(tmp_path / "m.npz")]) != 0
     err = capsys.readouterr().err
     assert "unknown optimizer 'nosuch'" in err and "adam" in err and not (tmp_path / "m.npz").exists()
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "muon", "sgd"])
+def test_other_optimizers_train_the_port_terms(optimizer):
+    s = builders.square_lattice(3, 3).copy(port=Port(GAMMA))
+    ds = random_snapshots(s, 30, 0.1, 0.3, seed=3, test_fraction=0.2)
+    m = fit_port_baseline(ds, BaselineConfig(optimizer=optimizer, max_epochs=3, **FAST))
+    g = m.info["port"]["damping"]
+    assert g >= 0 and g != pytest.approx(GAMMA_START, rel=1e-9)  # the damping was trained
