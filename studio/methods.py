@@ -60,7 +60,17 @@ def identified_port_of(model):
 
 
 def fit_baseline(dataset, config, progress=None, cancel=None):
-    """Train a gradient-trained HGN (imports torch, only when called)."""
+    """Train a gradient-trained HGN (imports torch, only when called). Data of a damped or driven system:
+    the damping and forcing are learned beside the network (core.learning.baselines.port.fit_port_baseline
+    with the terms of the data's own port)."""
+    from core.physics.port import port_of
+
+    if port_of(dataset.system) is not None:
+        from core.learning.baselines.port import fit_port_baseline
+        from core.learning.rfhgn.port import PortSpec
+
+        return fit_port_baseline(dataset, config, PortSpec.from_system(dataset.system), progress=progress,
+                                 cancel=cancel)
     from core.learning.baselines.training import fit
 
     return fit(dataset, config, progress=progress, cancel=cancel)
