@@ -405,7 +405,12 @@ class DrawingPanel(QWidget):
         r3.addWidget(QLabel("spacing"))
         r3.addWidget(self.layerSpacing)
         fl.addRow("Layers (3D)", r3)
-        fl.addRow(self.selLabel)
+        self.driveSelected = QPushButton("Drive selected")
+        self.driveSelected.setObjectName("driveSelected")
+        self.driveSelected.setToolTip("Make the selected particles (in every layer) the driven particles of the "
+                                      "System tab's damping and driving (undoable); Use drawn system applies it")
+        self.driveSelected.clicked.connect(self.drive_selected)
+        fl.addRow(self.selLabel, self.driveSelected)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -448,6 +453,21 @@ class DrawingPanel(QWidget):
         s = float(self.springSpin.value())
         self.canvas.edit("Set spring strength", lambda: self.model.set_spring(idx, s))
 
+    def drive_selected(self) -> bool:
+        """The selected particles (their copies in every layer too) become the driven particles (the
+        document's ``port`` section, one undoable edit)."""
+        from ..commands import set_setting
+
+        idx = sorted(self.canvas.sel_points)
+        if not idx:
+            self.error.emit("select particles first (Select mode), then Drive selected")
+            return False
+        n, layers = self.model.n, int(self.layersSpin.value())
+        nodes = tuple(int(i) + k * n for k in range(layers) for i in idx)
+        self.undo.push(set_setting(self.document, "port", "drive_nodes", nodes,
+                                   f"Drive {len(nodes)} drawn particle{'s' if len(nodes) > 1 else ''}"))
+        return True
+
     def clear(self) -> None:
         if self.model.n:
             self.canvas.edit("Clear drawing", self.model.clear)
@@ -455,11 +475,13 @@ class DrawingPanel(QWidget):
     def use(self):
         """Build the drawn system (core.physics.builders.custom); None after an error."""
         from ..commands import set_system
-        from ..document import potential_from_settings
+        from ..document import port_from_settings, potential_from_settings, with_port
 
         try:
             pot = potential_from_settings(self.document)
             system = self.model.to_system(pot, self.layersSpin.value(), self.layerSpacing.value())
+            # the System tab's damping and driving, as Build gives them
+            system = with_port(system, port_from_settings(self.document.values("port"), system))
         except HGNError as exc:
             self.error.emit(str(exc))
             return None

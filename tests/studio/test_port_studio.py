@@ -250,3 +250,37 @@ def test_gradient_trained_method_learns_a_port_on_damped_data():
     chunks = []
     pipeline.rollout_job(res.model, system, q0, p0, 0.01, 20, 5, emit=chunks.append)
     assert [c for k, c in chunks if k == "prediction"][0].meta["integrator"] == "strang-verlet (learned, port)"
+
+
+def test_drive_selected_drawn_particles_and_use_applies_the_port(qtbot, window):
+    from PySide6.QtTest import QTest
+
+    w, d = window, window.document
+    panel, canvas, model = w.drawingPanel, w.drawingPanel.canvas, w.drawingPanel.model
+    w.leftTabs.setCurrentWidget(panel)
+    qtbot.waitExposed(canvas)
+    for p in [(0, 0), (1, 0), (0, 1)]:
+        model.add_point(p)
+    model.add_edge(0, 1)
+    model.add_edge(0, 2)
+    model.add_edge(1, 2)
+    canvas.update()
+    panel.set_mode("select")
+    QTest.mouseClick(canvas, Qt.LeftButton, Qt.NoModifier, canvas.to_screen(np.array([1.0, 0.0])).toPoint())
+    assert canvas.sel_points == {1}
+    panel.layersSpin.setValue(2)
+    assert panel.drive_selected()
+    assert tuple(d.get("port", "drive_nodes")) == (1, 4)            # particle 1 in both layers
+    _type(w.systemPanel.portForm, "drive_amplitude", "0.2")
+    _type(w.systemPanel.portForm, "damping", "0.1")
+    _type(w.systemPanel.portForm, "drive_direction", "0, 1")
+    system = panel.use()
+    assert system is d.system and system.n == 6 and system.dim == 3
+    assert system.port.damping == 0.1 and system.port.drives[0].nodes == (1, 4)
+    assert system.port.drives[0].direction == (0.0, 1.0, 0.0)       # the 2-component direction padded
+    w.undo.undo()                                                    # Use drawn system
+    w.undo.undo()                                                    # direction
+    w.undo.undo()                                                    # damping
+    w.undo.undo()                                                    # amplitude
+    w.undo.undo()                                                    # Drive selected
+    assert tuple(d.get("port", "drive_nodes")) == ()
