@@ -126,6 +126,8 @@ def fit_imported_job(trajectories, sim: dict, method, settings: dict, *, progres
     info = dict(getattr(model, "info", {}) or {})
     info["data"] = f"imported: {', '.join(ds.meta['labels'])} (forces {ds.meta['forces']})"
     idx = ds.test if len(ds.test) else ds.train
+    if pipeline.identified_port_of(model) is not None:       # a port model (damped or driven data)
+        from core.learning.rfhgn.port import port_derivative_mse as derivative_mse
     test_mse = float(derivative_mse(model, ds, indices=idx))
     return pipeline.TrainResult(model=model, dataset=ds, method=method.key, settings=dict(settings),
                                 fit_time=float(info.get("fit_time", wall)), test_mse=test_mse,

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QM
 from core.errors import HGNError
 
 from .defaults import GIL_SWITCH_INTERVAL, PLAYBACK, VIEW
-from .document import Document
+from .document import Document, default_settings
 from .jobs import Jobs
 from .pacing import pacer
 from .scene import palette
@@ -403,7 +403,10 @@ class MainWindow(QMainWindow):
     # -- system ------------------------------------------------------------
     def _initial_system(self) -> None:
         if self.document.system is None:
-            self.systemPanel.build()
+            if self.systemPanel.build() is None and self.document.values("port") != default_settings()["port"]:
+                # last time's damping and driving do not fit (e.g. a drive node out of range): start without
+                self.document.restore_settings({"port": default_settings()["port"]})
+                self.systemPanel.build()
             self.document.mark_saved()           # the start-up system is not an unsaved change
 
     @Slot(object)

@@ -284,3 +284,18 @@ def test_drive_selected_drawn_particles_and_use_applies_the_port(qtbot, window):
     w.undo.undo()                                                    # amplitude
     w.undo.undo()                                                    # Drive selected
     assert tuple(d.get("port", "drive_nodes")) == ()
+
+
+def test_last_port_settings_that_do_not_fit_do_not_stop_the_start(qtbot, isolated_settings):
+    """A drive node saved with the last settings that the start-up lattice does not have: the studio
+    starts with a system (undamped, undriven) rather than none."""
+    from studio_helpers import make_window
+
+    w = make_window(qtbot)
+    d = w.document
+    d.set("port", "drive_nodes", (10_000,))
+    d.set("port", "drive_amplitude", 0.1)
+    w.close()                                # writes the last used settings
+    w2 = make_window(qtbot)
+    assert w2.document.system is not None and w2.document.system.port is None
+    assert tuple(w2.document.get("port", "drive_nodes")) == ()
