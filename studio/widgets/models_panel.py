@@ -52,6 +52,11 @@ def identified_damping(ident: dict | None):
     return float(g)
 
 
+def _details(row: dict) -> list[str]:
+    """The detail keys worth showing for a row (no "Identified" for models that identified nothing)."""
+    return [k for k in DETAILS if not (k == "Identified" and row.get(k) == "–")]
+
+
 def _gamma_text(g):
     return f"{g:.5g}" if isinstance(g, float) else g
 
@@ -194,7 +199,7 @@ class ModelsPanel(QWidget):
         self.table.setRowCount(len(models))
         for r, rec in enumerate(models):
             row = model_row(rec)
-            tip = "\n".join(f"{k}: {_fmt(row[k])}" for k in DETAILS)
+            tip = "\n".join(f"{k}: {_fmt(row[k])}" for k in _details(row))
             for c, (key, _) in enumerate(COLUMNS):
                 item = QTableWidgetItem(_fmt(row.get(key)))
                 if isinstance(row.get(key), (int, float)):
@@ -219,7 +224,7 @@ class ModelsPanel(QWidget):
                                 else "")
         else:
             row = model_row(rec)
-            self.detail.setText(f"{rec.name}: " + ", ".join(f"{k.lower()} {_fmt(row[k])}" for k in DETAILS)
+            self.detail.setText(f"{rec.name}: " + ", ".join(f"{k.lower()} {_fmt(row[k])}" for k in _details(row))
                                 + (f". {rec.note}" if rec.note else ""))
         self._update_zero_shot(rec)
 

@@ -137,6 +137,7 @@ def test_undamped_system_leaves_the_balance_plot_empty(qtbot, window):
     set_tiny_training(w)
     rec = train_and_wait(qtbot, w)
     assert "port" not in rec.model.info and w.modelsPanel.cell(0, "γ") == "–"
+    assert "identified" not in w.modelsPanel.detail.text()
     assert w.balancePlot.is_empty() and w.balancePlot.showing_empty_text
 
 
