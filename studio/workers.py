@@ -456,6 +456,9 @@ class JobRunner(QObject):
         self._inbox: deque = deque()
         self._cancel_at: float | None = None
         self._pending_cancel: int | None = None
+        #: moments of the last finished job (perf_counter, the machine's monotonic clock):
+        #: returned and encoded (in the worker), read (its last byte here), delivered (finished emitted)
+        self.last_times: dict = {}
         self._cancel_timer = QTimer(self)
         self._cancel_timer.setSingleShot(True)
         self._cancel_timer.timeout.connect(self._enforce_cancel)
@@ -580,6 +583,8 @@ class JobRunner(QObject):
         alive = proc.read(budget)
         while proc.reader.messages:
             msg = proc.reader.messages.popleft()
+            if msg[0][0] == "finished" and len(msg[0]) > 3 and isinstance(msg[0][3], dict):
+                msg[0][3]["read"] = time.perf_counter()
             if msg[0][0] == "ready":
                 proc.ready = (msg[0][2], msg[0][3])
             elif msg[0][1] == self._job:
@@ -655,6 +660,9 @@ class JobRunner(QObject):
         if proc is not None:                 # free for the next job (also one started by a handler below)
             pool().give_back(proc, heavy)
         self._inbox.clear()
+        if kind == "finished":
+            self.last_times = dict(env[3]) if len(env) > 3 and isinstance(env[3], dict) else {}
+            self.last_times["delivered"] = time.perf_counter()
         try:
             if kind == "finished":
                 self.finished.emit(result)

@@ -185,6 +185,27 @@ def test_the_job_runs_in_another_process(qtbot):
     assert got == [worker_pid] and worker_pid != os.getpid()
 
 
+def _threads(progress=None, cancel=None, emit=None):
+    import torch
+
+    return os.environ.get("OMP_NUM_THREADS"), torch.get_num_threads()
+
+
+def test_a_worker_leaves_the_window_a_core(qtbot):
+    """A worker's torch (and BLAS) use one core fewer than the machine has
+    (unless OMP_NUM_THREADS says otherwise): on a busy 2-core machine torch's
+    2 threads made the table build after a fit 10-20x slower."""
+    want = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 2) - 1))
+    assert wp.worker_threads() == max(1, (os.cpu_count() or 2) - 1)
+    runner = JobRunner()
+    got = []
+    runner.finished.connect(got.append)
+    runner.failed.connect(lambda m, tb: got.append(m + tb))
+    assert runner.start("threads", _threads)
+    assert runner.wait(60000)
+    assert got == [(want, int(want))], got
+
+
 def test_signals_arrive_in_order_through_the_event_loop(qtbot):
     runner = JobRunner()
     events = _record(runner)
