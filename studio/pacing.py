@@ -18,6 +18,16 @@ everything now (tests, or before a picture of the window is taken).
 One pacer serves the whole window (:func:`pacer`): the views' renders
 (:mod:`studio.widgets.surfaces`), the plots' updates and the views' scene
 rebuilds all wait in the same queue, so they never share a batch.
+
+On a busy machine the pacer also keeps the window's drawing to a share of
+the time (:data:`DUTY`): after a piece that took ``d`` seconds of wall time
+while the window's process got less than :data:`BUSY_CPU` of a CPU in it
+(it waited for one), the next piece waits at least ``d * (1 / DUTY - 1)``
+(:func:`rest_after`). The drawing then slows down by itself and, latest data
+winning, skips intermediate pictures instead of queuing CPU work the window
+then has to wait for (Linux's scheduler makes a thread that has used more
+than its fair share of a loaded CPU wait the longest). On an idle machine a
+piece gets its CPU and the gap stays :data:`GAP_MS`.
 """
 from __future__ import annotations
 
@@ -30,12 +40,43 @@ from PySide6.QtCore import QObject, QTimer
 #: the event loop's breathing space between two pieces (ms): long enough for
 #: the posted events of the previous piece (its paint) and any due timer
 GAP_MS = 8
+#: the largest share of wall time the pacer's pieces may take on a busy machine (see
+#: module notes); environment variable ``HGN_STUDIO_PACER_DUTY`` (0 < x <= 1; 1: no limit)
+#: overrides it
+DUTY = 0.35
+#: a piece during which the window's process got less CPU time than this share of
+#: its wall time ran on a busy machine (all the process's threads count: the 3D
+#: views' software renderer draws in threads of its own)
+BUSY_CPU = 0.75
+#: the longest rest after a piece (seconds)
+MAX_REST = 0.5
+
+
+def rest_after(took: float, cpu: float, duty: float) -> float:
+    """Seconds the next piece waits after one that took ``took`` seconds of
+    wall time and ``cpu`` seconds of the process's CPU time: ``took * (1 /
+    duty - 1)`` (at most :data:`MAX_REST`) when the process was short of CPU
+    (``cpu < BUSY_CPU * took``), else 0 (:data:`GAP_MS` applies)."""
+    if duty >= 1.0 or took <= 0.002 or cpu >= BUSY_CPU * took:
+        return 0.0
+    return min(MAX_REST, took * (1.0 / duty - 1.0))
+
+
+def pacer_duty() -> float:
+    """:data:`DUTY`, or ``HGN_STUDIO_PACER_DUTY`` when it is a number in (0, 1]."""
+    import os
+
+    try:
+        value = float(os.environ.get("HGN_STUDIO_PACER_DUTY", "") or DUTY)
+    except ValueError:
+        return DUTY
+    return value if 0.0 < value <= 1.0 else DUTY
 
 
 class Pacer(QObject):
     """A queue of GUI work run one piece per event-loop turn (see module notes)."""
 
-    def __init__(self, parent: QObject | None = None, gap_ms: int = GAP_MS):
+    def __init__(self, parent: QObject | None = None, gap_ms: int = GAP_MS, duty: float | None = None):
         super().__init__(parent)
         self._order: list[Hashable] = []
         self._work: dict[Hashable, Callable[[], object]] = {}
@@ -46,6 +87,8 @@ class Pacer(QObject):
         #: pieces run so far (tests)
         self.runs = 0
         self._last = 0.0               # perf_counter when the last piece ended
+        self.duty = pacer_duty() if duty is None else float(duty)
+        self._rest = 0.0               # seconds the next piece waits after the last one (duty)
 
     def later(self, key: Hashable, fn: Callable[[], object], first: bool = False) -> None:
         """Run ``fn()`` in a later turn; a piece already waiting under ``key``
@@ -58,9 +101,14 @@ class Pacer(QObject):
             self._order.insert(0, key) if first else self._order.append(key)
         self._work[key] = fn
         if not self._timer.isActive():
-            # in the next turn, but never sooner than GAP_MS after the last piece
-            since = 1e3 * (time.perf_counter() - self._last)
-            self._timer.start(max(0, int(self.gap_ms - since)))
+            # in the next turn, but never sooner than the gap after the last piece
+            self._timer.start(self._wait_ms())
+
+    def _wait_ms(self) -> int:
+        """Milliseconds until the next piece may run: GAP_MS after the last
+        one, or longer after a long one (:data:`DUTY`)."""
+        since = time.perf_counter() - self._last
+        return max(0, int(round(1e3 * (max(self.gap_ms / 1e3, self._rest) - since))))
 
     def pending(self, key: Hashable) -> bool:
         return key in self._work
@@ -81,6 +129,7 @@ class Pacer(QObject):
         if isinstance(key, QObject) and not shiboken6.isValid(key):
             return False                  # its widget was deleted meanwhile (a closed window)
         self.runs += 1
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             fn()
         except RuntimeError as exc:
@@ -89,6 +138,7 @@ class Pacer(QObject):
                 raise
         finally:
             self._last = time.perf_counter()
+            self._rest = rest_after(self._last - t0, time.process_time() - c0, self.duty)
         return True
 
     def flush(self) -> None:
@@ -103,7 +153,7 @@ class Pacer(QObject):
         if self._order:
             self.take(self._order[0])
         if self._order:
-            self._timer.start(self.gap_ms)
+            self._timer.start(self._wait_ms())
 
 
 _PACER: Pacer | None = None

@@ -59,6 +59,53 @@ def test_one_piece_per_event_loop_turn_with_a_gap(qtbot):
     assert posted == [1, 2, 3]                   # each piece's event before the next piece
 
 
+def test_a_piece_short_of_cpu_is_followed_by_a_rest_in_proportion(qtbot):
+    """On a busy machine the pacer's pieces take at most DUTY of the wall
+    time: after a piece of d seconds during which the process got little CPU
+    (here: it sleeps, as a GUI thread waiting for a CPU does) the next one
+    waits d * (1 / duty - 1), so the window's drawing slows down instead of
+    piling up CPU work."""
+    import time
+
+    from studio.pacing import Pacer
+
+    p = Pacer(gap_ms=1, duty=0.25)
+    times = []
+
+    def piece(k, wait):
+        t0 = time.perf_counter()
+        time.sleep(wait)
+        times.append((k, t0, time.perf_counter()))
+
+    p.later(0, lambda: piece(0, 0.03))
+    p.later(1, lambda: piece(1, 0.0))
+    qtbot.waitUntil(lambda: len(times) == 2, timeout=5000)
+    (_, a0, a1), (_, b0, _b1) = times
+    assert b0 - a1 >= 0.95 * 3 * (a1 - a0), (b0 - a1, a1 - a0)     # rest = 3 x the piece at duty 1/4
+
+
+def test_the_rest_rule():
+    from studio.pacing import BUSY_CPU, MAX_REST, rest_after
+
+    assert rest_after(0.02, 0.02, 0.25) == 0.0                  # it had its CPU: an idle machine, no rest
+    assert rest_after(0.02, 0.03, 0.25) == 0.0                  # more than a CPU (renderer threads)
+    assert rest_after(0.02, 0.005, 0.25) == pytest.approx(0.06)  # a quarter of a CPU: 3 x 20 ms
+    assert rest_after(0.02, 0.99 * BUSY_CPU * 0.02, 0.5) == pytest.approx(0.02)
+    assert rest_after(0.02, 0.0, 1.0) == 0.0                    # duty 1: no limit
+    assert rest_after(0.001, 0.0, 0.25) == 0.0                  # a tiny piece
+    assert rest_after(2.0, 0.0, 0.25) == MAX_REST
+
+
+def test_the_pacer_duty_setting(monkeypatch):
+    from studio.pacing import DUTY, Pacer, pacer_duty
+
+    monkeypatch.delenv("HGN_STUDIO_PACER_DUTY", raising=False)
+    assert pacer_duty() == DUTY and 0 < DUTY < 1 and Pacer().duty == DUTY
+    for raw, want in [("0.5", 0.5), ("1", 1.0), ("0", DUTY), ("2", DUTY), ("x", DUTY)]:
+        monkeypatch.setenv("HGN_STUDIO_PACER_DUTY", raw)
+        assert pacer_duty() == want, raw
+
+
 def test_the_next_piece_waits_for_the_paint_a_piece_caused(qtbot):
     """A piece's paint comes as a chain of posted events (a graphics scene's
     update, then the window's low-priority repaint request): the whole chain
