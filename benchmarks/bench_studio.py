@@ -403,13 +403,9 @@ def _worker_nice() -> int | None:
 
 def _gui_slice() -> float | None:
     """The GUI thread's time slice as the kernel reports it (us; None: not readable)."""
+    if not sys.platform.startswith("linux") or platform.machine() != "x86_64":
+        return None
     try:
-        from studio.worker_process import thread_slice_us
-    except ImportError:
-        thread_slice_us = None
-    if thread_slice_us is not None:
-        return thread_slice_us()
-    try:                                        # older code: read it all the same
         import ctypes
 
         buf = (ctypes.c_uint64 * 8)()
@@ -456,6 +452,7 @@ def measure(repeat: int, code: Path, diagnose: bool = True, events: bool = False
     stalls = {k: [] for k, _ in STALL_STAGES}
     cancels = {k: [] for k, _ in CANCEL_STAGES}
     first = []
+    timelines: list[dict] = []
     #: how long the work itself took (wall seconds): lowering the workers' priority must not slow it much
     durations: dict[str, list] = {"fit": [], "rollout": [], "zero_shot": [], "export": []}
 
@@ -471,6 +468,17 @@ def measure(repeat: int, code: Path, diagnose: bool = True, events: bool = False
         first.append(w.timing["first_frame"] - t_press)
         durations["fit"].append(t_trained - t_press)
         durations["rollout"].append(t_done - t_trained)
+        # what the first frame waited for: each stage's first report after Train, the model's
+        # arrival, the roll-out's first report and the first frame (seconds after Train)
+        line: dict = {}
+        for t, s_, _f in st.progress:
+            if t >= t_press and s_ not in line:
+                line[s_] = t - t_press
+        for k, t in (getattr(w.trainJobs, "last_times", None) or {}).items():
+            line[f"result {k}"] = t - t_press
+        line["model in the window"] = t_trained - t_press
+        line["first frame"] = w.timing["first_frame"] - t_press
+        timelines.append(line)
         stall("fit", t_press, t_trained)
         stall("rollout", t_trained, t_done)
         _pump(0.3)
@@ -600,6 +608,7 @@ def measure(repeat: int, code: Path, diagnose: bool = True, events: bool = False
         "idle_gap_ms": 1e3 * idle_gap,
         "first_frame_s": first,
         "durations_s": durations,
+        "first_train_timeline_s": timelines,
         "worker_nice": _worker_nice(),
         "gui_slice_us": _gui_slice(),
         "stall_ms": {k: [1e3 * g for g in v] for k, v in stalls.items()},
@@ -780,6 +789,8 @@ def report(doc: dict) -> tuple[str, str]:
                               f"{100 * sum(x['waited_ms'] for x in runs) / span:.0f}%")
         if shares:
             lines.append(f"  {v}, the GUI thread over the stages: " + "; ".join(shares))
+        for line in doc["results"][v].get("first_train_timeline_s") or []:
+            lines.append(f"  {v}, Train ->: " + ", ".join(f"{k} {t:.2f} s" for k, t in line.items()))
     text = "\n".join(lines)
 
     md = ["# Studio responsiveness under load (`benchmarks/bench_studio.py`)", "",
