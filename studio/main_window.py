@@ -339,6 +339,7 @@ class MainWindow(QMainWindow):
         doc.replaced.connect(self._on_replaced)
         doc.aboutToSave.connect(self._store_view)
         doc.message.connect(self.show_status)
+        doc.settingsChanged.connect(self._on_port_settings)
         self.time.frameChanged.connect(self.views.show_frame)
         self.time.frameChanged.connect(self._on_frame)
         self.time.playingChanged.connect(self._on_playing)
@@ -409,6 +410,25 @@ class MainWindow(QMainWindow):
                 self.systemPanel.build()
             self.document.mark_saved()           # the start-up system is not an unsaved change
 
+    @Slot(str, str)
+    def _on_port_settings(self, section: str, key: str) -> None:
+        if section == "" or (section == "port" and key in ("", "drive_nodes")):
+            self._update_marked()
+
+    def _update_marked(self) -> None:
+        """The views draw the driven particles in the highlight colour: those listed in the System tab
+        while the views show the current system, else (a zero-shot roll-out's larger system) its own."""
+        doc = self.document
+        shown = doc.displayed_system
+        if shown is None:
+            return
+        if shown is doc.system or (doc.rollout is not None and not doc.rollout.zero_shot):
+            nodes = [int(i) for i in (doc.get("port", "drive_nodes") or ())]
+        else:
+            port = getattr(shown, "port", None)
+            nodes = sorted({i for d in port.drives for i in d.nodes}) if port is not None else []
+        self.views.set_marked(nodes)
+
     @Slot(object)
     def _on_system(self, system) -> None:
         self.jobs.cancel_rollout()
@@ -418,6 +438,7 @@ class MainWindow(QMainWindow):
         self._plot_timer.stop()
         for p in self.plots:
             p.clear_curves()
+        self._update_marked()
         self.show_status(describe(system))
 
     # -- training ----------------------------------------------------------
@@ -504,6 +525,7 @@ class MainWindow(QMainWindow):
     def _on_rollout_started(self, buf) -> None:
         self.time.pause()
         self.views.set_rollout(buf)
+        self._update_marked()
         self.time.set_times(buf.t, buf.n_filled)
         # the plots start over, each drawn in a pacer turn of its own, with
         # the x range the roll-out's whole planned span (see TimePlot.begin_stream)

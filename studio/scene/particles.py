@@ -99,6 +99,9 @@ class ParticleScene:
         self.overlay = False
         self.shown = True
         self._edges = None
+        #: particles drawn in ``mark_colour`` instead of the uniform colour (the driven ones); None: none
+        self.marked: np.ndarray | None = None
+        self.mark_colour = palette.SELECTION
 
     # -- what is drawn ------------------------------------------------------
     def set_system(self, system, q: np.ndarray | None = None) -> None:
@@ -108,7 +111,7 @@ class ParticleScene:
         self.size = sphere_size(system)
         scales = mass_scales(system.masses)
         self.max_scale = float(scales.max()) if len(scales) else 1.0
-        self.particles.set(pos, self.size, self.colour, scales)
+        self.particles.set(pos, self.size, self._uniform_colours(len(pos)), scales)
         self.ghost.set(pos, self.size, self.ghost_colour, scales)
         self._edges = system.edges.astype(np.uint32) if draws_bonds(system) else None
         if self._edges is not None:
@@ -116,6 +119,25 @@ class ParticleScene:
         if system.box is not None:
             self.box.set_data(pos=box_segments(system.box), connect="segments")
         self._visibility()
+
+    def set_marked(self, indices) -> None:
+        """Draw these particles (indices; those beyond the system are ignored) in ``mark_colour`` while the
+        colouring is uniform (the driven particles); empty or None: none. Recolours at once."""
+        idx = None if indices is None else np.unique(np.asarray(list(indices), dtype=np.int64))
+        self.marked = idx if idx is not None and idx.size else None
+        if self.system is not None and self.particles.n:
+            self.particles.update(self.particles.positions, self._uniform_colours(self.particles.n))
+
+    def _uniform_colours(self, n: int):
+        """The main set's uniform colour, or (N, 4) colours with the marked particles in mark_colour."""
+        if self.marked is None:
+            return self.colour
+        idx = self.marked[(self.marked >= 0) & (self.marked < n)]
+        if not idx.size:
+            return self.colour
+        rgba = np.tile(np.asarray(self.colour, np.float32), (n, 1))
+        rgba[idx] = np.asarray(self.mark_colour, np.float32)
+        return rgba
 
     @property
     def has_bonds(self) -> bool:
@@ -162,7 +184,11 @@ class ParticleScene:
         (overlay mode), hidden when None."""
         pos = scene_positions(self.system, q)
         if colours is None:
-            self.particles.update(pos, uniform=self.colour)
+            uniform = self._uniform_colours(len(pos))
+            if isinstance(uniform, np.ndarray):
+                self.particles.update(pos, uniform)
+            else:
+                self.particles.update(pos, uniform=uniform)
         else:
             self.particles.update(pos, colours)
         if self.bonds.visible:

@@ -165,6 +165,11 @@ class ParticleView(QWidget):
             self.reset_camera()
         self.surface.mark_dirty()
 
+    def set_marked(self, indices) -> None:
+        """Particles drawn in the highlight colour while the colouring is uniform (the driven ones)."""
+        self.scene.set_marked(indices)
+        self.surface.mark_dirty()
+
     def set_show_bonds(self, show: bool) -> None:
         """Draw the springs/bonds as lines (positions follow from the next frame)."""
         self.scene.set_show_bonds(show)

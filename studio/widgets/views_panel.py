@@ -126,6 +126,12 @@ class ViewsPanel(QWidget):
         self.set_colour_mode(VIEW.colour_by)
         self._update_placeholder()
 
+    def set_marked(self, indices) -> None:
+        """Particles both views draw in the highlight colour while the colouring is uniform (the driven
+        particles of the System tab)."""
+        for v in (self.truthView, self.predictionView):
+            v.set_marked(indices)
+
     # -- options ---------------------------------------------------------------
     @property
     def layout_mode(self) -> str:

@@ -128,7 +128,8 @@ def test_damped_driven_system_trains_a_port_model_and_shows_its_balance(qtbot, t
     assert len(t) == n and len(w.balancePlot.curve_data("H - H0 (prediction)")[0]) == n
     assert np.max(np.abs(net)) > 1e-4
     assert np.max(np.abs(change - net)) < 0.05 * np.max(np.abs(net))
-    assert w.plotTabs.currentWidget() is w.balancePlot
+    # the page is chosen in a turn of the window's pacer after the model became current
+    qtbot.waitUntil(lambda: w.plotTabs.currentWidget() is w.balancePlot, timeout=5000)
 
 
 def test_undamped_system_leaves_the_balance_plot_empty(qtbot, window):
@@ -167,6 +168,7 @@ def test_ctrl_click_in_the_view_drives_the_particle_under_the_mouse(qtbot, windo
     w, d = window, window.document
     build_tiny_lattice(qtbot, w, 3, 3)
     view = w.views.truthView
+    w.views.bondsCheck.setChecked(False)          # the springs pass through the centres: spheres only
     img = view.render_image()
     xy = view.projected()
     assert xy.shape == (9, 2)
@@ -175,11 +177,22 @@ def test_ctrl_click_in_the_view_drives_the_particle_under_the_mouse(qtbot, windo
     background = img[2, 2, :3].astype(int)
     x, y = (int(round(v)) for v in xy[4])
     assert np.abs(img[y, x, :3].astype(int) - background).sum() > 60
+    blue = img[y, x, :3].astype(int)
+    assert blue[2] > blue[0] + 40                 # the truth's blue sphere
     cx, cy = (int(round(v)) for v in xy[[0, 1, 3, 4]].mean(axis=0))       # a square's empty middle
     assert np.abs(img[cy, cx, :3].astype(int) - background).sum() < 30
     # Ctrl+click at particle 4 (a few pixels off its centre): it joins the driven particles, undoably
     QTest.mouseClick(view.surface_widget, Qt.LeftButton, Qt.ControlModifier, QPoint(x + 3, y - 2))
     assert tuple(d.get("port", "drive_nodes")) == (4,)
+    # the driven particle is drawn in the highlight colour (both views), the others in the run's colour
+    from studio.scene import palette
+
+    for v in (view, w.views.predictionView):
+        colours = np.asarray(v.particles.colors)
+        assert np.allclose(colours[4], palette.SELECTION, atol=1e-6)
+        assert np.allclose(np.delete(colours, 4, axis=0), np.asarray(v.scene.colour), atol=1e-6)
+    marked = view.render_image()[y, x, :3].astype(int)
+    assert marked[0] > marked[2] + 40             # yellow-ish (#ffd166) where the blue sphere was
     x0, y0 = (int(round(v)) for v in xy[0])
     QTest.mouseClick(view.surface_widget, Qt.LeftButton, Qt.ControlModifier, QPoint(x0, y0))
     assert tuple(d.get("port", "drive_nodes")) == (0, 4)
@@ -187,6 +200,7 @@ def test_ctrl_click_in_the_view_drives_the_particle_under_the_mouse(qtbot, windo
     assert tuple(d.get("port", "drive_nodes")) == (0,)
     w.undo.undo()
     assert tuple(d.get("port", "drive_nodes")) == (0, 4)
+    assert np.allclose(np.asarray(view.particles.colors)[[0, 4]], palette.SELECTION, atol=1e-6)
     # a plain click moves the camera only; a Ctrl+click far from every particle picks none
     QTest.mouseClick(view.surface_widget, Qt.LeftButton, Qt.NoModifier, QPoint(x0, y0))
     QTest.mouseClick(view.surface_widget, Qt.LeftButton, Qt.ControlModifier, QPoint(2, 2))
