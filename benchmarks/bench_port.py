@@ -16,10 +16,17 @@ RFConfig defaults; the data's own port terms are the fit's candidates):
 
 Every case runs with the RFConfig defaults and with the "tuned" settings of :data:`CONFIGS`.
 
-Not here yet: the Adam baseline with learnable damping and forcing (not built), fits from time series.
+Against the gradient-trained baseline (issue 13's "Baseline" bullet): on the same data of every case, the
+same network (RFConfig defaults' widths) with learnable damping (softplus, >= 0) and forcing on the same
+cos/sin columns, trained by Adam (BaselineConfig defaults: float32, lr 1e-2, port lr 1e-1, minibatches of
+32, one torch thread, no early stopping) on the derivative loss for a wall-clock budget (``--adam-budget``
+seconds per case; core.learning.baselines.port.fit_port_baseline). Measures: the same errors as the RF rows,
+and from the damping learned after every epoch the training time from which on it stays within a relative
+error of 1e-1, 1e-2, 1e-3 (the RF fit's error was never reached in the budget). Not built: a multi-step
+(K-step) loss.
 
-Run: ``.venv/bin/python benchmarks/bench_port.py`` (``--quick``: fewer steps of the roll-outs). Writes
-benchmarks/results/port.json and port.md.
+Run: ``.venv/bin/python benchmarks/bench_port.py`` (``--quick``: fewer steps of the roll-outs;
+``--adam-budget S``). Writes benchmarks/results/port.json and port.md.
 """
 from __future__ import annotations
 
@@ -35,6 +42,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.errors import HGNError  # noqa: E402
+from core.learning.baselines import BaselineConfig  # noqa: E402
+from core.learning.baselines.port import fit_port_baseline  # noqa: E402
 from core.learning.rfhgn import RFConfig, fit  # noqa: E402
 from core.learning.rfhgn.port import fit_port, port_derivative_mse, rollout_port  # noqa: E402
 from core.physics import builders  # noqa: E402
@@ -69,10 +79,75 @@ CONFIGS = {"default": {}, "tuned": {"edge_width": 64, "message_width": 32, "regu
                                     "swim_scale": 0.1}}
 
 
+#: the datasets of the cases (the Adam rows use the same data as the RF rows)
+DATA: dict = {}
+
+
+def errors(out: dict, ident: dict, true_port: Port) -> None:
+    """Damping, amplitude and phase errors of identified coefficients (``info["port"]``) into ``out``."""
+    gamma = float(true_port.damping)
+    out["damping_identified"] = ident["damping"]
+    out["damping_rel_error"] = abs(ident["damping"] / gamma - 1)
+    if true_port.drives:
+        d = true_port.drives[0]
+        f = ident["forcing"]
+        amp = np.array(f["amplitude"][0])
+        out["amplitude_rel_error"] = float(np.max(np.abs(amp / d.amplitude - 1)))
+        out["phase_error"] = float(np.max(np.abs(np.array(f["phase"][0]) - d.phase)))
+
+
+def rollouts(out: dict, model, s, system, true_port: Port, steps: int, zero_shot) -> None:
+    from core.learning.rfhgn.port import identified_port
+
+    port = identified_port(model.info["port"])
+    out["rollout_steps"] = steps
+    try:
+        out["rollout_position_mse"], out["rollout_s"] = position_mse(model, s, port, steps)
+    except HGNError as exc:  # a baseline's roll-out may blow up
+        out["rollout_error"] = str(exc)
+    if zero_shot is not None:
+        # the true port and the identified one carried to the larger lattice's corresponding particles
+        big = zero_shot.copy(port=transfer_port(true_port, system, zero_shot))
+        out["zero_shot_particles"] = big.n
+        try:
+            out["zero_shot_position_mse"], out["zero_shot_s"] = position_mse(
+                model, big, transfer_port(port, system, zero_shot), steps)
+        except HGNError as exc:
+            out["zero_shot_error"] = str(exc)
+
+
+def adam_case(name: str, system, true_port: Port, steps: int, budget: float, zero_shot=None) -> dict:
+    """The Adam port baseline on the data of the RF rows of case ``name``."""
+    s = system.copy(port=true_port)
+    ds = DATA[name]
+    config = BaselineConfig.from_rf(RFConfig(**CONFIGS["default"]), time_budget=budget, patience=0, threads=1)
+    model = fit_port_baseline(ds, config)
+    gamma = float(true_port.damping)
+    hist = np.array(model.info["port_history"], dtype=np.float64).reshape(-1, 3)
+    rel = np.abs(hist[:, 2] / gamma - 1)
+    reach = {}
+    for tol in (1e-1, 1e-2, 1e-3):  # the training clock from which on the damping stays within tol
+        out_ = np.flatnonzero(rel > tol)
+        if out_.size == 0:
+            reach[f"{tol:g}"] = float(hist[0, 1])
+        else:
+            reach[f"{tol:g}"] = float(hist[out_[-1] + 1, 1]) if out_[-1] + 1 < len(rel) else None
+    out = {"case": name, "settings": "adam", "config": config.to_dict(), "particles": s.n,
+           "snapshots": ds.n_snapshots, "train": int(len(ds.train)), "fit_s": model.info["fit_time"],
+           "epochs": model.info["epochs"], "stop_reason": model.info["stop_reason"],
+           "best_epoch": model.info["best_epoch"], "train_mse": model.info["loss_history"][-1],
+           "test_derivative_mse": port_derivative_mse(model, ds), "port": true_port.to_dict(),
+           "time_to_damping_rel_error": reach, "best_damping_rel_error_seen": float(rel.min()),
+           "port_learning_rate": model.info["port_learning_rate"]}
+    errors(out, model.info["port"], true_port)
+    rollouts(out, model, s, system, true_port, steps, zero_shot)
+    return out
+
+
 def case(name: str, system, true_port: Port, steps: int, zero_shot=None, settings: str = "default") -> dict:
     s = system.copy(port=true_port)
     t = time.perf_counter()
-    ds = generate(s, SPEC)
+    ds = DATA[name] = generate(s, SPEC)
     data_s = time.perf_counter() - t
     config = RFConfig(**CONFIGS[settings])
     model = fit_port(ds, config)
@@ -83,47 +158,36 @@ def case(name: str, system, true_port: Port, steps: int, zero_shot=None, setting
            "data_s": data_s, "fit_s": model.info["fit_time"], "plain_fit_s": plain.info["fit_time"],
            "train_mse": model.info["train_mse"], "plain_train_mse": plain.info["train_mse"],
            "test_derivative_mse": port_derivative_mse(model, ds), "port": true_port.to_dict()}
-    gamma = float(true_port.damping)
-    out["damping_identified"] = ident["damping"]
-    out["damping_rel_error"] = abs(ident["damping"] / gamma - 1)
-    if true_port.drives:
-        d = true_port.drives[0]
-        f = ident["forcing"]
-        amp = np.array(f["amplitude"][0])
-        out["amplitude_rel_error"] = float(np.max(np.abs(amp / d.amplitude - 1)))
-        out["phase_error"] = float(np.max(np.abs(np.array(f["phase"][0]) - d.phase)))
-    from core.learning.rfhgn.port import identified_port
-
-    port = identified_port(ident)
-    out["rollout_steps"] = steps
-    out["rollout_position_mse"], out["rollout_s"] = position_mse(model, s, port, steps)
-    if zero_shot is not None:
-        # the true port and the identified one carried to the larger lattice's corresponding particles
-        big = zero_shot.copy(port=transfer_port(true_port, system, zero_shot))
-        out["zero_shot_particles"] = big.n
-        out["zero_shot_position_mse"], out["zero_shot_s"] = position_mse(
-            model, big, transfer_port(port, system, zero_shot), steps)
+    errors(out, ident, true_port)
+    rollouts(out, model, s, system, true_port, steps, zero_shot)
     return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="roll-outs of 200 steps instead of 1000")
+    ap.add_argument("--adam-budget", type=float, default=120.0,
+                    help="seconds of Adam training per case for the baseline rows, 0 = skip them (default: "
+                         "%(default)s)")
     args = ap.parse_args(argv)
     steps = 200 if args.quick else 1000
     sq = builders.square_lattice(10, 10)
     morse = builders.square_lattice(10, 10, potential="morse", potential_params={"D": 1.0, "a": 1.5})
     chain = builders.chain(16)
     w0 = 2 * np.sin(np.pi / (2 * 16))
-    rows = [r for settings in CONFIGS for r in (
-        case("square10", sq, Port(0.05, (Drive(edge(sq), 0.1, 1.3, (1.0, 0.0), 0.3),)), steps,
-             zero_shot=builders.square_lattice(30, 30), settings=settings),
-        case("morse10", morse, Port(0.05), steps, settings=settings),
-        case("chain_resonance", chain, Port(0.02, (Drive((0,), 0.05, float(w0), (1.0, 0.0), 0.0),)), steps,
-             settings=settings))]
+    cases = [("square10", sq, Port(0.05, (Drive(edge(sq), 0.1, 1.3, (1.0, 0.0), 0.3),)),
+              builders.square_lattice(30, 30)),
+             ("morse10", morse, Port(0.05), None),
+             ("chain_resonance", chain, Port(0.02, (Drive((0,), 0.05, float(w0), (1.0, 0.0), 0.0),)), None)]
+    rows = [case(name, system, port, steps, zero_shot=big, settings=settings)
+            for settings in CONFIGS for name, system, port, big in cases]
+    if args.adam_budget > 0:
+        rows += [adam_case(name, system, port, steps, args.adam_budget, zero_shot=big)
+                 for name, system, port, big in cases]
     meta = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.platform(), "cores": os.cpu_count(),
             "load": os.getloadavg()[0], "spec": SPEC.to_dict(), "configs": CONFIGS,
-            "targets": {"damping_rel_error": 1e-6, "amplitude_rel_error": 1e-6, "rollout_position_mse": 1e-6}}
+            "targets": {"damping_rel_error": 1e-6, "amplitude_rel_error": 1e-6, "rollout_position_mse": 1e-6},
+            "adam_budget_s": args.adam_budget}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "port.json").write_text(json.dumps({"meta": meta, "cases": rows}, indent=2))
     lines = ["# Damping and forcing identified in one solve (issue 13)", "",
@@ -136,6 +200,9 @@ def main(argv=None) -> int:
              "roll-out pos. MSE | zero-shot 30x30 pos. MSE | fit s (plain fit s) | train MSE (plain) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        if r["settings"] == "adam":
+            continue
+
         def g(k, fmt="{:.2e}", r=r):
             return fmt.format(r[k]) if k in r else "-"
         lines.append(f"| {r['case']} | {r['settings']} | {r['particles']} | {g('damping_rel_error')} | "
@@ -143,7 +210,40 @@ def main(argv=None) -> int:
                      f"{g('phase_error')} | {g('test_derivative_mse')} | {g('rollout_position_mse')} | "
                      f"{g('zero_shot_position_mse')} | {r['fit_s']:.2f} ({r['plain_fit_s']:.2f}) | "
                      f"{r['train_mse']:.1e} ({r['plain_train_mse']:.1e}) |")
-    lines += ["", "Adam baseline with learnable damping and forcing: not built yet (issue 13)."]
+    adam = [r for r in rows if r["settings"] == "adam"]
+    if adam:
+        lines += ["", f"## RF-HGN (one solve) against the Adam baseline (same network, same data; "
+                      f"{args.adam_budget:g} s of Adam per case)", "",
+                  "The baseline: the HGN with learnable damping (softplus) and forcing on the same cos/sin columns, "
+                  "every layer trained by Adam on the derivative loss (BaselineConfig defaults: float32, lr 1e-2, "
+                  "damping/forcing lr 1e-1, minibatches of 32, one torch thread, weights of the best validation "
+                  "loss kept); "
+                  "RF rows: RFConfig defaults (same widths) and tuned. Time to a damping relative error: the "
+                  "training clock from which on the damping learned after every epoch stays within it (- = not "
+                  "in the budget); the Adam model's error is that of the restored best-validation epoch.",
+                  "", "| case | method | fit s | epochs | gamma rel. err | amplitude rel. err (worst) | "
+                      "test dq,dp MSE | roll-out pos. MSE | zero-shot 30x30 pos. MSE | "
+                      "time to gamma err 1e-1 / 1e-2 / 1e-3 (s) |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+
+        def cell(r, k):
+            if k in r:
+                return f"{r[k]:.2e}"
+            return "blew up" if k.replace("position_mse", "error") in r else "-"
+
+        for name in [r["case"] for r in adam]:
+            for r in [x for x in rows if x["case"] == name]:
+                t = r.get("time_to_damping_rel_error")
+                reach = " / ".join("-" if v is None else f"{v:.1f}" for v in t.values()) if t else "-"
+                lines.append(f"| {name} | {'Adam' if r['settings'] == 'adam' else 'RF ' + r['settings']} | "
+                             f"{r['fit_s']:.2f} | {r.get('epochs', '-')} | {cell(r, 'damping_rel_error')} | "
+                             f"{cell(r, 'amplitude_rel_error')} | {cell(r, 'test_derivative_mse')} | "
+                             f"{cell(r, 'rollout_position_mse')} | {cell(r, 'zero_shot_position_mse')} | {reach} |")
+        ratio = {r["case"]: r["fit_s"] for r in rows if r["settings"] == "default"}
+        lines += ["", "Adam's budget against the RF default fit's time: " + ", ".join(
+            f"{r['case']} {r['fit_s'] / ratio[r['case']]:.0f}x" for r in adam) + " (the issue asks for 1000x or the "
+            "time to the same error; the RF errors were not reached). Not built: the baseline's multi-step "
+            "(K-step roll-out) loss."]
     (RESULTS / "port.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
