@@ -56,7 +56,7 @@ from core.physics.system import System
 from core.physics.trajectory import Dataset
 from ..learned import training_source
 from .config import RFConfig
-from .fitting import solve_block
+from .fitting import fit as plain_fit, solve_block
 from .model import FittedModel
 from .sampling import choose_points, local_energies, sample_network
 
@@ -360,6 +360,11 @@ def fit_port(dataset: Dataset, config: RFConfig | None = None, spec: PortSpec | 
         raise HGNError(f"fit_port needs a Dataset, got {type(dataset).__name__}")
     system = dataset.system
     spec = (PortSpec.from_system(system) if spec is None else spec).check(system)
+    if spec.n_columns(system.n, system.dim) == 0:
+        # nothing to identify: exactly today's fit (rfhgn.fitting.fit, bit for bit), with an empty port
+        model = plain_fit(dataset, config, progress, cancel)
+        model.info.update(source="derivatives (port)", port=identified(spec, np.zeros(0), system.n, system.dim))
+        return model
     device = resolve_device(config.device)
     train, q, p, dqdt, dpdt = training_source(dataset)
     dataset.check_trainable(train)
