@@ -333,7 +333,9 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
     p_tr = torch.as_tensor(p[tr_idx], **f64)
     stats = input_statistics(g_tr, q_tr, p_tr, config.encoding)
     with torch.no_grad():  # the training range (roll-outs check it and tables cover it, as for RF-HGN)
-        r_max = float(g_tr.delta(q_tr)[1].max()) if g_tr.P else 0.0
+        r_tr = g_tr.delta(q_tr)[1] if g_tr.P else None
+        r_max = float(r_tr.max()) if r_tr is not None else 0.0
+        r_min = float(r_tr.min()) if r_tr is not None else None
         k_max = float((0.5 * (p_tr * p_tr).sum(-1) / g_tr.masses).max())
     g_val = Graph.build(system, q[val_idx], device=device) if len(val_idx) else None
     network = HGN(config.encoding, system.dim, config.widths(), linear_kinetic=config.linear_kinetic,
@@ -540,6 +542,7 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
         n_particles=int(system.n),
         energy_constant_known=known,
         train_r_max=r_max,
+        train_r_min=r_min,
         train_k_max=k_max,
     )
     if port is not None:

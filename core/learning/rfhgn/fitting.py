@@ -53,6 +53,8 @@ the network, which come from torch autograd through ``HGN.features`` in float64)
 """
 from __future__ import annotations
 
+import math
+
 import time
 import warnings
 
@@ -297,7 +299,7 @@ def assemble(network: HGN, groups: list[Group], config: RFConfig, progress=None,
     """The normal equations of the groups' rows, streamed batch by batch
     from the groups' arrays. ``record`` (optional dict): receives ``k_max``
     (the largest kinetic energy of a training particle) and, for fixed
-    graphs, ``r_max`` (the largest pair distance of the training snapshots)."""
+    graphs, ``r_max`` and ``r_min`` (the largest and smallest pair distance of the training snapshots)."""
     ne = NormalEquations(network)
     plan = [(g, a, b) for g in groups for a, b in _batches(g, network, config)]
     fixed = {}
@@ -342,6 +344,7 @@ def _assemble_fixed(ne: NormalEquations, fj: FixedJacobians, q, p, dqdt, dpdt, r
                        "the pair features are undefined there")
     if record is not None:
         record["r_max"] = max(record.get("r_max", 0.0), float(rmax))
+        record["r_min"] = min(record.get("r_min", float("inf")), float(rmin))
     S = q.shape[0]
     n = -(-S // (fj.chunk or S)) if S else 0  # chunks of at most fj.chunk snapshots, sizes within one
     for k in range(n):
@@ -454,10 +457,11 @@ def _fit_groups(groups: list[Group], known: tuple[System, np.ndarray, np.ndarray
         e_ref = len(known[0].edges)
     # the training range: fixed graphs from the assembly's distances (every training snapshot), others
     # from the sampled snapshots' pairs
-    r_max = record.get("r_max", 0.0)
+    r_max, r_min = record.get("r_max", 0.0), record.get("r_min", float("inf"))
     for g, s in zip(groups, sets):
         if not _fast(g, network) and s.graph.P:
-            r_max = max(r_max, float(s.graph.delta(s.q)[1].max()))
+            r = s.graph.delta(s.q)[1]
+            r_max, r_min = max(r_max, float(r.max())), min(r_min, float(r.min()))
     k_max = record.get("k_max", 0.0)
     model = FittedModel(config, network, None, constant, n_ref, groups[0].system, e_ref=e_ref)
     model.info.update(
@@ -470,6 +474,7 @@ def _fit_groups(groups: list[Group], known: tuple[System, np.ndarray, np.ndarray
         solve={k: v for k, v in sinfo.items() if isinstance(v, dict)},
         energy_constant_known=known_energy,
         train_r_max=r_max,
+        train_r_min=r_min if math.isfinite(r_min) else None,  # the roll-outs' range check warns below it too
         train_k_max=k_max,
         cores=available_cores(),
         device=str(device),

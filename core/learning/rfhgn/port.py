@@ -219,7 +219,7 @@ def _assemble(network, system: System, q, p, dqdt, dpdt, t, train, spec: PortSpe
                                               (8.0 * system.n * system.dim * (2 * network.L + c + 8)))))
     graphs: dict = {}
     masses = torch.as_tensor(system.masses, dtype=torch.float64, device=device)
-    r_max, k_max = 0.0, 0.0
+    r_max, r_min, k_max = 0.0, math.inf, 0.0
     for a in range(0, S, step):
         check_cancel(cancel)
         rows = train[a:a + step]
@@ -238,7 +238,7 @@ def _assemble(network, system: System, q, p, dqdt, dpdt, t, train, spec: PortSpe
             if float(r.min()) <= 0:
                 raise HGNError("two particles of a snapshot sit on top of each other (pair distance 0); the pair "
                                "features are undefined there")
-            r_max = max(r_max, float(r.max()))
+            r_max, r_min = max(r_max, float(r.max())), min(r_min, float(r.min()))
         k_max = max(k_max, float((0.5 * (pb * pb).sum(-1) / masses).max()))
         with torch.no_grad():
             _, Jq, Jp = network.jacobians(g, qb, pb)
@@ -251,7 +251,7 @@ def _assemble(network, system: System, q, p, dqdt, dpdt, t, train, spec: PortSpe
         else:
             ne.add("all", np.concatenate([Jp, np.zeros((Jp.shape[0], X.shape[1]))], axis=1), vb.reshape(-1))
             ne.add("all", np.concatenate([-Jq, X], axis=1), fb.reshape(-1))
-    return ne, r_max, k_max
+    return ne, (r_min, r_max), k_max
 
 
 def _solve(ne: _Normal, network, c: int, config: RFConfig) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -376,15 +376,16 @@ def fit_port(dataset: Dataset, config: RFConfig | None = None, spec: PortSpec | 
         report(progress, "sample", 0.0)
         sets = choose_points([(system, q, p, train)], config, rng, device)
         network = sample_network(config, sets, rng, None, progress, cancel)
-        ne, r_max, k_max = _assemble(network, system, q, p, dqdt, dpdt, t, train, spec, config, device, cancel)
+        ne, (r_min, r_max), k_max = _assemble(network, system, q, p, dqdt, dpdt, t, train, spec, config, device,
+                                              cancel)
         report(progress, "solve", 0.0)
         theta, coef, sinfo = _solve(ne, network, c, config)
         rounds = config.adaptive_rounds if config.sampler == "adaptive" else 0
         for _ in range(rounds):
             check_cancel(cancel)
             network = sample_network(config, sets, rng, local_energies(network, theta, sets), None, cancel)
-            ne, r_max, k_max = _assemble(network, system, q, p, dqdt, dpdt, t, train, spec, config, device,
-                                         cancel)
+            ne, (r_min, r_max), k_max = _assemble(network, system, q, p, dqdt, dpdt, t, train, spec, config,
+                                                  device, cancel)
             theta, coef, sinfo = _solve(ne, network, c, config)
         network.set_theta(theta)
         constant = 0.0
@@ -401,7 +402,8 @@ def fit_port(dataset: Dataset, config: RFConfig | None = None, spec: PortSpec | 
         fit_time=time.perf_counter() - t0, n_snapshots=int(len(train)), n_particles=int(system.n),
         n_features=int(network.L), n_rows=int(sinfo["rows"]), train_mse=float(sinfo["train_mse"]),
         solve={k: v for k, v in sinfo.items() if isinstance(v, dict)}, energy_constant_known=bool(known),
-        train_r_max=r_max, train_k_max=k_max, cores=available_cores(), device=str(device),
+        train_r_max=r_max, train_r_min=r_min if math.isfinite(r_min) else None, train_k_max=k_max,
+        cores=available_cores(), device=str(device),
         source="derivatives (port)", port=identified(spec, coef, system.n, system.dim))
     report(progress, "solve", 1.0)
     return model

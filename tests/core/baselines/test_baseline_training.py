@@ -151,8 +151,8 @@ def test_the_energy_constant_comes_from_a_known_energy(lattice_data):
 
 
 def test_the_training_range_is_recorded_for_roll_outs(lattice_data):
-    """Like an RF fit, the largest training pair distance and kinetic input
-    are in ``info`` (the roll-out's training-range check reads them)."""
+    """Like an RF fit, the smallest and largest training pair distance and
+    the largest kinetic input are in ``info`` (the roll-out's training-range check reads them)."""
     from core.learning.rollout import training_distance_range
 
     ds = lattice_data
@@ -162,7 +162,8 @@ def test_the_training_range_is_recorded_for_roll_outs(lattice_data):
     r = np.linalg.norm(q[:, e[:, 0]] - q[:, e[:, 1]], axis=-1)
     assert m.info["train_r_max"] == pytest.approx(r.max(), rel=1e-14)
     assert m.info["train_k_max"] == pytest.approx((0.5 * (p * p).sum(-1) / ds.system.masses).max(), rel=1e-14)
-    assert training_distance_range(m) == pytest.approx((0.0, r.max()))
+    assert m.info["train_r_min"] == pytest.approx(r.min(), rel=1e-14)
+    assert training_distance_range(m) == pytest.approx((r.min(), r.max()))
 
 
 @pytest.mark.parametrize("init", ["swim", "elm"])
