@@ -401,6 +401,19 @@ def _fmt(x) -> str:
 # ----------------------------------------------------------------------
 # train
 # ----------------------------------------------------------------------
+def _training_series(ds, source) -> list:
+    """The dataset's training time series (its trajectories, less those it
+    holds out for testing); HGNError when it has none."""
+    trajs = ds.trajectories
+    if not trajs:
+        raise HGNError(f"{source} holds no time series (trajectories); fit its snapshots without "
+                       "--time-series, or make the dataset with 'simulate --dataset-out'")
+    keep = ds.meta.get("train_trajectories")
+    if keep is not None and len(keep) and len(trajs) > 1:
+        trajs = [trajs[int(k)] for k in keep]
+    return trajs
+
+
 def training_data(args):
     """The dataset the arguments describe: --data FILE, or random snapshots
     (train and test) drawn from the system the options describe."""
@@ -469,26 +482,13 @@ def run_train(args) -> int:
             if spec.damping == "none" and not spec.frequencies and not spec.field:
                 spec = PortSpec("uniform")
             if args.time_series:
-                trajs = ds.trajectories
-                if not trajs:
-                    raise HGNError(f"{args.data} holds no time series (trajectories); fit its snapshots without "
-                                   "--time-series, or make the dataset with 'simulate --dataset-out'")
-                keep = ds.meta.get("train_trajectories")
-                if keep is not None and len(keep) and len(trajs) > 1:
-                    trajs = [trajs[int(k)] for k in keep]
-                model = fit_port_time_series(trajs, config, spec, progress=bar)
+                model = fit_port_time_series(_training_series(ds, args.data), config, spec, progress=bar)
             else:
                 ds.check_trainable(where=f"the training snapshots of {args.data}" if args.data else
                                    "the drawn training snapshots")
                 model = fit_port(ds, config, spec, progress=bar)
         elif args.time_series:
-            trajs = ds.trajectories
-            if not trajs:
-                raise HGNError(f"{args.data} holds no time series (trajectories); fit its snapshots without "
-                               "--time-series, or make the dataset with 'simulate --dataset-out'")
-            keep = ds.meta.get("train_trajectories")
-            if keep is not None and len(keep) and len(trajs) > 1:
-                trajs = [trajs[int(k)] for k in keep]
+            trajs = _training_series(ds, args.data)
             from core.physics.trajectory import static_series
 
             if static_series(trajs):
