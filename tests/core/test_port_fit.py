@@ -228,3 +228,40 @@ def test_a_small_fourier_basis_finds_a_drive_of_unknown_frequency(driven):
         PortSpec.fourier((0,), 0.0, 3)
     with pytest.raises(HGNError, match="harmonics"):
         PortSpec.fourier((0,), 1.0, 0)
+
+
+def test_coefficients_of_data_from_the_feature_family_are_recovered_to_round_off():
+    """When the Hamiltonian lies in the span of the features (here: a fitted
+    model's own H, on its own hidden layers), the one solve has no model
+    error: the damping and the drive (amplitude, phase, direction) of data
+    made from that H come back to round-off as the normal equations amplify
+    it (condition ~1e13 with ELM features at regularisation 1e-14: measured
+    errors 1.5e-9 and 5e-9; with SWIM features 1e-7), against ~1e-6 to 1e-5
+    from ground-truth data, where the features only approximate H."""
+    from core.learning.hgn.device import resolve_device
+    from core.learning.rfhgn import port as port_fit
+
+    model = fit(random_snapshots(LATTICE, 500, 0.1, 0.1, seed=0), RFConfig(fast_tables=False, sampler="elm"))
+    rng = np.random.default_rng(5)
+    S = 120
+    q = LATTICE.positions[None] + 0.1 * rng.standard_normal((S, 27, 3))
+    p = 0.1 * rng.standard_normal((S, 27, 3))
+    t = rng.uniform(0.0, 20.0, S)
+    hq, hp = model.gradients(LATTICE, q, p, exact=True)
+    gamma, amp, w, phase = 0.037, 0.21, 1.7, -0.4
+    u = np.array([0.0, 0.6, 0.8])
+    force = np.zeros_like(q)                          # written out here, not through port_columns
+    force[:, list(FACE), :] = (amp * np.cos(w * t + phase))[:, None, None] * u
+    dqdt, dpdt = hp, -hq - gamma * hp + force
+    spec = PortSpec("uniform", FACE, (w,))
+    config = RFConfig(regularisation=1e-14)
+    ne, _, _ = port_fit._assemble(model.network, LATTICE, q, p, dqdt, dpdt, t, np.arange(S), spec, config,
+                                  resolve_device("cpu"), None)
+    _, coef, info = port_fit._solve(ne, model.network, spec.n_columns(27, 3), config)
+    ident = port_fit.identified(spec, coef, 27, 3)
+    assert abs(ident["damping"] / gamma - 1) < 5e-8, ident["damping"]
+    f = ident["forcing"]
+    np.testing.assert_allclose(f["amplitude"][0], amp, rtol=5e-8)
+    np.testing.assert_allclose(f["phase"][0], phase, rtol=0, atol=5e-8)
+    np.testing.assert_allclose(np.array(f["direction"][0]), np.tile(u, (len(FACE), 1)), rtol=0, atol=5e-8)
+    assert info["train_mse"] < 1e-20 * np.mean(dpdt ** 2)
