@@ -132,10 +132,20 @@ class Dataset:
                            "(particles at rest in equilibrium, e.g. drawn with displacement 0 and momentum 0), "
                            "so there is no motion to learn; draw them with a displacement or momentum > 0")
 
+    #: meta entries with one value per snapshot, taken along by :meth:`subset`
+    PER_SNAPSHOT_META = ("time_of_snapshot",)
+
     def subset(self, idx) -> "Dataset":
+        """The snapshots ``idx`` as a dataset of their own (all for training);
+        per-snapshot meta (:data:`PER_SNAPSHOT_META`) follows them."""
         idx = np.asarray(idx)
+        meta = dict(self.meta)
+        for key in self.PER_SNAPSHOT_META:
+            v = meta.get(key)
+            if v is not None and np.ndim(v) >= 1 and len(v) == self.n_snapshots:
+                meta[key] = np.asarray(v)[idx]
         return Dataset(self.system, self.q[idx], self.p[idx], self.dqdt[idx], self.dpdt[idx],
-                       self.energy[idx], np.arange(len(idx)), np.zeros(0, dtype=np.int64), [], dict(self.meta))
+                       self.energy[idx], np.arange(len(idx)), np.zeros(0, dtype=np.int64), [], meta)
 
 
 #: snapshots read at once by :func:`degenerate` (it stops at the first that moves, so data are not copied whole)

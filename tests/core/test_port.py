@@ -384,3 +384,21 @@ def test_a_scaled_lattice_carries_the_port():
     assert b.n == 81 and b.port.damping == 0.1
     assert sorted(i for d in b.port.drives for i in d.nodes) == np.flatnonzero(xb == xb.min()).tolist()
     assert rebuild_scaled(builders.square_lattice(3, 3), 2).port is None
+
+
+def test_a_subset_of_a_driven_dataset_keeps_each_snapshots_time():
+    """Dataset.subset takes meta['time_of_snapshot'] along (it kept the whole
+    array before, misaligned with the chosen snapshots)."""
+    from core.learning.rfhgn import RFConfig
+    from core.learning.rfhgn.port import fit_port
+    from core.physics.builders import chain
+    from core.physics.datagen import DataSpec, generate
+    from core.physics.port import Drive, Port
+
+    s = chain(6).copy(port=Port(0.05, (Drive((0,), 0.1, 1.3, (1.0, 0.0)),)))
+    ds = generate(s, DataSpec(n_trajectories=2, steps=200, dt=0.01, save_every=4))
+    idx = np.arange(ds.n_snapshots)[::3]
+    sub = ds.subset(idx)
+    np.testing.assert_array_equal(sub.meta["time_of_snapshot"], np.asarray(ds.meta["time_of_snapshot"])[idx])
+    ident = fit_port(sub, RFConfig()).info["port"]          # refused before (times of the wrong length)
+    assert abs(ident["damping"] / 0.05 - 1) < 1e-3
