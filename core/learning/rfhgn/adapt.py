@@ -1,0 +1,185 @@
+"""Few-shot adaptation (issue 14; docs/adapt.md): keep the sampled hidden
+layers of a fitted model (or a saved basis, :mod:`.basis`) and solve only
+the output layer on k snapshots of a new system.
+
+The normal equations of the k snapshots are assembled by the fit's own code
+(:func:`core.learning.rfhgn.fitting.assemble`; nothing is re-sampled) and
+each block (kinetic / potential for separable networks) is solved by
+:func:`core.learning.rfhgn.fitting.solve_block` with a regularisation chosen
+per block by generalised cross-validation (GCV) on the column-scaled normal
+matrix A = D^-1 Z^T Z D^-1 (D the column norms of Z, as in the fit):
+
+    A = V diag(w) V^T,  c = V^T D^-1 Z^T u,  n = rows of the block
+    RSS(lam) = RSS(0) + sum c^2 lam^2 / (w (w+lam)^2)
+    RSS(0)   = max(u.u - sum c^2/w, 0)   (eigenvalues above L eps max w)
+    df(lam)  = sum w/(w+lam)
+    GCV(lam) = n RSS(lam) / (n - df(lam))^2
+
+over the grid lam = 10^-14 ... 10^0 (29 values, half decades); the smallest
+GCV wins. One eigendecomposition of an L x L block serves the whole grid,
+so the rule costs about one extra solve. GCV is the rotation-invariant
+form of leave-one-out; exact leave-one-out would need each row's leverage,
+which the summed normal equations no longer hold.
+"""
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from core.errors import HGNError
+from core.learning.hgn.device import blas_threads, resolve_device, torch_threads
+from core.learning.hgn.graph import Graph
+from core.learning.hgn.network import HGN
+from core.physics.trajectory import Dataset
+from ..learned import training_source
+from .config import RFConfig
+from .fitting import Group, assemble, fit_threads, solve_block
+from .model import FittedModel
+
+#: the GCV grid of relative regularisations (the normal matrix is scaled to a unit diagonal)
+LAMBDA_GRID = tuple(10.0 ** e for e in np.arange(-14.0, 0.01, 0.5))
+
+
+def gcv_choice(G: np.ndarray, b: np.ndarray, uu: float, rows: int, grid=LAMBDA_GRID) -> tuple[float, dict]:
+    """The relative regularisation of ``grid`` with the smallest GCV score
+    for the block ``G = Z^T Z``, ``b = Z^T u``, ``uu = u.u`` of ``rows`` rows
+    (module notes); returns it and a dict with the scores and the
+    effective rank (eigenvalues above L * eps * max of the scaled matrix)."""
+    n_cols = len(b)
+    if n_cols == 0:
+        return float(grid[0]), {"gcv": [], "effective_rank": 0}
+    dg = np.sqrt(np.clip(np.diag(G), 0.0, None))
+    dg = np.where(dg > 0, dg, 1.0)
+    A = G / dg[:, None] / dg[None, :]
+    w, V = np.linalg.eigh(A)
+    w = np.clip(w, 0.0, None)
+    c2 = (V.T @ (b / dg)) ** 2
+    rank = int(np.sum(w > n_cols * np.finfo(float).eps * max(float(w.max()), 1e-300)))
+    # RSS(lam) = RSS(0) + sum c^2 lam^2 / (w (w + lam)^2): the part that depends on lam without the
+    # cancellation of u.u - ..., which would leave the choice to round-off on nearly exact data
+    pos = w > n_cols * np.finfo(float).eps * max(float(w.max()), 1e-300)
+    rss0 = max(uu - float(np.sum(c2[pos] / w[pos])), 0.0)
+    scores = []
+    for lam in grid:
+        f = 1.0 / (w + lam)
+        rss = rss0 + float(np.sum(c2[pos] * lam * lam / (w[pos] * (w[pos] + lam) ** 2)))
+        df = float(np.sum(w * f))
+        denom = max(rows - df, 1e-12) ** 2
+        scores.append(rows * rss / denom)
+    best = int(np.argmin(scores))
+    return float(grid[best]), {"gcv": [float(s) for s in scores], "effective_rank": rank}
+
+
+def _parts(model_or_basis):
+    """(network, config, source dict, train_r range) of a FittedModel or a Basis."""
+    from .basis import Basis
+
+    if isinstance(model_or_basis, FittedModel):
+        info = model_or_basis.info or {}
+        src = {"kind": "model", "n_snapshots": info.get("n_snapshots"),
+               "system": getattr(model_or_basis.train_system, "name", None)}
+        rng = (info.get("train_r_min"), info.get("train_r_max"))
+        return model_or_basis.network, model_or_basis.config, src, rng
+    if isinstance(model_or_basis, Basis):
+        return model_or_basis.network, model_or_basis.config, dict(model_or_basis.source, kind="basis"), \
+            (model_or_basis.source.get("train_r_min"), model_or_basis.source.get("train_r_max"))
+    raise HGNError(f"adapt needs a fitted model or a basis, got {type(model_or_basis).__name__}")
+
+
+def _check_compatible(network: HGN, dataset: Dataset) -> None:
+    d = dataset.system.dim
+    if int(network.dim) != d:
+        raise HGNError(f"the basis is for {network.dim}D systems, the data are {d}D; "
+                       f"sample a basis on {d}D data")
+    if network.encoding == "invariant" and dataset.system.edges is None and dataset.system.cutoff is None:
+        raise HGNError("the data's system has neither edges nor a cutoff; the invariant basis needs a graph")
+
+
+def adapt(model_or_basis, dataset: Dataset, k: int | None = None, config: RFConfig | None = None,
+          seed: int | None = None, regularisation: float | None = None) -> FittedModel:
+    """A model with the hidden layers of ``model_or_basis`` (a FittedModel or
+    a :class:`.basis.Basis`) and an output layer solved on ``k`` training
+    snapshots of ``dataset`` (None: all): the first k of ``dataset.train``,
+    or a choice of k of them drawn with ``seed`` when a seed is given.
+    ``regularisation``: None chooses it per block by GCV (module notes), a
+    number fixes it (relative, as ``RFConfig.regularisation``). ``config``
+    overrides the basis' settings for the assembly (batch sizes, device,
+    solver); its layer widths must match. ``info["adapt"]``: k, the chosen
+    regularisation per block, the GCV scores, the effective rank, the
+    basis' source and the adapt time (seconds, data in memory to model)."""
+    t0 = time.perf_counter()
+    base_net, base_cfg, source, (r_min0, r_max0) = _parts(model_or_basis)
+    config = base_cfg if config is None else config
+    if not isinstance(config, RFConfig):
+        raise HGNError(f"config must be an RFConfig, got {type(config).__name__}")
+    config.validate()
+    if not isinstance(dataset, Dataset):
+        raise HGNError(f"adapt needs a Dataset, got {type(dataset).__name__}")
+    _check_compatible(base_net, dataset)
+    train, q, p, dqdt, dpdt = training_source(dataset)
+    if k is None:
+        k = len(train)
+    k = int(k)
+    if k < 1 or k > len(train):
+        raise HGNError(f"k (snapshots) must be between 1 and the {len(train)} training snapshots, got {k}")
+    rows = train[:k] if seed is None else np.sort(np.random.default_rng(seed).choice(train, k, replace=False))
+    dataset.check_trainable(rows)
+    device = resolve_device(config.device)
+    network = copy.deepcopy(base_net)
+    if network.device != device:
+        network = network.to(device)
+    system = dataset.system
+    threads = fit_threads(config, [system], device)
+    record: dict = {}
+    with torch_threads(threads), blas_threads(threads):
+        group = Group(system, q, p, dqdt, dpdt, rows, device)
+        ne = assemble(network, [group], config, record=record)
+        theta = np.zeros(network.L)
+        chosen, scores, ranks, sse, nrows = {}, {}, {}, 0.0, 0
+        for name, (G, b, uu, n) in ne.blocks.items():
+            if regularisation is None:
+                lam, g = gcv_choice(G, b, uu, n)
+                scores[name] = g["gcv"]
+                ranks[name] = g["effective_rank"]
+            else:
+                lam = float(regularisation)
+            x, _ = solve_block(G, b, lam, config.solver)
+            cols = {"p": network.p_cols, "q": network.q_cols, "all": slice(0, network.L)}[name]
+            theta[cols] = x
+            chosen[name] = lam
+            sse += max(float(x @ G @ x - 2.0 * x @ b + uu), 0.0)
+            nrows += n
+            if regularisation is None and ranks[name] < len(b) and n < len(b):
+                warnings.warn(f"adapt: {k} snapshots give {n} rows for the {len(b)} features of block "
+                              f"'{name}' (effective rank {ranks[name]}); the output layer is underdetermined "
+                              "and rests on the regularisation; use more snapshots", stacklevel=2)
+        network.set_theta(theta)
+        constant, known = 0.0, False
+        energy = np.asarray(dataset.energy, dtype=np.float64).reshape(-1)
+        if energy.shape == (dataset.n_snapshots,) and np.isfinite(energy[rows[0]]):
+            kq = torch.as_tensor(np.asarray(q[rows[0]], dtype=np.float64)[None], device=device)
+            kp = torch.as_tensor(np.asarray(p[rows[0]], dtype=np.float64)[None], device=device)
+            with torch.no_grad():
+                e = float(network(Graph.build(system, kq, device=device), kq, kp)[0])
+            constant, known = float(energy[rows[0]] - e), True
+    e_ref = None if system.edges is None else len(system.edges)
+    model = FittedModel(config, network, None, constant, system.n, system, e_ref=e_ref)
+    r_max = max(x for x in (record.get("r_max"), r_max0, 0.0) if x is not None)
+    r_mins = [x for x in (record.get("r_min"), r_min0) if x is not None and np.isfinite(x)]
+    elapsed = time.perf_counter() - t0
+    model.info.update(
+        n_snapshots=k, n_particles=int(system.n), n_features=int(network.L), n_rows=int(nrows),
+        train_mse=sse / max(nrows, 1), energy_constant_known=known,
+        train_r_max=r_max, train_r_min=min(r_mins) if r_mins else None,
+        train_k_max=max(record.get("k_max", 0.0), float((model_or_basis.info or {}).get("train_k_max", 0.0))
+                        if isinstance(model_or_basis, FittedModel) else record.get("k_max", 0.0)),
+        source="adapt", threads=threads, device=str(device), fit_time=elapsed,
+        adapt={"k": k, "snapshots": [int(i) for i in rows[:50]], "seed": seed,
+               "regularisation": chosen, "rule": "given" if regularisation is not None else "gcv",
+               "gcv": scores, "effective_rank": ranks, "basis": source, "adapt_time": elapsed},
+    )
+    return model

@@ -1,0 +1,108 @@
+"""A feature basis (issue 14, docs/adapt.md): the sampled hidden layers of
+an RF-HGN without an output layer, saved on their own and reused by
+:func:`core.learning.rfhgn.adapt.adapt` for other systems.
+
+File (core.container kind ``"basis"``):
+
+* header: ``config`` (RFConfig.to_dict()), ``encoding``, ``dim``,
+  ``source`` (where it was sampled: ``system`` name, ``n_snapshots``,
+  ``train_r_min``/``train_r_max``, the model file when there was one);
+* arrays: the sampled layers ``<layer>_W`` (out, in) and ``<layer>_b``
+  (out,) as in a model file (no ``theta``).
+
+Loading checks the header fields, the stored settings, every array's dtype,
+shape against the layer widths and finiteness, and the layers' input widths
+against the encoding (when the network is built); a damaged file is refused
+with an HGNError naming the file and the field.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from core.container import load_npz, save_npz
+from core.errors import HGNError
+from core.learning.hgn import LAYERS
+from core.learning.hgn.device import resolve_device
+from core.learning.hgn.network import HGN
+from core.schema import Arr, Field, check_arrays, check_fields
+from ..learned import plain_info, stored_settings
+from .config import RFConfig
+from .model import FittedModel
+
+#: the header of a basis file
+BASIS_FIELDS = {
+    "config": Field("dict"),
+    "encoding": Field("str", choices=tuple(LAYERS)),
+    "dim": Field("int", choices=(2, 3)),
+    "source": Field("dict", required=False, null=True),
+}
+
+
+class Basis:
+    """Sampled hidden layers (an HGN whose theta is ignored) with the settings
+    they were sampled with and where (``source``)."""
+
+    def __init__(self, network: HGN, config: RFConfig, source: dict | None = None):
+        if not isinstance(network, HGN):
+            raise HGNError(f"a basis needs an HGN network, got {type(network).__name__}")
+        self.network = network
+        self.config = config
+        self.source = dict(source or {})
+
+    @property
+    def dim(self) -> int:
+        return int(self.network.dim)
+
+    @property
+    def encoding(self) -> str:
+        return self.network.encoding
+
+    @classmethod
+    def of(cls, model: FittedModel, where: str | None = None) -> "Basis":
+        """The basis of a fitted model (``where``: its file, if any)."""
+        if not isinstance(model, FittedModel):
+            raise HGNError(f"a basis comes from a fitted RF-HGN model, got {type(model).__name__}")
+        info = model.info or {}
+        src = {"system": getattr(model.train_system, "name", None), "n_snapshots": info.get("n_snapshots"),
+               "train_r_min": info.get("train_r_min"), "train_r_max": info.get("train_r_max"),
+               "train_k_max": info.get("train_k_max"), "model_file": where}
+        return cls(model.network, model.config, src)
+
+    def __repr__(self) -> str:
+        return f"Basis({self.encoding}, {self.dim}D, {self.network.L} features)"
+
+
+def save_basis(model_or_basis, path) -> Path:
+    """Write the hidden layers of a FittedModel or a Basis (kind "basis")."""
+    basis = model_or_basis if isinstance(model_or_basis, Basis) else Basis.of(model_or_basis)
+    header = {"config": basis.config.to_dict(), "encoding": basis.encoding, "dim": basis.dim,
+              "source": plain_info(basis.source)}
+    return save_npz(path, "basis", header, basis.network.to_arrays())
+
+
+def load_basis(path, device=None) -> Basis:
+    """Read a basis file (see the module notes); HGNError when damaged."""
+    header, arrays = load_npz(path, "basis")
+    name = Path(path).name
+    check_fields(header, BASIS_FIELDS, f"{name}: header")
+    stored = dict(header["config"])
+    stored.setdefault("frame_rule", "nearest")
+    config = stored_settings(RFConfig, stored, name)
+    if config.encoding != header["encoding"]:
+        raise HGNError(f"{name}: header 'encoding' is {header['encoding']!r} but the stored settings say "
+                       f"{config.encoding!r}")
+    specs = {}
+    for n in LAYERS[config.encoding]:
+        specs[f"{n}_W"] = Arr("float", (f"w_{n}", None))
+        specs[f"{n}_b"] = Arr("float", (f"w_{n}",))
+    check_arrays(arrays, specs, name)
+    try:
+        net = HGN.from_arrays(config.encoding, header["dim"], arrays, linear_kinetic=config.linear_kinetic,
+                              pool_edges=config.pool_edges, cutoff_shift=config.cutoff_shift,
+                              frame_rule=config.frame_rule, device=resolve_device(device))
+    except HGNError as exc:
+        raise HGNError(f"{name}: the stored layers do not fit their settings: {exc}") from None
+    net.set_theta(np.zeros(net.L))
+    return Basis(net, config, header.get("source") or {})

@@ -1,0 +1,171 @@
+"""Few-shot adaptation (issue 14): a basis (the sampled hidden layers of an
+RF-HGN) reused for another system with only the output layer solved.
+
+Measured on this machine (3x3x3 lattice, default RFConfig, basis sampled on
+500 harmonic snapshots, test = 200 other snapshots; /tmp script in the
+ADAPT report, docs/adapt.md): FPU-beta target, test derivative MSE of the
+fit from scratch on 500 snapshots 9.1e-11; adapted (GCV) with k = 1, 2, 5,
+10, 20, 50, 500: 1.2e-6, 8.1e-7, 2.1e-7, 2.9e-8, 7.9e-9, 4.1e-10, 4.9e-12.
+So the issue's goal (k = 10 within 10x of scratch-500) is NOT reached:
+k = 10 is ~310x (~170x with the smallest lambda of the grid); k = 50 ~4.5x. The tests assert that measured behaviour with a
+margin (k = 10 within 1000x, k = 50 within 10x), not the goal.
+"""
+import warnings
+
+import numpy as np
+import pytest
+
+from core.errors import HGNError
+from core.learning.metrics import derivative_mse
+from core.learning.rfhgn import FittedModel, RFConfig, fit
+from core.learning.rfhgn.adapt import LAMBDA_GRID, adapt, gcv_choice
+from core.learning.rfhgn.basis import Basis, load_basis, save_basis
+from core.physics import builders
+from core.physics.datagen import random_snapshots
+
+N_TEST = 200
+
+
+@pytest.fixture(scope="module")
+def harmonic():
+    s = builders.cubic_lattice(3, 3, 3)
+    train = random_snapshots(s, 500, seed=1)
+    return s, train, fit(train, RFConfig())
+
+
+@pytest.fixture(scope="module")
+def fpu():
+    s = builders.cubic_lattice(3, 3, 3, potential="fpu-beta")
+    return s, random_snapshots(s, 500, seed=5), random_snapshots(s, N_TEST, seed=105)
+
+
+def _err(model, test):
+    return derivative_mse(model, test, np.arange(N_TEST))
+
+
+def test_own_data_all_snapshots_reproduce_the_fit(harmonic):
+    _, train, base = harmonic
+    same = adapt(base, train, regularisation=base.config.regularisation)
+    assert same.network is not base.network
+    scale = np.max(np.abs(base.theta))
+    assert np.max(np.abs(same.theta - base.theta)) <= 1e-12 * scale
+    assert same.constant == pytest.approx(base.constant, rel=1e-10, abs=1e-12)
+    a = same.info["adapt"]
+    assert a["k"] == 500 and a["rule"] == "given" and a["basis"]["kind"] == "model"
+    assert a["adapt_time"] > 0
+
+
+def test_few_shot_to_fpu_beta_against_fit_from_scratch(harmonic, fpu):
+    _, _, base = harmonic
+    s, train, test = fpu
+    scratch = _err(fit(train, RFConfig()), test)
+    errs = {}
+    for k in (1, 10, 50):
+        m = adapt(base, train, k=k)
+        errs[k] = _err(m, test)
+        info = m.info["adapt"]
+        assert info["k"] == k and info["rule"] == "gcv"
+        assert set(info["regularisation"]) == {"p", "q"}
+        assert all(lam in LAMBDA_GRID for lam in info["regularisation"].values())
+        assert m.info["n_snapshots"] == k
+    # measured: k=10 314x, k=50 4.5x scratch-500 (the issue's 10x at k=10 is not reached; module notes)
+    assert errs[10] < 1e3 * scratch, (errs, scratch)
+    assert errs[50] < 10 * scratch, (errs, scratch)
+    assert errs[10] < 0.1 * errs[1], errs  # more snapshots help (measured 42x)
+    # the basis matters: it beats the untouched harmonic model on FPU-beta data (whose quartic term it lacks)
+    assert errs[50] < 0.1 * _err(base, test)
+
+
+def test_seeded_choice_of_snapshots(harmonic, fpu):
+    _, _, base = harmonic
+    _, train, _ = fpu
+    a = adapt(base, train, k=10, seed=3)
+    b = adapt(base, train, k=10, seed=3)
+    c = adapt(base, train, k=10)
+    assert a.info["adapt"]["snapshots"] == b.info["adapt"]["snapshots"] != c.info["adapt"]["snapshots"]
+    assert c.info["adapt"]["snapshots"] == list(range(10))
+    np.testing.assert_array_equal(a.theta, b.theta)
+
+
+def test_gcv_prefers_small_lambda_on_exact_data_and_large_on_noise():
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(200, 10))
+    x = rng.normal(size=10)
+    exact = Z @ x
+    lam, info = gcv_choice(Z.T @ Z, Z.T @ exact, float(exact @ exact), 200)
+    assert lam == LAMBDA_GRID[0] and info["effective_rank"] == 10
+    # pure noise: nothing to fit, GCV shrinks towards zero
+    u = rng.normal(size=200)
+    lam_n, _ = gcv_choice(Z.T @ Z, Z.T @ u, float(u @ u), 200)
+    assert lam_n >= 1e-2, lam_n
+
+
+def test_too_few_snapshots_warn_with_the_effective_rank(harmonic):
+    _, _, base = harmonic
+    dimer = builders.cubic_lattice(2, 1, 1)
+    data = random_snapshots(dimer, 5, seed=2)
+    with pytest.warns(UserWarning, match="effective rank"):
+        adapt(base, data, k=1)
+
+
+def test_other_dimension_and_bad_k_refused(harmonic):
+    _, train, base = harmonic
+    flat = random_snapshots(builders.square_lattice(3, 3), 5, seed=2)
+    with pytest.raises(HGNError, match="3D systems, the data are 2D"):
+        adapt(base, flat)
+    with pytest.raises(HGNError, match="k"):
+        adapt(base, train, k=0)
+    with pytest.raises(HGNError, match="k"):
+        adapt(base, train, k=501)
+    with pytest.raises(HGNError, match="fitted model or a basis"):
+        adapt("model.npz", train)
+
+
+def test_basis_file_round_trip_and_adapted_model_file(harmonic, fpu, tmp_path):
+    _, _, base = harmonic
+    s, train, test = fpu
+    path = save_basis(base, tmp_path / "b.npz")
+    basis = load_basis(path)
+    assert isinstance(basis, Basis) and basis.network.L == base.network.L
+    assert basis.source["n_snapshots"] == 500
+    for k, v in base.network.to_arrays().items():
+        np.testing.assert_array_equal(basis.network.to_arrays()[k], v)
+    m1, m2 = adapt(base, train, k=10), adapt(basis, train, k=10)
+    np.testing.assert_array_equal(m1.theta, m2.theta)
+    assert m2.info["adapt"]["basis"]["kind"] == "basis"
+    # the adapted model saves and loads like a fitted one, lineage included
+    m2.save(tmp_path / "m.npz")
+    back = FittedModel.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(back.theta, m2.theta)
+    assert back.info["adapt"]["k"] == 10
+    np.testing.assert_allclose(back.energy(s, test.q[:3], test.p[:3]), m2.energy(s, test.q[:3], test.p[:3]),
+                               rtol=1e-12)
+
+
+def test_damaged_basis_files_refused(harmonic, tmp_path):
+    from core.container import load_npz, save_npz
+
+    _, _, base = harmonic
+    good = save_basis(base, tmp_path / "b.npz")
+    header, arrays = load_npz(good)
+    header = {k: v for k, v in header.items() if k not in ("format", "version", "kind")}
+    bad = dict(arrays)
+    bad["edge_b"] = bad["edge_b"][:-1]
+    save_npz(tmp_path / "short.npz", "basis", header, bad)
+    with pytest.raises(HGNError, match="short.npz"):
+        load_basis(tmp_path / "short.npz")
+    nan = dict(arrays)
+    nan["msg_W"] = nan["msg_W"].copy()
+    nan["msg_W"][0, 0] = np.nan
+    save_npz(tmp_path / "nan.npz", "basis", header, nan)
+    with pytest.raises(HGNError, match="nan.npz"):
+        load_basis(tmp_path / "nan.npz")
+    save_npz(tmp_path / "dim.npz", "basis", dict(header, dim=4), arrays)
+    with pytest.raises(HGNError, match="dim"):
+        load_basis(tmp_path / "dim.npz")
+    base.save(tmp_path / "model.npz")
+    with pytest.raises(HGNError, match="expected basis"):
+        load_basis(tmp_path / "model.npz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_basis(good).network.L == base.network.L
