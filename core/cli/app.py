@@ -31,6 +31,7 @@ PROG = "python -m core"
 COMMAND_MODULES = [
     "core.cli.simulate",
     "core.cli.model",
+    "core.cli.adapt",
 ]
 
 #: exit code for user errors (bad arguments, bad files, invalid settings)
