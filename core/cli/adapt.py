@@ -37,6 +37,18 @@ def register(subparsers) -> None:
     p.add_argument("--basis-out", metavar="B.npz", help="also write the basis (hidden layers) used")
     p.set_defaults(func=run_adapt)
 
+    b = subparsers.add_parser(
+        "basis", help="sample a feature basis from the pooled snapshots of several datasets",
+        description="Sample the hidden layers of an RF-HGN from the training snapshots of one or more datasets "
+                    "(other potentials, parameters or sizes; one dimension) pooled as in one fit, and save them "
+                    "as a basis file for 'adapt --basis' (docs/adapt.md).\n\n"
+                    "  python -m core basis --data harmonic.npz morse.npz --out B.npz",
+        formatter_class=HelpFormatter)
+    b.add_argument("--data", required=True, nargs="+", metavar="D.npz", help="the datasets to pool")
+    b.add_argument("--seed", type=int, default=0, help="the sampling seed (default 0)")
+    b.add_argument("--out", required=True, metavar="B.npz", help="where to write the basis")
+    b.set_defaults(func=run_basis)
+
 
 def run_adapt(args) -> int:
     from core.cli.model import _check_out, _fmt, _load_dataset
@@ -77,4 +89,18 @@ def run_adapt(args) -> int:
         print(f"wrote {model.save(args.out)}")
     if args.basis_out is not None:
         print(f"wrote {save_basis(src, args.basis_out)}")
+    return 0
+
+
+def run_basis(args) -> int:
+    from core.cli.model import _check_out, _load_dataset
+    from core.learning.rfhgn import RFConfig
+    from core.learning.rfhgn.basis import sample_basis, save_basis
+
+    _check_out(args.out)
+    datasets = [_load_dataset(d) for d in args.data]
+    basis = sample_basis(datasets, RFConfig(seed=args.seed), names=[str(d) for d in args.data])
+    print(f"sampled {basis.network.L} features from {sum(basis.source['n_snapshots'])} snapshots of "
+          f"{len(datasets)} datasets in {basis.source['sample_time']:.3f} s")
+    print(f"wrote {save_basis(basis, args.out)}")
     return 0

@@ -203,3 +203,31 @@ def test_command_line_adapt_from_model_and_from_basis(harmonic, fpu, tmp_path, c
     assert main(["adapt", "--basis", str(tmp_path / "h.npz"), "--data", str(tmp_path / "d.npz"),
                  "--out", str(tmp_path / "x.npz")]) == 2
     assert "expected basis" in capsys.readouterr().err
+
+
+def test_pooled_basis_from_several_systems(fpu, tmp_path, capsys):
+    from core.cli.app import main
+    from core.files.io import save_dataset
+    from core.learning.rfhgn.basis import sample_basis
+
+    s, train, test = fpu
+    h = random_snapshots(builders.cubic_lattice(3, 3, 3), 250, seed=1)
+    m = random_snapshots(builders.cubic_lattice(2, 2, 3, potential="morse"), 250, seed=2)
+    basis = sample_basis([h, m], names=["h", "m"])
+    assert basis.source["pooled"] == ["h", "m"] and basis.source["n_snapshots"] == [250, 250]
+    scratch = _err(fit(train, RFConfig()), test)
+    e10 = _err(adapt(basis, train, k=10), test)
+    # measured (3x3x3 morse in the pool): 139x scratch-500 at k=10
+    assert e10 < 1e3 * scratch, (e10, scratch)
+    loaded = load_basis(save_basis(basis, tmp_path / "p.npz"))
+    assert loaded.source["pooled"] == ["h", "m"]
+    np.testing.assert_array_equal(adapt(loaded, train, k=10).theta, adapt(basis, train, k=10).theta)
+    with pytest.raises(HGNError, match="share a dimension"):
+        sample_basis([h, random_snapshots(builders.square_lattice(3, 3), 20, seed=1)])
+    save_dataset(tmp_path / "h.npz", h)
+    save_dataset(tmp_path / "m.npz", m)
+    assert main(["basis", "--data", str(tmp_path / "h.npz"), str(tmp_path / "m.npz"),
+                 "--out", str(tmp_path / "c.npz")]) == 0
+    assert "sampled 65 features from 500 snapshots of 2 datasets" in capsys.readouterr().out
+    for k, v in load_basis(tmp_path / "c.npz").network.to_arrays().items():
+        np.testing.assert_array_equal(v, basis.network.to_arrays()[k])

@@ -106,3 +106,46 @@ def load_basis(path, device=None) -> Basis:
         raise HGNError(f"{name}: the stored layers do not fit their settings: {exc}") from None
     net.set_theta(np.zeros(net.L))
     return Basis(net, config, header.get("source") or {})
+
+
+def sample_basis(datasets, config: RFConfig | None = None, names=None) -> Basis:
+    """A basis sampled from the pooled training snapshots of several
+    datasets (other potentials, parameters, sizes; one dimension): the fit's
+    own sampling (:func:`core.learning.rfhgn.fitting.choose_points` over
+    one group per dataset, then ``sample_network``) as in a fit on all of
+    them at once. The output layer that fit solves on the pooled rows is
+    dropped (with ``sampler="adaptive"`` its local energies steer the
+    resampling, a compromise between the systems). ``names``: one label per
+    dataset for ``source`` (default the systems' reprs)."""
+    import time
+
+    from core.learning.hgn.device import blas_threads, torch_threads
+    from core.physics.trajectory import Dataset
+    from ..learned import training_source
+    from .fitting import Group, _fit_groups, fit_threads
+
+    t0 = time.perf_counter()
+    config = RFConfig() if config is None else config
+    config.validate()
+    datasets = list(datasets)
+    if not datasets or not all(isinstance(d, Dataset) for d in datasets):
+        raise HGNError("a pooled basis needs one or more Dataset objects")
+    dims = {d.system.dim for d in datasets}
+    if len(dims) > 1:
+        raise HGNError(f"the datasets of one basis must share a dimension, got {sorted(dims)}D; "
+                       "sample one basis per dimension")
+    names = [repr(d.system) for d in datasets] if names is None else [str(n) for n in names]
+    device = resolve_device(config.device)
+    threads = fit_threads(config, [d.system for d in datasets], device)
+    with torch_threads(threads), blas_threads(threads):
+        groups = []
+        for d in datasets:
+            train, q, p, dqdt, dpdt = training_source(d)
+            d.check_trainable(train)
+            groups.append(Group(d.system, q, p, dqdt, dpdt, train, device))
+        model = _fit_groups(groups, None, config, None, None, t0)
+    info = model.info
+    src = {"pooled": names, "n_snapshots": [int(g.n) for g in groups],
+           "train_r_min": info.get("train_r_min"), "train_r_max": info.get("train_r_max"),
+           "train_k_max": info.get("train_k_max"), "sample_time": time.perf_counter() - t0}
+    return Basis(model.network, config, src)
