@@ -250,3 +250,21 @@ def test_adapted_model_rolls_out_after_save_and_load(harmonic, fpu, tmp_path):
     assert mse["loaded"] == mse["adapted"]
     assert mse["adapted"] < 1e-9, mse
     assert mse["adapted"] < 1e-4 * mse["base"], mse
+
+
+def test_frame_encoding_one_block_and_damped_data_refused(harmonic):
+    from core.physics.port import Port
+
+    s = builders.square_lattice(3, 3)
+    data = random_snapshots(s, 60, seed=4)
+    model = fit(data, RFConfig(encoding="frame", node_width=8, edge_width=12, message_width=8))
+    assert not model.separable
+    same = adapt(model, data, regularisation=model.config.regularisation)
+    assert set(same.info["adapt"]["regularisation"]) == {"all"}
+    assert np.max(np.abs(same.theta - model.theta)) <= 1e-12 * np.max(np.abs(model.theta))
+    gcv = adapt(model, data, k=20)
+    assert gcv.info["adapt"]["rule"] == "gcv" and set(gcv.info["adapt"]["effective_rank"]) == {"all"}
+    _, _, base = harmonic
+    damped = random_snapshots(builders.cubic_lattice(3, 3, 3).copy(port=Port(0.05, ())), 5, seed=1)
+    with pytest.raises(HGNError, match="damped or driven"):
+        adapt(base, damped)

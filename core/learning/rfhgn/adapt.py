@@ -95,6 +95,11 @@ def _check_compatible(network: HGN, dataset: Dataset) -> None:
     if int(network.dim) != d:
         raise HGNError(f"the basis is for {network.dim}D systems, the data are {d}D; "
                        f"sample a basis on {d}D data")
+    from core.physics.port import port_of
+
+    if port_of(dataset.system) is not None:
+        raise HGNError("the data's system is damped or driven (port-Hamiltonian); adapting damping and forcing "
+                       "is not built yet (docs/adapt.md), and a plain output layer would absorb them silently")
     if network.encoding == "invariant" and dataset.system.edges is None and dataset.system.cutoff is None:
         raise HGNError("the data's system has neither edges nor a cutoff; the invariant basis needs a graph")
 
