@@ -281,20 +281,14 @@ def rollout_job(model, system: System, q0: np.ndarray, p0: np.ndarray, dt: float
 
 
 def model_rollout_port(model, system: System):
-    """The damping and forcing a port model (core.learning.rfhgn.port) rolls out with on ``system``: its
-    identified ones, carried to the corresponding particles of a larger lattice (zero-shot:
-    core.physics.port.transfer_port), as the CLI's roll-out does; None for Hamiltonian models."""
-    ident = identified_port_of(model)
-    if ident is None:
+    """The damping and forcing a port model rolls out with on ``system`` (core.learning.rfhgn.port.
+    carried_port: its identified ones, carried to a larger lattice for zero-shot); None for Hamiltonian
+    models (tested here without importing the port module, which imports torch, for them)."""
+    if identified_port_of(model) is None:
         return None
-    from core.learning.rfhgn.port import identified_port
-    from core.physics.port import transfer_port
+    from core.learning.rfhgn.port import carried_port
 
-    port = identified_port(ident)
-    train = getattr(model, "train_system", None)
-    if train is not None and not (train.n == system.n and np.array_equal(train.positions, system.positions)):
-        port = transfer_port(port, train, system)
-    return port.check(system.n, system.dim)
+    return carried_port(model, system)
 
 
 # ---------------------------------------------------------------------------

@@ -566,27 +566,21 @@ def _check_device(device: str) -> None:
 def _port_rollout_setup(model, system):
     """For a model that identified damping and forcing (``core.learning.rfhgn.port``): (the identified port
     on ``system``, the system the truth runs on). On the training system the identified port is used as it
-    is; on another (a larger lattice, --scale) it is carried to the corresponding particles, and so is the
-    training system's true port when ``system`` has none (core.physics.port.transfer_port). (None, system)
-    for other models."""
+    is; on another (a larger lattice, --scale) it is carried to the corresponding particles
+    (``rfhgn.port.carried_port``), and so is the training system's true port when ``system`` has none
+    (core.physics.port.transfer_port). (None, system) for other models."""
     info = getattr(model, "info", None)
-    ident = info.get("port") if isinstance(info, dict) else None
-    if not isinstance(ident, dict):
+    if not isinstance(info, dict) or not isinstance(info.get("port"), dict):
         return None, system
-    from core.learning.rfhgn.port import identified_port
+    from core.learning.rfhgn.port import carried_port
     from core.physics.port import transfer_port
 
-    port = identified_port(ident)
-    train = getattr(model, "train_system", None)
-    same = train is not None and train.n == system.n and np.array_equal(train.positions, system.positions)
-    if not same:
-        if train is None:
-            raise HGNError("this model identified damping and forcing but carries no training system to map "
-                           "them from; roll it out on its training system")
-        port = transfer_port(port, train, system)
-        if system.port is None and train.port is not None:
-            system = system.copy(port=transfer_port(train.port, train, system))
-    return port.check(system.n, system.dim), system
+    port = carried_port(model, system)
+    train = model.train_system
+    if system.port is None and train.port is not None and not (
+            train.n == system.n and np.array_equal(train.positions, system.positions)):
+        system = system.copy(port=transfer_port(train.port, train, system))
+    return port, system
 
 
 def run_rollout(args) -> int:

@@ -410,6 +410,27 @@ def fit_port(dataset: Dataset, config: RFConfig | None = None, spec: PortSpec | 
 
 
 # ======================================================================
+def carried_port(model, system: System) -> Port | None:
+    """The damping and forcing a port model rolls out with on ``system``: its identified ones (``info["port"]``)
+    on its training system, carried to the corresponding particles of another lattice (a larger one,
+    zero-shot: :func:`core.physics.port.transfer_port`), checked against ``system``; None for models that
+    identified none. HGNError when the model carries no training system to map them from."""
+    from core.physics.port import transfer_port
+
+    info = getattr(model, "info", None)
+    ident = info.get("port") if isinstance(info, dict) else None
+    if not isinstance(ident, dict):
+        return None
+    port = identified_port(ident)
+    train = getattr(model, "train_system", None)
+    if train is None:
+        raise HGNError("this model identified damping and forcing but carries no training system to map "
+                       "them from; roll it out on its training system")
+    if not (train.n == system.n and np.array_equal(train.positions, system.positions)):
+        port = transfer_port(port, train, system)
+    return port.check(system.n, system.dim)
+
+
 def model_port(model, system: System) -> Port:
     """The identified port of a model fitted by :func:`fit_port` (``info["port"]``), checked against
     ``system`` (drive nodes and per-particle damping must fit it); HGNError for other models."""
