@@ -28,16 +28,14 @@ import time
 import warnings
 
 import numpy as np
-import torch
 
 from core.errors import HGNError
 from core.learning.hgn.device import blas_threads, resolve_device, torch_threads
-from core.learning.hgn.graph import Graph
 from core.learning.hgn.network import HGN
 from core.physics.trajectory import Dataset
 from ..learned import training_source
 from .config import RFConfig
-from .fitting import Group, assemble, fit_threads, solve_block
+from .fitting import Group, assemble, energy_constant, fit_threads, solve_block
 from .model import FittedModel
 
 #: the GCV grid of relative regularisations (the normal matrix is scaled to a unit diagonal)
@@ -58,10 +56,10 @@ def gcv_choice(G: np.ndarray, b: np.ndarray, uu: float, rows: int, grid=LAMBDA_G
     w, V = np.linalg.eigh(A)
     w = np.clip(w, 0.0, None)
     c2 = (V.T @ (b / dg)) ** 2
-    rank = int(np.sum(w > n_cols * np.finfo(float).eps * max(float(w.max()), 1e-300)))
+    pos = w > n_cols * np.finfo(float).eps * max(float(w.max()), 1e-300)
+    rank = int(np.sum(pos))
     # RSS(lam) = RSS(0) + sum c^2 lam^2 / (w (w + lam)^2): the part that depends on lam without the
     # cancellation of u.u - ..., which would leave the choice to round-off on nearly exact data
-    pos = w > n_cols * np.finfo(float).eps * max(float(w.max()), 1e-300)
     rss0 = max(uu - float(np.sum(c2[pos] / w[pos])), 0.0)
     scores = []
     for lam in grid:
@@ -166,11 +164,8 @@ def adapt(model_or_basis, dataset: Dataset, k: int | None = None, config: RFConf
         constant, known = 0.0, False
         energy = np.asarray(dataset.energy, dtype=np.float64).reshape(-1)
         if energy.shape == (dataset.n_snapshots,) and np.isfinite(energy[rows[0]]):
-            kq = torch.as_tensor(np.asarray(q[rows[0]], dtype=np.float64)[None], device=device)
-            kp = torch.as_tensor(np.asarray(p[rows[0]], dtype=np.float64)[None], device=device)
-            with torch.no_grad():
-                e = float(network(Graph.build(system, kq, device=device), kq, kp)[0])
-            constant, known = float(energy[rows[0]] - e), True
+            constant = energy_constant(network, system, q[rows[0]], p[rows[0]], energy[rows[0]], device)
+            known = True
     e_ref = None if system.edges is None else len(system.edges)
     model = FittedModel(config, network, None, constant, system.n, system, e_ref=e_ref)
     r_max = max(x for x in (record.get("r_max"), r_max0, 0.0) if x is not None)

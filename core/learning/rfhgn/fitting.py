@@ -416,6 +416,16 @@ def solve(ne: NormalEquations, config: RFConfig):
 
 
 # ======================================================================
+def energy_constant(network: HGN, system: System, q, p, energy: float, device) -> float:
+    """The constant c of a fitted energy H = theta.Phi + c from one state (q, p) (N, d) of known
+    ``energy``: c = energy - theta.Phi(q, p) (module notes)."""
+    kq = torch.as_tensor(np.asarray(q, dtype=np.float64)[None], device=device)
+    kp = torch.as_tensor(np.asarray(p, dtype=np.float64)[None], device=device)
+    with torch.no_grad():
+        e = float(network(Graph.build(system, kq, device=device), kq, kp)[0])
+    return float(energy - e)
+
+
 def _fit_groups(groups: list[Group], known: tuple[System, np.ndarray, np.ndarray, float] | None,
                 config: RFConfig, progress, cancel, t0: float, correction=None) -> FittedModel:
     device = groups[0].device
@@ -445,11 +455,7 @@ def _fit_groups(groups: list[Group], known: tuple[System, np.ndarray, np.ndarray
     n_ref = groups[0].system.n
     if known is not None and np.isfinite(known[3]):
         ksys, kq, kp, kH = known
-        kq = torch.as_tensor(np.asarray(kq, dtype=np.float64)[None], device=device)
-        kp = torch.as_tensor(np.asarray(kp, dtype=np.float64)[None], device=device)
-        with torch.no_grad():
-            e = float(network(Graph.build(ksys, kq, device=device), kq, kp)[0])
-        constant = float(kH - e)
+        constant = energy_constant(network, ksys, kq, kp, kH, device)
         known_energy = True
         n_ref = ksys.n
     e_ref = None

@@ -56,7 +56,7 @@ from core.physics.system import System
 from core.physics.trajectory import Dataset
 from ..learned import training_source
 from .config import RFConfig
-from .fitting import fit as plain_fit, solve_block
+from .fitting import energy_constant, fit as plain_fit, solve_block
 from .model import FittedModel
 from .sampling import choose_points, local_energies, sample_network
 
@@ -392,11 +392,7 @@ def fit_port(dataset: Dataset, config: RFConfig | None = None, spec: PortSpec | 
         energy = np.asarray(dataset.energy, dtype=np.float64).reshape(-1)
         known = energy.shape == (dataset.n_snapshots,) and np.isfinite(energy[train[0]])
         if known:
-            kq = torch.as_tensor(np.asarray(q[train[0]], dtype=np.float64)[None], device=device)
-            kp = torch.as_tensor(np.asarray(p[train[0]], dtype=np.float64)[None], device=device)
-            with torch.no_grad():
-                e = float(network(Graph.build(system, kq, device=device), kq, kp)[0])
-            constant = float(energy[train[0]] - e)
+            constant = energy_constant(network, system, q[train[0]], p[train[0]], energy[train[0]], device)
     model = FittedModel(config, network, None, constant, system.n, system)
     model.info.update(
         fit_time=time.perf_counter() - t0, n_snapshots=int(len(train)), n_particles=int(system.n),
