@@ -81,8 +81,13 @@ def run_adapt(args) -> int:
     print(f"adapted {model.network.L} features to {a['k']} snapshots in {a['adapt_time'] * 1e3:.2f} ms "
           f"(regularisation {', '.join(f'{k} {v:.1e}' for k, v in a['regularisation'].items())}, {a['rule']})")
     print(f"train derivative MSE: {_fmt(model.info['train_mse'])}")
+    mse = metrics.derivative_mse
+    if "port" in model.info:
+        from core.learning.rfhgn.port import identified_port, port_derivative_mse as mse
+
+        print(f"identified: {identified_port(model.info['port']).describe()}")
     if len(ds.test):
-        print(f"test derivative MSE: {_fmt(metrics.derivative_mse(model, ds))} on {len(ds.test)} held-out snapshots")
+        print(f"test derivative MSE: {_fmt(mse(model, ds))} on {len(ds.test)} held-out snapshots")
     else:
         print("test derivative MSE: n/a (the data hold no test snapshots)")
     if args.out is not None:

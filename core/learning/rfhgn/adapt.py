@@ -35,7 +35,7 @@ from core.learning.hgn.network import HGN
 from core.physics.trajectory import Dataset
 from ..learned import training_source
 from .config import RFConfig
-from .fitting import Group, assemble, energy_constant, fit_threads, solve_block
+from .fitting import Group, assemble, energy_constant, fit_threads
 from .model import FittedModel
 
 #: the GCV grid of relative regularisations (the normal matrix is scaled to a unit diagonal)
@@ -93,17 +93,62 @@ def _check_compatible(network: HGN, dataset: Dataset) -> None:
     if int(network.dim) != d:
         raise HGNError(f"the basis is for {network.dim}D systems, the data are {d}D; "
                        f"sample a basis on {d}D data")
-    from core.physics.port import port_of
-
-    if port_of(dataset.system) is not None:
-        raise HGNError("the data's system is damped or driven (port-Hamiltonian); adapting damping and forcing "
-                       "is not built yet (docs/adapt.md), and a plain output layer would absorb them silently")
     if network.encoding == "invariant" and dataset.system.edges is None and dataset.system.cutoff is None:
         raise HGNError("the data's system has neither edges nor a cutoff; the invariant basis needs a graph")
 
 
+def _port_spec(port, system):
+    """The PortSpec adapt identifies: ``port`` None -> the data's own port terms (none for undamped,
+    undriven data); a PortSpec as given (``PortSpec("none")``: a plain Hamiltonian output layer)."""
+    from core.physics.port import port_of
+    from .port import PortSpec
+
+    if port is None:
+        if port_of(system) is None:
+            return None
+        spec = PortSpec.from_system(system)
+    elif isinstance(port, PortSpec):
+        spec = port.check(system)
+    else:
+        raise HGNError(f"port must be a core.learning.rfhgn.port.PortSpec or None, got {type(port).__name__}")
+    return spec if spec.n_columns(system.n, system.dim) else None
+
+
+def _source_coef(model_or_basis, spec, n: int, d: int) -> np.ndarray | None:
+    """The source model's port coefficients as the solve's vector when it identified the same terms
+    (``info["port"]["spec"]`` equal to ``spec``), else None."""
+    info = getattr(model_or_basis, "info", None)
+    ident = info.get("port") if isinstance(info, dict) else None
+    if not isinstance(ident, dict) or ident.get("spec") != spec.to_dict():
+        return None
+    parts = []
+    if spec.damping != "none":
+        parts.append(np.atleast_1d(np.asarray(ident["damping"], dtype=np.float64)))
+    f = ident.get("forcing") or {}
+    for wi in range(len(spec.frequencies)):
+        parts.append(np.asarray(f["cos"][wi], dtype=np.float64).ravel())
+        parts.append(np.asarray(f["sin"][wi], dtype=np.float64).ravel())
+    if spec.field:
+        parts.append(np.asarray(ident["field"], dtype=np.float64))
+    x = np.concatenate(parts) if parts else np.zeros(0)
+    return x if x.shape == (spec.n_columns(n, d),) and np.all(np.isfinite(x)) else None
+
+
+def _block_prior(name: str, network: HGN, theta0: np.ndarray, coef0: np.ndarray) -> np.ndarray:
+    """The prior's vector of one block in the solve's column order (theta part, then port columns)."""
+    if name == "p":
+        return theta0[network.p_cols]
+    if name == "q":
+        return np.concatenate([theta0[network.q_cols], coef0])
+    return np.concatenate([theta0, coef0])
+
+
+PRIORS = ("none", "source")
+
+
 def adapt(model_or_basis, dataset: Dataset, k: int | None = None, config: RFConfig | None = None,
-          seed: int | None = None, regularisation: float | None = None) -> FittedModel:
+          seed: int | None = None, regularisation: float | None = None, *, port=None,
+          prior: str = "none") -> FittedModel:
     """A model with the hidden layers of ``model_or_basis`` (a FittedModel or
     a :class:`.basis.Basis`) and an output layer solved on ``k`` training
     snapshots of ``dataset`` (None: all): the first k of ``dataset.train``,
@@ -111,9 +156,26 @@ def adapt(model_or_basis, dataset: Dataset, k: int | None = None, config: RFConf
     ``regularisation``: None chooses it per block by GCV (module notes), a
     number fixes it (relative, as ``RFConfig.regularisation``). ``config``
     overrides the basis' settings for the assembly (batch sizes, device,
-    solver); its layer widths must match. ``info["adapt"]``: k, the chosen
-    regularisation per block, the GCV scores, the effective rank, the
-    basis' source and the adapt time (seconds, data in memory to model)."""
+    solver); its layer widths must match.
+
+    ``port``: the damping and forcing identified in the same solve
+    (:class:`core.learning.rfhgn.port.PortSpec`); None: the data's own
+    (``PortSpec.from_system``; nothing for undamped, undriven data). The
+    rows and the solve are :mod:`.port`'s (``_assemble``, ``_solve``), so the
+    model carries ``info["port"]`` like a :func:`~.port.fit_port` model and
+    rolls out with :func:`~.port.rollout_port`.
+
+    ``prior``: ``"none"`` (ridge toward 0) or ``"source"`` (ridge toward the
+    source model's theta and, for the same port terms, its coefficients:
+    ``lam |D (x - x_source)|^2``; a basis has no theta, so it is 0 there).
+
+    ``info["adapt"]``: k, the chosen regularisation per block, the GCV scores,
+    the effective rank, the prior, the basis' source and the adapt time
+    (seconds, data in memory to model)."""
+    from types import SimpleNamespace
+
+    from . import port as port_fit
+
     t0 = time.perf_counter()
     base_net, base_cfg, source, (r_min0, r_max0) = _parts(model_or_basis)
     config = base_cfg if config is None else config
@@ -122,44 +184,75 @@ def adapt(model_or_basis, dataset: Dataset, k: int | None = None, config: RFConf
     config.validate()
     if not isinstance(dataset, Dataset):
         raise HGNError(f"adapt needs a Dataset, got {type(dataset).__name__}")
+    if prior not in PRIORS:
+        raise HGNError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
+    if regularisation is not None and not (isinstance(regularisation, (int, float)) and
+                                           np.isfinite(regularisation) and regularisation >= 0):
+        raise HGNError(f"regularisation must be a number >= 0 (or None for the GCV choice), got {regularisation!r}")
     _check_compatible(base_net, dataset)
+    system = dataset.system
+    spec = _port_spec(port, system)
     train, q, p, dqdt, dpdt = training_source(dataset)
     if k is None:
         k = len(train)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise HGNError(f"k (snapshots) must be a whole number, got {k!r}")
     k = int(k)
     if k < 1 or k > len(train):
         raise HGNError(f"k (snapshots) must be between 1 and the {len(train)} training snapshots, got {k}")
     rows = train[:k] if seed is None else np.sort(np.random.default_rng(seed).choice(train, k, replace=False))
     dataset.check_trainable(rows)
+    t_snap = None if spec is None else port_fit._times(dataset, spec)
     device = resolve_device(config.device)
     network = copy.deepcopy(base_net)
     if network.device != device:
         network = network.to(device)
-    system = dataset.system
     threads = fit_threads(config, [system], device)
+    c = 0 if spec is None else spec.n_columns(system.n, system.dim)
+    theta0 = np.zeros(network.L)
+    coef0 = np.zeros(c)
+    if prior == "source" and isinstance(model_or_basis, FittedModel):
+        theta0 = np.asarray(model_or_basis.theta, dtype=np.float64).reshape(-1).copy()
+        if spec is not None:
+            got = _source_coef(model_or_basis, spec, system.n, system.dim)
+            coef0 = coef0 if got is None else got
+    shifted = prior == "source" and (np.any(theta0) or np.any(coef0))
     record: dict = {}
     with torch_threads(threads), blas_threads(threads):
-        group = Group(system, q, p, dqdt, dpdt, rows, device)
-        ne = assemble(network, [group], config, record=record)
-        theta = np.zeros(network.L)
-        chosen, scores, ranks, sse, nrows = {}, {}, {}, 0.0, 0
-        for name, (G, b, uu, n) in ne.blocks.items():
+        if spec is None:
+            group = Group(system, q, p, dqdt, dpdt, rows, device)
+            blocks = assemble(network, [group], config, record=record).blocks
+        else:
+            pne, (r_min, r_max), k_max = port_fit._assemble(network, system, q, p, dqdt, dpdt, t_snap, rows, spec,
+                                                            config, device, None)
+            blocks = pne.blocks
+            record.update(r_max=r_max, k_max=k_max)
+            if np.isfinite(r_min):
+                record["r_min"] = r_min
+        x0 = {}
+        if shifted:
+            # ridge toward x0: with y = x - x0 the problem is |Z y - (u - Z x0)|^2 + lam |D y|^2
+            for name, (G, b, uu, n) in list(blocks.items()):
+                v = _block_prior(name, network, theta0, coef0)
+                x0[name] = v
+                blocks[name] = [G, b - G @ v, max(float(uu - 2.0 * v @ b + v @ G @ v), 0.0), n]
+        chosen, scores, ranks = {}, {}, {}
+        for name, (G, b, uu, n) in blocks.items():
             if regularisation is None:
                 lam, g = gcv_choice(G, b, uu, n)
                 scores[name] = g["gcv"]
                 ranks[name] = g["effective_rank"]
             else:
                 lam = float(regularisation)
-            x, _ = solve_block(G, b, lam, config.solver)
-            cols = {"p": network.p_cols, "q": network.q_cols, "all": slice(0, network.L)}[name]
-            theta[cols] = x
             chosen[name] = lam
-            sse += max(float(x @ G @ x - 2.0 * x @ b + uu), 0.0)
-            nrows += n
             if regularisation is None and ranks[name] < len(b) and n < len(b):
                 warnings.warn(f"adapt: {k} snapshots give {n} rows for the {len(b)} features of block "
                               f"'{name}' (effective rank {ranks[name]}); the output layer is underdetermined "
                               "and rests on the regularisation; use more snapshots", stacklevel=2)
+        theta, coef, sinfo = port_fit._solve(SimpleNamespace(blocks=blocks), network, c, config, chosen)
+        if shifted:
+            theta += theta0
+            coef = coef + coef0
         network.set_theta(theta)
         constant, known = 0.0, False
         energy = np.asarray(dataset.energy, dtype=np.float64).reshape(-1)
@@ -172,14 +265,18 @@ def adapt(model_or_basis, dataset: Dataset, k: int | None = None, config: RFConf
     r_mins = [x for x in (record.get("r_min"), r_min0) if x is not None and np.isfinite(x)]
     elapsed = time.perf_counter() - t0
     model.info.update(
-        n_snapshots=k, n_particles=int(system.n), n_features=int(network.L), n_rows=int(nrows),
-        train_mse=sse / max(nrows, 1), energy_constant_known=known,
+        n_snapshots=k, n_particles=int(system.n), n_features=int(network.L), n_rows=int(sinfo["rows"]),
+        train_mse=float(sinfo["train_mse"]), energy_constant_known=known,
         train_r_max=r_max, train_r_min=min(r_mins) if r_mins else None,
         train_k_max=max(record.get("k_max", 0.0), float((model_or_basis.info or {}).get("train_k_max", 0.0))
                         if isinstance(model_or_basis, FittedModel) else record.get("k_max", 0.0)),
-        source="adapt", threads=threads, device=str(device), fit_time=elapsed,
+        source="adapt" if spec is None else "adapt (port)", threads=threads, device=str(device),
+        fit_time=elapsed,
         adapt={"k": k, "snapshots": [int(i) for i in rows[:50]], "seed": seed,
                "regularisation": chosen, "rule": "given" if regularisation is not None else "gcv",
+               "prior": "source" if shifted else "none",
                "gcv": scores, "effective_rank": ranks, "basis": source, "adapt_time": elapsed},
     )
+    if spec is not None:
+        model.info["port"] = port_fit.identified(spec, coef, system.n, system.dim)
     return model

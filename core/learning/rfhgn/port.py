@@ -254,14 +254,16 @@ def _assemble(network, system: System, q, p, dqdt, dpdt, t, train, spec: PortSpe
     return ne, (r_min, r_max), k_max
 
 
-def _solve(ne: _Normal, network, c: int, config: RFConfig) -> tuple[np.ndarray, np.ndarray, dict]:
-    """theta (L,), the port coefficients (c,) and the solve information."""
+def _solve(ne, network, c: int, config: RFConfig, lam: dict | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """theta (L,), the port coefficients (c,) and the solve information. ``ne``: anything with ``blocks``
+    (name -> (G, b, u.u, rows): this module's or :class:`~.fitting.NormalEquations`); ``lam``: the
+    regularisation per block (default ``config.regularisation`` for all; :mod:`.adapt` passes its choice)."""
     theta = np.zeros(network.L)
     coef = np.zeros(c)
     info: dict = {}
     rows, sse = 0, 0.0
     for name, (G, b, uu, k) in ne.blocks.items():
-        x, inf = solve_block(G, b, config.regularisation, config.solver)
+        x, inf = solve_block(G, b, config.regularisation if lam is None else lam[name], config.solver)
         r = float(x @ G @ x - 2.0 * x @ b + uu)
         inf["train_mse"] = max(r, 0.0) / max(k, 1)
         info[name] = inf
