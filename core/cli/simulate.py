@@ -135,6 +135,12 @@ def register(subparsers) -> None:
     out.add_argument("--dataset-out", metavar="FILE",
                      help="also write a dataset for fitting: every saved frame as a snapshot with exact "
                           "derivatives and energy, and the runs as time series (.npz)")
+    out.add_argument("--chunked", metavar="DIR",
+                     help="write the snapshots (with exact derivatives and energies) as a chunked dataset into the "
+                          "new folder DIR, holding at most one chunk in memory (for data larger than memory; "
+                          "core/files/FORMATS.md); instead of --out/--dataset-out")
+    out.add_argument("--chunk-size", type=int, default=None, metavar="N",
+                     help="snapshots per chunk of --chunked (default: 100000)")
     out.add_argument("--test-fraction", type=float, default=spec.test_fraction,
                      help="share of the dataset held out for testing: whole trajectories when there are "
                           "several, snapshots otherwise (default: %(default)s)")
@@ -473,8 +479,12 @@ def run_simulate(args) -> int:
     from core.files.io import is_xyz, save_dataset, save_trajectories
     from core.physics.simulate import run_system, to_trajectory
 
+    if getattr(args, "chunked", None) is not None:
+        return run_chunked(args)
+    if getattr(args, "chunk_size", None) is not None:
+        raise HGNError("--chunk-size sets the chunks of --chunked DIR; give --chunked too")
     if args.out is None and args.dataset_out is None:
-        raise HGNError("say where to write the result: --out FILE and/or --dataset-out FILE")
+        raise HGNError("say where to write the result: --out FILE and/or --dataset-out FILE (or --chunked DIR)")
     if args.dataset_out is not None and is_xyz(args.dataset_out):
         raise HGNError("--dataset-out writes the HGN Studio .npz format; give a .npz name")
     from core import validate
@@ -559,4 +569,52 @@ def run_simulate(args) -> int:
                   f"max |H - H(0) - (injected - dissipated)| {res:.3g}")
         for w in written:
             print(f"wrote {w}")
+    return 0
+
+
+#: snapshots per chunk of ``simulate --chunked`` when --chunk-size is not given
+DEFAULT_CHUNK_SIZE = 100_000
+
+
+def run_chunked(args) -> int:
+    """``simulate --chunked DIR``: every saved frame of every run as a snapshot of a chunked dataset
+    (core.files.chunked.write_simulated), at most one chunk in memory."""
+    from core import validate
+    from core.files.chunked import write_simulated
+    from core.physics.integrators import check_run_memory, check_run_settings, check_run_time
+
+    if args.out is not None or args.dataset_out is not None:
+        raise HGNError("--chunked writes the snapshots chunk by chunk; drop --out/--dataset-out (they hold every "
+                       "frame in memory)")
+    chunk = validate.whole("--chunk-size", DEFAULT_CHUNK_SIZE if args.chunk_size is None else args.chunk_size, 1)
+    validate.whole("--trajectories", args.trajectories, 1)
+    validate.fraction("--test-fraction", args.test_fraction)
+    validate.whole("--seed", args.seed, 0, at_least=">=")
+    if args.displacement is not None:
+        validate.amplitude("--displacement", args.displacement)
+    validate.amplitude("--momentum", args.momentum)
+    if args.temperature is not None:
+        validate.amplitude("--temperature", args.temperature)
+    check_run_settings(args.dt, args.steps, args.save_every)
+    system = port_from_args(args, system_from_args(args))
+    if args.displacement is None:
+        args.displacement = MOLECULAR_DISPLACEMENT if system.cutoff is not None else _spec_defaults().displacement
+    # one segment of chunk-size frames (q, p, forces) plus the chunk buffer (q, p, dq/dt, dp/dt) at a time
+    check_run_memory("simulate --chunked", system.n, system.dim, chunk * args.save_every, args.save_every, 7)
+    check_run_time("simulate", system.n, args.steps, args.trajectories)
+    bar = TqdmProgress(1, 1000, disable=True if args.quiet else None)
+    try:
+        folder = write_simulated(args.chunked, system, chunk, args.trajectories, args.steps, args.dt,
+                                 args.save_every, args.displacement, args.momentum, args.temperature, args.seed,
+                                 args.test_fraction, args.integrator, progress=bar)
+    finally:
+        bar.close()
+    if not args.quiet:
+        from core.files.chunked import open_chunked
+
+        c = open_chunked(folder)
+        print(f"{system!r}")
+        print(f"{c.n_snapshots} snapshots in {c.n_chunks} chunks of up to {chunk} ({c.n_train} train, "
+              f"{c.n_test} test, split by {c.manifest['split']})")
+        print(f"wrote {folder}")
     return 0

@@ -85,9 +85,16 @@ def label_of(name) -> str:
 
 
 def by_suffix(path) -> FileKind | None:
-    """The kind recognised by the suffix of ``path`` (extended XYZ), or None for containers."""
+    """The kind recognised by the suffix of ``path`` (extended XYZ) or, for a
+    folder, the folder kind (``chunked_dataset``, :mod:`core.files.chunked`); None for containers."""
+    if Path(path).is_dir() and FOLDER_KIND in KINDS:
+        return KINDS[FOLDER_KIND]
     suffix = Path(path).suffix.lower()
     return next((k for k in KINDS.values() if suffix in k.suffixes), None)
+
+
+#: the kind a folder opens as (a chunked dataset: a manifest and chunk files)
+FOLDER_KIND = "chunked_dataset"
 
 
 def file_name(path) -> str:
