@@ -33,6 +33,10 @@ def register(subparsers) -> None:
                    help="draw the K snapshots at random with this seed (default: the first K)")
     p.add_argument("--regularisation", type=float, default=None,
                    help="a fixed relative regularisation instead of the GCV choice")
+    p.add_argument("--time-series", action="store_true",
+                   help="adapt from time series without derivatives: --data is a trajectory file or a dataset with "
+                        "time series; K consecutive snapshots from the start of the first (training) trajectory, "
+                        "derivatives by 4th-order central differences (K + 4 frames)")
     p.add_argument("--out", metavar="M2.npz", help="where to write the adapted model")
     p.add_argument("--basis-out", metavar="B.npz", help="also write the basis (hidden layers) used")
     p.set_defaults(func=run_adapt)
@@ -54,7 +58,7 @@ def run_adapt(args) -> int:
     from core.cli.model import _check_out, _fmt, _load_dataset
     from core.learning import metrics
     from core.learning.rfhgn import FittedModel
-    from core.learning.rfhgn.adapt import adapt
+    from core.learning.rfhgn.adapt import adapt, adapt_series
     from core.learning.rfhgn.basis import load_basis, save_basis
 
     if args.out is None and args.basis_out is None:
@@ -70,15 +74,27 @@ def run_adapt(args) -> int:
     else:
         src = load_basis(args.basis)
         src.source.setdefault("basis_file", str(args.basis))
-    ds = _load_dataset(args.data)
+    if args.snapshots is not None and args.snapshots < 1:
+        raise HGNError(f"--snapshots must be a whole number >= 1, got {args.snapshots}")
+    if args.time_series:
+        if args.seed is not None:
+            raise HGNError("--seed draws snapshots at random; with --time-series the snapshots are consecutive frames")
+        ds, trajs = _series(args.data)
+    else:
+        ds = _load_dataset(args.data)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = adapt(src, ds, k=args.snapshots, seed=args.seed, regularisation=args.regularisation)
+        if args.time_series:
+            model = adapt_series(src, trajs, k=args.snapshots, regularisation=args.regularisation)
+        else:
+            model = adapt(src, ds, k=args.snapshots, seed=args.seed, regularisation=args.regularisation)
     for w in caught:
         print("warning: " + " ".join(str(w.message).split()), file=sys.stderr)
     a = model.info["adapt"]
-    print(f"{ds.system!r}")
-    print(f"adapted {model.network.L} features to {a['k']} snapshots in {a['adapt_time'] * 1e3:.2f} ms "
+    print(f"{model.train_system!r}")
+    series = a.get("series")
+    where = f" ({series['frames']} frames, order-{series['order']} differences)" if series else ""
+    print(f"adapted {model.network.L} features to {a['k']} snapshots{where} in {a['adapt_time'] * 1e3:.2f} ms "
           f"(regularisation {', '.join(f'{k} {v:.1e}' for k, v in a['regularisation'].items())}, {a['rule']})")
     print(f"train derivative MSE: {_fmt(model.info['train_mse'])}")
     mse = metrics.derivative_mse
@@ -86,7 +102,9 @@ def run_adapt(args) -> int:
         from core.learning.rfhgn.port import identified_port, port_derivative_mse as mse
 
         print(f"identified: {identified_port(model.info['port']).describe()}")
-    if len(ds.test):
+    if ds is None:
+        print("test derivative MSE: n/a (a trajectory file holds no held-out snapshots)")
+    elif len(ds.test):
         print(f"test derivative MSE: {_fmt(mse(model, ds))} on {len(ds.test)} held-out snapshots")
     else:
         print("test derivative MSE: n/a (the data hold no test snapshots)")
@@ -95,6 +113,20 @@ def run_adapt(args) -> int:
     if args.basis_out is not None:
         print(f"wrote {save_basis(src, args.basis_out)}")
     return 0
+
+
+def _series(path):
+    """(dataset or None, training time series) of a --time-series data file: a trajectory file's runs, or a
+    dataset's training trajectories."""
+    from core.cli.model import _training_series
+    from core.files.kinds import load_any
+
+    kind, value = load_any(path)
+    if kind == "trajectory":
+        return None, value
+    if kind == "dataset":
+        return value, _training_series(value, path)
+    raise HGNError(f"{path} holds a {kind}; --time-series needs a trajectory file or a dataset with time series")
 
 
 def run_basis(args) -> int:

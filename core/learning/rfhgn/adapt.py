@@ -280,3 +280,52 @@ def adapt(model_or_basis, dataset: Dataset, k: int | None = None, config: RFConf
     if spec is not None:
         model.info["port"] = port_fit.identified(spec, coef, system.n, system.dim)
     return model
+
+
+def adapt_series(model_or_basis, trajectories, k: int | None = None, order: int = 4, **options) -> FittedModel:
+    """:func:`adapt` from time series without derivatives: ``k`` consecutive
+    snapshots from the start of the first trajectory (None: every interior
+    frame of every trajectory), their dq/dt and dp/dt by central differences
+    of ``order`` 2 or 4 (:func:`core.learning.rfhgn.port.series_dataset`, the
+    differences ``fit_port_time_series`` uses), so k snapshots read
+    k + 4 frames at order 4 (k + 2 at order 2); the energy constant from the
+    first snapshot's recorded energy. Frames h apart give rows consistent
+    with the data to O(h^order). ``options``: :func:`adapt`'s keywords
+    (``regularisation``, ``config``, ``port``, ``prior``; not ``seed``: the
+    snapshots are consecutive). ``info["adapt"]["series"]``: order, frames read,
+    spacing; ``adapt_time`` includes the differencing."""
+    from dataclasses import replace
+
+    from core.physics.trajectory import Trajectory
+    from .port import STENCILS, series_dataset
+
+    t0 = time.perf_counter()
+    if "seed" in options:
+        raise HGNError("adapt_series takes consecutive frames; a seed (random snapshots) does not apply")
+    trajs = [trajectories] if isinstance(trajectories, Trajectory) else (
+        list(trajectories) if isinstance(trajectories, (list, tuple)) else None)
+    if not trajs or not all(isinstance(t, Trajectory) for t in trajs):
+        raise HGNError(f"adapt_series needs a Trajectory or a list of them, got {type(trajectories).__name__}")
+    if order not in STENCILS:
+        raise HGNError(f"the finite-difference order must be one of {sorted(STENCILS)}, got {order!r}")
+    reach = max(STENCILS[order][0])
+    if k is not None:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise HGNError(f"k (snapshots) must be a whole number >= 1, got {k!r}")
+        need = int(k) + 2 * reach
+        first = trajs[0]
+        if first.n_frames < need:
+            raise HGNError(f"{k} snapshots by order-{order} differences need {need} consecutive frames; the first "
+                           f"trajectory has {first.n_frames} (ask for at most {max(first.n_frames - 2 * reach, 0)})")
+        trajs = [replace(first, t=first.t[:need], q=first.q[:need], p=first.p[:need],
+                         kinetic=first.kinetic[:need], potential=first.potential[:need],
+                         momentum=first.momentum[:need])]
+    ds = series_dataset(trajs, order)
+    model = adapt(model_or_basis, ds, None, **options)
+    elapsed = time.perf_counter() - t0
+    h = float(trajs[0].t[1] - trajs[0].t[0])
+    model.info["adapt"].update(series={"order": order, "frames": int(sum(t.n_frames for t in trajs)),
+                                       "trajectories": len(trajs), "spacing": h}, adapt_time=elapsed)
+    model.info.update(fit_time=elapsed, source=f"{model.info['source']} from time series (order-{order} "
+                                               "central differences)")
+    return model
