@@ -124,6 +124,8 @@ class Document(QObject):
     #: the roll-out's ground truth was checked against the reference (the
     #: core.physics.reference.ReferenceCheck), or the check went (None)
     referenceChanged = Signal(object)
+    #: the adapt-vs-scratch comparison (a dict of plain values, studio.pipeline.adapt_curve_job) or None
+    adaptCurveChanged = Signal(object)
     #: a whole new project is shown (after the signals above): views restore the view state
     replaced = Signal()
     dirtyChanged = Signal(bool)
@@ -139,6 +141,7 @@ class Document(QObject):
         self._dirty = False
         self._saved_models: dict[int, ModelRecord] = {}
         self._reference = None
+        self._curve = None
         self._adopt(project if project is not None else Project())
 
     # ------------------------------------------------------------------
@@ -267,6 +270,7 @@ class Document(QObject):
         self.project.system_source = dict(source or {})
         self.project.rollout = None
         self.set_reference_check(None)
+        self.set_adapt_curve(None)          # it compared on the previous system's data
         self.systemChanged.emit(system)
         self._set_dirty(True)
 
@@ -367,6 +371,31 @@ class Document(QObject):
             self._set_dirty(True)
         self.referenceChanged.emit(check)
 
+    # ------------------------------------------------------------------
+    # adapt vs fit from scratch (issue 14)
+    # ------------------------------------------------------------------
+    @property
+    def adapt_curve(self) -> dict | None:
+        """Test error against k of adaptation and of fits from scratch on the
+        current system's data (studio.pipeline.adapt_curve_job's plain dict),
+        or None. Kept in the project (``ui["adapt_curve"]``); a new system
+        drops it."""
+        return self._curve
+
+    def set_adapt_curve(self, curve: dict | None) -> None:
+        """Store a comparison (None: drop it); HGNError when it is malformed."""
+        if curve is None and self._curve is None:
+            self.project.ui.pop("adapt_curve", None)
+            return
+        if curve is not None:
+            curve = check_adapt_curve(curve, "the adapt-vs-scratch comparison")
+            self.project.ui["adapt_curve"] = curve
+        else:
+            self.project.ui.pop("adapt_curve", None)
+        self._curve = curve
+        self._set_dirty(True)
+        self.adaptCurveChanged.emit(curve)
+
     def add_rollout_chunk(self, which: str, traj) -> None:
         buf = self.project.rollout
         if buf is None:
@@ -462,6 +491,7 @@ class Document(QObject):
             self.rolloutFinished.emit(project.rollout)
         self.groundTruthChanged.emit()
         self.referenceChanged.emit(self._reference)
+        self.adaptCurveChanged.emit(self._curve)
         self.currentModelChanged.emit(project.current_model)
         self.replaced.emit()
         self.dirtyChanged.emit(self._dirty)
@@ -504,8 +534,45 @@ class Document(QObject):
                 ui.pop("reference_check")       # damaged: the user can check again
         else:
             ui.pop("reference_check", None)
+        self._curve = None
+        if "adapt_curve" in ui:
+            try:
+                self._curve = check_adapt_curve(ui["adapt_curve"], "the project's adapt-vs-scratch comparison")
+            except HGNError:
+                ui.pop("adapt_curve")           # damaged: the user can compare again
         self.project = project
         self._counter = max([_number(m.name) for m in project.models] + [0])
+
+
+#: the series of an adapt-vs-scratch comparison: one value per k (None where a fit failed)
+CURVE_SERIES = ("k", "adapt", "scratch", "adapt_time", "scratch_time")
+
+
+def check_adapt_curve(curve, where: str) -> dict:
+    """A plain copy of an adapt-vs-scratch comparison (studio.pipeline.adapt_curve_job), checked: each of
+    :data:`CURVE_SERIES` a list as long as ``k``, k whole numbers >= 1, the rest numbers (or None);
+    HGNError naming the series otherwise."""
+    if not isinstance(curve, dict):
+        raise HGNError(f"{where}: expected a dict, got {type(curve).__name__}")
+    out = {k: v for k, v in curve.items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)}
+    notes = curve.get("notes") or []
+    out["notes"] = [str(x) for x in notes] if isinstance(notes, (list, tuple)) else []
+    n = None
+    for name in CURVE_SERIES:
+        v = curve.get(name)
+        if not isinstance(v, (list, tuple)) or (n is not None and len(v) != n):
+            raise HGNError(f"{where}: '{name}' must be a list with one value per k")
+        n = len(v)
+        vals = []
+        for x in v:
+            ok = x is None and name != "k" or (isinstance(x, (int, float)) and not isinstance(x, bool)
+                                               and np.isfinite(x) and (name != "k" or (x >= 1 and int(x) == x)))
+            if not ok:
+                raise HGNError(f"{where}: '{name}' holds {x!r}; expected " +
+                               ("whole numbers >= 1" if name == "k" else "finite numbers or null"))
+            vals.append(int(x) if name == "k" else (None if x is None else float(x)))
+        out[name] = vals
+    return out
 
 
 # ----------------------------------------------------------------------

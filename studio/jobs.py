@@ -39,7 +39,8 @@ from .workers import JobRunner
 STAGE_NAMES = {"simulate": "simulating ground truth", "sample": "sampling random features",
                "assemble": "assembling normal equations", "solve": "solving", "epochs": "training epochs",
                "evaluate": "measuring test error", "rollout": "rolling out", "datagen": "generating data",
-               "import": "reading imported data", "reference": "computing the DOP853 reference"}
+               "import": "reading imported data", "reference": "computing the DOP853 reference",
+               "adapt": "adapting the output layer", "compare": "adapt vs fit from scratch"}
 #: stages that make the training data; when one completes the fit starts
 DATA_STAGES = ("simulate", "datagen", "import")
 
@@ -68,6 +69,52 @@ def zero_shot_reason(system) -> str:
     if missing:
         return f"the system does not record its {', '.join(missing)}, so it cannot be rebuilt larger"
     return ""
+
+
+def basis_reason(rec) -> str:
+    """Why model ``rec`` (a ModelRecord) has no sampled basis to adapt or save; empty when it has one
+    (a fitted RF-HGN: its hidden layers were sampled, only its output layer was solved)."""
+    if rec is None:
+        return "train a model first"
+    if rec.model is None:
+        return f"the model of {rec.name} is not available ({rec.note or 'not stored'})"
+    kind = getattr(rec.model, "kind", None) if getattr(rec.model, "packed", False) else None
+    cls = type(rec.model)
+    if kind != "model" and (cls.__module__, cls.__name__) != ("core.learning.rfhgn.model", "FittedModel"):
+        return (f"{rec.name} is trained by gradients (every layer learned), so it has no sampled basis; "
+                "adaptation reuses the sampled hidden layers of an RF-HGN")
+    return ""
+
+
+def adapt_reason(rec, system) -> str:
+    """Why model ``rec`` cannot be adapted to ``system``; empty when it can."""
+    reason = basis_reason(rec)
+    if reason:
+        return reason
+    if system is None:
+        return "build or draw a system first"
+    dim = (getattr(rec.model, "meta", None) or {}).get("dim") if getattr(rec.model, "packed", False) \
+        else getattr(rec.model, "dim", None)
+    if dim is not None and int(dim) != int(system.dim):
+        return (f"{rec.name} is a {int(dim)}D model and the current system is {system.dim}D; "
+                f"its basis only fits {int(dim)}D systems")
+    return ""
+
+
+def describe_curve(curve: dict) -> str:
+    """One line on an adapt-vs-scratch comparison: the errors at k = 10 (or the nearest k) and the most k."""
+    ks = list(curve.get("k") or [])
+    if not ks:
+        return "adapt vs scratch: no k to compare (no training snapshots)"
+
+    def at(i):
+        a, s = curve["adapt"][i], curve["scratch"][i]
+        return (f"k = {ks[i]}: adapt {a:.3g}" if a is not None else f"k = {ks[i]}: adapt –") + \
+            (f", scratch {s:.3g}" if s is not None else ", scratch –")
+
+    i10 = min(range(len(ks)), key=lambda i: abs(ks[i] - 10))
+    parts = [at(i10)] + ([at(len(ks) - 1)] if len(ks) - 1 != i10 else [])
+    return f"adapt vs scratch ({curve.get('model', '')} on {curve.get('system', '')}): " + "; ".join(parts)
 
 
 # ----------------------------------------------------------------------
@@ -157,6 +204,10 @@ class Jobs(QObject):
     trained = Signal(object)
     #: the ground truth's check against the reference started (True) or ended (False)
     checkingChanged = Signal(bool)
+    #: the adapt-vs-scratch comparison started (True) or ended (False)
+    comparingChanged = Signal(bool)
+    #: a basis file was written (its path)
+    basisSaved = Signal(str)
 
     def __init__(self, document, undo, parent: QObject | None = None):
         super().__init__(parent)
@@ -167,6 +218,9 @@ class Jobs(QObject):
         self.roller = JobRunner(self)
         #: the ground truth against the DOP853 reference (check_reference)
         self.checker = JobRunner(self)
+        #: adapt vs fit from scratch over k (compare_adapt), and basis files (save_basis)
+        self.comparer = JobRunner(self)
+        self.basis_saver = JobRunner(self)
         #: perf_counter stamps of the last Train: train_pressed, trained, first_frame
         self.timing: dict[str, float] = {}
         self._train_sim: dict = {}
@@ -179,6 +233,9 @@ class Jobs(QObject):
         self._checking = None                          # the roll-out whose truth is being checked
         self._auto_check = False                       # check the roll-out that just finished
         self._quiet_cancel = False                     # a check stopped because its roll-out went
+        self._trainer_what = "Training"                # what the trainer runs: "Training" | "Adaptation"
+        self._comparing = None                         # the system whose data the comparison uses
+        self._quiet_compare = False                    # a comparison stopped because its system went
 
         self.trainer.progress.connect(self._on_progress)
         self.roller.progress.connect(self._on_progress)
@@ -186,7 +243,7 @@ class Jobs(QObject):
             runner.failed.connect(self.failed)
             runner.started.connect(self._update_running)
         self.trainer.finished.connect(self._on_trained)
-        self.trainer.cancelled.connect(lambda: self.cancelled.emit("Training"))
+        self.trainer.cancelled.connect(lambda: self.cancelled.emit(self._trainer_what))
         self.trainer.done.connect(self._update_running)
         self.roller.partial.connect(self._on_chunk)
         self.roller.finished.connect(self._on_rollout_finished)
@@ -198,12 +255,28 @@ class Jobs(QObject):
         self.checker.finished.connect(self._on_checked)
         self.checker.cancelled.connect(self._on_check_cancelled)
         self.checker.done.connect(self._on_check_done)
+        self.comparer.progress.connect(self._on_progress)
+        self.comparer.failed.connect(self.failed)
+        self.comparer.started.connect(self._update_running)
+        self.comparer.finished.connect(self._on_compared)
+        self.comparer.cancelled.connect(self._on_compare_cancelled)
+        self.comparer.done.connect(self._on_compare_done)
+        self.basis_saver.failed.connect(self.failed)
+        self.basis_saver.started.connect(self._update_running)
+        self.basis_saver.finished.connect(self._on_basis_saved)
+        self.basis_saver.cancelled.connect(lambda: self.cancelled.emit("Saving the basis"))
+        self.basis_saver.done.connect(self._update_running)
+        document.systemChanged.connect(self._drop_compare)
 
     # ------------------------------------------------------------------
     # state
     # ------------------------------------------------------------------
     def is_running(self) -> bool:
-        return self.trainer.is_running() or self.roller.is_running() or self.checker.is_running()
+        return any(r.is_running() for r in self.runners())
+
+    def runners(self) -> tuple:
+        """Every runner of this window's jobs."""
+        return (self.trainer, self.roller, self.checker, self.comparer, self.basis_saver)
 
     def is_training(self) -> bool:
         return self.trainer.is_running()
@@ -294,6 +367,7 @@ class Jobs(QObject):
         return self._train(ImportedData(trajs, sim), method, settings)
 
     def _train(self, source, method, settings: dict) -> bool:
+        self._trainer_what = "Training"
         self.timing = {"train_pressed": time.perf_counter()}
         self._train_sim = dict(source.sim)
         self._method_label = method.label.split(" (")[0]
@@ -310,7 +384,9 @@ class Jobs(QObject):
     def _on_trained(self, result) -> None:
         self.timing["trained"] = time.perf_counter()
         doc = self.document
-        rec = ModelRecord(name=doc.next_name(result.method), method=result.method, settings=dict(result.settings),
+        lineage = (result.info or {}).get("lineage")
+        name = doc.next_name("adapted" if lineage else result.method)
+        rec = ModelRecord(name=name, method=result.method, settings=dict(result.settings),
                           system=result.dataset.system, model=result.model, dataset=result.dataset,
                           fit_time=float(result.fit_time), test_mse=float(result.test_mse),
                           data_time=float(result.data_time or 0.0),
@@ -329,17 +405,149 @@ class Jobs(QObject):
 
     def _add_trained(self, rec) -> None:
         self._adding = None
-        self.status.emit(f"trained {rec.name}: fit time {rec.fit_time:.3g} s, test MSE {rec.test_mse:.3g}")
-        self.undo.push(AddModelCommand(self.document, rec, f"Train {rec.name}"))
+        lineage = rec.info.get("lineage")
+        if lineage:
+            self.status.emit(f"{rec.name}: {pipeline.describe_lineage(lineage)}, test MSE {rec.test_mse:.3g}")
+            self.undo.push(AddModelCommand(self.document, rec, f"Adapt {rec.name}"))
+            for message in lineage.get("warnings") or ():
+                self.warning.emit(message)
+        else:
+            self.status.emit(f"trained {rec.name}: fit time {rec.fit_time:.3g} s, test MSE {rec.test_mse:.3g}")
+            self.undo.push(AddModelCommand(self.document, rec, f"Train {rec.name}"))
         self.trained.emit(rec)
 
     @Slot(str, float)
     def _on_progress(self, stage: str, fraction: float) -> None:
         if fraction >= 1.0 and stage in DATA_STAGES and self.trainer.is_running():
             # the data are ready; the fit may take a while before it reports
-            self.progress.emit(f"fitting {self._method_label}…", -1.0)
+            self.progress.emit("adapting…" if self._trainer_what == "Adaptation" else f"fitting {self._method_label}…",
+                               -1.0)
             return
         self.progress.emit(STAGE_NAMES.get(stage, stage), float(fraction))
+
+    # ------------------------------------------------------------------
+    # few-shot adaptation (issue 14)
+    # ------------------------------------------------------------------
+    def adapt(self, index: int, k: int = 10, seed: int | None = None, regularisation: float | None = None,
+              basis_path: str | None = None) -> bool:
+        """Adapt model ``index`` (or, with ``basis_path``, that basis file) to the current system: its
+        training data simulated with the simulation settings, the output layer solved on ``k`` of their
+        training snapshots (pipeline.adapt_job, in the trainer's worker); the new model joins the table
+        through an undoable command, with its lineage, and is rolled out. False, with a message, when it
+        cannot start."""
+        doc = self.document
+        if self.trainer.is_running():
+            return self._refuse(HGNError("a model is being trained or adapted; cancel it first (Esc)"))
+        if doc.system is None:
+            return self._refuse(HGNError("build or draw a system first"))
+        rec = doc.models[index] if 0 <= index < len(doc.models) else None
+        if not basis_path:
+            reason = adapt_reason(rec, doc.system)
+            if reason:
+                return self._refuse(HGNError(f"adapt: {reason}"))
+        sim = doc.values("simulation")
+        try:
+            pipeline.check_simulation(sim)
+        except HGNError as exc:
+            return self._refuse(SettingError("simulation", str(exc)))
+        source_name = rec.name if rec is not None and not basis_path else ""
+        self._trainer_what = "Adaptation"
+        self.timing = {"train_pressed": time.perf_counter()}
+        self._train_sim = dict(sim)
+        self._method_label = "adapting"
+        model = None if basis_path else rec.model
+        if not self.trainer.start("adapt", pipeline.adapt_job, model, doc.system, sim, int(k),
+                                  None if seed is None else int(seed),
+                                  None if regularisation is None else float(regularisation),
+                                  source_name=source_name, basis_path=str(basis_path) if basis_path else None):
+            return self._refuse(HGNError("a model is being trained or adapted; cancel it first (Esc)"))
+        self.progress.emit(STAGE_NAMES["simulate"] + "…", 0.0)
+        src = f"basis {basis_path}" if basis_path else source_name
+        self.status.emit(f"adapting {src} to {doc.system.name} with {int(k)} snapshots…")
+        self._update_running()
+        return True
+
+    def is_comparing(self) -> bool:
+        return self.comparer.is_running()
+
+    def compare_adapt(self, index: int | None = None) -> bool:
+        """Test error against k, adaptation of model ``index`` (default: the current one) against fits from
+        scratch with its settings, on the current system's training data (pipeline.adapt_curve_job, in a
+        worker); the result goes into the document (Document.set_adapt_curve). False, with a message, when it
+        cannot start."""
+        doc = self.document
+        index = doc.current if index is None else index
+        rec = doc.models[index] if 0 <= index < len(doc.models) else None
+        reason = adapt_reason(rec, doc.system)
+        if reason:
+            return self._refuse(HGNError(f"adapt vs scratch: {reason}"))
+        if self.comparer.is_running():
+            return self._refuse(HGNError("adapt vs scratch is already being computed; cancel it first (Esc)"))
+        sim = doc.values("simulation")
+        try:
+            pipeline.check_simulation(sim)
+        except HGNError as exc:
+            return self._refuse(SettingError("simulation", str(exc)))
+        self._comparing = doc.system
+        if not self.comparer.start("compare", pipeline.adapt_curve_job, rec.model, doc.system, sim,
+                                   source_name=rec.name):
+            self._comparing = None
+            return self._refuse(HGNError("adapt vs scratch is already being computed; cancel it first (Esc)"))
+        self.progress.emit(STAGE_NAMES["compare"], 0.0)
+        self.status.emit(f"adapt vs scratch: {rec.name} on {doc.system.name}…")
+        self.comparingChanged.emit(True)
+        self._update_running()
+        return True
+
+    def cancel_compare(self) -> None:
+        self.comparer.cancel()
+
+    @Slot(object)
+    def _on_compared(self, curve) -> None:
+        if self.document.system is self._comparing:         # still the system it was computed for
+            try:
+                self.document.set_adapt_curve(curve)
+            except HGNError as exc:
+                self.failed.emit(str(exc), "")
+                return
+            self.status.emit(describe_curve(curve))
+
+    def _drop_compare(self, *_args) -> None:
+        """Stop a running comparison whose system is no longer the current one (no message)."""
+        if self.comparer.is_running():
+            self._quiet_compare = True
+            self.comparer.cancel()
+
+    @Slot()
+    def _on_compare_cancelled(self) -> None:
+        if not self._quiet_compare:
+            self.cancelled.emit("Adapt vs scratch")
+
+    @Slot()
+    def _on_compare_done(self) -> None:
+        self._quiet_compare = False
+        self._comparing = None
+        self.comparingChanged.emit(False)
+        self._update_running()
+
+    def save_basis(self, index: int, path) -> bool:
+        """Write the hidden layers of model ``index`` as a basis file (pipeline.save_basis_job, in a worker:
+        the model's network needs torch); ``basisSaved(path)`` when written."""
+        doc = self.document
+        rec = doc.models[index] if 0 <= index < len(doc.models) else None
+        reason = basis_reason(rec)
+        if reason:
+            return self._refuse(HGNError(f"save basis: {reason}"))
+        if not self.basis_saver.start("basis", pipeline.save_basis_job, rec.model, str(path)):
+            return self._refuse(HGNError("a basis is already being saved"))
+        self.status.emit(f"saving the basis of {rec.name}…")
+        self._update_running()
+        return True
+
+    @Slot(object)
+    def _on_basis_saved(self, path) -> None:
+        self.status.emit(f"saved the basis (hidden layers) to {path}")
+        self.basisSaved.emit(str(path))
 
     # ------------------------------------------------------------------
     # roll-outs
@@ -529,9 +737,8 @@ class Jobs(QObject):
         """Stop whatever runs; True when something was running."""
         ran = self.is_running()
         self._pending = None
-        self.trainer.cancel()
-        self.roller.cancel()
-        self.checker.cancel()
+        for runner in self.runners():
+            runner.cancel()
         if ran:
             self.progress.emit("cancelling…", -1.0)
         return ran
@@ -542,7 +749,6 @@ class Jobs(QObject):
         if self._adding is not None:         # a model not in the document yet stays out of the next one
             pacer().cancel(self._adding)
             self._adding = None
-        self.trainer.shutdown()
-        self.roller.shutdown()
-        self.checker.shutdown()
+        for runner in self.runners():
+            runner.shutdown()
         self._update_running()

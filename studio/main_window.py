@@ -39,6 +39,8 @@ from .scene import palette
 from .scene.palette import hex_of
 from .settings import load_json, open_settings, save_json
 from .timeline import TimeModel
+from .widgets.adapt_dialog import AdaptDialog
+from .widgets.adapt_plot import AdaptPanel
 from .widgets.drawing_panel import DrawingPanel
 from .widgets.models_panel import ModelsPanel
 from .widgets.plots import balance_plot, energy_balance_curves, energy_parts_plot, energy_plot, error_plot, loss_plot
@@ -144,6 +146,10 @@ class MainWindow(QMainWindow):
         self.plots = [self.energyPlot, self.errorPlot, self.partsPlot, self.balancePlot]
         #: the ground truth against the DOP853 reference (a page next to the energies)
         self.referencePanel = ReferencePanel(doc, self.jobs)
+        #: adapt vs fit from scratch over k (issue 14), a page beside it
+        self.adaptPanel = AdaptPanel(doc, self.jobs)
+        #: the last choices of the Adapt dialog (k, seed, regularisation)
+        self._adapt_last: dict = {}
 
         central = QWidget()
         cl = QVBoxLayout(central)
@@ -173,6 +179,7 @@ class MainWindow(QMainWindow):
         self.plotTabs.addTab(self.balancePlot, "Energy balance")
         self.plotTabs.addTab(self.lossPlot, "Training loss")
         self.plotTabs.addTab(self.referencePanel, "Ground-truth error")
+        self.plotTabs.addTab(self.adaptPanel, "Adapt vs scratch")
         plots.addWidget(self.plotTabs)
         self.plotsDock = self._dock("Plots", "plotsDock", plots, Qt.BottomDockWidgetArea)
         self.modelsDock = self._dock("Models", "modelsDock", _scroll(self.modelsPanel), Qt.RightDockWidgetArea)
@@ -355,11 +362,17 @@ class MainWindow(QMainWindow):
         jobs.trained.connect(self._on_trained)
         jobs.checkingChanged.connect(self._show_reference_page)
         doc.referenceChanged.connect(self._show_reference_page)
+        jobs.comparingChanged.connect(self._show_adapt_page)
+        doc.adaptCurveChanged.connect(self._show_adapt_page)
+        jobs.basisSaved.connect(lambda p: self.show_status(f"saved the basis (hidden layers) to {p}"))
         self.jobStatus.cancelButton.clicked.connect(self.cancel)
 
         self.modelsPanel.rolloutRequested.connect(self.rollout_model)
         self.modelsPanel.zeroShotRequested.connect(self.zero_shot)
         self.modelsPanel.saveRequested.connect(self.save_model)
+        self.modelsPanel.adaptRequested.connect(self.adapt_model)
+        self.modelsPanel.saveBasisRequested.connect(self.save_basis)
+        self.modelsPanel.compareRequested.connect(self.compare_adapt)
 
     def enable_export(self, handler, tooltip: str = "Export the roll-out as a video") -> None:
         """Wire the Export video button and menu entry to ``handler()`` (called
@@ -654,6 +667,65 @@ class MainWindow(QMainWindow):
         """A check started (True) or arrived: its page comes to the front."""
         if what is not None and what is not False:
             self.plotTabs.setCurrentWidget(self.referencePanel)
+
+    def _show_adapt_page(self, what) -> None:
+        """A comparison started (True) or arrived: its page comes to the front."""
+        if what is not None and what is not False:
+            self.plotTabs.setCurrentWidget(self.adaptPanel)
+
+    # -- few-shot adaptation (issue 14) ----------------------------------------
+    @Slot(int)
+    def adapt_model(self, index: int) -> AdaptDialog | None:
+        """The Adapt dialog for model ``index`` (window-modal, not blocking): its Adapt button starts
+        Jobs.adapt with the choices. None, with a message, when the model cannot be adapted (a basis file
+        can still be adapted from the dialog of any RF-HGN)."""
+        from .jobs import adapt_reason
+
+        doc = self.document
+        if not self.commit_forms():
+            return None
+        rec = doc.models[index] if 0 <= index < len(doc.models) else None
+        reason = adapt_reason(rec, doc.system)
+        if reason:
+            self.show_error(f"adapt: {reason}")
+            return None
+        dlg = AdaptDialog(rec.name, doc.system, self, self._adapt_last)
+
+        def start():
+            req = dlg.request()
+            self._adapt_last = {k: req[k] for k in ("k", "seed", "regularisation")}
+            self.jobs.adapt(index, **req)
+
+        dlg.accepted.connect(start)
+        dlg.finished.connect(lambda _r: dlg.deleteLater())
+        dlg.open()
+        return dlg
+
+    @Slot(int)
+    def save_basis(self, index: int, path: str | None = None) -> bool:
+        """Write model ``index``'s sampled hidden layers as a basis file (a file dialog without ``path``)."""
+        from .jobs import basis_reason
+
+        doc = self.document
+        rec = doc.models[index] if 0 <= index < len(doc.models) else None
+        reason = basis_reason(rec)
+        if reason:
+            self.show_error(f"save basis: {reason}")
+            return False
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save basis", f"{rec.name}-basis.npz",
+                                                  "HGN basis files (*.npz)")
+            if not path:
+                return False
+        return self.jobs.save_basis(index, path)
+
+    @Slot(int)
+    def compare_adapt(self, index: int) -> bool:
+        """Adapt vs fit from scratch over k for model ``index`` on the current system's data."""
+        if not self.commit_forms():
+            return False
+        self.document.set_current(index)
+        return self.jobs.compare_adapt(index)
 
     @Slot(bool)
     def _on_playing(self, playing: bool) -> None:

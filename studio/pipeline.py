@@ -302,3 +302,167 @@ def reference_job(truth, integrator: str = "", *, progress=None, cancel=None, em
     from core.physics.reference import reference_check
 
     return reference_check(truth, integrator=integrator, progress=progress, cancel=cancel)
+
+
+# ---------------------------------------------------------------------------
+# few-shot adaptation (issue 14; docs/adapt.md)
+# ---------------------------------------------------------------------------
+#: the k grid of the adapt-vs-scratch comparison (cut at the training snapshots available, which are added)
+CURVE_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+
+
+def _adapt_source(source, basis_path):
+    """What adapt starts from: the model (unpacked in this worker) or the basis file's layers."""
+    if basis_path:
+        from core.learning.rfhgn.basis import load_basis
+
+        return load_basis(basis_path)
+    from .worker_process import unpack
+
+    model = unpack(source)
+    from core.learning.rfhgn.model import FittedModel
+
+    if not isinstance(model, FittedModel):
+        raise HGNError(f"adaptation solves the output layer of a random-feature model (RF-HGN); "
+                       f"{type(model).__name__} is trained by gradients and has no sampled basis")
+    return model
+
+
+def _lineage(source_name: str, basis_path, info: dict, system: System) -> dict:
+    """Where an adapted model comes from, in plain values (kept in the record's info, saved with the project)."""
+    from pathlib import Path
+
+    a = info.get("adapt") or {}
+    return {"from": str(source_name) if not basis_path else "", "basis_file": str(basis_path or ""),
+            "basis_name": Path(basis_path).name if basis_path else "", "k": int(a.get("k", 0)),
+            "seed": a.get("seed"), "rule": str(a.get("rule", "")),
+            "regularisation": {str(b): float(v) for b, v in (a.get("regularisation") or {}).items()},
+            "effective_rank": {str(b): int(v) for b, v in (a.get("effective_rank") or {}).items()},
+            "adapt_time": float(a.get("adapt_time", info.get("fit_time", 0.0))),
+            "basis": {str(k): v for k, v in (a.get("basis") or {}).items() if isinstance(v, (str, int, float))
+                      or v is None},
+            "system": system.name}
+
+
+def describe_lineage(lineage: dict) -> str:
+    """The lineage in words: "adapted from rfhgn-1, k = 10, λ = p 1e-14 / q 3.2e-14 (GCV), 9.8 ms"."""
+    if not isinstance(lineage, dict):
+        return ""
+    src = f"basis {lineage.get('basis_name') or lineage.get('basis_file')}" if lineage.get("basis_file") \
+        else str(lineage.get("from") or "?")
+    reg = lineage.get("regularisation") or {}
+    lam = " / ".join(f"{b} {v:.2g}" for b, v in reg.items()) if isinstance(reg, dict) else ""
+    rule = {"gcv": "GCV", "given": "fixed"}.get(str(lineage.get("rule", "")), str(lineage.get("rule", "")))
+    seed = lineage.get("seed")
+    pick = f", drawn with seed {seed}" if seed is not None else ""
+    t = lineage.get("adapt_time")
+    when = f", {1e3 * t:.3g} ms" if isinstance(t, (int, float)) else ""
+    return f"adapted from {src}, k = {lineage.get('k')}{pick}, λ = {lam} ({rule}){when}"
+
+
+def adapt_job(source, system: System, sim: dict, k: int = 10, seed: int | None = None,
+              regularisation: float | None = None, *, source_name: str = "", basis_path: str | None = None,
+              progress=None, cancel=None, emit=None) -> TrainResult:
+    """Few-shot adaptation (core.learning.rfhgn.adapt.adapt): training data of ``system`` simulated with the
+    simulation settings ``sim`` (as Train makes them), the output layer of ``source`` (a fitted RF-HGN, sent
+    packed) -- or of the basis file ``basis_path`` -- solved on ``k`` of their training snapshots (the first k,
+    or k drawn with ``seed``), the regularisation by GCV (None) or fixed; the test derivative MSE on the
+    held-out snapshots. The result's ``info["lineage"]`` says where the model comes from."""
+    import warnings
+
+    from core.learning.metrics import derivative_mse
+    from core.learning.rfhgn.adapt import adapt
+    from core.physics.datagen import generate
+
+    check_simulation(sim)
+    base = _adapt_source(source, basis_path)
+    check_cancel(cancel)
+    t0 = time.perf_counter()
+    dataset = generate(system, data_spec(sim), progress=progress, cancel=cancel)
+    data_time = time.perf_counter() - t0
+    check_cancel(cancel)
+    report(progress, "adapt", 0.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = adapt(base, dataset, k=k, seed=seed, regularisation=regularisation)
+    check_cancel(cancel)
+    report(progress, "evaluate", 0.0)
+    test = getattr(dataset, "test", None)
+    info = dict(getattr(model, "info", {}) or {})
+    if test is not None and len(test):
+        test_mse = float(derivative_mse(model, dataset, indices=test))
+    else:
+        test_mse = float(derivative_mse(model, dataset, indices=dataset.train))
+        info["mse_on"] = "training snapshots (no test split)"
+    report(progress, "evaluate", 1.0)
+    info["lineage"] = _lineage(source_name, basis_path, info, system)
+    info["lineage"]["warnings"] = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    return TrainResult(model=model, dataset=dataset, method="rfhgn", settings=model.config.to_dict(),
+                       fit_time=float(info["lineage"]["adapt_time"]), test_mse=test_mse, data_time=data_time,
+                       loss=None, info=info)
+
+
+def curve_ks(n_train: int, grid=CURVE_KS) -> list[int]:
+    """The k of the comparison: the grid's values up to ``n_train``, and ``n_train`` itself."""
+    ks = [k for k in grid if k <= n_train]
+    if n_train >= 1 and (not ks or ks[-1] != n_train):
+        ks.append(int(n_train))
+    return ks
+
+
+def adapt_curve_job(source, system: System, sim: dict, *, source_name: str = "", ks=None,
+                    progress=None, cancel=None, emit=None) -> dict:
+    """Test derivative error against k for adaptation (the output layer of ``source`` on the first k training
+    snapshots, GCV) and for a fit from scratch with the same settings on the same k snapshots, on the
+    training data of ``system`` (simulated with ``sim``, as Train makes them) and their held-out snapshots.
+    Returns plain values (kept in the project): ``k``, ``adapt``, ``scratch`` (MSE; None where a fit failed,
+    reason in ``notes``), ``adapt_time``, ``scratch_time`` (s), ``model``, ``system``, ``n_train``,
+    ``n_test``, ``seconds``."""
+    import dataclasses
+    import warnings
+
+    from core.learning.metrics import derivative_mse
+    from core.learning.rfhgn.adapt import adapt
+    from core.learning.rfhgn.fitting import fit
+    from core.physics.datagen import generate
+
+    check_simulation(sim)
+    t_start = time.perf_counter()
+    base = _adapt_source(source, None)
+    dataset = generate(system, data_spec(sim), progress=progress, cancel=cancel)
+    n_train = len(dataset.train)
+    test = dataset.test if len(dataset.test) else dataset.train
+    ks = curve_ks(n_train) if ks is None else [int(k) for k in ks if 1 <= int(k) <= n_train]
+    out = {"k": [], "adapt": [], "scratch": [], "adapt_time": [], "scratch_time": [], "notes": [],
+           "model": str(source_name), "system": system.name, "n_train": int(n_train), "n_test": int(len(test)),
+           "test_on": "held-out snapshots" if len(dataset.test) else "training snapshots (no test split)"}
+    report(progress, "compare", 0.0)
+    for i, k in enumerate(ks):
+        check_cancel(cancel)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)       # small k: underdetermined (said in the notes)
+            m = adapt(base, dataset, k=k)
+        a_mse = float(derivative_mse(m, dataset, indices=test))
+        check_cancel(cancel)
+        try:
+            s = fit(dataclasses.replace(dataset, train=np.asarray(dataset.train[:k])), base.config, cancel=cancel)
+            s_mse, s_time = float(derivative_mse(s, dataset, indices=test)), float(s.info.get("fit_time", 0.0))
+        except HGNError as exc:
+            s_mse = s_time = None
+            out["notes"].append(f"k = {k}: the fit from scratch failed: {exc}")
+        out["k"].append(int(k))
+        out["adapt"].append(a_mse if np.isfinite(a_mse) else None)
+        out["adapt_time"].append(float(m.info.get("fit_time", 0.0)))
+        out["scratch"].append(s_mse if s_mse is None or np.isfinite(s_mse) else None)
+        out["scratch_time"].append(s_time)
+        report(progress, "compare", (i + 1) / len(ks))
+    out["seconds"] = time.perf_counter() - t_start
+    return out
+
+
+def save_basis_job(source, path: str, *, progress=None, cancel=None, emit=None) -> str:
+    """Write the hidden layers of ``source`` (a fitted RF-HGN, sent packed) as a basis file
+    (core.learning.rfhgn.basis.save_basis); returns the path."""
+    from core.learning.rfhgn.basis import save_basis
+
+    return str(save_basis(_adapt_source(source, None), path))

@@ -14,19 +14,21 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import (QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QMenu, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from ..commands import RemoveModelCommand
 from ..defaults import ZERO_SHOT
-from ..jobs import zero_shot_reason
+from ..jobs import adapt_reason, basis_reason, zero_shot_reason
+from ..pipeline import describe_lineage
 from .forms import FieldForm, FieldSpec
 
 #: (key of :func:`model_row`, column header): what the table shows
 COLUMNS = [("Model", "Model"), ("Fit time [s]", "Fit [s]"), ("Test MSE", "Test MSE"),
            ("Max |drift|", "Drift"), ("Damping", "γ")]
 #: the rest of a row: tooltip and detail line
-DETAILS = ["Method", "Encoding", "Widths", "Particles", "Roll-out MSE (end)", "Identified"]
+DETAILS = ["Method", "Encoding", "Widths", "Particles", "Roll-out MSE (end)", "Identified", "Lineage"]
 TIPS = {"Fit [s]": "wall time of the fit (training data generation not included)",
         "Test MSE": "derivative MSE on held-out snapshots (the paper's test error)",
         "Drift": "largest relative energy drift |H(t) - H(0)| / |H(0)| of the model's roll-out",
@@ -54,7 +56,7 @@ def identified_damping(ident: dict | None):
 
 def _details(row: dict) -> list[str]:
     """The detail keys worth showing for a row (no "Identified" for models that identified nothing)."""
-    return [k for k in DETAILS if not (k == "Identified" and row.get(k) == "–")]
+    return [k for k in DETAILS if not (k in ("Identified", "Lineage") and row.get(k) == "–")]
 
 
 def _gamma_text(g):
@@ -100,6 +102,7 @@ def model_row(rec) -> dict:
         "Max |drift|": rec.max_abs_drift,
         "Damping": _gamma_text(identified_damping(identified(rec))),
         "Identified": describe_identified(identified(rec)),
+        "Lineage": describe_lineage((rec.info or {}).get("lineage")) or "–",
     }
 
 
@@ -125,6 +128,12 @@ class ModelsPanel(QWidget):
     rolloutRequested = Signal(int)
     zeroShotRequested = Signal(int, int, int, int)     # model index, factor, steps, save_every
     saveRequested = Signal(int)
+    #: "Adapt to this system…" on a model (its index)
+    adaptRequested = Signal(int)
+    #: "Save basis…" on a model (its index)
+    saveBasisRequested = Signal(int)
+    #: "Adapt vs scratch" for a model (its index)
+    compareRequested = Signal(int)
 
     def __init__(self, document, undo, parent: QWidget | None = None):
         super().__init__(parent)
@@ -157,6 +166,10 @@ class ModelsPanel(QWidget):
         self.saveButton = QPushButton("Save…")
         self.saveButton.setObjectName("saveModelButton")
         self.saveButton.setToolTip("Save the selected model to its own file")
+        self.adaptButton = QPushButton("Adapt to this system…")
+        self.adaptButton.setObjectName("adaptButton")
+        self.saveBasisButton = QPushButton("Save basis…")
+        self.saveBasisButton.setObjectName("saveBasisButton")
         self.zeroShotForm = FieldForm(zero_shot_specs(), prefix="zeroShot_")
         self.zeroShotForm.bind(document, "zero_shot", undo.push)
         self.factorSpin = self.zeroShotForm.editors["factor"]
@@ -172,6 +185,9 @@ class ModelsPanel(QWidget):
         buttons.addWidget(self.rolloutButton)
         buttons.addWidget(self.saveButton)
         buttons.addWidget(self.removeButton)
+        adapt_row = QHBoxLayout()
+        adapt_row.addWidget(self.adaptButton, 1)
+        adapt_row.addWidget(self.saveBasisButton)
         zs = QGroupBox("Zero-shot: same lattice, larger")
         zl = QVBoxLayout(zs)
         zl.addWidget(self.zeroShotForm)
@@ -181,6 +197,7 @@ class ModelsPanel(QWidget):
         lay.addWidget(self.table, 1)
         lay.addWidget(self.detail)
         lay.addLayout(buttons)
+        lay.addLayout(adapt_row)
         lay.addWidget(zs)
 
         document.modelsChanged.connect(self.refresh)
@@ -190,6 +207,11 @@ class ModelsPanel(QWidget):
         self.removeButton.clicked.connect(self.remove_current)
         self.saveButton.clicked.connect(lambda: self.saveRequested.emit(self.document.current))
         self.zeroShotButton.clicked.connect(self._zero_shot)
+        self.adaptButton.clicked.connect(lambda: self.adaptRequested.emit(self.document.current))
+        self.saveBasisButton.clicked.connect(lambda: self.saveBasisRequested.emit(self.document.current))
+        self.table.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
+        document.systemChanged.connect(lambda *_a: self._update_adapt(self.document.current_model()))
         self.refresh()
 
     @Slot()
@@ -227,6 +249,61 @@ class ModelsPanel(QWidget):
             self.detail.setText(f"{rec.name}: " + ", ".join(f"{k.lower()} {_fmt(row[k])}" for k in _details(row))
                                 + (f". {rec.note}" if rec.note else ""))
         self._update_zero_shot(rec)
+        self._update_adapt(rec)
+
+    def _update_adapt(self, rec) -> None:
+        reason = adapt_reason(rec, self.document.system)
+        self.adaptButton.setEnabled(not reason)
+        self.adaptButton.setToolTip(
+            "Keep the selected model's sampled hidden layers (or a basis file's) and solve only the output layer "
+            "on k snapshots of the current system: a new model in milliseconds" if not reason
+            else f"Adapt is not available: {reason}")
+        reason = basis_reason(rec)
+        self.saveBasisButton.setEnabled(not reason)
+        self.saveBasisButton.setToolTip("Save the selected model's sampled hidden layers (no output layer) as a "
+                                        "basis file to adapt to other systems" if not reason
+                                        else f"Save basis is not available: {reason}")
+
+    def context_menu(self, row: int) -> QMenu:
+        """The menu of a model's row (made current): roll out, adapt, adapt vs scratch, save, save basis,
+        remove; entries that do not apply are disabled, with the reason in their tooltip."""
+        if 0 <= row < len(self.document.models):
+            self.document.set_current(row)
+        rec = self.document.current_model()
+        menu = QMenu(self)
+        menu.setObjectName("modelMenu")
+        menu.setToolTipsVisible(True)
+        i = self.document.current
+
+        def add(text, name, slot, reason=""):
+            act = QAction(text, menu)
+            act.setObjectName(name)
+            act.setEnabled(rec is not None and not reason)
+            if reason:
+                act.setToolTip(reason)
+            act.triggered.connect(slot)
+            menu.addAction(act)
+            return act
+
+        add("Roll out", "rolloutAction", lambda: self.rolloutRequested.emit(i))
+        menu.addSeparator()
+        adapt = adapt_reason(rec, self.document.system)
+        add("Adapt to this system…", "adaptAction", lambda: self.adaptRequested.emit(i), adapt)
+        add("Adapt vs scratch", "compareAction", lambda: self.compareRequested.emit(i), adapt)
+        add("Save basis…", "saveBasisAction", lambda: self.saveBasisRequested.emit(i), basis_reason(rec))
+        menu.addSeparator()
+        add("Save…", "saveModelAction", lambda: self.saveRequested.emit(i))
+        add("Remove", "removeModelAction", self.remove_current)
+        return menu
+
+    @Slot(object)
+    def _context_menu(self, pos) -> None:
+        row = self.table.rowAt(pos.y())
+        if row < 0:
+            return
+        menu = self.context_menu(row)
+        menu.exec(self.table.viewport().mapToGlobal(pos))
+        menu.deleteLater()
 
     def _update_zero_shot(self, rec) -> None:
         if rec is None:
