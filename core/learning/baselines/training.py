@@ -89,6 +89,13 @@ def input_statistics(graph, q, p, encoding: str, frame_rule: str = DEFAULT_FRAME
     snapshots q, p ((S, N, d) float64 tensors on the graph's device; ``graph``
     a float64 :class:`~core.learning.hgn.graph.Graph` of them): the fixed
     input normalisation of the network's buffers ``<layer>_mu``, ``<layer>_s``."""
+    return {name: _spread(x) for name, x in input_values(graph, q, p, encoding, frame_rule).items()}
+
+
+def input_values(graph, q, p, encoding: str, frame_rule: str = DEFAULT_FRAME_RULE) -> dict:
+    """{layer: (rows, inputs) float64 numpy array} of the raw inputs of every
+    input layer (see :func:`input_statistics`; pooled over several systems
+    by :mod:`.finetune`)."""
     import torch
 
     from ..hgn.frame import build_frame, encode
@@ -101,15 +108,14 @@ def input_statistics(graph, q, p, encoding: str, frame_rule: str = DEFAULT_FRAME
         delta, r = graph.delta(q)
         if encoding == "invariant":
             k = 0.5 * (p * p).sum(-1) / masses
-            return {"kin": _spread(host(k).reshape(-1, 1)), "static": _spread(host(masses)[:, None]),
-                    "edge": _spread(host(r)[:, None])}
+            return {"kin": host(k).reshape(-1, 1), "static": host(masses)[:, None], "edge": host(r)[:, None]}
         S, N, d = q.shape
         fr = build_frame(q, frame_rule)
         qb, pb = encode(fr, p)
         xn = torch.cat([qb, pb, masses[None, :, None].expand(S, N, 1)], 2).reshape(S * N, -1)
         db = torch.bmm(delta[:, None, :], fr.B[graph.snap])[:, 0]
         xe = torch.cat([r[:, None], db * db], 1)
-    return {"node": _spread(host(xn)), "edge": _spread(host(xe))}
+    return {"node": host(xn), "edge": host(xe)}
 
 
 def init_torch(network, generator) -> None:
