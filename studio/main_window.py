@@ -693,7 +693,7 @@ class MainWindow(QMainWindow):
 
         def start():
             req = dlg.request()
-            self._adapt_last = {k: req[k] for k in ("k", "seed", "regularisation")}
+            self._adapt_last = {k: req[k] for k in ("k", "seed", "regularisation", "prior")}
             self.jobs.adapt(index, **req)
 
         dlg.accepted.connect(start)

@@ -357,20 +357,34 @@ def describe_lineage(lineage: dict) -> str:
     pick = f", drawn with seed {seed}" if seed is not None else ""
     t = lineage.get("adapt_time")
     when = f", {1e3 * t:.3g} ms" if isinstance(t, (int, float)) else ""
-    return f"adapted from {src}, k = {lineage.get('k')}{pick}, λ = {lam} ({rule}){when}"
+    prior = ", toward the source's output layer" if lineage.get("prior") == "source" else ""
+    return f"adapted from {src}, k = {lineage.get('k')}{pick}, λ = {lam} ({rule}{prior}){when}"
+
+
+def _test_mse(model, dataset, indices) -> float:
+    """The derivative MSE of ``model`` on ``indices`` (a port model's: with its identified damping and
+    forcing, core.learning.rfhgn.port.port_derivative_mse)."""
+    if identified_port_of(model) is not None:
+        from core.learning.rfhgn.port import port_derivative_mse
+
+        return float(port_derivative_mse(model, dataset, indices=indices))
+    from core.learning.metrics import derivative_mse
+
+    return float(derivative_mse(model, dataset, indices=indices))
 
 
 def adapt_job(source, system: System, sim: dict, k: int = 10, seed: int | None = None,
               regularisation: float | None = None, *, source_name: str = "", basis_path: str | None = None,
-              progress=None, cancel=None, emit=None) -> TrainResult:
+              prior: str = "none", progress=None, cancel=None, emit=None) -> TrainResult:
     """Few-shot adaptation (core.learning.rfhgn.adapt.adapt): training data of ``system`` simulated with the
     simulation settings ``sim`` (as Train makes them), the output layer of ``source`` (a fitted RF-HGN, sent
     packed) -- or of the basis file ``basis_path`` -- solved on ``k`` of their training snapshots (the first k,
     or k drawn with ``seed``), the regularisation by GCV (None) or fixed; the test derivative MSE on the
-    held-out snapshots. The result's ``info["lineage"]`` says where the model comes from."""
+    held-out snapshots. ``prior``: ridge toward zero ("none") or toward the source model's output layer
+    ("source"). On damped or driven data core identifies the damping and forcing in the same solve (a port
+    model, measured with them). The result's ``info["lineage"]`` says where the model comes from."""
     import warnings
 
-    from core.learning.metrics import derivative_mse
     from core.learning.rfhgn.adapt import adapt
     from core.physics.datagen import generate
 
@@ -384,18 +398,20 @@ def adapt_job(source, system: System, sim: dict, k: int = 10, seed: int | None =
     report(progress, "adapt", 0.0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = adapt(base, dataset, k=k, seed=seed, regularisation=regularisation)
+        model = adapt(base, dataset, k=k, seed=seed, regularisation=regularisation,
+                      **({"prior": prior} if prior != "none" else {}))
     check_cancel(cancel)
     report(progress, "evaluate", 0.0)
     test = getattr(dataset, "test", None)
     info = dict(getattr(model, "info", {}) or {})
     if test is not None and len(test):
-        test_mse = float(derivative_mse(model, dataset, indices=test))
+        test_mse = _test_mse(model, dataset, test)
     else:
-        test_mse = float(derivative_mse(model, dataset, indices=dataset.train))
+        test_mse = _test_mse(model, dataset, dataset.train)
         info["mse_on"] = "training snapshots (no test split)"
     report(progress, "evaluate", 1.0)
     info["lineage"] = _lineage(source_name, basis_path, info, system)
+    info["lineage"]["prior"] = str(prior)
     info["lineage"]["warnings"] = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     return TrainResult(model=model, dataset=dataset, method="rfhgn", settings=model.config.to_dict(),
                        fit_time=float(info["lineage"]["adapt_time"]), test_mse=test_mse, data_time=data_time,
@@ -417,14 +433,15 @@ def adapt_curve_job(source, system: System, sim: dict, *, source_name: str = "",
     training data of ``system`` (simulated with ``sim``, as Train makes them) and their held-out snapshots.
     Returns plain values (kept in the project): ``k``, ``adapt``, ``scratch`` (MSE; None where a fit failed,
     reason in ``notes``), ``adapt_time``, ``scratch_time`` (s), ``model``, ``system``, ``n_train``,
-    ``n_test``, ``seconds``."""
+    ``n_test``, ``seconds``. On damped or driven data both identify the damping and forcing (adapt's port
+    terms, :func:`studio.methods.fit_rfhgn`'s fit_port) and are measured with them."""
     import dataclasses
     import warnings
 
-    from core.learning.metrics import derivative_mse
     from core.learning.rfhgn.adapt import adapt
-    from core.learning.rfhgn.fitting import fit
     from core.physics.datagen import generate
+
+    from .methods import fit_rfhgn
 
     check_simulation(sim)
     t_start = time.perf_counter()
@@ -442,11 +459,12 @@ def adapt_curve_job(source, system: System, sim: dict, *, source_name: str = "",
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)       # small k: underdetermined (said in the notes)
             m = adapt(base, dataset, k=k)
-        a_mse = float(derivative_mse(m, dataset, indices=test))
+        a_mse = _test_mse(m, dataset, test)
         check_cancel(cancel)
         try:
-            s = fit(dataclasses.replace(dataset, train=np.asarray(dataset.train[:k])), base.config, cancel=cancel)
-            s_mse, s_time = float(derivative_mse(s, dataset, indices=test)), float(s.info.get("fit_time", 0.0))
+            s = fit_rfhgn(dataclasses.replace(dataset, train=np.asarray(dataset.train[:k])), base.config,
+                          cancel=cancel)
+            s_mse, s_time = _test_mse(s, dataset, test), float(s.info.get("fit_time", 0.0))
         except HGNError as exc:
             s_mse = s_time = None
             out["notes"].append(f"k = {k}: the fit from scratch failed: {exc}")

@@ -29,6 +29,10 @@ from ..scene.palette import ERROR, MUTED, hex_of
 DEFAULT_K = 10
 DEFAULT_FIXED = 1e-12
 RULES = (("gcv", "GCV (chosen per block)"), ("given", "fixed value"))
+PRIORS = (("none", "zero (plain ridge)"), ("source", "the model's output layer"))
+PRIOR_TIP = ("What the regularisation pulls the new output layer toward: zero, or the source model's own "
+             "output layer (and its damping and forcing), so that few snapshots change it least "
+             "(a basis file has no output layer: zero)")
 RULE_TIPS = {"gcv": "Generalised cross-validation picks the regularisation of each block (kinetic, potential) "
                     "from 10^-14 to 1 at no extra cost (docs/adapt.md)",
              "given": "One relative regularisation for every block (as the fit's 'regularisation' setting)"}
@@ -97,6 +101,12 @@ class AdaptDialog(QDialog):
         self.ruleCombo.currentIndexChanged.connect(self._on_rule)
         self.ruleCombo.setCurrentIndex(1 if last.get("regularisation") is not None else 0)
         self._on_rule()
+        self.priorCombo = QComboBox()
+        self.priorCombo.setObjectName("adaptPrior")
+        for key, label in PRIORS:
+            self.priorCombo.addItem(label, key)
+        self.priorCombo.setToolTip(PRIOR_TIP)
+        self.priorCombo.setCurrentIndex(max(0, self.priorCombo.findData(last.get("prior", "none"))))
         rule_row = QHBoxLayout()
         rule_row.addWidget(self.ruleCombo)
         rule_row.addWidget(self.lambdaEdit, 1)
@@ -127,6 +137,7 @@ class AdaptDialog(QDialog):
         form.addRow("Snapshots k", self.kSpin)
         form.addRow("", seed_row)
         form.addRow("Regularisation", rule_row)
+        form.addRow("Pull toward", self.priorCombo)
         source = QVBoxLayout()
         source.addWidget(self.modelRadio)
         source.addLayout(basis_row)
@@ -177,7 +188,7 @@ class AdaptDialog(QDialog):
 
     def request(self) -> dict:
         """The arguments of Jobs.adapt: ``k``, ``seed`` (None: the first k), ``regularisation`` (None: GCV),
-        ``basis_path`` (None: the model); HGNError names a bad entry."""
+        ``basis_path`` (None: the model), ``prior``; HGNError names a bad entry."""
         reg = None
         if self.ruleCombo.currentData() == "given":
             text = self.lambdaEdit.text().strip()
@@ -193,7 +204,7 @@ class AdaptDialog(QDialog):
                 raise HGNError("Adapt: choose a basis file (Load basis…) or the model")
             basis = self.basis_path
         return {"k": int(self.kSpin.value()), "seed": int(self.seedSpin.value()) if self.randomCheck.isChecked()
-                else None, "regularisation": reg, "basis_path": basis}
+                else None, "regularisation": reg, "basis_path": basis, "prior": str(self.priorCombo.currentData())}
 
     def accept(self) -> None:
         try:

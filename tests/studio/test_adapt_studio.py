@@ -45,6 +45,8 @@ def _adapt_through_dialog(qtbot, w, index, k, **choices):
     if choices.get("regularisation") is not None:
         dlg.ruleCombo.setCurrentIndex(dlg.ruleCombo.findData("given"))
         dlg.lambdaEdit.setText(str(choices["regularisation"]))
+    if choices.get("prior"):
+        dlg.priorCombo.setCurrentIndex(dlg.priorCombo.findData(choices["prior"]))
     if choices.get("basis"):
         assert dlg.load_basis(str(choices["basis"])), dlg.errorLabel.text()
     qtbot.mouseClick(dlg.okButton, Qt.LeftButton)
@@ -121,6 +123,29 @@ def test_adapt_errors_and_cancel(qtbot, window):
     qtbot.waitUntil(lambda: not w.jobs.is_running(), timeout=10000)
     assert cancelled == ["Adaptation"] and len(d.models) == 1
     assert w.trainPanel.trainButton.isEnabled() and "cancelled" in w.statusLabel.text()
+
+
+def test_adapt_to_a_damped_system_identifies_its_damping(qtbot, window):
+    """Damped data: core's adapt solves the damping with the output layer (a port model, like Train's
+    fit_port); the studio lists its identified damping, rolls it out and measures it with the damping."""
+    from core.physics.port import make_port
+    from studio.commands import set_system
+
+    w, d = window, window.document
+    build_tiny_lattice(qtbot, w, 3, 3)
+    set_tiny_training(w)
+    src = train_and_wait(qtbot, w)
+    damped = d.system.copy(port=make_port(0.1, [], None))
+    set_system(d, w.undo, damped, {"kind": "file", "path": "damped"})
+    rec = _adapt_through_dialog(qtbot, w, 0, 10, prior="source")
+    assert rec.info["lineage"]["prior"] == "source" and rec.info["lineage"]["from"] == src.name
+    gamma = rec.model.info["port"]["damping"]
+    assert gamma == pytest.approx(0.1, rel=1e-3)
+    assert w.modelsPanel.cell(d.models.index(rec), "γ") == f"{gamma:.5g}"
+    assert "toward the source's output layer" in w.modelsPanel.table.item(d.models.index(rec), 0).toolTip()
+    want = pipeline.adapt_job(src.model, damped, d.values("simulation"), 10, prior="source")
+    assert rec.test_mse == pytest.approx(want.test_mse, rel=1e-9) and rec.test_mse < 1e-6
+    assert d.rollout.model_name == rec.name and d.rollout.count["prediction"] > 1
 
 
 def test_save_basis_and_adapt_from_the_basis_file(qtbot, window, tmp_path):
