@@ -1,0 +1,125 @@
+"""The distributed fit (core/cluster): a real LocalCluster of 2 worker processes.
+
+The normal equations of a chunked dataset summed over the workers equal those
+of ``fit`` on the concatenated data to round-off, the sampled network is the
+same, and the fitted theta and test error agree as far as the solve's
+conditioning lets round-off through (at the default regularisation 1e-12 the
+condition number is ~1e12, and ``fit`` itself moves theta by ~1e-3 when only
+its batch size changes: measured in test_same_as_fit). On the workers or in
+this process the fit gives the same bits (same sums in the same order)."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from core.errors import Cancelled, HGNError
+from core.files.chunked import open_chunked, write_simulated
+from core.learning.metrics import derivative_mse
+from core.learning.rfhgn.config import RFConfig
+from core.learning.rfhgn.fitting import Group, assemble, fit
+from core.physics import builders
+
+pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def client():
+    from core.cluster.engine import close, connect
+
+    c = connect(2)
+    yield c
+    close(c)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cl") / "data"
+    write_simulated(path, builders.BUILDERS["cubic"](3, 3, 3), 150, trajectories=4, steps=400, save_every=4, seed=2)
+    return path
+
+
+def _theta(model):
+    return model.network.theta.detach().numpy().copy()
+
+
+def test_cluster_has_two_worker_processes(client):
+    import os
+
+    from core.cluster.engine import worker_pids
+
+    pids = worker_pids(client)
+    assert len(pids) == 2 and len(set(pids.values())) == 2 and os.getpid() not in pids.values()
+    # one thread each and single-threaded BLAS in the workers
+    assert sorted(client.nthreads().values()) == [1, 1]
+    assert set(client.run(lambda: os.environ.get("OMP_NUM_THREADS")).values()) == {"1"}
+
+
+def test_same_as_fit(client, folder):
+    from core.cluster.fit import chunk_equations, distributed_fit, tree_sum, add_equations
+
+    src = open_chunked(folder)
+    assert src.n_chunks == 3
+    ds = src.to_dataset()
+    cfg = RFConfig(sample_points=2000, regularisation=1e-6)
+    m_fit = fit(ds, cfg)
+    m_dist = distributed_fit(folder, cfg, client)
+    m_local = distributed_fit(folder, cfg)
+    # the same sampled network (the same snapshots drawn across the chunks)
+    a, b = m_fit.network.to_arrays(), m_dist.network.to_arrays()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    # workers and this process: the same sums in the same order
+    assert np.array_equal(_theta(m_dist), _theta(m_local))
+    assert m_dist.info["distributed"]["workers"] == 2 and m_local.info["distributed"]["workers"] == 0
+    # the normal equations: tree-summed chunk blocks == fit's one running sum, to round-off
+    ne = assemble(m_fit.network, [Group(ds.system, ds.q, ds.p, ds.dqdt, ds.dpdt, ds.train)], cfg)
+    parts = tree_sum([chunk_equations(str(folder), k, m_fit.network, cfg.to_dict()) for k in range(3)],
+                     add_equations)
+    for name, (G, bb, uu, rows) in ne.blocks.items():
+        G2, b2, uu2, rows2 = parts["blocks"][name]
+        assert rows == rows2 == {"p": 1, "q": 1}[name] * len(ds.train) * ds.system.n * 3
+        assert np.abs(G2 - G).max() <= 1e-13 * np.abs(G).max()
+        assert np.abs(b2 - bb).max() <= 1e-13 * np.abs(bb).max()
+        assert abs(uu2 - uu) <= 1e-13 * uu
+    # theta and the test error: round-off through a condition number of ~1e6 at regularisation 1e-6
+    t0, t1 = _theta(m_fit), _theta(m_dist)
+    assert np.abs(t1 - t0).max() <= 1e-8 * np.abs(t0).max()
+    e0, e1 = derivative_mse(m_fit, ds, ds.test), derivative_mse(m_dist, ds, ds.test)
+    assert abs(e1 - e0) <= 1e-9 * e0
+    assert m_dist.info["n_snapshots"] == len(ds.train)
+    assert m_dist.constant == pytest.approx(m_fit.constant, rel=1e-8, abs=1e-12)
+
+
+def test_progress_and_cancel(client, folder):
+    from core.cluster.fit import distributed_fit
+
+    seen = []
+    distributed_fit(folder, RFConfig(sample_points=500), client, progress=lambda s, f: seen.append((s, f)))
+    stages = [s for s, _ in seen]
+    assert stages[0] == "sample" and stages[-1] == "solve" and "assemble" in stages
+    assert [f for s, f in seen if s == "assemble"][-1] == 1.0
+    flag = threading.Event()
+
+    def stop(stage, f):
+        if stage == "assemble" or (stage == "sample" and f >= 1.0):
+            flag.set()
+
+    with pytest.raises(Cancelled):
+        distributed_fit(folder, RFConfig(sample_points=500), client, progress=stop, cancel=flag)
+    # the cluster still works after a cancel
+    assert distributed_fit(folder, RFConfig(sample_points=500), client).info["distributed"]["chunks"] == 3
+
+
+def test_damaged_chunk_error_reaches_the_caller(client, folder, tmp_path):
+    import shutil
+
+    from core.cluster.fit import distributed_fit
+
+    bad = tmp_path / "bad"
+    shutil.copytree(folder, bad)
+    raw = bytearray((bad / "chunk-000002.npz").read_bytes())
+    raw[len(raw) // 2] ^= 1
+    (bad / "chunk-000002.npz").write_bytes(bytes(raw))
+    with pytest.raises(HGNError, match=r"chunk-000002\.npz: chunk 2 does not match its SHA-256"):
+        distributed_fit(bad, RFConfig(sample_points=500), client)
