@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "core.cli.simulate",
     "core.cli.model",
     "core.cli.adapt",
+    "core.cli.sweep",
 ]
 
 #: exit code for user errors (bad arguments, bad files, invalid settings)

@@ -134,7 +134,9 @@ def register(subparsers) -> None:
                "  python -m core train --data data.npz --time-series --set seed=3 --out ts.model.npz")
     p.add_argument("--out", metavar="FILE", required=True, help="write the fitted model here (.npz)")
     p.add_argument("--data", metavar="FILE", help="a dataset file to fit (its train split; its test split is "
-                                                  "held out); the system options are then not allowed")
+                                                  "held out); the system options are then not allowed. A chunked "
+                                                  "dataset folder ('simulate --chunked DIR') is read one chunk at "
+                                                  "a time, on --workers/--scheduler when given (docs/cluster.md)")
     _add_system_options(p, "to draw snapshots from when there is no --data")
     sg = p.add_argument_group("random snapshots (without --data)")
     sg.add_argument("--snapshots", type=int, default=DEFAULT_TRAIN_SNAPSHOTS,
@@ -187,6 +189,9 @@ def register(subparsers) -> None:
                     help="with --time-series: keep the modified Hamiltonian, without the first-order "
                          "correction back to the true one")
     _quiet(p)
+    from core.cli.sweep import add_engine_options
+
+    add_engine_options(p, "this process")
     p.set_defaults(func=run_train)
 
     # -- rollout -------------------------------------------------------------
@@ -447,6 +452,15 @@ def run_train(args) -> int:
         raise HGNError("--no-correction applies to --time-series fits only")
     if args.time_series and args.data is None:
         raise HGNError("--time-series needs --data with trajectories (time series)")
+    from core.cli.sweep import check_engine_without_chunks, run_train_chunked
+    from core.files.chunked import is_chunked
+
+    if args.data is not None and is_chunked(args.data):  # a chunked dataset folder (core.cli.sweep)
+        given = _given_system_options(args)
+        if given:
+            raise HGNError(f"--data brings its own system; drop {', '.join('--' + o for o in given)}")
+        return run_train_chunked(args, config)
+    check_engine_without_chunks(args)
     ds = training_data(args)
     from core.physics.port import port_of
 

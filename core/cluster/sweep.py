@@ -1,0 +1,494 @@
+"""Sweeps: a grid (or random search) over fit settings and systems, each point a task.
+
+A *point* is a JSON document of settings in four parts::
+
+    {"system":  {"kind": "cubic", "n": 3, "potential": null, "params": {}},
+     "data":    {"trajectories": 10, "steps": 100, "dt": 0.01, "save_every": 10,
+                 "displacement": 0.1, "momentum": 0.1, "seed": 0, "test_fraction": 0.2},
+     "fit":     {RFConfig settings that differ from the defaults: "node_width": 32, "regularisation": 1e-8, ...},
+     "rollout": {"steps": 200, "dt": 0.01, "save_every": 10, "seed": 1000}}
+
+and its *key* is the first 16 hex digits of the SHA-256 of that document
+(keys sorted, floats by ``repr``): equal settings, equal key, however the
+sweep was spelled. :func:`run_point` (the task) builds the system
+(``core.physics.builders``), simulates its dataset
+(``core.physics.datagen.generate``: "displacement" and "momentum" are the
+training range), fits (``core.learning.rfhgn.fit``, one thread), and
+measures the test error (derivative MSE on the test snapshots), a short
+roll-out against ground truth from a fresh seeded start (final and largest
+position MSE, largest relative energy drift of the learned roll-out), the
+times of each stage and the peak memory (resident set of the worker process
+sampled every 20 ms during the task, and the process's high-water mark).
+
+:func:`run_sweep` runs the points on a ``distributed.Client`` (or one by one
+in this process), gathers the results as they finish (``as_completed``) and
+rewrites the output after each one: ``OUT`` (JSON: ``{"format":
+"hgn-sweep", "version": 1, "points": [record, ...]}``, records keyed by the
+point's key) and ``OUT`` with suffix ``.csv`` (one row per point, settings
+flattened as ``fit.node_width`` etc., then the results), both atomically
+(a crash leaves the previous version). Restart: points whose key is
+already in ``OUT`` are not recomputed (failed points too, unless
+``rerun_failed``). A point whose task raises (an HGNError: a bad setting, a
+failed fit) is recorded with ``status: "error"`` and the message. A worker
+that dies mid-task (killed, out of memory) loses nothing finished: the
+scheduler reruns its tasks on another worker (Dask's
+``distributed.scheduler.allowed-failures``, 3 by default); a task that
+exhausts those is resubmitted here up to ``resubmit`` more times, and the
+output never holds a point twice.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import itertools
+import json
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.container import as_path, atomic_write
+from core.errors import Cancelled, HGNError
+from core.jobs import check_cancel, report
+from core.learning.rfhgn.config import RFConfig
+from .engine import one_thread
+
+FORMAT = "hgn-sweep"
+VERSION = 1
+#: the parts of a point and their defaults (RFConfig's defaults for "fit")
+SYSTEM_DEFAULTS = {"kind": "cubic", "n": 3, "potential": None, "params": {}}
+DATA_DEFAULTS = {"trajectories": 10, "steps": 100, "dt": 0.01, "save_every": 10, "displacement": 0.1,
+                 "momentum": 0.1, "seed": 0, "test_fraction": 0.2}
+ROLLOUT_DEFAULTS = {"steps": 200, "dt": 0.01, "save_every": 10, "seed": 1000}
+PARTS = {"system": SYSTEM_DEFAULTS, "data": DATA_DEFAULTS, "rollout": ROLLOUT_DEFAULTS}
+#: short axis names -> (part, name); any RFConfig field name is a "fit" axis
+ALIASES = {"kind": ("system", "kind"), "n": ("system", "n"), "potential": ("system", "potential"),
+           "range": ("data", "displacement"), "displacement": ("data", "displacement"),
+           "momentum": ("data", "momentum"), "trajectories": ("data", "trajectories"),
+           "steps": ("data", "steps"), "data_seed": ("data", "seed"), "reg": ("fit", "regularisation")}
+#: result columns of the CSV, in order
+RESULT_COLUMNS = ("test_mse", "train_mse", "rollout_final_mse", "rollout_max_mse", "rollout_max_drift",
+                  "diverged", "n_features", "n_train", "data_s", "fit_s", "eval_s", "total_s", "peak_rss_mb",
+                  "max_rss_mb", "worker", "attempts")
+#: seconds between cancel checks while waiting for results
+POLL_S = 0.05
+
+
+# ----------------------------------------------------------------------
+def _axis(name: str) -> tuple[str, str]:
+    if "." in name:
+        part, key = name.split(".", 1)
+        if part not in PARTS and part != "fit":
+            raise HGNError(f"sweep axis {name!r}: the part must be system, data, fit or rollout")
+        return part, key
+    if name in ALIASES:
+        return ALIASES[name]
+    if name in RFConfig.__dataclass_fields__:
+        return "fit", name
+    raise HGNError(f"sweep axis {name!r} is not a setting: use system.*, data.*, fit.* (an RFConfig setting), "
+                   f"rollout.* or one of {', '.join(sorted(ALIASES))}")
+
+
+def _plain(v):
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def make_point(changes: dict | None = None, base: dict | None = None) -> dict:
+    """A complete point: the defaults, then ``base`` (a point or part of
+    one), then ``changes`` ({axis name: value}); the fit settings are
+    checked by RFConfig and only those that differ from its defaults are kept."""
+    point = {part: dict(defaults) for part, defaults in PARTS.items()}
+    point["fit"] = {}
+    for part, values in (base or {}).items():
+        if part not in point:
+            raise HGNError(f"a sweep point has the parts system, data, fit and rollout, not {part!r}")
+        point[part].update(values)
+    for name, value in (changes or {}).items():
+        part, key = _axis(name)
+        point[part][key] = value
+    for part, defaults in PARTS.items():
+        unknown = sorted(set(point[part]) - set(defaults))
+        if unknown:
+            raise HGNError(f"sweep: {part}.{unknown[0]} is not a setting (the {part} settings are "
+                           f"{', '.join(defaults)})")
+    cfg = config_of(point)
+    defaults = RFConfig().to_dict()
+    point["fit"] = {k: v for k, v in cfg.to_dict().items() if k in point["fit"] and v != defaults.get(k)}
+    return _plain(point)
+
+
+def config_of(point: dict) -> RFConfig:
+    """The point's RFConfig (HGNError naming the setting when it is not valid)."""
+    fields = RFConfig.__dataclass_fields__
+    bad = [k for k in point.get("fit", {}) if k not in fields]
+    if bad:
+        raise HGNError(f"sweep: fit.{bad[0]} is not an RF-HGN setting")
+    cfg = RFConfig().replace(**point.get("fit", {}))
+    cfg.validate()
+    return cfg
+
+
+def point_key(point: dict) -> str:
+    """16 hex digits of the SHA-256 of the point's canonical JSON."""
+    text = json.dumps(_plain(point), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def grid(axes: dict, base: dict | None = None) -> list[dict]:
+    """Every combination of the axes' values ({axis: [values]}), in order
+    (the last axis varies fastest); duplicates (equal keys) dropped."""
+    names = list(axes)
+    for n in names:
+        if not isinstance(axes[n], (list, tuple)) or not len(axes[n]):
+            raise HGNError(f"sweep axis {n!r} needs a non-empty list of values")
+    out, seen = [], set()
+    for combo in itertools.product(*(axes[n] for n in names)):
+        p = make_point(dict(zip(names, combo)), base)
+        k = point_key(p)
+        if k not in seen:
+            seen.add(k)
+            out.append(p)
+    return out
+
+
+def random_points(space: dict, n: int, seed: int = 0, base: dict | None = None) -> list[dict]:
+    """``n`` points drawn with ``default_rng(seed)``: per axis a list (one
+    value drawn uniformly), ``("log", lo, hi)`` (log-uniform) or ``("int", lo,
+    hi)`` (whole numbers lo..hi) or ``(lo, hi)`` (uniform)."""
+    rng = np.random.default_rng(seed)
+    out, seen = [], set()
+    for _ in range(int(n)):
+        changes = {}
+        for name, spec in space.items():
+            if isinstance(spec, list):
+                changes[name] = spec[int(rng.integers(len(spec)))]
+            elif isinstance(spec, tuple) and len(spec) == 3 and spec[0] == "log":
+                changes[name] = float(np.exp(rng.uniform(np.log(spec[1]), np.log(spec[2]))))
+            elif isinstance(spec, tuple) and len(spec) == 3 and spec[0] == "int":
+                changes[name] = int(rng.integers(spec[1], spec[2] + 1))
+            elif isinstance(spec, tuple) and len(spec) == 2:
+                changes[name] = float(rng.uniform(spec[0], spec[1]))
+            else:
+                raise HGNError(f"random search axis {name!r}: give a list, (lo, hi), ('log', lo, hi) or "
+                               "('int', lo, hi)")
+        p = make_point(changes, base)
+        k = point_key(p)
+        if k not in seen:
+            seen.add(k)
+            out.append(p)
+    return out
+
+
+# ----------------------------------------------------------------------
+class _PeakRSS:
+    """The largest resident set size of this process while the block runs (sampled)."""
+
+    def __init__(self, every: float = 0.02):
+        self.every, self.peak = every, 0
+        self._stop = threading.Event()
+
+    def _rss(self) -> int:
+        try:
+            import psutil
+
+            return int(psutil.Process().memory_info().rss)
+        except Exception:  # noqa: BLE001 - no psutil: the high-water mark only
+            return 0
+
+    def _run(self):
+        while not self._stop.wait(self.every):
+            self.peak = max(self.peak, self._rss())
+
+    def __enter__(self):
+        self.peak = self._rss()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self._rss())
+        return False
+
+
+def build_system(point: dict):
+    from core.physics import builders
+
+    s = point["system"]
+    kind = s["kind"]
+    if kind not in builders.BUILDERS:
+        raise HGNError(f"sweep: system.kind {kind!r} is not one of {', '.join(sorted(builders.BUILDERS))}")
+    n = s["n"]
+    sizes = {"chain": (n,), "square": (n, n), "triangular": (n, n), "cubic": (n, n, n), "molecular": (n,)}[kind]
+    kw = {}
+    if s.get("potential") is not None:
+        kw["potential"] = s["potential"]
+    if s.get("params"):
+        kw["potential_params"] = dict(s["params"])
+    try:
+        return builders.BUILDERS[kind](*sizes, **kw)
+    except TypeError as exc:
+        raise HGNError(f"sweep: system {kind}: {exc}") from None
+
+
+def run_point(point: dict) -> dict:
+    """One sweep point (a task): data, fit, test error, roll-out, times,
+    memory (module notes). Returns the result dict (JSON values)."""
+    from core.learning.metrics import derivative_mse, rollout_measures
+    from core.learning.rfhgn.fitting import fit
+    from core.learning.rollout import compare
+    from core.physics.datagen import DataSpec, generate
+    from core.physics.initial import initial_state
+
+    t_start = time.perf_counter()
+    with one_thread(), _PeakRSS() as mem:
+        system = build_system(point)
+        d = point["data"]
+        spec = DataSpec(n_trajectories=d["trajectories"], steps=d["steps"], dt=d["dt"], save_every=d["save_every"],
+                        displacement=d["displacement"], momentum=d["momentum"], seed=d["seed"],
+                        test_fraction=d["test_fraction"])
+        ds = generate(system, spec)
+        t_data = time.perf_counter()
+        model = fit(ds, config_of(point))
+        t_fit = time.perf_counter()
+        test = ds.test if len(ds.test) else ds.train
+        test_mse = float(derivative_mse(model, ds, test))
+        r = point["rollout"]
+        q0, p0 = initial_state(system, d["displacement"], d["momentum"], None, seed=int(r["seed"]))
+        truth, pred = compare(model, system, q0, p0, r["dt"], r["steps"], r["save_every"])
+        diverged = bool(pred.meta.get("diverged")) or pred.n_frames != truth.n_frames
+        if diverged:
+            final = worst = drift = None
+        else:
+            m = rollout_measures(truth, pred)
+            final, worst, drift = m["final_position_mse"], m["max_position_mse"], m["max_abs_drift_prediction"]
+        t_end = time.perf_counter()
+    try:
+        import resource
+
+        max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    except ImportError:  # pragma: no cover - not POSIX
+        max_rss = None
+    return {"test_mse": test_mse, "train_mse": float(model.info["train_mse"]), "rollout_final_mse": final,
+            "rollout_max_mse": worst, "rollout_max_drift": drift, "diverged": diverged,
+            "n_features": int(model.info["n_features"]), "n_train": int(len(ds.train)),
+            "data_s": t_data - t_start, "fit_s": t_fit - t_data, "eval_s": t_end - t_fit, "total_s": t_end - t_start,
+            "peak_rss_mb": mem.peak / 2 ** 20, "max_rss_mb": max_rss,
+            "worker": f"{socket.gethostname()}:{os.getpid()}"}
+
+
+def _task(point: dict) -> dict:
+    """The task wrapper: errors a user can cause come back as a result with the message."""
+    try:
+        return {"status": "ok", "result": run_point(point)}
+    except HGNError as exc:
+        return {"status": "error", "error": str(exc)}
+
+
+# ----------------------------------------------------------------------
+def _finite(v):
+    return None if isinstance(v, float) and not np.isfinite(v) else v
+
+
+class SweepFile:
+    """The output of a sweep: ``OUT`` (JSON) and ``OUT``.csv, records keyed by point key."""
+
+    def __init__(self, out):
+        self.path = as_path(out, "sweep output")
+        if self.path.suffix.lower() == ".csv":
+            raise HGNError(f"{self.path}: give the JSON name (sweep.json); the CSV is written beside it")
+        self.csv = self.path.with_suffix(".csv")
+        self.records: dict[str, dict] = {}
+        if self.path.exists():
+            self._load()
+
+    def _load(self):
+        try:
+            doc = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise HGNError(f"{self.path}: not a sweep result file ({exc}); choose another --out or remove it") \
+                from None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("points"), list):
+            raise HGNError(f"{self.path}: not a sweep result file (format {FORMAT!r} expected); choose another "
+                           "--out or remove it")
+        v = doc.get("version")
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= VERSION:
+            raise HGNError(f"{self.path}: sweep file version {v!r} is not one this program reads (1..{VERSION})")
+        for k, rec in enumerate(doc["points"]):
+            if not isinstance(rec, dict) or not isinstance(rec.get("key"), str) or \
+                    not isinstance(rec.get("settings"), dict) or rec.get("status") not in ("ok", "error"):
+                raise HGNError(f"{self.path}: points[{k}] is not a sweep record (key, settings, status); the file "
+                               "is damaged")
+            self.records[rec["key"]] = rec
+
+    def done(self, key: str, rerun_failed: bool = False) -> bool:
+        rec = self.records.get(key)
+        return rec is not None and (rec["status"] == "ok" or not rerun_failed)
+
+    def add(self, record: dict) -> None:
+        self.records[record["key"]] = record
+        self.write()
+
+    def write(self) -> None:
+        doc = {"format": FORMAT, "version": VERSION, "points": list(self.records.values())}
+        text = json.dumps(doc, indent=1, allow_nan=False)
+        with atomic_write(self.path, "w") as fh:
+            fh.write(text)
+        with atomic_write(self.csv, "w") as fh:
+            fh.write(self.csv_text())
+
+    def csv_text(self) -> str:
+        setting_cols = sorted({f"{part}.{k}" for rec in self.records.values()
+                               for part, vals in rec["settings"].items() for k in vals})
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["key", "status"] + setting_cols + list(RESULT_COLUMNS) + ["error"])
+        for rec in self.records.values():
+            row = [rec["key"], rec["status"]]
+            for col in setting_cols:
+                part, k = col.split(".", 1)
+                v = rec["settings"].get(part, {}).get(k, "")
+                row.append(json.dumps(v) if isinstance(v, (dict, list)) else ("" if v is None else v))
+            res = rec.get("result") or {}
+            row += ["" if res.get(c) is None else res.get(c) for c in RESULT_COLUMNS]
+            row.append(rec.get("error", ""))
+            w.writerow(row)
+        return buf.getvalue()
+
+
+@dataclass
+class SweepRun:
+    """What :func:`run_sweep` did."""
+    path: Path
+    points: int = 0
+    skipped: int = 0
+    computed: int = 0
+    failed: int = 0
+    resubmitted: int = 0
+    seconds: float = 0.0
+    keys: list = field(default_factory=list)
+
+
+def _record(point: dict, key: str, out: dict, attempts: int) -> dict:
+    rec = {"key": key, "settings": point, "status": out["status"], "finished": time.time()}
+    if out["status"] == "ok":
+        res = {k: _finite(v) for k, v in out["result"].items()}
+        res["attempts"] = attempts
+        rec["result"] = res
+    else:
+        rec["error"] = out["error"]
+    return rec
+
+
+def run_sweep(points: list[dict], out, client=None, progress=None, cancel=None, on_result=None,
+              rerun_failed: bool = False, resubmit: int = 2) -> SweepRun:
+    """Run the sweep ``points`` (from :func:`grid`, :func:`random_points` or
+    :func:`make_point`) on ``client`` (None: one by one in this process),
+    writing every finished point to ``out`` (JSON) and its .csv at once;
+    points already in ``out`` are skipped (module notes). ``progress("sweep",
+    fraction of the points to compute)``; ``on_result(record)`` for each
+    finished point (e.g. a table that fills); ``cancel.is_set()`` stops it:
+    pending tasks are cancelled, finished points stay written, and
+    :class:`~core.errors.Cancelled` is raised."""
+    t0 = time.perf_counter()
+    sf = SweepFile(out)
+    run = SweepRun(sf.path)
+    todo, seen = [], set()
+    for p in points:
+        p = make_point(base=p)  # completed and checked (a bad setting fails before any work)
+        k = point_key(p)
+        if k in seen:
+            continue
+        seen.add(k)
+        run.keys.append(k)
+        if sf.done(k, rerun_failed):
+            run.skipped += 1
+        else:
+            todo.append((k, p))
+    run.points = len(seen)
+    total = max(len(todo), 1)
+
+    def finished(k, p, out_, attempts):
+        rec = _record(p, k, out_, attempts)
+        sf.add(rec)
+        run.computed += 1
+        run.failed += rec["status"] == "error"
+        if on_result is not None:
+            on_result(rec)
+        report(progress, "sweep", run.computed / total)
+
+    if not todo:
+        if not sf.path.exists():
+            sf.write()
+        run.seconds = time.perf_counter() - t0
+        return run
+    if client is None:
+        for k, p in todo:
+            check_cancel(cancel)
+            finished(k, p, _task(p), 1)
+        run.seconds = time.perf_counter() - t0
+        return run
+
+    from distributed import as_completed
+
+    futures = {}
+    attempts = {}
+
+    def submit(k, p):
+        attempts[k] = attempts.get(k, 0) + 1
+        # a fresh key per attempt: the scheduler forgets an errored task's key only after the client releases it
+        f = client.submit(_task, p, key=f"sweep-point-{k}-{attempts[k]}", pure=False)
+        futures[f.key] = (f, k, p)
+        return f
+
+    ac = as_completed([submit(k, p) for k, p in todo])
+    try:
+        while len(futures):
+            check_cancel(cancel)
+            batch = ac.next_batch(block=False)
+            if not batch:
+                time.sleep(POLL_S)
+                continue
+            for f in batch:
+                _, k, p = futures.pop(f.key)
+                if f.status == "error":
+                    exc = f.exception()
+                    if type(exc).__name__ == "KilledWorker" and attempts[k] <= resubmit:
+                        run.resubmitted += 1
+                        ac.add(submit(k, p))  # the task outlived its allowed worker failures: once more
+                        continue
+                    out_ = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+                elif f.status == "cancelled":
+                    raise Cancelled()
+                else:
+                    out_ = f.result()
+                f.release()
+                finished(k, p, out_, attempts[k])
+    except BaseException:
+        client.cancel([f for f, _, _ in futures.values()])
+        raise
+    run.seconds = time.perf_counter() - t0
+    return run
+
+
+def load_results(out) -> list[dict]:
+    """The records of a sweep output file (JSON), in the order written."""
+    return list(SweepFile(out).records.values())
+
+
+__all__ = ["make_point", "point_key", "grid", "random_points", "run_point", "run_sweep", "load_results",
+           "SweepFile", "SweepRun", "config_of", "build_system"]
