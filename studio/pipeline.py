@@ -344,6 +344,10 @@ def _lineage(source_name: str, basis_path, info: dict, system: System) -> dict:
             "system": system.name}
 
 
+#: how the lineage names core's regularisation rules (info["adapt"]["rule"])
+RULE_NAMES = {"gcv": "GCV", "cv": "cross-validated", "given": "fixed"}
+
+
 def describe_lineage(lineage: dict) -> str:
     """The lineage in words: "adapted from rfhgn-1, k = 10, λ = p 1e-14 / q 3.2e-14 (GCV), 9.8 ms"."""
     if not isinstance(lineage, dict):
@@ -352,7 +356,7 @@ def describe_lineage(lineage: dict) -> str:
         else str(lineage.get("from") or "?")
     reg = lineage.get("regularisation") or {}
     lam = " / ".join(f"{b} {v:.2g}" for b, v in reg.items()) if isinstance(reg, dict) else ""
-    rule = {"gcv": "GCV", "given": "fixed"}.get(str(lineage.get("rule", "")), str(lineage.get("rule", "")))
+    rule = RULE_NAMES.get(str(lineage.get("rule", "")), str(lineage.get("rule", "")))
     seed = lineage.get("seed")
     pick = f", drawn with seed {seed}" if seed is not None else ""
     t = lineage.get("adapt_time")
@@ -379,7 +383,7 @@ def adapt_job(source, system: System, sim: dict, k: int = 10, seed: int | None =
     """Few-shot adaptation (core.learning.rfhgn.adapt.adapt): training data of ``system`` simulated with the
     simulation settings ``sim`` (as Train makes them), the output layer of ``source`` (a fitted RF-HGN, sent
     packed) -- or of the basis file ``basis_path`` -- solved on ``k`` of their training snapshots (the first k,
-    or k drawn with ``seed``), the regularisation by GCV (None) or fixed; the test derivative MSE on the
+    or k drawn with ``seed``), the regularisation by core's rule (None) or fixed; the test derivative MSE on the
     held-out snapshots. ``prior``: ridge toward zero ("none") or toward the source model's output layer
     ("source"). On damped or driven data core identifies the damping and forcing in the same solve (a port
     model, measured with them). The result's ``info["lineage"]`` says where the model comes from."""
@@ -429,8 +433,9 @@ def curve_ks(n_train: int, grid=CURVE_KS) -> list[int]:
 def adapt_curve_job(source, system: System, sim: dict, *, source_name: str = "", ks=None,
                     progress=None, cancel=None, emit=None) -> dict:
     """Test derivative error against k for adaptation (the output layer of ``source`` on the first k training
-    snapshots, GCV) and for a fit from scratch with the same settings on the same k snapshots, on the
-    training data of ``system`` (simulated with ``sim``, as Train makes them) and their held-out snapshots.
+    snapshots, core's regularisation rule) and for a fit from scratch with the same settings on the same k
+    snapshots, on the training data of ``system`` (simulated with ``sim``, as Train makes them) and their
+    held-out snapshots.
     Returns plain values (kept in the project): ``k``, ``adapt``, ``scratch`` (MSE; None where a fit failed,
     reason in ``notes``), ``adapt_time``, ``scratch_time`` (s), ``model``, ``system``, ``n_train``,
     ``n_test``, ``seconds``. On damped or driven data both identify the damping and forcing (adapt's port

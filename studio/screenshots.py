@@ -17,6 +17,10 @@ are checked to be neither black nor empty before they are written.
 ``--spline`` makes only the drawn-potential and reference-check pictures;
 ``--port`` only the damped, driven lattice after training (its damping and
 driving form, the energy-balance plot and the identified coefficients).
+``--adapt`` only few-shot adaptation (issue 14): a model trained on the
+harmonic lattice, the Adapt dialog over the same lattice with the FPU-beta
+potential, the adapted model in the table with its lineage, and the
+"Adapt vs scratch" page (test error against k, log-log).
 ``--small`` shows what a first-time user meets on a 1366x768 screen, grabbed
 from the whole screen so that dialogs and tooltips are in the picture: the
 quick start, the question when quitting with unsaved models, and zero-shot
@@ -69,6 +73,18 @@ def _save_screen(app, path: Path) -> None:
     """The whole screen (dialogs and tooltips included), checked like :func:`_save`."""
     _pump(app, 0.6)
     img = app.primaryScreen().grabWindow(0).toImage()
+    arr = np.asarray(img.constBits()).reshape(img.height(), img.bytesPerLine())[:, :img.width() * 4]
+    if arr.std() < 3:
+        raise SystemExit(f"{path.name}: the screen rendered black or empty")
+    img.save(str(path))
+    print(f"saved {path} ({img.width()}x{img.height()})")
+
+
+def _save_window_area(app, window, path: Path) -> None:
+    """The screen where ``window`` is (dialogs over it included), checked like :func:`_save`."""
+    _pump(app, 0.6)
+    g = window.frameGeometry()
+    img = app.primaryScreen().grabWindow(0, g.x(), g.y(), g.width(), g.height()).toImage()
     arr = np.asarray(img.constBits()).reshape(img.height(), img.bytesPerLine())[:, :img.width() * 4]
     if arr.std() < 3:
         raise SystemExit(f"{path.name}: the screen rendered black or empty")
@@ -132,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     small = "--small" in argv
     only_spline = "--spline" in argv            # only the drawn potential and the reference check (6.)
     only_port = "--port" in argv                # only the damped, driven lattice (7.)
-    argv = [a for a in argv if a not in ("--small", "--spline", "--port")]
+    only_adapt = "--adapt" in argv              # only few-shot adaptation (8.)
+    argv = [a for a in argv if a not in ("--small", "--spline", "--port", "--adapt")]
     out = Path(argv[0]) if argv else ROOT / "assets" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="hgn-shots-")
@@ -167,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if only_port:
         damped_driven(app, w, out)
+        w.close()
+        return 0
+    if only_adapt:
+        adaptation(app, w, out)
         w.close()
         return 0
     _save(w, out / "studio-start.png")
@@ -241,8 +262,76 @@ def main(argv: list[str] | None = None) -> int:
 
     # 7. a damped lattice driven on one edge: the energy balance and the identified coefficients
     damped_driven(app, w, out)
+
+    # 8. few-shot adaptation: the Adapt dialog, the adapted model's lineage, adapt vs scratch
+    adaptation(app, w, out)
     w.close()
     return 0
+
+
+def adaptation(app, w, out: Path) -> None:
+    """A model trained on a 4x4 harmonic square lattice adapted, with 10 snapshots, to the same lattice with
+    the FPU-beta potential: the Adapt dialog (whole screen), then the models table with the adapted model's
+    lineage and the "Adapt vs scratch" page of the selected source model."""
+    d = w.document
+    sp = w.systemPanel
+    w.leftTabs.setCurrentIndex(0)
+    sp.set_kind("square")
+    sp.set_potential_kind("harmonic")
+    form = sp.builderForms["square"]
+    form.editors["n"].setValue(4)
+    form.editors["m"].setValue(4)
+    pf = sp.portForm
+    for name, text in (("damping", "0"), ("drive_nodes", "")):
+        pf.editors[name].setText(text)
+        pf.editors[name].editingFinished.emit()
+    sp.build()
+    for k, val in {"rollout_steps": 2000, "rollout_save_every": 10, "dt": 0.01, "integrator": "verlet"}.items():
+        d.set("simulation", k, val)
+    n_models = len(d.models)
+    w.train()
+    if not _wait(app, lambda: len(d.models) > n_models and d.rollout is not None and d.rollout.finished
+                 and d.rollout.model_name == d.models[-1].name and not w.jobs.is_running(), 600):
+        raise SystemExit("training the source model did not finish")
+    source = len(d.models) - 1
+    sp.set_potential_kind("anharmonic")
+    sp.build()
+    _pump(app, 0.5)
+    dlg = w.adapt_model(source)
+    if dlg is None:
+        raise SystemExit("the Adapt dialog did not open")
+    dlg.kSpin.setValue(10)
+    _pump(app, 0.3)
+    _save_window_area(app, w, out / "studio-adapt-dialog.png")
+    dlg.okButton.click()
+    if not _wait(app, lambda: len(d.models) > source + 1 and d.rollout is not None and d.rollout.finished
+                 and d.rollout.model_name == d.models[-1].name and not w.jobs.is_running(), 600):
+        raise SystemExit("the adaptation did not finish")
+    if "lineage" not in d.models[-1].info:
+        raise SystemExit("the adapted model has no lineage")
+    w.time.set_frame(int(0.6 * (w.time.filled - 1)))
+    _pump(app, 0.8)
+    _save(w, out / "studio-adapt-model.png")
+    adapted = len(d.models) - 1
+    w.compare_adapt(source)
+    if not _wait(app, lambda: d.adapt_curve is not None and not w.jobs.is_running(), 600):
+        raise SystemExit("adapt vs scratch did not finish")
+    d.set_current(adapted)
+    _wait(app, lambda: d.rollout is not None and d.rollout.finished and not w.jobs.is_running(), 600)
+    # the plots a little taller and the page wider, as a user would drag them to read it
+    from PySide6.QtCore import Qt
+
+    w.resizeDocks([w.plotsDock], [340], Qt.Vertical)
+    splitter = w.plotsDock.widget()
+    total = sum(splitter.sizes())
+    splitter.setSizes([3 * total // 10, 3 * total // 10, total - 6 * (total // 10)])
+    _pump(app, 0.3)
+    w.plotTabs.setCurrentWidget(w.adaptPanel)
+    w.time.set_frame(int(0.6 * (w.time.filled - 1)))
+    _pump(app, 0.8)
+    if w.adaptPanel.plot.is_empty():
+        raise SystemExit("the adapt-vs-scratch page has no lines")
+    _save(w, out / "studio-adapt-vs-scratch.png")
 
 
 def _scroll_to(widget) -> None:

@@ -3,8 +3,8 @@ docs/adapt.md) asked for in a small dialog.
 
 The dialog chooses how many training snapshots of the current system the
 output layer is solved on (k, default 10), whether they are the first k or
-k drawn with a seed, the regularisation rule (GCV per block, core's
-default, or a fixed relative value) and what is adapted: the selected
+k drawn with a seed, the regularisation rule (chosen per block from
+the data by core's rule, or a fixed relative value) and what is adapted: the selected
 model's hidden layers or a basis file (*Load basis…*; its header is read
 here, without torch, and a basis of another dimension is refused at once).
 It holds no state of the document: :meth:`AdaptDialog.request` gives the
@@ -28,14 +28,14 @@ from ..scene.palette import ERROR, MUTED, hex_of
 #: the dialog's defaults: k, the fixed regularisation offered when that rule is chosen
 DEFAULT_K = 10
 DEFAULT_FIXED = 1e-12
-RULES = (("gcv", "GCV (chosen per block)"), ("given", "fixed value"))
+RULES = (("auto", "chosen per block from the data"), ("given", "fixed value"))
+RULE_TIPS = {"auto": "core's rule picks the regularisation of each block (kinetic, potential) from 10^-14 to 1 "
+                     "on the k snapshots themselves (cross-validation over snapshots or GCV; docs/adapt.md)",
+             "given": "One relative regularisation for every block (as the fit's 'regularisation' setting)"}
 PRIORS = (("none", "zero (plain ridge)"), ("source", "the model's output layer"))
 PRIOR_TIP = ("What the regularisation pulls the new output layer toward: zero, or the source model's own "
              "output layer (and its damping and forcing), so that few snapshots change it least "
              "(a basis file has no output layer: zero)")
-RULE_TIPS = {"gcv": "Generalised cross-validation picks the regularisation of each block (kinetic, potential) "
-                    "from 10^-14 to 1 at no extra cost (docs/adapt.md)",
-             "given": "One relative regularisation for every block (as the fit's 'regularisation' setting)"}
 
 
 def basis_summary(path, dim: int | None = None) -> str:
@@ -187,7 +187,7 @@ class AdaptDialog(QDialog):
         self.errorLabel.setVisible(bool(message))
 
     def request(self) -> dict:
-        """The arguments of Jobs.adapt: ``k``, ``seed`` (None: the first k), ``regularisation`` (None: GCV),
+        """The arguments of Jobs.adapt: ``k``, ``seed`` (None: the first k), ``regularisation`` (None: core's rule),
         ``basis_path`` (None: the model), ``prior``; HGNError names a bad entry."""
         reg = None
         if self.ruleCombo.currentData() == "given":

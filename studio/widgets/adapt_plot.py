@@ -1,7 +1,7 @@
 """Adapt vs fit from scratch (issue 14): test derivative error against the
 number of snapshots k, log-log, for the selected model adapted to the
 current system (its hidden layers kept, the output layer solved on the
-first k training snapshots, GCV) and for fits from scratch with the same
+first k training snapshots, regularisation by core's rule) and for fits from scratch with the same
 settings on the same k snapshots.
 
 :class:`AdaptPanel` is a page of the plots dock. The comparison runs only
@@ -29,7 +29,7 @@ BUTTON_TEXT = "Compare adapt vs scratch"
 CANCEL_TEXT = "Cancel the comparison"
 BUTTON_TIP = ("On the current system's training data (the Train tab's data settings): for k = 1, 2, 5, 10, 20, "
               "50, ... up to every training snapshot, adapt the selected model (its sampled hidden layers kept, "
-              "the output layer solved on the first k snapshots, GCV) and fit a model from scratch with its "
+              "the output layer solved on the first k snapshots) and fit a model from scratch with its "
               "settings on the same k snapshots; plot both test derivative errors. Runs in the background.")
 
 
@@ -100,11 +100,14 @@ class AdaptPanel(QWidget):
     def show_curve(self, curve) -> None:
         """Plot a comparison (studio.document.check_adapt_curve's dict; None: the empty state)."""
         if curve is None:
+            self.plot.getPlotItem().getAxis("bottom").setTicks(None)
             self.plot.clear_curves()
             self.summary.setText("")
             self.summary.setToolTip("")
             return
         k = np.asarray(curve["k"], dtype=float)
+        # the k of the comparison as the bottom axis's labels (pyqtgraph's minor log labels crowd each other)
+        self.plot.getPlotItem().getAxis("bottom").setTicks([[(float(np.log10(x)), f"{x:g}") for x in k], []])
         for (name, _, _), key in zip(CURVES, ("adapt", "scratch")):
             y = np.array([np.nan if v is None else v for v in curve[key]], dtype=float)
             self.plot.set_curve(name, k, y)
