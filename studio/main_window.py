@@ -337,6 +337,7 @@ class MainWindow(QMainWindow):
         tp.cancelRequested.connect(self.cancel)
         tp.error.connect(self.show_error)
         tp.referenceRequested.connect(self.referencePanel.request)
+        tp.adaptRequested.connect(lambda: self.adapt_model(self.document.current))
 
         doc.systemChanged.connect(self._on_system)
         doc.rolloutStarted.connect(self._on_rollout_started)
@@ -347,6 +348,8 @@ class MainWindow(QMainWindow):
         doc.aboutToSave.connect(self._store_view)
         doc.message.connect(self.show_status)
         doc.settingsChanged.connect(self._on_port_settings)
+        for sig in (doc.modelsChanged, doc.currentModelChanged, doc.systemChanged):
+            sig.connect(self._update_adapt_button)
         self.time.frameChanged.connect(self.views.show_frame)
         self.time.frameChanged.connect(self._on_frame)
         self.time.playingChanged.connect(self._on_playing)
@@ -515,6 +518,7 @@ class MainWindow(QMainWindow):
         else:
             tp.set_running(False, tp.progress.format() if tp.progress.maximum() > 0 else "done")
         tp.trainButton.setEnabled(not self.jobs.is_training() and bool(tp.methods))
+        self._update_adapt_button()
         self.jobStatus.setVisible(running)
         self.jobStatus.cancelButton.setEnabled(running)
 
@@ -674,6 +678,19 @@ class MainWindow(QMainWindow):
             self.plotTabs.setCurrentWidget(self.adaptPanel)
 
     # -- few-shot adaptation (issue 14) ----------------------------------------
+    def _update_adapt_button(self, *_args) -> None:
+        """The Train panel's Adapt button: for the selected model, with the reason when it cannot."""
+        from .jobs import adapt_reason
+
+        reason = adapt_reason(self.document.current_model(), self.document.system)
+        if not reason and self.jobs.is_training():
+            reason = "a model is being trained or adapted"
+        b = self.trainPanel.adaptButton
+        b.setEnabled(not reason)
+        b.setToolTip("Keep the selected model's sampled hidden layers and solve only its output layer on k "
+                     "snapshots of this system (the models table's Adapt to this system…)" if not reason
+                     else f"Adapt is not available: {reason}")
+
     @Slot(int)
     def adapt_model(self, index: int) -> AdaptDialog | None:
         """The Adapt dialog for model ``index`` (window-modal, not blocking): its Adapt button starts

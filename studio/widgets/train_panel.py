@@ -60,6 +60,8 @@ class TrainPanel(QWidget):
     cancelRequested = Signal()
     #: "Check against reference": the shown roll-out's ground truth vs DOP853
     referenceRequested = Signal()
+    #: "Adapt selected model to this system…" (issue 14; the window opens the Adapt dialog)
+    adaptRequested = Signal()
     error = Signal(str)
 
     def __init__(self, document, undo, parent: QWidget | None = None):
@@ -86,6 +88,9 @@ class TrainPanel(QWidget):
         self.progress.setValue(0)
         self.progress.setTextVisible(True)
         self.progress.setFormat("idle")
+        self.adaptButton = QPushButton("Adapt selected model to this system…")
+        self.adaptButton.setObjectName("trainAdaptButton")
+        self.adaptButton.setEnabled(False)
         self.resultLabel = QLabel("")
         self.resultLabel.setObjectName("trainResult")
         self.resultLabel.setWordWrap(True)
@@ -113,6 +118,7 @@ class TrainPanel(QWidget):
         row.addWidget(self.trainButton, 2)
         row.addWidget(self.cancelButton, 1)
         lay.addLayout(row)
+        lay.addWidget(self.adaptButton)
         lay.addWidget(self.progress)
         lay.addWidget(self.resultLabel)
         lay.addStretch(1)
@@ -120,6 +126,7 @@ class TrainPanel(QWidget):
         self._showing = False
         self.trainButton.clicked.connect(self.trainRequested)
         self.cancelButton.clicked.connect(self.cancelRequested)
+        self.adaptButton.clicked.connect(self.adaptRequested)
         self.methodCombo.currentIndexChanged.connect(self._on_method_combo)
         document.settingsChanged.connect(self._on_settings)
         self.refresh_methods()

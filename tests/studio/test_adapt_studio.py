@@ -58,8 +58,25 @@ def _adapt_through_dialog(qtbot, w, index, k, **choices):
 
 def test_adapt_adds_a_model_with_its_lineage_undoably_and_equal_to_cores_adapt(qtbot, window):
     w, d = window, window.document
+    from studio.widgets.adapt_dialog import AdaptDialog
+
+    assert not w.trainPanel.adaptButton.isEnabled() and not w.modelsPanel.adaptButton.isEnabled()
     src, system = _trained_then_fpu(qtbot, w)
-    assert w.modelsPanel.adaptButton.isEnabled()
+    assert w.modelsPanel.adaptButton.isEnabled() and w.trainPanel.adaptButton.isEnabled()
+    # the Train panel's button and the table's context menu open the same dialog
+    qtbot.mouseClick(w.trainPanel.adaptButton, Qt.LeftButton)
+    dlg = w.findChild(AdaptDialog)
+    assert dlg is not None and dlg.isVisible() and dlg.kSpin.value() == 10 and src.name in dlg.modelRadio.text()
+    dlg.reject()
+    qtbot.waitUntil(lambda: w.findChild(AdaptDialog) is None, timeout=5000)
+    menu = w.modelsPanel.context_menu(0)
+    acts = {a.objectName(): a for a in menu.actions()}
+    assert acts["adaptAction"].isEnabled() and acts["saveBasisAction"].isEnabled()
+    acts["adaptAction"].trigger()
+    dlg = w.findChild(AdaptDialog)
+    assert dlg is not None and dlg.isVisible()
+    dlg.reject()
+    qtbot.waitUntil(lambda: w.findChild(AdaptDialog) is None, timeout=5000)
     rec = _adapt_through_dialog(qtbot, w, 0, 5)
     lin = rec.info["lineage"]
     assert rec.name.startswith("adapted-") and rec.system.potential == system.potential and rec.system.n == system.n
