@@ -20,6 +20,32 @@ from core.errors import HGNError
 DEFAULT_OUT = "sweep.json"
 
 
+class StageBar:
+    """``progress(stage, fraction)`` as one tqdm bar per stage on stderr (as the train command's)."""
+
+    def __init__(self, disable: bool):
+        self.disable, self.stage, self.bar = disable, None, None
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        if self.disable:
+            return
+        from tqdm import tqdm
+
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(total=1000, desc=stage, unit="‰", leave=False, dynamic_ncols=True,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
+        pos = int(round(1000 * fraction))
+        if pos > self.bar.n:
+            self.bar.update(pos - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 def add_engine_options(parser, single: str) -> None:
     """--workers [N] and --scheduler ADDRESS (read back by :func:`client_from_args`)."""
     g = parser.add_argument_group("engine (Dask; docs/cluster.md)")
@@ -158,7 +184,6 @@ def axes_from_args(args) -> dict:
 
 def run_sweep_command(args) -> int:
     from core.cluster.sweep import grid, random_points, run_sweep
-    from core.cli.model import StageBar
 
     axes = axes_from_args(args)
     if args.random is not None:
@@ -200,7 +225,6 @@ def _num(x) -> str:
 # ----------------------------------------------------------------------
 def run_train_chunked(args, config) -> int:
     """``train --data DIR``: fit a chunked dataset (in this process, or on --workers / --scheduler)."""
-    from core.cli.model import StageBar
     from core.cluster.fit import distributed_fit
     from core.files.chunked import open_chunked
     from core.jobs import available_cores

@@ -17,8 +17,9 @@ training range), fits (``core.learning.rfhgn.fit``, one thread), and
 measures the test error (derivative MSE on the test snapshots), a short
 roll-out against ground truth from a fresh seeded start (final and largest
 position MSE, largest relative energy drift of the learned roll-out), the
-times of each stage and the peak memory (resident set of the worker process
-sampled every 20 ms during the task, and the process's high-water mark).
+times of each stage, the peak memory (resident set of the worker process
+sampled every 20 ms during the task, and the process's high-water mark) and
+the distinct warnings raised (e.g. a roll-out outside the training range).
 
 :func:`run_sweep` runs the points on a ``distributed.Client`` (or one by one
 in this process), gathers the results as they finish (``as_completed``) and
@@ -47,6 +48,8 @@ import os
 import socket
 import threading
 import time
+import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -255,7 +258,8 @@ def run_point(point: dict) -> dict:
     from core.physics.initial import initial_state
 
     t_start = time.perf_counter()
-    with one_thread(), _PeakRSS() as mem:
+    with one_thread(), _PeakRSS() as mem, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         system = build_system(point)
         d = point["data"]
         spec = DataSpec(n_trajectories=d["trajectories"], steps=d["steps"], dt=d["dt"], save_every=d["save_every"],
@@ -288,7 +292,8 @@ def run_point(point: dict) -> dict:
             "n_features": int(model.info["n_features"]), "n_train": int(len(ds.train)),
             "data_s": t_data - t_start, "fit_s": t_fit - t_data, "eval_s": t_end - t_fit, "total_s": t_end - t_start,
             "peak_rss_mb": mem.peak / 2 ** 20, "max_rss_mb": max_rss,
-            "worker": f"{socket.gethostname()}:{os.getpid()}"}
+            "worker": f"{socket.gethostname()}:{os.getpid()}",
+            "warnings": sorted({" ".join(str(w.message).split())[:300] for w in caught})[:5]}
 
 
 def _task(point: dict) -> dict:
@@ -447,11 +452,12 @@ def run_sweep(points: list[dict], out, client=None, progress=None, cancel=None, 
 
     futures = {}
     attempts = {}
+    token = uuid.uuid4().hex[:8]
 
     def submit(k, p):
         attempts[k] = attempts.get(k, 0) + 1
-        # a fresh key per attempt: the scheduler forgets an errored task's key only after the client releases it
-        f = client.submit(_task, p, key=f"sweep-point-{k}-{attempts[k]}", pure=False)
+        # a fresh key per run and attempt: the scheduler may still hold an errored or cancelled task of the key
+        f = client.submit(_task, p, key=f"sweep-point-{k}-{token}-{attempts[k]}", pure=False)
         futures[f.key] = (f, k, p)
         return f
 
