@@ -131,7 +131,7 @@ class _Rows:
         at = np.asarray(at, dtype=np.int64)
         key = at.tobytes()
         if self.cache.get("key") != key:
-            q, p = self.source.rows(at, ("q", "p"))
+            q, p = self.source.sample_rows(at, ("q", "p"))
             self.cache.update(key=key, q=q, p=p)
         return self.cache[self.name]
 
@@ -239,7 +239,7 @@ def distributed_fit(source, config: RFConfig | None = None, client=None, progres
             theta, sinfo = solve(SummedEquations(network, total["blocks"]), config)
         network.set_theta(theta)
         report(progress, "solve", 0.9)
-        kq, kp, kH = src.rows(train[:1], ("q", "p", "energy"))
+        kq, kp, kH = src.rows(train[:1], ("q", "p", "energy"))  # checked whole: the known energy
         constant, known = 0.0, False
         if np.isfinite(kH[0]):
             constant = energy_constant(network, system, kq[0], kp[0], float(kH[0]), device)

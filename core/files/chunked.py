@@ -322,7 +322,8 @@ class ChunkedDataset:
 
     def rows(self, idx, names=("q", "p")) -> tuple[np.ndarray, ...]:
         """Arrays ``names`` at the global snapshot indices ``idx`` (any order),
-        read chunk by chunk (only the chunks that hold them)."""
+        read chunk by chunk (only the chunks that hold them), each chunk
+        checked whole (:meth:`chunk`). :meth:`sample_rows` reads only the rows."""
         idx = np.asarray(idx, dtype=np.int64).reshape(-1)
         if idx.size and (idx.min() < 0 or idx.max() >= self.n_snapshots):
             raise HGNError(f"snapshot indices must lie in 0..{self.n_snapshots - 1}")
@@ -336,6 +337,28 @@ class ChunkedDataset:
             for o, n in zip(out, names):
                 o[sel] = np.asarray(getattr(ds, n))[local]
             del ds
+        return tuple(out)
+
+    def sample_rows(self, idx, names=("q", "p")) -> tuple[np.ndarray, ...]:
+        """As :meth:`rows`, but reading only the asked-for rows from the
+        chunks' stored (uncompressed) members: O(rows) work whatever the
+        chunk size (the fit's sampling of a few hundred snapshots from every
+        chunk). The chunk files' sizes are checked, not their checksums: the
+        fit's map reads and checks every chunk whole afterwards."""
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n_snapshots):
+            raise HGNError(f"snapshot indices must lie in 0..{self.n_snapshots - 1}")
+        shape = (self.system.n, self.system.dim)
+        out = [np.empty((len(idx),) + shape) if n != "energy" else np.empty(len(idx)) for n in names]
+        which = np.searchsorted(self.offsets, idx, side="right") - 1
+        for k in np.unique(which):
+            sel = np.flatnonzero(which == k)
+            path = self.chunk_path(int(k))
+            _check_file(path, self.entries[int(k)], False, f"chunk {int(k)}")
+            local = idx[sel] - self.offsets[k]
+            for o, n in zip(out, names):
+                o[sel] = _stored_rows(path, n, local, self.entries[int(k)]["n_snapshots"],
+                                      () if n == "energy" else shape)
         return tuple(out)
 
     def to_dataset(self) -> Dataset:
@@ -352,6 +375,46 @@ class ChunkedDataset:
     def __repr__(self) -> str:
         return (f"ChunkedDataset({str(self.folder)!r}, {self.n_chunks} chunks, {self.n_snapshots} snapshots, "
                 f"{self.n_train} train, {self.n_test} test)")
+
+
+def _stored_rows(path: Path, name: str, rows: np.ndarray, n: int, shape: tuple) -> np.ndarray:
+    """Rows ``rows`` of the float64 array ``name`` (n, *shape) stored uncompressed in the npz ``path``."""
+    import struct
+    import zipfile
+
+    from core.container import _array_header
+
+    try:
+        with zipfile.ZipFile(path) as zf, open(path, "rb") as raw:
+            info = zf.getinfo(name + ".npy")
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise HGNError(f"{path}: array {name!r} is compressed; chunks are written uncompressed")
+            raw.seek(info.header_offset)
+            local = raw.read(30)
+            if len(local) != 30 or local[:4] != b"PK\x03\x04":
+                raise HGNError(f"{path}: member {name!r} has no local header; the file is damaged")
+            n_len, x_len = struct.unpack("<HH", local[26:30])
+            start = info.header_offset + 30 + n_len + x_len
+            raw.seek(start)
+            got_shape, fortran, dtype, _, nbytes = _array_header(raw, str(path), name + ".npy")
+            data = raw.tell()
+            if tuple(got_shape) != (n,) + tuple(shape) or fortran or dtype != np.float64 or \
+                    data - start + nbytes != info.file_size:
+                raise HGNError(f"{path}: array {name!r} has shape {tuple(got_shape)} {dtype}, expected "
+                               f"{(n,) + tuple(shape)} float64; the file is damaged")
+            row = 8 * int(np.prod(shape, dtype=np.int64))
+            out = np.empty((len(rows),) + tuple(shape))
+            flat = out.reshape(len(rows), -1)
+            for i, r in enumerate(rows):
+                raw.seek(data + int(r) * row)
+                buf = raw.read(row)
+                if len(buf) != row:
+                    raise HGNError(f"{path}: array {name!r} ends early; the file is damaged")
+                flat[i] = np.frombuffer(buf, dtype=np.float64)
+            return out
+    except (KeyError, zipfile.BadZipFile, OSError) as exc:
+        raise HGNError(f"{path}: cannot read array {name!r} ({type(exc).__name__}: {exc}); the file is damaged") \
+            from None
 
 
 def _check_file(path: Path, entry: dict, verify: bool, what: str) -> None:

@@ -188,3 +188,15 @@ def test_writer_refuses_bad_input(tmp_path, system):
             w.add(*(np.zeros((3, 8, 2)),) * 4, np.zeros(3))
         w.add(*(np.ones((3, 8, 3)),) * 4, np.zeros(3))
     assert open_chunked(tmp_path / "w").n_snapshots == 3
+
+
+def test_sample_rows_read_only_the_rows(chunked):
+    c = open_chunked(chunked)
+    ds = c.to_dataset()
+    idx = [11, 0, 8, 3, 3]
+    for names in (("q", "p"), ("dqdt", "energy")):
+        fast, whole = c.sample_rows(idx, names), c.rows(idx, names)
+        assert all(np.array_equal(a, b) for a, b in zip(fast, whole))
+    assert np.array_equal(c.sample_rows(idx)[0], ds.q[idx])
+    with pytest.raises(HGNError, match="snapshot indices must lie in 0..11"):
+        c.sample_rows([12])
