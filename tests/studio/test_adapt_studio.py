@@ -258,3 +258,77 @@ def test_a_damaged_stored_comparison_is_dropped_on_open():
     for bad in ({**good, "k": [0, 2]}, {**good, "adapt": [1e-3]}, {**good, "scratch": ["x", 1.0]}, [1, 2]):
         doc = Document(Project(ui={"adapt_curve": bad}))
         assert doc.adapt_curve is None and "adapt_curve" not in doc.project.ui
+
+
+#: a window's process as ``python main.py`` starts it: a Train, then Adapt, Adapt vs scratch and Save basis
+#: through the window; prints the modules the window's process imported after start-up and whether torch
+#: is among all of them (adapt, the comparison and the basis run in workers)
+_ADAPT_IN_WINDOW = """\
+import sys, time
+sys.path.insert(0, ROOT)
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from studio.app import prepare_gui_process
+prepare_gui_process()
+from studio.gl import ensure_backend
+ensure_backend()
+from studio.main_window import MainWindow
+from studio import workers
+w = MainWindow(restore=False)
+w.projects.choose = lambda *_a: "discard"
+w.show()
+def run_until(cond, timeout):
+    end = time.perf_counter() + timeout
+    while not cond():
+        if time.perf_counter() > end:
+            raise SystemExit("timed out")
+        app.processEvents()
+        time.sleep(0.002)
+run_until(lambda: w.document.system is not None, 60)
+assert workers.warm_up(wait=120.0)
+d = w.document
+for k, v in dict(steps=40, n_trajectories=3, save_every=4, rollout_steps=100, rollout_save_every=5).items():
+    d.set("simulation", k, v)
+app.processEvents()
+before = set(sys.modules)
+w.train()
+run_until(lambda: len(d.models) == 1 and d.rollout is not None and d.rollout.finished
+          and not w.jobs.is_running(), 240)
+dlg = w.adapt_model(0)
+dlg.kSpin.setValue(5)
+dlg.okButton.click()
+run_until(lambda: len(d.models) == 2 and d.rollout.model_name == d.models[1].name and d.rollout.finished
+          and not w.jobs.is_running(), 240)
+assert w.compare_adapt(0)
+run_until(lambda: d.adapt_curve is not None and not w.jobs.is_running(), 240)
+assert w.save_basis(0, BASIS)
+run_until(lambda: not w.jobs.is_running(), 240)
+from studio.pacing import pacer
+pacer().flush()
+app.processEvents()
+print("LINEAGE", d.models[1].info["lineage"]["from"], len(d.adapt_curve["k"]))
+print("NEW", sorted(m for m in set(sys.modules) - before if not m.startswith("_")))
+print("TORCH", "torch" in sys.modules)
+w.close()
+"""
+
+
+def test_adapt_compare_and_save_basis_import_nothing_in_the_window_process(tmp_path):
+    """The window's process never imports torch (models stay packed) and imports nothing after start-up
+    (each import in the GUI thread is a stall): adapt, the comparison and the basis run in workers."""
+    import os
+    import subprocess
+    import sys
+
+    from studio_helpers import ROOT
+
+    basis = tmp_path / "b.npz"
+    env = dict(os.environ, HGN_STUDIO_SETTINGS=str(tmp_path / "s.ini"))
+    script = _ADAPT_IN_WINDOW.replace("ROOT", repr(str(ROOT)), 1).replace("BASIS", repr(str(basis)))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                         cwd=str(ROOT), env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert "LINEAGE rfhgn-1 " in "\n".join(lines) and "TORCH False" in lines, out.stdout
+    assert [x for x in lines if x.startswith("NEW ")] == ["NEW []"], out.stdout
+    assert basis.exists()
