@@ -152,6 +152,10 @@ def register(subparsers) -> None:
                      help="fold positions into the periodic box in extended XYZ files (for viewers such as "
                           "OVITO); the .npz files always keep the unwrapped, continuous positions")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
+    from core.cli.sweep import add_engine_options
+
+    add_engine_options(p, "this process; with --chunked and several --trajectories, --workers/--scheduler "
+                          "simulate one trajectory per task")
     p.set_defaults(func=run_simulate)
 
 
@@ -483,6 +487,8 @@ def run_simulate(args) -> int:
         return run_chunked(args)
     if getattr(args, "chunk_size", None) is not None:
         raise HGNError("--chunk-size sets the chunks of --chunked DIR; give --chunked too")
+    if getattr(args, "workers", None) is not None or getattr(args, "scheduler", None) is not None:
+        raise HGNError("--workers/--scheduler share out the trajectories of --chunked DIR; give --chunked too")
     if args.out is None and args.dataset_out is None:
         raise HGNError("say where to write the result: --out FILE and/or --dataset-out FILE (or --chunked DIR)")
     if args.dataset_out is not None and is_xyz(args.dataset_out):
@@ -602,13 +608,17 @@ def run_chunked(args) -> int:
     # one segment of chunk-size frames (q, p, forces) plus the chunk buffer (q, p, dq/dt, dp/dt) at a time
     check_run_memory("simulate --chunked", system.n, system.dim, chunk * args.save_every, args.save_every, 7)
     check_run_time("simulate", system.n, args.steps, args.trajectories)
+    from core.cli.sweep import client_from_args, close_client
+
+    client = client_from_args(args)
     bar = TqdmProgress(1, 1000, disable=True if args.quiet else None)
     try:
         folder = write_simulated(args.chunked, system, chunk, args.trajectories, args.steps, args.dt,
                                  args.save_every, args.displacement, args.momentum, args.temperature, args.seed,
-                                 args.test_fraction, args.integrator, progress=bar)
+                                 args.test_fraction, args.integrator, progress=bar, client=client)
     finally:
         bar.close()
+        close_client(client)
     if not args.quiet:
         from core.files.chunked import open_chunked
 

@@ -71,7 +71,7 @@ def client_from_args(args):
     return connect(workers=args.workers or None, scheduler=args.scheduler)
 
 
-def _close(client) -> None:
+def close_client(client) -> None:
     if client is not None:
         from core.cluster.engine import close
 
@@ -198,7 +198,7 @@ def run_sweep_command(args) -> int:
         res = run_sweep(points, args.out, client, progress=bar)
     finally:
         bar.close()
-        _close(client)
+        close_client(client)
     if not args.quiet:
         from core.cluster.sweep import load_results
 
@@ -242,7 +242,7 @@ def run_train_chunked(args, config) -> int:
         model = distributed_fit(src, config, client, progress=bar)
     finally:
         bar.close()
-        _close(client)
+        close_client(client)
     model.save(args.out)
     # the test error, one chunk at a time: the mean over every test coordinate (chunks weighted by their counts)
     sse, count = 0.0, 0

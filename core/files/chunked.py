@@ -100,7 +100,11 @@ class ChunkWriter:
     not exist or be empty. Use as a context manager or call :meth:`close`."""
 
     def __init__(self, folder, system: System, chunk_size: int, split: str = "snapshot",
-                 test_fraction: float = 0.0, seed: int = 0, meta: dict | None = None):
+                 test_fraction: float = 0.0, seed: int = 0, meta: dict | None = None, part_of: int | None = None):
+        """``part_of``: write chunk files only, numbered from ``part_of``, into an
+        existing folder whose manifest another writer keeps (a task of a
+        distributed generation, :func:`write_simulated` with a client);
+        :meth:`close` then returns the chunks' manifest entries via :attr:`chunks`."""
         from core import validate
 
         if not isinstance(system, System):
@@ -113,7 +117,11 @@ class ChunkWriter:
             raise HGNError(f"split must be one of {', '.join(_SPLITS)}, got {split!r}")
         self.test_fraction = validate.fraction("test fraction", test_fraction)
         self.folder = as_path(folder, "chunked dataset folder")
-        if self.folder.exists():
+        self.part_of = part_of
+        if part_of is not None:
+            if not self.folder.is_dir():
+                raise HGNError(f"{self.folder} does not exist (a worker must see the folder at the same path)")
+        elif self.folder.exists():
             if not self.folder.is_dir():
                 raise HGNError(f"{self.folder} exists and is not a folder; a chunked dataset is written into a "
                                "new (or empty) folder")
@@ -131,13 +139,14 @@ class ChunkWriter:
         self.system, self.split, self.seed = system, split, int(seed)
         self.meta = jsonable(dict(meta or {}), "chunked dataset meta")
         self.N, self.d = system.n, system.dim
-        save_system(self.folder / SYSTEM_FILE, system)
-        self._system_entry = self._entry(SYSTEM_FILE)
         self.chunks: list[dict] = []
         self._buf: list[tuple] = []
         self._held = 0
         self.closed = False
-        self._write_manifest(complete=False)
+        if part_of is None:
+            save_system(self.folder / SYSTEM_FILE, system)
+            self._system_entry = self._entry(SYSTEM_FILE)
+            self._write_manifest(complete=False)
 
     def _entry(self, name: str) -> dict:
         path = self.folder / name
@@ -178,7 +187,7 @@ class ChunkWriter:
             return
         q, p, dqdt, dpdt, e, traj, fr, tst = (np.concatenate([b[i] for b in self._buf]) for i in range(8))
         self._buf, self._held = [], 0
-        k = len(self.chunks)
+        k = len(self.chunks) + (self.part_of or 0)
         n = len(q)
         if self.split == "snapshot":
             from core.physics.datagen import split_indices
@@ -196,7 +205,8 @@ class ChunkWriter:
         entry = self._entry(name)
         entry.update(n_snapshots=n, n_train=int(len(train)), n_test=int(len(test)))
         self.chunks.append(entry)
-        self._write_manifest(complete=False)
+        if self.part_of is None:
+            self._write_manifest(complete=False)
 
     def _write_manifest(self, complete: bool) -> None:
         doc = {"format": FORMAT, "version": VERSION, "kind": KIND, "system": system_header(self.system),
@@ -214,7 +224,8 @@ class ChunkWriter:
             self._flush()
             if not self.chunks:
                 raise HGNError(f"{self.folder}: no snapshots were written")
-            self._write_manifest(complete=True)
+            if self.part_of is None:
+                self._write_manifest(complete=True)
             self.closed = True
         return self.folder
 
@@ -506,7 +517,8 @@ def open_chunked(folder, allow_incomplete: bool = False, verify_system: bool = T
 def write_simulated(folder, system: System, chunk_size: int, trajectories: int = 1, steps: int = 100,
                     dt: float = 0.01, save_every: int = 1, displacement: float = 0.1, momentum: float = 0.1,
                     temperature: float | None = None, seed: int = 0, test_fraction: float = 0.2,
-                    integrator: str = "verlet", meta: dict | None = None, progress=None, cancel=None) -> Path:
+                    integrator: str = "verlet", meta: dict | None = None, progress=None, cancel=None,
+                    client=None) -> Path:
     """Simulate ``trajectories`` runs (run k from
     ``initial_state(system, displacement, momentum, temperature, seed=seed + k)``,
     as ``python -m core simulate``) and write every saved frame as a
@@ -516,12 +528,20 @@ def write_simulated(folder, system: System, chunk_size: int, trajectories: int =
     one before (the same states as one long run: bit for bit on fixed
     graphs; a cutoff system's neighbour list is rebuilt at each segment,
     which may change the last bits). Split: whole trajectories with several
-    runs, a share of each chunk's snapshots with one (module notes)."""
+    runs, a share of each chunk's snapshots with one (module notes).
+
+    ``client`` (a ``distributed.Client``, e.g. from
+    :func:`core.cluster.engine.connect`; several trajectories only): one
+    task per trajectory, each writing that trajectory's chunks (numbered
+    ``k * ceil(frames / chunk_size)`` on; the workers must see ``folder`` at
+    the same path); this process writes the manifest. The snapshots, their
+    order and the split are the same as without a client; the chunk
+    boundaries follow the trajectories instead of running across them."""
+    import time
+
     from core import validate
     from core.jobs import check_cancel, report
     from core.physics.datagen import split_indices
-    from core.physics.initial import initial_state
-    from core.physics.simulate import run_system
 
     trajectories = validate.whole("trajectories", trajectories, 1)
     chunk_size = validate.whole("chunk size", chunk_size, 1)
@@ -538,35 +558,82 @@ def write_simulated(folder, system: System, chunk_size: int, trajectories: int =
             "temperature": temperature, "seed": seed, "test_fraction": test_fraction, "integrator": integrator,
             "test_trajectories": [int(k) for k in test_traj]}
     info.update(meta or {})
-    seg_frames = max(1, chunk_size)
+    run = dict(steps=steps, dt=dt, save_every=save_every, displacement=displacement, momentum=momentum,
+               temperature=temperature, seed=seed, integrator=integrator)
+    if trajectories < 2:
+        client = None  # one run is one sequence of segments: nothing to share out
+    if client is not None:
+        info["chunks_per_trajectory"] = -(-frames // chunk_size)
     with ChunkWriter(folder, system, chunk_size, split, test_fraction, seed, info) as w:
-        for k in range(trajectories):
-            q, p = initial_state(system, displacement, momentum, temperature, seed=seed + k)
-            done = 0  # frames written of this run
-            t0 = 0.0
-            while done < frames:
-                check_cancel(cancel)
-                first = done == 0
-                n_new = min(seg_frames, frames - done)  # frames this segment adds
-                seg_steps = (n_new - 1 if first else n_new) * save_every
-                if seg_steps == 0:  # a run of one frame
-                    run, _ = run_system(system, q, p, dt, save_every, save_every, save_forces=True,
-                                        integrator=integrator, t0=t0)
-                    sl = slice(0, 1)
-                else:
-                    run, _ = run_system(system, q, p, dt, seg_steps, save_every, save_forces=True,
-                                        integrator=integrator, t0=t0)
-                    sl = slice(0, None) if first else slice(1, None)
-                rq, rp, rf = run.q[sl], run.p[sl], run.forces[sl]
-                e = (run.kinetic + run.potential)[sl]
-                w.add(rq, rp, rp / system.masses[None, :, None], rf, e, trajectory=k,
-                      frames=np.arange(done, done + len(rq)), test=bool(k in test_traj))
-                done += len(rq)
-                q, p = run.q[-1], run.p[-1]
-                t0 += seg_steps * dt
-                del run
-                report(progress, "simulate", (k + done / frames) / trajectories)
+        if client is None:
+            for k in range(trajectories):
+                def sub(f, k=k):
+                    report(progress, "simulate", (k + f) / trajectories)
+
+                simulate_into(w, system, k, run, bool(k in test_traj), sub, cancel)
+        else:  # one task per trajectory, each writing its own chunks; this writer keeps the manifest
+            per = info["chunks_per_trajectory"]
+            futures = [client.submit(simulate_part, str(w.folder), system, chunk_size, k, k * per, run,
+                                     bool(k in test_traj), pure=False) for k in range(trajectories)]
+            try:
+                for n, f in enumerate(futures):
+                    while not f.done():
+                        check_cancel(cancel)
+                        time.sleep(0.05)
+                    w.chunks.extend(f.result())
+                    report(progress, "simulate", (n + 1) / trajectories)
+            except BaseException:
+                client.cancel(futures)
+                raise
     return Path(folder)
+
+
+def simulate_into(writer: ChunkWriter, system: System, k: int, run: dict, test: bool, progress=None,
+                  cancel=None) -> None:
+    """Integrate trajectory ``k`` (settings ``run``: steps, dt, save_every, displacement, momentum,
+    temperature, seed, integrator) in segments of the writer's chunk size, adding its frames."""
+    from core.jobs import check_cancel
+    from core.physics.initial import initial_state
+    from core.physics.simulate import run_system
+
+    steps, dt, save_every, integrator = run["steps"], run["dt"], run["save_every"], run["integrator"]
+    frames = steps // save_every + 1
+    q, p = initial_state(system, run["displacement"], run["momentum"], run["temperature"], seed=run["seed"] + k)
+    done = 0  # frames written of this run
+    t0 = 0.0
+    while done < frames:
+        check_cancel(cancel)
+        first = done == 0
+        n_new = min(writer.chunk_size, frames - done)  # frames this segment adds
+        seg_steps = (n_new - 1 if first else n_new) * save_every
+        if seg_steps == 0:  # a run of one frame
+            res, _ = run_system(system, q, p, dt, save_every, save_every, save_forces=True, integrator=integrator,
+                                t0=t0)
+            sl = slice(0, 1)
+        else:
+            res, _ = run_system(system, q, p, dt, seg_steps, save_every, save_forces=True, integrator=integrator,
+                                t0=t0)
+            sl = slice(0, None) if first else slice(1, None)
+        rq, rp, rf = res.q[sl], res.p[sl], res.forces[sl]
+        e = (res.kinetic + res.potential)[sl]
+        writer.add(rq, rp, rp / system.masses[None, :, None], rf, e, trajectory=k,
+                   frames=np.arange(done, done + len(rq)), test=test)
+        done += len(rq)
+        q, p = res.q[-1], res.p[-1]
+        t0 += seg_steps * dt
+        del res
+        if progress is not None:
+            progress(done / frames)
+
+
+def simulate_part(folder: str, system: System, chunk_size: int, k: int, first_chunk: int, run: dict,
+                  test: bool) -> list[dict]:
+    """A task of the distributed generation: trajectory ``k`` written as its own chunks (numbered from
+    ``first_chunk``) into ``folder``; returns their manifest entries."""
+    w = ChunkWriter(folder, system, chunk_size, "trajectory", part_of=first_chunk)
+    simulate_into(w, system, k, run, test)
+    w.close()
+    return w.chunks
 
 
 def _describe(path) -> list[str]:

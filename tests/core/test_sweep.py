@@ -212,6 +212,12 @@ def test_cli_train_chunked(tmp_path, capsys):
     data = tmp_path / "data"
     assert main(["simulate", "--kind", "cubic", "--n", "2", "--steps", "200", "--save-every", "2",
                  "--trajectories", "3", "--chunked", str(data), "--chunk-size", "70", "-q"]) == 0
+    # the same data simulated one trajectory per task on 2 workers
+    assert main(["simulate", "--kind", "cubic", "--n", "2", "--steps", "200", "--save-every", "2",
+                 "--trajectories", "3", "--chunked", str(tmp_path / "d2"), "--chunk-size", "70", "-q",
+                 "--workers", "2"]) == 0
+    d1, d2 = open_chunked(data).to_dataset(), open_chunked(tmp_path / "d2").to_dataset()
+    assert all(np.array_equal(getattr(d1, n), getattr(d2, n)) for n in ("q", "p", "dpdt", "energy", "test"))
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "one.npz"), "-q"]) == 0
     assert "assembled in this process" in capsys.readouterr().out
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "two.npz"), "--workers", "2", "-q"]) == 0
