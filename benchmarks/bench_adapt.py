@@ -27,6 +27,8 @@ For each target domain:
   the mean square of its derivatives) and fine-tuned on the same k snapshots
   (core.learning.baselines.finetune.finetune: ``--ft-steps`` Adam steps at ``--ft-lr``, full batch for
   k <= 32); fine-tune time = wall time of one call;
+* bases and scratch fits are sampled with ``--basis-seeds`` RFConfig seeds (0, 1, 2): the error of one
+  basis at small k varies by up to ~50x between seeds, so errors are medians (all values in the JSON);
 * error = test derivative MSE on the 200 test snapshots (core.learning.metrics.derivative_mse), and the
   same divided by the mean square of the true test derivatives ("relative");
 * where it fails and why: the target's training pair-distance range against the basis' (its source's
@@ -196,12 +198,14 @@ def run(args) -> dict:
         def err(model, test=test, test_idx=test_idx):
             return derivative_mse(model, test, test_idx)
 
+        seeds = range(args.basis_seeds)
         t = time.perf_counter()
-        bases = {"loo": sample_basis([data[o][0] for o in others], rf, names=others)}
-        row["loo_sample_s"] = time.perf_counter() - t
+        bases = {"loo": [sample_basis([data[o][0] for o in others], rf.replace(seed=sd), names=others)
+                         for sd in seeds]}
+        row["loo_sample_s"] = (time.perf_counter() - t) / len(seeds)
         t = time.perf_counter()
-        bases["own"] = sample_basis([train], rf, names=[tgt])
-        row["own_sample_s"] = time.perf_counter() - t
+        bases["own"] = [sample_basis([train], rf.replace(seed=sd), names=[tgt]) for sd in seeds]
+        row["own_sample_s"] = (time.perf_counter() - t) / len(seeds)
         # where the bases' features lie against the target's data
         r_train = pair_distances(train.system, train.q[train.train])
         r_test = pair_distances(test.system, test.q)
@@ -210,7 +214,8 @@ def run(args) -> dict:
         row["force_share_wall"] = float(f2[r_test < WALL].sum() / f2.sum())
         row["pairs_share_wall"] = float(np.mean(r_test < WALL))
         row["bases"] = {}
-        for bname, basis in bases.items():
+        for bname, bs in bases.items():
+            basis = bs[0]  # the features of seed 0 (the data ranges are the same for every seed)
             lo, hi = basis.source.get("train_r_min"), basis.source.get("train_r_max")
             c = edge_centres(basis)
             row["bases"][bname] = {
@@ -236,20 +241,22 @@ def run(args) -> dict:
         rows = []
         for k in ks:
             r = {"k": k}
-            for bname, basis in bases.items():
+            for bname, bs in bases.items():
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    m, med, times = median_time(lambda b=basis, tr=train, kk=k: adapt(b, tr, k=kk),
+                    m, med, times = median_time(lambda b=bs[0], tr=train, kk=k: adapt(b, tr, k=kk),
                                                 args.repeat)
+                    errs = [err(m)] + [err(adapt(b, train, k=k)) for b in bs[1:]]
                 a = m.info["adapt"]
-                r[f"adapt_{bname}"] = {"mse": err(m), "s": med, "times": times,
+                r[f"adapt_{bname}"] = {"mse": float(np.median(errs)), "mse_seeds": errs, "s": med, "times": times,
                                        "regularisation": a["regularisation"],
                                        "effective_rank": a["effective_rank"],
                                        "warning": str(caught[0].message) if caught else None}
             sub = train.subset(train.train[:k])
             try:
                 m, med, times = median_time(lambda s=sub: fit(s, rf), args.repeat_fit)
-                r["scratch"] = {"mse": err(m), "s": med, "times": times}
+                errs = [err(m)] + [err(fit(sub, rf.replace(seed=sd))) for sd in seeds if sd]
+                r["scratch"] = {"mse": float(np.median(errs)), "mse_seeds": errs, "s": med, "times": times}
             except HGNError as exc:
                 r["scratch"] = {"refused": str(exc)}
             t = time.perf_counter()
@@ -274,7 +281,7 @@ def run(args) -> dict:
                                                                                   time.gmtime()),
            "seconds": time.perf_counter() - t_all, "machine": machine(), "git": git_state(), "ks": list(ks),
            "settings": {"train": args.train, "test": args.test, "repeat": args.repeat,
-                        "repeat_fit": args.repeat_fit, "rf_config": rf.to_dict(),
+                        "repeat_fit": args.repeat_fit, "basis_seeds": args.basis_seeds, "rf_config": rf.to_dict(),
                         "pretrain_budget_s": args.pretrain_budget, "ft_steps": args.ft_steps, "ft_lr": args.ft_lr,
                         "baseline": bcfg.to_dict()},
            "targets": targets, "probe": probe}
@@ -287,7 +294,9 @@ def narrow_probe(data, doms, ks, args, rf) -> dict:
     NARROW_SD (pair distances about 0.9-1.1), adapted to the Lennard-Jones target at every k."""
     system = doms["harmonic"][0]
     narrow = random_snapshots(system, args.train, displacement=NARROW_SD, momentum=0.1, seed=1)
-    basis = sample_basis([narrow], rf, names=[f"harmonic sd {NARROW_SD}"])
+    bases = [sample_basis([narrow], rf.replace(seed=sd), names=[f"harmonic sd {NARROW_SD}"])
+             for sd in range(args.basis_seeds)]
+    basis = bases[0]
     train, test = data["lennard-jones"][:2]
     r_test = pair_distances(test.system, test.q)
     lo, hi = basis.source["train_r_min"], basis.source["train_r_max"]
@@ -304,7 +313,9 @@ def narrow_probe(data, doms, ks, args, rf) -> dict:
             t = time.perf_counter()
             m = adapt(basis, train, k=k)
             dt = time.perf_counter() - t
-        out["rows"].append({"k": k, "mse": derivative_mse(m, test, np.arange(test.n_snapshots)), "s": dt})
+            errs = [derivative_mse(x, test, np.arange(test.n_snapshots))
+                    for x in [m] + [adapt(b, train, k=k) for b in bases[1:]]]
+        out["rows"].append({"k": k, "mse": float(np.median(errs)), "mse_seeds": errs, "s": dt})
         print(f"{k:>4} | {out['rows'][-1]['mse']:9.2e} {dt * 1e3:6.1f} ms", flush=True)
     return out
 
@@ -346,6 +357,14 @@ def fmt(x, digits=2):
     return f"{x:.{digits}e}"
 
 
+def fmt_seeds(cell):
+    """median (min..max over the basis seeds) of a result cell."""
+    seeds = cell.get("mse_seeds") or []
+    if len(seeds) < 2:
+        return fmt(cell.get("mse"))
+    return f"{fmt(cell['mse'])} ({fmt(min(seeds), 1)}..{fmt(max(seeds), 1)})"
+
+
 def ms(s):
     return f"{s * 1e3:.1f}"
 
@@ -365,7 +384,9 @@ def markdown(doc) -> str:
         "draws). Error = test derivative MSE (relative = divided by the mean square of the true test "
         "derivatives). Adapt = core.learning.rfhgn.adapt.adapt (GCV) on the first k training snapshots, basis "
         "`loo` sampled from the other four domains pooled, `own` from the target's own training snapshots "
-        f"(default RFConfig, 65 features); adapt time = median of {s['repeat']}. Scratch = rfhgn.fit on the "
+        f"(default RFConfig, 65 features); errors are medians over {s.get('basis_seeds', 1)} basis seeds "
+        "(RFConfig.seed 0..; scratch fits likewise; min..max in brackets in the per-target tables); adapt time = "
+        f"median of {s['repeat']} calls (seed-0 basis). Scratch = rfhgn.fit on the "
         f"same k snapshots (median of {s['repeat_fit']}). Fine-tune = the same network pre-trained with Adam on "
         f"the other four domains pooled ({s['pretrain_budget_s']:g} s, float32, minibatches of 32, each "
         f"domain's loss divided by its mean square derivative), then {s['ft_steps']} Adam steps at lr "
@@ -402,10 +423,10 @@ def markdown(doc) -> str:
         sc2 = t["mean_square_derivative"]
         for r in t["rows"]:
             a, o, f, sc = r["adapt_loo"], r["adapt_own"], r["finetune"], r["scratch"]
-            scr = (f"{fmt(sc['mse'])} | {fmt(sc['mse'] / sc2, 1)} | {ms(sc['s'])}" if "mse" in sc
+            scr = (f"{fmt_seeds(sc)} | {fmt(sc['mse'] / sc2, 1)} | {ms(sc['s'])}" if "mse" in sc
                    else f"refused: {sc['refused'][:60]} | | ")
-            lines.append(f"| {r['k']} | {fmt(a['mse'])} | {fmt(a['mse'] / sc2, 1)} | {ms(a['s'])} | "
-                         f"{fmt(o['mse'])} | {fmt(o['mse'] / sc2, 1)} | {ms(o['s'])} | {scr} | "
+            lines.append(f"| {r['k']} | {fmt_seeds(a)} | {fmt(a['mse'] / sc2, 1)} | {ms(a['s'])} | "
+                         f"{fmt_seeds(o)} | {fmt(o['mse'] / sc2, 1)} | {ms(o['s'])} | {scr} | "
                          f"{fmt(f['mse'])} | {fmt(f['mse'] / sc2, 1)} | {f['s']:.2f} | "
                          f"{a['s'] / f['s']:.1e} |")
         lines += ["", "| basis | training pair distances | target's | test pairs outside (below) | "
@@ -432,7 +453,7 @@ def markdown(doc) -> str:
             rr = _k(lj, r["k"]) if lj else None
             cells = [fmt(rr["adapt_loo"]["mse"]), fmt(rr["adapt_own"]["mse"]), fmt(rr["scratch"].get("mse"))] \
                 if rr else ["", "", ""]
-            lines.append(f"| {r['k']} | {fmt(r['mse'])} | " + " | ".join(cells) + " |")
+            lines.append(f"| {r['k']} | {fmt_seeds(r)} | " + " | ".join(cells) + " |")
     png = "adapt-quick.png" if doc["quick"] else "adapt.png"
     lines += ["", f"![error against k per target domain]({png})", ""]
     return "\n".join(lines)
@@ -491,6 +512,11 @@ def plot(doc, path: Path) -> None:
             pts = [(r["k"], r[key]["mse"]) for r in t["rows"] if "mse" in r[key]]
             if pts:
                 ax.plot(*zip(*pts), mk, color=color, label=label, ms=4)
+            band = [(r["k"], min(r[key]["mse_seeds"]), max(r[key]["mse_seeds"])) for r in t["rows"]
+                    if len(r[key].get("mse_seeds") or []) > 1]
+            if band:
+                kk, lo, hi = zip(*band)
+                ax.fill_between(kk, lo, hi, color=color, alpha=0.15, lw=0)
         pr = doc.get("probe")
         if pr and t["domain"] == pr["target"]:
             ax.plot([r["k"] for r in pr["rows"]], [r["mse"] for r in pr["rows"]], "x--", color="C4", ms=5,
@@ -544,6 +570,8 @@ def main(argv=None) -> int:
     ap.add_argument("--train", type=int, default=None, help="training snapshots per domain (500; quick 100)")
     ap.add_argument("--test", type=int, default=None, help="test snapshots per domain (200; quick 50)")
     ap.add_argument("--repeat", type=int, default=None, help="adapt calls per point, median time (5; quick 2)")
+    ap.add_argument("--basis-seeds", type=int, default=None, help="bases (and scratch fits) sampled with RFConfig "
+                                                                   "seeds 0..N-1; errors are medians (3; quick 1)")
     ap.add_argument("--repeat-fit", type=int, default=None, help="scratch fits per point (3; quick 1)")
     ap.add_argument("--pretrain-budget", type=float, default=None, help="seconds of Adam pre-training per "
                                                                         "target (60; quick 3)")
@@ -554,7 +582,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     q = args.quick
     for name, full, quick in (("train", 500, 100), ("test", 200, 50), ("repeat", 5, 2), ("repeat_fit", 3, 1),
-                              ("pretrain_budget", 60.0, 3.0), ("ft_steps", 1000, 30)):
+                              ("basis_seeds", 3, 1), ("pretrain_budget", 60.0, 3.0), ("ft_steps", 1000, 30)):
         if getattr(args, name) is None:
             setattr(args, name, quick if q else full)
     out = Path(args.out)
