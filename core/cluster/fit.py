@@ -156,8 +156,9 @@ def _run_map(source: ChunkedDataset, network, config: RFConfig, client, progress
         return tree_sum(results, add_equations)
     from distributed import as_completed
 
-    leaves = [client.submit(chunk_equations, folder, k, network, cfg, pure=False) for k in range(n)]
-    futures = list(leaves)
+    net = client.scatter(network, broadcast=True, hash=False)  # sent to each worker once, not with every task
+    leaves = [client.submit(chunk_equations, folder, k, net, cfg, pure=False) for k in range(n)]
+    futures = [net] + list(leaves)
 
     def add(a, b):
         f = client.submit(add_equations, a, b, pure=False)
