@@ -10,7 +10,8 @@
 * :mod:`core.cluster.sweep`: grids / random searches over fit settings and
   systems, each point a task, restartable, results in JSON + CSV.
 
-Only this package imports dask and distributed (an import-linter contract);
-the modules import them at module level, so importing ``core.cluster`` costs
-Dask's import time: the command line imports it only for the commands that use it.
+Only this package imports dask and distributed (an import-linter contract),
+and only when a cluster is used (:func:`~core.cluster.engine.connect`, and
+``as_completed`` in the paths that run on a client): the single-process paths
+(no client) do not import Dask at all.
 """

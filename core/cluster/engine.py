@@ -14,8 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 
-from distributed import Client, LocalCluster
-
 from core.errors import HGNError
 
 #: environment of the LocalCluster's worker processes
@@ -34,7 +32,7 @@ def local_cores() -> int:
 
 
 def connect(workers: int | None = None, scheduler: str | None = None, memory_limit="auto",
-            dashboard: bool = False) -> Client:
+            dashboard: bool = False):
     """A Client: on an existing scheduler (``scheduler``: "tcp://host:8786"
     or a scheduler file's path) or on a new LocalCluster of ``workers``
     processes (default: this machine's cores), one thread each. Close it
@@ -43,6 +41,8 @@ def connect(workers: int | None = None, scheduler: str | None = None, memory_lim
     scheduler that does not answer."""
     if workers is not None and scheduler is not None:
         raise HGNError("give either a number of local workers or a scheduler address, not both")
+    from distributed import Client, LocalCluster  # here: the single-process paths never import Dask
+
     if scheduler is not None:
         if not isinstance(scheduler, str) or not scheduler.strip():
             raise HGNError(f"the scheduler address must be text like tcp://host:8786, got {scheduler!r}")
@@ -66,7 +66,7 @@ def connect(workers: int | None = None, scheduler: str | None = None, memory_lim
     return client
 
 
-def close(client: Client | None) -> None:
+def close(client) -> None:
     """Close ``client`` and the LocalCluster :func:`connect` started for it (a
     remote cluster keeps running)."""
     if client is None:
@@ -98,7 +98,7 @@ def one_thread():
         yield
 
 
-def worker_pids(client: Client) -> dict[str, int]:
+def worker_pids(client) -> dict[str, int]:
     """worker address -> its process id."""
     return client.run(os.getpid)
 

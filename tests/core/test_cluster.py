@@ -140,3 +140,29 @@ def test_distributed_generation_equals_one_process(client, tmp_path):
     assert len(db.test) == 46  # one whole trajectory held out
     # chunk files numbered per trajectory (3 per run)
     assert {e["file"] for e in b.entries} == {f"chunk-{k:06d}.npz" for k in (0, 1, 2, 3, 4, 5, 6, 7, 8)}
+
+
+def test_single_process_paths_import_no_dask(folder, tmp_path):
+    """The default stays single-process: the chunked fit and a sweep without a client never import Dask."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from core.cluster.fit import distributed_fit; from core.cluster.sweep import run_sweep, "
+            "make_point; from core.learning.rfhgn.config import RFConfig; "
+            f"distributed_fit({str(folder)!r}, RFConfig(sample_points=300)); "
+            "run_sweep([make_point({'n': 2, 'trajectories': 2, 'rollout.steps': 20})], "
+            f"{str(tmp_path / 's.json')!r}); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_connect_refusals():
+    from core.cluster.engine import connect
+
+    with pytest.raises(HGNError, match="whole number >= 1, got 0"):
+        connect(0)
+    with pytest.raises(HGNError, match="not both"):
+        connect(2, "tcp://127.0.0.1:1")
+    with pytest.raises(HGNError, match="scheduler address must be text"):
+        connect(scheduler="  ")
