@@ -166,3 +166,22 @@ def test_connect_refusals():
         connect(2, "tcp://127.0.0.1:1")
     with pytest.raises(HGNError, match="scheduler address must be text"):
         connect(scheduler="  ")
+
+
+@pytest.mark.parametrize("case", ["cutoff", "frame", "adaptive"])
+def test_other_paths_same_as_fit(tmp_path, case):
+    """A cutoff system (graphs built per snapshot), the frame encoding and the adaptive sampler (two rounds of
+    map and tree-sum): the chunked fit samples the same network and recovers fit()'s theta and training range."""
+    from core.cluster.fit import distributed_fit
+
+    system, cfg = {"cutoff": (builders.BUILDERS["molecular"](64, dim=2), RFConfig(regularisation=1e-6)),
+                   "frame": (builders.BUILDERS["chain"](4), RFConfig(encoding="frame", regularisation=1e-6)),
+                   "adaptive": (builders.BUILDERS["cubic"](2, 2, 2),
+                                RFConfig(sampler="adaptive", regularisation=1e-6))}[case]
+    write_simulated(tmp_path / "c", system, 40, trajectories=3, steps=300, save_every=5, seed=1, displacement=0.02)
+    ds = open_chunked(tmp_path / "c").to_dataset()
+    m0, m1 = fit(ds, cfg), distributed_fit(tmp_path / "c", cfg)
+    t0, t1 = _theta(m0), _theta(m1)
+    assert np.abs(t1 - t0).max() <= 1e-7 * np.abs(t0).max()
+    for key in ("train_r_max", "train_r_min", "train_k_max", "n_rows"):
+        assert m1.info[key] == pytest.approx(m0.info[key], rel=1e-12), key
