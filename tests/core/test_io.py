@@ -184,7 +184,7 @@ def test_one_registry_lists_every_kind_of_file():
     """Importing any module of core.files fills the registry completely; load_any, describe,
     system_in and projects look kinds up there (io re-exports the registry's entry points)."""
     assert set(kinds.KINDS) == {"system", "trajectory", "dataset", "xyz", "model", "baseline_model",
-                                "rf_hnn_model", "project"}
+                                "rf_hnn_model", "project", "chunked_dataset"}
     assert kinds.model_kinds() == ["baseline_model", "model", "rf_hnn_model"]
     assert kinds.by_suffix("a/run.EXTXYZ") is kinds.KINDS["xyz"] and kinds.by_suffix("run.npz") is None
     assert io.load_any is kinds.load_any and io.describe is kinds.describe and io.system_in is kinds.system_in
