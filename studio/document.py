@@ -29,6 +29,11 @@ section                  where the project keeps it
                          system (:func:`port_from_settings`; issue 13)
 =======================  ================================================
 
+Results of background work kept in ``ui`` besides the settings: the ground
+truth's check against the reference (``ui["reference_check"]``) and the
+adapt-vs-scratch comparison (``ui["adapt_curve"]``, issue 14); a new system
+drops both.
+
 (``ui["system"]`` has the layout older studios wrote there, so their project
 files and saved settings restore the generator forms unchanged.)
 """

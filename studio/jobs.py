@@ -11,6 +11,13 @@ roll-out chunks fill the document's roll-out. Widgets call its public methods
 and listen to its signals; files and autosave are elsewhere
 (:mod:`studio.project_controller`).
 
+Few-shot adaptation (issue 14): :meth:`Jobs.adapt` runs pipeline.adapt_job
+in the trainer's worker (the adapted model arrives like a trained one, with
+``info["lineage"]``), :meth:`Jobs.compare_adapt` the adapt-vs-scratch
+comparison in a runner of its own (the result goes to
+``Document.set_adapt_curve``; a new system stops it quietly), and
+:meth:`Jobs.save_basis` writes a model's basis file in another.
+
 Training data come from a *data source*: :class:`GeneratedData` simulates
 ground truth on the current system (core.physics.datagen);
 :class:`ImportedData` turns trajectories from another MD code into a
