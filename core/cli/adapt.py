@@ -32,7 +32,14 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=None,
                    help="draw the K snapshots at random with this seed (default: the first K)")
     p.add_argument("--regularisation", type=float, default=None,
-                   help="a fixed relative regularisation instead of the GCV choice")
+                   help="a fixed relative regularisation instead of the rule's choice")
+    p.add_argument("--rule", choices=("gcv", "cv"), default="gcv",
+                   help="how the regularisation is chosen: generalised cross-validation (default) or "
+                        "cross-validation over whole snapshots (5 folds; docs/adapt.md)")
+    p.add_argument("--prior", choices=("auto", "source", "none"), default="auto",
+                   help="what the regularisation pulls the output layer toward: the --model's own output layer "
+                        "(source), zero (none), or per block whichever the rule scores better (auto, default; "
+                        "a basis has no output layer: zero)")
     p.add_argument("--time-series", action="store_true",
                    help="adapt from time series without derivatives: --data is a trajectory file or a dataset with "
                         "time series; K consecutive snapshots from the start of the first (training) trajectory, "
@@ -85,9 +92,11 @@ def run_adapt(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if args.time_series:
-            model = adapt_series(src, trajs, k=args.snapshots, regularisation=args.regularisation)
+            model = adapt_series(src, trajs, k=args.snapshots, regularisation=args.regularisation, rule=args.rule,
+                                 prior=args.prior)
         else:
-            model = adapt(src, ds, k=args.snapshots, seed=args.seed, regularisation=args.regularisation)
+            model = adapt(src, ds, k=args.snapshots, seed=args.seed, regularisation=args.regularisation,
+                          rule=args.rule, prior=args.prior)
     for w in caught:
         print("warning: " + " ".join(str(w.message).split()), file=sys.stderr)
     a = model.info["adapt"]
@@ -95,7 +104,8 @@ def run_adapt(args) -> int:
     series = a.get("series")
     where = f" ({series['frames']} frames, order-{series['order']} differences)" if series else ""
     print(f"adapted {model.network.L} features to {a['k']} snapshots{where} in {a['adapt_time'] * 1e3:.2f} ms "
-          f"(regularisation {', '.join(f'{k} {v:.1e}' for k, v in a['regularisation'].items())}, {a['rule']})")
+          f"(regularisation {', '.join(f'{k} {v:.1e}' for k, v in a['regularisation'].items())}, {a['rule']}; "
+          f"prior {', '.join(f'{k} {v}' for k, v in a['prior_blocks'].items())})")
     print(f"train derivative MSE: {_fmt(model.info['train_mse'])}")
     mse = metrics.derivative_mse
     if "port" in model.info:

@@ -18,7 +18,7 @@ import pytest
 from core.errors import HGNError
 from core.learning.metrics import derivative_mse
 from core.learning.rfhgn import FittedModel, RFConfig, fit
-from core.learning.rfhgn.adapt import LAMBDA_GRID, adapt, gcv_choice
+from core.learning.rfhgn.adapt import LAMBDA_GRID, adapt, cv_choice, fold_rows, gcv_choice
 from core.learning.rfhgn.basis import Basis, load_basis, save_basis
 from core.physics import builders
 from core.physics.datagen import random_snapshots
@@ -59,19 +59,22 @@ def test_few_shot_to_fpu_beta_against_fit_from_scratch(harmonic, fpu):
     _, _, base = harmonic
     s, train, test = fpu
     scratch = _err(fit(train, RFConfig()), test)
-    errs = {}
+    errs, plain = {}, {}
     for k in (1, 10, 50):
-        m = adapt(base, train, k=k)
+        m = adapt(base, train, k=k)  # defaults: GCV, prior "auto"
         errs[k] = _err(m, test)
         info = m.info["adapt"]
-        assert info["k"] == k and info["rule"] == "gcv"
-        assert set(info["regularisation"]) == {"p", "q"}
+        assert info["k"] == k and info["rule"] == "gcv" and info["prior_asked"] == "auto"
+        assert set(info["regularisation"]) == {"p", "q"} == set(info["prior_blocks"])
         assert all(lam in LAMBDA_GRID for lam in info["regularisation"].values())
         assert m.info["n_snapshots"] == k
-    # measured: k=10 314x, k=50 4.5x scratch-500 (the issue's 10x at k=10 is not reached; module notes)
+        plain[k] = _err(adapt(base, train, k=k, prior="none"), test)
+    # measured (scratch-500 9.1e-11): k = 1, 10, 50: 1.4e-7, 1.6e-8 (174x), 6.5e-10 (7.1x); prior "none"
+    # (the old default) 1.2e-6, 2.9e-8 (314x), 4.1e-10. The issue's 10x at k = 10 is not reached (docs/adapt.md).
     assert errs[10] < 1e3 * scratch, (errs, scratch)
     assert errs[50] < 10 * scratch, (errs, scratch)
-    assert errs[10] < 0.1 * errs[1], errs  # more snapshots help (measured 42x)
+    assert errs[10] < 0.2 * errs[1], errs  # more snapshots help (measured 9x)
+    assert errs[1] < 0.25 * plain[1] and errs[10] < plain[10], (errs, plain)  # the prior helps at small k
     # the basis matters: it beats the untouched harmonic model on FPU-beta data (whose quartic term it lacks)
     assert errs[50] < 0.1 * _err(base, test)
 
@@ -98,6 +101,34 @@ def test_gcv_prefers_small_lambda_on_exact_data_and_large_on_noise():
     u = rng.normal(size=200)
     lam_n, _ = gcv_choice(Z.T @ Z, Z.T @ u, float(u @ u), 200)
     assert lam_n >= 1e-2, lam_n
+
+
+def test_cross_validation_over_snapshots_matches_direct_refits():
+    """cv_choice's scores equal refitting without each fold and measuring the held-out residual directly."""
+    rng = np.random.default_rng(1)
+    Z = rng.normal(size=(60, 8)) * np.array([1, 10, 0.1, 1, 3, 1, 1, 1e-3])
+    u = Z @ rng.normal(size=8) + 1e-3 * rng.normal(size=60)
+    groups = fold_rows(np.arange(12), 5)  # 12 "snapshots" of 5 rows each, in 5 folds
+    assert [list(g) for g in groups] == [[0, 5, 10], [1, 6, 11], [2, 7], [3, 8], [4, 9]]
+    assert len(fold_rows(np.arange(3))) == 3
+    rows = [np.concatenate([np.arange(5 * i, 5 * i + 5) for i in g]) for g in groups]
+    folds = [(Z[r].T @ Z[r], Z[r].T @ u[r], float(u[r] @ u[r]), len(r)) for r in rows]
+    lam, info = cv_choice(folds)
+    assert info["folds"] == 5 and info["effective_rank"] == 8
+    dg = np.linalg.norm(Z, axis=0)
+    for j in (0, 10, 20, 28):
+        direct = 0.0
+        for r in rows:
+            keep = np.setdiff1d(np.arange(60), r)
+            A = Z[keep].T @ Z[keep] / dg[:, None] / dg[None, :] + LAMBDA_GRID[j] * np.eye(8)
+            x = np.linalg.solve(A, Z[keep].T @ u[keep] / dg) / dg
+            direct += float(np.sum((Z[r] @ x - u[r]) ** 2))
+        assert info["cv"][j] == pytest.approx(direct, rel=1e-6)
+    assert lam == LAMBDA_GRID[int(np.argmin(info["cv"]))]
+    # pure noise: nothing to predict, the held-out residual is smallest for a large lambda
+    v = rng.normal(size=60)
+    noise = [(Z[r].T @ Z[r], Z[r].T @ v[r], float(v[r] @ v[r]), len(r)) for r in rows]
+    assert cv_choice(noise)[0] >= 1e-2
 
 
 def test_too_few_snapshots_warn_with_the_effective_rank(harmonic):
@@ -130,9 +161,10 @@ def test_basis_file_round_trip_and_adapted_model_file(harmonic, fpu, tmp_path):
     assert basis.source["n_snapshots"] == 500
     for k, v in base.network.to_arrays().items():
         np.testing.assert_array_equal(basis.network.to_arrays()[k], v)
-    m1, m2 = adapt(base, train, k=10), adapt(basis, train, k=10)
+    m1, m2 = adapt(base, train, k=10, prior="none"), adapt(basis, train, k=10)
     np.testing.assert_array_equal(m1.theta, m2.theta)
     assert m2.info["adapt"]["basis"]["kind"] == "basis"
+    assert m2.info["adapt"]["prior"] == "none"  # a basis has no output layer to pull toward
     # the adapted model saves and loads like a fitted one, lineage included
     m2.save(tmp_path / "m.npz")
     back = FittedModel.load(tmp_path / "m.npz")
@@ -194,8 +226,20 @@ def test_command_line_adapt_from_model_and_from_basis(harmonic, fpu, tmp_path, c
     code = main(["adapt", "--basis", str(tmp_path / "b.npz"), "--data", str(tmp_path / "d.npz"),
                  "--snapshots", "10", "--out", str(tmp_path / "m2.npz")])
     assert code == 0
+    code = main(["adapt", "--model", str(tmp_path / "h.npz"), "--data", str(tmp_path / "d.npz"),
+                 "--snapshots", "10", "--prior", "none", "--out", str(tmp_path / "m3.npz")])
+    assert code == 0 and "prior p none, q none" in capsys.readouterr().out
     np.testing.assert_array_equal(FittedModel.load(tmp_path / "m2.npz").theta,
-                                  FittedModel.load(tmp_path / "m.npz").theta)
+                                  FittedModel.load(tmp_path / "m3.npz").theta)
+    code = main(["adapt", "--model", str(tmp_path / "h.npz"), "--data", str(tmp_path / "d.npz"),
+                 "--snapshots", "10", "--rule", "cv", "--prior", "source", "--out", str(tmp_path / "m4.npz")])
+    out = capsys.readouterr().out
+    assert code == 0 and ", cv; prior p source, q source)" in out, out
+    np.testing.assert_array_equal(FittedModel.load(tmp_path / "m4.npz").theta,
+                                  adapt(base, train, k=10, rule="cv", prior="source").theta)
+    assert main(["adapt", "--model", str(tmp_path / "h.npz"), "--data", str(tmp_path / "d.npz"),
+                 "--rule", "loo", "--out", str(tmp_path / "x.npz")]) == 2
+    assert "invalid choice: 'loo'" in capsys.readouterr().err
     capsys.readouterr()
     assert main(["adapt", "--model", str(tmp_path / "h.npz"), "--data", str(tmp_path / "d.npz"),
                  "--snapshots", "30", "--out", str(tmp_path / "x.npz")]) == 2
@@ -262,8 +306,11 @@ def test_frame_encoding_one_block_and_bad_options_refused(harmonic):
     same = adapt(model, data, regularisation=model.config.regularisation)
     assert set(same.info["adapt"]["regularisation"]) == {"all"}
     assert np.max(np.abs(same.theta - model.theta)) <= 1e-12 * np.max(np.abs(model.theta))
-    gcv = adapt(model, data, k=20)
-    assert gcv.info["adapt"]["rule"] == "gcv" and set(gcv.info["adapt"]["effective_rank"]) == {"all"}
+    for rule in ("gcv", "cv"):
+        m = adapt(model, data, k=20, rule=rule)
+        assert m.info["adapt"]["rule"] == rule and set(m.info["adapt"]["effective_rank"]) == {"all"}
+    with pytest.raises(HGNError, match="rule must be one of cv, gcv"):
+        adapt(model, data, rule="loo")
     _, _, base = harmonic
     damped = random_snapshots(builders.cubic_lattice(3, 3, 3).copy(port=Port(0.05, ())), 5, seed=1)
     with pytest.raises(HGNError, match="PortSpec"):
@@ -466,3 +513,30 @@ def test_command_line_adapts_from_time_series(harmonic, fpu_series, tmp_path, ca
     assert main(args + ["--data", str(tmp_path / "t.npz"), "--out", str(tmp_path / "x.npz")]) == 2
     err = capsys.readouterr().err
     assert "need 204 consecutive frames" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_prior_toward_the_source_with_a_large_lambda_returns_the_source(harmonic, driven_fpu):
+    from core.learning.rfhgn.port import fit_port
+
+    _, train, base = harmonic
+    scale = np.max(np.abs(base.theta))
+    near = adapt(base, train, k=10, prior="source", regularisation=1e8)
+    assert near.info["adapt"]["prior"] == "source" and near.info["adapt"]["rule"] == "given"
+    assert np.max(np.abs(near.theta - base.theta)) < 1e-6 * scale
+    zero = adapt(base, train, k=10, prior="none", regularisation=1e8)  # plain ridge: pulled to 0 instead
+    assert np.max(np.abs(zero.theta)) < 1e-3 * scale
+    # a port model: theta, damping and forcing all stay the source's
+    pm = fit_port(driven_fpu, RFConfig())
+    pn = adapt(pm, driven_fpu, k=10, prior="source", regularisation=1e8)
+    assert np.max(np.abs(pn.theta - pm.theta)) < 1e-6 * np.max(np.abs(pm.theta))
+    assert pn.info["port"]["damping"] == pytest.approx(pm.info["port"]["damping"], rel=1e-6)
+    np.testing.assert_allclose(pn.info["port"]["forcing"]["cos"], pm.info["port"]["forcing"]["cos"], rtol=1e-6,
+                               atol=1e-9)
+    # "auto" scores both priors per block and keeps the lower GCV
+    auto = adapt(pm, driven_fpu, k=10)
+    a = auto.info["adapt"]
+    assert a["prior_asked"] == "auto"
+    for name in ("p", "q"):
+        sc = a["scores"][name]
+        assert set(sc) == {"none", "source"}
+        assert a["prior_blocks"][name] == min(sc, key=lambda c: min(sc[c]))

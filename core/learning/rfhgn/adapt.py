@@ -19,7 +19,17 @@ over the grid lam = 10^-14 ... 10^0 (29 values, half decades); the smallest
 GCV wins. One eigendecomposition of an L x L block serves the whole grid,
 so the rule costs about one extra solve. GCV is the rotation-invariant
 form of leave-one-out; exact leave-one-out would need each row's leverage,
-which the summed normal equations no longer hold.
+which the summed normal equations no longer hold. ``rule="cv"`` instead
+holds out whole snapshots (:func:`cv_choice`; the rows of one snapshot are
+correlated, which GCV ignores), at the price of assembling the folds
+separately.
+
+From a fitted model the ridge may pull toward the model's own theta
+(``prior``): |Z x - u|^2 + lam |D (x - x0)|^2 is the same problem in
+y = x - x0 with u - Z x0, i.e. b - G x0 and u.u - 2 x0.b + x0.G x0, so the
+rule scores it like any block; ``prior="auto"`` (default) keeps, per block,
+the better-scored of x0 = 0 and x0 = theta_source. Measured choices:
+docs/adapt.md.
 """
 from __future__ import annotations
 
@@ -70,6 +80,48 @@ def gcv_choice(G: np.ndarray, b: np.ndarray, uu: float, rows: int, grid=LAMBDA_G
         scores.append(rows * rss / denom)
     best = int(np.argmin(scores))
     return float(grid[best]), {"gcv": [float(s) for s in scores], "effective_rank": rank}
+
+
+#: the rules that choose the regularisation (``regularisation=None``); see :func:`adapt`
+RULES = ("cv", "gcv")
+#: folds of the cross-validation over snapshots (leave-one-snapshot-out for k <= CV_FOLDS)
+CV_FOLDS = 5
+
+
+def fold_rows(rows: np.ndarray, folds: int = CV_FOLDS) -> list[np.ndarray]:
+    """The snapshots ``rows`` dealt into min(k, folds) interleaved folds (one snapshot each for k <= folds)."""
+    n = min(len(rows), int(folds))
+    return [np.asarray(rows[i::n]) for i in range(n)]
+
+
+def cv_choice(folds: list, grid=LAMBDA_GRID) -> tuple[float, dict]:
+    """The relative regularisation of ``grid`` with the smallest cross-validated residual, the folds
+    being groups of whole snapshots: ``folds`` = [(G_f, b_f, u_f.u_f, rows_f)] of one block, one per fold.
+    For each fold f the block without it, A_-f = D^-1 (G - G_f) D^-1 (D the column norms of the whole
+    block, so lam means what it means in the solve), is diagonalised once and every lam of the grid
+    costs a product: x(lam) = D^-1 V (V^T D^-1 (b - b_f)) / (w + lam), and the held-out residual
+    |Z_f x - u_f|^2 = x.G_f x - 2 x.b_f + u_f.u_f is summed over the folds. Returns lam and a dict with
+    the scores, the number of folds and the effective rank of the whole block."""
+    G = sum(f[0] for f in folds)
+    b = sum(f[1] for f in folds)
+    n_cols = len(b)
+    if n_cols == 0:
+        return float(grid[0]), {"cv": [], "effective_rank": 0, "folds": len(folds)}
+    dg = np.sqrt(np.clip(np.diag(G), 0.0, None))
+    dg = np.where(dg > 0, dg, 1.0)
+    w_all = np.linalg.eigvalsh(G / dg[:, None] / dg[None, :])
+    rank = int(np.sum(w_all > n_cols * np.finfo(float).eps * max(float(w_all.max()), 1e-300)))
+    lams = np.asarray(grid, dtype=np.float64)
+    scores = np.zeros(len(lams))
+    for Gf, bf, uf, _ in folds:
+        w, V = np.linalg.eigh((G - Gf) / dg[:, None] / dg[None, :])
+        keep = w > n_cols * np.finfo(float).eps * max(float(w.max()), 1e-300)
+        c = (V.T @ ((b - bf) / dg))[keep]
+        # x for every lam at once: (n_cols, n_lam)
+        X = (V[:, keep] @ (c[:, None] / (w[keep][:, None] + lams[None, :]))) / dg[:, None]
+        scores += np.einsum("il,ij,jl->l", X, Gf, X) - 2.0 * (bf @ X) + float(uf)
+    best = int(np.argmin(scores))
+    return float(lams[best]), {"cv": [float(x) for x in scores], "effective_rank": rank, "folds": len(folds)}
 
 
 def _parts(model_or_basis):
@@ -143,12 +195,12 @@ def _block_prior(name: str, network: HGN, theta0: np.ndarray, coef0: np.ndarray)
     return np.concatenate([theta0, coef0])
 
 
-PRIORS = ("none", "source")
+PRIORS = ("none", "source", "auto")
 
 
 def adapt(model_or_basis, dataset: Dataset, k: int | None = None, config: RFConfig | None = None,
           seed: int | None = None, regularisation: float | None = None, *, port=None,
-          prior: str = "none") -> FittedModel:
+          prior: str = "auto", rule: str = "gcv") -> FittedModel:
     """A model with the hidden layers of ``model_or_basis`` (a FittedModel or
     a :class:`.basis.Basis`) and an output layer solved on ``k`` training
     snapshots of ``dataset`` (None: all): the first k of ``dataset.train``,
@@ -165,13 +217,23 @@ def adapt(model_or_basis, dataset: Dataset, k: int | None = None, config: RFConf
     model carries ``info["port"]`` like a :func:`~.port.fit_port` model and
     rolls out with :func:`~.port.rollout_port`.
 
-    ``prior``: ``"none"`` (ridge toward 0) or ``"source"`` (ridge toward the
-    source model's theta and, for the same port terms, its coefficients:
-    ``lam |D (x - x_source)|^2``; a basis has no theta, so it is 0 there).
+    ``rule`` (with ``regularisation=None``): ``"gcv"`` (default; generalised
+    cross-validation on the summed normal equations, module notes) or
+    ``"cv"`` (cross-validation over whole snapshots, :func:`cv_choice`: the
+    k snapshots in min(k, 5) folds assembled separately; k = 1 falls back to
+    GCV).
 
-    ``info["adapt"]``: k, the chosen regularisation per block, the GCV scores,
-    the effective rank, the prior, the basis' source and the adapt time
-    (seconds, data in memory to model)."""
+    ``prior``: what the ridge pulls toward: ``"none"`` (0), ``"source"``
+    (the source model's theta and, for the same port terms, its
+    coefficients: ``lam |D (x - x_source)|^2``) or ``"auto"`` (default: per
+    block, whichever of the two the rule scores lower; with a fixed
+    ``regularisation`` there is no score and it is ``"none"``). A basis has
+    no theta: the prior is 0 there whatever is asked.
+
+    ``info["adapt"]``: k, the chosen regularisation per block, the rule's
+    scores per block and prior, the effective rank, the prior used
+    (``prior``: none/source/mixed, ``prior_blocks``), the basis' source
+    and the adapt time (seconds, data in memory to model)."""
     from types import SimpleNamespace
 
     from . import port as port_fit
@@ -184,6 +246,8 @@ def adapt(model_or_basis, dataset: Dataset, k: int | None = None, config: RFConf
     config.validate()
     if not isinstance(dataset, Dataset):
         raise HGNError(f"adapt needs a Dataset, got {type(dataset).__name__}")
+    if rule not in RULES:
+        raise HGNError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
     if prior not in PRIORS:
         raise HGNError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
     if regularisation is not None and not (isinstance(regularisation, (int, float)) and
@@ -211,48 +275,80 @@ def adapt(model_or_basis, dataset: Dataset, k: int | None = None, config: RFConf
     c = 0 if spec is None else spec.n_columns(system.n, system.dim)
     theta0 = np.zeros(network.L)
     coef0 = np.zeros(c)
-    if prior == "source" and isinstance(model_or_basis, FittedModel):
+    if prior != "none" and isinstance(model_or_basis, FittedModel):
         theta0 = np.asarray(model_or_basis.theta, dtype=np.float64).reshape(-1).copy()
         if spec is not None:
             got = _source_coef(model_or_basis, spec, system.n, system.dim)
             coef0 = coef0 if got is None else got
-    shifted = prior == "source" and (np.any(theta0) or np.any(coef0))
+    has_prior = prior != "none" and bool(np.any(theta0) or np.any(coef0))
+    # the candidates: ridge toward 0 and/or toward the source ("auto": both, the rule's score decides per block)
+    # (a fixed regularisation leaves nothing to score: "auto" is then the plain ridge)
+    candidates = ("none",) if not has_prior or (prior == "auto" and regularisation is not None) else (
+        ("source",) if prior == "source" else ("none", "source"))
+    scored = regularisation is None
+    use_cv = scored and rule == "cv" and k >= 2
+    used = "given" if regularisation is not None else ("cv" if use_cv else "gcv")
+    grid = LAMBDA_GRID
     record: dict = {}
     with torch_threads(threads), blas_threads(threads):
-        if spec is None:
-            group = Group(system, q, p, dqdt, dpdt, rows, device)
-            blocks = assemble(network, [group], config, record=record).blocks
-        else:
-            pne, (r_min, r_max), k_max = port_fit._assemble(network, system, q, p, dqdt, dpdt, t_snap, rows, spec,
-                                                            config, device, None)
-            blocks = pne.blocks
-            record.update(r_max=r_max, k_max=k_max)
-            if np.isfinite(r_min):
-                record["r_min"] = r_min
-        x0 = {}
-        if shifted:
-            # ridge toward x0: with y = x - x0 the problem is |Z y - (u - Z x0)|^2 + lam |D y|^2
-            for name, (G, b, uu, n) in list(blocks.items()):
-                v = _block_prior(name, network, theta0, coef0)
-                x0[name] = v
-                blocks[name] = [G, b - G @ v, max(float(uu - 2.0 * v @ b + v @ G @ v), 0.0), n]
-        chosen, scores, ranks = {}, {}, {}
-        for name, (G, b, uu, n) in blocks.items():
-            if regularisation is None:
-                lam, g = gcv_choice(G, b, uu, n)
-                scores[name] = g["gcv"]
-                ranks[name] = g["effective_rank"]
+        # cross-validation needs the normal equations of each fold of snapshots: assembled fold by fold
+        # (their sums are the whole block's), else in one go
+        folds, cache = [], {}
+        for part in (fold_rows(rows) if use_cv else [rows]):
+            if spec is None:
+                group = Group(system, q, p, dqdt, dpdt, part, device)
+                fb = assemble(network, [group], config, record=record, fixed=cache).blocks
             else:
-                lam = float(regularisation)
-            chosen[name] = lam
-            if regularisation is None and ranks[name] < len(b) and n < len(b):
-                warnings.warn(f"adapt: {k} snapshots give {n} rows for the {len(b)} features of block "
+                pne, (r_min, r_max), k_max = port_fit._assemble(network, system, q, p, dqdt, dpdt, t_snap, part,
+                                                                spec, config, device, None)
+                fb = pne.blocks
+                record.update(r_max=max(r_max, record.get("r_max", 0.0)), k_max=max(k_max, record.get("k_max", 0.0)))
+                if np.isfinite(r_min):
+                    record["r_min"] = min(r_min, record.get("r_min", np.inf))
+            folds.append(fb)
+        chosen, scores, ranks, priors, blocks, x0 = {}, {}, {}, {}, {}, {}
+        for name in folds[0]:
+            best = None
+            for cand in candidates:
+                fl = [fb[name] for fb in folds]
+                v = None
+                if cand == "source":
+                    # ridge toward x0: with y = x - x0 the problem is |Z y - (u - Z x0)|^2 + lam |D y|^2 (every
+                    # fold shifted alike, so the folds still sum to the whole block)
+                    v = _block_prior(name, network, theta0, coef0)
+                    fl = [[G, b - G @ v, float(uu - 2.0 * v @ b + v @ G @ v), n] for G, b, uu, n in fl]
+                tot = [sum(f[i] for f in fl) for i in range(4)]
+                tot[2] = max(float(tot[2]), 0.0)
+                if use_cv:
+                    lam, g = cv_choice(fl, grid)
+                    sc, rank = g["cv"], g["effective_rank"]
+                elif scored:
+                    lam, g = gcv_choice(*tot, grid)
+                    sc, rank = g["gcv"], g["effective_rank"]
+                else:
+                    lam, sc, rank = float(regularisation), None, None
+                score = min(sc) if sc else 0.0
+                if best is None or score < best[0]:
+                    best = (score, cand, lam, tot, v)
+                if sc is not None:
+                    scores.setdefault(name, {})[cand] = sc
+                    ranks[name] = rank
+            _, priors[name], chosen[name], blocks[name], v = best
+            if v is not None:
+                x0[name] = v
+            n_rows, n_cols = blocks[name][3], len(blocks[name][1])
+            if regularisation is None and ranks[name] < n_cols and n_rows < n_cols:
+                warnings.warn(f"adapt: {k} snapshots give {n_rows} rows for the {n_cols} features of block "
                               f"'{name}' (effective rank {ranks[name]}); the output layer is underdetermined "
                               "and rests on the regularisation; use more snapshots", stacklevel=2)
         theta, coef, sinfo = port_fit._solve(SimpleNamespace(blocks=blocks), network, c, config, chosen)
-        if shifted:
-            theta += theta0
-            coef = coef + coef0
+        for name in x0:  # back from y = x - x0
+            if name == "p":
+                theta[network.p_cols] += theta0[network.p_cols]
+            else:
+                theta[network.q_cols if name == "q" else slice(0, network.L)] += \
+                    theta0[network.q_cols if name == "q" else slice(0, network.L)]
+                coef = coef + coef0
         network.set_theta(theta)
         constant, known = 0.0, False
         energy = np.asarray(dataset.energy, dtype=np.float64).reshape(-1)
@@ -273,9 +369,10 @@ def adapt(model_or_basis, dataset: Dataset, k: int | None = None, config: RFConf
         source="adapt" if spec is None else "adapt (port)", threads=threads, device=str(device),
         fit_time=elapsed,
         adapt={"k": k, "snapshots": [int(i) for i in rows[:50]], "seed": seed,
-               "regularisation": chosen, "rule": "given" if regularisation is not None else "gcv",
-               "prior": "source" if shifted else "none",
-               "gcv": scores, "effective_rank": ranks, "basis": source, "adapt_time": elapsed},
+               "regularisation": chosen, "rule": used, "folds": len(folds) if use_cv else None,
+               "prior": priors[next(iter(priors))] if len(set(priors.values())) == 1 else "mixed",
+               "prior_asked": prior, "prior_blocks": priors, "scores": scores, "effective_rank": ranks,
+               "basis": source, "adapt_time": elapsed},
     )
     if spec is not None:
         model.info["port"] = port_fit.identified(spec, coef, system.n, system.dim)

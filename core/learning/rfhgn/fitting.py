@@ -295,21 +295,26 @@ def _batches(group: Group, network: HGN, config: RFConfig):
 
 
 def assemble(network: HGN, groups: list[Group], config: RFConfig, progress=None, cancel=None,
-             stage_from: float = 0.0, stage_to: float = 1.0, record: dict | None = None) -> NormalEquations:
+             stage_from: float = 0.0, stage_to: float = 1.0, record: dict | None = None,
+             fixed: dict | None = None) -> NormalEquations:
     """The normal equations of the groups' rows, streamed batch by batch
     from the groups' arrays. ``record`` (optional dict): receives ``k_max``
     (the largest kinetic energy of a training particle) and, for fixed
-    graphs, ``r_max`` and ``r_min`` (the largest and smallest pair distance of the training snapshots)."""
+    graphs, ``r_max`` and ``r_min`` (the largest and smallest pair distance of the training snapshots).
+    ``fixed`` (optional dict): a cache of the fixed-graph Jacobian structures keyed by the groups' system,
+    for calls with the same network and system (adapt's folds build it once)."""
     ne = NormalEquations(network)
     plan = [(g, a, b) for g in groups for a, b in _batches(g, network, config)]
-    fixed = {}
+    shared = fixed is not None
+    fixed = {} if fixed is None else fixed
     for n, (g, a, b) in enumerate(plan):
         check_cancel(cancel)
         q, p, dqdt, dpdt = g.batch(a, b)
         if _fast(g, network):
-            fj = fixed.get(id(g))
+            key = id(g.system) if shared else id(g)
+            fj = fixed.get(key)
             if fj is None:
-                fj = fixed[id(g)] = FixedJacobians(network, g.graph(0, 1, q[:1]))
+                fj = fixed[key] = FixedJacobians(network, g.graph(0, 1, q[:1]))
             _assemble_fixed(ne, fj, q, p, dqdt, dpdt, record)
         else:
             _check_overlap(g.system, q)
