@@ -673,9 +673,10 @@ class MainWindow(QMainWindow):
             self.plotTabs.setCurrentWidget(self.referencePanel)
 
     def _show_adapt_page(self, what) -> None:
-        """A comparison started (True) or arrived: its page comes to the front."""
+        """A comparison started (True) or arrived: its page comes to the front, in a pacer turn of its own
+        (showing another page lays it out and paints it; the latest page asked for wins)."""
         if what is not None and what is not False:
-            self.plotTabs.setCurrentWidget(self.adaptPanel)
+            pacer().later(self.plotTabs, lambda: self.plotTabs.setCurrentWidget(self.adaptPanel))
 
     # -- few-shot adaptation (issue 14) ----------------------------------------
     def _update_adapt_button(self, *_args) -> None:

@@ -203,7 +203,8 @@ def test_adapt_vs_scratch_page_plots_keeps_and_drops_its_lines(qtbot, window, tm
     d.set_current(0)
     qtbot.waitUntil(lambda: not w.jobs.is_running(), timeout=60000)
     qtbot.mouseClick(panel.compareButton, Qt.LeftButton)
-    assert w.plotTabs.currentWidget() is panel and panel.compareButton.text().startswith("Cancel")
+    assert panel.compareButton.text().startswith("Cancel")
+    qtbot.waitUntil(lambda: w.plotTabs.currentWidget() is panel, timeout=5000)
     qtbot.waitUntil(lambda: d.adapt_curve is not None and not w.jobs.is_running(), timeout=120000)
     curve = d.adapt_curve
     sim = d.values("simulation")
