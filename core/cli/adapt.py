@@ -111,7 +111,16 @@ def run_adapt(args) -> int:
     if "port" in model.info:
         from core.learning.rfhgn.port import identified_port, port_derivative_mse as mse
 
-        print(f"identified: {identified_port(model.info['port']).describe()}")
+        port = identified_port(model.info["port"])
+        if len(port.drives) <= 3:
+            print(f"identified: {port.describe()}")
+        else:  # one drive per node: the range of the amplitudes, phases and frequencies
+            amp = [d.amplitude for d in port.drives]
+            ph = [d.phase for d in port.drives]
+            w = sorted({round(d.frequency, 12) for d in port.drives})
+            damping = port.describe().split(";")[0]
+            print(f"identified: {damping}; {len(port.drives)} driven nodes, amplitude {min(amp):g}..{max(amp):g}, "
+                  f"phase {min(ph):g}..{max(ph):g}, w {', '.join(f'{x:g}' for x in w)}")
     if ds is None:
         print("test derivative MSE: n/a (a trajectory file holds no held-out snapshots)")
     elif len(ds.test):

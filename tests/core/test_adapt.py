@@ -420,7 +420,14 @@ def test_command_line_adapts_damping_and_forcing(harmonic, driven_fpu, tmp_path,
     out = capsys.readouterr().out
     assert code == 0, out
     line = next(x for x in out.splitlines() if x.startswith("identified:"))
-    assert "damping 0.05" in line and "drive A=0.1" in line, line
+    import re
+
+    got = re.fullmatch(r"identified: damping ([0-9.e-]+); 9 driven nodes, amplitude ([0-9.e-]+)\.\.([0-9.e-]+), "
+                       r"phase ([0-9.e-]+)\.\.([0-9.e-]+), w 1\.3", line)
+    assert got, line
+    g, a_lo, a_hi, p_lo, p_hi = map(float, got.groups())
+    assert abs(g / GAMMA - 1) < 1e-4 and abs(a_lo / AMP - 1) < 1e-4 and abs(a_hi / AMP - 1) < 1e-4, line
+    assert abs(p_lo - PHASE) < 1e-4 and abs(p_hi - PHASE) < 1e-4, line
     model = FittedModel.load(tmp_path / "m.npz")
     line = next(x for x in out.splitlines() if x.startswith("test derivative MSE:"))
     assert float(line.split()[3]) == pytest.approx(port_derivative_mse(model, driven_fpu), rel=1e-3)
