@@ -239,19 +239,35 @@ def run(args) -> dict:
         print(f"{'k':>4} | {'adapt loo':>9} {'ms':>6} | {'adapt own':>9} {'ms':>6} | {'scratch':>9} {'ms':>7} | "
               f"{'fine-tune':>9} {'s':>6}", flush=True)
         rows = []
+        with warnings.catch_warnings():  # one untimed call per basis first (lazy imports, first-call set-up)
+            warnings.simplefilter("ignore")
+            for bs in bases.values():
+                adapt(bs[0], train, k=1)
         for k in ks:
             r = {"k": k}
+            # the repeats of the two bases interleaved, so that a burst of outside load hits both alike
+            timed = {bname: [] for bname in bases}
+            warned = {}
+            for _ in range(args.repeat):
+                for bname, bs in bases.items():
+                    with warnings.catch_warnings(record=True) as caught:
+                        warnings.simplefilter("always")
+                        t = time.perf_counter()
+                        m = adapt(bs[0], train, k=k)
+                        timed[bname].append((time.perf_counter() - t, m))
+                    warned.setdefault(bname, str(caught[0].message) if caught else None)
             for bname, bs in bases.items():
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    m, med, times = median_time(lambda b=bs[0], tr=train, kk=k: adapt(b, tr, k=kk),
-                                                args.repeat)
+                m = timed[bname][0][1]
+                times = [x[0] for x in timed[bname]]
+                med = float(np.median(times))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
                     errs = [err(m)] + [err(adapt(b, train, k=k)) for b in bs[1:]]
                 a = m.info["adapt"]
                 r[f"adapt_{bname}"] = {"mse": float(np.median(errs)), "mse_seeds": errs, "s": med, "times": times,
                                        "regularisation": a["regularisation"],
                                        "effective_rank": a["effective_rank"],
-                                       "warning": str(caught[0].message) if caught else None}
+                                       "warning": warned[bname]}
             sub = train.subset(train.train[:k])
             try:
                 m, med, times = median_time(lambda s=sub: fit(s, rf), args.repeat_fit)
@@ -476,7 +492,7 @@ def goal_lines(doc) -> list[str]:
         per = "; ".join(f"{d} k <= {max(g[d]['adapt_under_10ms_k']) if g[d]['adapt_under_10ms_k'] else '-'}"
                         for d in g)
         out.append(f"- adaptation under 10 ms: at k = 10 {'met' if max(t10) < GOAL_ADAPT_S else 'MISSED'} "
-                   f"(slowest of both bases over the targets {max(t10) * 1e3:.1f} ms, fastest "
+                   f"(the slower basis' median: slowest target {max(t10) * 1e3:.1f} ms, fastest target "
                    f"{min(t10) * 1e3:.1f} ms); k with every target and basis under 10 ms: "
                    f"{', '.join(all_fast) or 'none'}; per target: {per}.")
     every = [d for d in g if g[d]["beats_finetune_every_k"]]
