@@ -436,12 +436,13 @@ class Jobs(QObject):
     # few-shot adaptation (issue 14)
     # ------------------------------------------------------------------
     def adapt(self, index: int, k: int = 10, seed: int | None = None, regularisation: float | None = None,
-              basis_path: str | None = None, prior: str = "none") -> bool:
+              basis_path: str | None = None, prior: str = "auto", rule: str = "gcv") -> bool:
         """Adapt model ``index`` (or, with ``basis_path``, that basis file) to the current system: its
         training data simulated with the simulation settings, the output layer solved on ``k`` of their
         training snapshots (pipeline.adapt_job, in the trainer's worker); the new model joins the table
-        through an undoable command, with its lineage, and is rolled out. ``prior``: "none" or "source"
-        (core's adapt). False, with a message, when it cannot start."""
+        through an undoable command, with its lineage, and is rolled out. ``prior`` and ``rule``: core's
+        adapt's (what the ridge pulls toward; how the regularisation is chosen). False, with a message,
+        when it cannot start."""
         doc = self.document
         if self.trainer.is_running():
             return self._refuse(HGNError("a model is being trained or adapted; cancel it first (Esc)"))
@@ -467,7 +468,7 @@ class Jobs(QObject):
                                   None if seed is None else int(seed),
                                   None if regularisation is None else float(regularisation),
                                   source_name=source_name, basis_path=str(basis_path) if basis_path else None,
-                                  prior=str(prior)):
+                                  prior=str(prior), rule=str(rule)):
             return self._refuse(HGNError("a model is being trained or adapted; cancel it first (Esc)"))
         self.progress.emit(STAGE_NAMES["simulate"] + "…", 0.0)
         src = f"basis {basis_path}" if basis_path else source_name

@@ -711,7 +711,7 @@ class MainWindow(QMainWindow):
 
         def start():
             req = dlg.request()
-            self._adapt_last = {k: req[k] for k in ("k", "seed", "regularisation", "prior")}
+            self._adapt_last = {k: req[k] for k in ("k", "seed", "regularisation", "prior", "rule")}
             self.jobs.adapt(index, **req)
 
         dlg.accepted.connect(start)

@@ -335,7 +335,7 @@ def _lineage(source_name: str, basis_path, info: dict, system: System) -> dict:
     a = info.get("adapt") or {}
     return {"from": str(source_name) if not basis_path else "", "basis_file": str(basis_path or ""),
             "basis_name": Path(basis_path).name if basis_path else "", "k": int(a.get("k", 0)),
-            "seed": a.get("seed"), "rule": str(a.get("rule", "")),
+            "seed": a.get("seed"), "rule": str(a.get("rule", "")), "prior": str(a.get("prior", "none")),
             "regularisation": {str(b): float(v) for b, v in (a.get("regularisation") or {}).items()},
             "effective_rank": {str(b): int(v) for b, v in (a.get("effective_rank") or {}).items()},
             "adapt_time": float(a.get("adapt_time", info.get("fit_time", 0.0))),
@@ -361,7 +361,8 @@ def describe_lineage(lineage: dict) -> str:
     pick = f", drawn with seed {seed}" if seed is not None else ""
     t = lineage.get("adapt_time")
     when = f", {1e3 * t:.3g} ms" if isinstance(t, (int, float)) else ""
-    prior = ", toward the source's output layer" if lineage.get("prior") == "source" else ""
+    prior = {"source": ", toward the source's output layer",
+             "mixed": ", toward the source's output layer in some blocks"}.get(str(lineage.get("prior")), "")
     return f"adapted from {src}, k = {lineage.get('k')}{pick}, λ = {lam} ({rule}{prior}){when}"
 
 
@@ -379,14 +380,15 @@ def _test_mse(model, dataset, indices) -> float:
 
 def adapt_job(source, system: System, sim: dict, k: int = 10, seed: int | None = None,
               regularisation: float | None = None, *, source_name: str = "", basis_path: str | None = None,
-              prior: str = "none", progress=None, cancel=None, emit=None) -> TrainResult:
+              prior: str = "auto", rule: str = "gcv", progress=None, cancel=None, emit=None) -> TrainResult:
     """Few-shot adaptation (core.learning.rfhgn.adapt.adapt): training data of ``system`` simulated with the
     simulation settings ``sim`` (as Train makes them), the output layer of ``source`` (a fitted RF-HGN, sent
     packed) -- or of the basis file ``basis_path`` -- solved on ``k`` of their training snapshots (the first k,
     or k drawn with ``seed``), the regularisation by core's rule (None) or fixed; the test derivative MSE on the
-    held-out snapshots. ``prior``: ridge toward zero ("none") or toward the source model's output layer
-    ("source"). On damped or driven data core identifies the damping and forcing in the same solve (a port
-    model, measured with them). The result's ``info["lineage"]`` says where the model comes from."""
+    held-out snapshots. ``prior`` and ``rule``: core's (what the ridge pulls toward: "none", "source" or
+    "auto"; the rule that chooses the regularisation: "gcv" or "cv"). On damped or driven data core
+    identifies the damping and forcing in the same solve (a port model, measured with them). The result's
+    ``info["lineage"]`` says where the model comes from."""
     import warnings
 
     from core.learning.rfhgn.adapt import adapt
@@ -402,8 +404,7 @@ def adapt_job(source, system: System, sim: dict, k: int = 10, seed: int | None =
     report(progress, "adapt", 0.0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = adapt(base, dataset, k=k, seed=seed, regularisation=regularisation,
-                      **({"prior": prior} if prior != "none" else {}))
+        model = adapt(base, dataset, k=k, seed=seed, regularisation=regularisation, prior=prior, rule=rule)
     check_cancel(cancel)
     report(progress, "evaluate", 0.0)
     test = getattr(dataset, "test", None)
@@ -415,7 +416,6 @@ def adapt_job(source, system: System, sim: dict, k: int = 10, seed: int | None =
         info["mse_on"] = "training snapshots (no test split)"
     report(progress, "evaluate", 1.0)
     info["lineage"] = _lineage(source_name, basis_path, info, system)
-    info["lineage"]["prior"] = str(prior)
     info["lineage"]["warnings"] = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     return TrainResult(model=model, dataset=dataset, method="rfhgn", settings=model.config.to_dict(),
                        fit_time=float(info["lineage"]["adapt_time"]), test_mse=test_mse, data_time=data_time,

@@ -3,8 +3,10 @@ docs/adapt.md) asked for in a small dialog.
 
 The dialog chooses how many training snapshots of the current system the
 output layer is solved on (k, default 10), whether they are the first k or
-k drawn with a seed, the regularisation rule (chosen per block from
-the data by core's rule, or a fixed relative value) and what is adapted: the selected
+k drawn with a seed, the regularisation rule (chosen per block by GCV
+or by cross-validation over snapshots, or a fixed relative value), what it
+pulls the output layer toward (zero, the model's own, or per block the
+better of the two) and what is adapted: the selected
 model's hidden layers or a basis file (*Load basis…*; its header is read
 here, without torch, and a basis of another dimension is refused at once).
 It holds no state of the document: :meth:`AdaptDialog.request` gives the
@@ -28,14 +30,20 @@ from ..scene.palette import ERROR, MUTED, hex_of
 #: the dialog's defaults: k, the fixed regularisation offered when that rule is chosen
 DEFAULT_K = 10
 DEFAULT_FIXED = 1e-12
-RULES = (("auto", "chosen per block from the data"), ("given", "fixed value"))
-RULE_TIPS = {"auto": "core's rule picks the regularisation of each block (kinetic, potential) from 10^-14 to 1 "
-                     "on the k snapshots themselves (cross-validation over snapshots or GCV; docs/adapt.md)",
+#: (core's ``rule`` with regularisation None, or "given": a fixed value), label
+RULES = (("gcv", "GCV (chosen per block)"), ("cv", "cross-validation over snapshots"), ("given", "fixed value"))
+RULE_TIPS = {"gcv": "Generalised cross-validation on the summed normal equations picks the regularisation of each "
+                    "block (kinetic, potential) from 10^-14 to 1 at about the cost of one solve (core's default; "
+                    "docs/adapt.md)",
+             "cv": "Cross-validation over whole snapshots (up to 5 folds) picks each block's regularisation; "
+                   "one snapshot falls back to GCV",
              "given": "One relative regularisation for every block (as the fit's 'regularisation' setting)"}
-PRIORS = (("none", "zero (plain ridge)"), ("source", "the model's output layer"))
-PRIOR_TIP = ("What the regularisation pulls the new output layer toward: zero, or the source model's own "
-             "output layer (and its damping and forcing), so that few snapshots change it least "
-             "(a basis file has no output layer: zero)")
+#: core's ``prior``: what the regularisation pulls the new output layer toward
+PRIORS = (("auto", "the better of the two, per block"), ("none", "zero (plain ridge)"),
+          ("source", "the model's output layer"))
+PRIOR_TIP = ("What the regularisation pulls the new output layer toward: zero, the source model's own output "
+             "layer (and its damping and forcing), or per block whichever the rule scores better (core's "
+             "default). A basis file has no output layer: zero. With a fixed value there is no score: zero.")
 
 
 def basis_summary(path, dim: int | None = None) -> str:
@@ -99,14 +107,15 @@ class AdaptDialog(QDialog):
         self.lambdaEdit.setObjectName("adaptLambda")
         self.lambdaEdit.setToolTip("relative regularisation λ (the normal matrix is scaled to a unit diagonal)")
         self.ruleCombo.currentIndexChanged.connect(self._on_rule)
-        self.ruleCombo.setCurrentIndex(1 if last.get("regularisation") is not None else 0)
+        rule = "given" if last.get("regularisation") is not None else last.get("rule", "gcv")
+        self.ruleCombo.setCurrentIndex(max(0, self.ruleCombo.findData(rule)))
         self._on_rule()
         self.priorCombo = QComboBox()
         self.priorCombo.setObjectName("adaptPrior")
         for key, label in PRIORS:
             self.priorCombo.addItem(label, key)
         self.priorCombo.setToolTip(PRIOR_TIP)
-        self.priorCombo.setCurrentIndex(max(0, self.priorCombo.findData(last.get("prior", "none"))))
+        self.priorCombo.setCurrentIndex(max(0, self.priorCombo.findData(last.get("prior", "auto"))))
         rule_row = QHBoxLayout()
         rule_row.addWidget(self.ruleCombo)
         rule_row.addWidget(self.lambdaEdit, 1)
@@ -188,7 +197,7 @@ class AdaptDialog(QDialog):
 
     def request(self) -> dict:
         """The arguments of Jobs.adapt: ``k``, ``seed`` (None: the first k), ``regularisation`` (None: core's rule),
-        ``basis_path`` (None: the model), ``prior``; HGNError names a bad entry."""
+        ``basis_path`` (None: the model), ``rule`` and ``prior`` (core's); HGNError names a bad entry."""
         reg = None
         if self.ruleCombo.currentData() == "given":
             text = self.lambdaEdit.text().strip()
@@ -204,7 +213,8 @@ class AdaptDialog(QDialog):
                 raise HGNError("Adapt: choose a basis file (Load basis…) or the model")
             basis = self.basis_path
         return {"k": int(self.kSpin.value()), "seed": int(self.seedSpin.value()) if self.randomCheck.isChecked()
-                else None, "regularisation": reg, "basis_path": basis, "prior": str(self.priorCombo.currentData())}
+                else None, "regularisation": reg, "basis_path": basis, "prior": str(self.priorCombo.currentData()),
+                "rule": "gcv" if reg is not None else str(self.ruleCombo.currentData())}
 
     def accept(self) -> None:
         try:

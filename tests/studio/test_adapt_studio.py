@@ -45,6 +45,8 @@ def _adapt_through_dialog(qtbot, w, index, k, **choices):
     if choices.get("regularisation") is not None:
         dlg.ruleCombo.setCurrentIndex(dlg.ruleCombo.findData("given"))
         dlg.lambdaEdit.setText(str(choices["regularisation"]))
+    if choices.get("rule"):
+        dlg.ruleCombo.setCurrentIndex(dlg.ruleCombo.findData(choices["rule"]))
     if choices.get("prior"):
         dlg.priorCombo.setCurrentIndex(dlg.priorCombo.findData(choices["prior"]))
     if choices.get("basis"):
@@ -86,13 +88,15 @@ def test_adapt_adds_a_model_with_its_lineage_undoably_and_equal_to_cores_adapt(q
     assert getattr(rec.model, "packed", False) and rec.model.info["adapt"]["k"] == 5
     # independent check: core's adapt, called here on the same data, gives the same test error
     want = pipeline.adapt_job(src.model, system, d.values("simulation"), 5, source_name=src.name)
+    assert want.info["adapt"]["rule"] == lin["rule"] == "gcv"          # core's defaults: GCV, prior auto
+    assert want.info["adapt"]["prior_asked"] == "auto"
     assert rec.test_mse == pytest.approx(want.test_mse, rel=1e-9)
     assert rec.test_mse != src.test_mse
     # the row says where it comes from: tooltip and detail line
     row = d.models.index(rec)
     tip = w.modelsPanel.table.item(row, 0).toolTip()
     rule = pipeline.RULE_NAMES[lin["rule"]]
-    assert f"adapted from {src.name}, k = 5" in tip and f"({rule})" in tip and " ms" in tip
+    assert f"adapted from {src.name}, k = 5" in tip and f"({rule}" in tip and " ms" in tip
     assert f"adapted from {src.name}" in w.modelsPanel.detail.text()
     assert "Lineage" not in w.modelsPanel.table.item(0, 0).toolTip()        # a trained model has none
     # undo / redo as other model additions
@@ -155,13 +159,15 @@ def test_adapt_to_a_damped_system_identifies_its_damping(qtbot, window):
     src = train_and_wait(qtbot, w)
     damped = d.system.copy(port=make_port(0.1, [], None))
     set_system(d, w.undo, damped, {"kind": "file", "path": "damped"})
-    rec = _adapt_through_dialog(qtbot, w, 0, 10, prior="source")
-    assert rec.info["lineage"]["prior"] == "source" and rec.info["lineage"]["from"] == src.name
+    rec = _adapt_through_dialog(qtbot, w, 0, 10, prior="source", rule="cv")
+    lin = rec.info["lineage"]
+    assert lin["prior"] == "source" and lin["rule"] == "cv" and lin["from"] == src.name
     gamma = rec.model.info["port"]["damping"]
     assert gamma == pytest.approx(0.1, rel=1e-3)
     assert w.modelsPanel.cell(d.models.index(rec), "γ") == f"{gamma:.5g}"
-    assert "toward the source's output layer" in w.modelsPanel.table.item(d.models.index(rec), 0).toolTip()
-    want = pipeline.adapt_job(src.model, damped, d.values("simulation"), 10, prior="source")
+    tip = w.modelsPanel.table.item(d.models.index(rec), 0).toolTip()
+    assert "(cross-validated, toward the source's output layer)" in tip
+    want = pipeline.adapt_job(src.model, damped, d.values("simulation"), 10, prior="source", rule="cv")
     assert rec.test_mse == pytest.approx(want.test_mse, rel=1e-9) and rec.test_mse < 1e-6
     assert d.rollout.model_name == rec.name and d.rollout.count["prediction"] > 1
 
@@ -186,8 +192,12 @@ def test_save_basis_and_adapt_from_the_basis_file(qtbot, window, tmp_path):
     lin = rec.info["lineage"]
     assert lin["basis_file"] == str(path) and lin["from"] == "" and lin["basis"]["kind"] == "basis"
     assert "adapted from basis b.npz, k = 5" in w.modelsPanel.table.item(d.models.index(rec), 0).toolTip()
-    want = pipeline.adapt_job(src.model, d.system, d.values("simulation"), 5)
+    sim = d.values("simulation")
+    want = pipeline.adapt_job(None, d.system, sim, 5, basis_path=str(path))
     assert rec.test_mse == pytest.approx(want.test_mse, rel=1e-9)
+    # a basis has no output layer to pull toward: the same as the model adapted with the prior zero
+    plain = pipeline.adapt_job(src.model, d.system, sim, 5, prior="none")
+    assert rec.test_mse == pytest.approx(plain.test_mse, rel=1e-9) and lin["prior"] == "none"
     # a file that is not a basis is refused in the dialog, before any work
     dlg = w.adapt_model(0)
     assert not dlg.load_basis(str(tmp_path / "missing.npz")) and dlg.errorLabel.text()
