@@ -309,6 +309,7 @@ def test_frame_encoding_one_block_and_bad_options_refused(harmonic):
     for rule in ("gcv", "cv"):
         m = adapt(model, data, k=20, rule=rule)
         assert m.info["adapt"]["rule"] == rule and set(m.info["adapt"]["effective_rank"]) == {"all"}
+    assert adapt(model, data, k=1, rule="cv").info["adapt"]["rule"] == "gcv"  # one snapshot: nothing to hold out
     with pytest.raises(HGNError, match="rule must be one of cv, gcv"):
         adapt(model, data, rule="loo")
     _, _, base = harmonic
