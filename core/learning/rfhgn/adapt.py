@@ -205,8 +205,8 @@ def adapt(model_or_basis, dataset: Dataset, k: int | None = None, config: RFConf
     a :class:`.basis.Basis`) and an output layer solved on ``k`` training
     snapshots of ``dataset`` (None: all): the first k of ``dataset.train``,
     or a choice of k of them drawn with ``seed`` when a seed is given.
-    ``regularisation``: None chooses it per block by GCV (module notes), a
-    number fixes it (relative, as ``RFConfig.regularisation``). ``config``
+    ``regularisation``: None chooses it per block by ``rule`` (module notes),
+    a number fixes it (relative, as ``RFConfig.regularisation``). ``config``
     overrides the basis' settings for the assembly (batch sizes, device,
     solver); its layer widths must match.
 
