@@ -39,7 +39,7 @@ RULE_TIPS = {"gcv": "Generalised cross-validation on the summed normal equations
                    "one snapshot falls back to GCV",
              "given": "One relative regularisation for every block (as the fit's 'regularisation' setting)"}
 #: core's ``prior``: what the regularisation pulls the new output layer toward
-PRIORS = (("auto", "the better of the two, per block"), ("none", "zero (plain ridge)"),
+PRIORS = (("auto", "zero or the model's layer, whichever scores better"), ("none", "zero (plain ridge)"),
           ("source", "the model's output layer"))
 PRIOR_TIP = ("What the regularisation pulls the new output layer toward: zero, the source model's own output "
              "layer (and its damping and forcing), or per block whichever the rule scores better (core's "
