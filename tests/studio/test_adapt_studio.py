@@ -198,6 +198,13 @@ def test_save_basis_and_adapt_from_the_basis_file(qtbot, window, tmp_path):
     # a basis has no output layer to pull toward: the same as the model adapted with the prior zero
     plain = pipeline.adapt_job(src.model, d.system, sim, 5, prior="none")
     assert rec.test_mse == pytest.approx(plain.test_mse, rel=1e-9) and lin["prior"] == "none"
+    # a basis of another dimension is refused in the window (header only, no torch), with the reason
+    from core.errors import HGNError
+    from studio.widgets.adapt_dialog import basis_summary
+
+    assert "2D" in basis_summary(path, 2) and "sampled on" in basis_summary(path, 2)
+    with pytest.raises(HGNError, match="basis is for 2D systems and the current system is 3D"):
+        basis_summary(path, 3)
     # a file that is not a basis is refused in the dialog, before any work
     dlg = w.adapt_model(0)
     assert not dlg.load_basis(str(tmp_path / "missing.npz")) and dlg.errorLabel.text()
