@@ -31,6 +31,9 @@ For each target domain:
   basis at small k varies by up to ~50x between seeds, so errors are medians (all values in the JSON);
 * error = test derivative MSE on the 200 test snapshots (core.learning.metrics.derivative_mse), and the
   same divided by the mean square of the true test derivatives ("relative");
+* probes (basis sampled on a harmonic lattice whose pairs miss part of LJ's range, adapted to Lennard-Jones):
+  ``no-wall`` spacing = r0 = 1.6, sd 0.1 (pairs ~1.2-2.0: no features below 2^(1/6)), ``narrow`` spacing 1,
+  sd 0.02 (pairs ~0.9-1.1: no tail);
 * where it fails and why: the target's training pair-distance range against the basis' (its source's
   train_r_min/train_r_max), the share of the target's test pair distances outside the basis' range, and the
   edge neurons of the basis (tanh(w r + b): centre r* = -b / w) whose centres lie in the target's range.
@@ -77,8 +80,10 @@ KS_QUICK = (1, 10, 100)
 GRF_SEED = 3
 #: r below the LJ minimum 2^(1/6): the repulsive wall (compressed bonds on the lattices)
 WALL = 2.0 ** (1.0 / 6.0)
-#: the probe's narrow basis: harmonic lattice snapshots with this displacement sd (pair distances ~0.9-1.1)
-NARROW_SD = 0.02
+#: probes adapted to Lennard-Jones (key -> label, lattice spacing = harmonic r0, displacement sd): "no-wall" pairs
+#: about 1.2-2.0 (nothing below LJ's 2^(1/6)), "narrow" pairs about 0.9-1.1 (no tail)
+PROBES = {"no-wall": ("harmonic 3x3x3 lattice, spacing = r0 = 1.6, displacement sd 0.1", 1.6, 0.1),
+          "narrow": ("harmonic 3x3x3 lattice, spacing = r0 = 1, displacement sd 0.02", 1.0, 0.02)}
 LJ_SPACING = 2.0 ** (1.0 / 6.0)
 #: goals of issue 14
 GOAL_RATIO_K10 = 10.0
@@ -177,6 +182,7 @@ def run(args) -> dict:
     else:
         keep = list(doms)
     t_all = time.perf_counter()
+    git = git_state()  # the code measured: the tree as this process imported it
     data = {}
     for name, (system, sd, desc) in doms.items():
         train = random_snapshots(system, args.train, displacement=sd, momentum=0.1, seed=1)
@@ -206,6 +212,7 @@ def run(args) -> dict:
         t = time.perf_counter()
         bases["own"] = [sample_basis([train], rf.replace(seed=sd), names=[tgt]) for sd in seeds]
         row["own_sample_s"] = (time.perf_counter() - t) / len(seeds)
+        row["q_columns"] = int(bases["loo"][0].network.n_V)  # the potential block's features
         # where the bases' features lie against the target's data
         r_train = pair_distances(train.system, train.q[train.train])
         r_test = pair_distances(test.system, test.q)
@@ -292,37 +299,41 @@ def run(args) -> dict:
                   f"[{row['target_r'][0]:.3f}, {row['target_r'][1]:.3f}]; test pairs outside "
                   f"{b['test_pairs_outside']:.1%}; edge-neuron centres in the target range "
                   f"{b['centres_in_target_range']}/{b['edge_neurons']}", flush=True)
-    probe = narrow_probe(data, doms, ks, args, rf) if "lennard-jones" in keep else None
+    probes = [probe(key, data, ks, args, rf) for key in PROBES] if "lennard-jones" in keep else []
     doc = {"benchmark": "adapt", "quick": bool(args.quick), "date": time.strftime("%Y-%m-%d %H:%M:%S UTC",
                                                                                   time.gmtime()),
-           "seconds": time.perf_counter() - t_all, "machine": machine(), "git": git_state(), "ks": list(ks),
+           "seconds": time.perf_counter() - t_all, "machine": machine(), "git": git, "ks": list(ks),
            "settings": {"train": args.train, "test": args.test, "repeat": args.repeat,
                         "repeat_fit": args.repeat_fit, "basis_seeds": args.basis_seeds, "rf_config": rf.to_dict(),
                         "pretrain_budget_s": args.pretrain_budget, "ft_steps": args.ft_steps, "ft_lr": args.ft_lr,
                         "baseline": bcfg.to_dict()},
-           "targets": targets, "probe": probe}
+           "targets": targets, "probes": probes}
     doc["goals"] = goals(doc)
     return doc
 
 
-def narrow_probe(data, doms, ks, args, rf) -> dict:
-    """A basis WITHOUT repulsive-wall features: sampled on harmonic lattice snapshots of displacement sd
-    NARROW_SD (pair distances about 0.9-1.1), adapted to the Lennard-Jones target at every k."""
-    system = doms["harmonic"][0]
-    narrow = random_snapshots(system, args.train, displacement=NARROW_SD, momentum=0.1, seed=1)
-    bases = [sample_basis([narrow], rf.replace(seed=sd), names=[f"harmonic sd {NARROW_SD}"])
-             for sd in range(args.basis_seeds)]
+def probe(key, data, ks, args, rf) -> dict:
+    """A basis sampled on a harmonic lattice of PROBES[key] (pairs outside the LJ wall or tail), adapted to the
+    Lennard-Jones target at every k (median over the basis seeds)."""
+    label, spacing, sd = PROBES[key]
+    system = builders.cubic_lattice(3, 3, 3, spacing=spacing, potential="harmonic",
+                                    potential_params={"k": 1.0, "r0": spacing})
+    snaps = random_snapshots(system, args.train, displacement=sd, momentum=0.1, seed=1)
+    bases = [sample_basis([snaps], rf.replace(seed=s), names=[label]) for s in range(args.basis_seeds)]
     basis = bases[0]
     train, test = data["lennard-jones"][:2]
     r_test = pair_distances(test.system, test.q)
     lo, hi = basis.source["train_r_min"], basis.source["train_r_max"]
     c = edge_centres(basis)
-    out = {"basis": f"harmonic 3x3x3 lattice, displacement sd {NARROW_SD}", "target": "lennard-jones",
+    f2 = train.system.potential.dvdr(r_test) ** 2
+    out = {"key": key, "basis": label, "target": "lennard-jones",
            "r_range": [lo, hi], "test_pairs_outside": float(np.mean((r_test < lo) | (r_test > hi))),
-           "test_pairs_below": float(np.mean(r_test < lo)), "centres_wall": int(np.sum(c < WALL)),
+           "test_pairs_below": float(np.mean(r_test < lo)),
+           "force_share_below": float(f2[r_test < lo].sum() / f2.sum()), "centres_wall": int(np.sum(c < WALL)),
            "centres": [float(x) for x in np.sort(c)], "rows": []}
-    print(f"\n== probe: basis from {out['basis']} (pair distances [{lo:.3f}, {hi:.3f}]) adapted to "
-          f"lennard-jones; test pairs outside {out['test_pairs_outside']:.1%}", flush=True)
+    print(f"\n== probe {key}: basis from {label} (pair distances [{lo:.3f}, {hi:.3f}]) adapted to lennard-jones; "
+          f"test pairs outside {out['test_pairs_outside']:.1%} (below {out['test_pairs_below']:.1%}, carrying "
+          f"{out['force_share_below']:.1%} of the squared pair forces)", flush=True)
     for k in ks:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -455,15 +466,15 @@ def markdown(doc) -> str:
                          f"{b['centres_wall']} | {b['centres_above_1_6']} | {b['median_slope']:.2g} |")
         lines += ["", f"Target test pairs closer than 2^(1/6): {t['pairs_share_wall']:.1%}, carrying "
                       f"{t['force_share_wall']:.1%} of the sum of squared pair forces dV/dr."]
-    pr = doc.get("probe")
-    if pr:
-        lj = next((t for t in doc["targets"] if t["domain"] == "lennard-jones"), None)
-        lines += ["", "## Probe: a basis without repulsive-wall features adapted to Lennard-Jones", "",
-                  f"Basis sampled on {pr['basis']} (training pair distances [{pr['r_range'][0]:.3f}, "
-                  f"{pr['r_range'][1]:.3f}]; {pr['centres_wall']} of {len(pr['centres'])} edge-neuron centres below "
-                  f"2^(1/6)); {pr['test_pairs_outside']:.1%} of the LJ test pairs lie outside that range "
-                  f"({pr['test_pairs_below']:.1%} below it).", "",
-                  "| k | narrow basis MSE | loo basis MSE | own basis MSE | scratch MSE |",
+    lines += ["", "## Where adaptation loses, from the measurements", ""] + failure_lines(doc)
+    lj = next((t for t in doc["targets"] if t["domain"] == "lennard-jones"), None)
+    for pr in doc.get("probes") or []:
+        lines += ["", f"## Probe {pr['key']}: a basis from {pr['basis']}, adapted to Lennard-Jones", "",
+                  f"Training pair distances [{pr['r_range'][0]:.3f}, {pr['r_range'][1]:.3f}]; {pr['centres_wall']} of "
+                  f"{len(pr['centres'])} edge-neuron centres below 2^(1/6); {pr['test_pairs_outside']:.1%} of the LJ "
+                  f"test pairs lie outside that range, {pr['test_pairs_below']:.1%} below it, carrying "
+                  f"{pr['force_share_below']:.1%} of the squared pair forces.", "",
+                  f"| k | {pr['key']} basis MSE | loo basis MSE | own basis MSE | scratch MSE |",
                   "| --- | --- | --- | --- | --- |"]
         for r in pr["rows"]:
             rr = _k(lj, r["k"]) if lj else None
@@ -473,6 +484,51 @@ def markdown(doc) -> str:
     png = "adapt-quick.png" if doc["quick"] else "adapt.png"
     lines += ["", f"![error against k per target domain]({png})", ""]
     return "\n".join(lines)
+
+
+def failure_lines(doc) -> list[str]:
+    """Where the loo-basis adaptation is beaten (by scratch on the same k or by the fine-tuned network), and the
+    measured quantities that explain the Lennard-Jones cases (pair ranges, edge-neuron centres, wall forces)."""
+    out = []
+    for t in doc["targets"]:
+        lose = []
+        for r in t["rows"]:
+            a = r["adapt_loo"]["mse"]
+            who = [n for n, key in (("scratch", "scratch"), ("fine-tune", "finetune"))
+                   if r[key].get("mse") is not None and r[key]["mse"] < a]
+            if who:
+                lose.append(f"k={r['k']} ({' and '.join(who)})")
+        ranks = {r["k"]: r["adapt_loo"]["effective_rank"].get("q") for r in t["rows"]}
+        spread = {r["k"]: r["adapt_loo"].get("mse_seeds") or [] for r in t["rows"]}
+        s10 = spread.get(10) or []
+        txt = (f"- {t['domain']}: loo adaptation beaten at {', '.join(lose) if lose else 'no k'}; potential-block "
+               f"effective rank {ranks.get(min(ranks))} at k={min(ranks)}, {ranks.get(10, '-')} at k=10, "
+               f"{ranks.get(max(ranks))} at k={max(ranks)} (of {t.get('q_columns', '?')} columns)")
+        if len(s10) > 1:
+            txt += f"; k=10 over basis seeds {min(s10):.1e}..{max(s10):.1e} ({max(s10) / min(s10):.0f}x)"
+        out.append(txt + ".")
+    lj = next((t for t in doc["targets"] if t["domain"] == "lennard-jones"), None)
+    if lj:
+        own, loo = lj["bases"]["own"], lj["bases"]["loo"]
+        out.append(
+            f"- Lennard-Jones, why the target's own basis (and the fit from scratch, which samples the same way) "
+            f"stalls: the LJ test pairs closer than 2^(1/6) are {lj['pairs_share_wall']:.0%} of the pairs but carry "
+            f"{lj['force_share_wall']:.1%} of the squared pair forces; SWIM on the cutoff graph, whose pairs are "
+            f"mostly 2nd/3rd neighbours, put {own['centres_wall']} of {own['edge_neurons']} edge-neuron centres "
+            f"below 2^(1/6) and {own['centres_above_1_6']} above 1.6 (median slope {own['median_slope']:.2g}), so "
+            f"the repulsive wall has almost no features; the pooled lattice basis has {loo['centres_wall']} centres "
+            f"there (median slope {loo['median_slope']:.2g}) although {loo['test_pairs_outside']:.0%} of the LJ "
+            f"test pairs lie beyond its training range [{loo['r_range'][0]:.2f}, {loo['r_range'][1]:.2f}] (the "
+            "tail, where the forces are small).")
+    for pr in doc.get("probes") or []:
+        rows = {r["k"]: r["mse"] for r in pr["rows"]}
+        out.append(
+            f"- Probe {pr['key']} ({pr['basis']}; pairs [{pr['r_range'][0]:.2f}, {pr['r_range'][1]:.2f}], "
+            f"{pr['centres_wall']} of {len(pr['centres'])} centres below 2^(1/6)): {pr['test_pairs_outside']:.0%} "
+            f"of the LJ test pairs outside, {pr['test_pairs_below']:.0%} below it with {pr['force_share_below']:.0%} "
+            f"of the squared forces; adapted MSE k=1 {rows.get(min(rows)):.1e}, k=10 {rows.get(10, float('nan')):.1e},"
+            f" k={max(rows)} {rows.get(max(rows)):.1e}.")
+    return out
 
 
 def goal_lines(doc) -> list[str]:
@@ -533,10 +589,10 @@ def plot(doc, path: Path) -> None:
             if band:
                 kk, lo, hi = zip(*band)
                 ax.fill_between(kk, lo, hi, color=color, alpha=0.15, lw=0)
-        pr = doc.get("probe")
-        if pr and t["domain"] == pr["target"]:
-            ax.plot([r["k"] for r in pr["rows"]], [r["mse"] for r in pr["rows"]], "x--", color="C4", ms=5,
-                    label=f"adapt, narrow basis (harmonic sd {NARROW_SD}; probe)")
+        for pr, color in zip(doc.get("probes") or [], ("C4", "C5")):
+            if t["domain"] == pr["target"]:
+                ax.plot([r["k"] for r in pr["rows"]], [r["mse"] for r in pr["rows"]], "x--", color=color, ms=5,
+                        label=f"adapt, probe basis '{pr['key']}' (pairs {pr['r_range'][0]:.2f}-{pr['r_range'][1]:.2f})")
         ref = _k(t, kmax)["scratch"].get("mse")
         if ref:
             ax.axhline(ref, color="C3", ls=":", lw=1)
