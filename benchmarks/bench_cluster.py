@@ -26,6 +26,9 @@ Sections (all on this machine, one run; docs/cluster.md discusses them):
             per second (the cluster's start-up reported apart).
 ``overhead`` per-task cost of Dask: 200 trivial tasks, one at a time (submit
             and wait: the round trip) and all at once (submit 200, gather).
+``scaling`` seconds per chunk task (10,000 snapshots) here, in one worker
+            alone, and in both workers at once: what two workers can gain
+            on this machine while other jobs use its cores.
 
     nice -n 5 .venv/bin/python benchmarks/bench_cluster.py [--quick | --full] [--sections equal,large,sweep,overhead]
 
@@ -49,7 +52,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-SECTIONS = ("equal", "large", "sweep", "overhead")
+SECTIONS = ("equal", "large", "sweep", "overhead", "scaling")
 
 _CHILD = r"""
 import json, sys, time
@@ -225,6 +228,38 @@ def section_sweep(client, tmp: Path, n_points: int = 8) -> dict:
             "speedup": t_one / t_two, "load": _load()}
 
 
+def _chunk_times(folder: str, network, n: int) -> list:
+    from core.cluster.fit import chunk_equations
+    from core.learning.rfhgn.config import RFConfig
+
+    out = []
+    for k in range(n):
+        t = time.perf_counter()
+        chunk_equations(folder, k, network, RFConfig().to_dict())
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def section_scaling(client, tmp: Path) -> dict:
+    """Seconds per 10,000-snapshot chunk task: here, in one worker while the other idles, and in both at once."""
+    from core.cluster.fit import distributed_fit
+    from core.files.chunked import write_simulated
+    from core.learning.rfhgn.config import RFConfig
+    from core.physics import builders
+
+    folder = tmp / "scaling"
+    write_simulated(folder, builders.BUILDERS["cubic"](3, 3, 3), 10_000, trajectories=30, steps=999, save_every=1,
+                    seed=3, test_fraction=0.0)
+    net = distributed_fit(folder, RFConfig(sample_points=500)).network
+    here = _chunk_times(str(folder), net, 3)
+    workers = list(client.nthreads())
+    alone = client.submit(_chunk_times, str(folder), net, 3, workers=workers[:1], pure=False).result()
+    both = [f.result() for f in [client.submit(_chunk_times, str(folder), net, 3, workers=[w], pure=False)
+                                 for w in workers]]
+    return {"chunk_snapshots": 10_000, "here_s": here, "one_worker_alone_s": alone, "both_workers_s": both,
+            "load": _load()}
+
+
 def _noop(x):
     return x
 
@@ -247,6 +282,9 @@ def markdown(doc: dict) -> str:
            f"{doc.get('date')}, commit {doc.get('commit')}, {doc.get('cores')} cores, "
            f"{doc.get('machine')}; LocalCluster of 2 worker processes, 1 thread each. Load average at each section "
            "in its table (this machine is shared: 2 cores, several jobs).", ""]
+    runs = doc.get("section_runs") or {}
+    if runs:
+        out += ["Sections run: " + "; ".join(f"{k} {v}" for k, v in runs.items()) + ".", ""]
     if "equal" in doc:
         out += ["## Same result (3x3x3 lattice, chunked)", "",
                 "| reg | snapshots (train) | chunks | theta rel. diff. 2 workers vs fit() | fit() batch 100 vs 256 | "
@@ -289,6 +327,15 @@ def markdown(doc: dict) -> str:
                 f"{s['points_per_s_one']:.2f} | {s['points_per_s_two']:.2f} | {s['speedup']:.2f} |", "",
                 f"load {s['load']:.1f}; cluster start-up {doc.get('cluster_start_s', float('nan')):.1f} s "
                 "(not included).", ""]
+    if "scaling" in doc:
+        c = doc["scaling"]
+        med = lambda xs: float(np.median(xs))  # noqa: E731
+        out += ["## Two workers on this machine", "",
+                f"Seconds per chunk task ({c['chunk_snapshots']:,} snapshots): in this process "
+                f"{med(c['here_s']):.2f}, in one worker while the other idles {med(c['one_worker_alone_s']):.2f}, "
+                f"in both workers at once {', '.join(f'{med(x):.2f}' for x in c['both_workers_s'])} (load "
+                f"{c['load']:.1f}): a worker computes as fast as this process; two at once slow each other down as "
+                "far as the machine's 2 cores are taken by other jobs.", ""]
     if "overhead" in doc:
         o = doc["overhead"]
         out += ["## Per-task overhead", "", f"{o['tasks']} trivial tasks: {o['round_trip_ms']:.2f} ms each "
@@ -305,6 +352,7 @@ def main(argv=None) -> int:
     ap.add_argument("--chunk", type=int, default=10_000, help="chunk size of the large section")
     ap.add_argument("--sections", default=",".join(SECTIONS))
     ap.add_argument("--merge", action="store_true", help="keep the other sections of an existing cluster.json")
+    ap.add_argument("--markdown-only", action="store_true", help="rewrite cluster.md from cluster.json")
     args = ap.parse_args(argv)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     size = args.size or (1_000_000 if args.full else 100_000)
@@ -312,12 +360,18 @@ def main(argv=None) -> int:
 
     doc = {}
     path = RESULTS / "cluster.json"
-    if args.merge and path.exists():
+    if (args.merge or args.markdown_only) and path.exists():
         doc = json.loads(path.read_text())
+    if args.markdown_only:
+        (RESULTS / "cluster.md").write_text(markdown(doc))
+        print(markdown(doc))
+        return 0
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     doc.update(date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), commit=commit, cores=os.cpu_count(),
                machine=f"{platform.machine()}, Python {platform.python_version()}")
+    stamp = f"{doc['date']}, commit {commit}"
+    doc.setdefault("section_runs", {}).update({sec: stamp for sec in sections})
     t = time.perf_counter()
     client = connect(2)
     doc["cluster_start_s"] = time.perf_counter() - t
@@ -327,6 +381,9 @@ def main(argv=None) -> int:
         if "overhead" in sections:
             doc["overhead"] = section_overhead(client)
             print(json.dumps(doc["overhead"]), flush=True)
+        if "scaling" in sections:
+            doc["scaling"] = section_scaling(client, tmp)
+            print(json.dumps(doc["scaling"]), flush=True)
         if "equal" in sections:
             doc["equal"] = section_equal(client, tmp)
             print(json.dumps(doc["equal"], indent=1), flush=True)
