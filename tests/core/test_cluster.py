@@ -185,3 +185,34 @@ def test_other_paths_same_as_fit(tmp_path, case):
     assert np.abs(t1 - t0).max() <= 1e-7 * np.abs(t0).max()
     for key in ("train_r_max", "train_r_min", "train_k_max", "n_rows"):
         assert m1.info[key] == pytest.approx(m0.info[key], rel=1e-12), key
+
+
+def test_worker_killed_mid_fit(tmp_path):
+    """SIGKILL a worker while it assembles a chunk: Dask reruns its tasks elsewhere (the network was sent to
+    every worker) and the fit gives the same bits as in this process."""
+    import os
+    import signal
+
+    from core.cluster.engine import engine
+    from core.cluster.fit import distributed_fit
+
+    write_simulated(tmp_path / "c", builders.BUILDERS["cubic"](3, 3, 3), 3000, trajectories=24, steps=999,
+                    save_every=1, seed=4, test_fraction=0.0)
+    cfg = RFConfig(sample_points=1000)
+    ref = distributed_fit(tmp_path / "c", cfg)
+    with engine(2) as client:
+        killed = {}
+
+        def progress(stage, fraction):
+            if stage != "assemble" or killed or fraction >= 1.0:
+                return
+            busy = [w for w, keys in client.processing().items() if keys]
+            if busy:
+                pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+                killed["pid"] = pid
+                os.kill(pid, signal.SIGKILL)
+
+        model = distributed_fit(tmp_path / "c", cfg, client, progress=progress)
+    assert killed, "no worker was busy after the first chunk finished"
+    assert np.array_equal(_theta(model), _theta(ref))
+    assert model.info["n_snapshots"] == ref.info["n_snapshots"] == 24_000
