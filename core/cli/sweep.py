@@ -58,14 +58,19 @@ def add_engine_options(parser, single: str) -> None:
                         "folder at the same path")
 
 
-def client_from_args(args):
-    """A Client for --workers/--scheduler, or None (single process)."""
+def check_engine_args(args) -> None:
+    """HGNError for contradicting or bad --workers/--scheduler (before any work)."""
     if args.workers is not None and args.scheduler is not None:
         raise HGNError("give either --workers N (a cluster on this machine) or --scheduler ADDRESS, not both")
-    if args.workers is None and args.scheduler is None:
-        return None
     if args.workers is not None and args.workers < 0:
         raise HGNError(f"--workers must be a whole number >= 1, got {args.workers}")
+
+
+def client_from_args(args):
+    """A Client for --workers/--scheduler, or None (single process)."""
+    check_engine_args(args)
+    if args.workers is None and args.scheduler is None:
+        return None
     from core.cluster.engine import connect
 
     return connect(workers=args.workers or None, scheduler=args.scheduler)
@@ -192,7 +197,12 @@ def run_sweep_command(args) -> int:
         points = random_points({k: list(v) for k, v in axes.items()}, args.random, args.random_seed)
     else:
         points = grid(axes)
-    client = client_from_args(args)
+    from core.cluster.sweep import SweepFile, point_key
+
+    done = SweepFile(args.out)
+    todo = [p for p in points if not done.done(point_key(p), args.rerun_failed)]
+    check_engine_args(args)
+    client = client_from_args(args) if todo else None  # nothing left to compute: no cluster to start
     bar = StageBar(args.quiet)
     try:
         res = run_sweep(points, args.out, client, progress=bar)
@@ -204,8 +214,10 @@ def run_sweep_command(args) -> int:
 
         where = "this process" if client is None else (f"scheduler {args.scheduler}" if args.scheduler else
                                                        "a LocalCluster")
+        if not todo:
+            where = "nothing to compute"
         print(f"{res.points} points: {res.computed} computed ({res.failed} failed), {res.skipped} already in "
-              f"{args.out}; {res.seconds:.1f} s on {where}")
+              f"{args.out}; {res.seconds:.1f} s" + (f" on {where}" if todo else f" ({where})"))
         recs = [r for r in load_results(args.out) if r["key"] in set(res.keys) and r["status"] == "ok"]
         recs.sort(key=lambda r: r["result"]["test_mse"])
         for r in recs[:5]:

@@ -174,9 +174,18 @@ def test_cli_sweep(tmp_path, capsys):
     assert len(recs) == 3 and all(x["status"] == "ok" for x in recs)
     assert {x["settings"]["system"]["n"] for x in recs} == {2}
     assert out.with_suffix(".csv").is_file()
-    assert main(args[:-1] + ["--workers", "2"]) == 0  # the same 3 points: all skipped
+    assert main(args[:-1] + ["--workers", "2"]) == 0  # the same 3 points: all skipped, no cluster started
     text = capsys.readouterr().out
-    assert "3 points: 0 computed (0 failed), 3 already in" in text
+    assert "3 points: 0 computed (0 failed), 3 already in" in text and "(nothing to compute)" in text
+    more = args[:args.index("--random")] + ["--random", "5", "--workers", "2"]  # the same 3 draws, then 2 more
+    assert main(more) == 0
+    text = capsys.readouterr().out
+    import re
+
+    total, computed = (int(x) for x in re.search(r"(\d+) points: (\d+) computed \(0 failed\), 3 already in",
+                                                 text).groups())
+    assert total >= 4 and computed == total - 3 and "on a LocalCluster" in text  # (duplicate draws are dropped)
+    assert len(load_results(out)) == total
 
 
 @pytest.mark.parametrize("extra, message", [
