@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.cli.progress import StageBar
 from core.errors import HGNError
 from core.container import atomic_write
 from core.jobs import available_cores
@@ -252,34 +253,6 @@ def register(subparsers) -> None:
 # ----------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------
-class StageBar:
-    """``progress(stage, fraction)`` drawn as one tqdm bar per stage on stderr."""
-
-    def __init__(self, disable: bool):
-        self.disable = disable
-        self.stage = None
-        self.bar = None
-
-    def __call__(self, stage: str, fraction: float) -> None:
-        if self.disable:
-            return
-        from tqdm import tqdm
-
-        if stage != self.stage:
-            self.close()
-            self.stage = stage
-            self.bar = tqdm(total=1000, desc=stage, unit="‰", leave=False, dynamic_ncols=True,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
-        pos = int(round(1000 * fraction))
-        if pos > self.bar.n:
-            self.bar.update(pos - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
 def _check_out(path, what: str = "--out", suffixes=(".npz",)) -> None:
     """HGNError before any work when ``path`` cannot be written or has no
     fitting name ending (core.validate.check_writable)."""

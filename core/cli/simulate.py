@@ -477,6 +477,28 @@ def dataset_from_runs(system, runs, trajs, test_fraction: float, seed: int, spec
                               {"source": "python -m core simulate", "spec": spec})
 
 
+def _check_run_options(args) -> None:
+    """The runs' settings of ``simulate`` and ``simulate --chunked``, before any work (HGNError naming the option)."""
+    from core import validate
+    from core.physics.integrators import check_run_settings
+
+    validate.whole("--trajectories", args.trajectories, 1)
+    validate.fraction("--test-fraction", args.test_fraction)
+    validate.whole("--seed", args.seed, 0, at_least=">=")
+    if args.displacement is not None:
+        validate.amplitude("--displacement", args.displacement)
+    validate.amplitude("--momentum", args.momentum)
+    if args.temperature is not None:
+        validate.amplitude("--temperature", args.temperature)
+    check_run_settings(args.dt, args.steps, args.save_every)
+
+
+def _default_displacement(args, system) -> None:
+    """--displacement left out: the molecular default for a cutoff system, else the studio's default."""
+    if args.displacement is None:
+        args.displacement = MOLECULAR_DISPLACEMENT if system.cutoff is not None else _spec_defaults().displacement
+
+
 def run_simulate(args) -> int:
     from core.physics.initial import initial_state
     from core.physics.port import port_of
@@ -493,26 +515,16 @@ def run_simulate(args) -> int:
         raise HGNError("say where to write the result: --out FILE and/or --dataset-out FILE (or --chunked DIR)")
     if args.dataset_out is not None and is_xyz(args.dataset_out):
         raise HGNError("--dataset-out writes the HGN Studio .npz format; give a .npz name")
-    from core import validate
-    from core.physics.integrators import check_run_memory, check_run_settings, check_run_time, run_bytes
+    from core.physics.integrators import check_run_memory, check_run_time, run_bytes
 
-    validate.whole("--trajectories", args.trajectories, 1)
-    validate.fraction("--test-fraction", args.test_fraction)
-    validate.whole("--seed", args.seed, 0, at_least=">=")
-    if args.displacement is not None:
-        validate.amplitude("--displacement", args.displacement)
-    validate.amplitude("--momentum", args.momentum)
-    if args.temperature is not None:
-        validate.amplitude("--temperature", args.temperature)
-    check_run_settings(args.dt, args.steps, args.save_every)
+    _check_run_options(args)
     _check_folder(args.out, "--out", TRAJECTORY_SUFFIXES)
     if args.out is not None and is_xyz(args.out):
         for name in xyz_names(args.out, args.trajectories):
             _check_folder(name)
     _check_folder(args.dataset_out, "--dataset-out", DATASET_SUFFIXES)
     system = port_from_args(args, system_from_args(args))
-    if args.displacement is None:
-        args.displacement = MOLECULAR_DISPLACEMENT if system.cutoff is not None else _spec_defaults().displacement
+    _default_displacement(args, system)
     # every run is held until the end, with its forces when a dataset is written, and the dataset copies them
     # (q, p, dq/dt, dp/dt): all of it must fit before the first step (check_run_memory)
     with_data = args.dataset_out is not None
@@ -587,24 +599,15 @@ def run_chunked(args) -> int:
     (core.files.chunked.write_simulated), at most one chunk in memory."""
     from core import validate
     from core.files.chunked import write_simulated
-    from core.physics.integrators import check_run_memory, check_run_settings, check_run_time
+    from core.physics.integrators import check_run_memory, check_run_time
 
     if args.out is not None or args.dataset_out is not None:
         raise HGNError("--chunked writes the snapshots chunk by chunk; drop --out/--dataset-out (they hold every "
                        "frame in memory)")
     chunk = validate.whole("--chunk-size", DEFAULT_CHUNK_SIZE if args.chunk_size is None else args.chunk_size, 1)
-    validate.whole("--trajectories", args.trajectories, 1)
-    validate.fraction("--test-fraction", args.test_fraction)
-    validate.whole("--seed", args.seed, 0, at_least=">=")
-    if args.displacement is not None:
-        validate.amplitude("--displacement", args.displacement)
-    validate.amplitude("--momentum", args.momentum)
-    if args.temperature is not None:
-        validate.amplitude("--temperature", args.temperature)
-    check_run_settings(args.dt, args.steps, args.save_every)
+    _check_run_options(args)
     system = port_from_args(args, system_from_args(args))
-    if args.displacement is None:
-        args.displacement = MOLECULAR_DISPLACEMENT if system.cutoff is not None else _spec_defaults().displacement
+    _default_displacement(args, system)
     # one segment of chunk-size frames (q, p, forces) plus the chunk buffer (q, p, dq/dt, dp/dt) at a time
     check_run_memory("simulate --chunked", system.n, system.dim, chunk * args.save_every, args.save_every, 7)
     check_run_time("simulate", system.n, args.steps, args.trajectories)

@@ -15,35 +15,10 @@ Dask is imported only when these commands run (``core.cluster`` imports it).
 """
 from __future__ import annotations
 
+from core.cli.progress import StageBar
 from core.errors import HGNError
 
 DEFAULT_OUT = "sweep.json"
-
-
-class StageBar:
-    """``progress(stage, fraction)`` as one tqdm bar per stage on stderr (as the train command's)."""
-
-    def __init__(self, disable: bool):
-        self.disable, self.stage, self.bar = disable, None, None
-
-    def __call__(self, stage: str, fraction: float) -> None:
-        if self.disable:
-            return
-        from tqdm import tqdm
-
-        if stage != self.stage:
-            self.close()
-            self.stage = stage
-            self.bar = tqdm(total=1000, desc=stage, unit="‰", leave=False, dynamic_ncols=True,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
-        pos = int(round(1000 * fraction))
-        if pos > self.bar.n:
-            self.bar.update(pos - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 def add_engine_options(parser, single: str) -> None:
