@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 
 from core.errors import HGNError
+from core.jobs import check_cancel
 
 #: environment of the LocalCluster's worker processes
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
               "HGN_CLUSTER_WORKER": "1"}
 #: seconds to wait for a scheduler given by address
 CONNECT_TIMEOUT = 20
+#: seconds between polls for finished tasks (a cancel is seen within this)
+POLL_S = 0.05
 
 
 def local_cores() -> int:
@@ -98,9 +102,23 @@ def one_thread():
         yield
 
 
+def finished_batches(ac, cancel, more):
+    """The futures of ``ac`` (a ``distributed.as_completed``) in batches as they finish, while ``more()``
+    holds: polls every :data:`POLL_S` seconds and checks ``cancel`` before each poll
+    (:class:`~core.errors.Cancelled`)."""
+    while more():
+        check_cancel(cancel)
+        batch = ac.next_batch(block=False)
+        if not batch:
+            time.sleep(POLL_S)
+            continue
+        yield batch
+
+
 def worker_pids(client) -> dict[str, int]:
     """worker address -> its process id."""
     return client.run(os.getpid)
 
 
-__all__ = ["connect", "close", "engine", "one_thread", "local_cores", "worker_pids", "WORKER_ENV"]
+__all__ = ["connect", "close", "engine", "one_thread", "local_cores", "worker_pids", "finished_batches",
+           "WORKER_ENV", "POLL_S"]

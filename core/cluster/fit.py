@@ -37,24 +37,20 @@ exact derivatives).
 """
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 
 from core.errors import Cancelled, HGNError
 from core.files.chunked import ChunkedDataset, open_chunked
-from core.jobs import available_cores, check_cancel, report
+from core.jobs import check_cancel, report
 from core.learning.hgn.device import blas_threads, resolve_device, torch_threads
 from core.learning.rfhgn.config import RFConfig
-from core.learning.rfhgn.fitting import Group, _fast, assemble, energy_constant, fit_threads, solve
+from core.learning.rfhgn.fitting import Group, assemble, finish_fit, fit_threads, sample_and_solve
 from core.learning.rfhgn.model import FittedModel
-from core.learning.rfhgn.sampling import choose_points, local_energies, sample_network
+from core.learning.rfhgn.sampling import choose_points
 from core.physics.trajectory import degenerate
-from .engine import one_thread
-
-#: seconds between cancel checks while waiting for workers
-POLL_S = 0.05
+from .engine import POLL_S, finished_batches, one_thread
 
 
 # ----------------------------------------------------------------------
@@ -169,12 +165,7 @@ def _run_map(source: ChunkedDataset, network, config: RFConfig, client, progress
         total = tree_sum(leaves, add)
         ac = as_completed(leaves)
         done = 0
-        while done < n:
-            check_cancel(cancel)
-            batch = ac.next_batch(block=False)
-            if not batch:
-                time.sleep(POLL_S)
-                continue
+        for batch in finished_batches(ac, cancel, lambda: done < n):  # noqa: B023 - read at each poll
             for f in batch:
                 if f.status == "error":
                     f.result()  # raises the task's error here (an HGNError naming the chunk's file)
@@ -223,51 +214,22 @@ def distributed_fit(source, config: RFConfig | None = None, client=None, progres
         sets = choose_points([(system, _Rows(src, "q", cache), _Rows(src, "p", cache), train)], config, rng,
                              device)
         cache.clear()
-        network = sample_network(config, sets, rng, None, progress, cancel)
-        rounds = config.adaptive_rounds if config.sampler == "adaptive" else 0
-        span = 1.0 / (rounds + 1)
-        total = _run_map(src, network, config, client, progress, cancel, 0.0, span)
-        if not total["moving"]:
-            raise HGNError(f"the training data are degenerate: all {src.n_train} snapshots have zero momentum and "
-                           "zero force (particles at rest in equilibrium), so there is no motion to learn")
-        report(progress, "solve", 0.0)
-        theta, sinfo = solve(SummedEquations(network, total["blocks"]), config)
-        for r in range(rounds):
-            check_cancel(cancel)
-            targets = local_energies(network, theta, sets)
-            network = sample_network(config, sets, rng, targets, None, cancel)
-            total = _run_map(src, network, config, client, progress, cancel, span * (r + 1), span * (r + 2))
-            theta, sinfo = solve(SummedEquations(network, total["blocks"]), config)
-        network.set_theta(theta)
-        report(progress, "solve", 0.9)
+        total: dict = {}
+
+        def equations(network, stage_from, stage_to, first):
+            total.update(_run_map(src, network, config, client, progress, cancel, stage_from, stage_to))
+            if first and not total["moving"]:
+                raise HGNError(f"the training data are degenerate: all {src.n_train} snapshots have zero momentum "
+                               "and zero force (particles at rest in equilibrium), so there is no motion to learn")
+            return SummedEquations(network, total["blocks"])
+
+        network, theta, sinfo, _ = sample_and_solve(config, sets, rng, progress, cancel, equations)
         kq, kp, kH = src.rows(train[:1], ("q", "p", "energy"))  # checked whole: the known energy
-        constant, known = 0.0, False
-        if np.isfinite(kH[0]):
-            constant = energy_constant(network, system, kq[0], kp[0], float(kH[0]), device)
-            known = True
-        record = total["record"]
-        r_max, r_min = record.get("r_max", 0.0), record.get("r_min", float("inf"))
         group = Group(system, kq, kp, kq, kp)  # only to ask which assembly path the system takes
-        for s in sets:
-            if not _fast(group, network) and s.graph.P:
-                r = s.graph.delta(s.q)[1]
-                r_max, r_min = max(r_max, float(r.max())), min(r_min, float(r.min()))
-    e_ref = len(system.edges) if system.edges is not None else None
-    model = FittedModel(config, network, None, constant, system.n, system, e_ref=e_ref)
+        model = finish_fit(network, theta, sinfo, config, [group] * len(sets), sets,
+                           (system, kq[0], kp[0], float(kH[0])), total["record"], src.n_train, device, progress, t0)
     workers = 0 if client is None else len(client.nthreads())
     model.info.update(
-        n_snapshots=int(src.n_train),
-        n_particles=int(system.n),
-        n_features=int(network.L),
-        n_rows=int(sinfo["rows"]),
-        train_mse=float(sinfo["train_mse"]),
-        solve={k: v for k, v in sinfo.items() if isinstance(v, dict)},
-        energy_constant_known=known,
-        train_r_max=r_max,
-        train_r_min=r_min if math.isfinite(r_min) else None,
-        train_k_max=record.get("k_max", 0.0),
-        cores=available_cores(),
-        device=str(device),
         threads=threads,
         source="derivatives",
         distributed={"chunks": src.n_chunks, "workers": workers,
@@ -275,7 +237,6 @@ def distributed_fit(source, config: RFConfig | None = None, client=None, progres
                      "folder": str(src.folder)},
         fit_time=time.perf_counter() - t0,
     )
-    report(progress, "solve", 1.0)
     return model
 
 

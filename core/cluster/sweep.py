@@ -59,7 +59,7 @@ from core.container import as_path, atomic_write
 from core.errors import Cancelled, HGNError
 from core.jobs import check_cancel, report
 from core.learning.rfhgn.config import RFConfig
-from .engine import one_thread
+from .engine import finished_batches, one_thread
 
 FORMAT = "hgn-sweep"
 VERSION = 1
@@ -78,8 +78,6 @@ ALIASES = {"kind": ("system", "kind"), "n": ("system", "n"), "potential": ("syst
 RESULT_COLUMNS = ("test_mse", "train_mse", "rollout_final_mse", "rollout_max_mse", "rollout_max_drift",
                   "diverged", "n_features", "n_train", "data_s", "fit_s", "eval_s", "total_s", "peak_rss_mb",
                   "max_rss_mb", "worker", "attempts")
-#: seconds between cancel checks while waiting for results
-POLL_S = 0.05
 
 
 # ----------------------------------------------------------------------
@@ -463,12 +461,7 @@ def run_sweep(points: list[dict], out, client=None, progress=None, cancel=None, 
 
     ac = as_completed([submit(k, p) for k, p in todo])
     try:
-        while len(futures):
-            check_cancel(cancel)
-            batch = ac.next_batch(block=False)
-            if not batch:
-                time.sleep(POLL_S)
-                continue
+        for batch in finished_batches(ac, cancel, lambda: len(futures)):
             for f in batch:
                 _, k, p = futures.pop(f.key)
                 if f.status == "error":

@@ -438,22 +438,46 @@ def _fit_groups(groups: list[Group], known: tuple[System, np.ndarray, np.ndarray
     report(progress, "sample", 0.0)
     sets = choose_points([(g.system, g.arrays[0], g.arrays[1], g.index(0, g.n)) for g in groups], config, rng,
                          device)
+    record: dict = {}
+
+    def equations(network, stage_from, stage_to, first):
+        return assemble(network, groups, config, progress, cancel, stage_from, stage_to,
+                        record if first else None)
+
+    network, theta, sinfo, ne = sample_and_solve(config, sets, rng, progress, cancel, equations)
+    if correction is not None:
+        check_cancel(cancel)
+        theta, sinfo["correction"] = correction(network, theta, ne)
+    return finish_fit(network, theta, sinfo, config, groups, sets, known, record, sum(g.n for g in groups),
+                      device, progress, t0)
+
+
+def sample_and_solve(config: RFConfig, sets, rng, progress, cancel, equations):
+    """Sample the hidden layers on ``sets`` (choose_points), assemble and solve, with the adaptive
+    sampler's extra rounds. ``equations(network, stage_from, stage_to, first)`` returns the normal
+    equations of the training rows (:class:`NormalEquations`, or anything :func:`solve` reads;
+    ``first``: the first round). Returns (network, theta, solve info, the last equations)."""
     network = sample_network(config, sets, rng, None, progress, cancel)
     rounds = config.adaptive_rounds if config.sampler == "adaptive" else 0
     span = 1.0 / (rounds + 1)
-    record: dict = {}
-    ne = assemble(network, groups, config, progress, cancel, 0.0, span, record)
+    ne = equations(network, 0.0, span, True)
     report(progress, "solve", 0.0)
     theta, sinfo = solve(ne, config)
     for r in range(rounds):
         check_cancel(cancel)
         targets = local_energies(network, theta, sets)
         network = sample_network(config, sets, rng, targets, None, cancel)
-        ne = assemble(network, groups, config, progress, cancel, span * (r + 1), span * (r + 2))
+        ne = equations(network, span * (r + 1), span * (r + 2), False)
         theta, sinfo = solve(ne, config)
-    if correction is not None:
-        check_cancel(cancel)
-        theta, sinfo["correction"] = correction(network, theta, ne)
+    return network, theta, sinfo, ne
+
+
+def finish_fit(network: HGN, theta, sinfo: dict, config: RFConfig, groups: list[Group], sets,
+               known: tuple[System, np.ndarray, np.ndarray, float] | None, record: dict, n_snapshots: int,
+               device, progress, t0: float) -> FittedModel:
+    """The FittedModel of a solved fit: theta set, the energy constant from ``known`` (system, q, p,
+    energy; none or a non-finite energy: 0), the training range (``record`` from :func:`assemble`
+    for fixed graphs, the sampled ``sets``' pairs for the others; one group per set) and ``info``."""
     network.set_theta(theta)
     report(progress, "solve", 0.9)
     constant, known_energy = 0.0, False
@@ -477,7 +501,7 @@ def _fit_groups(groups: list[Group], known: tuple[System, np.ndarray, np.ndarray
     model = FittedModel(config, network, None, constant, n_ref, groups[0].system, e_ref=e_ref)
     model.info.update(
         fit_time=time.perf_counter() - t0,
-        n_snapshots=int(sum(g.n for g in groups)),
+        n_snapshots=int(n_snapshots),
         n_particles=int(groups[0].system.n),
         n_features=int(network.L),
         n_rows=int(sinfo["rows"]),
