@@ -25,7 +25,7 @@ COMMANDS: dict[str, str] = {
 #: worker processes (studio.workers).
 GUI_MODULES = ("core.learning.rfhgn.config", "core.learning.metrics", "core.physics.initial",
                "core.physics.reference", "core.learning.baselines.optimizers", "studio.export.gui",
-               "studio.export.run")
+               "studio.export.run", "core.cluster.sweep")
 
 
 def prepare_gui_process() -> None:

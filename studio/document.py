@@ -32,7 +32,8 @@ section                  where the project keeps it
 Results of background work kept in ``ui`` besides the settings: the ground
 truth's check against the reference (``ui["reference_check"]``) and the
 adapt-vs-scratch comparison (``ui["adapt_curve"]``, issue 14); a new system
-drops both.
+drops both. A sweep's results (``ui["sweep"]``, issue 15; studio.sweeps) are
+kept, marked stale when the system changes.
 
 (``ui["system"]`` has the layout older studios wrote there, so their project
 files and saved settings restore the generator forms unchanged.)
@@ -131,6 +132,9 @@ class Document(QObject):
     referenceChanged = Signal(object)
     #: the adapt-vs-scratch comparison (a dict of plain values, studio.pipeline.adapt_curve_job) or None
     adaptCurveChanged = Signal(object)
+    #: the sweep's results (studio.sweeps.check_sweep's dict) or None; a record added: sweepRecordAdded(record)
+    sweepChanged = Signal(object)
+    sweepRecordAdded = Signal(object)
     #: a whole new project is shown (after the signals above): views restore the view state
     replaced = Signal()
     dirtyChanged = Signal(bool)
@@ -147,6 +151,7 @@ class Document(QObject):
         self._saved_models: dict[int, ModelRecord] = {}
         self._reference = None
         self._curve = None
+        self._sweep = None
         self._adopt(project if project is not None else Project())
 
     # ------------------------------------------------------------------
@@ -276,6 +281,9 @@ class Document(QObject):
         self.project.rollout = None
         self.set_reference_check(None)
         self.set_adapt_curve(None)          # it compared on the previous system's data
+        if self._sweep is not None and not self._sweep["stale"] and self._sweep["system"] != system.name:
+            self._sweep["stale"] = True     # its points were another system: kept, marked
+            self.sweepChanged.emit(self._sweep)
         self.systemChanged.emit(system)
         self._set_dirty(True)
 
@@ -401,6 +409,46 @@ class Document(QObject):
         self._set_dirty(True)
         self.adaptCurveChanged.emit(curve)
 
+    # ------------------------------------------------------------------
+    # the sweep (issue 15)
+    # ------------------------------------------------------------------
+    @property
+    def sweep(self) -> dict | None:
+        """The sweep's results (studio.sweeps.check_sweep's dict: records, path of its JSON, the system it
+        ran on, stale) or None. Kept in the project (``ui["sweep"]``); a new system marks it stale."""
+        return self._sweep
+
+    def set_sweep(self, sweep: dict | None) -> None:
+        """Store a sweep's results (None: drop them); HGNError when malformed."""
+        from .sweeps import check_sweep
+
+        if sweep is None:
+            self.project.ui.pop("sweep", None)
+        else:
+            sweep = check_sweep(sweep, "the sweep")
+            self.project.ui["sweep"] = sweep
+        self._sweep = sweep
+        self._set_dirty(True)
+        self.sweepChanged.emit(sweep)
+
+    def add_sweep_record(self, record: dict) -> None:
+        """A finished sweep point (core.cluster.sweep's record) joins the stored sweep (replacing one of
+        the same key)."""
+        if self._sweep is None:
+            self.set_sweep({"records": [], "path": "", "system": self.system.name if self.system else ""})
+        from .sweeps import check_sweep
+
+        check_sweep({"records": [record]}, "a sweep record")
+        recs = self._sweep["records"]
+        for i, r in enumerate(recs):
+            if r["key"] == record["key"]:
+                recs[i] = record
+                break
+        else:
+            recs.append(record)
+        self._set_dirty(True)
+        self.sweepRecordAdded.emit(record)
+
     def add_rollout_chunk(self, which: str, traj) -> None:
         buf = self.project.rollout
         if buf is None:
@@ -497,6 +545,7 @@ class Document(QObject):
         self.groundTruthChanged.emit()
         self.referenceChanged.emit(self._reference)
         self.adaptCurveChanged.emit(self._curve)
+        self.sweepChanged.emit(self._sweep)
         self.currentModelChanged.emit(project.current_model)
         self.replaced.emit()
         self.dirtyChanged.emit(self._dirty)
@@ -545,6 +594,14 @@ class Document(QObject):
                 self._curve = check_adapt_curve(ui["adapt_curve"], "the project's adapt-vs-scratch comparison")
             except HGNError:
                 ui.pop("adapt_curve")           # damaged: the user can compare again
+        self._sweep = None
+        if "sweep" in ui:
+            from .sweeps import check_sweep
+
+            try:
+                self._sweep = ui["sweep"] = check_sweep(ui["sweep"], "the project's sweep")
+            except HGNError:
+                ui.pop("sweep")                 # damaged: the sweep's JSON file still holds its points
         self.project = project
         self._counter = max([_number(m.name) for m in project.models] + [0])
 

@@ -47,7 +47,8 @@ STAGE_NAMES = {"simulate": "simulating ground truth", "sample": "sampling random
                "assemble": "assembling normal equations", "solve": "solving", "epochs": "training epochs",
                "evaluate": "measuring test error", "rollout": "rolling out", "datagen": "generating data",
                "import": "reading imported data", "reference": "computing the DOP853 reference",
-               "adapt": "adapting the output layer", "compare": "adapt vs fit from scratch"}
+               "adapt": "adapting the output layer", "compare": "adapt vs fit from scratch",
+               "sweep": "sweep", "engine": "starting the Dask engine"}
 #: stages that make the training data; when one completes the fit starts
 DATA_STAGES = ("simulate", "datagen", "import")
 
@@ -215,6 +216,8 @@ class Jobs(QObject):
     comparingChanged = Signal(bool)
     #: a basis file was written (its path)
     basisSaved = Signal(str)
+    #: a sweep started (True) or ended (False)
+    sweepingChanged = Signal(bool)
 
     def __init__(self, document, undo, parent: QObject | None = None):
         super().__init__(parent)
@@ -228,6 +231,9 @@ class Jobs(QObject):
         #: adapt vs fit from scratch over k (compare_adapt), and basis files (save_basis)
         self.comparer = JobRunner(self)
         self.basis_saver = JobRunner(self)
+        #: sweeps (core.cluster.sweep, issue 15): run_sweep
+        self.sweeper = JobRunner(self)
+        self._sweep_info: dict = {}                    # what the running sweep was started with
         #: perf_counter stamps of the last Train: train_pressed, trained, first_frame
         self.timing: dict[str, float] = {}
         self._train_sim: dict = {}
@@ -273,6 +279,13 @@ class Jobs(QObject):
         self.basis_saver.finished.connect(self._on_basis_saved)
         self.basis_saver.cancelled.connect(lambda: self.cancelled.emit("Saving the basis"))
         self.basis_saver.done.connect(self._update_running)
+        self.sweeper.progress.connect(self._on_sweep_progress)
+        self.sweeper.failed.connect(self.failed)
+        self.sweeper.started.connect(self._update_running)
+        self.sweeper.partial.connect(self._on_sweep_point)
+        self.sweeper.finished.connect(self._on_swept)
+        self.sweeper.cancelled.connect(lambda: self.cancelled.emit("Sweep"))
+        self.sweeper.done.connect(self._on_sweep_done)
         document.systemChanged.connect(self._drop_compare)
 
     # ------------------------------------------------------------------
@@ -283,7 +296,7 @@ class Jobs(QObject):
 
     def runners(self) -> tuple:
         """Every runner of this window's jobs."""
-        return (self.trainer, self.roller, self.checker, self.comparer, self.basis_saver)
+        return (self.trainer, self.roller, self.checker, self.comparer, self.basis_saver, self.sweeper)
 
     def is_training(self) -> bool:
         return self.trainer.is_running()
@@ -392,7 +405,7 @@ class Jobs(QObject):
         self.timing["trained"] = time.perf_counter()
         doc = self.document
         lineage = (result.info or {}).get("lineage")
-        name = doc.next_name("adapted" if lineage else result.method)
+        name = doc.next_name("adapted" if lineage and not lineage.get("sweep_point") else result.method)
         rec = ModelRecord(name=name, method=result.method, settings=dict(result.settings),
                           system=result.dataset.system, model=result.model, dataset=result.dataset,
                           fit_time=float(result.fit_time), test_mse=float(result.test_mse),
@@ -413,7 +426,11 @@ class Jobs(QObject):
     def _add_trained(self, rec) -> None:
         self._adding = None
         lineage = rec.info.get("lineage")
-        if lineage:
+        if lineage and lineage.get("sweep_point"):
+            self.status.emit(f"{rec.name}: {pipeline.describe_lineage(lineage)}, fit time {rec.fit_time:.3g} s, "
+                             f"test MSE {rec.test_mse:.3g}")
+            self.undo.push(AddModelCommand(self.document, rec, f"Make model {rec.name}"))
+        elif lineage:
             self.status.emit(f"{rec.name}: {pipeline.describe_lineage(lineage)}, test MSE {rec.test_mse:.3g}")
             self.undo.push(AddModelCommand(self.document, rec, f"Adapt {rec.name}"))
             for message in lineage.get("warnings") or ():
@@ -557,6 +574,123 @@ class Jobs(QObject):
     def _on_basis_saved(self, path) -> None:
         self.status.emit(f"saved the basis (hidden layers) to {path}")
         self.basisSaved.emit(str(path))
+
+    # ------------------------------------------------------------------
+    # sweeps (issue 15)
+    # ------------------------------------------------------------------
+    def is_sweeping(self) -> bool:
+        return self.sweeper.is_running()
+
+    def run_sweep(self, points: list, out, engine: str = "process", workers: int = 2, scheduler: str = "") -> bool:
+        """Run the sweep ``points`` (studio.sweeps.grid_points) in a worker (pipeline.sweep_job) on
+        ``engine`` ("process": no Dask; "local": a LocalCluster of ``workers``; "scheduler": the address
+        ``scheduler``), writing ``out`` (JSON + CSV; points already there are skipped). Each finished point
+        joins the document's sweep as it arrives. False, with a message, when it cannot start."""
+        from pathlib import Path
+
+        doc = self.document
+        if self.sweeper.is_running():
+            return self._refuse(HGNError("a sweep is already running; cancel it first"))
+        if not points:
+            return self._refuse(HGNError("the sweep has no points: give at least one value per setting"))
+        if engine not in pipeline.SWEEP_ENGINES:
+            return self._refuse(HGNError(f"sweep engine {engine!r}: choose one of "
+                                         f"{', '.join(pipeline.SWEEP_ENGINES)}"))
+        if engine == "scheduler" and not str(scheduler).strip():
+            return self._refuse(HGNError("give the Dask scheduler's address (tcp://host:8786) or choose "
+                                         "another engine"))
+        out = Path(out).expanduser()
+        if out.suffix.lower() != ".json":
+            return self._refuse(HGNError(f"{out}: the sweep's results file must end in .json (the CSV is "
+                                         "written beside it)"))
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return self._refuse(HGNError(f"{out.parent}: cannot make the sweep's folder ({exc})"))
+        keys = []
+        from core.cluster.sweep import point_key
+
+        keys = [point_key(p) for p in points]
+        name = doc.system.name if doc.system is not None else ""
+        old = doc.sweep
+        keep = [r for r in (old["records"] if old and not old["stale"] and old["path"] == str(out) else [])
+                if r["key"] in set(keys)]
+        doc.set_sweep({"records": keep, "path": str(out), "system": name, "stale": False})
+        self._sweep_info = {"n": len(keys), "engine": engine}
+        # a sweep on a cluster closes it when cancelled: give it time before its process is ended
+        self.sweeper.cancel_grace = 0.1 if engine == "process" else 20.0
+        if not self.sweeper.start("sweep", pipeline.sweep_job, list(points), str(out), engine, int(workers),
+                                  str(scheduler)):
+            return self._refuse(HGNError("a sweep is already running; cancel it first"))
+        where = {"process": "in a worker process", "local": f"on a local Dask cluster of {int(workers)} workers",
+                 "scheduler": f"on the Dask scheduler {scheduler}"}[engine]
+        self.status.emit(f"sweep: {len(keys)} points {where}, results in {out}…")
+        self.progress.emit(STAGE_NAMES["sweep"], 0.0)
+        self.sweepingChanged.emit(True)
+        self._update_running()
+        return True
+
+    def cancel_sweep(self) -> None:
+        """Stop the sweep: finished points stay (in the document and the sweep's JSON)."""
+        self.sweeper.cancel()
+
+    @Slot(str, float)
+    def _on_sweep_progress(self, stage: str, fraction: float) -> None:
+        n = self._sweep_info.get("n", 0)
+        done = len((self.document.sweep or {}).get("records") or [])
+        text = STAGE_NAMES.get(stage, stage) + (f" ({done} of {n} points)" if stage == "sweep" else "")
+        self.progress.emit(text, float(fraction))
+
+    @Slot(object)
+    def _on_sweep_point(self, record) -> None:
+        try:
+            self.document.add_sweep_record(record)
+        except HGNError as exc:
+            self.failed.emit(str(exc), "")
+
+    @Slot(object)
+    def _on_swept(self, result) -> None:
+        doc = self.document
+        sweep = doc.sweep or {}
+        doc.set_sweep({"records": result["records"], "path": result["path"], "system": sweep.get("system", ""),
+                       "stale": sweep.get("stale", False)})
+        self.status.emit(f"sweep done: {result['computed']} points computed ({result['failed']} failed), "
+                         f"{result['skipped']} already in {result['path']}, {result['seconds']:.3g} s")
+
+    @Slot()
+    def _on_sweep_done(self) -> None:
+        self._sweep_info = {}
+        self.sweepingChanged.emit(False)
+        self._update_running()
+
+    def make_sweep_model(self, record: dict) -> bool:
+        """Fit the settings of sweep point ``record`` on the current system's data (the simulation
+        settings) in the trainer's worker (pipeline.sweep_model_job); the model joins the table through an
+        undoable command, with lineage "from sweep point <key>", and is rolled out. False, with a message,
+        when it cannot start."""
+        doc = self.document
+        if self.trainer.is_running():
+            return self._refuse(HGNError("a model is being trained; cancel it first (Esc)"))
+        if doc.system is None:
+            return self._refuse(HGNError("build or draw a system first"))
+        if not isinstance(record, dict) or "settings" not in record:
+            return self._refuse(HGNError("pick a sweep point first (a row of the table or a point of the plot)"))
+        sim = doc.values("simulation")
+        try:
+            pipeline.check_simulation(sim)
+        except HGNError as exc:
+            return self._refuse(SettingError("simulation", str(exc)))
+        self._trainer_what = "Training"
+        self.timing = {"train_pressed": time.perf_counter()}
+        self._train_sim = dict(sim)
+        self._method_label = "RF-HGN"
+        if not self.trainer.start("train", pipeline.sweep_model_job, doc.system, sim, record["settings"],
+                                  record["key"]):
+            return self._refuse(HGNError("a model is already being trained; cancel it first (Esc)"))
+        self.progress.emit(STAGE_NAMES["simulate"] + "…", 0.0)
+        self.status.emit(f"making a model of sweep point {record['key']} on {doc.system.name}…")
+        self._update_running()
+        return True
 
     # ------------------------------------------------------------------
     # roll-outs

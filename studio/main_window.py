@@ -41,6 +41,7 @@ from .settings import load_json, open_settings, save_json
 from .timeline import TimeModel
 from .widgets.adapt_dialog import AdaptDialog
 from .widgets.adapt_plot import AdaptPanel
+from .widgets.sweep_panel import SweepPanel
 from .widgets.drawing_panel import DrawingPanel
 from .widgets.models_panel import ModelsPanel
 from .widgets.plots import balance_plot, energy_balance_curves, energy_parts_plot, energy_plot, error_plot, loss_plot
@@ -150,6 +151,9 @@ class MainWindow(QMainWindow):
         self.adaptPanel = AdaptPanel(doc, self.jobs)
         #: the last choices of the Adapt dialog (k, seed, regularisation)
         self._adapt_last: dict = {}
+        #: sweeps over fit settings and sizes (issue 15): a dock tabbed with the plots
+        self.sweepPanel = SweepPanel(doc, self.jobs)
+        self.sweepPanel.default_folder = self._project_folder
 
         central = QWidget()
         cl = QVBoxLayout(central)
@@ -182,6 +186,9 @@ class MainWindow(QMainWindow):
         self.plotTabs.addTab(self.adaptPanel, "Adapt vs scratch")
         plots.addWidget(self.plotTabs)
         self.plotsDock = self._dock("Plots", "plotsDock", plots, Qt.BottomDockWidgetArea)
+        self.sweepDock = self._dock("Sweep", "sweepDock", self.sweepPanel, Qt.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.plotsDock, self.sweepDock)
+        self.plotsDock.raise_()
         self.modelsDock = self._dock("Models", "modelsDock", _scroll(self.modelsPanel), Qt.RightDockWidgetArea)
 
         self.statusLabel = QLabel("")
@@ -240,6 +247,16 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, d)
         return d
 
+    def _project_folder(self):
+        """The open project's folder (None when it was never saved): a sweep's results go there by default."""
+        path = getattr(getattr(self, "projects", None), "path", None)
+        return None if path is None else path.parent
+
+    def show_sweep(self) -> None:
+        """Bring the Sweep dock to the front."""
+        self.sweepDock.show()
+        self.sweepDock.raise_()
+
     def _fit_to_screen(self) -> None:
         """The first-run size: the default, shrunk to the screen the window
         opens on (its available geometry); docks in proportion. The left dock
@@ -288,6 +305,11 @@ class MainWindow(QMainWindow):
         vm = mb.addMenu("&View")
         for d in (self.leftDock, self.plotsDock, self.modelsDock):
             vm.addAction(d.toggleViewAction())
+        self.sweepAction = QAction("&Sweep…", self, triggered=self.show_sweep)
+        self.sweepAction.setObjectName("sweepAction")
+        self.sweepAction.setToolTip("A grid over fit settings and sizes, run in the background: results table "
+                                    "and Pareto plot")
+        vm.addAction(self.sweepAction)
 
         hm = mb.addMenu("&Help")
         self.quickStartAction = QAction("&Quick start", self, shortcut=QKeySequence.HelpContents,

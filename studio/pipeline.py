@@ -17,6 +17,8 @@ directly.
   the screen within a fraction of a second.
 * :func:`reference_job` -- the ground truth's own error against the DOP853
   reference from its first frame (core.physics.reference.reference_check).
+* :func:`sweep_job` -- a sweep (core.cluster.sweep.run_sweep) in the worker, on no Dask, a LocalCluster
+  or a scheduler; each finished point is emitted; :func:`sweep_model_job` fits a picked point's settings.
 """
 from __future__ import annotations
 
@@ -352,6 +354,10 @@ def describe_lineage(lineage: dict) -> str:
     """The lineage in words: "adapted from rfhgn-1, k = 10, λ = p 1e-14 / q 3.2e-14 (GCV), 9.8 ms"."""
     if not isinstance(lineage, dict):
         return ""
+    if lineage.get("sweep_point"):
+        fit = lineage.get("fit") or {}
+        what = ", ".join(f"{k} {v}" for k, v in fit.items()) if isinstance(fit, dict) else ""
+        return f"from sweep point {lineage['sweep_point']}" + (f" ({what})" if what else "")
     src = f"basis {lineage.get('basis_name') or lineage.get('basis_file')}" if lineage.get("basis_file") \
         else str(lineage.get("from") or "?")
     reg = lineage.get("regularisation") or {}
@@ -489,3 +495,60 @@ def save_basis_job(source, path: str, *, progress=None, cancel=None, emit=None) 
     from core.learning.rfhgn.basis import save_basis
 
     return str(save_basis(_adapt_source(source, None), path))
+
+
+# ---------------------------------------------------------------------------
+# sweeps (issue 15): core.cluster.sweep in a worker
+# ---------------------------------------------------------------------------
+#: the engines a sweep can run on: this job's own worker process (no Dask), a LocalCluster of worker
+#: processes started for the sweep, or an existing Dask scheduler
+SWEEP_ENGINES = ("process", "local", "scheduler")
+
+
+def sweep_job(points: list, out: str, engine: str = "process", workers: int = 2, scheduler: str = "", *,
+              progress=None, cancel=None, emit=None) -> dict:
+    """Run the sweep ``points`` (core.cluster.sweep.grid's) with core.cluster.sweep.run_sweep, writing every
+    finished point to ``out`` (JSON, and its .csv) at once; points already in ``out`` are not recomputed.
+    ``engine``: "process" runs the points one by one in this process (no Dask), "local" on a LocalCluster of
+    ``workers`` processes, "scheduler" on the Dask scheduler at ``scheduler`` (core.cluster.engine.connect;
+    the cluster this job started is closed when it ends, also when cancelled). Each finished point is
+    emitted as its record (a table row); returns {"path", "points", "skipped", "computed", "failed",
+    "seconds", "engine", "records"} (records: this sweep's points in ``out``, in the grid's order)."""
+    from core.cluster.sweep import load_results, run_sweep
+
+    if engine not in SWEEP_ENGINES:
+        raise HGNError(f"sweep engine {engine!r}: choose one of {', '.join(SWEEP_ENGINES)}")
+    client = None
+    if engine != "process":
+        from core.cluster.engine import connect
+
+        report(progress, "engine", -1.0)
+        client = connect(workers=int(workers)) if engine == "local" else connect(scheduler=str(scheduler))
+    try:
+        check_cancel(cancel)
+        run = run_sweep(points, out, client, progress=progress, cancel=cancel, on_result=emit)
+    finally:
+        if client is not None:
+            from core.cluster.engine import close
+
+            close(client)
+    by_key = {r["key"]: r for r in load_results(run.path)}
+    return {"path": str(run.path), "points": run.points, "skipped": run.skipped, "computed": run.computed,
+            "failed": run.failed, "seconds": run.seconds, "engine": engine,
+            "records": [by_key[k] for k in run.keys if k in by_key]}
+
+
+def sweep_model_job(system: System, sim: dict, point: dict, key: str, *, progress=None, cancel=None,
+                    emit=None) -> TrainResult:
+    """Make a model of sweep point ``point`` (key ``key``): its fit settings (core.cluster.sweep.config_of)
+    fitted by the Train job (train_job, RF-HGN) on the current system's data, made with the simulation
+    settings ``sim``. ``info["lineage"]`` says which point it comes from."""
+    from core.cluster.sweep import config_of
+
+    from .methods import method_by_key
+
+    settings = config_of(point).to_dict()
+    result = train_job(system, sim, method_by_key("rfhgn"), settings, progress=progress, cancel=cancel)
+    result.info["lineage"] = {"sweep_point": str(key), "from": "", "fit": dict(point.get("fit") or {}),
+                              "point_system": dict(point.get("system") or {}), "system": system.name}
+    return result

@@ -456,6 +456,9 @@ class JobRunner(QObject):
         self._inbox: deque = deque()
         self._cancel_at: float | None = None
         self._pending_cancel: int | None = None
+        #: seconds a cancelled job of this runner has to stop by itself (a sweep on a Dask cluster needs a
+        #: few to close the cluster it started)
+        self.cancel_grace = CANCEL_GRACE
         #: moments of the last finished job (perf_counter, the machine's monotonic clock):
         #: returned and encoded (in the worker), read (its last byte here), delivered (finished emitted)
         self.last_times: dict = {}
@@ -529,7 +532,8 @@ class JobRunner(QObject):
         after :data:`CANCEL_GRACE` seconds (``cancelled`` is emitted either way)."""
         if self._job is None or self._cancel_at is not None or self._proc is None:
             return
-        self._cancel_at = time.perf_counter() + CANCEL_GRACE
+        grace = float(self.cancel_grace)
+        self._cancel_at = time.perf_counter() + grace
         proc = self._proc
         if proc.lock.acquire(blocking=False):
             try:
@@ -540,7 +544,7 @@ class JobRunner(QObject):
                 proc.lock.release()
         else:                                # the job itself is still being sent: its sender follows up
             self._pending_cancel = self._job
-        self._cancel_timer.start(int(CANCEL_GRACE * 1000))
+        self._cancel_timer.start(int(grace * 1000))
 
     def _send_pending_cancel(self, proc: WorkerProcess, job: int) -> None:
         """(sender thread, under the send lock) a cancel that came while the job was sent."""

@@ -121,3 +121,54 @@ def baseline_in_worker_script(body: str, method: str = "baseline", settings: dic
     prelude = (_BASELINE_PRELUDE.replace("ROOT", repr(str(ROOT)), 1).replace("METHOD", repr(method))
                .replace("SETTINGS", repr(settings)))
     return prelude + textwrap.dedent(body)
+
+
+#: the start of a script run in a fresh process (``python -c``) as ``python main.py`` starts the window's
+#: process: the window, its first system, a warm worker and tiny training settings; ends with ``app``,
+#: ``w``, ``d`` (the document), ``workers`` and ``run_until(cond, timeout)``
+_WINDOW_PRELUDE = """\
+import sys, time
+sys.path.insert(0, ROOT)
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from studio.app import prepare_gui_process
+prepare_gui_process()
+from studio.gl import ensure_backend
+ensure_backend()
+from studio.main_window import MainWindow
+from studio import workers
+w = MainWindow(restore=False)
+w.projects.choose = lambda *_a: "discard"
+w.show()
+def run_until(cond, timeout):
+    end = time.perf_counter() + timeout
+    while not cond():
+        if time.perf_counter() > end:
+            raise SystemExit("timed out")
+        app.processEvents()
+        time.sleep(0.002)
+run_until(lambda: w.document.system is not None, 60)
+assert workers.warm_up(wait=120.0)
+d = w.document
+for k, v in dict(steps=40, n_trajectories=3, save_every=4, rollout_steps=100, rollout_save_every=5).items():
+    d.set("simulation", k, v)
+app.processEvents()
+"""
+
+
+def run_window_script(body: str, tmp_path, timeout: float = 300, **names) -> list[str]:
+    """Run :data:`_WINDOW_PRELUDE` + ``body`` (dedented; each ``NAME`` of ``names`` replaced by the repr of
+    its value) in a fresh process with its own settings file; asserts it exits 0 and returns its stdout's
+    lines."""
+    import os
+    import subprocess
+    import sys
+
+    script = _WINDOW_PRELUDE.replace("ROOT", repr(str(ROOT)), 1) + textwrap.dedent(body)
+    for name, value in names.items():
+        script = script.replace(name, repr(value))
+    env = dict(os.environ, HGN_STUDIO_SETTINGS=str(tmp_path / "s.ini"))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout,
+                         cwd=str(ROOT), env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout.splitlines()

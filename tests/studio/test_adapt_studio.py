@@ -282,32 +282,6 @@ def test_a_damaged_stored_comparison_is_dropped_on_open():
 #: through the window; prints the modules the window's process imported after start-up and whether torch
 #: is among all of them (adapt, the comparison and the basis run in workers)
 _ADAPT_IN_WINDOW = """\
-import sys, time
-sys.path.insert(0, ROOT)
-from PySide6.QtWidgets import QApplication
-app = QApplication([])
-from studio.app import prepare_gui_process
-prepare_gui_process()
-from studio.gl import ensure_backend
-ensure_backend()
-from studio.main_window import MainWindow
-from studio import workers
-w = MainWindow(restore=False)
-w.projects.choose = lambda *_a: "discard"
-w.show()
-def run_until(cond, timeout):
-    end = time.perf_counter() + timeout
-    while not cond():
-        if time.perf_counter() > end:
-            raise SystemExit("timed out")
-        app.processEvents()
-        time.sleep(0.002)
-run_until(lambda: w.document.system is not None, 60)
-assert workers.warm_up(wait=120.0)
-d = w.document
-for k, v in dict(steps=40, n_trajectories=3, save_every=4, rollout_steps=100, rollout_save_every=5).items():
-    d.set("simulation", k, v)
-app.processEvents()
 before = set(sys.modules)
 w.train()
 run_until(lambda: len(d.models) == 1 and d.rollout is not None and d.rollout.finished
@@ -334,19 +308,11 @@ w.close()
 def test_adapt_compare_and_save_basis_import_nothing_in_the_window_process(tmp_path):
     """The window's process never imports torch (models stay packed) and imports nothing after start-up
     (each import in the GUI thread is a stall): adapt, the comparison and the basis run in workers."""
-    import os
-    import subprocess
-    import sys
-
-    from studio_helpers import ROOT
+    from studio_helpers import run_window_script
 
     basis = tmp_path / "b.npz"
-    env = dict(os.environ, HGN_STUDIO_SETTINGS=str(tmp_path / "s.ini"))
-    script = _ADAPT_IN_WINDOW.replace("ROOT", repr(str(ROOT)), 1).replace("BASIS", repr(str(basis)))
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
-                         cwd=str(ROOT), env=env)
-    assert out.returncode == 0, out.stdout + out.stderr
-    lines = out.stdout.splitlines()
-    assert "LINEAGE rfhgn-1 " in "\n".join(lines) and "TORCH False" in lines, out.stdout
-    assert [x for x in lines if x.startswith("NEW ")] == ["NEW []"], out.stdout
+    lines = run_window_script(_ADAPT_IN_WINDOW, tmp_path, timeout=600, BASIS=str(basis))
+    text = "\n".join(lines)
+    assert "LINEAGE rfhgn-1 " in text and "TORCH False" in lines, text
+    assert [x for x in lines if x.startswith("NEW ")] == ["NEW []"], text
     assert basis.exists()

@@ -1,0 +1,507 @@
+"""The Sweep panel (issue 15): a grid over fit settings and system sizes from
+the current system and settings, run in the background, its results filling
+a table and a Pareto plot as points finish; a picked point becomes a model.
+
+The grid fields are prefilled from the current settings (studio.sweeps.form_texts:
+each field its current value; "From current settings" fills them again); every
+combination is a point of core.cluster.sweep (each simulates its own data on a
+system core can build from the generator kind and n, fits, measures the test
+error, a roll-out against ground truth and its energy drift). The engine: this
+job's worker process (no Dask, the default), a LocalCluster of N worker
+processes, or a Dask scheduler's address (docs/cluster.md). Results go to the
+sweep's JSON (and CSV) at the path shown -- running the same grid again skips
+finished points -- and into the document (saved with the project; marked stale
+when the system changes). The Pareto plot: fit time against test error, both
+logarithmic, coloured by a chosen setting (legend), the front drawn.
+Selecting a point (row or marker) and "Make model" fits its settings on the
+current system's data (Jobs.make_sweep_model: an undoable model with lineage
+"from sweep point <key>").
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.errors import HGNError
+
+from .. import sweeps
+from ..scene import palette
+from .plots import pen
+
+#: the engines offered: (pipeline.SWEEP_ENGINES key, label)
+ENGINES = (("process", "This computer, one worker (no Dask)"), ("local", "Local Dask cluster"),
+           ("scheduler", "Dask scheduler (address)"))
+#: result columns of the table: (record result key, header, format)
+RESULTS = (("fit_s", "fit s", "{:.3g}"), ("test_mse", "test MSE", "{:.3g}"),
+           ("rollout_final_mse", "roll-out MSE", "{:.3g}"), ("rollout_max_drift", "drift", "{:.3g}"))
+#: colours of the setting values (a few distinct ones; more values: viridis)
+COLOURS = ("#4d9efa", "#fa8c33", "#78c878", "#e05a7a", "#b478f0", "#f0d35a", "#5ad2d2", "#c8a078")
+RUN_TEXT = "Run sweep"
+CANCEL_TEXT = "Cancel sweep"
+
+
+def _fmt(v, form="{:.3g}") -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return form.format(v)
+    return str(v)
+
+
+class SweepPanel(QWidget):
+    """Grid fields, engine, Run/Cancel, the results table and the Pareto plot (module notes)."""
+
+    #: the picked point changed (its key, "" for none)
+    pointPicked = Signal(str)
+
+    def __init__(self, document, jobs, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("sweepPanel")
+        self.document = document
+        self.jobs = jobs
+        #: the folder a new sweep's JSON goes to by default (set by the window: the project's folder)
+        self.default_folder = lambda: None
+        self._records: list[dict] = []
+        self._picked = ""
+        self._colour_axis = "node_width"
+
+        # -- the grid -----------------------------------------------------------
+        form = QFormLayout()
+        form.setContentsMargins(0, 0, 0, 0)
+        self.fields: dict[str, QLineEdit] = {}
+        for name, label, kind in sweeps.AXES:
+            e = QLineEdit()
+            e.setObjectName(f"sweep_{name}")
+            e.setToolTip({int: "whole numbers separated by commas" + (", or a range 0-3" if name == "seed" else ""),
+                          float: "numbers separated by commas, e.g. 1e-12, 1e-8",
+                          str: "swim, elm (separated by commas)"}[kind])
+            e.editingFinished.connect(self._update_count)
+            self.fields[name] = e
+            form.addRow(label, e)
+        self.fillButton = QPushButton("From current settings")
+        self.fillButton.setObjectName("sweepFillButton")
+        self.fillButton.setToolTip("Fill the grid with the current system's n and the Train tab's RF-HGN settings")
+        self.fillButton.clicked.connect(self.fill_from_document)
+        self.engineCombo = QComboBox()
+        self.engineCombo.setObjectName("sweepEngine")
+        for key, label in ENGINES:
+            self.engineCombo.addItem(label, key)
+        self.workersSpin = QSpinBox()
+        self.workersSpin.setObjectName("sweepWorkers")
+        self.workersSpin.setRange(1, 256)
+        self.workersSpin.setValue(2)
+        self.workersSpin.setToolTip("worker processes of the local Dask cluster (one thread each)")
+        self.schedulerEdit = QLineEdit()
+        self.schedulerEdit.setObjectName("sweepScheduler")
+        self.schedulerEdit.setPlaceholderText("tcp://host:8786")
+        self.engineCombo.currentIndexChanged.connect(self._update_engine)
+        form.addRow("Engine", self.engineCombo)
+        form.addRow("Workers", self.workersSpin)
+        form.addRow("Scheduler", self.schedulerEdit)
+        self.outEdit = QLineEdit()
+        self.outEdit.setObjectName("sweepOut")
+        self.outEdit.setToolTip("the sweep's results (JSON; the CSV is written beside it). Running a grid again "
+                                "with the same file skips the points it holds.")
+        browse = QToolButton()
+        browse.setText("…")
+        browse.clicked.connect(self._browse)
+        out_row = QHBoxLayout()
+        out_row.addWidget(self.outEdit, 1)
+        out_row.addWidget(browse)
+        form.addRow("Results file", out_row)
+        self.runButton = QPushButton(RUN_TEXT)
+        self.runButton.setObjectName("sweepRunButton")
+        self.runButton.clicked.connect(self._on_run_button)
+        self.countLabel = QLabel("")
+        self.countLabel.setObjectName("sweepCount")
+        self.countLabel.setWordWrap(True)
+        self.notesLabel = QLabel("")
+        self.notesLabel.setObjectName("sweepNotes")
+        self.notesLabel.setWordWrap(True)
+        self.notesLabel.setStyleSheet(f"color: {palette.hex_of(palette.MUTED)};")
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(4, 2, 4, 2)
+        ll.addLayout(form)
+        row = QHBoxLayout()
+        row.addWidget(self.fillButton)
+        row.addWidget(self.runButton)
+        ll.addLayout(row)
+        ll.addWidget(self.countLabel)
+        ll.addWidget(self.notesLabel)
+        ll.addStretch(1)
+        left.setMinimumWidth(280)
+
+        # -- the table --------------------------------------------------------------
+        self.table = QTableWidget(0, 0)
+        self.table.setObjectName("sweepTable")
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.itemSelectionChanged.connect(self._on_table_selection)
+        self.makeButton = QPushButton("Make model")
+        self.makeButton.setObjectName("sweepMakeButton")
+        self.makeButton.setToolTip("Fit the picked point's settings on the current system's data (Train tab's "
+                                   "data settings) and add the model to the table")
+        self.makeButton.setEnabled(False)
+        self.makeButton.clicked.connect(self.make_model)
+        self.statusLabel = QLabel("")
+        self.statusLabel.setObjectName("sweepStatus")
+        self.statusLabel.setStyleSheet(f"color: {palette.hex_of(palette.MUTED)};")
+        mid = QWidget()
+        ml = QVBoxLayout(mid)
+        ml.setContentsMargins(0, 0, 0, 0)
+        ml.addWidget(self.table, 1)
+        brow = QHBoxLayout()
+        brow.addWidget(self.makeButton)
+        brow.addWidget(self.statusLabel, 1)
+        ml.addLayout(brow)
+
+        # -- the Pareto plot ----------------------------------------------------------
+        self.plot = pg.PlotWidget(background=palette.hex_of(palette.BACKGROUND))
+        self.plot.setObjectName("sweepPlot")
+        pi = self.plot.getPlotItem()
+        pi.setLogMode(x=True, y=True)
+        pi.setLabel("bottom", "fit time (s)")
+        pi.setLabel("left", "test MSE")
+        pi.setTitle("Fit time against test error")
+        pi.showGrid(x=True, y=True, alpha=0.2)
+        self.legend = pi.addLegend(offset=(-8, 8), labelTextColor=palette.hex_of(palette.TEXT))
+        self.frontItem = pg.PlotDataItem(pen=pen(palette.MUTED, 1.5, dashed=True))
+        pi.addItem(self.frontItem)
+        self.pickItem = pg.PlotDataItem(pen=None, symbol="o", symbolSize=16, symbolBrush=None,
+                                        symbolPen=pg.mkPen(palette.hex_of(palette.SELECTION), width=2))
+        pi.addItem(self.pickItem)
+        self._scatter: list[pg.PlotDataItem] = []
+        self.colourCombo = QComboBox()
+        self.colourCombo.setObjectName("sweepColourBy")
+        for name, label, _kind in sweeps.AXES:
+            self.colourCombo.addItem(label.rstrip("s").replace("Regularisation", "regularisation"), name)
+        self.colourCombo.currentIndexChanged.connect(self._on_colour)
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        crow = QHBoxLayout()
+        crow.addWidget(QLabel("Colour by"))
+        crow.addWidget(self.colourCombo, 1)
+        rl.addLayout(crow)
+        rl.addWidget(self.plot, 1)
+
+        split = QSplitter(Qt.Horizontal)
+        split.setObjectName("sweepSplitter")
+        split.addWidget(left)
+        split.addWidget(mid)
+        split.addWidget(right)
+        split.setStretchFactor(1, 3)
+        split.setStretchFactor(2, 2)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(split)
+
+        document.sweepChanged.connect(self.show_sweep)
+        document.sweepRecordAdded.connect(self._on_record)
+        document.systemChanged.connect(lambda *_a: self._update_count())
+        jobs.sweepingChanged.connect(self._on_sweeping)
+        jobs.runningChanged.connect(lambda *_a: self._update_make())
+        self._update_engine()
+        self.fill_from_document()
+        self.show_sweep(document.sweep)
+
+    # ------------------------------------------------------------------
+    # the grid
+    # ------------------------------------------------------------------
+    @Slot()
+    def fill_from_document(self) -> None:
+        """Each grid field its current value (the current n, the Train tab's RF-HGN settings)."""
+        try:
+            texts = sweeps.form_texts(self.document)
+        except HGNError:
+            return
+        for name, text in texts.items():
+            self.fields[name].setText(text)
+        if not self.outEdit.text():
+            self.outEdit.setText(str(self.default_path()))
+        self._update_count()
+
+    def default_path(self) -> Path:
+        folder = self.default_folder()
+        if folder is None:
+            folder = Path.home() / "hgn-sweeps"
+        return Path(folder) / "sweep.json"
+
+    def texts(self) -> dict[str, str]:
+        return {name: e.text() for name, e in self.fields.items()}
+
+    def set_texts(self, **texts) -> None:
+        """Type into the grid fields (tests, scripts): {axis: text}."""
+        for name, text in texts.items():
+            self.fields[name].setText(str(text))
+        self._update_count()
+
+    def points(self) -> list[dict]:
+        """The grid's points (core.cluster.sweep.grid on the current system and settings); HGNError names a
+        bad field."""
+        base, _notes = sweeps.base_point(self.document)
+        return sweeps.grid_points(self.texts(), base)
+
+    @Slot()
+    def _update_count(self) -> None:
+        try:
+            n = len(self.points())
+            _base, notes = sweeps.base_point(self.document)
+            self.countLabel.setText(f"{n} point{'s' if n != 1 else ''}")
+            self.countLabel.setStyleSheet("")
+        except HGNError as exc:
+            notes = []
+            self.countLabel.setText(str(exc))
+            self.countLabel.setStyleSheet(f"color: {palette.hex_of(palette.ERROR)};")
+        self.notesLabel.setText("\n".join(notes))
+
+    @Slot()
+    def _update_engine(self) -> None:
+        key = self.engineCombo.currentData()
+        self.workersSpin.setEnabled(key == "local")
+        self.schedulerEdit.setEnabled(key == "scheduler")
+
+    def set_engine(self, key: str, workers: int | None = None, scheduler: str | None = None) -> None:
+        self.engineCombo.setCurrentIndex(self.engineCombo.findData(key))
+        if workers is not None:
+            self.workersSpin.setValue(int(workers))
+        if scheduler is not None:
+            self.schedulerEdit.setText(scheduler)
+
+    @Slot()
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Sweep results", self.outEdit.text() or str(self.default_path()),
+                                              "Sweep results (*.json)", options=QFileDialog.DontConfirmOverwrite)
+        if path:
+            self.outEdit.setText(path if path.lower().endswith(".json") else path + ".json")
+
+    # ------------------------------------------------------------------
+    # running
+    # ------------------------------------------------------------------
+    @Slot()
+    def _on_run_button(self) -> None:
+        if self.jobs.is_sweeping():
+            self.jobs.cancel_sweep()
+        else:
+            self.run()
+
+    def run(self) -> bool:
+        """Start the sweep of the grid (False, with a message, when it cannot)."""
+        try:
+            pts = self.points()
+        except HGNError as exc:
+            self.jobs.failed.emit(str(exc), "")
+            return False
+        out = self.outEdit.text().strip() or str(self.default_path())
+        self.outEdit.setText(out)
+        return self.jobs.run_sweep(pts, out, self.engineCombo.currentData(), self.workersSpin.value(),
+                                   self.schedulerEdit.text().strip())
+
+    @Slot(bool)
+    def _on_sweeping(self, running: bool) -> None:
+        self.runButton.setText(CANCEL_TEXT if running else RUN_TEXT)
+        self._update_make()
+
+    # ------------------------------------------------------------------
+    # results
+    # ------------------------------------------------------------------
+    def _varying(self) -> list[str]:
+        """The grid axes whose values differ between the records (all, when fewer than two records)."""
+        names = [n for n, _l, _k in sweeps.AXES]
+        if len(self._records) < 2:
+            return names
+        return [n for n in names if len({repr(sweeps.setting_of(r, n)) for r in self._records}) > 1] or names
+
+    @Slot(object)
+    def show_sweep(self, sweep) -> None:
+        """Show a stored sweep (the document's; None: empty)."""
+        self._records = list((sweep or {}).get("records") or [])
+        if self._picked and self._picked not in {r["key"] for r in self._records}:
+            self._picked = ""
+        self._refresh()
+        if sweep and sweep.get("path") and not self.jobs.is_sweeping():
+            self.outEdit.setText(sweep["path"])
+        stale = bool((sweep or {}).get("stale"))
+        self.statusLabel.setText(f"results of {sweep.get('system')} (another system: stale)" if stale else
+                                 (f"{len(self._records)} points in {Path(sweep['path']).name}"
+                                  if sweep and sweep.get("path") else ""))
+
+    @Slot(object)
+    def _on_record(self, record) -> None:
+        self._records = list((self.document.sweep or {}).get("records") or [])
+        self._refresh()
+        self.statusLabel.setText(f"{len(self._records)} points finished")
+
+    def _refresh(self) -> None:
+        self._fill_table()
+        self._draw()
+        self._update_make()
+
+    def _fill_table(self) -> None:
+        axes = self._varying()
+        heads = ["key"] + [sweeps.SHORT[a] for a in axes] + [h for _k, h, _f in RESULTS] + ["status"]
+        t = self.table
+        t.blockSignals(True)
+        t.clear()
+        t.setColumnCount(len(heads))
+        t.setHorizontalHeaderLabels(heads)
+        t.setRowCount(len(self._records))
+        for i, r in enumerate(self._records):
+            res = r.get("result") or {}
+            vals = [r["key"]] + [_fmt(sweeps.setting_of(r, a)) for a in axes] + \
+                [_fmt(res.get(k), f) for k, _h, f in RESULTS]
+            status = r["status"] if r["status"] != "ok" else ("diverged" if res.get("diverged") else "ok")
+            vals.append(status)
+            for j, v in enumerate(vals):
+                item = QTableWidgetItem(v)
+                if j:
+                    item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                if r["status"] == "error":
+                    item.setToolTip(str(r.get("error", "")))
+                t.setItem(i, j, item)
+            if r["key"] == self._picked:
+                t.selectRow(i)
+        t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        t.blockSignals(False)
+
+    def _xy(self):
+        x = np.array([(r.get("result") or {}).get("fit_s") or np.nan for r in self._records], dtype=float)
+        y = np.array([(r.get("result") or {}).get("test_mse") or np.nan for r in self._records], dtype=float)
+        ok = (x > 0) & (y > 0)
+        return np.where(ok, x, np.nan), np.where(ok, y, np.nan)
+
+    def _draw(self) -> None:
+        pi = self.plot.getPlotItem()
+        for item in self._scatter:
+            pi.removeItem(item)
+        self._scatter = []
+        self.legend.clear()
+        x, y = self._xy()
+        axis = self._colour_axis
+        values = [sweeps.setting_of(r, axis) for r in self._records]
+        distinct = []
+        for v in values:
+            if v not in distinct:
+                distinct.append(v)
+        try:
+            distinct.sort()
+        except TypeError:
+            pass
+        if len(distinct) <= len(COLOURS):
+            colours = [COLOURS[i] for i in range(len(distinct))]
+        else:
+            cmap = pg.colormap.get(palette.COLORMAP)
+            colours = [cmap.map(f, mode="qcolor") for f in np.linspace(0, 1, len(distinct))]
+        for v, c in zip(distinct, colours):
+            idx = [i for i, w in enumerate(values) if w == v and np.isfinite(x[i])]
+            if not idx:
+                continue
+            item = pg.PlotDataItem(x[idx], y[idx], pen=None, symbol="o", symbolSize=9, symbolBrush=pg.mkBrush(c),
+                                   symbolPen=pg.mkPen("#10141c"), data=[self._records[i]["key"] for i in idx],
+                                   name=f"{sweeps.SHORT[axis]} {_fmt(v)}")
+            item.sigPointsClicked.connect(self._on_points_clicked)
+            pi.addItem(item)
+            self._scatter.append(item)
+        front = sweeps.pareto_front(x, y)
+        self.frontItem.setData(x[front], y[front]) if front else self.frontItem.setData([], [])
+        self._draw_pick()
+
+    def _draw_pick(self) -> None:
+        x, y = self._xy()
+        i = next((k for k, r in enumerate(self._records) if r["key"] == self._picked), None)
+        if i is None or not np.isfinite(x[i]):
+            self.pickItem.setData([], [])
+        else:
+            self.pickItem.setData([x[i]], [y[i]])
+
+    @Slot()
+    def _on_colour(self) -> None:
+        self._colour_axis = self.colourCombo.currentData()
+        self._draw()
+
+    def set_colour_by(self, axis: str) -> None:
+        self.colourCombo.setCurrentIndex(self.colourCombo.findData(axis))
+
+    def front_keys(self) -> list[str]:
+        """Keys of the Pareto front's points (fit time against test error), by increasing fit time."""
+        x, y = self._xy()
+        return [self._records[i]["key"] for i in sweeps.pareto_front(x, y)]
+
+    def scatter_points(self) -> dict:
+        """What the plot shows: {legend name: [(fit time, test MSE, key), ...]} (tests)."""
+        out = {}
+        for item in self._scatter:
+            xs, ys = item.getData()          # log10 of both (log axes)
+            out[item.name()] = [(float(10.0 ** a), float(10.0 ** b), k)
+                                for a, b, k in zip(xs, ys, item.opts["data"])]
+        return out
+
+    # ------------------------------------------------------------------
+    # picking a point
+    # ------------------------------------------------------------------
+    def _on_points_clicked(self, _item, points, *_ev) -> None:
+        if len(points):
+            self.pick(str(points[0].data()))
+
+    @Slot()
+    def _on_table_selection(self) -> None:
+        rows = {i.row() for i in self.table.selectedItems()}
+        if rows:
+            row = min(rows)
+            if 0 <= row < len(self._records):
+                self.pick(self._records[row]["key"])
+
+    def pick(self, key: str) -> None:
+        """Pick the point ``key`` (table row and plot marker follow)."""
+        if key == self._picked:
+            return
+        self._picked = key
+        for i, r in enumerate(self._records):
+            if r["key"] == key:
+                self.table.blockSignals(True)
+                self.table.selectRow(i)
+                self.table.blockSignals(False)
+        self._draw_pick()
+        self._update_make()
+        self.pointPicked.emit(key)
+
+    def picked(self) -> dict | None:
+        return next((r for r in self._records if r["key"] == self._picked), None)
+
+    def _update_make(self) -> None:
+        rec = self.picked()
+        self.makeButton.setEnabled(rec is not None and rec["status"] == "ok" and not self.jobs.is_training())
+
+    @Slot()
+    def make_model(self) -> bool:
+        """Fit the picked point's settings on the current data (Jobs.make_sweep_model)."""
+        rec = self.picked()
+        if rec is None:
+            self.jobs.failed.emit("pick a sweep point first (a row of the table or a point of the plot)", "")
+            return False
+        return self.jobs.make_sweep_model(rec)
+

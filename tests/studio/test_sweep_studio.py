@@ -1,0 +1,222 @@
+"""The Sweep panel (issue 15): the grid from the current system and settings, a sweep run in a worker
+(core.cluster.sweep.run_sweep) filling the results table and the Pareto plot as points finish, cancel
+keeping finished points, "Make model" fitting a picked point's settings on the current data, the results
+saved with the project, and nothing heavy (torch, dask, distributed) imported in the window's process."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from studio_helpers import build_tiny_lattice, set_tiny_training
+
+from studio import pipeline
+
+
+def _tiny_sweep_window(qtbot, w, tmp_path, n=3):
+    build_tiny_lattice(qtbot, w, n, n)
+    set_tiny_training(w)
+    panel = w.sweepPanel
+    panel.fill_from_document()
+    panel.outEdit.setText(str(tmp_path / "sweep.json"))
+    return panel
+
+
+def _run_and_wait(qtbot, w, timeout=120000):
+    panel = w.sweepPanel
+    qtbot.mouseClick(panel.runButton, Qt.LeftButton)
+    assert w.jobs.is_sweeping() and panel.runButton.text() == "Cancel sweep"
+    qtbot.waitUntil(lambda: not w.jobs.is_running(), timeout=timeout)
+
+
+def test_the_grid_comes_from_the_current_system_and_settings(qtbot, window, tmp_path):
+    from core.cluster.sweep import point_key
+
+    w, d = window, window.document
+    panel = _tiny_sweep_window(qtbot, w, tmp_path)
+    fit = d.values("model/rfhgn")
+    texts = panel.texts()
+    assert texts["node_width"] == str(fit["node_width"]) == "8" and texts["message_width"] == "16"
+    assert texts["sampler"] == fit["sampler"] and texts["n"] == "3" and float(texts["regularisation"]) == \
+        fit["regularisation"]
+    assert panel.countLabel.text() == "1 point"
+    panel.set_texts(node_width="8, 16", regularisation="1e-10, 1e-8", seed="0-1")
+    pts = panel.points()
+    assert panel.countLabel.text() == "8 points" and len(pts) == 8 and len({point_key(p) for p in pts}) == 8
+    assert {(p["fit"].get("node_width", 16), p["fit"]["regularisation"], p["fit"].get("seed", 0)) for p in pts} == \
+        {(a, b, c) for a in (8, 16) for b in (1e-10, 1e-8) for c in (0, 1)}
+    sim = d.values("simulation")
+    for p in pts:        # the current system and data settings
+        assert p["system"]["kind"] == "square" and p["system"]["n"] == 3 and p["system"]["potential"] == "harmonic"
+        assert p["data"]["trajectories"] == sim["n_trajectories"] == 3 and p["data"]["steps"] == 40
+        assert p["rollout"]["steps"] == sim["rollout_steps"] and p["fit"]["edge_width"] == 8
+    # a bad field is named; a non-square lattice says what the sweep does not carry over
+    panel.set_texts(node_width="8, x")
+    assert "Node widths" in panel.countLabel.text() and "'x'" in panel.countLabel.text()
+    build_tiny_lattice(qtbot, w, 3, 4)
+    panel.fill_from_document()
+    assert "m = 4 is not used" in panel.notesLabel.text()
+
+
+def test_a_sweep_fills_the_table_and_the_plot_and_a_point_becomes_a_model(qtbot, window, tmp_path):
+    from core.cluster.sweep import config_of, load_results
+
+    w, d = window, window.document
+    panel = _tiny_sweep_window(qtbot, w, tmp_path)
+    panel.set_texts(node_width="4, 8", seed="0")
+    seen = []
+    d.sweepRecordAdded.connect(lambda r: seen.append(r["key"]))
+    _run_and_wait(qtbot, w)
+    out = tmp_path / "sweep.json"
+    recs = load_results(out)
+    assert len(recs) == 2 and all(r["status"] == "ok" for r in recs)
+    assert seen == [r["key"] for r in recs]                      # rows arrived one by one, as they finished
+    assert d.sweep["records"] == recs and d.sweep["path"] == str(out) and not d.sweep["stale"]
+    assert (tmp_path / "sweep.csv").exists()
+    # the table: one row per point, the varying setting and the results
+    t = panel.table
+    heads = [t.horizontalHeaderItem(j).text() for j in range(t.columnCount())]
+    assert t.rowCount() == 2 and heads[:2] == ["key", "node"] and "test MSE" in heads and "fit s" in heads
+    col = heads.index("test MSE")
+    assert [t.item(i, col).text() for i in range(2)] == [f"{r['result']['test_mse']:.3g}" for r in recs]
+    assert [t.item(i, 1).text() for i in range(2)] == ["4", "8"]
+    # the Pareto plot: fit time against test error, coloured by the node width (legend), the front drawn
+    panel.set_colour_by("node_width")
+    shown = panel.scatter_points()
+    assert set(shown) == {"node 4", "node 8"}
+    for r in recs:
+        (x, y, key), = shown[f"node {r['settings']['fit'].get('node_width', 16)}"]
+        assert key == r["key"] and x == pytest.approx(r["result"]["fit_s"]) and y == pytest.approx(
+            r["result"]["test_mse"])
+    fx = np.array([r["result"]["fit_s"] for r in recs])
+    fy = np.array([r["result"]["test_mse"] for r in recs])
+    dominated = [i for i in range(2) if fx[1 - i] <= fx[i] and fy[1 - i] <= fy[i]]
+    assert len(panel.front_keys()) == 2 - len(dominated)
+    # running the same grid again computes nothing (the JSON holds both points)
+    statuses = []
+    w.jobs.status.connect(statuses.append)
+    _run_and_wait(qtbot, w)
+    assert "0 points computed" in statuses[-1] and "2 already in" in statuses[-1] and load_results(out) == recs
+    # pick the second point (the table) and make it a model: core's fit of its settings on the current data
+    assert not panel.makeButton.isEnabled()
+    t.selectRow(1)
+    assert panel.picked()["key"] == recs[1]["key"] and panel.makeButton.isEnabled()
+    assert panel.pickItem.getData()[0] is not None and len(panel.pickItem.getData()[0]) == 1
+    n = len(d.models)
+    qtbot.mouseClick(panel.makeButton, Qt.LeftButton)
+    qtbot.waitUntil(lambda: len(d.models) > n and not w.jobs.is_running(), timeout=60000)
+    rec = d.models[-1]
+    lin = rec.info["lineage"]
+    assert lin["sweep_point"] == recs[1]["key"] and rec.name.startswith("rfhgn-")
+    assert f"from sweep point {recs[1]['key']}" in w.modelsPanel.table.item(d.models.index(rec), 0).toolTip()
+    cfg = config_of(recs[1]["settings"])
+    assert rec.settings == cfg.to_dict() and rec.settings["node_width"] == 8
+    from studio.methods import method_by_key
+
+    want = pipeline.train_job(d.system, d.values("simulation"), method_by_key("rfhgn"), cfg.to_dict())
+    assert rec.test_mse == pytest.approx(want.test_mse, rel=1e-9)
+    assert w.undo.undoText() == f"Make model {rec.name}"
+    w.undo.undo()
+    assert rec not in d.models
+    w.undo.redo()
+    assert d.models[-1] is rec
+    # saved with the project and back
+    path = tmp_path / "swept.hgnproj"
+    assert w.projects.save_to(path)
+    assert w.projects.open_path(path)
+    assert d.sweep["records"] == json.loads(json.dumps(recs)) and d.sweep["path"] == str(out)
+    assert panel.table.rowCount() == 2 and len(panel.scatter_points()) == 2
+    assert d.models[-1].info["lineage"]["sweep_point"] == recs[1]["key"]
+    # a new system keeps the results, marked stale
+    build_tiny_lattice(qtbot, w, 4, 4)
+    assert d.sweep["stale"] and len(d.sweep["records"]) == 2 and "stale" in panel.statusLabel.text()
+
+
+def test_cancel_keeps_the_finished_points(qtbot, window, tmp_path):
+    from core.cluster.sweep import load_results
+
+    w, d = window, window.document
+    panel = _tiny_sweep_window(qtbot, w, tmp_path)
+    panel.set_texts(node_width="4, 5, 6, 7, 8, 9, 10, 11", seed="0")
+    cancelled = []
+    w.jobs.cancelled.connect(cancelled.append)
+    qtbot.mouseClick(panel.runButton, Qt.LeftButton)
+    qtbot.waitUntil(lambda: d.sweep is not None and len(d.sweep["records"]) >= 1, timeout=120000)
+    qtbot.mouseClick(panel.runButton, Qt.LeftButton)                 # now "Cancel sweep"
+    qtbot.waitUntil(lambda: not w.jobs.is_running(), timeout=30000)
+    assert cancelled == ["Sweep"] and panel.runButton.text() == "Run sweep"
+    kept = load_results(tmp_path / "sweep.json")
+    assert 1 <= len(kept) < 8
+    assert [r["key"] for r in d.sweep["records"]] == [r["key"] for r in kept]
+    assert panel.table.rowCount() == len(kept)
+    # run again: the finished points are skipped, the rest computed
+    _run_and_wait(qtbot, w, timeout=240000)
+    assert len(load_results(tmp_path / "sweep.json")) == 8 and len(d.sweep["records"]) == 8
+    assert [r["key"] for r in load_results(tmp_path / "sweep.json")][:len(kept)] == [r["key"] for r in kept]
+
+
+def test_a_sweep_on_a_local_dask_cluster_of_two_workers(qtbot, window, tmp_path):
+    from core.cluster.sweep import load_results
+
+    w, d = window, window.document
+    panel = _tiny_sweep_window(qtbot, w, tmp_path)
+    panel.set_texts(node_width="4, 8", seed="0")
+    panel.set_engine("local", workers=2)
+    assert panel.workersSpin.isEnabled() and not panel.schedulerEdit.isEnabled()
+    _run_and_wait(qtbot, w, timeout=180000)
+    recs = load_results(tmp_path / "sweep.json")
+    assert len(recs) == 2 and all(r["status"] == "ok" for r in recs)
+    # the points ran in the cluster's worker processes, not in the job's own
+    assert len({r["result"]["worker"] for r in recs}) >= 1
+    assert all(r["result"]["worker"].split(":")[-1] != str(w.jobs.sweeper.pid) for r in recs)
+    by_key = sorted(recs, key=lambda r: r["key"])       # the file in finishing order, the document in the grid's
+    assert sorted(d.sweep["records"], key=lambda r: r["key"]) == by_key and panel.table.rowCount() == 2
+
+
+def test_a_damaged_stored_sweep_is_dropped_on_open():
+    from core.files.project import Project
+    from studio.document import Document
+
+    good = {"records": [{"key": "abc", "settings": {}, "status": "ok", "result": {"fit_s": 0.1, "test_mse": 1e-4}}],
+            "path": "/x/sweep.json", "system": "s"}
+    doc = Document(Project(ui={"sweep": good}))
+    assert doc.sweep["records"][0]["key"] == "abc" and doc.sweep["stale"] is False
+    for bad in ({**good, "records": [{"key": 1}]}, {**good, "records": "x"}, [1]):
+        doc = Document(Project(ui={"sweep": bad}))
+        assert doc.sweep is None and "sweep" not in doc.project.ui
+
+
+#: after the window's start: a 2-point sweep in the window (no Dask) and Make model of its first point;
+#: prints the modules imported after start-up and whether torch, dask or distributed are among all of them
+_SWEEP_IN_WINDOW = """\
+before = set(sys.modules)
+p = w.sweepPanel
+p.fill_from_document()
+p.set_texts(node_width="4, 8", seed="0")
+p.outEdit.setText(OUT)
+assert p.run()
+run_until(lambda: not w.jobs.is_running(), 240)
+assert len(d.sweep["records"]) == 2
+p.table.selectRow(0)
+assert p.make_model()
+run_until(lambda: len(d.models) == 1 and not w.jobs.is_running(), 240)
+from studio.pacing import pacer
+pacer().flush()
+app.processEvents()
+print("LINEAGE", d.models[0].info["lineage"]["sweep_point"] == d.sweep["records"][0]["key"])
+print("NEW", sorted(m for m in set(sys.modules) - before if not m.startswith("_")))
+print("HEAVY", sorted(m for m in ("torch", "dask", "distributed") if m in sys.modules))
+w.close()
+"""
+
+
+def test_a_sweep_and_make_model_import_nothing_heavy_in_the_window_process(tmp_path):
+    """The sweep runs in a worker: the window's process imports neither torch nor dask/distributed, and
+    nothing at all after start-up (core.cluster.sweep is imported at start-up: studio.app.GUI_MODULES)."""
+    from studio_helpers import run_window_script
+
+    lines = run_window_script(_SWEEP_IN_WINDOW, tmp_path, OUT=str(tmp_path / "sweep.json"))
+    text = "\n".join(lines)
+    assert "LINEAGE True" in lines and "HEAVY []" in lines, text
+    assert [x for x in lines if x.startswith("NEW ")] == ["NEW []"], text
