@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Slot
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtCore import Slot
+from PySide6.QtWidgets import QWidget
 
 from ..jobs import describe_curve
 from ..scene import palette
+from .plot_page import PlotPage
 from .plots import TimePlot, pen
 
 #: the curves: (name, pen, symbol)
@@ -50,39 +51,18 @@ def adapt_curve_plot() -> TimePlot:
     return p
 
 
-class AdaptPanel(QWidget):
+class AdaptPanel(PlotPage):
     """The adapt-vs-scratch plot, its button and a one-line summary."""
 
     def __init__(self, document, jobs, parent: QWidget | None = None):
-        super().__init__(parent)
+        super().__init__(adapt_curve_plot(), BUTTON_TEXT, BUTTON_TIP, "compareAdaptButton", "adaptSummary",
+                         document.adaptCurveChanged, jobs.comparingChanged, document.adapt_curve, parent)
         self.setObjectName("adaptPanel")
         self.document = document
         self.jobs = jobs
-        self.plot = adapt_curve_plot()
-        self.compareButton = QPushButton(BUTTON_TEXT)
-        self.compareButton.setObjectName("compareAdaptButton")
-        self.compareButton.setToolTip(BUTTON_TIP)
-        self.compareButton.clicked.connect(self._on_button)
-        self.summary = QLabel("")
-        self.summary.setObjectName("adaptSummary")
-        self.summary.setStyleSheet(f"color: {palette.hex_of(palette.MUTED)};")
-        self.summary.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
-        self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        row = QHBoxLayout()
-        row.setContentsMargins(4, 0, 4, 2)
-        row.addWidget(self.compareButton)
-        row.addWidget(self.summary, 1)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(2)
-        lay.addWidget(self.plot, 1)
-        lay.addLayout(row)
-        document.adaptCurveChanged.connect(self.show_curve)
-        jobs.comparingChanged.connect(self._on_comparing)
-        self.show_curve(document.adapt_curve)
+        self.compareButton = self.button
 
-    @Slot()
-    def _on_button(self) -> None:
+    def on_button(self) -> None:
         if self.jobs.is_comparing():
             self.jobs.cancel_compare()
         else:
@@ -93,7 +73,7 @@ class AdaptPanel(QWidget):
         return self.jobs.compare_adapt()
 
     @Slot(bool)
-    def _on_comparing(self, running: bool) -> None:
+    def on_running(self, running: bool) -> None:
         self.compareButton.setText(CANCEL_TEXT if running else BUTTON_TEXT)
 
     @Slot(object)
@@ -101,9 +81,7 @@ class AdaptPanel(QWidget):
         """Plot a comparison (studio.document.check_adapt_curve's dict; None: the empty state)."""
         if curve is None:
             self.plot.getPlotItem().getAxis("bottom").setTicks(None)
-            self.plot.clear_curves()
-            self.summary.setText("")
-            self.summary.setToolTip("")
+            self.clear()
             return
         k = np.asarray(curve["k"], dtype=float)
         # the k of the comparison as the bottom axis's labels (pyqtgraph's minor log labels crowd each other)
@@ -120,3 +98,5 @@ class AdaptPanel(QWidget):
         if curve.get("notes"):
             tip += "\n" + "\n".join(curve["notes"])
         self.summary.setToolTip(tip)
+
+    show_result = show_curve

@@ -15,10 +15,11 @@ with the project); a new roll-out or system drops it.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, Slot
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtCore import Slot
+from PySide6.QtWidgets import QWidget
 
 from ..scene import palette
+from .plot_page import PlotPage
 from .plots import TimePlot, pen
 
 #: the curves: (name, pen)
@@ -46,35 +47,18 @@ def reference_plot() -> TimePlot:
     return p
 
 
-class ReferencePanel(QWidget):
+class ReferencePanel(PlotPage):
     """The reference-error plot, its button and a one-line summary."""
 
     def __init__(self, document, jobs, parent: QWidget | None = None):
-        super().__init__(parent)
+        super().__init__(reference_plot(), BUTTON_TEXT, BUTTON_TIP, "checkReferenceButton", "referenceSummary",
+                         document.referenceChanged, jobs.checkingChanged, document.reference_check, parent)
         self.document = document
         self.jobs = jobs
-        self.plot = reference_plot()
-        self.checkButton = QPushButton(BUTTON_TEXT)
-        self.checkButton.setObjectName("checkReferenceButton")
-        self.checkButton.setToolTip(BUTTON_TIP)
-        self.checkButton.clicked.connect(self.request)
-        self.summary = QLabel("")
-        self.summary.setObjectName("referenceSummary")
-        self.summary.setStyleSheet(f"color: {palette.hex_of(palette.MUTED)};")
-        self.summary.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
-        self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        row = QHBoxLayout()
-        row.setContentsMargins(4, 0, 4, 2)
-        row.addWidget(self.checkButton)
-        row.addWidget(self.summary, 1)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(2)
-        lay.addWidget(self.plot, 1)
-        lay.addLayout(row)
-        document.referenceChanged.connect(self.show_check)
-        jobs.checkingChanged.connect(self._on_checking)
-        self.show_check(document.reference_check)
+        self.checkButton = self.button
+
+    def on_button(self) -> None:
+        self.request()
 
     @Slot()
     def request(self) -> bool:
@@ -82,17 +66,15 @@ class ReferencePanel(QWidget):
         return self.jobs.check_reference()
 
     @Slot(bool)
-    def _on_checking(self, running: bool) -> None:
-        self.checkButton.setEnabled(not running)
+    def on_running(self, running: bool) -> None:
+        super().on_running(running)
         self.checkButton.setText("Checking against DOP853…" if running else BUTTON_TEXT)
 
     @Slot(object)
     def show_check(self, check) -> None:
         """Plot a core.physics.reference.ReferenceCheck (None: the empty state)."""
         if check is None:
-            self.plot.clear_curves()
-            self.summary.setText("")
-            self.summary.setToolTip("")
+            self.clear()
             return
         t = np.asarray(check.t, float)
         for (name, _), y in zip(CURVES, (check.position_max, check.position_rms, np.abs(check.energy))):
@@ -103,3 +85,5 @@ class ReferencePanel(QWidget):
         self.summary.setToolTip(f"{text}; the reference took {check.seconds:.2g} s. Position errors are "
                                 "distances (length units), the energy error is in energy units; "
                                 "frame 0 is the shared start (no error).")
+
+    show_result = show_check
