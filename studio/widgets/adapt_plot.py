@@ -55,11 +55,9 @@ class AdaptPanel(PlotPage):
     """The adapt-vs-scratch plot, its button and a one-line summary."""
 
     def __init__(self, document, jobs, parent: QWidget | None = None):
-        super().__init__(adapt_curve_plot(), BUTTON_TEXT, BUTTON_TIP, "compareAdaptButton", "adaptSummary",
-                         document.adaptCurveChanged, jobs.comparingChanged, document.adapt_curve, parent)
-        self.setObjectName("adaptPanel")
-        self.document = document
-        self.jobs = jobs
+        super().__init__(document, jobs, adapt_curve_plot(), BUTTON_TEXT, BUTTON_TIP, "compareAdaptButton",
+                         "adaptSummary", document.adaptCurveChanged, jobs.comparingChanged, document.adapt_curve,
+                         parent, name="adaptPanel")
         self.compareButton = self.button
 
     def on_button(self) -> None:

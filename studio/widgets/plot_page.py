@@ -21,12 +21,19 @@ from ..scene import palette
 class PlotPage(QWidget):
     """``plot`` above a row of ``button`` (text ``button_text``, tool tip ``button_tip``, object name
     ``button_name``) and ``summary`` (a muted, selectable one-line label named ``summary_name``).
-    ``changed`` (a signal with the new result) calls :meth:`show_result`; ``running_changed`` (a signal
-    with a bool) calls :meth:`on_running`; ``current`` is drawn at once."""
+    ``changed`` (a signal of ``document`` with the new result) calls :meth:`show_result`;
+    ``running_changed`` (a signal of ``jobs`` with a bool) calls :meth:`on_running`; ``current`` is
+    drawn at once. ``document`` and ``jobs`` are kept as attributes for the subclasses; ``name``: the
+    page's object name."""
 
-    def __init__(self, plot: QWidget, button_text: str, button_tip: str, button_name: str, summary_name: str,
-                 changed, running_changed, current=None, parent: QWidget | None = None):
+    def __init__(self, document, jobs, plot: QWidget, button_text: str, button_tip: str, button_name: str,
+                 summary_name: str, changed, running_changed, current=None, parent: QWidget | None = None,
+                 name: str | None = None):
         super().__init__(parent)
+        if name:
+            self.setObjectName(name)
+        self.document = document
+        self.jobs = jobs
         self.plot = plot
         self.button = QPushButton(button_text)
         self.button.setObjectName(button_name)

@@ -37,13 +37,13 @@ BUTTON_TIP = ("Integrate the shown roll-out's ground truth again from its first 
 def reference_plot() -> TimePlot:
     p = TimePlot("Error vs DOP853", "error", log_y=True, empty_text=EMPTY_TEXT)
     p.setObjectName("referencePlot")
+    p.setToolTip("Δq: a particle's distance from its position in the DOP853 reference (largest and RMS over "
+                 "the particles); ΔH: the ground truth's energy minus the reference's")
     for name, curve_pen in CURVES:
         p.add_curve(name, curve_pen)
     p.legend.setColumnCount(len(CURVES))                 # one short row: the plot keeps its height
     p.legend.updateSize()
     p.getPlotItem().layout.setRowFixedHeight(0, max(24, int(np.ceil(p.legend.boundingRect().height())) + 2))
-    p.setToolTip("Δq: a particle's distance from its position in the DOP853 reference (largest and RMS over "
-                 "the particles); ΔH: the ground truth's energy minus the reference's")
     return p
 
 
@@ -51,10 +51,9 @@ class ReferencePanel(PlotPage):
     """The reference-error plot, its button and a one-line summary."""
 
     def __init__(self, document, jobs, parent: QWidget | None = None):
-        super().__init__(reference_plot(), BUTTON_TEXT, BUTTON_TIP, "checkReferenceButton", "referenceSummary",
-                         document.referenceChanged, jobs.checkingChanged, document.reference_check, parent)
-        self.document = document
-        self.jobs = jobs
+        super().__init__(document, jobs, reference_plot(), BUTTON_TEXT, BUTTON_TIP, "checkReferenceButton",
+                         "referenceSummary", document.referenceChanged, jobs.checkingChanged,
+                         document.reference_check, parent)
         self.checkButton = self.button
 
     def on_button(self) -> None:
