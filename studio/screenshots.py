@@ -21,6 +21,8 @@ driving form, the energy-balance plot and the identified coefficients).
 harmonic lattice, the Adapt dialog over the same lattice with the FPU-beta
 potential, the adapted model in the table with its lineage, and the
 "Adapt vs scratch" page (test error against k, log-log).
+``--sweep`` only the Sweep dock (issue 15): a 12-point grid on a 4x4 lattice while its table fills, then
+the Pareto plot coloured by the sampler and a picked point made a model.
 ``--small`` shows what a first-time user meets on a 1366x768 screen, grabbed
 from the whole screen so that dialogs and tooltips are in the picture: the
 quick start, the question when quitting with unsaved models, and zero-shot
@@ -149,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     only_spline = "--spline" in argv            # only the drawn potential and the reference check (6.)
     only_port = "--port" in argv                # only the damped, driven lattice (7.)
     only_adapt = "--adapt" in argv              # only few-shot adaptation (8.)
-    argv = [a for a in argv if a not in ("--small", "--spline", "--port", "--adapt")]
+    only_sweep = "--sweep" in argv              # only the Sweep dock (9.)
+    argv = [a for a in argv if a not in ("--small", "--spline", "--port", "--adapt", "--sweep")]
     out = Path(argv[0]) if argv else ROOT / "assets" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="hgn-shots-")
@@ -188,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if only_adapt:
         adaptation(app, w, out)
+        w.close()
+        return 0
+    if only_sweep:
+        sweep(app, w, out)
         w.close()
         return 0
     _save(w, out / "studio-start.png")
@@ -265,8 +272,68 @@ def main(argv: list[str] | None = None) -> int:
 
     # 8. few-shot adaptation: the Adapt dialog, the adapted model's lineage, adapt vs scratch
     adaptation(app, w, out)
+
+    # 9. a sweep: the grid run in the background, its table and Pareto plot, a point made a model
+    sweep(app, w, out)
     w.close()
     return 0
+
+
+def _square_lattice(w, n: int, m: int):
+    """Build an undamped, undriven harmonic n x m square lattice through the System tab; its panel."""
+    sp = w.systemPanel
+    w.leftTabs.setCurrentIndex(0)
+    sp.set_kind("square")
+    sp.set_potential_kind("harmonic")
+    form = sp.builderForms["square"]
+    form.editors["n"].setValue(n)
+    form.editors["m"].setValue(m)
+    pf = sp.portForm
+    for name, text in (("damping", "0"), ("drive_nodes", "")):
+        pf.editors[name].setText(text)
+        pf.editors[name].editingFinished.emit()
+    sp.build()
+    return sp
+
+
+def sweep(app, w, out: Path) -> None:
+    """The Sweep dock (issue 15) on a 4x4 harmonic square lattice: a 12-point grid (node widths 8/16/32,
+    regularisation 1e-12/1e-8, samplers SWIM/ELM) run in the background -- grabbed while the table fills --
+    then the Pareto plot coloured by the sampler, a front point picked and made a model."""
+    from PySide6.QtCore import Qt
+
+    d = w.document
+    _square_lattice(w, 4, 4)
+    for k, val in {"rollout_steps": 1000, "rollout_save_every": 10, "dt": 0.01, "integrator": "verlet"}.items():
+        d.set("simulation", k, val)
+    w.show_sweep()
+    w.resizeDocks([w.sweepDock], [430], Qt.Vertical)
+    p = w.sweepPanel
+    p.fill_from_document()
+    p.set_texts(node_width="8, 16, 32", regularisation="1e-12, 1e-8", sampler="swim, elm", seed="0")
+    folder = Path(tempfile.mkdtemp(prefix="hgn-sweep-"))
+    p.outEdit.setText(str(folder / "sweep.json"))
+    p.set_colour_by("sampler")
+    if not p.run():
+        raise SystemExit("the sweep did not start")
+    if not _wait(app, lambda: d.sweep is not None and len(d.sweep["records"]) >= 5, 600):
+        raise SystemExit("the sweep's first points did not arrive")
+    _pump(app, 0.5)
+    _save(w, out / "studio-sweep-running.png")
+    if not _wait(app, lambda: not w.jobs.is_running(), 900):
+        raise SystemExit("the sweep did not finish")
+    front = p.front_keys()
+    if len(d.sweep["records"]) != 12 or not front:
+        raise SystemExit("the sweep has not 12 points or no Pareto front")
+    p.pick(front[len(front) // 2])
+    n = len(d.models)
+    p.make_model()
+    if not _wait(app, lambda: len(d.models) > n and d.rollout is not None and d.rollout.finished
+                 and not w.jobs.is_running(), 600):
+        raise SystemExit("Make model did not finish")
+    w.show_sweep()
+    _pump(app, 0.8)
+    _save(w, out / "studio-sweep.png")
 
 
 def adaptation(app, w, out: Path) -> None:
@@ -274,18 +341,7 @@ def adaptation(app, w, out: Path) -> None:
     the FPU-beta potential: the Adapt dialog (whole screen), then the models table with the adapted model's
     lineage and the "Adapt vs scratch" page of the selected source model."""
     d = w.document
-    sp = w.systemPanel
-    w.leftTabs.setCurrentIndex(0)
-    sp.set_kind("square")
-    sp.set_potential_kind("harmonic")
-    form = sp.builderForms["square"]
-    form.editors["n"].setValue(4)
-    form.editors["m"].setValue(4)
-    pf = sp.portForm
-    for name, text in (("damping", "0"), ("drive_nodes", "")):
-        pf.editors[name].setText(text)
-        pf.editors[name].editingFinished.emit()
-    sp.build()
+    sp = _square_lattice(w, 4, 4)
     for k, val in {"rollout_steps": 2000, "rollout_save_every": 10, "dt": 0.01, "integrator": "verlet"}.items():
         d.set("simulation", k, val)
     n_models = len(d.models)
@@ -351,18 +407,8 @@ def damped_driven(app, w, out: Path) -> None:
     """A 6x6 square lattice, damped (gamma 0.05) and driven on its left edge, trained: the System tab's
     damping and driving form, the energy-balance plot and the identified damping in the models table."""
     d = w.document
-    sp = w.systemPanel
-    w.leftTabs.setCurrentIndex(0)
-    sp.set_kind("square")
-    sp.set_potential_kind("harmonic")
-    form = sp.builderForms["square"]
-    form.editors["n"].setValue(6)
-    form.editors["m"].setValue(6)
+    sp = _square_lattice(w, 6, 6)
     pf = sp.portForm
-    for name, text in (("damping", "0"), ("drive_nodes", "")):
-        pf.editors[name].setText(text)
-        pf.editors[name].editingFinished.emit()
-    sp.build()
     x = d.system.positions[:, 0]
     left = np.flatnonzero(np.abs(x - x.min()) < 1e-9)
     for name, text in (("damping", "0.05"), ("drive_nodes", ", ".join(map(str, left))), ("drive_amplitude", "0.1"),

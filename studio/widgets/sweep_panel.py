@@ -188,7 +188,8 @@ class SweepPanel(QWidget):
         pi.setLabel("left", "test MSE")
         pi.setTitle("Fit time against test error")
         pi.showGrid(x=True, y=True, alpha=0.2)
-        self.legend = pi.addLegend(offset=(-8, 8), labelTextColor=palette.hex_of(palette.TEXT))
+        for side in ("bottom", "left"):            # log axes: no "(x0.001)" rescaling of the decades
+            pi.getAxis(side).enableAutoSIPrefix(False)
         self.frontItem = pg.PlotDataItem(pen=pen(palette.MUTED, 1.5, dashed=True))
         pi.addItem(self.frontItem)
         self.pickItem = pg.PlotDataItem(pen=None, symbol="o", symbolSize=16, symbolBrush=None,
@@ -207,6 +208,11 @@ class SweepPanel(QWidget):
         crow.addWidget(QLabel("Colour by"))
         crow.addWidget(self.colourCombo, 1)
         rl.addLayout(crow)
+        #: the colours' legend, above the plot (inside it, it would hide points)
+        self.legendLabel = QLabel("")
+        self.legendLabel.setObjectName("sweepLegend")
+        self.legendLabel.setWordWrap(True)
+        rl.addWidget(self.legendLabel)
         rl.addWidget(self.plot, 1)
 
         split = QSplitter(Qt.Horizontal)
@@ -372,7 +378,7 @@ class SweepPanel(QWidget):
         t.setRowCount(len(self._records))
         for i, r in enumerate(self._records):
             res = r.get("result") or {}
-            vals = [r["key"]] + [_fmt(sweeps.setting_of(r, a)) for a in axes] + \
+            vals = [r["key"][:8]] + [_fmt(sweeps.setting_of(r, a)) for a in axes] + \
                 [_fmt(res.get(k), f) for k, _h, f in RESULTS]
             status = r["status"] if r["status"] != "ok" else ("diverged" if res.get("diverged") else "ok")
             vals.append(status)
@@ -382,6 +388,8 @@ class SweepPanel(QWidget):
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 if r["status"] == "error":
                     item.setToolTip(str(r.get("error", "")))
+                elif not j:
+                    item.setToolTip(f"point {r['key']}")
                 t.setItem(i, j, item)
             if r["key"] == self._picked:
                 t.selectRow(i)
@@ -399,7 +407,7 @@ class SweepPanel(QWidget):
         for item in self._scatter:
             pi.removeItem(item)
         self._scatter = []
-        self.legend.clear()
+        legend = []
         x, y = self._xy()
         axis = self._colour_axis
         values = [sweeps.setting_of(r, axis) for r in self._records]
@@ -426,8 +434,14 @@ class SweepPanel(QWidget):
             item.sigPointsClicked.connect(self._on_points_clicked)
             pi.addItem(item)
             self._scatter.append(item)
+            hexc = c if isinstance(c, str) else c.name()
+            legend.append(f'<span style="color:{hexc}">●</span>&nbsp;{item.name()}')
+        self.legendLabel.setText("&nbsp;&nbsp; ".join(legend) + (
+            "&nbsp;&nbsp; <span style='color:#8893a6'>- - Pareto front</span>" if legend else ""))
         front = sweeps.pareto_front(x, y)
         self.frontItem.setData(x[front], y[front]) if front else self.frontItem.setData([], [])
+        for side, v in (("bottom", x), ("left", y)):
+            pi.getAxis(side).setTicks(log_ticks(v))
         self._draw_pick()
 
     def _draw_pick(self) -> None:
@@ -505,3 +519,17 @@ class SweepPanel(QWidget):
             return False
         return self.jobs.make_sweep_model(rec)
 
+
+def log_ticks(values) -> list | None:
+    """Major ticks of a log axis over ``values`` (> 0): the decades, and 2 and 5 times them when the values
+    span two decades or less (every multiple within one decade; pyqtgraph's own minor labels crowd each
+    other); None: pyqtgraph's."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if not v.size:
+        return None
+    lo, hi = np.floor(np.log10(v.min())), np.ceil(np.log10(v.max()))
+    steps = tuple(range(1, 10)) if hi - lo <= 1 else (1, 2, 5) if hi - lo <= 2 else (1,)
+    ticks = [(float(np.log10(m * 10.0 ** k)), f"{m * 10.0 ** k:g}") for k in range(int(lo) - 1, int(hi) + 1)
+             for m in steps]
+    return [ticks, []]
