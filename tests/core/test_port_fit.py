@@ -265,3 +265,35 @@ def test_coefficients_of_data_from_the_feature_family_are_recovered_to_round_off
     np.testing.assert_allclose(f["phase"][0], phase, rtol=0, atol=5e-8)
     np.testing.assert_allclose(np.array(f["direction"][0]), np.tile(u, (len(FACE), 1)), rtol=0, atol=5e-8)
     assert info["train_mse"] < 1e-20 * np.mean(dpdt ** 2)
+
+
+def test_time_series_saved_wrapped_into_a_periodic_box_give_the_unwrapped_derivatives():
+    # a periodic run saved folded into the box (integrators' wrap_saved, imported frames) jumps by a box
+    # length where a particle crosses a face; the differences must see the motion, not the jump
+    from dataclasses import replace
+
+    from core.learning.rfhgn.port import series_dataset
+    from core.physics.initial import initial_state
+    from core.physics.neighbours import wrap
+    from core.physics.simulate import run_system, to_trajectory
+
+    system = builders.molecular(16, density=0.6, dim=2, cutoff=2.0, periodic=True, seed=1, jitter=0.1)
+    box = system.box
+    q0, p0 = initial_state(system, 0.05, momentum=1.5, seed=3)
+    run, ff = run_system(system, q0, p0, 0.005, 400, save_every=2)
+    tr = to_trajectory(system, run, ff)
+    wrapped = replace(tr, q=wrap(tr.q, box))
+    jumps = np.abs(np.diff(wrapped.q, axis=0)) > box / 2
+    assert jumps.sum() >= 3, "the run must cross the box's faces for this test to mean anything"
+    for order in (2, 4):
+        a, b = series_dataset([tr], order), series_dataset([wrapped], order)
+        np.testing.assert_allclose(b.dqdt, a.dqdt, rtol=0, atol=1e-10 * np.abs(a.dqdt).max())
+        np.testing.assert_array_equal(b.dpdt, a.dpdt)
+        np.testing.assert_array_equal(b.q, wrapped.q[order // 2:-(order // 2)])  # the snapshots stay as saved
+    # against independent truth: straight lines through the faces (dq/dt = v exactly), order 4
+    v = np.array([[0.9, -0.4]] * system.n) * np.linspace(0.5, 1.5, system.n)[:, None]
+    t = tr.t
+    line = replace(tr, q=wrap(system.positions[None] + t[:, None, None] * v, box))
+    assert (np.abs(np.diff(line.q, axis=0)) > box / 2).any()
+    sd = series_dataset([line], 4)
+    np.testing.assert_allclose(sd.dqdt, np.broadcast_to(v, sd.dqdt.shape), rtol=1e-9, atol=1e-9)

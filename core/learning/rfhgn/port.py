@@ -51,6 +51,7 @@ from core.errors import HGNError
 from core.jobs import available_cores, check_cancel, report
 from core.learning.hgn.device import blas_threads, resolve_device, torch_threads
 from core.learning.hgn.graph import Graph
+from core.physics.neighbours import minimum_image
 from core.physics.port import Drive, Port
 from core.physics.system import System
 from core.physics.trajectory import Dataset
@@ -544,10 +545,28 @@ def rollout_port(model, system: System, q0, p0, dt: float, steps: int, save_ever
 STENCILS = {2: ((-1, 1), (-0.5, 0.5)), 4: ((-2, -1, 1, 2), (1 / 12, -8 / 12, 8 / 12, -1 / 12))}
 
 
+def _periodic_differences(q, box, offsets, weights, reach: int):
+    """sum_o w_o q[n + o] for the interior frames n of positions ``q`` (F, N, d) in a periodic ``box``,
+    saved folded into the box or not: as sum_o w_o (q[n + o] - q[n]) (the weights sum to 0), each
+    displacement the sum of the minimum-image steps between consecutive frames, so a particle that
+    crosses a face moves by its step, not by a box length (each step must be under half a box)."""
+    step = minimum_image(np.diff(q, axis=0), box)  # (F - 1, N, d): frame j -> j + 1
+    m = q.shape[0] - 2 * reach
+    out = np.zeros((m,) + q.shape[1:])
+    for o, w in zip(offsets, weights):
+        if o > 0:
+            out += w * sum(step[reach + j:reach + j + m] for j in range(o))
+        elif o < 0:
+            out -= w * sum(step[reach + j:reach + j + m] for j in range(o, 0))
+    return out
+
+
 def series_dataset(trajectories, order: int = 4) -> Dataset:
     """Snapshots with derivatives from time series: every interior frame of every trajectory (all of one
     system, frames equally spaced by h), with dq/dt and dp/dt from central differences of ``order`` 2 or 4
     (error O(h^order) beyond the data's own), its time in ``meta["time_of_snapshot"]`` and its true energy.
+    In a periodic box the differences are of minimum-image steps between frames, so runs saved folded
+    into the box give the derivatives of the unfolded motion (the snapshots' positions stay as saved).
     Every snapshot is for training. Used by :func:`fit_port_time_series`."""
     from core.physics.trajectory import Trajectory
 
@@ -570,7 +589,11 @@ def series_dataset(trajectories, order: int = 4) -> Dataset:
         if not np.allclose(h, h[0], rtol=1e-9, atol=0) or h[0] <= 0:
             raise HGNError(f"the frames of trajectory {k} are not equally spaced in time")
         inner = slice(reach, tr.n_frames - reach)
-        dq = sum(w * tr.q[reach + o:tr.n_frames - reach + o] for o, w in zip(offsets, weights)) / h[0]
+        if tr.system.box is None:
+            dq = sum(w * tr.q[reach + o:tr.n_frames - reach + o] for o, w in zip(offsets, weights)) / h[0]
+        else:
+            dq = _periodic_differences(np.asarray(tr.q, dtype=np.float64), tr.system.box, offsets, weights,
+                                       reach) / h[0]
         dp = sum(w * tr.p[reach + o:tr.n_frames - reach + o] for o, w in zip(offsets, weights)) / h[0]
         parts.append((tr.q[inner], tr.p[inner], dq, dp, tr.total[inner], tr.t[inner]))
     q, p, dq, dp, e, t = (np.concatenate([x[i] for x in parts]) for i in range(6))
