@@ -57,6 +57,14 @@ def test_the_grid_comes_from_the_current_system_and_settings(qtbot, window, tmp_
     build_tiny_lattice(qtbot, w, 3, 4)
     panel.fill_from_document()
     assert "m = 4 is not used" in panel.notesLabel.text()
+    # a scheduler engine without an address, or a results file that is not JSON: refused, nothing runs
+    failed = []
+    w.jobs.failed.connect(lambda m, _t: failed.append(m))
+    panel.set_engine("scheduler", scheduler="")
+    assert not panel.run() and "scheduler's address" in failed[-1] and not w.jobs.is_running()
+    panel.set_engine("process")
+    panel.outEdit.setText(str(tmp_path / "sweep.csv"))
+    assert not panel.run() and "must end in .json" in failed[-1] and not w.jobs.is_running()
 
 
 def test_a_sweep_fills_the_table_and_the_plot_and_a_point_becomes_a_model(qtbot, window, tmp_path):
@@ -157,21 +165,42 @@ def test_cancel_keeps_the_finished_points(qtbot, window, tmp_path):
 
 
 def test_a_sweep_on_a_local_dask_cluster_of_two_workers(qtbot, window, tmp_path):
+    import psutil
+
     from core.cluster.sweep import load_results
 
     w, d = window, window.document
     panel = _tiny_sweep_window(qtbot, w, tmp_path)
-    panel.set_texts(node_width="4, 8", seed="0")
     panel.set_engine("local", workers=2)
     assert panel.workersSpin.isEnabled() and not panel.schedulerEdit.isEnabled()
+    # cancelled while points run on the cluster: the finished ones stay, the cluster's processes end
+    panel.set_texts(node_width="4, 5, 6, 7, 8, 9", seed="0")
+    cancelled = []
+    w.jobs.cancelled.connect(cancelled.append)
+    qtbot.mouseClick(panel.runButton, Qt.LeftButton)
+    qtbot.waitUntil(lambda: d.sweep is not None and len(d.sweep["records"]) >= 1, timeout=120000)
+    job_pid = w.jobs.sweeper.pid
+    # the LocalCluster's processes (multiprocessing's resource tracker lives as long as the job's worker
+    # process, which serves more jobs)
+    cluster = [p for p in psutil.Process(job_pid).children(recursive=True)
+               if "resource_tracker" not in " ".join(p.cmdline())]
+    assert len(cluster) >= 2
+    qtbot.mouseClick(panel.runButton, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not w.jobs.is_running(), timeout=30000)
+    assert cancelled == ["Sweep"]
+    kept = load_results(tmp_path / "sweep.json")
+    assert 1 <= len(kept) < 6 and len(d.sweep["records"]) == len(kept)
+    gone, alive = psutil.wait_procs(cluster, timeout=20)
+    assert not alive, alive
+    # the same grid again on a new cluster: the finished points are skipped, the rest computed there
     _run_and_wait(qtbot, w, timeout=180000)
     recs = load_results(tmp_path / "sweep.json")
-    assert len(recs) == 2 and all(r["status"] == "ok" for r in recs)
+    assert len(recs) == 6 and all(r["status"] == "ok" for r in recs)
+    assert [r["key"] for r in recs][:len(kept)] == [r["key"] for r in kept]
     # the points ran in the cluster's worker processes, not in the job's own
-    assert len({r["result"]["worker"] for r in recs}) >= 1
-    assert all(r["result"]["worker"].split(":")[-1] != str(w.jobs.sweeper.pid) for r in recs)
+    assert all(r["result"]["worker"].split(":")[-1] != str(job_pid) for r in recs)
     by_key = sorted(recs, key=lambda r: r["key"])       # the file in finishing order, the document in the grid's
-    assert sorted(d.sweep["records"], key=lambda r: r["key"]) == by_key and panel.table.rowCount() == 2
+    assert sorted(d.sweep["records"], key=lambda r: r["key"]) == by_key and panel.table.rowCount() == 6
 
 
 def test_a_damaged_stored_sweep_is_dropped_on_open():
