@@ -15,6 +15,7 @@ system changed).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import numpy as np
 
@@ -161,9 +162,14 @@ def setting_of(record: dict, name: str):
     fit = s.get("fit") or {}
     if name in fit:
         return fit[name]
+    return _fit_defaults().get(name)
+
+
+@lru_cache(maxsize=1)
+def _fit_defaults() -> dict:
     from core.learning.rfhgn.config import RFConfig
 
-    return getattr(RFConfig(), name, None)
+    return RFConfig().to_dict()
 
 
 def check_sweep(value, where: str) -> dict:

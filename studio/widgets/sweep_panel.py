@@ -30,7 +30,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -46,6 +45,7 @@ from PySide6.QtWidgets import (
 from core.errors import HGNError
 
 from .. import sweeps
+from ..pacing import pacer
 from ..scene import palette
 from .plots import pen
 
@@ -196,6 +196,8 @@ class SweepPanel(QWidget):
                                         symbolPen=pg.mkPen(palette.hex_of(palette.SELECTION), width=2))
         pi.addItem(self.pickItem)
         self._scatter: list[pg.PlotDataItem] = []
+        self._items: dict[str, pg.PlotDataItem] = {}       # legend name -> its markers (reused)
+        self._shown: tuple = ((), ())                       # the table's (heads, keys)
         self.colourCombo = QComboBox()
         self.colourCombo.setObjectName("sweepColourBy")
         for name, label, _kind in sweeps.AXES:
@@ -363,20 +365,32 @@ class SweepPanel(QWidget):
         self.statusLabel.setText(f"{len(self._records)} points finished")
 
     def _refresh(self) -> None:
-        self._fill_table()
-        self._draw()
+        """Table and plot follow the records, each in a pacer turn of its own (studio.pacing: a sweep's
+        records arrive while the window draws other things)."""
+        pacer().later((id(self), "table"), self._fill_table)
+        pacer().later((id(self), "plot"), self._draw)
         self._update_make()
 
     def _fill_table(self) -> None:
+        """The rows of the records; only rows from the first that changed are written (a finished point
+        adds one row), unless the varying settings (the columns) changed."""
         axes = self._varying()
-        heads = ["key"] + [sweeps.SHORT[a] for a in axes] + [h for _k, h, _f in RESULTS] + ["status"]
+        heads = tuple(["key"] + [sweeps.SHORT[a] for a in axes] + [h for _k, h, _f in RESULTS] + ["status"])
+        keys = tuple(r["key"] for r in self._records)
+        old_heads, old_keys = self._shown
         t = self.table
         t.blockSignals(True)
-        t.clear()
-        t.setColumnCount(len(heads))
-        t.setHorizontalHeaderLabels(heads)
+        start = 0
+        if heads != old_heads:
+            t.clear()
+            t.setColumnCount(len(heads))
+            t.setHorizontalHeaderLabels(list(heads))
+        else:
+            while start < min(len(keys), len(old_keys)) and keys[start] == old_keys[start]:
+                start += 1
         t.setRowCount(len(self._records))
-        for i, r in enumerate(self._records):
+        for i in range(start, len(self._records)):
+            r = self._records[i]
             res = r.get("result") or {}
             vals = [r["key"][:8]] + [_fmt(sweeps.setting_of(r, a)) for a in axes] + \
                 [_fmt(res.get(k), f) for k, _h, f in RESULTS]
@@ -391,9 +405,12 @@ class SweepPanel(QWidget):
                 elif not j:
                     item.setToolTip(f"point {r['key']}")
                 t.setItem(i, j, item)
-            if r["key"] == self._picked:
-                t.selectRow(i)
-        t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self._shown = (heads, keys)
+        t.clearSelection()
+        if self._picked in keys:
+            t.selectRow(keys.index(self._picked))
+        if heads != old_heads or not old_keys:
+            t.resizeColumnsToContents()
         t.blockSignals(False)
 
     def _xy(self):
@@ -403,11 +420,8 @@ class SweepPanel(QWidget):
         return np.where(ok, x, np.nan), np.where(ok, y, np.nan)
 
     def _draw(self) -> None:
+        """Markers per value of the colour setting (their items reused), the legend, the front, the ticks."""
         pi = self.plot.getPlotItem()
-        for item in self._scatter:
-            pi.removeItem(item)
-        self._scatter = []
-        legend = []
         x, y = self._xy()
         axis = self._colour_axis
         values = [sweeps.setting_of(r, axis) for r in self._records]
@@ -423,19 +437,25 @@ class SweepPanel(QWidget):
             colours = [COLOURS[i] for i in range(len(distinct))]
         else:
             cmap = pg.colormap.get(palette.COLORMAP)
-            colours = [cmap.map(f, mode="qcolor") for f in np.linspace(0, 1, len(distinct))]
+            colours = [cmap.map(f, mode="qcolor").name() for f in np.linspace(0, 1, len(distinct))]
+        legend, used = [], {}
         for v, c in zip(distinct, colours):
             idx = [i for i, w in enumerate(values) if w == v and np.isfinite(x[i])]
             if not idx:
                 continue
-            item = pg.PlotDataItem(x[idx], y[idx], pen=None, symbol="o", symbolSize=9, symbolBrush=pg.mkBrush(c),
-                                   symbolPen=pg.mkPen("#10141c"), data=[self._records[i]["key"] for i in idx],
-                                   name=f"{sweeps.SHORT[axis]} {_fmt(v)}")
-            item.sigPointsClicked.connect(self._on_points_clicked)
-            pi.addItem(item)
-            self._scatter.append(item)
-            hexc = c if isinstance(c, str) else c.name()
-            legend.append(f'<span style="color:{hexc}">●</span>&nbsp;{item.name()}')
+            name = f"{sweeps.SHORT[axis]} {_fmt(v)}"
+            item = self._items.pop(name, None)
+            if item is None:
+                item = pg.PlotDataItem(pen=None, symbol="o", symbolSize=9, symbolPen=pg.mkPen("#10141c"), name=name)
+                item.sigPointsClicked.connect(self._on_points_clicked)
+                pi.addItem(item)
+            item.setData(x[idx], y[idx], data=[self._records[i]["key"] for i in idx], symbolBrush=pg.mkBrush(c))
+            used[name] = item
+            legend.append(f'<span style="color:{c}">●</span>&nbsp;{name}')
+        for item in self._items.values():        # values no record has any more
+            pi.removeItem(item)
+        self._items = used
+        self._scatter = list(used.values())
         self.legendLabel.setText("&nbsp;&nbsp; ".join(legend) + (
             "&nbsp;&nbsp; <span style='color:#8893a6'>- - Pareto front</span>" if legend else ""))
         front = sweeps.pareto_front(x, y)

@@ -28,6 +28,14 @@ def _run_and_wait(qtbot, w, timeout=120000):
     qtbot.mouseClick(panel.runButton, Qt.LeftButton)
     assert w.jobs.is_sweeping() and panel.runButton.text() == "Cancel sweep"
     qtbot.waitUntil(lambda: not w.jobs.is_running(), timeout=timeout)
+    _drawn()
+
+
+def _drawn():
+    """Run the window's pending drawing now (the table and the plot update in pacer turns)."""
+    from studio.pacing import pacer
+
+    pacer().flush()
 
 
 def test_the_grid_comes_from_the_current_system_and_settings(qtbot, window, tmp_path):
@@ -133,6 +141,7 @@ def test_a_sweep_fills_the_table_and_the_plot_and_a_point_becomes_a_model(qtbot,
     path = tmp_path / "swept.hgnproj"
     assert w.projects.save_to(path)
     assert w.projects.open_path(path)
+    _drawn()
     assert d.sweep["records"] == json.loads(json.dumps(recs)) and d.sweep["path"] == str(out)
     assert panel.table.rowCount() == 2 and len(panel.scatter_points()) == 2
     assert d.models[-1].info["lineage"]["sweep_point"] == recs[1]["key"]
@@ -153,6 +162,7 @@ def test_cancel_keeps_the_finished_points(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: d.sweep is not None and len(d.sweep["records"]) >= 1, timeout=120000)
     qtbot.mouseClick(panel.runButton, Qt.LeftButton)                 # now "Cancel sweep"
     qtbot.waitUntil(lambda: not w.jobs.is_running(), timeout=30000)
+    _drawn()
     assert cancelled == ["Sweep"] and panel.runButton.text() == "Run sweep"
     kept = load_results(tmp_path / "sweep.json")
     assert 1 <= len(kept) < 8
@@ -227,10 +237,11 @@ p.outEdit.setText(OUT)
 assert p.run()
 run_until(lambda: not w.jobs.is_running(), 240)
 assert len(d.sweep["records"]) == 2
+from studio.pacing import pacer
+pacer().flush()
 p.table.selectRow(0)
 assert p.make_model()
 run_until(lambda: len(d.models) == 1 and not w.jobs.is_running(), 240)
-from studio.pacing import pacer
 pacer().flush()
 app.processEvents()
 print("LINEAGE", d.models[0].info["lineage"]["sweep_point"] == d.sweep["records"][0]["key"])
