@@ -3,9 +3,10 @@
 ``sweep`` runs a grid (or a random draw from it) of fit settings and
 systems (:mod:`core.cluster.sweep`): one task per point on a Dask
 LocalCluster (``--workers``) or an existing cluster (``--scheduler``), or
-one by one in this process when neither is given; results go to ``--out``
-(JSON) and the CSV beside it as they finish; a rerun skips the points
-already there.
+one by one in this process when neither is given; each result is appended
+to a journal beside ``--out`` as it finishes, and ``--out`` (JSON) and the
+CSV beside it are written when the sweep ends; a rerun skips the points
+already there (or in the journal of a killed sweep).
 
 ``train --data DIR`` fits a chunked dataset (``simulate --chunked``) with
 :func:`core.cluster.fit.distributed_fit`: in this process, one chunk at a
@@ -68,8 +69,9 @@ def register(subparsers) -> None:
         description="Run a grid (or --random N points drawn from it) of RF-HGN fit settings and systems. Each "
                     "point builds its system, simulates its dataset, fits, and measures the test error, a short "
                     "roll-out against ground truth (position MSE, energy drift), the times and the peak memory. "
-                    "Results are written to --out (JSON) and the CSV beside it as each point finishes; running "
-                    "the same command again skips the points already there (restartable). A worker lost "
+                    "Each point is appended to a journal beside --out as it finishes; --out (JSON) and the CSV "
+                    "beside it are written when the sweep ends (also on Ctrl+C). Running the same command again "
+                    "skips the points already there or in the journal of a killed sweep (restartable). A worker lost "
                     "mid-sweep has its points rerun.\n\n"
                     "List options take comma-separated values; --seeds also takes ranges (0-3).",
         epilog="examples:\n"

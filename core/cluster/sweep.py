@@ -22,14 +22,21 @@ sampled every 20 ms during the task, and the process's high-water mark) and
 the distinct warnings raised (e.g. a roll-out outside the training range).
 
 :func:`run_sweep` runs the points on a ``distributed.Client`` (or one by one
-in this process), gathers the results as they finish (``as_completed``) and
-rewrites the output after each one: ``OUT`` (JSON: ``{"format":
-"hgn-sweep", "version": 1, "points": [record, ...]}``, records keyed by the
-point's key) and ``OUT`` with suffix ``.csv`` (one row per point, settings
-flattened as ``fit.node_width`` etc., then the results), both atomically
-(a crash leaves the previous version). Restart: points whose key is
-already in ``OUT`` are not recomputed (failed points too, unless
-``rerun_failed``). A point whose task raises (an HGNError: a bad setting, a
+in this process) and gathers the results as they finish (``as_completed``).
+Each finished point is appended as one JSON line to the journal ``OUT`` with
+suffix ``.journal.jsonl`` and fsynced (constant cost per point, so a sweep
+is linear in its points). When the sweep ends, also when it is cancelled or
+fails, the summary is written: ``OUT`` (JSON: ``{"format": "hgn-sweep",
+"version": 1, "points": [record, ...]}``, records keyed by the point's key)
+and ``OUT`` with suffix ``.csv`` (one row per point, settings flattened as
+``fit.node_width`` etc., then the results), both atomically (a crash leaves
+the previous version), and then the journal is removed. Reading a sweep
+(:class:`SweepFile`, :func:`load_results`) merges ``OUT`` with the
+journal's complete lines, so a sweep whose process was killed keeps every
+point finished before; a torn last line (a crash while it was written) is
+dropped and its point counts as not done. Restart: points whose key is
+already in ``OUT`` or its journal are not recomputed (failed points too,
+unless ``rerun_failed``). A point whose task raises (an HGNError: a bad setting, a
 failed fit) is recorded with ``status: "error"`` and the message. A worker
 that dies mid-task (killed, out of memory) loses nothing finished: the
 scheduler reruns its tasks on another worker (Dask's
@@ -307,17 +314,34 @@ def _finite(v):
     return None if isinstance(v, float) and not np.isfinite(v) else v
 
 
+def _is_record(rec) -> bool:
+    return isinstance(rec, dict) and isinstance(rec.get("key"), str) and isinstance(rec.get("settings"), dict) \
+        and rec.get("status") in ("ok", "error")
+
+
 class SweepFile:
-    """The output of a sweep: ``OUT`` (JSON) and ``OUT``.csv, records keyed by point key."""
+    """The output of a sweep: ``OUT`` (JSON) and ``OUT``.csv, records keyed by point key, and while a
+    sweep runs the journal ``OUT`` with suffix ``.journal.jsonl`` (module notes).
+
+    Reading (the constructor) merges the JSON with the journal's complete lines (a later record of a
+    key replaces the earlier, in place); a torn last line (a crash while it was written) is left out,
+    so its point counts as not done. :meth:`add` appends one line to the journal and fsyncs it (cost
+    independent of the number of points); :meth:`write` writes the JSON and the CSV of every record
+    atomically and then removes the journal."""
 
     def __init__(self, out):
         self.path = as_path(out, "sweep output")
         if self.path.suffix.lower() == ".csv":
             raise HGNError(f"{self.path}: give the JSON name (sweep.json); the CSV is written beside it")
         self.csv = self.path.with_suffix(".csv")
+        self.journal = self.path.with_suffix(".journal.jsonl")
         self.records: dict[str, dict] = {}
+        self._good = 0  # bytes of the journal that hold complete records (what add() appends after)
+        self._checked = False  # the journal was cut back to self._good before the first append
         if self.path.exists():
             self._load()
+        if self.journal.exists():
+            self._load_journal()
 
     def _load(self):
         try:
@@ -332,27 +356,65 @@ class SweepFile:
         if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= VERSION:
             raise HGNError(f"{self.path}: sweep file version {v!r} is not one this program reads (1..{VERSION})")
         for k, rec in enumerate(doc["points"]):
-            if not isinstance(rec, dict) or not isinstance(rec.get("key"), str) or \
-                    not isinstance(rec.get("settings"), dict) or rec.get("status") not in ("ok", "error"):
+            if not _is_record(rec):
                 raise HGNError(f"{self.path}: points[{k}] is not a sweep record (key, settings, status); the file "
                                "is damaged")
             self.records[rec["key"]] = rec
+
+    def _load_journal(self):
+        try:
+            data = self.journal.read_bytes()
+        except OSError as exc:
+            raise HGNError(f"{self.journal}: cannot read the sweep journal ({exc.strerror or exc})") from None
+        lines = data.split(b"\n")
+        # every line but the last ends with a newline: complete. The last one (no newline) is empty or torn.
+        for n, line in enumerate(lines[:-1], 1):
+            try:
+                rec = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                rec = None
+            if not _is_record(rec):
+                raise HGNError(f"{self.journal}: line {n} is not a sweep record (key, settings, status); the "
+                               "journal is damaged: remove it to recompute the points it holds")
+            self.records[rec["key"]] = rec
+        self._good = len(data) - len(lines[-1])
 
     def done(self, key: str, rerun_failed: bool = False) -> bool:
         rec = self.records.get(key)
         return rec is not None and (rec["status"] == "ok" or not rerun_failed)
 
     def add(self, record: dict) -> None:
+        """Keep ``record`` and append it to the journal, on disk (fsync) before this returns."""
+        line = (json.dumps(record, allow_nan=False) + "\n").encode("utf-8")
+        try:
+            if not self._checked and self.journal.exists() and self.journal.stat().st_size > self._good:
+                os.truncate(self.journal, self._good)  # drop a torn last line before appending after it
+            self._checked = True
+            with open(self.journal, "ab") as fh:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise HGNError(f"could not append to the sweep journal {self.journal}: {exc.strerror or exc}; the "
+                           "points finished before are kept there") from None
+        self._good += len(line)
         self.records[record["key"]] = record
-        self.write()
 
     def write(self) -> None:
+        """The JSON and the CSV of every record, each atomically; then the journal is removed."""
         doc = {"format": FORMAT, "version": VERSION, "points": list(self.records.values())}
         text = json.dumps(doc, indent=1, allow_nan=False)
         with atomic_write(self.path, "w") as fh:
             fh.write(text)
         with atomic_write(self.csv, "w") as fh:
             fh.write(self.csv_text())
+        try:
+            self.journal.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # the JSON holds every record: a journal left behind repeats them (harmless)
+            warnings.warn(f"could not remove the sweep journal {self.journal}: {exc.strerror or exc}", stacklevel=2)
+        self._good, self._checked = 0, False
 
     def csv_text(self) -> str:
         setting_cols = sorted({f"{part}.{k}" for rec in self.records.values()
@@ -401,8 +463,9 @@ def run_sweep(points: list[dict], out, client=None, progress=None, cancel=None, 
               rerun_failed: bool = False, resubmit: int = 2) -> SweepRun:
     """Run the sweep ``points`` (from :func:`grid`, :func:`random_points` or
     :func:`make_point`) on ``client`` (None: one by one in this process),
-    writing every finished point to ``out`` (JSON) and its .csv at once;
-    points already in ``out`` are skipped (module notes). ``progress("sweep",
+    appending every finished point to the journal beside ``out`` at once and
+    writing ``out`` (JSON) and its .csv when it ends; points already in
+    ``out`` or its journal are skipped (module notes). ``progress("sweep",
     fraction of the points to compute)``; ``on_result(record)`` for each
     finished point (e.g. a table that fills); ``cancel.is_set()`` stops it:
     pending tasks are cancelled, finished points stay written, and
@@ -434,18 +497,25 @@ def run_sweep(points: list[dict], out, client=None, progress=None, cancel=None, 
             on_result(rec)
         report(progress, "sweep", run.computed / total)
 
-    if not todo:
-        if not sf.path.exists():
+    ended = False
+    try:
+        if client is None:
+            for k, p in todo:
+                check_cancel(cancel)
+                finished(k, p, _task(p), 1)
+        elif todo:
+            _run_on(client, todo, run, finished, cancel, resubmit)
+        ended = True
+    finally:
+        # the summary (JSON + CSV) of every point, also when cancelled or failed: the journal is folded in
+        if run.computed or sf.journal.exists() or (ended and not sf.path.exists()):
             sf.write()
-        run.seconds = time.perf_counter() - t0
-        return run
-    if client is None:
-        for k, p in todo:
-            check_cancel(cancel)
-            finished(k, p, _task(p), 1)
-        run.seconds = time.perf_counter() - t0
-        return run
+    run.seconds = time.perf_counter() - t0
+    return run
 
+
+def _run_on(client, todo: list, run: SweepRun, finished, cancel, resubmit: int) -> None:
+    """The points ``todo`` [(key, point)] as tasks on ``client``; ``finished(k, p, out, attempts)`` for each."""
     from distributed import as_completed
 
     futures = {}
@@ -480,12 +550,11 @@ def run_sweep(points: list[dict], out, client=None, progress=None, cancel=None, 
     except BaseException:
         client.cancel([f for f, _, _ in futures.values()])
         raise
-    run.seconds = time.perf_counter() - t0
-    return run
 
 
 def load_results(out) -> list[dict]:
-    """The records of a sweep output file (JSON), in the order written."""
+    """The records of a sweep output file (JSON, and the journal of a sweep running or killed), in the
+    order written."""
     return list(SweepFile(out).records.values())
 
 

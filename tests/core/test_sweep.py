@@ -163,6 +163,49 @@ def test_damaged_output_refused(tmp_path):
         run_sweep([make_point({}, BASE)], out)
 
 
+def test_journal_with_a_torn_last_line(tmp_path, monkeypatch):
+    """The process dies while appending a point to the journal (no summary written): a restart keeps the
+    points whose lines are complete, as they were, and reruns the torn one; the summary then holds each
+    point once and the journal is gone. A damaged complete line is refused."""
+    from core.cluster.sweep import SweepFile
+
+    out = tmp_path / "t.json"
+    journal = out.with_suffix(".journal.jsonl")
+    pts = grid({"node_width": [8, 16, 24]}, BASE)
+    lines_seen = []
+
+    def crash_after_two(rec):
+        lines_seen.append(journal.read_text().count("\n"))  # each point is on disk when it is reported
+        if len(lines_seen) == 2:
+            raise KeyboardInterrupt  # stands for a SIGKILL: ...
+
+    with monkeypatch.context() as m:
+        m.setattr(SweepFile, "write", lambda self: None)  # ... so no summary is written
+        with pytest.raises(KeyboardInterrupt):
+            run_sweep(pts, out, on_result=crash_after_two)
+    assert lines_seen == [1, 2] and not out.exists() and not out.with_suffix(".csv").exists()
+    kept = {x["key"]: x for x in load_results(out)}
+    assert len(kept) == 2
+    third = make_point(base=pts[2])
+    torn = json.dumps({"key": point_key(third), "settings": third, "status": "ok"})[:-7]
+    with open(journal, "a") as fh:  # the crash left part of the third point's line
+        fh.write(torn)
+    assert {x["key"]: x for x in load_results(out)} == kept  # the torn line is not a point
+    r = run_sweep(pts, out)
+    assert (r.computed, r.skipped) == (1, 2)
+    recs = load_results(out)
+    assert [x["key"] for x in recs] == [point_key(p) for p in pts] and all(x["status"] == "ok" for x in recs)
+    assert all(x == kept[x["key"]] for x in recs if x["key"] in kept)
+    assert not journal.exists()
+    rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
+    assert [r["key"] for r in rows] == [point_key(p) for p in pts]
+    # a restart after a complete run has nothing to do; a complete line that is not a record is refused
+    assert run_sweep(pts, out).computed == 0
+    journal.write_text(json.dumps(recs[0]) + "\n" + "{not json}\n")
+    with pytest.raises(HGNError, match=r"line 2 is not a sweep record.*journal is damaged"):
+        run_sweep(pts, out)
+
+
 # ----------------------------------------------------------------------
 def test_cli_sweep(tmp_path, capsys):
     out = tmp_path / "cli.json"
