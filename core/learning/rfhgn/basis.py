@@ -122,11 +122,10 @@ def sample_basis(datasets, config: RFConfig | None = None, names=None) -> Basis:
     from core.learning.hgn.device import blas_threads, torch_threads
     from core.physics.trajectory import Dataset
     from ..learned import training_source
-    from .fitting import Group, _fit_groups, fit_threads
+    from .fitting import Group, _fit_groups, checked_config, fit_threads
 
     t0 = time.perf_counter()
-    config = RFConfig() if config is None else config
-    config.validate()
+    config = checked_config(config)
     datasets = list(datasets)
     if not datasets or not all(isinstance(d, Dataset) for d in datasets):
         raise HGNError("a pooled basis needs one or more Dataset objects")
