@@ -607,7 +607,6 @@ class Jobs(QObject):
             out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             return self._refuse(HGNError(f"{out.parent}: cannot make the sweep's folder ({exc})"))
-        keys = []
         from core.cluster.sweep import point_key
 
         keys = [point_key(p) for p in points]
