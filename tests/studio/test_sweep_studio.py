@@ -213,6 +213,34 @@ def test_a_sweep_on_a_local_dask_cluster_of_two_workers(qtbot, window, tmp_path)
     assert sorted(d.sweep["records"], key=lambda r: r["key"]) == by_key and panel.table.rowCount() == 6
 
 
+def test_a_sweep_on_a_dask_scheduler_given_by_its_address(qtbot, window, tmp_path):
+    """The "Dask scheduler" engine: the job connects to a running scheduler (here one started by the test,
+    its worker a thread of the test's process) and leaves it running."""
+    import os
+
+    from distributed import Client, LocalCluster
+
+    from core.cluster.sweep import load_results
+
+    w, d = window, window.document
+    panel = _tiny_sweep_window(qtbot, w, tmp_path)
+    panel.set_texts(node_width="4", seed="0")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://", host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        panel.set_engine("scheduler", scheduler=cluster.scheduler_address)
+        assert panel.schedulerEdit.isEnabled() and not panel.workersSpin.isEnabled()
+        failed = []
+        w.jobs.failed.connect(lambda m, t: failed.append(m + t))
+        _run_and_wait(qtbot, w)
+        assert not failed, failed
+        recs = load_results(tmp_path / "sweep.json")
+        assert len(recs) == 1 and recs[0]["status"] == "ok"
+        assert recs[0]["result"]["worker"].endswith(f":{os.getpid()}")      # it ran on the cluster's worker
+        assert d.sweep["records"] == recs and panel.table.rowCount() == 1
+        with Client(cluster) as client:                                     # the cluster is still there
+            assert len(client.scheduler_info()["workers"]) == 1
+
+
 def test_a_damaged_stored_sweep_is_dropped_on_open():
     from core.files.project import Project
     from studio.document import Document
