@@ -38,8 +38,9 @@ def register(subparsers) -> None:
                         "cross-validation over whole snapshots (5 folds; docs/adapt.md)")
     p.add_argument("--prior", choices=("auto", "source", "none"), default="auto",
                    help="what the regularisation pulls the output layer toward: the --model's own output layer "
-                        "(source), zero (none), or per block whichever the rule scores better (auto, default; "
-                        "a basis has no output layer: zero)")
+                        "(source), zero (none), or per block whichever the rule scores better (auto, default). "
+                        "With --basis: source = the output layer the basis file keeps (the pooled fit's; refused "
+                        "for files without one), auto = none (measured no better, docs/adapt.md)")
     p.add_argument("--time-series", action="store_true",
                    help="adapt from time series without derivatives: --data is a trajectory file or a dataset with "
                         "time series; K consecutive snapshots from the start of the first (training) trajectory, "

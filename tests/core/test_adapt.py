@@ -161,10 +161,10 @@ def test_basis_file_round_trip_and_adapted_model_file(harmonic, fpu, tmp_path):
     assert basis.source["n_snapshots"] == 500
     for k, v in base.network.to_arrays().items():
         np.testing.assert_array_equal(basis.network.to_arrays()[k], v)
-    m1, m2 = adapt(base, train, k=10, prior="none"), adapt(basis, train, k=10)
+    m1, m2 = adapt(base, train, k=10, prior="none"), adapt(basis, train, k=10, prior="none")
     np.testing.assert_array_equal(m1.theta, m2.theta)
     assert m2.info["adapt"]["basis"]["kind"] == "basis"
-    assert m2.info["adapt"]["prior"] == "none"  # a basis has no output layer to pull toward
+    assert m2.info["adapt"]["prior"] == "none"
     # the adapted model saves and loads like a fitted one, lineage included
     m2.save(tmp_path / "m.npz")
     back = FittedModel.load(tmp_path / "m.npz")
@@ -172,6 +172,76 @@ def test_basis_file_round_trip_and_adapted_model_file(harmonic, fpu, tmp_path):
     assert back.info["adapt"]["k"] == 10
     np.testing.assert_allclose(back.energy(s, test.q[:3], test.p[:3]), m2.energy(s, test.q[:3], test.p[:3]),
                                rtol=1e-12)
+
+
+def test_basis_keeps_the_output_layer_as_its_prior(harmonic, fpu, tmp_path):
+    """A basis file carries the source fit's theta (round trip); adapting from it with prior "source"/"auto"
+    does what adapting from the model does."""
+    _, _, base = harmonic
+    s, train, test = fpu
+    basis = load_basis(save_basis(base, tmp_path / "b.npz"))
+    assert basis.theta is not None
+    np.testing.assert_array_equal(basis.theta, base.theta)
+    for prior in ("source", "none"):
+        from_model, from_basis = adapt(base, train, k=5, prior=prior), adapt(basis, train, k=5, prior=prior)
+        np.testing.assert_array_equal(from_basis.theta, from_model.theta)
+        assert from_basis.info["adapt"]["prior"] == prior
+    # "auto" on a basis stays the plain ridge (the pooled theta measured no better; docs/adapt.md)
+    np.testing.assert_array_equal(adapt(basis, train, k=5).theta, adapt(base, train, k=5, prior="none").theta)
+
+
+def test_pooled_basis_theta_is_the_prior_under_a_large_regularisation(tmp_path):
+    from core.learning.rfhgn.basis import sample_basis
+
+    h = random_snapshots(builders.cubic_lattice(3, 3, 3), 100, seed=1)
+    m = random_snapshots(builders.cubic_lattice(2, 2, 3, potential="morse"), 100, seed=2)
+    basis = sample_basis([h, m], names=["h", "m"])
+    assert basis.theta is not None and basis.theta.shape == (basis.network.L,)
+    # the pooled theta is the fit on all the pooled rows at once (sample_basis's network carries it): one
+    # pair function for two potentials, so a compromise, but far closer to either than theta = 0 (relative 1)
+    np.testing.assert_array_equal(basis.network.theta.detach().cpu().numpy(), basis.theta)
+    rel = [_err_on(basis.network, ds) / float(np.mean(ds.dqdt ** 2) + np.mean(ds.dpdt ** 2)) for ds in (h, m)]
+    print("pooled theta relative error on h, m:", rel)
+    assert max(rel) < 0.2, rel
+    back = load_basis(save_basis(basis, tmp_path / "p.npz"))
+    np.testing.assert_array_equal(back.theta, basis.theta)
+    target = random_snapshots(builders.cubic_lattice(3, 3, 3, potential="fpu-beta"), 20, seed=3)
+    scale = np.max(np.abs(basis.theta))
+    held = adapt(back, target, k=10, regularisation=1e8, prior="source")
+    np.testing.assert_allclose(held.theta, basis.theta, rtol=0, atol=1e-6 * scale)
+    free = adapt(back, target, k=10, regularisation=1e8, prior="none")
+    assert np.max(np.abs(free.theta)) < 1e-3 * scale  # toward zero without the prior
+
+
+def _err_on(network, ds):
+    """Derivative MSE of a bare network (theta as it is) on every snapshot of ds."""
+    model = FittedModel(RFConfig(), network, None, 0.0, ds.system.n, ds.system)
+    return derivative_mse(model, ds, np.arange(ds.n_snapshots))
+
+
+def test_basis_file_without_theta_still_loads_and_adapts(harmonic, fpu, tmp_path):
+    from core.container import load_npz, save_npz
+
+    _, _, base = harmonic
+    s, train, test = fpu
+    header, arrays = load_npz(save_basis(base, tmp_path / "b.npz"))
+    header = {k: v for k, v in header.items() if k not in ("format", "version", "kind")}
+    old = {k: v for k, v in arrays.items() if k != "theta"}  # as written before bases kept theta
+    save_npz(tmp_path / "old.npz", "basis", header, old)
+    basis = load_basis(tmp_path / "old.npz")
+    assert basis.theta is None
+    plain = adapt(base, train, k=10, prior="none")
+    for prior in ("none", "auto"):
+        m = adapt(basis, train, k=10, prior=prior)
+        np.testing.assert_array_equal(m.theta, plain.theta)
+        assert m.info["adapt"]["prior"] == "none"
+    with pytest.raises(HGNError, match="prior='source'.*basis has none"):
+        adapt(basis, train, k=10, prior="source")
+    for label, bad in (("short", arrays["theta"][:-1]), ("nan", np.where(np.arange(len(arrays["theta"])) == 2,
+                                                                         np.nan, arrays["theta"]))):
+        save_npz(tmp_path / f"{label}.npz", "basis", header, dict(old, theta=bad))
+        with pytest.raises(HGNError, match=f"{label}.npz.*theta"):
+            load_basis(tmp_path / f"{label}.npz")
 
 
 def test_damaged_basis_files_refused(harmonic, tmp_path):

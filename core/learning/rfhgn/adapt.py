@@ -227,8 +227,10 @@ def adapt(model_or_basis, dataset: Dataset, k: int | None = None, config: RFConf
     (the source model's theta and, for the same port terms, its
     coefficients: ``lam |D (x - x_source)|^2``) or ``"auto"`` (default: per
     block, whichever of the two the rule scores lower; with a fixed
-    ``regularisation`` there is no score and it is ``"none"``). A basis has
-    no theta: the prior is 0 there whatever is asked.
+    ``regularisation`` there is no score and it is ``"none"``). From a
+    basis, ``"source"`` is the theta it keeps (:class:`.basis.Basis`;
+    HGNError when it has none) and ``"auto"`` is ``"none"`` (measured: the
+    pooled theta gained nothing under GCV's choice; docs/adapt.md).
 
     ``info["adapt"]``: k, the chosen regularisation per block, the rule's
     scores per block and prior, the effective rank, the prior used
@@ -272,9 +274,16 @@ def adapt(model_or_basis, dataset: Dataset, k: int | None = None, config: RFConf
     c = 0 if spec is None else spec.n_columns(system.n, system.dim)
     theta0 = np.zeros(network.L)
     coef0 = np.zeros(c)
-    if prior != "none" and isinstance(model_or_basis, FittedModel):
-        theta0 = np.asarray(model_or_basis.theta, dtype=np.float64).reshape(-1).copy()
-        if spec is not None:
+    source_theta = model_or_basis.theta  # a FittedModel's, or a Basis' (None: a basis without one)
+    if prior == "source" and source_theta is None:
+        raise HGNError("prior='source' needs the source's output layer, and this basis has none (a basis file "
+                       "written before bases kept theta); sample the basis again, or use prior='none' or 'auto'")
+    # a basis' theta (a pooled fit's compromise) is used only when asked for: "auto" on a basis is "none"
+    # (measured, docs/adapt.md "A prior for a basis": GCV's per-block choice gained nothing, lost 1.65x once)
+    if (prior == "source" or (prior == "auto" and isinstance(model_or_basis, FittedModel))) and \
+            source_theta is not None:
+        theta0 = np.asarray(source_theta, dtype=np.float64).reshape(-1).copy()
+        if spec is not None and isinstance(model_or_basis, FittedModel):
             got = _source_coef(model_or_basis, spec, system.n, system.dim)
             coef0 = coef0 if got is None else got
     has_prior = prior != "none" and bool(np.any(theta0) or np.any(coef0))

@@ -8,7 +8,14 @@ File (core.container kind ``"basis"``):
   ``source`` (where it was sampled: ``system`` name, ``n_snapshots``,
   ``train_r_min``/``train_r_max``, the model file when there was one);
 * arrays: the sampled layers ``<layer>_W`` (out, in) and ``<layer>_b``
-  (out,) as in a model file (no ``theta``).
+  (out,) as in a model file; optionally ``theta`` (L,): the output layer
+  of the fit the layers came from (a model's own; for a pooled basis the
+  one solved on all the pooled rows at once, an "average" Hamiltonian of
+  the source systems), which :func:`~.adapt.adapt` pulls toward with
+  ``prior="source"`` (``"auto"`` ignores it for a basis: measured no
+  better, docs/adapt.md). Files written before it have none and
+  load as before (no prior). No energy constant is kept: the pooled one
+  mixes systems of different sizes and adapt sets its own from the data.
 
 Loading checks the header fields, the stored settings, every array's dtype,
 shape against the layer widths and finiteness, and the layers' input widths
@@ -41,15 +48,18 @@ BASIS_FIELDS = {
 
 
 class Basis:
-    """Sampled hidden layers (an HGN whose theta is ignored) with the settings
-    they were sampled with and where (``source``)."""
+    """Sampled hidden layers (an HGN whose own theta is ignored) with the
+    settings they were sampled with and where (``source``); ``theta``: the
+    output layer of the fit they came from (None: unknown), a prior for
+    :func:`~.adapt.adapt`."""
 
-    def __init__(self, network: HGN, config: RFConfig, source: dict | None = None):
+    def __init__(self, network: HGN, config: RFConfig, source: dict | None = None, theta=None):
         if not isinstance(network, HGN):
             raise HGNError(f"a basis needs an HGN network, got {type(network).__name__}")
         self.network = network
         self.config = config
         self.source = dict(source or {})
+        self.theta = None if theta is None else _checked_theta(theta, network.L, "the basis' theta")
 
     @property
     def dim(self) -> int:
@@ -68,7 +78,7 @@ class Basis:
         src = {"system": getattr(model.train_system, "name", None), "n_snapshots": info.get("n_snapshots"),
                "train_r_min": info.get("train_r_min"), "train_r_max": info.get("train_r_max"),
                "train_k_max": info.get("train_k_max"), "model_file": where}
-        return cls(model.network, model.config, src)
+        return cls(model.network, model.config, src, theta=model.theta)
 
     def __repr__(self) -> str:
         return f"Basis({self.encoding}, {self.dim}D, {self.network.L} features)"
@@ -79,7 +89,10 @@ def save_basis(model_or_basis, path) -> Path:
     basis = model_or_basis if isinstance(model_or_basis, Basis) else Basis.of(model_or_basis)
     header = {"config": basis.config.to_dict(), "encoding": basis.encoding, "dim": basis.dim,
               "source": plain_info(basis.source)}
-    return save_npz(path, "basis", header, basis.network.to_arrays())
+    arrays = basis.network.to_arrays()
+    if basis.theta is not None:
+        arrays["theta"] = np.asarray(basis.theta, dtype=np.float64)
+    return save_npz(path, "basis", header, arrays)
 
 
 def load_basis(path, device=None) -> Basis:
@@ -97,6 +110,7 @@ def load_basis(path, device=None) -> Basis:
     for n in LAYERS[config.encoding]:
         specs[f"{n}_W"] = Arr("float", (f"w_{n}", None))
         specs[f"{n}_b"] = Arr("float", (f"w_{n}",))
+    specs["theta"] = Arr("float", (None,), required=False)  # (L,): checked against the network below
     check_arrays(arrays, specs, name)
     try:
         net = HGN.from_arrays(config.encoding, header["dim"], arrays, linear_kinetic=config.linear_kinetic,
@@ -105,7 +119,20 @@ def load_basis(path, device=None) -> Basis:
     except HGNError as exc:
         raise HGNError(f"{name}: the stored layers do not fit their settings: {exc}") from None
     net.set_theta(np.zeros(net.L))
-    return Basis(net, config, header.get("source") or {})
+    theta = arrays.get("theta")
+    if theta is not None:
+        theta = _checked_theta(theta, net.L, f"{name}: array 'theta'")
+    return Basis(net, config, header.get("source") or {}, theta=theta)
+
+
+def _checked_theta(theta, L: int, where: str) -> np.ndarray:
+    t = np.asarray(theta.detach().cpu().numpy() if hasattr(theta, "detach") else theta)
+    if t.dtype.kind not in "iuf" or t.shape != (L,):
+        raise HGNError(f"{where} must be {L} real numbers (one per feature), got shape {t.shape} dtype {t.dtype}")
+    t = t.astype(np.float64)
+    if not np.all(np.isfinite(t)):
+        raise HGNError(f"{where} holds a value that is not finite (NaN or inf); sample the basis again")
+    return t
 
 
 def sample_basis(datasets, config: RFConfig | None = None, names=None) -> Basis:
@@ -114,9 +141,10 @@ def sample_basis(datasets, config: RFConfig | None = None, names=None) -> Basis:
     own sampling (:func:`core.learning.rfhgn.fitting.choose_points` over
     one group per dataset, then ``sample_network``) as in a fit on all of
     them at once. The output layer that fit solves on the pooled rows is
-    dropped (with ``sampler="adaptive"`` its local energies steer the
-    resampling, a compromise between the systems). ``names``: one label per
-    dataset for ``source`` (default the systems' reprs)."""
+    kept as ``theta`` (adapt's prior; with ``sampler="adaptive"`` its local
+    energies also steer the resampling, a compromise between the systems).
+    ``names``: one label per dataset for ``source`` (default the systems'
+    reprs)."""
     import time
 
     from core.learning.hgn.device import blas_threads, torch_threads
@@ -147,4 +175,4 @@ def sample_basis(datasets, config: RFConfig | None = None, names=None) -> Basis:
     src = {"pooled": names, "n_snapshots": [int(g.n) for g in groups],
            "train_r_min": info.get("train_r_min"), "train_r_max": info.get("train_r_max"),
            "train_k_max": info.get("train_k_max"), "sample_time": time.perf_counter() - t0}
-    return Basis(model.network, config, src)
+    return Basis(model.network, config, src, theta=model.theta)
