@@ -615,7 +615,7 @@ class Jobs(QObject):
         keep = [r for r in (old["records"] if old and not old["stale"] and old["path"] == str(out) else [])
                 if r["key"] in set(keys)]
         doc.set_sweep({"records": keep, "path": str(out), "system": name, "stale": False})
-        self._sweep_info = {"n": len(keys), "engine": engine}
+        self._sweep_info = {"n": len(keys), "engine": engine, "out": str(out), "finished": False, "keys": keys}
         # a sweep on a cluster closes it when cancelled: give it time before its process is ended
         self.sweeper.cancel_grace = 0.1 if engine == "process" else 20.0
         if not self.sweeper.start("sweep", pipeline.sweep_job, list(points), str(out), engine, int(workers),
@@ -650,6 +650,11 @@ class Jobs(QObject):
     @Slot(object)
     def _on_swept(self, result) -> None:
         doc = self.document
+        if self._sweep_info.get("files"):       # the files of a stopped sweep were written: what they hold
+            sweep = doc.sweep or {}
+            doc.set_sweep({**sweep, "records": result["records"], "path": result["path"]})
+            return
+        self._sweep_info["finished"] = True
         sweep = doc.sweep or {}
         doc.set_sweep({"records": result["records"], "path": result["path"], "system": sweep.get("system", ""),
                        "stale": sweep.get("stale", False)})
@@ -658,7 +663,14 @@ class Jobs(QObject):
 
     @Slot()
     def _on_sweep_done(self) -> None:
-        self._sweep_info = {}
+        info, self._sweep_info = self._sweep_info, {}
+        if info.get("out") and not info.get("finished") and not info.get("files"):
+            # a sweep stopped before its end (cancelled, failed, its process ended) left its finished points in
+            # the journal beside OUT (core.cluster.sweep): its JSON and CSV are written from it, in a worker
+            self._sweep_info = {"files": True}
+            if self.sweeper.start("sweep files", pipeline.sweep_files_job, info["out"], list(info["keys"])):
+                return
+            self._sweep_info = {}
         self.sweepingChanged.emit(False)
         self._update_running()
 

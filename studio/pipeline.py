@@ -507,8 +507,10 @@ SWEEP_ENGINES = ("process", "local", "scheduler")
 
 def sweep_job(points: list, out: str, engine: str = "process", workers: int = 2, scheduler: str = "", *,
               progress=None, cancel=None, emit=None) -> dict:
-    """Run the sweep ``points`` (core.cluster.sweep.grid's) with core.cluster.sweep.run_sweep, writing every
-    finished point to ``out`` (JSON, and its .csv) at once; points already in ``out`` are not recomputed.
+    """Run the sweep ``points`` (core.cluster.sweep.grid's) with core.cluster.sweep.run_sweep: every finished
+    point is kept at once (the journal beside ``out``), ``out`` (JSON) and its .csv are written when the sweep
+    ends or stops (:func:`sweep_files_job` when its process was ended); points already in ``out`` or its journal
+    are not recomputed.
     ``engine``: "process" runs the points one by one in this process (no Dask), "local" on a LocalCluster of
     ``workers`` processes, "scheduler" on the Dask scheduler at ``scheduler`` (core.cluster.engine.connect;
     the cluster this job started is closed when it ends, also when cancelled). Each finished point is
@@ -536,6 +538,18 @@ def sweep_job(points: list, out: str, engine: str = "process", workers: int = 2,
     return {"path": str(run.path), "points": run.points, "skipped": run.skipped, "computed": run.computed,
             "failed": run.failed, "seconds": run.seconds, "engine": engine,
             "records": [by_key[k] for k in run.keys if k in by_key]}
+
+
+def sweep_files_job(out: str, keys: list, *, progress=None, cancel=None, emit=None) -> dict:
+    """Write the JSON and CSV of the sweep ``out`` from its journal (a sweep whose process was ended before it
+    could: core.cluster.sweep.SweepFile.write; nothing to write without a journal). Returns {"path",
+    "records"}: the records of the points ``keys`` the file holds, in that order."""
+    from core.cluster.sweep import SweepFile
+
+    sf = SweepFile(out)
+    if sf.journal.exists():
+        sf.write()
+    return {"path": str(sf.path), "records": [sf.records[k] for k in keys if k in sf.records]}
 
 
 def sweep_model_job(system: System, sim: dict, point: dict, key: str, *, progress=None, cancel=None,

@@ -166,12 +166,34 @@ def test_cancel_keeps_the_finished_points(qtbot, window, tmp_path):
     assert cancelled == ["Sweep"] and panel.runButton.text() == "Run sweep"
     kept = load_results(tmp_path / "sweep.json")
     assert 1 <= len(kept) < 8
+    # its process was ended mid-point: the JSON and CSV were written from the journal afterwards
+    assert not (tmp_path / "sweep.journal.jsonl").exists()
+    doc = json.loads((tmp_path / "sweep.json").read_text())
+    assert [r["key"] for r in doc["points"]] == [r["key"] for r in kept]
+    assert len((tmp_path / "sweep.csv").read_text().splitlines()) == len(kept) + 1
     assert [r["key"] for r in d.sweep["records"]] == [r["key"] for r in kept]
     assert panel.table.rowCount() == len(kept)
     # run again: the finished points are skipped, the rest computed
     _run_and_wait(qtbot, w, timeout=240000)
     assert len(load_results(tmp_path / "sweep.json")) == 8 and len(d.sweep["records"]) == 8
     assert [r["key"] for r in load_results(tmp_path / "sweep.json")][:len(kept)] == [r["key"] for r in kept]
+
+
+def test_a_sweep_ended_mid_point_gets_its_json_and_csv_from_the_journal(qtbot, window, tmp_path):
+    """Cancelled while a long point runs, the job's process is ended (JobRunner's grace): the finished point
+    is in core's journal, and the window has the JSON and CSV written from it in a worker."""
+    w, d = window, window.document
+    panel = _tiny_sweep_window(qtbot, w, tmp_path)
+    panel.set_texts(node_width="4", seed="0", n="3, 24")          # the second point: a 24x24 lattice
+    qtbot.mouseClick(panel.runButton, Qt.LeftButton)
+    qtbot.waitUntil(lambda: d.sweep is not None and len(d.sweep["records"]) == 1, timeout=120000)
+    qtbot.mouseClick(panel.runButton, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not w.jobs.is_running(), timeout=30000)
+    assert not (tmp_path / "sweep.journal.jsonl").exists()
+    doc = json.loads((tmp_path / "sweep.json").read_text())
+    assert [r["key"] for r in doc["points"]] == [r["key"] for r in d.sweep["records"]]
+    assert len(doc["points"]) == 1 and len((tmp_path / "sweep.csv").read_text().splitlines()) == 2
+    assert panel.runButton.text() == "Run sweep"
 
 
 def test_a_sweep_on_a_local_dask_cluster_of_two_workers(qtbot, window, tmp_path):
