@@ -43,7 +43,7 @@ from ..learned import training_arrays
 from .config import BaselineConfig
 from .model import TrainedHGN
 from .optimizers import get_spec, make_optimizer
-from .training import (_Data, _evaluate, _loss, _spread, _validation_split, _warm_imports, init_theta,
+from .training import (EarlyStopping, _Data, _evaluate, _loss, _spread, _validation_split, _warm_imports, init_theta,
                        init_torch, input_values, load_raw)
 
 
@@ -174,7 +174,7 @@ def _pretrain(parts, names, config, spec, device, balance, progress, cancel, t0)
 
     full_batch = spec.full_batch
     history = {"epoch": [], "time": [], "train_loss": [], "val_loss": []}
-    best_val, best_state, best_epoch, bad = math.inf, None, 0, 0
+    stopping, best_state = EarlyStopping(config), None
     stop_reason, steps, out_of_time = "max epochs", 0, False
     budget = config.time_budget if config.time_budget > 0 else math.inf
     t_train = time.perf_counter()
@@ -222,14 +222,8 @@ def _pretrain(parts, names, config, spec, device, balance, progress, cancel, t0)
         if not (math.isfinite(train_loss) and math.isfinite(vl)):
             stop_reason = "diverged (non-finite loss)"
             break
-        if vl < best_val:
-            enough = not math.isfinite(best_val) or vl < best_val * (1.0 - config.min_delta)
-            best_val, best_epoch = vl, epoch
-            if config.restore_best:
-                best_state = copy.deepcopy(network.state_dict())
-            bad = 0 if enough else bad + 1
-        else:
-            bad += 1
+        if stopping.update(vl, epoch) and config.restore_best:
+            best_state = copy.deepcopy(network.state_dict())
         fraction = max(epoch / config.max_epochs, t_now / budget if math.isfinite(budget) else 0.0)
         if fraction - last_progress >= 0.005:
             report(progress, "epochs", fraction)
@@ -237,7 +231,7 @@ def _pretrain(parts, names, config, spec, device, balance, progress, cancel, t0)
         if t_now >= budget:
             stop_reason, out_of_time = "time budget", True
             break
-        if config.patience and bad >= config.patience:
+        if stopping.stop:
             stop_reason = "early stopping"
             break
     train_time = time.perf_counter() - t_train
@@ -252,8 +246,8 @@ def _pretrain(parts, names, config, spec, device, balance, progress, cancel, t0)
         n_snapshots=[int(d.n + (v.n if v is not None else 0)) for d, v in zip(datas, vals)],
         loss_weights=[float(w) for w in weights], balance=bool(balance),
         fit_time=time.perf_counter() - t0, train_time=train_time, epochs=len(history["epoch"]), steps=steps,
-        stop_reason=stop_reason, out_of_time=out_of_time, best_epoch=best_epoch,
-        best_val_loss=best_val if math.isfinite(best_val) else None, restored_best=restored,
+        stop_reason=stop_reason, out_of_time=out_of_time, best_epoch=stopping.best_epoch,
+        best_val_loss=stopping.best_loss, restored_best=restored,
         loss_history=history["train_loss"], val_history=history["val_loss"], time_history=history["time"],
         optimizer=spec.key, optimizer_label=spec.label, learning_rate=config.lr,
         batch_size=None if full_batch else config.batch_size, full_batch=bool(full_batch), init=config.init,

@@ -277,6 +277,35 @@ def _warm_imports() -> None:
         pass
 
 
+class EarlyStopping:
+    """The best validation loss so far, its epoch, and the epochs since the
+    loss last fell by more than ``config.min_delta`` (relative); training
+    stops after ``config.patience`` such epochs (0: never)."""
+
+    def __init__(self, config):
+        self.min_delta, self.patience = config.min_delta, config.patience
+        self.best_val, self.best_epoch, self.bad = math.inf, 0, 0
+
+    def update(self, val_loss: float, epoch: int) -> bool:
+        """Record an epoch's validation loss; True when it is the best so far
+        (the caller keeps the network's state then)."""
+        if val_loss < self.best_val:
+            enough = not math.isfinite(self.best_val) or val_loss < self.best_val * (1.0 - self.min_delta)
+            self.best_val, self.best_epoch = val_loss, epoch
+            self.bad = 0 if enough else self.bad + 1
+            return True
+        self.bad += 1
+        return False
+
+    @property
+    def stop(self) -> bool:
+        return bool(self.patience) and self.bad >= self.patience
+
+    @property
+    def best_loss(self) -> float | None:
+        return self.best_val if math.isfinite(self.best_val) else None
+
+
 def fit(dataset: Dataset, config: BaselineConfig | None = None, progress=None, cancel=None, *,
         monitor=None, monitor_growth: float = 1.05, port=None) -> TrainedHGN:
     """Train the RF-HGN architecture with every layer trainable on the
@@ -391,7 +420,7 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
     lbfgs = spec.key == "lbfgs"
 
     history = {"epoch": [], "time": [], "train_loss": [], "val_loss": [], "monitor": [], "port": []}
-    best_val, best_state, best_epoch, bad = math.inf, None, 0, 0
+    stopping, best_state = EarlyStopping(config), None
     best_port = None
     stop_reason = "max epochs"
     steps = 0
@@ -471,15 +500,9 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
             stop_reason = "diverged (non-finite loss)"
             break
-        if val_loss < best_val:
-            enough = not math.isfinite(best_val) or val_loss < best_val * (1.0 - config.min_delta)
-            best_val, best_epoch = val_loss, epoch
-            if config.restore_best:
-                best_state = copy.deepcopy(network.state_dict())
-                best_port = copy.deepcopy(port.state_dict()) if port is not None else None
-            bad = 0 if enough else bad + 1
-        else:
-            bad += 1
+        if stopping.update(val_loss, epoch) and config.restore_best:
+            best_state = copy.deepcopy(network.state_dict())
+            best_port = copy.deepcopy(port.state_dict()) if port is not None else None
         fraction = max(epoch / config.max_epochs, t_now / budget if math.isfinite(budget) else 0.0)
         if fraction - last_progress >= PROGRESS_STEP:
             report(progress, "epochs", fraction)
@@ -488,7 +511,7 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
             stop_reason = "time budget"
             out_of_time = True
             break
-        if config.patience and bad >= config.patience:
+        if stopping.stop:
             stop_reason = "early stopping"
             break
     train_time = clock()
@@ -523,8 +546,8 @@ def _train(dataset, config, spec, system, q, p, dqdt, dpdt, mon, progress, cance
         steps=steps,
         stop_reason=stop_reason,
         out_of_time=out_of_time,
-        best_epoch=best_epoch,
-        best_val_loss=best_val if math.isfinite(best_val) else None,
+        best_epoch=stopping.best_epoch,
+        best_val_loss=stopping.best_loss,
         restored_best=restored,
         loss_history=history["train_loss"],
         val_history=history["val_loss"],
