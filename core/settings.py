@@ -76,6 +76,17 @@ class SettingsMixin(metaclass=_SettingsMeta):
         """The allowed values of every setting that has a fixed set of them."""
         return {f.name: list(f.metadata["choices"]) for f in dataclasses.fields(cls) if "choices" in f.metadata}
 
+    @classmethod
+    def checked(cls, config=None):
+        """The settings a job runs with: None -> the defaults; anything but
+        an instance of ``cls``, or invalid settings: HGNError."""
+        config = cls() if config is None else config
+        if not isinstance(config, cls):
+            article = "an" if cls.__name__[:1] in "AEIOUR" else "a"  # an RFConfig, a BaselineConfig
+            raise HGNError(f"config must be {article} {cls.__name__}, got {type(config).__name__}")
+        config.validate()
+        return config
+
     def replace(self, **changes):
         """A validated copy with some settings changed."""
         d = self.to_dict()

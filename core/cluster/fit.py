@@ -46,7 +46,7 @@ from core.files.chunked import ChunkedDataset, open_chunked
 from core.jobs import check_cancel, report
 from core.learning.hgn.device import blas_threads, resolve_device, torch_threads
 from core.learning.rfhgn.config import RFConfig
-from core.learning.rfhgn.fitting import Group, assemble, checked_config, finish_fit, fit_threads, sample_and_solve
+from core.learning.rfhgn.fitting import Group, assemble, finish_fit, fit_threads, sample_and_solve
 from core.learning.rfhgn.model import FittedModel
 from core.learning.rfhgn.sampling import choose_points
 from core.physics.trajectory import degenerate
@@ -192,7 +192,7 @@ def distributed_fit(source, config: RFConfig | None = None, client=None, progres
     :class:`~core.errors.Cancelled`. Returns the FittedModel; ``info``
     carries ``distributed`` (chunks, workers, scheduler)."""
     t0 = time.perf_counter()
-    config = checked_config(config)
+    config = RFConfig.checked(config)
     device = resolve_device(config.device)
     if client is not None and device.type != "cpu":
         raise HGNError("the distributed fit runs on the workers' CPUs: use device cpu (or fit in one process "

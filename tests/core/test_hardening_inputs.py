@@ -406,3 +406,22 @@ def test_the_python_fit_refuses_degenerate_data_and_impossible_widths():
         fit(random_snapshots(builders.chain(4), 20, displacement=0.0, momentum=0.0, seed=0), RFConfig())
     with pytest.raises(HGNError, match="needs about .* this machine has"):
         fit(random_snapshots(builders.chain(4), 20, seed=0), RFConfig(edge_width=500_000))
+
+
+def test_settings_checked_gives_defaults_and_refuses_the_wrong_kind_or_bad_values():
+    """SettingsMixin.checked: what fit, fit_port, adapt, sample_basis, the
+    distributed fit and the baselines run with."""
+    from core.learning.baselines.config import BaselineConfig
+    from core.learning.rfhgn import RFConfig
+
+    assert RFConfig.checked(None) == RFConfig()
+    cfg = RFConfig(node_width=8)
+    assert RFConfig.checked(cfg) is cfg
+    with pytest.raises(HGNError, match="config must be an RFConfig, got BaselineConfig"):
+        RFConfig.checked(BaselineConfig())
+    with pytest.raises(HGNError, match="config must be a BaselineConfig, got dict"):
+        BaselineConfig.checked({})
+    bad = RFConfig()
+    bad.node_width = -3
+    with pytest.raises(HGNError, match="node_width"):
+        RFConfig.checked(bad)

@@ -74,10 +74,7 @@ def pretrain(datasets, config: BaselineConfig | None = None, progress=None, canc
     training ranges."""
     _warm_imports()
     t0 = time.perf_counter()
-    config = BaselineConfig() if config is None else config
-    if not isinstance(config, BaselineConfig):
-        raise HGNError(f"config must be a BaselineConfig, got {type(config).__name__}")
-    config.validate()
+    config = BaselineConfig.checked(config)
     datasets = list(datasets) if isinstance(datasets, (list, tuple)) else [datasets]
     if not datasets or not all(isinstance(d, Dataset) for d in datasets):
         raise HGNError("pre-training needs a list of one or more Dataset objects")

@@ -315,10 +315,7 @@ def fit(dataset: Dataset, config: BaselineConfig | None = None, progress=None, c
     forcing (:mod:`core.learning.baselines.port`; ``info["port"]``)."""
     _warm_imports()
     t0 = time.perf_counter()
-    config = BaselineConfig() if config is None else config
-    if not isinstance(config, BaselineConfig):
-        raise HGNError(f"config must be a BaselineConfig, got {type(config).__name__}")
-    config.validate()
+    config = BaselineConfig.checked(config)
     train, q, p, dqdt, dpdt = training_arrays(dataset)
     system = dataset.system
     dataset.check_trainable(train)

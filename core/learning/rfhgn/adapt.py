@@ -45,7 +45,7 @@ from core.learning.hgn.network import HGN
 from core.physics.trajectory import Dataset
 from ..learned import training_source
 from .config import RFConfig
-from .fitting import Group, assemble, checked_config, energy_constant, fit_threads
+from .fitting import Group, assemble, energy_constant, fit_threads
 from .model import FittedModel
 
 #: the GCV grid of relative regularisations (the normal matrix is scaled to a unit diagonal)
@@ -242,7 +242,7 @@ def adapt(model_or_basis, dataset: Dataset, k: int | None = None, config: RFConf
 
     t0 = time.perf_counter()
     base_net, base_cfg, source, (r_min0, r_max0) = _parts(model_or_basis)
-    config = checked_config(base_cfg if config is None else config)
+    config = RFConfig.checked(base_cfg if config is None else config)
     if not isinstance(dataset, Dataset):
         raise HGNError(f"adapt needs a Dataset, got {type(dataset).__name__}")
     if rule not in RULES:

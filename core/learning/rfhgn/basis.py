@@ -150,10 +150,10 @@ def sample_basis(datasets, config: RFConfig | None = None, names=None) -> Basis:
     from core.learning.hgn.device import blas_threads, torch_threads
     from core.physics.trajectory import Dataset
     from ..learned import training_source
-    from .fitting import Group, _fit_groups, checked_config, fit_threads
+    from .fitting import Group, _fit_groups, fit_threads
 
     t0 = time.perf_counter()
-    config = checked_config(config)
+    config = RFConfig.checked(config)
     datasets = list(datasets)
     if not datasets or not all(isinstance(d, Dataset) for d in datasets):
         raise HGNError("a pooled basis needs one or more Dataset objects")

@@ -536,21 +536,12 @@ def fit_threads(config: RFConfig, systems, device) -> int:
     return n
 
 
-def checked_config(config: RFConfig | None) -> RFConfig:
-    """The fit's settings: None -> RFConfig(); anything but an RFConfig, or invalid settings: HGNError."""
-    config = RFConfig() if config is None else config
-    if not isinstance(config, RFConfig):
-        raise HGNError(f"config must be an RFConfig, got {type(config).__name__}")
-    config.validate()
-    return config
-
-
 def fit(dataset: Dataset, config: RFConfig | None = None, progress=None, cancel=None) -> FittedModel:
     """Fit an RF-HGN to the training snapshots of ``dataset`` (with exact
     derivatives) on ``config.device``. ``info["fit_time"]`` is the wall time
     from the call (data in memory) to the usable model, in seconds."""
     t0 = time.perf_counter()
-    config = checked_config(config)
+    config = RFConfig.checked(config)
     device = resolve_device(config.device)
     train, q, p, dqdt, dpdt = training_source(dataset)  # the dataset's arrays, not copied
     dataset.check_trainable(train)  # zero momenta and forces: nothing to learn (read in chunks, no copy)
@@ -602,7 +593,7 @@ def fit_time_series(trajectories: list[Trajectory], config: RFConfig | None = No
     potential recorded in the trajectory) when it is finite.
     """
     t0 = time.perf_counter()
-    config = checked_config(config)
+    config = RFConfig.checked(config)
     device = resolve_device(config.device)
     if isinstance(trajectories, Trajectory):
         trajectories = [trajectories]

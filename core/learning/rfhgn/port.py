@@ -57,7 +57,7 @@ from core.physics.system import System
 from core.physics.trajectory import Dataset
 from ..learned import training_source
 from .config import RFConfig
-from .fitting import checked_config, energy_constant, fit as plain_fit, solve_block
+from .fitting import energy_constant, fit as plain_fit, solve_block
 from .model import FittedModel
 from .sampling import choose_points, local_energies, sample_network
 
@@ -355,7 +355,7 @@ def fit_port(dataset: Dataset, config: RFConfig | None = None, spec: PortSpec | 
     :meth:`PortSpec.from_system`). Returns a FittedModel with ``info["port"]`` the identified
     coefficients."""
     t0 = time.perf_counter()
-    config = checked_config(config)
+    config = RFConfig.checked(config)
     if not isinstance(dataset, Dataset):
         raise HGNError(f"fit_port needs a Dataset, got {type(dataset).__name__}")
     system = dataset.system
