@@ -29,10 +29,12 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QTableWidget,
@@ -152,6 +154,15 @@ class SweepPanel(QWidget):
         ll.addWidget(self.notesLabel)
         ll.addStretch(1)
         left.setMinimumWidth(280)
+        # the grid's form scrolls, so the Sweep dock (tabbed with the plots) does not raise the
+        # window's minimum height above what a 1366x768 screen holds
+        leftScroll = QScrollArea()
+        leftScroll.setObjectName("sweepGridScroll")
+        leftScroll.setWidget(left)
+        leftScroll.setWidgetResizable(True)
+        leftScroll.setFrameShape(QFrame.NoFrame)
+        leftScroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        leftScroll.setMinimumWidth(300)
 
         # -- the table --------------------------------------------------------------
         self.table = QTableWidget(0, 0)
@@ -219,7 +230,7 @@ class SweepPanel(QWidget):
 
         split = QSplitter(Qt.Horizontal)
         split.setObjectName("sweepSplitter")
-        split.addWidget(left)
+        split.addWidget(leftScroll)
         split.addWidget(mid)
         split.addWidget(right)
         split.setStretchFactor(1, 3)
