@@ -148,11 +148,13 @@ def first_time(app, w, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     small = "--small" in argv
-    only_spline = "--spline" in argv            # only the drawn potential and the reference check (6.)
-    only_port = "--port" in argv                # only the damped, driven lattice (7.)
-    only_adapt = "--adapt" in argv              # only few-shot adaptation (8.)
-    only_sweep = "--sweep" in argv              # only the Sweep dock (9.)
-    argv = [a for a in argv if a not in ("--small", "--spline", "--port", "--adapt", "--sweep")]
+    # one step of the full run alone (the first of these given, in this order)
+    steps = {"--spline": spline_and_reference,  # the drawn potential and the reference check (6.)
+             "--port": damped_driven,           # the damped, driven lattice (7.)
+             "--adapt": adaptation,             # few-shot adaptation (8.)
+             "--sweep": sweep}                  # the Sweep dock (9.)
+    only = next((step for flag, step in steps.items() if flag in argv), None)
+    argv = [a for a in argv if a != "--small" and a not in steps]
     out = Path(argv[0]) if argv else ROOT / "assets" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="hgn-shots-")
@@ -181,20 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         w.projects.choose = lambda *_a: "discard"
         w.close()
         return 0
-    if only_spline:
-        spline_and_reference(app, w, out)
-        w.close()
-        return 0
-    if only_port:
-        damped_driven(app, w, out)
-        w.close()
-        return 0
-    if only_adapt:
-        adaptation(app, w, out)
-        w.close()
-        return 0
-    if only_sweep:
-        sweep(app, w, out)
+    if only is not None:
+        only(app, w, out)
         w.close()
         return 0
     _save(w, out / "studio-start.png")
