@@ -180,8 +180,8 @@ def _run_map(source: ChunkedDataset, network, config: RFConfig, client, progress
         raise
 
 
-def distributed_fit(source, config: RFConfig | None = None, client=None, progress=None, cancel=None,
-                    verify: bool = True) -> FittedModel:
+def distributed_fit(source, config: RFConfig | None = None, client=None, progress=None,
+                    cancel=None) -> FittedModel:
     """Fit an RF-HGN to the training snapshots of a chunked dataset
     (``source``: its folder or a :class:`~core.files.chunked.ChunkedDataset`)
     as a map over chunks on ``client`` (a ``distributed.Client``; None: in
