@@ -177,6 +177,7 @@ def one_minus_square_(t: torch.Tensor, scale=None) -> torch.Tensor:
 
 
 _CSR_WARNED = False
+_ONE = torch.ones(1, dtype=torch.float64)
 #: the edge-to-node sum's structure per edge list ((N, d, edges bytes) -> :func:`_sum_structure`) and its
 #: CSR index arrays per chunk size and device, kept between fits (a fit builds a new FixedJacobians)
 _STRUCTURES: dict = {}
@@ -478,6 +479,7 @@ class FixedJacobians:
             pl = {"e": buf["e"], "en": buf["e"].numpy(), "mn": buf["m"].numpy(), "m": buf["m"],
                   "dz": buf["dz"], "dzn": buf["dz"].numpy(), "dm": dm,
                   "de": dm.numpy()[:, :nE] if pool else buf["de"].numpy(),
+                  "det": dm[:, :nE] if pool else buf["de"],
                   "dmm": dm[:, nE:] if pool else dm, "J": buf["J"], "crow": crow, "col": col, "nnz": nnz,
                   "bias": buf["zs"].numpy() if self.zs is not None else self._bm}
             self._plans[c] = pl
@@ -508,8 +510,10 @@ class FixedJacobians:
         np.matmul(e, self._WMeT, out=mn)
         mn += pl["bias"]
         np.tanh(mn, out=mn)
-        np.multiply(e, e, out=de)  # f'_e / w_E = 1 - e^2
-        np.subtract(1.0, de, out=de)
+        # f'_e / w_E = 1 - e^2, written into the edge columns of dm (rows of nE in rows of n_V): torch's
+        # one strided pass (measured 0.23 against 1.16 ms for NumPy's two over the 3x3x3 task's 27,000 rows,
+        # whose per-row loop overhead dominates)
+        torch.addcmul(_ONE, pl["e"], pl["e"], value=-1.0, out=pl["det"])
         np.matmul(de, self._W2, out=dzn)  # dz = f'_e W_ME^T
         np.multiply(mn, mn, out=mn)  # f'_m = (1 - m^2) dz
         torch.addcmul(pl["dz"], pl["m"], pl["dz"], value=-1.0, out=pl["dmm"])
