@@ -58,9 +58,12 @@ rollout measures the pair distances of every saved frame and keeps their
 range in ``meta["pair_distance_range"]``; if it leaves the training range,
 ``meta["outside_training_range"]`` is true and a
 :class:`RolloutExtrapolationWarning` says when and how far (once per
-rollout). The rollout goes on: whether the model still holds there is for
-the caller to judge (it often does not: a bond stretched beyond anything seen
-can break).
+rollout; ``meta["training_range_left"]`` keeps the step, time, value and
+bound). A start state that is already outside the range is reported as the
+start ("the initial state already has ..."), not as a step the roll-out
+took; steps count from the start of the whole run (``t0``). The rollout
+goes on: whether the model still holds there is for the caller to judge
+(it often does not: a bond stretched beyond anything seen can break).
 
 Divergence: a roll-out that blows up is stopped and marked, not written as
 numbers. It has diverged when a learned gradient, a state or an energy
@@ -249,8 +252,16 @@ class RangeMonitor:
 
     :meth:`check` measures the pair distances of one frame, widens the range
     seen so far and, the first time it leaves the training range, warns with
-    :class:`RolloutExtrapolationWarning` (once per roll-out); :meth:`meta`
-    gives the ranges for the trajectory's meta.
+    :class:`RolloutExtrapolationWarning` (once per roll-out) and keeps what
+    left which range where in ``meta["training_range_left"]`` (``step`` and
+    ``t`` of the whole run, ``quantity``, ``value``, ``bound``, ``side``
+    "above" | "below", ``at_start``). A start state that is already outside
+    (frame 0: a larger lattice's random start has more extreme bonds than the
+    small system's data) is reported as the start, not as something the
+    roll-out reached; steps count from the start of the whole run, so a
+    roll-out continued in chunks (``t0`` > 0) names the same step as one run.
+    Only saved frames are measured: "at step N" is the first saved frame
+    outside. :meth:`meta` gives the ranges for the trajectory's meta.
     """
 
     #: frames between the caller of rollout() and warnings.warn: rollout -> Recorder.save -> check
@@ -258,7 +269,9 @@ class RangeMonitor:
 
     def __init__(self, ff: ForceField, train_range: tuple[float, float], dt: float, t0: float):
         self.ff, self.train, self.dt, self.t0 = ff, train_range, dt, t0
+        self.offset = int(round(t0 / dt))  # steps before this roll-out's start (a continued chunk)
         self.seen = [math.inf, -math.inf]
+        self.left: dict | None = None
 
     def check(self, q: np.ndarray, step: int) -> None:
         r = self.ff.active_pairs(q)[3]
@@ -266,24 +279,36 @@ class RangeMonitor:
             return
         r_train, r_seen = self.train, self.seen
         lo, hi = float(r.min()), float(r.max())
-        first = r_seen[0] >= r_train[0] and r_seen[1] <= r_train[1]
         r_seen[0], r_seen[1] = min(r_seen[0], lo), max(r_seen[1], hi)
-        if first and (lo < r_train[0] or hi > r_train[1]):
-            a, b = _distinct(hi, r_train[1]) if hi > r_train[1] else _distinct(lo, r_train[0])
-            what = (f"pair distance {a} beyond the largest in the training data ({b})"
-                    if hi > r_train[1] else
-                    f"pair distance {a} below the smallest in the training data ({b})")
-            warnings.warn(f"the rollout reached a {what} at step {step} (t = {self.t0 + step * self.dt:.6g}): the "
-                          "model extrapolates there and may be wrong", RolloutExtrapolationWarning,
-                          stacklevel=self.STACKLEVEL)
+        if self.left is not None or not (lo < r_train[0] or hi > r_train[1]):
+            return
+        above = hi > r_train[1]
+        value, bound = (hi, r_train[1]) if above else (lo, r_train[0])
+        a, b = _distinct(value, bound)
+        what = (f"pair distance {a} beyond the largest in the training data ({b})" if above else
+                f"pair distance {a} below the smallest in the training data ({b})")
+        n, t = self.offset + step, self.t0 + step * self.dt
+        self.left = {"step": n, "t": t, "quantity": "pair distance", "value": value, "bound": bound,
+                     "side": "above" if above else "below", "at_start": step == 0}
+        if step == 0 and n == 0:
+            msg = f"the initial state already has a {what}, before any step"
+        elif step == 0:
+            msg = f"this continued roll-out starts at step {n} (t = {t:.6g}) with a {what}"
+        else:
+            msg = f"the rollout reached a {what} at step {n} (t = {t:.6g})"
+        warnings.warn(f"{msg}: the model extrapolates there and may be wrong", RolloutExtrapolationWarning,
+                      stacklevel=self.STACKLEVEL)
 
     def meta(self) -> dict:
         r_train, r_seen = self.train, self.seen
         if not math.isfinite(r_seen[0]):
             return {}
-        return {"pair_distance_range": [r_seen[0], r_seen[1]],
-                "training_pair_distance_range": [r_train[0], r_train[1]],
-                "outside_training_range": bool(r_seen[0] < r_train[0] or r_seen[1] > r_train[1])}
+        out = {"pair_distance_range": [r_seen[0], r_seen[1]],
+               "training_pair_distance_range": [r_train[0], r_train[1]],
+               "outside_training_range": bool(r_seen[0] < r_train[0] or r_seen[1] > r_train[1])}
+        if self.left is not None:
+            out["training_range_left"] = dict(self.left)
+        return out
 
 
 class Recorder:

@@ -412,3 +412,69 @@ def test_fitted_models_know_their_smallest_training_distance_and_warn_below_it(h
     with pytest.warns(RolloutExtrapolationWarning, match="below the smallest in the training data"):
         out = rollout(model, s, q, np.zeros_like(q), 0.01, 20, 10)
     assert out.meta["outside_training_range"] is True
+
+
+# ---------------------------------------------------------------------------
+# the training-range warning says what the roll-out did, not what it was given
+# ---------------------------------------------------------------------------
+class _Narrow(TrueHamiltonian):
+    """The true chain Hamiltonian "trained" on pair distances 0.95..1.05 only."""
+    info = {"train_r_max": 1.05, "train_r_min": 0.95}
+
+
+def _range_warnings(fn):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn()
+    return out, [str(w.message) for w in caught if issubclass(w.category, RolloutExtrapolationWarning)]
+
+
+def test_an_initial_state_outside_the_training_range_is_reported_as_the_initial_state():
+    """A start that is already outside the training range (a larger lattice's random start has more extreme
+    bonds than the small one's data) is the caller's state, not something the roll-out did: the warning says
+    so, and the meta records step 0 as the start."""
+    s = chain(6, dim=2)
+    q = s.positions.copy()
+    q[0, 0] -= 0.2                                   # bond 0-1 at 1.2, beyond 1.05, before any step
+    pred, msgs = _range_warnings(lambda: rollout(_Narrow(s), s, q, np.zeros_like(q), 0.01, 20, 5))
+    assert len(msgs) == 1, msgs
+    assert "the initial state" in msgs[0] and "before any step" in msgs[0], msgs[0]
+    assert "reached" not in msgs[0], msgs[0]
+    assert "pair distance 1.2 beyond the largest in the training data (1.05)" in msgs[0], msgs[0]
+    left = pred.meta["training_range_left"]
+    assert left["step"] == 0 and left["t"] == 0.0 and left["at_start"] is True
+    assert left["quantity"] == "pair distance" and left["value"] == pytest.approx(1.2)
+    assert left["bound"] == 1.05 and left["side"] == "above"
+
+
+def test_the_range_warning_names_the_first_step_outside_also_in_a_continued_rollout():
+    """Inside at the start, outside later: the warning names the first saved step outside and its time;
+    a roll-out continued in chunks (t0 > 0, as the studio runs it) names the same step of the whole run,
+    and a chunk that starts outside (the previous chunk's end) says it starts there."""
+    s = chain(6, dim=2)
+    q0, p0 = initial_state(s, 0.005, 0.1, seed=0)
+    r0 = np.linalg.norm(q0[s.edges[:, 0]] - q0[s.edges[:, 1]], axis=-1)
+    assert 0.95 < r0.min() and r0.max() < 1.05          # the start is inside
+    dt, steps = 0.01, 200
+    one, msgs = _range_warnings(lambda: rollout(_Narrow(s), s, q0, p0, dt, steps))
+    r = np.linalg.norm(one.q[:, s.edges[:, 0]] - one.q[:, s.edges[:, 1]], axis=-1)
+    first = int(np.argmax((r > 1.05).any(axis=1) | (r < 0.95).any(axis=1)))
+    assert 5 < first < steps - 5
+    assert len(msgs) == 1 and f"at step {first} (t = {first * dt:.6g})" in msgs[0], (first, msgs)
+    assert "reached" in msgs[0] and "initial" not in msgs[0]
+    assert one.meta["training_range_left"]["step"] == first
+    assert one.meta["training_range_left"]["at_start"] is False
+    # the same run in two chunks, cut 3 steps before it leaves the range
+    c = first - 3
+    a, msgs_a = _range_warnings(lambda: rollout(_Narrow(s), s, q0, p0, dt, c))
+    assert msgs_a == [] and "training_range_left" not in a.meta
+    b, msgs_b = _range_warnings(lambda: rollout(_Narrow(s), s, a.q[-1], a.p[-1], dt, steps - c, t0=c * dt))
+    assert len(msgs_b) == 1 and f"at step {first} (t = {first * dt:.6g})" in msgs_b[0], msgs_b
+    assert b.meta["training_range_left"]["step"] == first
+    # a chunk that starts outside the range: its start is the state the run had reached at step first + 2
+    k = first + 2
+    _, msgs_c = _range_warnings(lambda: rollout(_Narrow(s), s, one.q[k], one.p[k], dt, 10, t0=k * dt))
+    assert len(msgs_c) == 1 and f"starts at step {k} (t = {k * dt:.6g})" in msgs_c[0], msgs_c
+    assert "before any step" not in msgs_c[0]
