@@ -228,6 +228,15 @@ def _csr(crow, col, values, size):
     return A
 
 
+def quiet_csr() -> None:
+    """Make torch's once-per-process beta warning of sparse CSR tensors now,
+    silenced (:func:`_csr` changes the warning filters, which is not
+    thread-safe: call this before threads make CSR tensors)."""
+    if not _CSR_WARNED:
+        z = torch.zeros(1, dtype=torch.int32)
+        _csr(torch.zeros(2, dtype=torch.int32), z, torch.zeros(1, dtype=torch.float64), (1, 1))
+
+
 class FixedJacobians:
     """Jacobian rows of an invariant :class:`HGN` on a fixed graph (see the
     module notes). ``graph``: a fixed :class:`core.learning.hgn.graph.Graph`
@@ -470,7 +479,10 @@ class FixedJacobians:
         """The lean path's per-chunk-size views (buffers, their NumPy arrays,
         the CSR structure), built once per chunk size (kept with the
         :func:`workspace` buffers they view: two sizes, the full chunk and the last)."""
-        pl = self._plans.get(c)
+        # per thread: the views are of this thread's workspace buffers (a fit's assembly threads,
+        # rfhgn.fitting.assemble, may take turns with one FixedJacobians)
+        key = (threading.get_ident(), c)
+        pl = self._plans.get(key)
         if pl is None:
             buf = self._buffers(c)
             nE, pool = self.nE, self.net.pool_edges
@@ -482,8 +494,8 @@ class FixedJacobians:
                   "det": dm[:, :nE] if pool else buf["de"],
                   "dmm": dm[:, nE:] if pool else dm, "J": buf["J"], "crow": crow, "col": col, "nnz": nnz,
                   "bias": buf["zs"].numpy() if self.zs is not None else self._bm}
-            self._plans[c] = pl
-            if len(self._plans) > 4:
+            self._plans[key] = pl
+            if len(self._plans) > 8:
                 self._plans.pop(next(iter(self._plans)))
         return pl
 

@@ -108,9 +108,10 @@ class RFConfig(SettingsMixin):
         1, """torch intra-op threads during the fit (0 = leave torch's setting). One is fastest for these
         small products on a shared machine: 3x3x3 lattice, 500 snapshots, 2 cores under load (benchmarks/
         fit_speed.py, two runs each): 74 and 121 ms best with 1 thread, 248 and 356 ms with 2 (medians
-        87/136 against 2089/396 ms). A CPU fit of the invariant encoding on fixed graphs (lattices) always
-        runs on one thread when more are asked for (rfhgn.fitting.fit_threads, measured there); the model's
-        info["threads"] says which""")
+        87/136 against 2089/396 ms). A CPU fit of the invariant encoding on fixed graphs (lattices) keeps
+        torch and BLAS at one thread and shares its snapshots among this many threads of its own instead
+        (rfhgn.fitting.fit_threads and assembly_threads, measured there); the model's info["threads"] and
+        info["assembly_threads"] say which""")
     seed: int = setting(0, "Random seed of the sampled layers (every random choice of the fit)")
     swim_scale: float = setting(
         0.2, """SWIM constant s: a neuron's pre-activation is -s at one point of its pair and +s at the other.

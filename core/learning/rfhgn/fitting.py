@@ -54,7 +54,8 @@ the network, which come from torch autograd through ``HGN.features`` in float64)
 from __future__ import annotations
 
 import math
-
+import queue
+import threading
 import time
 import warnings
 
@@ -65,7 +66,7 @@ import torch
 from core.errors import HGNError
 from core.jobs import available_cores, check_cancel, report
 from core.learning.hgn.device import blas_threads, resolve_device, torch_threads
-from core.learning.hgn.fixed import FixedJacobians, _host, gemv_add_, gram_add_, squares
+from core.learning.hgn.fixed import FixedJacobians, _host, gemv_add_, gram_add_, quiet_csr, squares
 from core.learning.hgn.graph import Graph
 from core.learning.hgn.network import HGN
 from ..learned import training_source
@@ -261,6 +262,22 @@ class NormalEquations:
             blk[2] += u @ u
         blk[3] += dqdt.numel()
 
+    def merge(self, other: NormalEquations) -> None:
+        """Add the sums of ``other`` (the same network's rows of other snapshots) into these."""
+        for name, blk in self._blocks.items():
+            o = other._blocks[name]
+            blk[0] += o[0]
+            blk[1] += o[1]
+            blk[2] += o[2]
+            blk[3] += o[3]
+        for key, (s, G, b) in other._folded.items():
+            acc = self._folded.get(key)
+            if acc is None:
+                self._folded[key] = [s.copy(), G.copy(), b.copy()]
+            else:
+                acc[1] += G
+                acc[2] += b
+
     @property
     def blocks(self) -> dict:
         """name -> [G, b, u.u, rows] with numpy G and b (on the CPU; the
@@ -307,6 +324,11 @@ def assemble(network: HGN, groups: list[Group], config: RFConfig, progress=None,
     plan = [(g, a, b) for g in groups for a, b in _batches(g, network, config)]
     shared = fixed is not None
     fixed = {} if fixed is None else fixed
+    workers = assembly_threads(config, network, groups)
+    if workers > 1:
+        _assemble_threaded(ne, network, plan, workers, progress, cancel, stage_from, stage_to, record, fixed,
+                           shared)
+        return ne
     for n, (g, a, b) in enumerate(plan):
         check_cancel(cancel)
         q, p, dqdt, dpdt = g.batch(a, b)
@@ -325,6 +347,137 @@ def assemble(network: HGN, groups: list[Group], config: RFConfig, progress=None,
             ne.add(Jq, Jp, dqdt, dpdt)
         report(progress, "assemble", stage_from + (stage_to - stage_from) * (n + 1) / len(plan))
     return ne
+
+
+def assembly_threads(config: RFConfig, network: HGN, groups: list[Group]) -> int:
+    """Threads over snapshots in :func:`assemble`: ``config.threads`` for a
+    CPU fit whose groups all take the fixed-graph fast path (invariant
+    encoding, ``system.edges``), else 1 (the general path's parallelism is
+    torch's intra-op threads; see :func:`fit_threads`)."""
+    n = int(config.threads)
+    if n <= 1 or network.device.type != "cpu" or not groups or not all(_fast(g, network) for g in groups):
+        return 1
+    return n
+
+
+#: the least snapshots of a part in the threaded assembly (:func:`_assemble_threaded`)
+PART_SNAPSHOTS = 32
+
+
+class _Crew:
+    """Threads of the threaded assembly, kept between fits so that their
+    :func:`core.learning.hgn.fixed.workspace` buffers (per thread) stay
+    allocated: :meth:`run` runs ``fns[0]`` on the calling thread and
+    ``fns[k]`` on crew thread k, and returns their results when all have
+    ended (the first error re-raised). Two fits at once share the crew: a
+    crew thread runs their functions one after the other."""
+
+    def __init__(self):
+        self._queues: list = []
+        self._lock = threading.Lock()
+
+    def _queue(self, k: int):
+        with self._lock:
+            while len(self._queues) < k:
+                q = queue.SimpleQueue()
+                threading.Thread(target=self._loop, args=(q,), daemon=True,
+                                 name=f"rfhgn-assembly-{len(self._queues) + 1}").start()
+                self._queues.append(q)
+            return self._queues[k - 1]
+
+    @staticmethod
+    def _loop(q) -> None:
+        while True:
+            fn, out, done = q.get()
+            try:
+                out.append((True, fn()))
+            except BaseException as exc:  # noqa: BLE001 (handed to the caller)
+                out.append((False, exc))
+            finally:
+                done.release()
+
+    def run(self, fns: list) -> list:
+        jobs = []
+        for k, fn in enumerate(fns[1:], start=1):
+            out, done = [], threading.Semaphore(0)
+            self._queue(k).put((fn, out, done))
+            jobs.append((out, done))
+        results, error = [], None
+        try:
+            results.append(fns[0]())
+        except BaseException as exc:  # noqa: BLE001 (re-raised once the others have ended)
+            error = exc
+        for out, done in jobs:
+            done.acquire()
+            ok, value = out[0]
+            if ok:
+                results.append(value)
+            elif error is None:
+                error = value
+        if error is not None:
+            raise error
+        return results
+
+
+_CREW = _Crew()
+
+
+def _assemble_threaded(ne: NormalEquations, network: HGN, plan, workers: int, progress, cancel,
+                       stage_from: float, stage_to: float, record, fixed: dict, shared: bool) -> None:
+    """:func:`assemble` on ``workers`` threads (fixed graphs on the CPU): each batch is cut into
+    ``workers`` parts (of at least :data:`PART_SNAPSHOTS` snapshots) that the threads take in turn; each
+    part's sums are its own, added into ``ne`` in the parts' order, so the result is the same whichever
+    thread took which part (reproducible for a given thread count) and agrees with one thread's to
+    round-off. NumPy, BLAS and torch release the interpreter lock in their loops; each thread has its own
+    FixedJacobians (its work buffers are per thread) and one BLAS/torch thread. One part per thread: smaller
+    parts cost CPU time in the Python between the loops, where the threads take turns with the
+    interpreter lock (measured, 3x3x3 task, 2 threads: 25-29 ms of CPU time per fit with parts of 32-64
+    snapshots, 21 ms with 128, against 19-20 ms on one thread)."""
+    records = [{} for _ in range(workers)] if record is not None else [None] * workers
+    lock = threading.Lock()
+    quiet_csr()  # torch's once-per-process CSR warning silenced here, not by threads at once
+
+    def fj_of(g, k, q):
+        key = ((id(g.system) if shared else id(g)), k)
+        fj = fixed.get(key)
+        if fj is None:
+            fj = FixedJacobians(network, g.graph(0, 1, q[:1]))
+            with lock:
+                fixed[key] = fj
+        return fj
+
+    for n, (g, a, b) in enumerate(plan):
+        check_cancel(cancel)
+        q, p, dqdt, dpdt = g.batch(a, b)
+        S = b - a
+        k = max(1, min(workers, S // PART_SNAPSHOTS))
+        parts = [(S * i // k, S * (i + 1) // k) for i in range(k)]
+        sums: list = [None] * len(parts)
+        taken = iter(range(len(parts)))
+
+        def work(k, g=g, q=q, p=p, dqdt=dqdt, dpdt=dpdt, parts=parts, sums=sums, taken=taken):
+            while True:
+                with lock:
+                    i = next(taken, None)
+                if i is None:
+                    return
+                check_cancel(cancel)
+                c0, c1 = parts[i]
+                part = NormalEquations(network)
+                _assemble_fixed(part, fj_of(g, k, q), q[c0:c1], p[c0:c1], dqdt[c0:c1], dpdt[c0:c1], records[k])
+                sums[i] = part
+
+        _CREW.run([lambda k=k: work(k) for k in range(workers)])
+        for part in sums:
+            ne.merge(part)
+        report(progress, "assemble", stage_from + (stage_to - stage_from) * (n + 1) / len(plan))
+    if record is not None:
+        for r in records:
+            if "k_max" in r:
+                record["k_max"] = max(record.get("k_max", 0.0), r["k_max"])
+            if "r_max" in r:
+                record["r_max"] = max(record.get("r_max", 0.0), r["r_max"])
+                record["r_min"] = min(record.get("r_min", float("inf")), r["r_min"])
 
 
 def _assemble_fixed(ne: NormalEquations, fj: FixedJacobians, q, p, dqdt, dpdt, record) -> None:
@@ -519,15 +672,18 @@ def finish_fit(network: HGN, theta, sinfo: dict, config: RFConfig, groups: list[
 
 
 def fit_threads(config: RFConfig, systems, device) -> int:
-    """The CPU threads a fit runs with: ``config.threads``, except that a
-    CPU fit of the invariant encoding on fixed graphs (``system.edges``: the
-    lattice task) runs on one thread whenever more are asked for. Its work is
-    chunks of ~33 snapshots whose products are too small to share out and
-    whose threads wait for each other on a busy machine (measured, 3x3x3
+    """The torch intra-op and BLAS threads a fit runs with: ``config.threads``,
+    except that a CPU fit of the invariant encoding on fixed graphs
+    (``system.edges``: the lattice task) keeps them at one and shares its
+    snapshots among ``config.threads`` threads of its own instead
+    (:func:`assembly_threads`). Its work is chunks of ~33 snapshots whose
+    products are too small to share out within one operation: intra-op threads
+    wait for each other at every product on a busy machine (measured, 3x3x3
     task, 2 cores under load ~10, wall time of 6 fits each: 1 thread 77-87 ms
-    best, 99-109 ms median; 2 threads 1,478-1,483 ms best, 2,037-2,390 ms
-    median; 2 torch threads alone 904 ms best, 2 BLAS threads alone 389 ms;
-    one 2,673 x 48 syrk 244 against 232 us on 1 and 2 threads). 0 leaves
+    best, 99-109 ms median; 2 intra-op threads 1,478-1,483 ms best,
+    2,037-2,390 ms median; 2 torch threads alone 904 ms best, 2 BLAS threads
+    alone 389 ms; one 2,673 x 48 syrk 244 against 232 us on 1 and 2
+    threads), where threads over snapshots only meet once a batch. 0 leaves
     torch's and BLAS's settings alone, as before."""
     n = int(config.threads)
     if n > 1 and torch.device(device).type == "cpu" and config.encoding == "invariant" and systems \
@@ -557,6 +713,7 @@ def fit(dataset: Dataset, config: RFConfig | None = None, progress=None, cancel=
         group = Group(system, q, p, dqdt, dpdt, train, device)
         model = _fit_groups([group], known, config, progress, cancel, t0)
     model.info["threads"] = threads
+    model.info["assembly_threads"] = assembly_threads(config, model.network, [group])
     model.info["source"] = "derivatives"
     model.info["fit_time"] = time.perf_counter() - t0
     return model

@@ -426,3 +426,65 @@ def test_cuda_fit_agrees_with_the_cpu_fit_and_files_cross_devices(tmp_path, enco
     assert np.allclose(back.energy(s, q, p), gpu.energy(s, q, p), rtol=1e-12, atol=1e-12)
     on_gpu = FittedModel.load(cpu.save(tmp_path / "c.npz"), device="cuda")
     assert np.allclose(on_gpu.energy(s, q, p), cpu.energy(s, q, p), rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------
+# the threaded assembly of fixed-graph fits (rfhgn.fitting.assemble, threads > 1)
+def _assembly_threads_seen(monkeypatch):
+    """Names of the threads that assembled rows (fixed.FixedJacobians.rows_folded)."""
+    from core.learning.hgn import fixed
+
+    seen = set()
+    original = fixed.FixedJacobians.rows_folded
+
+    def spy(self, *args):
+        seen.add(threading.current_thread().name)
+        return original(self, *args)
+
+    monkeypatch.setattr(fixed.FixedJacobians, "rows_folded", spy)
+    return seen
+
+
+def test_threads_share_the_snapshots_and_agree_with_one_thread(lattice, monkeypatch):
+    s, train, test = lattice
+    one = fit(train, RFConfig(threads=1))
+    seen = _assembly_threads_seen(monkeypatch)
+    two = fit(train, RFConfig(threads=2))
+    assert len(seen) == 2 and any(n.startswith("rfhgn-assembly-") for n in seen), seen
+    assert two.info["assembly_threads"] == 2 and one.info["assembly_threads"] == 1
+    assert two.info["threads"] == 1             # one BLAS/torch thread within each
+    # the same normal equations up to summation order: the same predictions to round-off
+    # (theta itself is fixed only to cond * eps at regularisation 1e-12, see test_numpy_reference)
+    a, b = one.time_derivatives(s, test.q, test.p), two.time_derivatives(s, test.q, test.p)
+    scale = max(np.abs(test.dpdt).max(), np.abs(test.dqdt).max())
+    assert max(np.abs(a[0] - b[0]).max(), np.abs(a[1] - b[1]).max()) < 1e-6 * scale
+    assert _mse(two, s, test) == pytest.approx(_mse(one, s, test), rel=1e-2)
+    # the training range comes from every thread's part
+    for k in ("train_r_max", "train_r_min", "train_k_max"):
+        assert two.info[k] == one.info[k], k
+    # reproducible for a given thread count, whichever thread took which part
+    again = fit(train, RFConfig(threads=2))
+    assert np.array_equal(again.theta, two.theta)
+
+
+def test_threaded_assembly_cancels_and_reports_errors_from_its_threads(lattice):
+    s, train, _ = lattice
+    ev = threading.Event()
+
+    def stop_during_assembly(stage, f):
+        if stage == "assemble" and f > 0.2:
+            ev.set()
+
+    sub = train.subset(np.arange(160))
+    with pytest.raises(Cancelled):
+        fit(sub, RFConfig(threads=2, batch_size=64, **SMALL), progress=stop_during_assembly, cancel=ev)
+    # two particles on top of each other in a snapshot that a crew thread takes (the second part)
+    q = train.q[:80].copy()
+    q[70, 1] = q[70, 0]
+    bad = Dataset(s, q, train.p[:80], train.dqdt[:80], train.dpdt[:80], train.energy[:80], np.arange(80),
+                  np.arange(0))
+    with pytest.raises(HGNError, match="on top of each other"):
+        fit(bad, RFConfig(threads=2, **SMALL))
+    # the crew still works after both
+    model = fit(sub, RFConfig(threads=2, **SMALL))
+    assert model.info["assembly_threads"] == 2 and np.all(np.isfinite(model.theta))
