@@ -604,15 +604,10 @@ def run_rollout(args) -> int:
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RolloutExtrapolationWarning)
-            if pred_port is not None:
-                from core.learning.rfhgn.port import rollout_port
-
-                pred = rollout_port(model, system, q0, p0, args.dt, args.steps, args.save_every, port=pred_port)
-                pred.meta["seconds_per_step"] = (time.perf_counter() - t0) / max(args.steps, 1)
-            else:
-                pred = rollout(model, system, q0, p0, args.dt, args.steps, args.save_every, progress=bar,
-                               integrator=args.integrator, tol=args.tol, max_iter=args.max_iter,
-                               device=args.device, precision=args.precision, threads=args.threads)
+            # a port model rolls out with its identified damping and forcing (pred_port, carried to system)
+            pred = rollout(model, system, q0, p0, args.dt, args.steps, args.save_every, progress=bar,
+                           integrator=args.integrator, tol=args.tol, max_iter=args.max_iter,
+                           device=args.device, precision=args.precision, threads=args.threads, port=pred_port)
         wall = time.perf_counter() - t0
     finally:
         bar.close()
@@ -693,15 +688,10 @@ def evaluate(model, ds, rollouts: int = DEFAULT_EVAL_ROLLOUTS, progress=None, **
         for k in chosen:
             truth = trajs[k]
             steps = (truth.n_frames - 1) * truth.save_every
-            if port_model:  # the identified damping and forcing (rfhgn.port.rollout_port)
-                from core.learning.rfhgn.port import rollout_port
-
-                port, _ = _port_rollout_setup(model, truth.system)
-                pred = rollout_port(model, truth.system, truth.q[0], truth.p[0], truth.dt, steps, truth.save_every,
-                                    t0=float(truth.t[0]), port=port)
-            else:
-                pred = rollout(model, truth.system, truth.q[0], truth.p[0], truth.dt, steps, truth.save_every,
-                               progress=progress, learned_energy=False, **rollout_kw)
+            # a port model rolls out with its identified damping and forcing (carried to the system)
+            port = _port_rollout_setup(model, truth.system)[0] if port_model else None
+            pred = rollout(model, truth.system, truth.q[0], truth.p[0], truth.dt, steps, truth.save_every,
+                           progress=progress, learned_energy=False, t0=float(truth.t[0]), port=port, **rollout_kw)
             if pred.diverged is not None:  # no measures of a path that blew up; said in the result
                 diverged.append({"trajectory": k, **pred.diverged})
                 continue

@@ -84,6 +84,15 @@ A roll-out continued in chunks passes ``energy_reference`` = the first
 chunk's ``meta["energy_reference"]`` ([H(0), scale]) so that every chunk
 measures against the same start and the chunks decide as one run.
 
+Damping and forcing (a model's "port", issue 13; ``core.learning.rfhgn.port``):
+a model that identified damping and forcing (``model.info["port"]``) rolls
+out with them, carried to the system rolled out on (:func:`carried_port`),
+unless ``port=`` says otherwise. The step is then ground truth's Strang
+splitting (:func:`port_step`; separable models only, others are refused),
+the divergence check measures the energy balance as ground truth does, and
+the trajectory's system carries the port. A Hamiltonian model rolls out as
+before.
+
 Periodic boxes: positions are integrated and saved unwrapped, as in the
 ground truth (``core.physics.integrators``).
 
@@ -119,6 +128,7 @@ from core.physics.forces import DEFAULT_SKIN, ForceField
 from core.physics.integrators import (ENERGY_ERROR_LIMIT, Frame, FrameFn, check_run_memory, check_run_settings,
                                       check_run_time, energy_scale, n_saved_frames)
 from core.jobs import CancelLike, ProgressFn, check_cancel, report
+from core.physics.port import Drive, Port
 from core.physics.system import System
 from core.physics.trajectory import Trajectory
 
@@ -198,6 +208,114 @@ def _numpy(x) -> np.ndarray:
     if isinstance(x, np.ndarray):
         return x
     return x.detach().cpu().double().numpy()
+
+
+# ----------------------------------------------------------------------
+# damping and forcing (a model's "port", issue 13; docs/port_hamiltonian.md)
+# ----------------------------------------------------------------------
+def identified_port(ident: dict) -> Port:
+    """A :class:`~core.physics.port.Port` from identified coefficients (a model's ``info["port"]``, as
+    :func:`core.learning.rfhgn.port.fit_port` and the port baseline write it): damping as identified
+    (negative values clipped to 0), one Drive per frequency and node with the identified amplitude, phase
+    and direction, the field."""
+    g = ident.get("damping")
+    damping = 0.0 if g is None else (np.clip(np.asarray(g, dtype=np.float64), 0.0, None)
+                                     if isinstance(g, list) else max(float(g), 0.0))
+    drives = []
+    f = ident.get("forcing")
+    if f:
+        for wi, w in enumerate(f["frequencies"]):
+            for ni, node in enumerate(f["nodes"]):
+                a = f["amplitude"][wi][ni]
+                if a > 0:
+                    drives.append(Drive((node,), a, w, tuple(f["direction"][wi][ni]), f["phase"][wi][ni]))
+    return Port(damping, tuple(drives), None if ident.get("field") is None else tuple(ident["field"]))
+
+
+def carried_port(model, system: System) -> Port | None:
+    """The damping and forcing a model rolls out with on ``system``: its identified ones (``info["port"]``)
+    on its training system, carried to the corresponding particles of another lattice (a larger one,
+    zero-shot: :func:`core.physics.port.transfer_port`), checked against ``system``; None for models that
+    identified none. HGNError when the model carries no training system to map them from."""
+    from core.physics.port import transfer_port
+
+    info = getattr(model, "info", None)
+    ident = info.get("port") if isinstance(info, dict) else None
+    if not isinstance(ident, dict):
+        return None
+    port = identified_port(ident)
+    train = getattr(model, "train_system", None)
+    if train is None:
+        raise HGNError("this model identified damping and forcing but carries no training system to map "
+                       "them from; roll it out on its training system")
+    if not (train.n == system.n and np.array_equal(train.positions, system.positions)):
+        port = transfer_port(port, train, system)
+    return port.check(system.n, system.dim)
+
+
+class PortFlow:
+    """A port's terms on the roll-out's device and dtype: the exact damping flow over half a step
+    (``decay``, (N, 1) or None), the external force F(t) (:meth:`external`, None when not forced), and the
+    energy balance accumulated every step with the trapezoid rule on the injected power F(t).v and the
+    dissipated power sum gamma |v|^2 (v = p/m), as ground truth does (``core.physics.integrators``); the
+    sums stay on the device (no synchronisation per step) until :meth:`balance` reads them at a saved frame."""
+
+    def __init__(self, port: Port, system: System, grads, dt: float, t0: float):
+        terms = port.terms(system.masses, system.dim)
+        self.terms, self.dt, self.t0 = terms, dt, t0
+        self.decay = grads.tensor(terms.decay(0.5 * dt)) if terms.damped else None
+        self.forced = terms.forced
+        self.tensor = grads.tensor
+        self.inv_m = grads.tensor(1.0 / system.masses[:, None])
+        self.gamma_inv_m2 = grads.tensor((terms.gamma / system.masses ** 2)[:, None]) if terms.damped else None
+        self.injected = self.dissipated = 0.0
+        self.power = (0.0, 0.0)
+
+    def external(self, step: int):
+        """F(t0 + step dt) (N, d) on the device, or None without forcing."""
+        return self.tensor(self.terms.external(self.t0 + step * self.dt)) if self.forced else None
+
+    def start(self, p, fext) -> None:
+        self.power = self._power(p, fext)
+
+    def _power(self, p, fext):
+        inj = (fext * p * self.inv_m).sum() if fext is not None else 0.0
+        dis = (p * p * self.gamma_inv_m2).sum() if self.gamma_inv_m2 is not None else 0.0
+        return inj, dis
+
+    def accumulate(self, p, fext) -> None:
+        """Add one step's injected and dissipated energy (trapezoid on the powers at its two ends)."""
+        h = 0.5 * self.dt
+        inj, dis = self._power(p, fext)
+        self.injected = self.injected + h * (self.power[0] + inj)
+        self.dissipated = self.dissipated + h * (self.power[1] + dis)
+        self.power = (inj, dis)
+
+    def balance(self) -> tuple[float, float]:
+        """(injected, dissipated) energy since the start of this roll-out."""
+        return float(self.injected), float(self.dissipated)
+
+
+def port_step(grads, flow: PortFlow, q, p, gv, fext, dt: float, step: int):
+    """One step of the Strang splitting D(dt/2) K(dt/2) Q(dt) K(dt/2) D(dt/2) of ground truth
+    (``core.physics.integrators``) with the learned dV/dq and dT/dp: D the exact damping flow, K the kick
+    by -dV/dq + F(t) (F at the start of the step for the first kick, at its end for the second), Q the
+    drift by dT/dp. Updates q and p in place; ``gv`` is dV/dq at q, ``fext`` F at the step's start.
+    Returns (q, p, dV/dq at the new q, F at the new time)."""
+    h = 0.5 * dt
+    if flow.decay is not None:
+        p *= flow.decay
+    p -= h * (gv if fext is None else gv - fext)
+    q += grads.kinetic(p, q, out=grads.scratch(p)).mul_(dt)
+    gv = grads.potential(q, out=gv)
+    if not _finite(gv):
+        raise _blowup(step, dt)
+    fext = flow.external(step)
+    p -= h * (gv if fext is None else gv - fext)
+    if flow.decay is not None:
+        p *= flow.decay
+    flow.accumulate(p, fext)
+    return q, p, gv, fext
 
 
 class Diverged(Exception):
@@ -331,6 +449,15 @@ class Recorder:
         self.learned = np.empty(n_frames) if learned_energy else None
         self.floor, self.reference = energy_floor, energy_reference
         self.h0, self.scale = energy_reference or (0.0, 0.0)  # H(0) and the energy scale, set by frame 0
+        self.flow: PortFlow | None = None  # damping and forcing: the energy balance replaces H(0)
+        self.injected = self.dissipated = None
+
+    def with_port(self, flow: "PortFlow") -> None:
+        """Measure the divergence against the energy balance of ``flow`` (a damped or driven roll-out):
+        |H(t) - H(0) - (injected - dissipated)| against the scale + |injected| + dissipated, with H(0) this
+        roll-out's own start (an ``energy_reference`` contributes its scale only), as ground truth does."""
+        self.flow = flow
+        self.injected, self.dissipated = np.empty(self.n_frames), np.empty(self.n_frames)
 
     def truncate(self, k: int) -> None:
         """Keep the first ``k`` frames (a diverged roll-out)."""
@@ -338,6 +465,8 @@ class Recorder:
         self.potential, self.kinetic, self.momentum = self.potential[:k], self.kinetic[:k], self.momentum[:k]
         if self.learned is not None:
             self.learned = self.learned[:k]
+        if self.flow is not None:
+            self.injected, self.dissipated = self.injected[:k], self.dissipated[:k]
         self.n_frames = k
 
     def save(self, k: int, step: int, q: np.ndarray, p: np.ndarray) -> None:
@@ -359,7 +488,21 @@ class Recorder:
                                  "of each other or flown apart)",
                            f"Reduce the time step dt (now {self.dt:g}) or start closer to the states the model "
                            "was fitted on")
-        if k == 0 and self.reference is None:
+        if self.flow is not None:
+            inj, dis = self.injected[k], self.dissipated[k] = self.flow.balance()
+            if k == 0:
+                self.h0 = h  # the balance starts at this roll-out's own start
+                if self.reference is None:
+                    self.scale = energy_scale(self.kinetic[0], self.potential[0], self.floor)
+            else:
+                err, scale = abs(h - self.h0 - (inj - dis)), self.scale + abs(inj) + dis
+                if self.scale > 0 and not err <= ENERGY_ERROR_LIMIT * scale:
+                    raise Diverged(step, f"the true energy along the predicted path left the energy balance "
+                                         f"(injected - dissipated) by {err / scale:.3g} times the energy scale "
+                                         f"{scale:.3g} (limit {ENERGY_ERROR_LIMIT:g})",
+                                   "The model has left the states it was fitted on, or the time step dt "
+                                   f"(now {self.dt:g}) is too large")
+        elif k == 0 and self.reference is None:
             self.h0, self.scale = h, energy_scale(self.kinetic[0], self.potential[0], self.floor)
         elif self.scale > 0 and not abs(h - self.h0) <= ENERGY_ERROR_LIMIT * self.scale:
             raise Diverged(step, f"the true energy along the predicted path moved by "
@@ -501,7 +644,8 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
             on_no_convergence: str = "error", on_divergence: str = "stop", energy_reference=None,
             learned_energy: bool = True,
             skin: float = DEFAULT_SKIN, label: str | None = None, t0: float = 0.0,
-            device: str = "cpu", precision: str = "float64", threads: int = ROLLOUT_THREADS) -> Trajectory:
+            device: str = "cpu", precision: str = "float64", threads: int = ROLLOUT_THREADS,
+            port: Port | None = None) -> Trajectory:
     """Integrate the learned Hamiltonian ``model`` on ``system`` from (q0, p0)
     for ``steps`` steps of ``dt``, saving every ``save_every``-th step (frame 0
     is the initial state), and return the predicted :class:`Trajectory`.
@@ -528,6 +672,15 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
     (module notes: stopped and marked in ``meta["diverged"]``, or HGNError);
     ``energy_reference``: [H(0), scale] of the first chunk of a roll-out
     continued in chunks (its ``meta["energy_reference"]``).
+    ``port``: damping and forcing (a :class:`core.physics.port.Port`) to
+    roll out with; default None = the model's own (:func:`carried_port`: the
+    identified ones of a port model, ``info["port"]``, carried to
+    ``system``; none for a Hamiltonian model). With an active port the step
+    is ground truth's Strang splitting with the learned gradients
+    (:func:`port_step`; separable models only), the returned trajectory's
+    system carries the port, ``meta["injected"]``/``["dissipated"]`` the
+    energy balance, and the divergence check measures the balance. Pass
+    ``Port(0.0)`` to roll a port model out without its damping and forcing.
     Raises HGNError for bad settings, Cancelled when cancelled.
 
     The parts: :func:`explicit_step` and :func:`implicit_step` (one step of
@@ -549,6 +702,21 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
     if not math.isfinite(t0):
         raise HGNError(f"start time t0 must be finite, got {t0}")
     separable = bool(getattr(model, "separable", False))
+    if port is None:
+        port = carried_port(model, system)
+    elif not isinstance(port, Port):
+        raise HGNError(f"port must be a core.physics.port.Port (damping and forcing) or None, got "
+                       f"{type(port).__name__}")
+    else:
+        port = port.check(system.n, system.dim)
+    if port is not None and not port.active:
+        port = None
+    if port is not None and (not separable or integrator == "implicit"):
+        raise HGNError("damping and forcing roll out with the explicit Strang splitting of ground truth, which "
+                       "needs a separable model (H = T(p) + V(q)); this model is "
+                       f"{'separable, but the implicit integrator was asked for' if separable else 'not separable'}"
+                       ": use the invariant encoding (or integrator auto/explicit), or pass port=Port(0.0) to "
+                       "roll it out without its damping and forcing")
     if integrator == "auto":
         integrator = "explicit" if separable else "implicit"
     if integrator == "explicit" and not separable:
@@ -579,6 +747,10 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
                         energy_floor(system), energy_reference)
     solver = FixedPointSolver(tol, max_iter, on_no_convergence, dt, cancel)
     explicit = integrator == "explicit"
+    flow = None
+    if port is not None:
+        flow = PortFlow(port, system, grads, dt, t0)
+        recorder.with_port(flow)
 
     diverged = None
     k = 0
@@ -586,6 +758,10 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
     with torch_threads(threads), blas_threads(threads):
         check_cancel(cancel)
         q, p = grads.tensor(q), grads.tensor(p)  # check_state's copies: the caller's arrays are never written
+        fext = None
+        if flow is not None:
+            fext = flow.external(0)
+            flow.start(p, fext)
         recorder.save(0, 0, q, p)
         k = 1
         grads.prepare(q, p)  # state-dependent tables and workspaces, outside the timed loop
@@ -601,7 +777,9 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
             for step in range(1, steps + 1):
                 if cancel is not None and cancel.is_set():
                     check_cancel(cancel)
-                if explicit:
+                if flow is not None:
+                    q, p, g, fext = port_step(grads, flow, q, p, g, fext, dt, step)
+                elif explicit:
                     q, p, g = explicit_step(grads, q, p, g, dt, step)
                 else:
                     q, p, g = implicit_step(grads, solver, q, p, g, dt, step)
@@ -625,7 +803,9 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
         recorder.truncate(k)
 
     t = t0 + dt * save_every * np.arange(n_frames)
-    meta = {"integrator": "stoermer-verlet" if explicit else "generalised-leapfrog",
+    name = "strang-verlet (learned, port)" if flow is not None else (
+        "stoermer-verlet" if explicit else "generalised-leapfrog")
+    meta = {"integrator": name,
             "steps": steps, "unwrapped": True, "model": model_name(model),
             "gradient_evaluations": grads.n_evaluations,
             "seconds_per_step": elapsed / steps if steps else 0.0, "threads": threads,
@@ -641,6 +821,9 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
         meta["learned_energy"] = recorder.learned
     if diverged is not None:
         meta["diverged"] = diverged
+    if flow is not None:  # the energy balance, accumulated every step (core.physics.port.energy_balance reads it)
+        meta["injected"], meta["dissipated"] = recorder.injected, recorder.dissipated
+        system = system.copy(port=port)
     meta["energy_reference"] = [float(recorder.h0), float(recorder.scale)]
     return Trajectory(system=system, t=t, q=recorder.q, p=recorder.p, kinetic=recorder.kinetic,
                       potential=recorder.potential, momentum=recorder.momentum,

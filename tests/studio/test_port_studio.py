@@ -242,7 +242,7 @@ def test_port_model_zero_shot_carries_the_identified_port_to_the_larger_lattice(
     # the same model rolled out as a Hamiltonian one (no port) is far off: the test can tell
     from core.learning.rollout import rollout
 
-    ham = rollout(res.model, big, q0, p0, 0.01, 200, save_every=5)
+    ham = rollout(res.model, big, q0, p0, 0.01, 200, save_every=5, port=Port(0.0))
     assert np.mean((truth.q[-1] - ham.q[-1]) ** 2) > 100 * np.mean((truth.q[-1] - pred.q[-1]) ** 2)
 
 

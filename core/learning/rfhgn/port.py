@@ -52,10 +52,11 @@ from core.jobs import available_cores, check_cancel, report
 from core.learning.hgn.device import blas_threads, resolve_device, torch_threads
 from core.learning.hgn.graph import Graph
 from core.physics.neighbours import minimum_image
-from core.physics.port import Drive, Port
+from core.physics.port import Port
 from core.physics.system import System
 from core.physics.trajectory import Dataset
 from ..learned import training_source
+from ..rollout import carried_port, identified_port  # noqa: F401 (public here too)
 from .config import RFConfig
 from .fitting import energy_constant, fit as plain_fit, solve_block
 from .model import FittedModel
@@ -330,24 +331,6 @@ def identified(spec: PortSpec, coef: np.ndarray, n: int, d: int) -> dict:
     return out
 
 
-def identified_port(ident: dict) -> Port:
-    """A :class:`~core.physics.port.Port` from identified coefficients (a model's ``info["port"]``):
-    damping as identified (negative values clipped to 0), one Drive per frequency and node with the
-    identified amplitude, phase and direction, the field."""
-    g = ident.get("damping")
-    damping = 0.0 if g is None else (np.clip(np.asarray(g, dtype=np.float64), 0.0, None)
-                                     if isinstance(g, list) else max(float(g), 0.0))
-    drives = []
-    f = ident.get("forcing")
-    if f:
-        for wi, w in enumerate(f["frequencies"]):
-            for ni, node in enumerate(f["nodes"]):
-                a = f["amplitude"][wi][ni]
-                if a > 0:
-                    drives.append(Drive((node,), a, w, tuple(f["direction"][wi][ni]), f["phase"][wi][ni]))
-    return Port(damping, tuple(drives), None if ident.get("field") is None else tuple(ident["field"]))
-
-
 def fit_port(dataset: Dataset, config: RFConfig | None = None, spec: PortSpec | None = None, progress=None,
              cancel=None) -> FittedModel:
     """Fit an RF-HGN with damping and forcing identified in the same solve (module notes) to the
@@ -406,27 +389,6 @@ def fit_port(dataset: Dataset, config: RFConfig | None = None, spec: PortSpec | 
 
 
 # ======================================================================
-def carried_port(model, system: System) -> Port | None:
-    """The damping and forcing a port model rolls out with on ``system``: its identified ones (``info["port"]``)
-    on its training system, carried to the corresponding particles of another lattice (a larger one,
-    zero-shot: :func:`core.physics.port.transfer_port`), checked against ``system``; None for models that
-    identified none. HGNError when the model carries no training system to map them from."""
-    from core.physics.port import transfer_port
-
-    info = getattr(model, "info", None)
-    ident = info.get("port") if isinstance(info, dict) else None
-    if not isinstance(ident, dict):
-        return None
-    port = identified_port(ident)
-    train = getattr(model, "train_system", None)
-    if train is None:
-        raise HGNError("this model identified damping and forcing but carries no training system to map "
-                       "them from; roll it out on its training system")
-    if not (train.n == system.n and np.array_equal(train.positions, system.positions)):
-        port = transfer_port(port, train, system)
-    return port.check(system.n, system.dim)
-
-
 def model_port(model, system: System) -> Port:
     """The identified port of a model fitted by :func:`fit_port` (``info["port"]``), checked against
     ``system`` (drive nodes and per-particle damping must fit it); HGNError for other models."""
@@ -480,64 +442,18 @@ def port_derivative_mse(model, dataset: Dataset, indices=None, batch: int = 256)
 
 def rollout_port(model, system: System, q0, p0, dt: float, steps: int, save_every: int = 1, t0: float = 0.0,
                  port: Port | None = None, label: str = "RF-HGN (port)"):
-    """Roll a separable port model out: the Strang splitting of ground truth (``core.physics.integrators``)
-    with the learned forces -dV_hat/dq and velocities dT_hat/dp and the identified damping and forcing
-    (``port``: default the model's). The damping flow is p <- p exp(-gamma dt / (2m)) with the system's
-    masses (the convention of the fit). The learned gradients come from the roll-out's stepper
-    (:func:`core.learning.stepper.make_stepper`: tables or the exact network, as the model's config says).
-    Returns a Trajectory whose kinetic and potential energies are the TRUE ones along the predicted path and
-    whose meta holds ``learned_energy``. A simple loop (CPU, float64, no divergence handling beyond an
-    HGNError on non-finite states): for measurements, until :mod:`core.learning.rollout` carries damping and
-    forcing."""
-    from core.physics.forces import ForceField, kinetic_energy
-    from core.physics.integrators import check_run_settings
-    from core.physics.simulate import check_state
-    from core.physics.trajectory import Trajectory
+    """Roll a separable port model out with its identified damping and forcing (``port``: default the
+    model's own, :func:`model_port`; an HGNError for a model that identified none): the Strang splitting of
+    ground truth with the learned gradients, which :func:`core.learning.rollout.rollout` runs for any model
+    carrying a port (see its ``port`` keyword; this function is that call with the port required and this
+    label). Returns the Trajectory (true energies along the predicted path, ``learned_energy``, the energy
+    balance in ``injected``/``dissipated``; a roll-out that blows up is stopped and marked ``diverged``)."""
+    from core.learning.rollout import rollout
 
-    dt, steps, save_every = check_run_settings(dt, steps, save_every)
-    q, p = check_state(system, q0, p0)
     if not model.separable:
         raise HGNError("rollout_port needs a separable (invariant) model")
     port = model_port(model, system) if port is None else port
-    terms = port.terms(system.masses, system.dim)
-    decay = terms.decay(0.5 * dt)
-    n_frames = steps // save_every + 1
-    qs, ps = np.empty((n_frames,) + q.shape), np.empty((n_frames,) + q.shape)
-    from core.learning.stepper import make_stepper
-
-    stepper = make_stepper(model, system)  # the roll-out's evaluation path (tables or the exact network)
-
-    def force(x):
-        return -stepper.potential(torch.from_numpy(np.ascontiguousarray(x))).cpu().numpy()
-
-    def velocity(x):
-        return stepper.kinetic(torch.from_numpy(np.ascontiguousarray(x))).cpu().numpy()
-
-    f = force(q)
-    ext = terms.external(t0)
-    qs[0], ps[0] = q, p
-    k = 1
-    for step in range(1, steps + 1):
-        p = p * decay
-        p = p + 0.5 * dt * (f + ext)
-        q = q + dt * velocity(p)
-        f = force(q)
-        ext = terms.external(t0 + step * dt)
-        p = (p + 0.5 * dt * (f + ext)) * decay
-        if not (np.all(np.isfinite(q)) and np.all(np.isfinite(p))):
-            raise HGNError(f"the port roll-out blew up at step {step}: reduce dt (now {dt:g})")
-        if step % save_every == 0:
-            qs[k], ps[k] = q, p
-            k += 1
-    ff = ForceField(system)
-    pot = np.array([ff.energy_forces(x)[0] for x in qs])
-    kin = np.array([kinetic_energy(x, system.masses) for x in ps])
-    learned = np.asarray(model.energy(system, qs, ps), dtype=np.float64).reshape(-1)
-    t = t0 + dt * save_every * np.arange(n_frames)
-    return Trajectory(system=system.copy(port=port), t=t, q=qs, p=ps, kinetic=kin, potential=pot,
-                      momentum=ps.sum(axis=1), dt=dt, save_every=save_every, label=label,
-                      meta={"integrator": "strang-verlet (learned, port)", "steps": steps,
-                            "learned_energy": learned})
+    return rollout(model, system, q0, p0, dt, steps, save_every, t0=t0, port=port, label=label)
 
 
 # ======================================================================

@@ -1,0 +1,133 @@
+"""Roll-outs of models that carry damping and forcing (a "port", issue 13) through
+core.learning.rollout.rollout: the identified port is used, not silently dropped, checked against the analytic
+damped and driven oscillator and against ground truth (the same Strang splitting with the true forces); the
+true Hamiltonian of a damped or driven system (core.learning.rfhgn.truth.TrueHamiltonian) rolls out and
+differentiates with the system's own port."""
+import numpy as np
+import pytest
+
+from core.errors import HGNError
+from core.learning.rfhgn import TrueHamiltonian
+from core.learning.rollout import rollout
+from core.physics.port import Drive, Port, energy_balance
+from core.physics.simulate import simulate
+from core.physics.system import make_system
+
+M, K, C = 1.0, 1.0, 0.3            # mass, spring constant, friction coefficient
+AMP, W, PHI = 0.2, 1.7, 0.4        # drive amplitude, angular frequency, phase
+Q0 = np.array([[0.0, 0.0], [1.1, 0.0]])
+P0 = np.array([[0.05, 0.0], [-0.02, 0.0]])
+
+
+def pair(port=None):
+    """Two particles on x joined by a spring K (rest length 1): their separation u = x1 - x0 - 1 obeys
+    M u'' = -2K u - C u' + (F1 - F0) when both are damped by C."""
+    return make_system(2, [[0.0, 0.0], [1.0, 0.0]], masses=M, potential="harmonic",
+                       potential_params={"k": K, "r0": 1.0}, edges=[[0, 1]], port=port)
+
+
+def oscillator(t, m, c, k, f0=0.0, w=1.0, phi=0.0, u0=0.0, v0=0.0):
+    """m u'' + c u' + k u = f0 cos(w t + phi), u(0) = u0, u'(0) = v0 (underdamped), in closed form."""
+    a = f0 * np.exp(1j * phi) / (k - m * w * w + 1j * c * w)
+    up = np.real(a * np.exp(1j * w * t))
+    up0, vp0 = np.real(a), np.real(1j * w * a)
+    s = c / (2 * m)
+    wd = np.sqrt(k / m - s * s)
+    c1 = u0 - up0
+    c2 = (v0 - vp0 + s * c1) / wd
+    return np.exp(-s * t) * (c1 * np.cos(wd * t) + c2 * np.sin(wd * t)) + up
+
+
+def separation(tr):
+    return tr.q[:, 1, 0] - tr.q[:, 0, 0] - 1.0
+
+
+def identified(damping=C, driven=False) -> dict:
+    """A model's info["port"] as rfhgn.port.fit_port writes it: damping C, opposite drives on the two ends."""
+    forcing = None
+    if driven:
+        forcing = {"frequencies": [W], "nodes": [0, 1], "amplitude": [[AMP, AMP]], "phase": [[PHI, PHI]],
+                   "direction": [[[-1.0, 0.0], [1.0, 0.0]]]}
+    return {"damping": damping, "forcing": forcing, "field": None}
+
+
+def true_port(driven=False) -> Port:
+    drives = (Drive((0,), AMP, W, (-1.0, 0.0), PHI), Drive((1,), AMP, W, (1.0, 0.0), PHI)) if driven else ()
+    return Port(C, drives)
+
+
+class PortModel(TrueHamiltonian):
+    """A "fitted" port model: the exact conservative H of the undamped pair, and damping and forcing identified
+    (info["port"]) on its training system, as fit_port leaves them."""
+
+    def __init__(self, ident: dict, separable: bool = True):
+        super().__init__(pair())
+        self.info = {"port": ident}
+        self.train_system = self.system
+        self.separable = separable
+
+
+@pytest.mark.parametrize("driven", [False, True])
+def test_rollout_of_a_port_model_follows_the_analytic_damped_and_driven_oscillator(driven):
+    dt, steps = 0.005, 8000                              # t = 40
+    pred = rollout(PortModel(identified(driven=driven)), pair(), Q0, P0, dt, steps, 40)
+    f0 = 2 * AMP if driven else 0.0
+    ua = oscillator(pred.t, M, C, 2 * K, f0, W, PHI, u0=0.1, v0=(P0[1, 0] - P0[0, 0]) / M)
+    err = np.abs(separation(pred) - ua).max()
+    assert err < 3e-5, err                                # second order: ~1e-5 at dt 0.005 (test_port.py)
+    if not driven:                                        # it loses energy: exp(-C t / M) = 6e-6 of it by t = 40
+        assert pred.total[-1] < 1e-3 * pred.total[0], (pred.total[0], pred.total[-1])
+    assert pred.diverged is None
+    assert pred.system.port is not None and pred.system.port.damped
+    assert pred.meta["integrator"].startswith("strang-verlet (learned, port)")
+
+
+def test_rollout_of_a_port_model_equals_ground_truth_with_the_same_port_to_round_off():
+    """With the true forces the learned Strang splitting is the ground truth's, step for step; the energy
+    balance (injected and dissipated energy accumulated every step) comes with it."""
+    port = true_port(driven=True)
+    truth = simulate(pair(port), Q0, P0, 0.01, 3000, save_every=30)
+    pred = rollout(PortModel(identified(driven=True)), pair(), Q0, P0, 0.01, 3000, 30)
+    np.testing.assert_allclose(pred.q, truth.q, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(pred.p, truth.p, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(pred.meta["injected"], truth.meta["injected"], rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(pred.meta["dissipated"], truth.meta["dissipated"], rtol=1e-9, atol=1e-14)
+    bal = energy_balance(pred)
+    assert bal["accumulated"]
+    assert np.max(np.abs(bal["residual"])) < 1e-3 * np.max(np.abs(bal["change"])), bal
+
+
+def test_rollout_port_and_rollout_agree_and_chunks_equal_one_run():
+    from core.learning.rfhgn.port import rollout_port
+
+    model = PortModel(identified(driven=True))
+    one = rollout(model, pair(), Q0, P0, 0.01, 600, 10)
+    via = rollout_port(model, pair(), Q0, P0, 0.01, 600, 10)
+    np.testing.assert_allclose(via.q, one.q, rtol=0, atol=1e-13)
+    a = rollout(model, pair(), Q0, P0, 0.01, 250, 10)
+    b = rollout(model, pair(), a.q[-1], a.p[-1], 0.01, 350, 10, t0=2.5, energy_reference=a.meta["energy_reference"])
+    np.testing.assert_allclose(np.concatenate([a.q, b.q[1:]]), one.q, rtol=0, atol=1e-13)
+    # an explicit port replaces the model's own: none at all gives the conservative roll-out
+    bare = rollout(model, pair(), Q0, P0, 0.01, 600, 10, port=Port(0.0))
+    plain = rollout(TrueHamiltonian(pair()), pair(), Q0, P0, 0.01, 600, 10)
+    np.testing.assert_array_equal(bare.q, plain.q)
+
+
+def test_a_driven_roll_out_gaining_energy_is_not_taken_for_a_divergence_but_a_blow_up_is():
+    """At resonance an undamped driven pair gains many times its starting energy: the divergence check measures
+    the energy balance (as ground truth does), not |H(t) - H(0)|. A time step beyond the stability limit is still
+    caught."""
+    w0 = np.sqrt(2 * K / M)
+    ident = {"damping": 0.0, "forcing": {"frequencies": [w0], "nodes": [0, 1], "amplitude": [[0.05, 0.05]],
+                                         "phase": [[0.0, 0.0]], "direction": [[[-1.0, 0.0], [1.0, 0.0]]]},
+             "field": None}
+    pred = rollout(PortModel(ident), pair(), Q0, P0, 0.01, 6000, 60)
+    assert pred.diverged is None
+    assert pred.total.max() > 10 * pred.total[0], (pred.total[0], pred.total.max())
+    bad = rollout(PortModel(identified()), pair(), Q0, P0, 1.6, 400)    # w0 dt = 2.3 > 2
+    assert bad.diverged is not None and bad.diverged["step"] < 400
+
+
+def test_a_non_separable_port_model_is_refused_by_rollout():
+    with pytest.raises(HGNError, match="separable"):
+        rollout(PortModel(identified(), separable=False), pair(), Q0, P0, 0.01, 10)
