@@ -235,14 +235,18 @@ def identified_port(ident: dict) -> Port:
 def carried_port(model, system: System) -> Port | None:
     """The damping and forcing a model rolls out with on ``system``: its identified ones (``info["port"]``)
     on its training system, carried to the corresponding particles of another lattice (a larger one,
-    zero-shot: :func:`core.physics.port.transfer_port`), checked against ``system``; None for models that
-    identified none. HGNError when the model carries no training system to map them from."""
+    zero-shot: :func:`core.physics.port.transfer_port`), checked against ``system``; for a model without
+    identified ones but a ``port_for(system)`` method (:class:`core.learning.rfhgn.TrueHamiltonian`: the
+    system's own port), what it returns; None for models with neither. HGNError when the model carries no
+    training system to map identified ones from."""
     from core.physics.port import transfer_port
 
     info = getattr(model, "info", None)
     ident = info.get("port") if isinstance(info, dict) else None
     if not isinstance(ident, dict):
-        return None
+        own = getattr(model, "port_for", None)  # a model of known dynamics (the true Hamiltonian): the system's own
+        port = own(system) if callable(own) else None
+        return None if port is None else port.check(system.n, system.dim)
     port = identified_port(ident)
     train = getattr(model, "train_system", None)
     if train is None:

@@ -131,3 +131,53 @@ def test_a_driven_roll_out_gaining_energy_is_not_taken_for_a_divergence_but_a_bl
 def test_a_non_separable_port_model_is_refused_by_rollout():
     with pytest.raises(HGNError, match="separable"):
         rollout(PortModel(identified(), separable=False), pair(), Q0, P0, 0.01, 10)
+
+
+# -- the true Hamiltonian of a damped or driven system ------------------------------------------------------
+def independent_rhs(t, q, p, driven):
+    """dq/dt, dp/dt of the damped (and driven) pair written out by hand: spring K along the bond, friction
+    -C p/M on both, opposite drives AMP cos(W t + PHI) along -x on particle 0 and +x on particle 1."""
+    d = q[1] - q[0]
+    r = np.linalg.norm(d)
+    f1 = -K * (r - 1.0) * d / r                         # the spring's force on particle 1
+    dp = np.stack([-f1, f1]) - C * p / M
+    if driven:
+        dp = dp + AMP * np.cos(W * t + PHI) * np.array([[-1.0, 0.0], [1.0, 0.0]])
+    return p / M, dp
+
+
+@pytest.mark.parametrize("driven", [False, True])
+def test_true_hamiltonian_of_a_port_system_rolls_out_like_ground_truth_and_the_analytic_oscillator(driven):
+    s = pair(true_port(driven))
+    pred = rollout(TrueHamiltonian(s), s, Q0, P0, 0.005, 8000, 40)
+    truth = simulate(s, Q0, P0, 0.005, 8000, save_every=40)
+    np.testing.assert_allclose(pred.q, truth.q, rtol=0, atol=1e-12)
+    ua = oscillator(pred.t, M, C, 2 * K, 2 * AMP if driven else 0.0, W, PHI, u0=0.1, v0=(P0[1, 0] - P0[0, 0]) / M)
+    assert np.abs(separation(pred) - ua).max() < 3e-5
+    # zero-shot: the true Hamiltonian of one system on another uses the other's own port (here: none)
+    plain = rollout(TrueHamiltonian(s), pair(), Q0, P0, 0.005, 800, 40)
+    np.testing.assert_allclose(plain.q, simulate(pair(), Q0, P0, 0.005, 800, save_every=40).q, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("driven", [False, True])
+def test_true_hamiltonian_time_derivatives_include_the_systems_damping_and_forcing(driven):
+    s = pair(true_port(driven))
+    th = TrueHamiltonian(s)
+    rng = np.random.default_rng(0)
+    q = Q0[None] + 0.05 * rng.standard_normal((5, 2, 2))
+    p = 0.1 * rng.standard_normal((5, 2, 2))
+    t = np.linspace(0.0, 3.0, 5)
+    dq, dp = th.time_derivatives(s, q, p, t=t)
+    for k in range(5):
+        wq, wp = independent_rhs(t[k], q[k], p[k], driven)
+        np.testing.assert_allclose(dq[k], wq, rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(dp[k], wp, rtol=1e-12, atol=1e-14)
+        one = th.time_derivatives(None, q[k], p[k], t=float(t[k]))     # one state, a number for t
+        np.testing.assert_allclose(one[1], wp, rtol=1e-12, atol=1e-14)
+    # H itself has no port: energy and gradients are the conservative part's
+    np.testing.assert_allclose(th.gradients(s, q, p)[1], p / M, rtol=0, atol=0)
+    if driven:  # the forcing depends on the time: without it there is no true dp/dt
+        with pytest.raises(HGNError, match="driven"):
+            th.time_derivatives(s, q, p)
+    else:       # damping alone does not
+        np.testing.assert_allclose(th.time_derivatives(s, q, p)[1], dp, rtol=0, atol=0)

@@ -7,6 +7,14 @@ separable Hamiltonians ``potential_gradient``/``kinetic_gradient``).
 Shapes (the same as :class:`core.learning.rfhgn.model.FittedModel`): q and p are
 (N, d) for one state or (S, N, d) for a batch; ``energy`` returns a 0-d array
 for one state and (S,) for a batch; gradients have the shape of q.
+
+Damping and forcing (a system's ``port``, :mod:`core.physics.port`) are not
+part of H: ``energy`` and ``gradients`` are the conservative part's. The
+system's dynamics include them, and so do this class's: ``time_derivatives``
+adds -gamma p/m and F(t) (the time ``t`` is then needed for a driven system),
+and a roll-out (:func:`core.learning.rollout.rollout`) uses the port of the
+system it runs on (:meth:`TrueHamiltonian.port_for`), so that it is ground
+truth's run (``core.physics.simulate``) step for step.
 """
 from __future__ import annotations
 
@@ -15,6 +23,7 @@ import numpy as np
 from core.errors import HGNError
 from core.physics.forces import ForceField, kinetic_energy
 from core.physics.neighbours import minimum_image
+from core.physics.port import Port, port_of
 from core.physics.system import System
 
 
@@ -89,7 +98,35 @@ class TrueHamiltonian:
         """(dH/dq, dH/dp), each the shape of q."""
         return self.potential_gradient(system, q), self.kinetic_gradient(system, p)
 
-    def time_derivatives(self, system: System | None, q, p) -> tuple[np.ndarray, np.ndarray]:
-        """(dq/dt, dp/dt) = (dH/dp, -dH/dq)."""
-        dq, dp = self.gradients(system, q, p)
-        return dp, -dq
+    def port_for(self, system: System | None) -> Port | None:
+        """The damping and forcing of the true dynamics on ``system``: its own port (None when it has none
+        or an inactive one). :func:`core.learning.rollout.rollout` rolls out with it."""
+        return port_of(self._sys(system))
+
+    def time_derivatives(self, system: System | None, q, p, t=None) -> tuple[np.ndarray, np.ndarray]:
+        """(dq/dt, dp/dt) = (dH/dp, -dH/dq - gamma p/m + F(t)): the system's true dynamics, with its damping and
+        forcing when it has a port. ``t``: the time (a number for one state, one per state (S,) or a number for
+        a batch), needed for a driven system (HGNError without it); unused otherwise."""
+        s = self._sys(system)
+        gq, gp = self.gradients(s, q, p)
+        port = self.port_for(s)
+        if port is None:
+            return gp, -gq
+        terms = port.terms(s.masses, s.dim)
+        p = self._check(s, p, "p")
+        dp = -gq - (terms.gamma / s.masses)[:, None] * p
+        if terms.forced:
+            if t is None:
+                raise HGNError(f"{s.name or 'this system'} is driven ({port.describe()}): its time derivatives "
+                               "depend on the time; pass t (a number, or one per state)")
+            t = np.asarray(t, dtype=np.float64)
+            if p.ndim == 2:
+                if t.size != 1:
+                    raise HGNError(f"t must be one number for one state, got shape {t.shape}")
+                dp = dp + terms.external(float(t.reshape(())))
+            else:
+                t = np.broadcast_to(t.reshape(-1), (p.shape[0],)) if t.size == 1 else t.reshape(-1)
+                if t.shape != (p.shape[0],):
+                    raise HGNError(f"t must be a number or one per state ({p.shape[0]}), got shape {t.shape}")
+                dp = dp + terms.external_series(t)
+        return gp, dp
