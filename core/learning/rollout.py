@@ -262,42 +262,64 @@ class PortFlow:
     (``decay``, (N, 1) or None), the external force F(t) (:meth:`external`, None when not forced), and the
     energy balance accumulated every step with the trapezoid rule on the injected power F(t).v and the
     dissipated power sum gamma |v|^2 (v = p/m), as ground truth does (``core.physics.integrators``); the
-    sums stay on the device (no synchronisation per step) until :meth:`balance` reads them at a saved frame."""
+    sums stay on the device (no synchronisation per step) until :meth:`balance` reads them at a saved frame.
+
+    F(t) is built on the device: the field's m g plus, per drive frequency w, cos(w t) C_w + sin(w t) S_w
+    with C_w = sum A cos(phi) u and S_w = -sum A sin(phi) u over that frequency's drives (the same force
+    as :meth:`core.physics.port.PortTerms.external`, to round-off)."""
 
     def __init__(self, port: Port, system: System, grads, dt: float, t0: float):
+        import torch
+
         terms = port.terms(system.masses, system.dim)
-        self.terms, self.dt, self.t0 = terms, dt, t0
+        n, d = system.n, system.dim
+        self.torch, self.dt, self.t0 = torch, dt, t0
         self.decay = grads.tensor(terms.decay(0.5 * dt)) if terms.damped else None
         self.forced = terms.forced
-        self.tensor = grads.tensor
         self.inv_m = grads.tensor(1.0 / system.masses[:, None])
         self.gamma_inv_m2 = grads.tensor((terms.gamma / system.masses ** 2)[:, None]) if terms.damped else None
-        self.injected = self.dissipated = 0.0
-        self.power = (0.0, 0.0)
+        self.constant = grads.tensor(terms.constant if terms.constant is not None else np.zeros((n, d)))
+        by_w: dict[float, list] = {}
+        for drive in port.drives:
+            c, sn = by_w.setdefault(float(drive.frequency), [np.zeros((n, d)), np.zeros((n, d))])
+            au = drive.amplitude * np.asarray(drive.unit, dtype=np.float64)
+            c[list(drive.nodes)] += math.cos(drive.phase) * au
+            sn[list(drive.nodes)] -= math.sin(drive.phase) * au
+        self.waves = [(w, grads.tensor(c), grads.tensor(sn)) for w, (c, sn) in by_w.items()]
+        self.sums = self.first = self.last = None  # sums of the powers over the step ends, the first, the last
 
     def external(self, step: int):
         """F(t0 + step dt) (N, d) on the device, or None without forcing."""
-        return self.tensor(self.terms.external(self.t0 + step * self.dt)) if self.forced else None
-
-    def start(self, p, fext) -> None:
-        self.power = self._power(p, fext)
+        if not self.forced:
+            return None
+        t = self.t0 + step * self.dt
+        f = self.constant.clone()
+        for w, c, sn in self.waves:
+            f.add_(c, alpha=math.cos(w * t)).add_(sn, alpha=math.sin(w * t))
+        return f
 
     def _power(self, p, fext):
-        inj = (fext * p * self.inv_m).sum() if fext is not None else 0.0
-        dis = (p * p * self.gamma_inv_m2).sum() if self.gamma_inv_m2 is not None else 0.0
-        return inj, dis
+        """(injected, dissipated) power at (p, F) as a (2,) tensor."""
+        dot, flat = self.torch.dot, p.reshape(-1)
+        zero = flat.new_zeros(())
+        inj = dot(fext.reshape(-1), (p * self.inv_m).reshape(-1)) if fext is not None else zero
+        dis = dot((p * self.gamma_inv_m2).reshape(-1), flat) if self.gamma_inv_m2 is not None else zero
+        return self.torch.stack((inj, dis))
+
+    def start(self, p, fext) -> None:
+        self.first = self.last = self._power(p, fext)
+        self.sums = self.first.clone()
 
     def accumulate(self, p, fext) -> None:
-        """Add one step's injected and dissipated energy (trapezoid on the powers at its two ends)."""
-        h = 0.5 * self.dt
-        inj, dis = self._power(p, fext)
-        self.injected = self.injected + h * (self.power[0] + inj)
-        self.dissipated = self.dissipated + h * (self.power[1] + dis)
-        self.power = (inj, dis)
+        """One more step end: its powers join the sums (the trapezoid rule is applied in :meth:`balance`)."""
+        self.last = self._power(p, fext)
+        self.sums.add_(self.last)
 
     def balance(self) -> tuple[float, float]:
-        """(injected, dissipated) energy since the start of this roll-out."""
-        return float(self.injected), float(self.dissipated)
+        """(injected, dissipated) energy since the start of this roll-out: the trapezoid rule on the powers
+        at every step end, dt/2 (2 sum - first - last)."""
+        e = (0.5 * self.dt) * (2.0 * self.sums - self.first - self.last)
+        return float(e[0]), float(e[1])
 
 
 def port_step(grads, flow: PortFlow, q, p, gv, fext, dt: float, step: int):

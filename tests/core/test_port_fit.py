@@ -297,3 +297,23 @@ def test_time_series_saved_wrapped_into_a_periodic_box_give_the_unwrapped_deriva
     assert (np.abs(np.diff(line.q, axis=0)) > box / 2).any()
     sd = series_dataset([line], 4)
     np.testing.assert_allclose(sd.dqdt, np.broadcast_to(v, sd.dqdt.shape), rtol=1e-9, atol=1e-9)
+
+
+def test_a_fitted_port_model_rolls_out_with_its_port_through_rollout_also_in_float32(driven):
+    """core.learning.rollout.rollout uses the identified damping and forcing of a fitted port model by itself
+    (it once dropped them silently); the float32 roll-out (tables on the device) stays within the stepper's
+    tested bound of the float64 one."""
+    from core.learning.rollout import rollout
+    from core.learning.stepper import FLOAT32_BOUND
+    from core.physics.initial import initial_state
+    from core.physics.simulate import simulate
+
+    model = fit_port(driven, RFConfig())
+    s = driven.system
+    q0, p0 = initial_state(s, 0.1, 0.1, seed=99)
+    truth = simulate(s, q0, p0, 0.01, 1000, save_every=100)
+    pred = rollout(model, s.copy(port=None), q0, p0, 0.01, 1000, 100)  # the port comes from the model
+    assert np.mean((pred.q[-1] - truth.q[-1]) ** 2) < 1e-8
+    assert pred.system.port.damped and pred.system.port.forced and pred.diverged is None
+    f32 = rollout(model, s.copy(port=None), q0, p0, 0.01, 1000, 100, precision="float32")
+    assert np.abs(f32.q - pred.q).max() < FLOAT32_BOUND, np.abs(f32.q - pred.q).max()
