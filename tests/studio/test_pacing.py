@@ -258,8 +258,15 @@ def test_the_plots_of_a_trained_model_end_as_the_roll_out_says(qtbot, window):
 # ---------------------------------------------------------------------------
 def test_the_prediction_view_is_drawn_once_before_the_first_prediction(qtbot, window):
     """Its shaders are compiled at start-up (a turn of its own), while it
-    still shows its placeholder; the first prediction then draws as usual."""
+    still shows its placeholder; the first prediction then draws as usual.
+
+    The view swaps its placeholder for the particles in a pacer turn queued
+    when the roll-out starts (ViewsPanel.set_rollout); on a busy machine the
+    pacer's rests can put that turn after the tiny roll-out has finished, so
+    the test waits for that turn to have run before it looks."""
     from studio_helpers import build_tiny_lattice, set_tiny_training, train_and_wait
+
+    from studio.pacing import pacer
 
     w = window
     pv = w.views.predictionView
@@ -269,6 +276,7 @@ def test_the_prediction_view_is_drawn_once_before_the_first_prediction(qtbot, wi
     build_tiny_lattice(qtbot, w, 3, 3)
     set_tiny_training(w)
     train_and_wait(qtbot, w)
+    qtbot.waitUntil(lambda: not pacer().pending(pv.placeholder), timeout=10000)
     assert not pv.empty and non_background_fraction(pv.render_image()) > 0.01
 
 
