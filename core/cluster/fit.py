@@ -50,14 +50,17 @@ from core.learning.rfhgn.fitting import Group, assemble, finish_fit, fit_threads
 from core.learning.rfhgn.model import FittedModel
 from core.learning.rfhgn.sampling import choose_points
 from core.physics.trajectory import degenerate
-from .engine import POLL_S, finished_batches, one_thread
+from .engine import POLL_S, finished_batches, one_thread, stop, task_cancel
 
 
 # ----------------------------------------------------------------------
-def chunk_equations(folder: str, k: int, network, config: dict, verify: bool = True) -> dict:
+def chunk_equations(folder: str, k: int, network, config: dict, verify: bool = True, cancel=None) -> dict:
     """The normal equations of chunk ``k``'s training rows (a task; also run
     in-process): ``{"blocks": {name: [G, b, u.u, rows]}, "record": {...},
-    "moving": bool, "n_train": int, "chunk": k}``."""
+    "moving": bool, "n_train": int, "chunk": k}``. ``cancel`` is checked
+    between assembly batches; on a Dask worker it defaults to the task's own
+    (:func:`~core.cluster.engine.task_cancel`: the client cancelled it or
+    the worker closes)."""
     with one_thread():
         c = open_chunked(folder, verify_system=False)
         ds = c.chunk(k, verify)
@@ -65,7 +68,8 @@ def chunk_equations(folder: str, k: int, network, config: dict, verify: bool = T
         train = np.asarray(ds.train, dtype=np.int64)
         record: dict = {}
         group = Group(ds.system, ds.q, ds.p, ds.dqdt, ds.dpdt, train, network.device)
-        ne = assemble(network, [group], cfg, record=record)
+        ne = assemble(network, [group], cfg, record=record,
+                      cancel=cancel if cancel is not None else task_cancel())
         moving = bool(len(train)) and not degenerate(ds.p, ds.dpdt, train)
         return {"blocks": ne.blocks, "record": record, "moving": moving, "n_train": int(len(train)),
                 "chunks": [k]}
@@ -147,7 +151,7 @@ def _run_map(source: ChunkedDataset, network, config: RFConfig, client, progress
         results = []
         for k in range(n):
             check_cancel(cancel)
-            results.append(chunk_equations(folder, k, network, cfg))
+            results.append(chunk_equations(folder, k, network, cfg, cancel=cancel))
             report(progress, "assemble", stage_from + (stage_to - stage_from) * (k + 1) / n)
         return tree_sum(results, add_equations)
     from distributed import as_completed
@@ -176,7 +180,7 @@ def _run_map(source: ChunkedDataset, network, config: RFConfig, client, progress
             time.sleep(POLL_S)
         return total.result()
     except (Cancelled, KeyboardInterrupt, Exception):
-        client.cancel(futures)
+        stop(client, futures)  # cancelled, and off the workers when this returns
         raise
 
 

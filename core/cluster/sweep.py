@@ -66,7 +66,7 @@ from core.container import as_path, atomic_write
 from core.errors import Cancelled, HGNError
 from core.jobs import check_cancel, report
 from core.learning.rfhgn.config import RFConfig
-from .engine import finished_batches, one_thread
+from .engine import finished_batches, one_thread, stop, task_cancel
 
 FORMAT = "hgn-sweep"
 VERSION = 1
@@ -253,9 +253,11 @@ def build_system(point: dict):
         raise HGNError(f"sweep: system {kind}: {exc}") from None
 
 
-def run_point(point: dict) -> dict:
+def run_point(point: dict, cancel=None) -> dict:
     """One sweep point (a task): data, fit, test error, roll-out, times,
-    memory (module notes). Returns the result dict (JSON values)."""
+    memory (module notes). Returns the result dict (JSON values).
+    ``cancel`` (``is_set()``) is checked all along the work
+    (:class:`~core.errors.Cancelled`)."""
     from core.learning.metrics import derivative_mse, rollout_measures
     from core.learning.rfhgn.fitting import fit
     from core.learning.rollout import compare
@@ -270,15 +272,15 @@ def run_point(point: dict) -> dict:
         spec = DataSpec(n_trajectories=d["trajectories"], steps=d["steps"], dt=d["dt"], save_every=d["save_every"],
                         displacement=d["displacement"], momentum=d["momentum"], seed=d["seed"],
                         test_fraction=d["test_fraction"])
-        ds = generate(system, spec)
+        ds = generate(system, spec, cancel=cancel)
         t_data = time.perf_counter()
-        model = fit(ds, config_of(point))
+        model = fit(ds, config_of(point), cancel=cancel)
         t_fit = time.perf_counter()
         test = ds.test if len(ds.test) else ds.train
         test_mse = float(derivative_mse(model, ds, test))
         r = point["rollout"]
         q0, p0 = initial_state(system, d["displacement"], d["momentum"], None, seed=int(r["seed"]))
-        truth, pred = compare(model, system, q0, p0, r["dt"], r["steps"], r["save_every"])
+        truth, pred = compare(model, system, q0, p0, r["dt"], r["steps"], r["save_every"], cancel=cancel)
         diverged = bool(pred.meta.get("diverged")) or pred.n_frames != truth.n_frames
         if diverged:
             final = worst = drift = None
@@ -301,10 +303,11 @@ def run_point(point: dict) -> dict:
             "warnings": sorted({" ".join(str(w.message).split())[:300] for w in caught})[:5]}
 
 
-def _task(point: dict) -> dict:
-    """The task wrapper: errors a user can cause come back as a result with the message."""
+def _task(point: dict, cancel=None) -> dict:
+    """The task wrapper: errors a user can cause come back as a result with the message. On a Dask worker
+    the point stops (Cancelled) as soon as its task is cancelled or the worker closes (engine.task_cancel)."""
     try:
-        return {"status": "ok", "result": run_point(point)}
+        return {"status": "ok", "result": run_point(point, cancel if cancel is not None else task_cancel())}
     except HGNError as exc:
         return {"status": "error", "error": str(exc)}
 
@@ -502,7 +505,7 @@ def run_sweep(points: list[dict], out, client=None, progress=None, cancel=None, 
         if client is None:
             for k, p in todo:
                 check_cancel(cancel)
-                finished(k, p, _task(p), 1)
+                finished(k, p, _task(p, cancel), 1)
         elif todo:
             _run_on(client, todo, run, finished, cancel, resubmit)
         ended = True
@@ -536,9 +539,11 @@ def _run_on(client, todo: list, run: SweepRun, finished, cancel, resubmit: int) 
                 _, k, p = futures.pop(f.key)
                 if f.status == "error":
                     exc = f.exception()
-                    if type(exc).__name__ == "KilledWorker" and attempts[k] <= resubmit:
+                    # KilledWorker: the task outlived its allowed worker failures; Cancelled: its worker closed
+                    # under it (this sweep did not cancel it: it would not be reading results then)
+                    if type(exc).__name__ in ("KilledWorker", "Cancelled") and attempts[k] <= resubmit:
                         run.resubmitted += 1
-                        ac.add(submit(k, p))  # the task outlived its allowed worker failures: once more
+                        ac.add(submit(k, p))  # once more
                         continue
                     out_ = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
                 elif f.status == "cancelled":
@@ -548,7 +553,7 @@ def _run_on(client, todo: list, run: SweepRun, finished, cancel, resubmit: int) 
                 f.release()
                 finished(k, p, out_, attempts[k])
     except BaseException:
-        client.cancel([f for f, _, _ in futures.values()])
+        stop(client, [f for f, _, _ in futures.values()])  # cancelled, and off the workers when this returns
         raise
 
 

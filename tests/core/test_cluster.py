@@ -216,3 +216,83 @@ def test_worker_killed_mid_fit(tmp_path):
     assert killed, "no worker was busy after the first chunk finished"
     assert np.array_equal(_theta(model), _theta(ref))
     assert model.info["n_snapshots"] == ref.info["n_snapshots"] == 24_000
+
+
+# ----------------------------------------------------------------------
+def test_local_cluster_takes_no_dashboard_port(capfd):
+    """No dashboard unless asked for: the scheduler's small HTTP endpoint (health checks) listens on a free
+    port of this machine only, so a taken 8787 (another Dask cluster, RStudio) gives no "Port 8787 is already
+    in use" warning and nothing is opened to the network."""
+    import socket
+    import warnings
+
+    from core.cluster.engine import close, connect
+
+    taken = socket.socket()
+    try:
+        taken.bind(("127.0.0.1", 8787))
+        taken.listen()
+    except OSError:
+        pass  # something holds 8787 already: the same situation
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            client = connect(1)
+            try:
+                http = client._hgn_owned_cluster.scheduler.http_server
+                where = (http.address, http.port)
+            finally:
+                close(client)
+    finally:
+        taken.close()
+    said = [str(w.message) for w in caught] + capfd.readouterr().err.splitlines()
+    assert not [m for m in said if "already in use" in m], said
+    assert where[0] == "127.0.0.1" and where[1] != 8787
+
+
+def test_cancel_mid_point_stops_the_tasks_and_close_leaves_no_process(tmp_path, capfd):
+    """A sweep cancelled while points run: their tasks stop on the workers at once (they would run for
+    minutes); closing while a point runs (no cancel first) is clean too: no nanny "still alive after 4.0
+    seconds, killing", no cancelled-instruction warnings, and no worker process left behind."""
+    import os
+    import time
+
+    import psutil
+
+    from core.cluster.engine import close, connect, worker_pids
+    from core.cluster.sweep import _task, make_point, run_sweep
+
+    def running(client):
+        return {w: list(keys) for w, keys in client.run(lambda dask_worker: dask_worker.active_threads.values()
+                                                           ).items()}
+
+    fast = make_point({"n": 2, "trajectories": 2, "rollout.steps": 20})
+    slow = [make_point({"n": 2, "trajectories": 2, "rollout.steps": 400_000, "seed": s}) for s in (1, 2, 3)]
+    before = {p.pid for p in psutil.Process(os.getpid()).children(recursive=True)}  # e.g. pytest-xvfb's Xvfb
+    client = connect(2)
+    closed = False
+    try:
+        pids = set(worker_pids(client).values())
+        flag = threading.Event()
+        with pytest.raises(Cancelled):
+            run_sweep([fast] + slow[:2], tmp_path / "s.json", client, cancel=flag, on_result=lambda r: flag.set())
+        busy = running(client)
+        assert not any(busy.values()), f"cancelled points still run on the workers: {busy}"
+        # closing while a point runs (nobody cancelled it)
+        f = client.submit(_task, slow[2], pure=False)
+        t0 = time.monotonic()
+        while not any(running(client).values()) and time.monotonic() - t0 < 30:
+            time.sleep(0.05)
+        assert any(running(client).values()) and not f.done()
+        close(client)
+        closed = True
+    finally:
+        if not closed:
+            close(client)
+    err = capfd.readouterr().err
+    assert "still alive" not in err and "killing" not in err and "CancelledError" not in err, err
+    left = [p for p in pids if psutil.pid_exists(p)]
+    assert not left, f"worker processes left: {left}"
+    children = [p for p in psutil.Process(os.getpid()).children(recursive=True)
+                if p.pid not in before and "resource_tracker" not in " ".join(p.cmdline())]
+    assert not children, children
