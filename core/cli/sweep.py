@@ -73,13 +73,19 @@ def register(subparsers) -> None:
                     "beside it are written when the sweep ends (also on Ctrl+C). Running the same command again "
                     "skips the points already there or in the journal of a killed sweep (restartable). A worker lost "
                     "mid-sweep has its points rerun.\n\n"
-                    "List options take comma-separated values; --seeds also takes ranges (0-3).",
+                    "List options take comma-separated values; --seeds also takes ranges (0-3). With --random N "
+                    "a numeric option (or --set AXIS=...) may instead give a range lo:hi to draw from: "
+                    "log-uniform for scale-like settings (regularisation, swim_scale, layer widths, batch and "
+                    "sample sizes, dt, displacement, momentum), uniform for the others, whole numbers for "
+                    "whole-number settings; lo:hi:log or lo:hi:uniform says which (docs/cluster.md).",
         epilog="examples:\n"
                "  python -m core sweep --kind cubic --n 3 --node-width 16,32,64 --reg 1e-12,1e-8 "
                "--sampler swim,elm --seeds 0-3 --workers 2 --out sweep.json\n"
                "  python -m core sweep --n 2,3,4 --range 0.05,0.1,0.2 --scheduler tcp://10.0.0.5:8786 "
                "--out sizes.json\n"
-               "  python -m core sweep --set fit.edge_width=16,32,64 --set data.trajectories=5,20 --random 4")
+               "  python -m core sweep --set fit.edge_width=16,32,64 --set data.trajectories=5,20 --random 4\n"
+               "  python -m core sweep --reg 1e-12:1e-6 --set fit.swim_scale=0.05:0.5 --node-width 8:64 "
+               "--random 20 --random-seed 1")
     g = p.add_argument_group("the grid (each option a list of values; every combination is a point)")
     g.add_argument("--kind", default=None, help="system kinds: chain, square, triangular, cubic, molecular "
                                                 "(default: cubic)")
@@ -100,7 +106,8 @@ def register(subparsers) -> None:
                    help="any other axis: system.*, data.*, fit.* (an RFConfig setting) or rollout.*, e.g. "
                         "fit.edge_width=16,32; repeat for several")
     g.add_argument("--random", type=int, default=None, metavar="N",
-                   help="instead of the whole grid, N points drawn from it (seeded by --random-seed)")
+                   help="instead of the whole grid, N points drawn from it (seeded by --random-seed): one of "
+                        "each option's values, or from its range lo:hi (lo:hi:log, lo:hi:uniform)")
     g.add_argument("--random-seed", type=int, default=0, help="seed of --random (default: %(default)s)")
     o = p.add_argument_group("output")
     o.add_argument("--out", default=DEFAULT_OUT, metavar="FILE.json",
@@ -145,7 +152,19 @@ def _json_value(x: str):
         return x
 
 
+def _axis_values(option: str, name: str, text: str, kind):
+    """The values of an axis option: a list, or (``lo:hi[:log|uniform]``) a checked Range for --random."""
+    from core.cluster.sweep import is_range_text, parse_range
+
+    if not is_range_text(text):
+        return _values(option, text, kind)
+    if "," in text:
+        raise HGNError(f"{option}: give values separated by commas or one range lo:hi, not both (got {text!r})")
+    return parse_range(name, text, label=option)
+
+
 def axes_from_args(args) -> dict:
+    """{axis: [values] or Range} from the grid options, in the order of the options (then --set)."""
     axes = {}
     for option, name, kind in (("--kind", "kind", str), ("--n", "n", int), ("--potential", "potential", str),
                                ("--node-width", "node_width", int), ("--edge-width", "edge_width", int),
@@ -155,24 +174,31 @@ def axes_from_args(args) -> dict:
                                ("--steps", "steps", int), ("--rollout-steps", "rollout.steps", int)):
         text = getattr(args, option[2:].replace("-", "_"))
         if text is not None:
-            axes[name] = _values(option, text, kind)
+            axes[name] = _axis_values(option, name, text, kind)
     for item in args.axes or []:
         name, sep, values = item.partition("=")
         if not sep or not name.strip():
             raise HGNError(f"--set expects AXIS=V1,V2, got {item!r}")
-        axes[name.strip()] = [_json_value(v) for v in _values(f"--set {name.strip()}", values, str)]
+        name, label = name.strip(), f"--set {name.strip()}"
+        values = _axis_values(label, name, values, str)
+        axes[name] = [_json_value(v) for v in values] if isinstance(values, list) else values
     return axes
 
 
 def run_sweep_command(args) -> int:
-    from core.cluster.sweep import grid, random_points, run_sweep
+    from core.cluster.sweep import Range, grid, random_points, run_sweep
 
     axes = axes_from_args(args)
     if args.random is not None:
         if args.random < 1:
             raise HGNError(f"--random must be a whole number >= 1, got {args.random}")
-        points = random_points({k: list(v) for k, v in axes.items()}, args.random, args.random_seed)
+        points = random_points({k: v if isinstance(v, Range) else list(v) for k, v in axes.items()},
+                               args.random, args.random_seed)
     else:
+        ranged = [k for k, v in axes.items() if isinstance(v, Range)]
+        if ranged:
+            raise HGNError(f"{_option_of(ranged[0])}: a range lo:hi is drawn from by --random N; for a grid list "
+                           "the values (comma-separated)")
         points = grid(axes)
     from core.cluster.sweep import SweepFile, point_key
 
@@ -205,6 +231,14 @@ def run_sweep_command(args) -> int:
                   f"{x['test_mse']:.3e}, roll-out MSE {_num(x['rollout_final_mse'])}, fit {x['fit_s']:.3f} s")
         print(f"wrote {res.path} and {res.path.with_suffix('.csv')}")
     return 0
+
+
+def _option_of(name: str) -> str:
+    """The command-line option that sets axis ``name``."""
+    return {"kind": "--kind", "n": "--n", "potential": "--potential", "node_width": "--node-width",
+            "edge_width": "--edge-width", "message_width": "--message-width", "reg": "--reg",
+            "sampler": "--sampler", "seed": "--seeds", "range": "--range", "trajectories": "--trajectories",
+            "steps": "--steps", "rollout.steps": "--rollout-steps"}.get(name, f"--set {name}")
 
 
 def _num(x) -> str:

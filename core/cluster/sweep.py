@@ -155,11 +155,177 @@ def point_key(point: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+# ----------------------------------------------------------------------
+# ranges of a random search
+RANGE_SCALES = ("log", "uniform")
+#: numeric axes that a range lo:hi draws log-uniformly (as many draws per decade) unless it names its scale:
+#: settings that must be > 0 and act as scales whose useful values span decades (a ridge parameter, the SWIM
+#: constant, layer widths, sizes of batches and samples, time steps, the training range's standard deviations)
+LOG_SCALE = frozenset({
+    ("fit", "regularisation"), ("fit", "swim_scale"), ("fit", "node_width"), ("fit", "edge_width"),
+    ("fit", "message_width"), ("fit", "batch_size"), ("fit", "batch_memory_mb"), ("fit", "sample_points"),
+    ("data", "dt"), ("data", "displacement"), ("data", "momentum"), ("rollout", "dt")})
+
+
+@dataclass(frozen=True)
+class Range:
+    """A range of a random search axis: values drawn from lo..hi (both included for whole numbers), with
+    ``scale`` "log" (log-uniform) or "uniform"; None: the axis's own (:func:`range_scale`)."""
+    lo: float
+    hi: float
+    scale: str | None = None
+
+    def text(self) -> str:
+        return f"{self.lo!r}:{self.hi!r}" + (f":{self.scale}" if self.scale else "")
+
+
+def _axis_type(name: str) -> tuple[str, str, str, tuple]:
+    """(part, key, kind, choices) of an axis: kind "int", "float", "choice" (text or a fixed set of values),
+    "flag" (on/off) or "other" (e.g. system.params), from RFConfig's field (its default's type and the
+    choices in its metadata) or the part's default value."""
+    part, key = _axis(name)
+    if part == "fit":
+        f = RFConfig.__dataclass_fields__.get(key)
+        if f is None:
+            raise HGNError(f"sweep: fit.{key} is not an RF-HGN setting")
+        default, choices = f.default, tuple(f.metadata.get("choices", ()))
+    else:
+        if key not in PARTS[part]:
+            raise HGNError(f"sweep: {part}.{key} is not a setting (the {part} settings are "
+                           f"{', '.join(PARTS[part])})")
+        default, choices = PARTS[part][key], ()
+    if isinstance(default, bool):
+        return part, key, "flag", (True, False)
+    if choices or isinstance(default, str) or default is None:
+        return part, key, "choice", choices
+    if isinstance(default, int):
+        return part, key, "int", ()
+    if isinstance(default, float):
+        return part, key, "float", ()
+    return part, key, "other", ()
+
+
+def range_scale(name: str) -> str:
+    """How a range lo:hi of axis ``name`` is drawn when it does not say: "log" for :data:`LOG_SCALE`,
+    else "uniform"."""
+    part, key = _axis(name)
+    return "log" if (part, key) in LOG_SCALE else "uniform"
+
+
+def is_range_text(value) -> bool:
+    """Whether ``value`` is written as a range (text with a ':' that is not JSON)."""
+    return isinstance(value, str) and ":" in value and not value.lstrip().startswith(("{", "[", '"'))
+
+
+def _label(name: str) -> str:
+    part, key = _axis(name)
+    return f"sweep axis {name!r} ({part}.{key})"
+
+
+def parse_range(name: str, text: str, label: str | None = None) -> Range:
+    """The checked :class:`Range` written ``lo:hi`` or ``lo:hi:log`` / ``lo:hi:uniform`` for axis ``name``;
+    HGNError naming ``label`` (default: the axis) when it is malformed (see :func:`check_range`)."""
+    label = label or _label(name)
+    _numeric(name, label)  # a choice is refused as such, before its bounds are read as numbers
+    parts = [x.strip() for x in str(text).split(":")]
+    if len(parts) not in (2, 3):
+        raise HGNError(f"{label}: give a range as lo:hi, lo:hi:log or lo:hi:uniform, got {text!r}")
+    bounds = []
+    for x in parts[:2]:
+        try:
+            v = float(x)
+        except ValueError:
+            v = float("nan")
+        if not np.isfinite(v):
+            raise HGNError(f"{label}: in the range {text!r}, {x!r} is not a number")
+        bounds.append(v)
+    scale = parts[2] if len(parts) == 3 else None
+    return check_range(name, Range(bounds[0], bounds[1], scale), label, text)
+
+
+def _numeric(name: str, label: str) -> tuple[str, str, str]:
+    """(part, key, "int" | "float") of a numeric axis; HGNError naming ``label`` for any other."""
+    part, key, kind, choices = _axis_type(name)
+    if kind == "choice":
+        listed = f" ({', '.join(map(str, choices))})" if choices else ""
+        raise HGNError(f"{label}: {part}.{key} is a choice{listed}, not a number: a range lo:hi is for numeric "
+                       "settings; list the values to draw from (comma-separated)")
+    if kind == "flag":
+        raise HGNError(f"{label}: {part}.{key} is on/off (true, false), not a number: list the values to draw "
+                       "from instead of a range")
+    if kind == "other":
+        raise HGNError(f"{label}: {part}.{key} is not a number: list the values to draw from instead of a range")
+    return part, key, kind
+
+
+def check_range(name: str, spec: Range, label: str | None = None, text: str | None = None) -> Range:
+    """``spec`` checked against the axis's metadata and with its scale filled in: HGNError naming ``label``
+    (default: the axis) for a range of a choice or on/off setting, bounds that are not finite numbers,
+    lo >= hi, an unknown scale, bounds that are not whole numbers for a whole-number setting, or lo <= 0
+    for a log-uniform draw."""
+    label = label or _label(name)
+    part, key, kind = _numeric(name, label)
+    text = text if text is not None else spec.text()
+    lo, hi = spec.lo, spec.hi
+    for v in (lo, hi):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+            raise HGNError(f"{label}: in the range {text!r}, {v!r} is not a number")
+    if not lo < hi:
+        raise HGNError(f"{label}: the range {text!r} is empty: lo must be below hi")
+    scale = spec.scale if spec.scale is not None else range_scale(name)
+    if scale not in RANGE_SCALES:
+        raise HGNError(f"{label}: the range {text!r} has the scale {scale!r}; the scale is log or uniform")
+    if kind == "int":
+        if float(lo) != int(lo) or float(hi) != int(hi):
+            raise HGNError(f"{label}: {part}.{key} takes whole numbers: the range bounds must be whole numbers, "
+                           f"got {text!r}")
+        lo, hi = int(lo), int(hi)
+    else:
+        lo, hi = float(lo), float(hi)
+    if scale == "log" and lo <= 0:
+        raise HGNError(f"{label}: {part}.{key} is drawn log-uniformly, which needs lo > 0, got {text!r}; add "
+                       f":uniform ({lo!r}:{hi!r}:uniform) for a uniform draw")
+    return Range(lo, hi, scale)
+
+
+def _draw(rng, spec: Range):
+    """One value of the checked range ``spec`` (ints for a whole-number range)."""
+    if isinstance(spec.lo, int):
+        if spec.scale == "log":  # log-uniform whole numbers: floor of a log-uniform draw from lo..hi+1
+            return min(spec.hi, int(np.floor(np.exp(rng.uniform(np.log(spec.lo), np.log(spec.hi + 1))))))
+        return int(rng.integers(spec.lo, spec.hi + 1))
+    if spec.scale == "log":
+        return float(np.exp(rng.uniform(np.log(spec.lo), np.log(spec.hi))))
+    return float(rng.uniform(spec.lo, spec.hi))
+
+
+def _space_axis(name: str, spec):
+    """A random-search axis as a list of values or a checked Range (the tuple forms of earlier versions:
+    ("log", lo, hi), ("int", lo, hi), (lo, hi))."""
+    if isinstance(spec, list):
+        if not spec:
+            raise HGNError(f"sweep axis {name!r} needs a non-empty list of values")
+        return spec
+    if isinstance(spec, Range):
+        return check_range(name, spec)
+    if is_range_text(spec):
+        return parse_range(name, spec)
+    if isinstance(spec, tuple) and len(spec) == 3 and spec[0] in ("log", "int"):
+        return check_range(name, Range(spec[1], spec[2], "log" if spec[0] == "log" else "uniform"))
+    if isinstance(spec, tuple) and len(spec) == 2:
+        return check_range(name, Range(spec[0], spec[1], "uniform"))
+    raise HGNError(f"random search axis {name!r}: give a list of values or a range (Range(lo, hi), 'lo:hi', "
+                   "'lo:hi:log', 'lo:hi:uniform')")
+
+
 def grid(axes: dict, base: dict | None = None) -> list[dict]:
     """Every combination of the axes' values ({axis: [values]}), in order
     (the last axis varies fastest); duplicates (equal keys) dropped."""
     names = list(axes)
     for n in names:
+        if isinstance(axes[n], Range) or is_range_text(axes[n]):
+            raise HGNError(f"sweep axis {n!r}: a range lo:hi is drawn from by a random search (random_points, "
+                           "sweep --random N); a grid needs a list of values")
         if not isinstance(axes[n], (list, tuple)) or not len(axes[n]):
             raise HGNError(f"sweep axis {n!r} needs a non-empty list of values")
     out, seen = [], set()
@@ -173,25 +339,23 @@ def grid(axes: dict, base: dict | None = None) -> list[dict]:
 
 
 def random_points(space: dict, n: int, seed: int = 0, base: dict | None = None) -> list[dict]:
-    """``n`` points drawn with ``default_rng(seed)``: per axis a list (one
-    value drawn uniformly), ``("log", lo, hi)`` (log-uniform) or ``("int", lo,
-    hi)`` (whole numbers lo..hi) or ``(lo, hi)`` (uniform)."""
+    """``n`` points drawn with ``default_rng(seed)``, axis by axis in the
+    order given: per axis a list (one of its values, uniformly) or a range
+    (:class:`Range`, or text ``"lo:hi"``, ``"lo:hi:log"``, ``"lo:hi:uniform"``):
+    log-uniform or uniform as the range says, else as the axis
+    (:func:`range_scale`: :data:`LOG_SCALE`), whole numbers lo..hi for a
+    whole-number setting. Ranges are checked first (:func:`check_range`:
+    HGNError naming the axis). Duplicate points (equal keys) are dropped."""
+    axes = {name: _space_axis(name, spec) for name, spec in space.items()}
     rng = np.random.default_rng(seed)
     out, seen = [], set()
     for _ in range(int(n)):
         changes = {}
-        for name, spec in space.items():
+        for name, spec in axes.items():
             if isinstance(spec, list):
                 changes[name] = spec[int(rng.integers(len(spec)))]
-            elif isinstance(spec, tuple) and len(spec) == 3 and spec[0] == "log":
-                changes[name] = float(np.exp(rng.uniform(np.log(spec[1]), np.log(spec[2]))))
-            elif isinstance(spec, tuple) and len(spec) == 3 and spec[0] == "int":
-                changes[name] = int(rng.integers(spec[1], spec[2] + 1))
-            elif isinstance(spec, tuple) and len(spec) == 2:
-                changes[name] = float(rng.uniform(spec[0], spec[1]))
             else:
-                raise HGNError(f"random search axis {name!r}: give a list, (lo, hi), ('log', lo, hi) or "
-                               "('int', lo, hi)")
+                changes[name] = _draw(rng, spec)
         p = make_point(changes, base)
         k = point_key(p)
         if k not in seen:
@@ -564,4 +728,5 @@ def load_results(out) -> list[dict]:
 
 
 __all__ = ["make_point", "point_key", "grid", "random_points", "run_point", "run_sweep", "load_results",
-           "SweepFile", "SweepRun", "config_of", "build_system"]
+           "SweepFile", "SweepRun", "config_of", "build_system", "Range", "parse_range", "check_range",
+           "range_scale", "is_range_text", "LOG_SCALE", "RANGE_SCALES"]

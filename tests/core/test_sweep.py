@@ -52,6 +52,58 @@ def test_points_and_keys():
         make_point({"wdth": 1})
 
 
+def test_random_ranges_draw_inside_the_range():
+    """A range lo:hi is drawn from, not just its ends: log-uniform for the scale-like settings (regularisation,
+    swim_scale: as many draws per decade), uniform for the others or when the range says so, whole numbers
+    for whole-number settings; the same seed gives the same points, and lists are still drawn from."""
+    from core.cluster.sweep import Range, range_scale
+
+    assert (range_scale("reg"), range_scale("fit.swim_scale"), range_scale("node_width")) == ("log",) * 3
+    assert (range_scale("elm_bias"), range_scale("seed"), range_scale("data.test_fraction")) == ("uniform",) * 3
+    space = {"reg": "1e-10:1e-4", "swim_scale": Range(0.05, 0.5, "uniform"), "node_width": "8:64",
+             "fit.elm_bias": "0.5:2", "sampler": ["swim", "elm"]}
+    pts = random_points(space, 40, seed=5, base=BASE)
+    assert len(pts) == 40
+    reg = np.array([p["fit"]["regularisation"] for p in pts])
+    swim = np.array([p["fit"].get("swim_scale", 0.2) for p in pts])
+    width = [p["fit"].get("node_width", 16) for p in pts]
+    bias = np.array([p["fit"].get("elm_bias", 1.0) for p in pts])
+    assert ((reg >= 1e-10) & (reg <= 1e-4)).all() and len(set(reg)) == 40
+    assert 10 <= (reg < 1e-7).sum() <= 30  # log-uniform: half below the geometric middle (uniform: ~0.1 %)
+    assert ((swim >= 0.05) & (swim <= 0.5)).all() and len(set(swim)) == 40
+    assert 10 <= (swim < 0.275).sum() <= 30  # uniform as asked (log-uniform: ~70 % below the middle)
+    assert all(isinstance(w, int) and 8 <= w <= 64 for w in width) and len(set(width)) >= 10
+    assert ((bias >= 0.5) & (bias <= 2)).all() and 10 <= (bias < 1.25).sum() <= 30
+    assert {p["fit"].get("sampler", "swim") for p in pts} == {"swim", "elm"}
+    again = random_points(dict(space), 40, seed=5, base=BASE)
+    assert [point_key(p) for p in again] == [point_key(p) for p in pts]
+    other = random_points(dict(space), 40, seed=6, base=BASE)
+    assert not {point_key(p) for p in other} & {point_key(p) for p in pts}
+    # the scale can be named: uniform over 1e-10..1e-4 puts almost every draw above 1e-7
+    flat = random_points({"reg": "1e-10:1e-4:uniform"}, 20, seed=5, base=BASE)
+    assert sum(p["fit"]["regularisation"] > 1e-7 for p in flat) >= 18
+
+
+@pytest.mark.parametrize("axis, text, message", [
+    ("reg", "1e-4:1e-10", "'reg'.*1e-4:1e-10.*lo must be below hi"),
+    ("reg", "1e-6:1e-6", "'reg'.*lo must be below hi"),
+    ("reg", "abc:1e-6", "'reg'.*'abc' is not a number"),
+    ("reg", "1e-8:nan", "'reg'.*'nan' is not a number"),
+    ("reg", "0:1e-6", "'reg'.*log-uniform.*lo > 0.*:uniform"),
+    ("reg", "1e-8:1e-6:cubic", "'reg'.*scale 'cubic'.*log or uniform"),
+    ("reg", "1:2:3:4", "'reg'.*lo:hi"),
+    ("sampler", "1:2", "'sampler'.*fit.sampler is a choice \\(swim, elm, adaptive\\)"),
+    ("kind", "1:3", "'kind'.*system.kind is a choice"),
+    ("pool_edges", "0:1", "'pool_edges'.*fit.pool_edges is on/off"),
+    ("node_width", "8.5:64", "'node_width'.*whole numbers"),
+])
+def test_malformed_ranges_refused(axis, text, message):
+    with pytest.raises(HGNError, match=message):
+        random_points({axis: text}, 3, base=BASE)
+    with pytest.raises(HGNError, match=f"sweep axis '{axis}'.*random"):
+        grid({axis: text}, BASE)  # a grid takes values, not a range
+
+
 def test_run_point_measures():
     res = run_point(make_point({}, BASE))
     assert 0 < res["test_mse"] < 1e-6 and res["n_train"] > 0 and not res["diverged"]
@@ -238,12 +290,30 @@ def test_cli_sweep(tmp_path, capsys):
     (["--sampler", "swam"], "sampler='swam' is not one of"),
     (["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "not both"),
     (["--out", "x.csv"], "give the JSON name"),
+    (["--reg", "1e-10:1e-4"], "--reg: a range lo:hi is drawn from by --random N"),
+    (["--reg", "1e-4:1e-10", "--random", "2"], "--reg: the range '1e-4:1e-10' is empty: lo must be below hi"),
+    (["--reg", "1e-8,1e-10:1e-4", "--random", "2"], "--reg: give values separated by commas or one range"),
+    (["--sampler", "swim:elm", "--random", "2"], "--sampler: fit.sampler is a choice"),
+    (["--set", "fit.swim_scale=x:1", "--random", "2"], "--set fit.swim_scale: in the range 'x:1', 'x' is not a number"),
 ])
 def test_cli_sweep_refusals(tmp_path, capsys, monkeypatch, extra, message):
     monkeypatch.chdir(tmp_path)
     assert main(["sweep", "--n", "2"] + extra) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_cli_random_ranges(tmp_path):
+    out = tmp_path / "r.json"
+    assert main(["sweep", "--n", "2", "--trajectories", "2", "--rollout-steps", "20", "--reg", "1e-10:1e-4",
+                 "--set", "fit.swim_scale=0.05:0.5", "--seeds", "0-1", "--random", "2", "--random-seed", "7",
+                 "--out", str(out), "-q"]) == 0
+    recs = load_results(out)
+    assert len(recs) == 2 and all(x["status"] == "ok" for x in recs)
+    for x in recs:
+        fit = x["settings"]["fit"]
+        assert 1e-10 <= fit["regularisation"] <= 1e-4 and 0.05 <= fit.get("swim_scale", 0.2) <= 0.5
+        assert fit["regularisation"] not in (1e-10, 1e-4) and fit.get("seed", 0) in (0, 1)
 
 
 def test_cli_scheduler_unreachable(tmp_path, capsys, monkeypatch):
