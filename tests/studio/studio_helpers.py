@@ -35,6 +35,18 @@ def make_window(qtbot, size=(1280, 820)):
 
 def _stop_jobs(w):
     w.jobs.shutdown()
+    drop_pacer_pieces()
+
+
+def drop_pacer_pieces():
+    """Drop every piece still waiting in the process-wide pacer (studio.pacing.pacer) when a test's window
+    closes: left there, they would be the next test's backlog (a deleted widget's piece is skipped one per
+    pacer turn, so the next window's own pieces came later and later as the suite went on)."""
+    from studio.pacing import pacer
+
+    p = pacer()
+    for key in list(p._order):
+        p.cancel(key)
 
 
 def build_tiny_lattice(qtbot, w, n=3, m=3):
@@ -58,12 +70,19 @@ def set_tiny_training(w, sim=None, model=None):
 
 
 def train_and_wait(qtbot, w, timeout=60000):
+    """Train with the current settings and wait until the new model's roll-out has finished and the window
+    has done the GUI work it queued in the pacer (studio.pacing): the prediction view's page, the new
+    system's camera framing, the plots' last draws. A tiny roll-out can finish before those turns on a busy
+    machine (each turn may rest up to pacing.MAX_REST), so the document alone is not what the user sees yet."""
+    from studio.pacing import pacer
+
     d = w.document
     n_before = len(d.models)
     qtbot.mouseClick(w.trainPanel.trainButton, Qt.LeftButton)
     qtbot.waitUntil(lambda: len(d.models) > n_before, timeout=timeout)
     qtbot.waitUntil(lambda: d.rollout is not None and d.rollout.finished and d.rollout.model_name == d.models[-1].name
                     and not w.jobs.is_running(), timeout=timeout)
+    qtbot.waitUntil(lambda: len(pacer()) == 0, timeout=timeout)
     return d.models[-1]
 
 
