@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from studio_helpers import make_window
+from studio_helpers import drop_pacer_pieces, make_window
 
 
 @pytest.fixture(autouse=True)
@@ -17,6 +17,12 @@ def isolated_settings(tmp_path, monkeypatch):
     path = tmp_path / "studio-settings.ini"
     monkeypatch.setenv("HGN_STUDIO_SETTINGS", str(path))
     return path
+
+
+@pytest.fixture(autouse=True)
+def empty_pacer():
+    """Every test starts with an empty pacer: the window's one pacer lives as long as the process."""
+    drop_pacer_pieces()
 
 
 @pytest.fixture

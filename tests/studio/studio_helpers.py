@@ -35,17 +35,17 @@ def make_window(qtbot, size=(1280, 820)):
 
 def _stop_jobs(w):
     w.jobs.shutdown()
-    drop_pacer_pieces()
 
 
 def drop_pacer_pieces():
-    """Drop every piece still waiting in the process-wide pacer (studio.pacing.pacer) when a test's window
-    closes: left there, they would be the next test's backlog (a deleted widget's piece is skipped one per
-    pacer turn, so the next window's own pieces came later and later as the suite went on)."""
-    from studio.pacing import pacer
+    """Drop every piece still waiting in the process-wide pacer (studio.pacing.pacer), if there is one:
+    what an earlier test's widgets left there would be this test's backlog (a deleted widget's piece is
+    skipped one per pacer turn, so a new window's own pieces came later and later as the suite went on)
+    or would run on a half-deleted plot in this test's flush()."""
+    from studio import pacing
 
-    p = pacer()
-    for key in list(p._order):
+    p = pacing._PACER
+    for key in list(p._order) if p is not None else []:
         p.cancel(key)
 
 

@@ -216,6 +216,7 @@ def test_a_streaming_plot_draws_the_latest_data_holds_its_range_and_ends_auto_ra
     q = _plot(qtbot, make)
     q.set_time_span(0.0, 10.0)
     q.set_curve(name, t, y)
+    qtbot.waitUntil(lambda: not q.drawing_pending, timeout=5000)    # drawn in its pacer turn
     qtbot.wait(50)
     assert np.allclose(pi.viewRange(), q.getPlotItem().viewRange(), rtol=1e-9, atol=0)
 
