@@ -12,6 +12,7 @@ from core.learning.rollout import rollout
 from core.physics.port import Drive, Port, energy_balance
 from core.physics.simulate import simulate
 from core.physics.system import make_system
+from tests.core.test_port import oscillator  # the closed-form damped and driven oscillator
 
 M, K, C = 1.0, 1.0, 0.3            # mass, spring constant, friction coefficient
 AMP, W, PHI = 0.2, 1.7, 0.4        # drive amplitude, angular frequency, phase
@@ -24,18 +25,6 @@ def pair(port=None):
     M u'' = -2K u - C u' + (F1 - F0) when both are damped by C."""
     return make_system(2, [[0.0, 0.0], [1.0, 0.0]], masses=M, potential="harmonic",
                        potential_params={"k": K, "r0": 1.0}, edges=[[0, 1]], port=port)
-
-
-def oscillator(t, m, c, k, f0=0.0, w=1.0, phi=0.0, u0=0.0, v0=0.0):
-    """m u'' + c u' + k u = f0 cos(w t + phi), u(0) = u0, u'(0) = v0 (underdamped), in closed form."""
-    a = f0 * np.exp(1j * phi) / (k - m * w * w + 1j * c * w)
-    up = np.real(a * np.exp(1j * w * t))
-    up0, vp0 = np.real(a), np.real(1j * w * a)
-    s = c / (2 * m)
-    wd = np.sqrt(k / m - s * s)
-    c1 = u0 - up0
-    c2 = (v0 - vp0 + s * c1) / wd
-    return np.exp(-s * t) * (c1 * np.cos(wd * t) + c2 * np.sin(wd * t)) + up
 
 
 def separation(tr):
