@@ -170,3 +170,25 @@ def test_true_hamiltonian_time_derivatives_include_the_systems_damping_and_forci
             th.time_derivatives(s, q, p)
     else:       # damping alone does not
         np.testing.assert_allclose(th.time_derivatives(s, q, p)[1], dp, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("driven", [False, True])
+def test_port_time_derivatives_of_the_true_hamiltonian_count_the_port_once(driven):
+    """port_time_derivatives adds gamma dq/dt and F(t) to the model's Hamiltonian part: for the true
+    Hamiltonian of a damped system (whose own time_derivatives hold the damping) it must not add them twice,
+    with the port given or taken from the system."""
+    from core.learning.rfhgn.port import port_time_derivatives
+    s = pair(true_port(driven))
+    th = TrueHamiltonian(s)
+    rng = np.random.default_rng(1)
+    q = Q0[None] + 0.05 * rng.standard_normal((4, 2, 2))
+    p = 0.1 * rng.standard_normal((4, 2, 2))
+    t = np.linspace(0.0, 2.0, 4)
+    for port in (None, s.port):
+        dq, dp = port_time_derivatives(th, s, q, p, p / M, t, port)
+        for k in range(4):
+            wq, wp = independent_rhs(t[k], q[k], p[k], driven)
+            np.testing.assert_allclose(dq[k], wq, rtol=1e-13, atol=1e-15)
+            np.testing.assert_allclose(dp[k], wp, rtol=1e-12, atol=1e-14)
+    with pytest.raises(HGNError, match="no damping or forcing"):
+        port_time_derivatives(TrueHamiltonian(pair()), pair(), q, p, p / M, t)

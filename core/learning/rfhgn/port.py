@@ -406,15 +406,23 @@ def model_port(model, system: System) -> Port:
 def port_time_derivatives(model, system: System, q, p, dqdt, t, port: Port | None = None):
     """(dq/dt, dp/dt) the fitted port-Hamiltonian model predicts at states (S, N, d) with observed
     velocities ``dqdt`` at times ``t`` (S,): dH_hat/dp and -dH_hat/dq - gamma dq/dt + F(t) (the rows of
-    the fit). ``port``: default the model's identified one."""
-    port = model_port(model, system) if port is None else port
-    dq, dp = model.time_derivatives(system, q, p)
+    the fit). ``port``: default the model's identified one, or for a model that carries the port of the
+    system it is given (the true Hamiltonian, ``port_for``) that one. The Hamiltonian part comes from
+    ``model.gradients``, never from ``time_derivatives``, which for the true Hamiltonian of a damped or
+    driven system already holds its port (the damping would count twice)."""
+    if port is None:
+        own = getattr(model, "port_for", None)
+        port = own(system) if callable(own) else model_port(model, system)
+        if port is None:
+            raise HGNError(f"{system.name or 'this system'} has no damping or forcing: use the model's "
+                           "time_derivatives")
+    gq, gp = model.gradients(system, q, p)
     terms = port.terms(system.masses, system.dim)
     dqdt = np.asarray(dqdt, dtype=np.float64)
     t = np.asarray(t, dtype=np.float64).reshape(-1)
     ext = terms.external_series(t) if terms.forced else 0.0
-    dp = np.asarray(dp).reshape(dqdt.shape) - terms.gamma[None, :, None] * dqdt + ext
-    return np.asarray(dq).reshape(dqdt.shape), dp
+    dp = -np.asarray(gq).reshape(dqdt.shape) - terms.gamma[None, :, None] * dqdt + ext
+    return np.asarray(gp).reshape(dqdt.shape), dp
 
 
 def port_derivative_mse(model, dataset: Dataset, indices=None, batch: int = 256) -> float:
