@@ -241,15 +241,11 @@ def rollout_job(model, system: System, q0: np.ndarray, p0: np.ndarray, dt: float
         if model is not None:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                if port is not None:      # the identified damping and forcing (rollout_port: a CPU loop)
-                    from core.learning.rfhgn.port import rollout_port
-
-                    pr = rollout_port(model, system, q_p, p_p, dt, n_steps, save_every, t0=done * save_every * dt,
-                                      port=port)
-                else:
-                    pr = rollout(model, system, q_p, p_p, dt, n_steps, save_every=save_every, cancel=cancel,
-                                 t0=done * save_every * dt, device=device, precision=precision, threads=threads,
-                                 energy_reference=ref_p)
+                # a port model rolls out with its identified damping and forcing (port: carried to this
+                # system), on the roll-out's device and precision like any other
+                pr = rollout(model, system, q_p, p_p, dt, n_steps, save_every=save_every, cancel=cancel,
+                             t0=done * save_every * dt, device=device, precision=precision, threads=threads,
+                             energy_reference=ref_p, port=port)
             ref_p = pr.meta.get("energy_reference", ref_p)
             diverged = pr.diverged
             for wmsg in caught:
