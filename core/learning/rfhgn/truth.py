@@ -41,10 +41,19 @@ class TrueHamiltonian:
         if not isinstance(system, System):
             raise HGNError(f"TrueHamiltonian needs a System, got {type(system).__name__}")
         self.system = system
+        self._field_of: tuple[System, ForceField] | None = None
 
     # ------------------------------------------------------------------
     def _sys(self, system):
         return self.system if system is None else system
+
+    def _field(self, s: System) -> ForceField:
+        """The force field of ``s``, kept for the next call on the same system (building one costs as much as
+        an evaluation: 0.48 against 0.52 ms on a 20^3 lattice; a cutoff system's neighbour list, which
+        rebuilds itself when the particles have moved beyond its skin, is kept with it)."""
+        if self._field_of is None or self._field_of[0] is not s:
+            self._field_of = (s, ForceField(s))
+        return self._field_of[1]
 
     @staticmethod
     def _check(system: System, x: np.ndarray, name: str) -> np.ndarray:
@@ -57,8 +66,9 @@ class TrueHamiltonian:
         s = self._sys(system)
         q = self._check(s, q, "q")
         if q.ndim == 2:
-            return np.array(ForceField(s).energy(q))
-        return np.array([ForceField(s).energy(qs) for qs in q])
+            return np.array(self._field(s).energy(q))
+        field = self._field(s)
+        return np.array([field.energy(qs) for qs in q])
 
     def energy(self, system: System | None, q, p) -> np.ndarray:
         s = self._sys(system)
@@ -74,7 +84,7 @@ class TrueHamiltonian:
         if q.ndim == 3:
             return np.stack([self.potential_gradient(s, qs, pairs) for qs in q])
         if pairs is None or s.edges is not None:
-            return -ForceField(s).forces(q)
+            return -self._field(s).forces(q)
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
         i, j = pairs[:, 0], pairs[:, 1]
         dq = minimum_image(q[i] - q[j], s.box)
