@@ -627,7 +627,8 @@ def run_rollout(args) -> int:
            "rollout_seconds": wall, "seconds_per_step": pred.meta["seconds_per_step"],
            "max_abs_drift_prediction": float(np.max(np.abs(metrics.energy_drift(pred)))),
            **{k: pred.meta[k] for k in ("pair_distance_range", "training_pair_distance_range",
-                                         "outside_training_range") if k in pred.meta}}
+                                         "particle_kinetic_energy_max", "training_particle_kinetic_energy_max",
+                                         "outside_training_range", "training_range_left") if k in pred.meta}}
     if diverged is not None:
         doc["diverged"] = diverged
         print(f"{system!r}")

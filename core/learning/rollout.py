@@ -64,6 +64,12 @@ start ("the initial state already has ..."), not as a step the roll-out
 took; steps count from the start of the whole run (``t0``). The rollout
 goes on: whether the model still holds there is for the caller to judge
 (it often does not: a bond stretched beyond anything seen can break).
+The kinetic features are known up to the largest kinetic energy of one
+particle in the training data (``model.info["train_k_max"]``): a saved
+frame with a particle above it is reported the same way (quantity
+"particle kinetic energy"; ``meta["particle_kinetic_energy_max"]`` and
+``meta["training_particle_kinetic_energy_max"]``); the warning names
+whichever range the roll-out left first.
 
 Divergence: a roll-out that blows up is stopped and marked, not written as
 numbers. It has diverged when a learned gradient, a state or an energy
@@ -177,6 +183,19 @@ def training_distance_range(model) -> tuple[float, float] | None:
     except (TypeError, ValueError):
         return None
     return (lo, hi) if hi > 0 else None
+
+
+def training_kinetic_max(model) -> float | None:
+    """The largest kinetic energy of one particle, |p_i|^2 / (2 m_i), in the
+    model's training data (``model.info["train_k_max"]``), or None if unknown."""
+    info = getattr(model, "info", None)
+    if not isinstance(info, dict) or info.get("train_k_max") is None:
+        return None
+    try:
+        k = float(info["train_k_max"])
+    except (TypeError, ValueError):
+        return None
+    return k if math.isfinite(k) and k > 0 else None
 
 
 def model_name(model) -> str:
@@ -392,10 +411,12 @@ def _distinct(x: float, y: float) -> tuple[str, str]:
 
 
 class RangeMonitor:
-    """Pair distances of the saved frames against the model's training range.
+    """Pair distances and particle kinetic energies of the saved frames
+    against the model's training range.
 
-    :meth:`check` measures the pair distances of one frame, widens the range
-    seen so far and, the first time it leaves the training range, warns with
+    :meth:`check` measures the pair distances (and, with ``k_train``, the
+    largest kinetic energy of one particle) of one frame, widens the ranges
+    seen so far and, the first time one leaves its training range, warns with
     :class:`RolloutExtrapolationWarning` (once per roll-out) and keeps what
     left which range where in ``meta["training_range_left"]`` (``step`` and
     ``t`` of the whole run, ``quantity``, ``value``, ``bound``, ``side``
@@ -405,34 +426,48 @@ class RangeMonitor:
     roll-out reached; steps count from the start of the whole run, so a
     roll-out continued in chunks (``t0`` > 0) names the same step as one run.
     Only saved frames are measured: "at step N" is the first saved frame
-    outside. :meth:`meta` gives the ranges for the trajectory's meta.
+    outside. ``train_range`` (pair distances, (lo, hi)) and ``k_train`` may
+    each be None (not known). :meth:`meta` gives the ranges for the
+    trajectory's meta.
     """
 
     #: frames between the caller of rollout() and warnings.warn: rollout -> Recorder.save -> check
     STACKLEVEL = 4
 
-    def __init__(self, ff: ForceField, train_range: tuple[float, float], dt: float, t0: float):
+    def __init__(self, ff: ForceField, train_range: tuple[float, float] | None, dt: float, t0: float,
+                 k_train: float | None = None, half_inv_m: np.ndarray | None = None):
         self.ff, self.train, self.dt, self.t0 = ff, train_range, dt, t0
+        self.k_train, self.half_inv_m = k_train, half_inv_m
         self.offset = int(round(t0 / dt))  # steps before this roll-out's start (a continued chunk)
         self.seen = [math.inf, -math.inf]
+        self.k_seen = -math.inf
         self.left: dict | None = None
 
-    def check(self, q: np.ndarray, step: int) -> None:
-        r = self.ff.active_pairs(q)[3]
-        if r.size == 0:
+    def check(self, q: np.ndarray, step: int, p: np.ndarray | None = None) -> None:
+        out = None  # (quantity, value, bound, above) of the first range left in this frame
+        if self.train is not None:
+            r = self.ff.active_pairs(q)[3]
+            if r.size:
+                r_train, r_seen = self.train, self.seen
+                lo, hi = float(r.min()), float(r.max())
+                r_seen[0], r_seen[1] = min(r_seen[0], lo), max(r_seen[1], hi)
+                if hi > r_train[1]:
+                    out = ("pair distance", hi, r_train[1], True)
+                elif lo < r_train[0]:
+                    out = ("pair distance", lo, r_train[0], False)
+        if self.k_train is not None and p is not None:
+            k = float(np.max(np.einsum("ij,ij,i->i", p, p, self.half_inv_m), initial=0.0))
+            self.k_seen = max(self.k_seen, k)
+            if out is None and k > self.k_train:
+                out = ("particle kinetic energy", k, self.k_train, True)
+        if self.left is not None or out is None:
             return
-        r_train, r_seen = self.train, self.seen
-        lo, hi = float(r.min()), float(r.max())
-        r_seen[0], r_seen[1] = min(r_seen[0], lo), max(r_seen[1], hi)
-        if self.left is not None or not (lo < r_train[0] or hi > r_train[1]):
-            return
-        above = hi > r_train[1]
-        value, bound = (hi, r_train[1]) if above else (lo, r_train[0])
+        quantity, value, bound, above = out
         a, b = _distinct(value, bound)
-        what = (f"pair distance {a} beyond the largest in the training data ({b})" if above else
-                f"pair distance {a} below the smallest in the training data ({b})")
+        what = (f"{quantity} {a} beyond the largest in the training data ({b})" if above else
+                f"{quantity} {a} below the smallest in the training data ({b})")
         n, t = self.offset + step, self.t0 + step * self.dt
-        self.left = {"step": n, "t": t, "quantity": "pair distance", "value": value, "bound": bound,
+        self.left = {"step": n, "t": t, "quantity": quantity, "value": value, "bound": bound,
                      "side": "above" if above else "below", "at_start": step == 0}
         if step == 0 and n == 0:
             msg = f"the initial state already has a {what}, before any step"
@@ -444,12 +479,20 @@ class RangeMonitor:
                       stacklevel=self.STACKLEVEL)
 
     def meta(self) -> dict:
-        r_train, r_seen = self.train, self.seen
-        if not math.isfinite(r_seen[0]):
+        out = {}
+        outside = False
+        if self.train is not None and math.isfinite(self.seen[0]):
+            r_train, r_seen = self.train, self.seen
+            out["pair_distance_range"] = [r_seen[0], r_seen[1]]
+            out["training_pair_distance_range"] = [r_train[0], r_train[1]]
+            outside = r_seen[0] < r_train[0] or r_seen[1] > r_train[1]
+        if self.k_train is not None and math.isfinite(self.k_seen):
+            out["particle_kinetic_energy_max"] = self.k_seen
+            out["training_particle_kinetic_energy_max"] = self.k_train
+            outside = outside or self.k_seen > self.k_train
+        if not out:
             return {}
-        out = {"pair_distance_range": [r_seen[0], r_seen[1]],
-               "training_pair_distance_range": [r_train[0], r_train[1]],
-               "outside_training_range": bool(r_seen[0] < r_train[0] or r_seen[1] > r_train[1])}
+        out["outside_training_range"] = bool(outside)
         if self.left is not None:
             out["training_range_left"] = dict(self.left)
         return out
@@ -507,7 +550,7 @@ class Recorder:
         if self.learned is not None:
             self.learned[k] = self.grads.energy(q, p)
         if self.monitor is not None:
-            self.monitor.check(q, step)
+            self.monitor.check(q, step, p)
         h = self.potential[k] + self.kinetic[k]
         if not math.isfinite(h):
             raise Diverged(step, "the true energy of the predicted state is NaN or infinite (particles on top "
@@ -767,8 +810,9 @@ def rollout(model, system: System, q0, p0, dt: float, steps: int, save_every: in
     grads = make_stepper(model, system, device, dtype, skin=skin)
     ff = ForceField(system, skin=skin)
     n_frames = n_saved_frames(steps, save_every)
-    r_train = training_distance_range(model)
-    monitor = RangeMonitor(ff, r_train, dt, t0) if r_train is not None else None
+    r_train, k_train = training_distance_range(model), training_kinetic_max(model)
+    monitor = RangeMonitor(ff, r_train, dt, t0, k_train, 0.5 / system.masses) \
+        if r_train is not None or k_train is not None else None
     recorder = Recorder(system, ff, grads, n_frames, dt, t0, learned_energy, monitor, on_frame,
                         energy_floor(system), energy_reference)
     solver = FixedPointSolver(tol, max_iter, on_no_convergence, dt, cancel)

@@ -183,3 +183,6 @@ def test_rollout_beyond_the_training_distances_warns_in_one_line(capsys, workdir
     doc = json.loads(js.read_text())
     assert doc["outside_training_range"] is True
     assert doc["pair_distance_range"][1] > doc["training_pair_distance_range"][1]
+    # momenta of sd 1 against the training data's: its particles' kinetic energies are beyond them too
+    assert doc["particle_kinetic_energy_max"] > doc["training_particle_kinetic_energy_max"] > 0
+    assert doc["training_range_left"]["quantity"] in ("pair distance", "particle kinetic energy")

@@ -345,7 +345,35 @@ def test_rollout_records_its_pair_distances_against_the_training_range(zero_shot
     r = np.linalg.norm(pred.q[:, big.edges[:, 0]] - pred.q[:, big.edges[:, 1]], axis=-1)
     assert lo == pytest.approx(r.min()) and hi == pytest.approx(r.max())
     assert pred.meta["training_pair_distance_range"][1] == model.info["train_r_max"]
-    assert pred.meta["outside_training_range"] == (hi > model.info["train_r_max"])
+    k = 0.5 * np.einsum("fij,fij,i->fi", pred.p, pred.p, 1.0 / big.masses)  # each particle's kinetic energy
+    assert pred.meta["particle_kinetic_energy_max"] == pytest.approx(k.max(), rel=1e-12)
+    assert pred.meta["training_particle_kinetic_energy_max"] == model.info["train_k_max"]
+    assert pred.meta["outside_training_range"] == (hi > model.info["train_r_max"]
+                                                   or k.max() > model.info["train_k_max"])
+
+
+def test_leaving_the_training_kinetic_energies_is_flagged_and_warned():
+    """The kinetic features are sampled on the particles' kinetic energies of the training data: a frame with
+    a particle above the largest (info["train_k_max"]) is reported like a pair distance outside the range."""
+    s = chain(6, dim=2)
+    q0, p0 = initial_state(s, 0.02, 0.02, seed=0)
+
+    class Slow(TrueHamiltonian):  # "trained" on particle kinetic energies up to 0.01, every distance
+        info = {"train_k_max": 0.01, "train_r_max": 10.0, "train_r_min": 0.0}
+
+    calm = rollout(Slow(s), s, q0, p0, 0.01, 100, 10)
+    assert calm.meta["outside_training_range"] is False and "training_range_left" not in calm.meta
+    q1, p1 = initial_state(s, 0.02, 0.5, seed=0)
+    with pytest.warns(RolloutExtrapolationWarning, match="particle kinetic energy .* beyond the largest"):
+        fast = rollout(Slow(s), s, q1, p1, 0.01, 100, 10)
+    k = 0.5 * np.einsum("fij,fij,i->fi", fast.p, fast.p, 1.0 / s.masses)
+    assert fast.meta["outside_training_range"] is True
+    assert fast.meta["particle_kinetic_energy_max"] == pytest.approx(k.max(), rel=1e-12)
+    left = fast.meta["training_range_left"]
+    assert left["quantity"] == "particle kinetic energy" and left["bound"] == 0.01
+    first = int(np.argmax(k.max(axis=1) > 0.01))  # the first saved frame with a particle above
+    assert left["step"] == first * 10 and left["at_start"] == (first == 0)
+    assert left["value"] == pytest.approx(k[first].max(), rel=1e-12)
 
 
 def test_leaving_the_training_distances_is_flagged_and_warned():
