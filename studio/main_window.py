@@ -189,6 +189,9 @@ class MainWindow(QMainWindow):
         self.sweepDock = self._dock("Sweep", "sweepDock", self.sweepPanel, Qt.BottomDockWidgetArea)
         self.tabifyDockWidget(self.plotsDock, self.sweepDock)
         self.plotsDock.raise_()
+        #: docks added after the first studio, each with the dock it shares a tab group with in a new window
+        #: (placed there again when a window state saved by an older studio does not name them)
+        self._later_docks = ((self.sweepDock, self.plotsDock),)
         self.modelsDock = self._dock("Models", "modelsDock", _scroll(self.modelsPanel), Qt.RightDockWidgetArea)
 
         self.statusLabel = QLabel("")
@@ -236,6 +239,16 @@ class MainWindow(QMainWindow):
     def timing(self) -> dict:
         """perf_counter stamps of the last Train (train_pressed, trained, first_frame)."""
         return self.jobs.timing
+
+    def _place_unsaved_docks(self, state: bytes) -> None:
+        """Put a dock that the restored window ``state`` does not name (saved by a studio that did not have
+        it) where a new window has it: restoreState leaves such a dock beside the others in its area (the
+        Sweep dock took half the Plots dock's width and both were squeezed). A state names its docks by
+        their object names, as QDataStream strings (UTF-16, big-endian)."""
+        for dock, partner in self._later_docks:
+            if dock.objectName().encode("utf-16-be") not in state:
+                self.tabifyDockWidget(partner, dock)
+                partner.raise_()
 
     # ------------------------------------------------------------------
     def _dock(self, title, name, widget, area) -> QDockWidget:
@@ -899,6 +912,7 @@ class MainWindow(QMainWindow):
         s = st.value("window/state")
         if isinstance(s, QByteArray):
             self.restoreState(s, SETTINGS_VERSION)
+            self._place_unsaved_docks(bytes(s.data()))
         v = load_json(st, "view", {}) or {}
         state = load_json(st, "document", None)
         if state is None:                         # written by an older studio

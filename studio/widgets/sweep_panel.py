@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QTextOption
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -50,6 +51,9 @@ from .. import sweeps
 from ..pacing import pacer
 from ..scene import palette
 from .plots import pen
+
+#: the Pareto plot's message while no point has finished
+EMPTY_TEXT = "Each finished sweep point appears here:<br>its fit time against its test error"
 
 #: the engines offered: (pipeline.SWEEP_ENGINES key, label)
 ENGINES = (("process", "This computer, one worker (no Dask)"), ("local", "Local Dask cluster"),
@@ -197,7 +201,7 @@ class SweepPanel(QWidget):
         pi.setLogMode(x=True, y=True)
         pi.setLabel("bottom", "fit time (s)")
         pi.setLabel("left", "test MSE")
-        pi.setTitle("Fit time against test error")
+        pi.setTitle("Fit time against test error", size="9pt", justify="left")  # as the other plots
         pi.showGrid(x=True, y=True, alpha=0.2)
         for side in ("bottom", "left"):            # log axes: no "(x0.001)" rescaling of the decades
             pi.getAxis(side).enableAutoSIPrefix(False)
@@ -206,6 +210,15 @@ class SweepPanel(QWidget):
         self.pickItem = pg.PlotDataItem(pen=None, symbol="o", symbolSize=16, symbolBrush=None,
                                         symbolPen=pg.mkPen(palette.hex_of(palette.SELECTION), width=2))
         pi.addItem(self.pickItem)
+        #: what appears here, shown instead of bare axes until a point has finished
+        self.emptyLabel = pg.LabelItem(EMPTY_TEXT, size="9pt", color=palette.hex_of(palette.MUTED))
+        text = self.emptyLabel.item
+        text.setTextWidth(text.boundingRect().width())
+        text.document().setDefaultTextOption(QTextOption(Qt.AlignCenter))
+        self.emptyLabel.setParentItem(pi.vb)
+        self.emptyLabel.anchor(itemPos=(0.5, 0.5), parentPos=(0.5, 0.5))
+        self._empty = None
+        self._set_empty(True)
         self._scatter: list[pg.PlotDataItem] = []
         self._items: dict[str, pg.PlotDataItem] = {}       # legend name -> its markers (reused)
         self._shown: tuple = ((), ())                       # the table's (heads, keys)
@@ -473,7 +486,23 @@ class SweepPanel(QWidget):
         self.frontItem.setData(x[front], y[front]) if front else self.frontItem.setData([], [])
         for side, v in (("bottom", x), ("left", y)):
             pi.getAxis(side).setTicks(log_ticks(v))
+        self._set_empty(not np.isfinite(x).any())
         self._draw_pick()
+
+    def _set_empty(self, empty: bool) -> None:
+        """No point to show: the message instead of the axes and grid (only on a change: showing
+        or hiding an axis re-lays out the plot)."""
+        if empty == self._empty:
+            return
+        self._empty = empty
+        pi = self.plot.getPlotItem()
+        self.emptyLabel.setVisible(empty)
+        for side in ("bottom", "left"):
+            pi.showAxis(side, not empty)
+
+    def showing_empty_text(self) -> bool:
+        """True while the plot says what will appear there instead of showing points (tests)."""
+        return self.emptyLabel.isVisible()
 
     def _draw_pick(self) -> None:
         x, y = self._xy()

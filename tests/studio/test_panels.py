@@ -144,6 +144,27 @@ def test_settings_persist_between_runs(qtbot, isolated_settings):
     assert w2.session.system.meta["builder"] == "triangular"
 
 
+def test_a_window_layout_saved_before_a_dock_existed_puts_that_dock_where_a_new_window_has_it(qtbot,
+                                                                                               isolated_settings):
+    """Settings from a studio without the Sweep dock: their window state does not name it, and restoreState
+    left it beside the Plots dock (both squeezed to half the width). It goes into the Plots dock's tabs."""
+    w = make_window(qtbot)
+    assert w.sweepDock in w.tabifiedDockWidgets(w.plotsDock)      # a new window's place
+    # the older studio's state: the Plots dock alone at the bottom, no sweepDock named
+    w.addDockWidget(Qt.LeftDockWidgetArea, w.sweepDock)
+    w.sweepDock.setObjectName("anotherDock")
+    w.close()
+    from studio.settings import open_settings
+
+    state = bytes(open_settings().value("window/state").data())
+    assert "plotsDock".encode("utf-16-be") in state and "sweepDock".encode("utf-16-be") not in state
+
+    w2 = make_window(qtbot, size=None)
+    assert w2.sweepDock in w2.tabifiedDockWidgets(w2.plotsDock)
+    assert w2.plotsDock.isVisible() and not w2.plotsDock.visibleRegion().isEmpty()  # the plots stay in front
+    assert w2.plotsDock.width() > 0.6 * w2.width()
+
+
 def _type(form, name, text):
     form.editors[name].setText(text)
     form.editors[name].editingFinished.emit()

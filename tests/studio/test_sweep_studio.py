@@ -81,9 +81,12 @@ def test_a_sweep_fills_the_table_and_the_plot_and_a_point_becomes_a_model(qtbot,
     w, d = window, window.document
     panel = _tiny_sweep_window(qtbot, w, tmp_path)
     panel.set_texts(node_width="4, 8", seed="0")
+    axes = [panel.plot.getPlotItem().getAxis(side) for side in ("bottom", "left")]
+    assert panel.showing_empty_text() and not any(a.isVisible() for a in axes)   # says what comes, no bare axes
     seen = []
     d.sweepRecordAdded.connect(lambda r: seen.append(r["key"]))
     _run_and_wait(qtbot, w)
+    assert not panel.showing_empty_text() and all(a.isVisible() for a in axes)
     out = tmp_path / "sweep.json"
     recs = load_results(out)
     assert len(recs) == 2 and all(r["status"] == "ok" for r in recs)
