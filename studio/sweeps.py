@@ -132,12 +132,38 @@ def form_texts(doc) -> dict[str, str]:
     return out
 
 
-def grid_points(texts: dict[str, str], base: dict) -> list[dict]:
-    """core.cluster.sweep.grid over the panel's fields (AXES order, the last varies fastest) on ``base``."""
-    from core.cluster.sweep import grid
+def space_of(texts: dict[str, str], random: bool = False) -> dict:
+    """The panel's fields as sweep axes (AXES order): each a list of values (:func:`parse_values`) or, in a
+    random search, a range ``lo:hi`` / ``lo:hi:log`` / ``lo:hi:uniform`` (core.cluster.sweep.parse_range,
+    checked against the setting: whole numbers for the widths, lo > 0 for a log-uniform draw, no range of
+    a choice); HGNError naming the field otherwise (a range in a grid too)."""
+    from core.cluster.sweep import is_range_text, parse_range
 
-    axes = {name: parse_values(texts.get(name, ""), kind, label) for name, label, kind in AXES}
-    return grid(axes, base)
+    out = {}
+    for name, label, kind in AXES:
+        text = str(texts.get(name) or "").strip()
+        if is_range_text(text):
+            if not random:
+                raise HGNError(f"{label}: {text!r} is a range lo:hi, which a random search draws from: set "
+                               "Random points above 0, or list the values (comma-separated)")
+            out[name] = parse_range(name, text, label)
+        else:
+            out[name] = parse_values(text, kind, label)
+    return out
+
+
+def grid_points(texts: dict[str, str], base: dict, random_points: int = 0, random_seed: int = 0) -> list[dict]:
+    """The sweep's points on ``base``: with ``random_points`` 0, core.cluster.sweep.grid over the panel's
+    fields (AXES order, the last varies fastest); else core.cluster.sweep.random_points: that many points
+    drawn with ``default_rng(random_seed)`` (per axis one of its listed values or a value of its range,
+    log-uniform for the widths and the regularisation unless the range says; duplicates dropped)."""
+    from core.cluster.sweep import grid, random_points as draw
+
+    n = int(random_points)
+    if n < 0:
+        raise HGNError(f"Random points: {n} is not a number of points (0 = every combination of the grid)")
+    space = space_of(texts, random=n > 0)
+    return draw(space, n, int(random_seed), base) if n > 0 else grid(space, base)
 
 
 def pareto_front(x, y) -> list[int]:

@@ -99,12 +99,32 @@ class SweepPanel(QWidget):
         for name, label, kind in sweeps.AXES:
             e = QLineEdit()
             e.setObjectName(f"sweep_{name}")
-            e.setToolTip({int: "whole numbers separated by commas" + (", or a range 0-3" if name == "seed" else ""),
-                          float: "numbers separated by commas, e.g. 1e-12, 1e-8",
+            e.setToolTip({int: "whole numbers separated by commas" + (", or a range 0-3" if name == "seed" else "")
+                          + "; for a random search also a range lo:hi (lo:hi:log, lo:hi:uniform) to draw from",
+                          float: "numbers separated by commas, e.g. 1e-12, 1e-8; for a random search also a "
+                                 "range lo:hi (log-uniform unless :uniform), e.g. 1e-14:1e-6",
                           str: "swim, elm (separated by commas)"}[kind])
             e.editingFinished.connect(self._update_count)
             self.fields[name] = e
             form.addRow(label, e)
+        #: random search: this many points drawn from the fields' values and ranges (0: the whole grid)
+        self.randomSpin = QSpinBox()
+        self.randomSpin.setObjectName("sweepRandomPoints")
+        self.randomSpin.setRange(0, 100000)
+        self.randomSpin.setSpecialValueText("off (every combination)")
+        self.randomSpin.setToolTip("Random search: draw this many points, each field one of its values or a "
+                                   "value of its range lo:hi; off: every combination of the listed values")
+        self.randomSeedSpin = QSpinBox()
+        self.randomSeedSpin.setObjectName("sweepRandomSeed")
+        self.randomSeedSpin.setRange(0, 2 ** 31 - 1)
+        self.randomSeedSpin.setToolTip("the random search's draws (the same seed draws the same points)")
+        self.randomSpin.valueChanged.connect(self._update_count)
+        self.randomSeedSpin.valueChanged.connect(self._update_count)
+        rrow = QHBoxLayout()
+        rrow.addWidget(self.randomSpin, 1)
+        rrow.addWidget(QLabel("seed"))
+        rrow.addWidget(self.randomSeedSpin)
+        form.addRow("Random points", rrow)
         self.fillButton = QPushButton("From current settings")
         self.fillButton.setObjectName("sweepFillButton")
         self.fillButton.setToolTip("Fill the grid with the current system's n and the Train tab's RF-HGN settings")
@@ -292,18 +312,25 @@ class SweepPanel(QWidget):
             self.fields[name].setText(str(text))
         self._update_count()
 
+    def set_random(self, points: int, seed: int = 0) -> None:
+        """Random search of ``points`` points (0: the grid) drawn with ``seed`` (tests, scripts)."""
+        self.randomSeedSpin.setValue(int(seed))
+        self.randomSpin.setValue(int(points))
+
     def points(self) -> list[dict]:
-        """The grid's points (core.cluster.sweep.grid on the current system and settings); HGNError names a
+        """The sweep's points on the current system and settings: the grid (core.cluster.sweep.grid) or,
+        with Random points above 0, a random search (core.cluster.sweep.random_points); HGNError names a
         bad field."""
         base, _notes = sweeps.base_point(self.document)
-        return sweeps.grid_points(self.texts(), base)
+        return sweeps.grid_points(self.texts(), base, self.randomSpin.value(), self.randomSeedSpin.value())
 
     @Slot()
     def _update_count(self) -> None:
         try:
             n = len(self.points())
             _base, notes = sweeps.base_point(self.document)
-            self.countLabel.setText(f"{n} point{'s' if n != 1 else ''}")
+            drawn = " drawn at random" if self.randomSpin.value() else ""
+            self.countLabel.setText(f"{n} point{'s' if n != 1 else ''}{drawn}")
             self.countLabel.setStyleSheet("")
         except HGNError as exc:
             notes = []

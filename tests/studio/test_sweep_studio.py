@@ -11,7 +11,8 @@ import pytest
 from PySide6.QtCore import Qt
 from studio_helpers import build_tiny_lattice, set_tiny_training
 
-from studio import pipeline
+from core.errors import HGNError
+from studio import pipeline, sweeps
 
 
 def _tiny_sweep_window(qtbot, w, tmp_path, n=3):
@@ -73,6 +74,45 @@ def test_the_grid_comes_from_the_current_system_and_settings(qtbot, window, tmp_
     panel.set_engine("process")
     panel.outEdit.setText(str(tmp_path / "sweep.csv"))
     assert not panel.run() and "must end in .json" in failed[-1] and not w.jobs.is_running()
+
+
+def test_a_random_search_draws_its_points_from_ranges_and_lists(qtbot, window, tmp_path):
+    """Random points > 0: each point draws every field, one of its listed values or a value of its range
+    lo:hi (core.cluster.sweep.random_points: log-uniform for widths and regularisation, whole widths);
+    the same seed draws the same points; a range without random search, or a bad range, is named."""
+    from core.cluster.sweep import point_key, random_points
+
+    w = window
+    panel = _tiny_sweep_window(qtbot, w, tmp_path)
+    panel.set_texts(node_width="4:32", regularisation="1e-12:1e-6", sampler="swim, elm", seed="0")
+    # a range in a grid: said at the field, no points
+    assert "Node widths" in panel.countLabel.text() and "random search" in panel.countLabel.text()
+    with pytest.raises(HGNError, match="Random points"):
+        panel.points()
+    panel.set_random(12, seed=5)
+    pts = panel.points()
+    assert panel.countLabel.text() == f"{len(pts)} points drawn at random" and 10 <= len(pts) <= 12
+    assert len({point_key(p) for p in pts}) == len(pts)
+    widths = [p["fit"].get("node_width", 16) for p in pts]
+    regs = [p["fit"]["regularisation"] for p in pts]
+    assert all(isinstance(v, int) and 4 <= v <= 32 for v in widths) and len(set(widths)) > 3
+    assert all(1e-12 <= v <= 1e-6 for v in regs) and len(set(regs)) == len(pts)
+    assert {p["fit"].get("sampler", "swim") for p in pts} == {"swim", "elm"}
+    # the panel's draw is core's, on the same base point and seed; another seed draws other points
+    base, _ = sweeps.base_point(w.document)
+    want = random_points(sweeps.space_of(panel.texts(), random=True), 12, 5, base)
+    assert [point_key(p) for p in pts] == [point_key(p) for p in want]
+    panel.set_random(12, seed=6)
+    assert [point_key(p) for p in panel.points()] != [point_key(p) for p in pts]
+    # a range the setting cannot take: named at the field
+    panel.set_texts(node_width="4.5:32")
+    assert "Node widths" in panel.countLabel.text() and "whole numbers" in panel.countLabel.text()
+    panel.set_texts(node_width="8", sampler="swim:elm")
+    assert "Samplers" in panel.countLabel.text() and "choice" in panel.countLabel.text()
+    # back to the grid: every combination of listed values
+    panel.set_texts(sampler="swim, elm", regularisation="1e-12, 1e-8")
+    panel.set_random(0)
+    assert panel.countLabel.text() == "4 points"
 
 
 def test_a_sweep_fills_the_table_and_the_plot_and_a_point_becomes_a_model(qtbot, window, tmp_path):
