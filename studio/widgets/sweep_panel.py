@@ -462,7 +462,22 @@ class SweepPanel(QWidget):
             t.selectRow(keys.index(self._picked))
         if heads != old_heads or not old_keys:
             t.resizeColumnsToContents()
+        else:
+            self._widen_columns(start)
         t.blockSignals(False)
+
+    def _widen_columns(self, start: int) -> None:
+        """Widen the columns that the rows from ``start`` on do not fit (a later point's "0.00986" in a
+        column sized for "0.0159" was elided to "0.00..."); only the new rows are measured, so a finished
+        point costs the same in a sweep of thousands."""
+        t = self.table
+        fm = t.fontMetrics()
+        pad = 2 * t.style().pixelMetric(t.style().PixelMetric.PM_FocusFrameHMargin) + 12
+        for j in range(t.columnCount()):
+            need = max((fm.horizontalAdvance(t.item(i, j).text()) + pad for i in range(start, t.rowCount())
+                        if t.item(i, j) is not None), default=0)
+            if need > t.columnWidth(j):
+                t.setColumnWidth(j, need)
 
     def _xy(self):
         x = np.array([(r.get("result") or {}).get("fit_s") or np.nan for r in self._records], dtype=float)

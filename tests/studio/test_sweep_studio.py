@@ -139,6 +139,21 @@ def test_a_sweep_fills_the_table_and_the_plot_and_a_point_becomes_a_model(qtbot,
     assert t.rowCount() == 2 and heads[:2] == ["key", "node"] and "test MSE" in heads and "fit s" in heads
     col = heads.index("test MSE")
     assert [t.item(i, col).text() for i in range(2)] == [f"{r['result']['test_mse']:.3g}" for r in recs]
+    # a later point with a wider value widens its column (it was elided: "0.00...")
+    import copy
+
+    wide = copy.deepcopy(recs[0])
+    wide["key"] = "f" * len(wide["key"])
+    wide["result"]["fit_s"], wide["result"]["test_mse"] = 1.23456e-4, 9.87654e-13
+    d.add_sweep_record(wide)
+    _drawn()
+    fm = t.fontMetrics()
+    assert t.rowCount() == 3
+    for j in range(t.columnCount()):
+        for i in range(3):
+            assert fm.horizontalAdvance(t.item(i, j).text()) + 6 <= t.columnWidth(j), (heads[j], t.item(i, j).text())
+    d.set_sweep({**d.sweep, "records": recs})      # the sweep as it ran
+    _drawn()
     assert [t.item(i, 1).text() for i in range(2)] == ["4", "8"]
     # the Pareto plot: fit time against test error, coloured by the node width (legend), the front drawn
     panel.set_colour_by("node_width")
