@@ -624,14 +624,16 @@ class SweepPanel(QWidget):
 
 def log_ticks(values) -> list | None:
     """Major ticks of a log axis over ``values`` (> 0): the decades, and 2 and 5 times them when the values
-    span two decades or less (every multiple within one decade; pyqtgraph's own minor labels crowd each
-    other); None: pyqtgraph's."""
+    span two decades or less, every multiple when they span one or less (pyqtgraph's own minor labels
+    crowd each other). The span is the values' own (fit times 0.0076-0.0111 lie within one decade and get
+    0.008, 0.009, 0.01, not the 0.01 alone of the decades they touch); None: pyqtgraph's."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v) & (v > 0)]
     if not v.size:
         return None
     lo, hi = np.floor(np.log10(v.min())), np.ceil(np.log10(v.max()))
-    steps = tuple(range(1, 10)) if hi - lo <= 1 else (1, 2, 5) if hi - lo <= 2 else (1,)
+    span = np.log10(v.max()) - np.log10(v.min())
+    steps = tuple(range(1, 10)) if span <= 1 else (1, 2, 5) if span <= 2 else (1,)
     ticks = [(float(np.log10(m * 10.0 ** k)), f"{m * 10.0 ** k:g}") for k in range(int(lo) - 1, int(hi) + 1)
              for m in steps]
     return [ticks, []]

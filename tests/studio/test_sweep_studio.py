@@ -368,3 +368,18 @@ def test_a_sweep_and_make_model_import_nothing_heavy_in_the_window_process(tmp_p
     text = "\n".join(lines)
     assert "LINEAGE True" in lines and "HEAVY []" in lines, text
     assert [x for x in lines if x.startswith("NEW ")] == ["NEW []"], text
+
+
+@pytest.mark.parametrize("values, inside", [
+    ([0.0076, 0.0111], [0.008, 0.009, 0.01]),                 # within one decade: every multiple
+    ([0.003, 0.2], [0.005, 0.01, 0.02, 0.05, 0.1, 0.2]),      # two decades: 1, 2, 5
+    ([1e-12, 1e-6], [1e-12, 1e-11, 1e-10, 1e-9, 1e-8, 1e-7, 1e-6]),  # more: the decades
+])
+def test_the_pareto_plots_log_ticks_label_the_values_own_range(values, inside):
+    from studio.widgets.sweep_panel import log_ticks
+
+    (major, _minor), = [log_ticks(values)]
+    lo, hi = np.log10(min(values)), np.log10(max(values))
+    shown = sorted(10 ** pos for pos, _label in major if lo - 1e-9 <= pos <= hi + 1e-9)
+    np.testing.assert_allclose(shown, inside, rtol=1e-9)
+    assert log_ticks([np.nan, -1.0]) is None
