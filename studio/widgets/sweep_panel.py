@@ -624,16 +624,25 @@ class SweepPanel(QWidget):
 
 def log_ticks(values) -> list | None:
     """Major ticks of a log axis over ``values`` (> 0): the decades, and 2 and 5 times them when the values
-    span two decades or less, every multiple when they span one or less (pyqtgraph's own minor labels
-    crowd each other). The span is the values' own (fit times 0.0076-0.0111 lie within one decade and get
-    0.008, 0.009, 0.01, not the 0.01 alone of the decades they touch); None: pyqtgraph's."""
+    span more than one decade but at most two (pyqtgraph's own minor labels crowd each other); values
+    within one decade get about four evenly spaced ticks of a round step (1, 2 or 5 times a power of ten:
+    fit times 0.0076-0.0111 get 0.008, 0.009, 0.01, 0.011, where the decades they touch gave the single
+    tick 0.01); None: pyqtgraph's."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v) & (v > 0)]
     if not v.size:
         return None
-    lo, hi = np.floor(np.log10(v.min())), np.ceil(np.log10(v.max()))
-    span = np.log10(v.max()) - np.log10(v.min())
-    steps = tuple(range(1, 10)) if span <= 1 else (1, 2, 5) if span <= 2 else (1,)
+    vmin, vmax = float(v.min()), float(v.max())
+    span = np.log10(vmax) - np.log10(vmin)
+    if 0 < span <= 1:
+        raw = (vmax - vmin) / 4
+        mag = 10.0 ** np.floor(np.log10(raw))
+        step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+        k0, k1 = int(np.floor(vmin / step)) - 1, int(np.ceil(vmax / step)) + 1
+        vals = [float(f"{k * step:.12g}") for k in range(max(k0, 1), k1 + 1)]
+        return [[(float(np.log10(x)), f"{x:g}") for x in vals], []]
+    lo, hi = np.floor(np.log10(vmin)), np.ceil(np.log10(vmax))
+    steps = (1, 2, 5) if span <= 2 else (1,)
     ticks = [(float(np.log10(m * 10.0 ** k)), f"{m * 10.0 ** k:g}") for k in range(int(lo) - 1, int(hi) + 1)
              for m in steps]
     return [ticks, []]

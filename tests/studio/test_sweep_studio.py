@@ -371,7 +371,9 @@ def test_a_sweep_and_make_model_import_nothing_heavy_in_the_window_process(tmp_p
 
 
 @pytest.mark.parametrize("values, inside", [
-    ([0.0076, 0.0111], [0.008, 0.009, 0.01]),                 # within one decade: every multiple
+    ([0.0076, 0.0111], [0.008, 0.009, 0.01, 0.011]),          # within one decade: a round linear step
+    ([0.0083, 0.0155], [0.01, 0.012, 0.014]),
+    ([2.0, 2.0], [2.0]),                                      # one value: a tick at it
     ([0.003, 0.2], [0.005, 0.01, 0.02, 0.05, 0.1, 0.2]),      # two decades: 1, 2, 5
     ([1e-12, 1e-6], [1e-12, 1e-11, 1e-10, 1e-9, 1e-8, 1e-7, 1e-6]),  # more: the decades
 ])
