@@ -148,14 +148,18 @@ def test_true_hamiltonian_of_a_port_system_rolls_out_like_ground_truth_and_the_a
     np.testing.assert_allclose(plain.q, simulate(pair(), Q0, P0, 0.005, 800, save_every=40).q, rtol=0, atol=1e-12)
 
 
+def states(k, seed, t_end):
+    """``k`` states of the pair near (Q0, 0) and their times 0..t_end."""
+    rng = np.random.default_rng(seed)
+    return (Q0[None] + 0.05 * rng.standard_normal((k, 2, 2)), 0.1 * rng.standard_normal((k, 2, 2)),
+            np.linspace(0.0, t_end, k))
+
+
 @pytest.mark.parametrize("driven", [False, True])
 def test_true_hamiltonian_time_derivatives_include_the_systems_damping_and_forcing(driven):
     s = pair(true_port(driven))
     th = TrueHamiltonian(s)
-    rng = np.random.default_rng(0)
-    q = Q0[None] + 0.05 * rng.standard_normal((5, 2, 2))
-    p = 0.1 * rng.standard_normal((5, 2, 2))
-    t = np.linspace(0.0, 3.0, 5)
+    q, p, t = states(5, 0, 3.0)
     dq, dp = th.time_derivatives(s, q, p, t=t)
     for k in range(5):
         wq, wp = independent_rhs(t[k], q[k], p[k], driven)
@@ -180,10 +184,7 @@ def test_port_time_derivatives_of_the_true_hamiltonian_count_the_port_once(drive
     from core.learning.rfhgn.port import port_time_derivatives
     s = pair(true_port(driven))
     th = TrueHamiltonian(s)
-    rng = np.random.default_rng(1)
-    q = Q0[None] + 0.05 * rng.standard_normal((4, 2, 2))
-    p = 0.1 * rng.standard_normal((4, 2, 2))
-    t = np.linspace(0.0, 2.0, 4)
+    q, p, t = states(4, 1, 2.0)
     for port in (None, s.port):
         dq, dp = port_time_derivatives(th, s, q, p, p / M, t, port)
         for k in range(4):
