@@ -179,11 +179,16 @@ class MainWindow(QMainWindow):
         self.plotTabs = QTabWidget()
         self.plotTabs.setObjectName("plotTabs")
         self.plotTabs.setDocumentMode(True)
-        self.plotTabs.addTab(self.partsPlot, "Energies")
-        self.plotTabs.addTab(self.balancePlot, "Energy balance")
-        self.plotTabs.addTab(self.lossPlot, "Training loss")
-        self.plotTabs.addTab(self.referencePanel, "Ground-truth error")
-        self.plotTabs.addTab(self.adaptPanel, "Adapt vs scratch")
+        # short tab names, so that the five fit the third of the width without scroll arrows; each page's
+        # own title (and the tab's tooltip) says it in full
+        for page, tab, tip in ((self.partsPlot, "Energies", "Kinetic and potential energy of both runs"),
+                               (self.balancePlot, "Balance", "Energy balance of a damped or driven system"),
+                               (self.lossPlot, "Loss", "Training loss of a gradient-trained model"),
+                               (self.referencePanel, "Truth error",
+                                "The ground truth's own error against an accurate reference (DOP853)"),
+                               (self.adaptPanel, "Adapt", "Adapt vs scratch: test error against the number of "
+                                                          "snapshots")):
+            self.plotTabs.setTabToolTip(self.plotTabs.addTab(page, tab), tip)
         plots.addWidget(self.plotTabs)
         self.plotsDock = self._dock("Plots", "plotsDock", plots, Qt.BottomDockWidgetArea)
         self.sweepDock = self._dock("Sweep", "sweepDock", self.sweepPanel, Qt.BottomDockWidgetArea)

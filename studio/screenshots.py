@@ -20,7 +20,7 @@ driving form, the energy-balance plot and the identified coefficients).
 ``--adapt`` only few-shot adaptation (issue 14): a model trained on the
 harmonic lattice, the Adapt dialog over the same lattice with the FPU-beta
 potential, the adapted model in the table with its lineage, and the
-"Adapt vs scratch" page (test error against k, log-log).
+"Adapt" page (adapt vs scratch: test error against k, log-log).
 ``--sweep`` only the Sweep dock (issue 15): a 12-point grid on a 4x4 lattice while its table fills, then
 the Pareto plot coloured by the sampler and a picked point made a model.
 ``--small`` shows what a first-time user meets on a 1366x768 screen, grabbed
@@ -329,7 +329,7 @@ def sweep(app, w, out: Path) -> None:
 def adaptation(app, w, out: Path) -> None:
     """A model trained on a 4x4 harmonic square lattice adapted, with 10 snapshots, to the same lattice with
     the FPU-beta potential: the Adapt dialog (whole screen), then the models table with the adapted model's
-    lineage and the "Adapt vs scratch" page of the selected source model."""
+    lineage and the "Adapt" page (adapt vs scratch) of the selected source model."""
     d = w.document
     sp = _square_lattice(w, 4, 4)
     for k, val in {"rollout_steps": 2000, "rollout_save_every": 10, "dt": 0.01, "integrator": "verlet"}.items():

@@ -49,7 +49,7 @@ def simulation_specs() -> list[FieldSpec]:
         FieldSpec("reference_check", "Check each roll-out", "bool", s.reference_check,
                   tip="after every roll-out with a Verlet or RK4 ground truth, integrate it again with DOP853 "
                       "(rtol 1e-12) in the background and plot the ground truth's own error (plots: "
-                      "Ground-truth error). Off: only when asked (the button below)"),
+                      "Truth error tab). Off: only when asked (the button below)"),
     ]
 
 
@@ -98,7 +98,7 @@ class TrainPanel(QWidget):
         self.referenceButton = QPushButton("Check ground truth against DOP853")
         self.referenceButton.setObjectName("trainCheckReference")
         self.referenceButton.setToolTip("Integrate the shown roll-out's ground truth again with SciPy's DOP853 "
-                                        "(rtol 1e-12) and plot its own error (plots: Ground-truth error)")
+                                        "(rtol 1e-12) and plot its own error (plots: the Truth error tab)")
         self.referenceButton.clicked.connect(self.referenceRequested)
         sim = QGroupBox("Simulation (training data)")
         sl = QVBoxLayout(sim)
