@@ -6,7 +6,8 @@ one undo stack (:mod:`studio.commands`), with the background work of one
 
 Layout: left dock with tabs *System* (generators), *Draw* (drawing canvas)
 and *Train*; centre: views (truth | prediction) above the timeline; bottom
-dock: plots (energy drift, roll-out error, kinetic/potential, loss); right
+dock: plots (studio.widgets.plots_panel: energy drift, roll-out error and pages of
+energies, balance, loss, ground-truth error, adapt) tabbed with the sweep; right
 dock: the models table with zero-shot roll-outs; status bar: messages, and
 while a job runs its stage, progress and a Cancel button (visible from every
 tab). Window geometry, dock layout and the document's settings (the last
@@ -20,18 +21,17 @@ the settings from the document and hands its results back to it.
 from __future__ import annotations
 
 import sys
-import time
 
 import numpy as np
 from PySide6.QtCore import QByteArray, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QShortcut, QUndoStack
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
-                               QProgressBar, QScrollArea, QSplitter, QStyle, QTabWidget, QToolBar,
+                               QProgressBar, QScrollArea, QStyle, QTabWidget, QToolBar,
                                QToolButton, QVBoxLayout, QWidget)
 
 from core.errors import HGNError
 
-from .defaults import GIL_SWITCH_INTERVAL, PLAYBACK, VIEW
+from .defaults import GIL_SWITCH_INTERVAL, VIEW
 from .document import Document, default_settings
 from .jobs import Jobs
 from .pacing import pacer
@@ -40,12 +40,10 @@ from .scene.palette import hex_of
 from .settings import load_json, open_settings, save_json
 from .timeline import TimeModel
 from .widgets.adapt_dialog import AdaptDialog
-from .widgets.adapt_plot import AdaptPanel
 from .widgets.sweep_panel import SweepPanel
 from .widgets.drawing_panel import DrawingPanel
 from .widgets.models_panel import ModelsPanel
-from .widgets.plots import balance_plot, energy_balance_curves, energy_parts_plot, energy_plot, error_plot, loss_plot
-from .widgets.reference_plot import ReferencePanel
+from .widgets.plots_panel import PlotsPanel
 from .widgets.system_panel import SystemPanel, describe
 from .widgets.timeline_bar import TimelineBar
 from .widgets.train_panel import TrainPanel, set_bar
@@ -138,17 +136,12 @@ class MainWindow(QMainWindow):
         self.views = ViewsPanel()
         self.timelineBar = TimelineBar(self.time)
         self.modelsPanel = ModelsPanel(doc, self.undo)
-        self.energyPlot = energy_plot()
-        self.errorPlot = error_plot()
-        self.partsPlot = energy_parts_plot()
-        self.lossPlot = loss_plot()
-        #: the energy balance of a damped or driven system (issue 13), a page beside the drift plot
-        self.balancePlot = balance_plot()
-        self.plots = [self.energyPlot, self.errorPlot, self.partsPlot, self.balancePlot]
-        #: the ground truth against the DOP853 reference (a page next to the energies)
-        self.referencePanel = ReferencePanel(doc, self.jobs)
-        #: adapt vs fit from scratch over k (issue 14), a page beside it
-        self.adaptPanel = AdaptPanel(doc, self.jobs)
+        #: the plots dock's contents, a view of the roll-out and the timeline (studio.widgets.plots_panel)
+        self.plotsPanel = pp = PlotsPanel(doc, self.jobs, self.time)
+        # its plots and pages by the names the window's users (tests, benchmarks, screenshots) know
+        self.energyPlot, self.errorPlot, self.partsPlot = pp.energyPlot, pp.errorPlot, pp.partsPlot
+        self.lossPlot, self.balancePlot, self.plots = pp.lossPlot, pp.balancePlot, pp.plots
+        self.referencePanel, self.adaptPanel, self.plotTabs = pp.referencePanel, pp.adaptPanel, pp.plotTabs
         #: the last choices of the Adapt dialog (k, seed, regularisation)
         self._adapt_last: dict = {}
         #: sweeps over fit settings and sizes (issue 15): a dock tabbed with the plots
@@ -168,29 +161,7 @@ class MainWindow(QMainWindow):
         self.leftTabs.addTab(_scroll(self.drawingPanel), "Draw")
         self.leftTabs.addTab(_scroll(self.trainPanel), "Train")
         self.leftDock = self._dock("System and training", "leftDock", self.leftTabs, Qt.LeftDockWidgetArea)
-        plots = QSplitter(Qt.Horizontal)
-        plots.setObjectName("plotsSplitter")
-        for p in (self.energyPlot, self.errorPlot):
-            plots.addWidget(p)
-        # the third place holds the kinetic/potential plot or, while a
-        # gradient-trained model is current, its loss curve: switching pages
-        # leaves the other plots' geometry alone (showing a fourth plot
-        # re-laid out all of them: 100-290 ms of GUI time under load)
-        self.plotTabs = QTabWidget()
-        self.plotTabs.setObjectName("plotTabs")
-        self.plotTabs.setDocumentMode(True)
-        # short tab names, so that the five fit the third of the width without scroll arrows; each page's
-        # own title (and the tab's tooltip) says it in full
-        for page, tab, tip in ((self.partsPlot, "Energies", "Kinetic and potential energy of both runs"),
-                               (self.balancePlot, "Balance", "Energy balance of a damped or driven system"),
-                               (self.lossPlot, "Loss", "Training loss of a gradient-trained model"),
-                               (self.referencePanel, "Truth error",
-                                "The ground truth's own error against an accurate reference (DOP853)"),
-                               (self.adaptPanel, "Adapt", "Adapt vs scratch: test error against the number of "
-                                                          "snapshots")):
-            self.plotTabs.setTabToolTip(self.plotTabs.addTab(page, tab), tip)
-        plots.addWidget(self.plotTabs)
-        self.plotsDock = self._dock("Plots", "plotsDock", plots, Qt.BottomDockWidgetArea)
+        self.plotsDock = self._dock("Plots", "plotsDock", self.plotsPanel, Qt.BottomDockWidgetArea)
         self.sweepDock = self._dock("Sweep", "sweepDock", self.sweepPanel, Qt.BottomDockWidgetArea)
         self.tabifyDockWidget(self.plotsDock, self.sweepDock)
         self.plotsDock.raise_()
@@ -212,14 +183,6 @@ class MainWindow(QMainWindow):
         self.projects.install_menu(self.fileMenu, before=self.saveSystemAction)
         self.enable_export(self.projects.export_video, "Export the roll-out as a video (MP4, WebM or GIF)")
         self._last_error = ""
-        self._cursor_time = 0.0
-        self._mse = None                 # (roll-out buffer, its position MSE so far): see _position_mse
-        # while a roll-out streams in, the plots get its data at most this
-        # often (each then draws in a pacer turn of its own)
-        self._plot_timer = QTimer(self)
-        self._plot_timer.setSingleShot(True)
-        self._plot_timer.setInterval(int(1000 * PLAYBACK.plot_interval))
-        self._plot_timer.timeout.connect(self._update_plots)
 
         self._fit_to_screen()
         if restore:
@@ -391,8 +354,6 @@ class MainWindow(QMainWindow):
         for sig in (doc.modelsChanged, doc.currentModelChanged, doc.systemChanged):
             sig.connect(self._update_adapt_button)
         self.time.frameChanged.connect(self.views.show_frame)
-        self.time.frameChanged.connect(self._on_frame)
-        self.time.playingChanged.connect(self._on_playing)
 
         jobs.progress.connect(tp.set_progress)
         jobs.progress.connect(self.jobStatus.set_progress)
@@ -403,10 +364,6 @@ class MainWindow(QMainWindow):
         jobs.cancelled.connect(self._on_cancelled)
         jobs.runningChanged.connect(self._update_running)
         jobs.trained.connect(self._on_trained)
-        jobs.checkingChanged.connect(self._show_reference_page)
-        doc.referenceChanged.connect(self._show_reference_page)
-        jobs.comparingChanged.connect(self._show_adapt_page)
-        doc.adaptCurveChanged.connect(self._show_adapt_page)
         jobs.basisSaved.connect(lambda p: self.show_status(f"saved the basis (hidden layers) to {p}"))
         self.jobStatus.cancelButton.clicked.connect(self.cancel)
 
@@ -416,6 +373,7 @@ class MainWindow(QMainWindow):
         self.modelsPanel.adaptRequested.connect(self.adapt_model)
         self.modelsPanel.saveBasisRequested.connect(self.save_basis)
         self.modelsPanel.compareRequested.connect(self.compare_adapt)
+        self.plotsPanel.listen()          # after the window's handlers: the views take a new roll-out first
 
     def enable_export(self, handler, tooltip: str = "Export the roll-out as a video") -> None:
         """Wire the Export video button and menu entry to ``handler()`` (called
@@ -491,9 +449,6 @@ class MainWindow(QMainWindow):
         self.time.pause()
         self.time.set_times(np.zeros(1), 1)
         self.views.set_system(system)
-        self._plot_timer.stop()
-        for p in self.plots:
-            p.clear_curves()
         self._update_marked()
         self.show_status(describe(system))
 
@@ -584,22 +539,10 @@ class MainWindow(QMainWindow):
         self.views.set_rollout(buf)
         self._update_marked()
         self.time.set_times(buf.t, buf.n_filled)
-        # the plots start over, each drawn in a pacer turn of its own, with
-        # the x range the roll-out's whole planned span (see TimePlot.begin_stream)
-        t = np.asarray(buf.t, dtype=float)
-        span = (float(t[0]), float(t[-1])) if len(t) > 1 and t[-1] > t[0] else None
-        self._plot_timer.stop()
-        for p in self.plots:
-            p.begin_stream(span)
-        self._update_plots()
 
     @Slot(int)
     def _on_rollout_extended(self, n: int) -> None:
         self.time.set_filled(n)
-        # while a roll-out streams in, the plots get its data a few times a
-        # second, the latest data when the timer fires
-        if not self._plot_timer.isActive():
-            self._plot_timer.start()
         if "first_frame" not in self.jobs.timing and "train_pressed" in self.jobs.timing and n > 1:
             # the first frame after Train: the truth view renders first, in the
             # next pacer turn (not in this chunk's batch)
@@ -616,10 +559,6 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_rollout_finished(self, buf) -> None:
         self.time.set_filled(buf.n_filled)
-        self._plot_timer.stop()
-        self._update_plots()
-        for p in self.plots:
-            p.end_stream()          # drawn, auto-ranged, in the plot's next pacer turn
         if buf.with_prediction and buf.n_filled > 1 and not buf.warnings:
             m = buf.measures()
             self.show_status(f"roll-out of {buf.model_name}{' (zero-shot)' if buf.zero_shot else ''}: "
@@ -628,95 +567,13 @@ class MainWindow(QMainWindow):
 
     @Slot(int)
     def _on_current_model(self, index: int) -> None:
-        """Show the current model: its loss curve and its roll-out (computed
-        when the one shown belongs to another model)."""
+        """Show the current model's roll-out (computed when the one shown belongs to another model; its
+        plot page: the plots panel)."""
         rec = self.document.current_model()
-        # the plot page in a pacer turn of its own: showing the other page
-        # lays it out and paints it, which should not share a batch with the
-        # models table's update or the roll-out's start
-        pacer().later(self.plotTabs, self._show_model_plots)
         shown = self.document.rollout
         if rec is not None and rec.model is not None and (shown is None or shown.model_name != rec.name) \
                 and self.jobs.rollout_target != rec.name:
             self.jobs.rollout(index)
-
-    def _show_model_plots(self) -> None:
-        """The current model's loss curve (gradient-trained models) on the
-        third plot page, else the energies page."""
-        rec = self.document.current_model()
-        if rec is not None and rec.loss is not None and len(rec.loss) > 1:
-            self.lossPlot.set_curve("loss", np.arange(1, len(rec.loss) + 1), np.asarray(rec.loss))
-            self.plotTabs.setCurrentWidget(self.lossPlot)
-        else:
-            from core.physics.port import port_of
-
-            self.lossPlot.clear_curves()
-            damped = rec is not None and port_of(rec.system) is not None
-            self.plotTabs.setCurrentWidget(self.balancePlot if damped else self.partsPlot)
-
-    @Slot()
-    def _update_plots(self) -> None:
-        """Give the plots the roll-out's data so far (a run the roll-out does
-        not have: an empty curve). While it streams in, each plot draws them
-        in a pacer turn of its own."""
-        b = self.document.rollout
-        if b is None:
-            return
-        n = b.n_filled
-        t = b.t[:n]
-        none = np.zeros(0)
-        pred = b.with_prediction
-        self.energyPlot.set_curve("ground truth", t, b.drift("truth"))
-        self.energyPlot.set_curve("prediction", *((t, b.drift("prediction")) if pred else (none, none)))
-        self.errorPlot.set_curve("position MSE", *((t, self._position_mse(b)) if pred else (none, none)))
-        for which in ("truth", "prediction"):
-            on = which == "truth" or pred
-            self.partsPlot.set_curve(f"kinetic ({which})", *((t, b.kinetic[which][:n]) if on else (none, none)))
-            self.partsPlot.set_curve(f"potential ({which})",
-                                     *((t, b.potential[which][:n]) if on else (none, none)))
-            bal = energy_balance_curves(b.system, t, b.p[which][:n], b.kinetic[which][:n],
-                                        b.potential[which][:n]) if on else None
-            self.balancePlot.set_curve(f"H - H0 ({which})", *((t, bal[0]) if bal else (none, none)))
-            self.balancePlot.set_curve(f"injected - dissipated ({which})", *((t, bal[1]) if bal else (none, none)))
-
-    def _position_mse(self, b) -> np.ndarray:
-        """``b.position_mse()`` of the filled frames, computed for the frames
-        new since the last call only (the whole error of a long roll-out,
-        recomputed a few times a second while it streams in, took 5-20 ms
-        of the GUI thread; filled frames do not change)."""
-        from core.learning.metrics import position_mse
-
-        n = b.n_filled
-        shown, done = self._mse if self._mse is not None else (None, None)
-        if shown is not b or len(done) > n:
-            done = np.zeros(0)
-        k = len(done)
-        if k < n:
-            done = np.concatenate([done, position_mse(b.q["truth"][k:n], b.q["prediction"][k:n], b.system.box)])
-        self._mse = (b, done)
-        return done
-
-    @Slot(int)
-    def _on_frame(self, f: int) -> None:
-        now = time.perf_counter()
-        if self.time.playing and now - self._cursor_time < PLAYBACK.cursor_interval:
-            return
-        self._cursor_time = now
-        t = self.time.time(f)
-        for p in self.plots:
-            p.set_cursor(t)
-        self.referencePanel.plot.set_cursor(t)
-
-    def _show_reference_page(self, what) -> None:
-        """A check started (True) or arrived: its page comes to the front."""
-        if what is not None and what is not False:
-            self.plotTabs.setCurrentWidget(self.referencePanel)
-
-    def _show_adapt_page(self, what) -> None:
-        """A comparison started (True) or arrived: its page comes to the front, in a pacer turn of its own
-        (showing another page lays it out and paints it; the latest page asked for wins)."""
-        if what is not None and what is not False:
-            pacer().later(self.plotTabs, lambda: self.plotTabs.setCurrentWidget(self.adaptPanel))
 
     # -- few-shot adaptation (issue 14) ----------------------------------------
     def _update_adapt_button(self, *_args) -> None:
@@ -784,12 +641,6 @@ class MainWindow(QMainWindow):
             return False
         self.document.set_current(index)
         return self.jobs.compare_adapt(index)
-
-    @Slot(bool)
-    def _on_playing(self, playing: bool) -> None:
-        if not playing:
-            self._cursor_time = 0.0
-            self._on_frame(self.time.frame)
 
     # -- the view state in the document ---------------------------------------
     @Slot()
