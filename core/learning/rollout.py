@@ -419,7 +419,8 @@ class RangeMonitor:
     seen so far and, the first time one leaves its training range, warns with
     :class:`RolloutExtrapolationWarning` (once per roll-out) and keeps what
     left which range where in ``meta["training_range_left"]`` (``step`` and
-    ``t`` of the whole run, ``quantity``, ``value``, ``bound``, ``side``
+    ``t`` of the whole run, ``quantity``, ``value``, ``bound``, ``relative``
+    = |value - bound| / bound (also in the message, in per cent), ``side``
     "above" | "below", ``at_start``). A start state that is already outside
     (frame 0: a larger lattice's random start has more extreme bonds than the
     small system's data) is reported as the start, not as something the
@@ -464,11 +465,15 @@ class RangeMonitor:
             return
         quantity, value, bound, above = out
         a, b = _distinct(value, bound)
-        what = (f"{quantity} {a} beyond the largest in the training data ({b})" if above else
-                f"{quantity} {a} below the smallest in the training data ({b})")
+        # how far, relative to the bound: a few per cent beyond the extremes of the data is where a
+        # held-out run of the same system goes too, and a fitted model usually still holds there
+        rel = abs(value - bound) / abs(bound) if bound else math.inf
+        far = f"{100 * rel:.2g}% {'above' if above else 'below'} it"
+        what = (f"{quantity} {a} beyond the largest in the training data ({b}), {far}" if above else
+                f"{quantity} {a} below the smallest in the training data ({b}), {far}")
         n, t = self.offset + step, self.t0 + step * self.dt
         self.left = {"step": n, "t": t, "quantity": quantity, "value": value, "bound": bound,
-                     "side": "above" if above else "below", "at_start": step == 0}
+                     "relative": rel, "side": "above" if above else "below", "at_start": step == 0}
         if step == 0 and n == 0:
             msg = f"the initial state already has a {what}, before any step"
         elif step == 0:

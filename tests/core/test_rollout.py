@@ -364,7 +364,7 @@ def test_leaving_the_training_kinetic_energies_is_flagged_and_warned():
     calm = rollout(Slow(s), s, q0, p0, 0.01, 100, 10)
     assert calm.meta["outside_training_range"] is False and "training_range_left" not in calm.meta
     q1, p1 = initial_state(s, 0.02, 0.5, seed=0)
-    with pytest.warns(RolloutExtrapolationWarning, match="particle kinetic energy .* beyond the largest"):
+    with pytest.warns(RolloutExtrapolationWarning, match="particle kinetic energy .* beyond the largest") as rec:
         fast = rollout(Slow(s), s, q1, p1, 0.01, 100, 10)
     k = 0.5 * np.einsum("fij,fij,i->fi", fast.p, fast.p, 1.0 / s.masses)
     assert fast.meta["outside_training_range"] is True
@@ -374,6 +374,10 @@ def test_leaving_the_training_kinetic_energies_is_flagged_and_warned():
     first = int(np.argmax(k.max(axis=1) > 0.01))  # the first saved frame with a particle above
     assert left["step"] == first * 10 and left["at_start"] == (first == 0)
     assert left["value"] == pytest.approx(k[first].max(), rel=1e-12)
+    rel = (k[first].max() - 0.01) / 0.01
+    assert left["relative"] == pytest.approx(rel, rel=1e-12)
+    msg = str(rec[0].message)
+    assert f"{100 * rel:.2g}% above it" in msg, msg
 
 
 def test_leaving_the_training_distances_is_flagged_and_warned():
