@@ -17,7 +17,9 @@ code's, measured in the same run (JSON + Markdown in benchmarks/results/).
     1,000,000-particle learned step on the GPU (target <= 20 ms), a
     10,077,696-particle (216^3) roll-out of a few steps with its peak GPU
     memory, and the fit on 100,000 snapshots CPU vs GPU (fit_speed.measure_gpu,
-    target >= 10x);
+    target >= 10x); ``gpu_section(device="cpu", sizes=...)`` runs the same code
+    on the CPU with small sizes (tests/benchmarks/test_gpu_dry_run.py), so a GPU
+    session's minutes do not go into finding its bugs;
 (e) float32 against float64: largest position difference after N steps on
     the 3x3x3 lattice and on 47^3 (new code only).
 
@@ -150,12 +152,25 @@ def drop_tree(path: Path) -> None:
 
 
 # ----------------------------------------------------------------------
-def gpu_section(quick: bool) -> dict:
+#: the GPU section's sizes: the lattice of the timed step (100^3 = 1,000,000 particles), of the large roll-out
+#: (216^3 = 10,077,696) and the snapshots of the CPU-vs-GPU fit (10,000 with --quick)
+GPU_SIZES = {"step_lattice": 100, "big_lattice": 216, "fit_snapshots": 100_000}
+
+
+def gpu_section(quick: bool, device: str = "cuda", sizes: dict | None = None) -> dict:
+    """Section (d) on ``device`` (CUDA; tests run the same code on "cpu" with small ``sizes``, so that a
+    GPU session's few minutes do not go into finding its bugs)."""
     import torch
 
-    if not torch.cuda.is_available():
+    sizes = {**GPU_SIZES, **(sizes or {})}
+    cuda = torch.device(device).type == "cuda"
+    if cuda and not torch.cuda.is_available():
         return {"skipped": f"no CUDA GPU: torch {torch.__version__} reports torch.cuda.is_available() False"}
     import warnings
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
 
     from core.learning.rfhgn import RFConfig, fit
     from core.learning.rollout import RolloutExtrapolationWarning, rollout
@@ -165,47 +180,54 @@ def gpu_section(quick: bool) -> dict:
     from core.physics.initial import initial_state
 
     warnings.simplefilter("ignore", RolloutExtrapolationWarning)
-    out = {"gpu": torch.cuda.get_device_name(0)}
+    out = {"gpu": torch.cuda.get_device_name(0) if cuda else f"({device}: a dry run of the GPU section)",
+           "sizes": sizes}
     model = fit(random_snapshots(cubic_lattice(2, 2, 2), 500, 0.1, 0.1, seed=0), RFConfig())
-    s = cubic_lattice(100, 100, 100)
+    n1 = int(sizes["step_lattice"])
+    s = cubic_lattice(n1, n1, n1)
     q0, p0 = initial_state(s, 0.1, 0.1, seed=2)
+    from core.learning.rollout import explicit_step
     for prec, dtype in (("float64", torch.float64), ("float32", torch.float32)):
         for scatter in ("index_add", "csr"):
-            st = make_stepper(model, s, "cuda", dtype, scatter=scatter)
+            st = make_stepper(model, s, device, dtype, scatter=scatter)
             q, p = st.tensor(q0), st.tensor(p0)
             g = st.potential(q)
-            from core.learning.rollout import explicit_step
             for k in range(3):
                 q, p, g = explicit_step(st, q, p, g, 0.01, k)
-            torch.cuda.synchronize()
+            sync()
             n = 20 if quick else 100
             t0 = time.perf_counter()
             for k in range(n):
                 q, p, g = explicit_step(st, q, p, g, 0.01, k)
-            torch.cuda.synchronize()
-            out[f"step_1M_{prec}_{scatter}_s"] = (time.perf_counter() - t0) / n
-            print(f"  GPU 1M step {prec} {scatter}: {out[f'step_1M_{prec}_{scatter}_s'] * 1e3:.2f} ms", flush=True)
+            sync()
+            key = "step_1M" if n1 == GPU_SIZES["step_lattice"] else f"step_{s.n}"
+            out[f"{key}_{prec}_{scatter}_s"] = (time.perf_counter() - t0) / n
+            out[f"{key}_{prec}_{scatter}_finite"] = bool(torch.isfinite(q).all())
+            print(f"  {device} {s.n:,}-particle step {prec} {scatter}: "
+                  f"{out[f'{key}_{prec}_{scatter}_s'] * 1e3:.2f} ms", flush=True)
     del s
-    n10 = 216
-    torch.cuda.reset_peak_memory_stats()
+    n10 = int(sizes["big_lattice"])
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     big = cubic_lattice(n10, n10, n10)
     build = time.perf_counter() - t0
     q0, p0 = initial_state(big, 0.1, 0.1, seed=2)
     steps = 5 if quick else 20
     t0 = time.perf_counter()
-    tr = rollout(model, big, q0, p0, 0.01, steps, steps, learned_energy=False, device="cuda")
+    tr = rollout(model, big, q0, p0, 0.01, steps, steps, learned_energy=False, device=device)
     out["rollout_10M"] = {"particles": big.n, "edges": int(len(big.edges)), "steps": steps, "build_s": build,
                           "wall_s": time.perf_counter() - t0, "seconds_per_step": tr.meta["seconds_per_step"],
-                          "peak_gpu_memory_gb": torch.cuda.max_memory_allocated() / 2 ** 30,
+                          "peak_gpu_memory_gb": torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else None,
                           "finite": bool(__import__("numpy").isfinite(tr.q[-1]).all())}
-    print(f"  GPU roll-out {big.n:,} particles: {out['rollout_10M']}", flush=True)
+    print(f"  {device} roll-out {big.n:,} particles: {out['rollout_10M']}", flush=True)
     del big, tr
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import fit_speed
 
     measure_gpu = getattr(fit_speed, "measure_gpu", None)
-    out["fit_gpu"] = measure_gpu(10_000 if quick else 100_000) if measure_gpu else {"skipped": "no measure_gpu"}
+    n_fit = min(int(sizes["fit_snapshots"]), 10_000) if quick else int(sizes["fit_snapshots"])
+    out["fit_gpu"] = measure_gpu(n_fit, device=device) if measure_gpu else {"skipped": "no measure_gpu"}
     return out
 
 
@@ -309,12 +331,16 @@ def markdown(doc: dict) -> str:
             out.append("| measure | value | target |")
             out.append("|---|---|---|")
             for key, v in g.items():
-                if key.startswith("step_1M"):
-                    out.append(f"| learned step, 1,000,000 particles ({key[8:-2]}) | {_ms(v)} | <= 20 ms |")
+                if key.startswith("step_") and key.endswith("_s"):
+                    size, what = key[5:-2].split("_", 1)
+                    n = "1,000,000" if size == "1M" else f"{int(size):,}"
+                    out.append(f"| learned step, {n} particles ({what}) | {_ms(v)} | <= 20 ms |")
             r10 = g.get("rollout_10M", {})
             if r10:
+                peak = r10.get("peak_gpu_memory_gb")
                 out.append(f"| roll-out of {r10['particles']:,} particles | {r10['steps']} steps, "
-                           f"{_ms(r10['seconds_per_step'])}/step, peak {r10['peak_gpu_memory_gb']:.1f} GiB | runs |")
+                           f"{_ms(r10['seconds_per_step'])}/step"
+                           + (f", peak {peak:.1f} GiB" if peak is not None else "") + " | runs |")
             fg = g.get("fit_gpu") or {}
             if "speedup" in fg:
                 out.append(f"| fit on {fg['n_snapshots']:,} snapshots, CPU / GPU | {fg['cpu_fit_s']:.1f} s / "
