@@ -382,6 +382,15 @@ def _merge(doc: dict, path: Path) -> None:
                         if tk not in {f"t{t}" for t in doc["threads"]}:
                             doc["threads"] = sorted(set(doc["threads"]) | {int(tk[1:])})
         doc["sections"] = [s for s in SECTIONS if s in doc["sections"] or s == sec]
+    # the code versions of the kept CPU sections: a run that measured none (--sections gpu) shows the
+    # earlier run's before/after columns under their own commits; one that did keeps its own labels (the
+    # kept sections' commits are listed in the Markdown)
+    for ref in old.get("refs", []):
+        if ref not in doc["refs"] and ref in doc["runs"]:
+            doc["refs"].append(ref)
+            doc["commits"].setdefault(ref, (old.get("commits") or {}).get(ref))
+    order = {r: i for i, r in enumerate(old.get("refs", []))}
+    doc["refs"].sort(key=lambda r: order.get(r, len(order)))
     doc["kept_sections"] = kept
 
 
@@ -415,9 +424,10 @@ def main(argv=None) -> int:
     # both versions run from worktrees of their commits: the shared working tree may hold other
     # people's unfinished edits (commit first; fit_speed.py comes from this tree, as for the old code)
     trees = []
-    if args.before_ref:
+    if args.before_ref and cpu_sections:
         trees.append(("before", args.before_ref, None))
-    trees.append(("after", head, None))
+    if cpu_sections:                      # (only the GPU or float32 sections: no code versions to check out)
+        trees.append(("after", head, None))
     try:
         for label, ref, tree in trees:
             if tree is None:

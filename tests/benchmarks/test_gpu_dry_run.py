@@ -42,3 +42,22 @@ def test_without_cuda_the_gpu_section_says_why_it_skipped():
     g = bench_torch_core.gpu_section(True)
     assert "no CUDA GPU" in g["skipped"]
     assert fit_speed.measure_gpu(300) is None
+
+
+def test_a_gpu_only_run_merged_into_the_results_keeps_the_before_and_after_columns(tmp_path):
+    """--sections gpu --merge (what benchmarks/gpu_session.sh runs) keeps the earlier run's CPU sections with
+    their code versions: the before/after columns under their own commits, not relabelled as this run's."""
+    import json
+
+    old = {"sections": ["fit", "gpu"], "refs": ["before", "after"],
+           "commits": {"before": "b00e48d", "after": "80aa3de"}, "date": "2026-12-03 05:24", "threads": [1],
+           "runs": {"before": {"t1": {"fit": {"ratio": 6.25}}}, "after": {"t1": {"fit": {"ratio": 3.05}}}},
+           "gpu": {"skipped": "no CUDA GPU"}}
+    path = tmp_path / "torch_core.json"
+    path.write_text(json.dumps(old))
+    doc = {"sections": ["gpu"], "refs": [], "commits": {}, "runs": {}, "threads": [1, 2], "gpu": {"gpu": "H200"}}
+    bench_torch_core._merge(doc, path)
+    assert doc["refs"] == ["before", "after"] and doc["commits"] == old["commits"]
+    assert doc["runs"]["before"]["t1"]["fit"]["ratio"] == 6.25 and doc["runs"]["after"]["t1"]["fit"]["ratio"] == 3.05
+    assert doc["gpu"] == {"gpu": "H200"} and doc["sections"] == ["fit", "gpu"]
+    assert doc["kept_sections"]["fit"]["commits"] == old["commits"]
