@@ -152,6 +152,23 @@ def space_of(texts: dict[str, str], random: bool = False) -> dict:
     return out
 
 
+def count_points(texts: dict[str, str], random_points: int = 0) -> int:
+    """How many points the fields make, without making them (the panel counts on every edit; making
+    thousands of points takes a second): the product of the fields' numbers of values for the grid, the
+    number asked for in a random search (repeats are dropped when the points are drawn). The fields are
+    checked as :func:`grid_points` checks them (HGNError naming a bad one)."""
+    n = int(random_points)
+    if n < 0:
+        raise HGNError(f"Random points: {n} is not a number of points (0 = every combination of the grid)")
+    space = space_of(texts, random=n > 0)
+    if n > 0:
+        return n
+    total = 1
+    for values in space.values():
+        total *= len(values)
+    return total
+
+
 def grid_points(texts: dict[str, str], base: dict, random_points: int = 0, random_seed: int = 0) -> list[dict]:
     """The sweep's points on ``base``: with ``random_points`` 0, core.cluster.sweep.grid over the panel's
     fields (AXES order, the last varies fastest); else core.cluster.sweep.random_points: that many points
