@@ -28,6 +28,9 @@ AXES = (("node_width", "Node widths", int), ("edge_width", "Edge widths", int),
 #: short names of the settings in the table and the colour choice
 SHORT = {"node_width": "node", "edge_width": "edge", "message_width": "msg", "regularisation": "reg",
          "sampler": "sampler", "seed": "seed", "n": "n"}
+#: the most points a sweep started from the panel may have (making them takes ~0.3 ms each in the GUI thread,
+#: running them hours; the command line's sweep has no such limit)
+MAX_POINTS = 10_000
 #: the studio's simulation settings -> the sweep's data settings
 DATA_KEYS = {"n_trajectories": "trajectories", "steps": "steps", "dt": "dt", "save_every": "save_every",
              "displacement": "displacement", "momentum": "momentum", "seed": "seed",
@@ -162,10 +165,14 @@ def count_points(texts: dict[str, str], random_points: int = 0) -> int:
         raise HGNError(f"Random points: {n} is not a number of points (0 = every combination of the grid)")
     space = space_of(texts, random=n > 0)
     if n > 0:
-        return n
-    total = 1
-    for values in space.values():
-        total *= len(values)
+        total = n
+    else:
+        total = 1
+        for values in space.values():
+            total *= len(values)
+    if total > MAX_POINTS:
+        raise HGNError(f"{total:,} points: the studio runs at most {MAX_POINTS:,} (each is a simulation, a fit "
+                       "and a roll-out); list fewer values, or draw a random search of fewer points")
     return total
 
 
@@ -177,8 +184,7 @@ def grid_points(texts: dict[str, str], base: dict, random_points: int = 0, rando
     from core.cluster.sweep import grid, random_points as draw
 
     n = int(random_points)
-    if n < 0:
-        raise HGNError(f"Random points: {n} is not a number of points (0 = every combination of the grid)")
+    count_points(texts, n)          # checked first: too many points are refused before any is made
     space = space_of(texts, random=n > 0)
     return draw(space, n, int(random_seed), base) if n > 0 else grid(space, base)
 
