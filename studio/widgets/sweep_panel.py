@@ -110,7 +110,7 @@ class SweepPanel(QWidget):
         #: random search: this many points drawn from the fields' values and ranges (0: the whole grid)
         self.randomSpin = QSpinBox()
         self.randomSpin.setObjectName("sweepRandomPoints")
-        self.randomSpin.setRange(0, 10000)
+        self.randomSpin.setRange(0, sweeps.MAX_POINTS)
         self.randomSpin.setSpecialValueText("off (every combination)")
         self.randomSpin.setToolTip("Random search: draw this many points, each field one of its values or a "
                                    "value of its range lo:hi; off: every combination of the listed values")
