@@ -155,11 +155,9 @@ def space_of(texts: dict[str, str], random: bool = False) -> dict:
     return out
 
 
-def count_points(texts: dict[str, str], random_points: int = 0) -> int:
-    """How many points the fields make, without making them (the panel counts on every edit; making
-    thousands of points takes a second): the product of the fields' numbers of values for the grid, the
-    number asked for in a random search (repeats are dropped when the points are drawn). The fields are
-    checked as :func:`grid_points` checks them (HGNError naming a bad one)."""
+def _checked_space(texts: dict[str, str], random_points: int) -> tuple[dict, int]:
+    """(:func:`space_of` the fields, the number of points they make), HGNError for a bad field, a negative
+    number of random points or more than :data:`MAX_POINTS`."""
     n = int(random_points)
     if n < 0:
         raise HGNError(f"Random points: {n} is not a number of points (0 = every combination of the grid)")
@@ -173,19 +171,27 @@ def count_points(texts: dict[str, str], random_points: int = 0) -> int:
     if total > MAX_POINTS:
         raise HGNError(f"{total:,} points: the studio runs at most {MAX_POINTS:,} (each is a simulation, a fit "
                        "and a roll-out); list fewer values, or draw a random search of fewer points")
-    return total
+    return space, total
+
+
+def count_points(texts: dict[str, str], random_points: int = 0) -> int:
+    """How many points the fields make, without making them (the panel counts on every edit; making
+    thousands of points takes a second): the product of the fields' numbers of values for the grid, the
+    number asked for in a random search (repeats are dropped when the points are drawn). The fields are
+    checked as :func:`grid_points` checks them (HGNError naming a bad one)."""
+    return _checked_space(texts, random_points)[1]
 
 
 def grid_points(texts: dict[str, str], base: dict, random_points: int = 0, random_seed: int = 0) -> list[dict]:
     """The sweep's points on ``base``: with ``random_points`` 0, core.cluster.sweep.grid over the panel's
     fields (AXES order, the last varies fastest); else core.cluster.sweep.random_points: that many points
     drawn with ``default_rng(random_seed)`` (per axis one of its listed values or a value of its range,
-    log-uniform for the widths and the regularisation unless the range says; duplicates dropped)."""
+    log-uniform for the widths and the regularisation unless the range says; duplicates dropped). Too many
+    points are refused (:data:`MAX_POINTS`) before any is made."""
     from core.cluster.sweep import grid, random_points as draw
 
     n = int(random_points)
-    count_points(texts, n)          # checked first: too many points are refused before any is made
-    space = space_of(texts, random=n > 0)
+    space, _total = _checked_space(texts, n)
     return draw(space, n, int(random_seed), base) if n > 0 else grid(space, base)
 
 

@@ -275,6 +275,18 @@ class PlotGrid(pg.GraphicsObject):
             p.restore()
 
 
+def empty_label(plot_item, text: str) -> pg.LabelItem:
+    """The muted message centred in ``plot_item``'s view box that says what will appear there while there is
+    nothing to plot (each line centred within it); shown and hidden by its plot."""
+    label = pg.LabelItem(text, size="9pt", color=palette.hex_of(palette.MUTED))
+    item = label.item
+    item.setTextWidth(item.boundingRect().width())
+    item.document().setDefaultTextOption(QTextOption(Qt.AlignCenter))
+    label.setParentItem(plot_item.vb)
+    label.anchor(itemPos=(0.5, 0.5), parentPos=(0.5, 0.5))
+    return label
+
+
 def grid_plot(**kw) -> pg.PlotWidget:
     """A PlotWidget whose left and bottom axes are :class:`GridAxis` es:
     call :func:`cache_grid` after ``showGrid``."""
@@ -327,12 +339,7 @@ class TimePlot(pg.PlotWidget):
             pi.addItem(self.cursor, ignoreBounds=True)
         # what appears here, said in the middle while there is nothing to plot
         self.empty_text = empty_text
-        self.emptyLabel = pg.LabelItem(empty_text, size="9pt", color=palette.hex_of(palette.MUTED))
-        text = self.emptyLabel.item          # centre each line within the message
-        text.setTextWidth(text.boundingRect().width())
-        text.document().setDefaultTextOption(QTextOption(Qt.AlignCenter))
-        self.emptyLabel.setParentItem(pi.vb)
-        self.emptyLabel.anchor(itemPos=(0.5, 0.5), parentPos=(0.5, 0.5))
+        self.emptyLabel = empty_label(pi, empty_text)
         self.setMinimumHeight(90)
         self._empty = None
         self._set_empty(True)

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtGui import QTextOption
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -50,7 +49,7 @@ from core.errors import HGNError
 from .. import sweeps
 from ..pacing import pacer
 from ..scene import palette
-from .plots import pen
+from .plots import empty_label, pen
 
 #: the Pareto plot's message while no point has finished
 EMPTY_TEXT = "Each finished sweep point appears here:<br>its fit time against its test error"
@@ -231,12 +230,7 @@ class SweepPanel(QWidget):
                                         symbolPen=pg.mkPen(palette.hex_of(palette.SELECTION), width=2))
         pi.addItem(self.pickItem)
         #: what appears here, shown instead of bare axes until a point has finished
-        self.emptyLabel = pg.LabelItem(EMPTY_TEXT, size="9pt", color=palette.hex_of(palette.MUTED))
-        text = self.emptyLabel.item
-        text.setTextWidth(text.boundingRect().width())
-        text.document().setDefaultTextOption(QTextOption(Qt.AlignCenter))
-        self.emptyLabel.setParentItem(pi.vb)
-        self.emptyLabel.anchor(itemPos=(0.5, 0.5), parentPos=(0.5, 0.5))
+        self.emptyLabel = empty_label(pi, EMPTY_TEXT)
         self._empty = None
         self._set_empty(True)
         self._scatter: list[pg.PlotDataItem] = []
